@@ -1,0 +1,66 @@
+"""turnout: an LLM routing gateway.
+
+The router is a library: ``from turnout import Router`` works in-process, with no HTTP server.
+"""
+
+from turnout.clock import Clock, SystemClock
+from turnout.config import (
+    BreakerConfig,
+    Deployment,
+    FallbackConfig,
+    HealthConfig,
+    HybridWeights,
+    RetryConfig,
+    RouterConfig,
+    RoutingConfig,
+    Timeouts,
+    parse_router_config,
+)
+from turnout.errors import TurnoutError
+from turnout.observe.events import Event, Observer
+from turnout.providers.base import Provider
+from turnout.router.router import DeploymentHealth, Router
+from turnout.router.streaming import Stream
+from turnout.secrets import Secret
+from turnout.wire import (
+    Operation,
+    ProviderResponse,
+    RateLimitHints,
+    Request,
+    Response,
+    StreamChunk,
+    Usage,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BreakerConfig",
+    "Clock",
+    "Deployment",
+    "DeploymentHealth",
+    "Event",
+    "FallbackConfig",
+    "HealthConfig",
+    "HybridWeights",
+    "Observer",
+    "Operation",
+    "Provider",
+    "ProviderResponse",
+    "RateLimitHints",
+    "Request",
+    "Response",
+    "RetryConfig",
+    "Router",
+    "RouterConfig",
+    "RoutingConfig",
+    "Secret",
+    "Stream",
+    "StreamChunk",
+    "SystemClock",
+    "Timeouts",
+    "TurnoutError",
+    "Usage",
+    "__version__",
+    "parse_router_config",
+]

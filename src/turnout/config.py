@@ -1,0 +1,255 @@
+"""The router's configuration: frozen typed structs, validated once.
+
+`RouterConfig` is the one object a `Router` takes. Everything is checked when the object is built
+(directly in Python or by `parse_router_config` from plain data such as parsed YAML), and a bad
+value is reported with the exact path of the field: ``$.model_list[2].weight: Expected `float`,
+got `str```. No module-level settings exist; two routers in one process share nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import Meta, Struct, field
+
+from turnout.errors import ConfigError
+from turnout.secrets import Secret
+
+NonNegative = Annotated[float, Meta(ge=0)]
+Positive = Annotated[float, Meta(gt=0)]
+PositiveInt = Annotated[int, Meta(gt=0)]
+Fraction = Annotated[float, Meta(ge=0, le=1)]
+
+
+class Timeouts(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Per-deployment time limits, in seconds (None: no limit of that kind)."""
+
+    #: One whole attempt, from sending the request to the last byte.
+    request: Positive | None = None
+    #: Opening the connection to the upstream.
+    connect: Positive | None = None
+    #: From sending a streaming request to its first chunk.
+    first_token: Positive | None = None
+    #: Between two chunks of a stream.
+    idle: Positive | None = None
+
+
+class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """One upstream endpoint serving one model, as a member of a model group."""
+
+    #: The model group (public model name) this deployment serves.
+    model_name: str
+    #: The upstream model name, as the provider knows it.
+    model: str
+    #: Which provider speaks to it (a key of the router's provider registry).
+    provider: str = "openai"
+    #: Stable identity; derived from the parameters below when not given.
+    id: str = ""
+    base_url: str | None = None
+    api_key: Secret | None = None
+    api_version: str | None = None
+    #: Relative share for weighted random picking.
+    weight: NonNegative | None = None
+    #: Priority tier: lower is tried first.
+    priority: int = 0
+    rpm: PositiveInt | None = None
+    tpm: PositiveInt | None = None
+    max_parallel_requests: PositiveInt | None = None
+    input_cost_per_token: NonNegative | None = None
+    output_cost_per_token: NonNegative | None = None
+    #: Largest prompt, in tokens, the model accepts.
+    context_window: PositiveInt | None = None
+    tags: frozenset[str] = frozenset()
+    #: Seconds a failing deployment stays out of rotation (None: the router default; 0: never).
+    cooldown_time: NonNegative | None = None
+    timeouts: Timeouts = Timeouts()
+    #: Extra parameters sent upstream with every request (temperature, headers, ...).
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.model_name:
+            raise ConfigError("model_name must not be empty")
+        if not self.model:
+            raise ConfigError("model must not be empty")
+        if not self.id:
+            msgspec.structs.force_setattr(self, "id", derive_deployment_id(self))
+
+
+def derive_deployment_id(deployment: Deployment) -> str:
+    """A stable id from what makes a deployment distinct (a key enters only as a digest)."""
+    identity = {
+        "model_name": deployment.model_name,
+        "provider": deployment.provider,
+        "model": deployment.model,
+        "base_url": deployment.base_url,
+        "api_version": deployment.api_version,
+        "key": deployment.api_key.fingerprint() if deployment.api_key else None,
+        "params": deployment.params,
+    }
+    text = json.dumps(identity, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+class HybridWeights(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How the hybrid strategy weighs cost, latency and reliability."""
+
+    cost: NonNegative = 0.4
+    latency: NonNegative = 0.4
+    reliability: NonNegative = 0.2
+
+    def __post_init__(self) -> None:
+        if self.cost + self.latency + self.reliability <= 0:
+            raise ConfigError("hybrid weights must not all be zero")
+
+
+class RoutingConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Which strategy picks among healthy candidates, and its knobs."""
+
+    strategy: str = "weighted-random"
+    #: lowest-latency: pick at random among deployments within this fraction of the best.
+    latency_buffer: NonNegative = 0.0
+    hybrid: HybridWeights = HybridWeights()
+    #: Completion tokens assumed for cost estimates when the request sets no max_tokens.
+    default_completion_tokens: PositiveInt = 256
+    #: Smoothing factor of latency and time-to-first-token averages (weight of the newest).
+    latency_ewma_alpha: Annotated[float, Meta(gt=0, le=1)] = 0.3
+
+    def __post_init__(self) -> None:
+        from turnout.router.strategies import strategy_names
+
+        if self.strategy not in strategy_names():
+            known = ", ".join(strategy_names())
+            raise ConfigError(f"unknown strategy {self.strategy!r}; known: {known}")
+
+
+class RetryConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Retries within a model group: exponential backoff with full jitter."""
+
+    num_retries: Annotated[int, Meta(ge=0)] = 2
+    #: First backoff ceiling; each retry doubles it, up to max_delay.
+    base_delay: NonNegative = 0.25
+    max_delay: NonNegative = 8.0
+    #: Never wait longer than this for a provider's Retry-After; fail (or fall back) instead.
+    max_retry_after: NonNegative = 60.0
+
+
+class FallbackConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Where to go when a whole model group fails, by kind of failure.
+
+    Each map goes from a group (or ``*`` for any group) to an ordered list of groups. A kind with
+    no entry for a group uses the general list.
+    """
+
+    general: dict[str, list[str]] = field(default_factory=dict)
+    context_window: dict[str, list[str]] = field(default_factory=dict)
+    content_policy: dict[str, list[str]] = field(default_factory=dict)
+    rate_limit: dict[str, list[str]] = field(default_factory=dict)
+    #: Most fallback hops one request may take.
+    max_depth: Annotated[int, Meta(ge=0)] = 5
+
+
+class HealthConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """When a deployment is taken out of rotation, and for how long."""
+
+    #: Default seconds of cooldown (a deployment's own cooldown_time overrides it).
+    cooldown_time: NonNegative = 5.0
+    #: Failures in the current minute a deployment is allowed before it cools down.
+    allowed_fails: Annotated[int, Meta(ge=0)] = 3
+    #: Requests in the current minute before the failure rules apply.
+    min_requests: PositiveInt = 5
+    #: Failure rate in the current minute above which a deployment cools down.
+    failure_rate_threshold: Fraction = 0.5
+    #: Upper bound on a cooldown stretched by a provider's Retry-After.
+    max_cooldown: NonNegative = 300.0
+    disable_cooldowns: bool = False
+
+
+class BreakerConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Per-deployment circuit breaker: closed -> open -> half-open -> closed."""
+
+    enabled: bool = True
+    #: Consecutive failures that open the circuit.
+    failure_threshold: PositiveInt = 5
+    #: Seconds the circuit stays open before admitting probes.
+    open_timeout: Positive = 30.0
+    #: Probes admitted at once while half-open.
+    half_open_probes: PositiveInt = 1
+    #: Consecutive successful probes that close the circuit.
+    success_threshold: PositiveInt = 2
+
+
+class RouterConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Everything a `Router` needs to know, in one validated object."""
+
+    model_list: tuple[Deployment, ...]
+    #: Alternative names for model groups (an alias may name another alias).
+    aliases: dict[str, str] = field(default_factory=dict)
+    routing: RoutingConfig = RoutingConfig()
+    retries: RetryConfig = RetryConfig()
+    fallbacks: FallbackConfig = FallbackConfig()
+    health: HealthConfig = HealthConfig()
+    breaker: BreakerConfig = BreakerConfig()
+    #: Overall deadline of one request, across every attempt, retry and fallback (seconds).
+    timeout: Positive = 600.0
+
+    def __post_init__(self) -> None:
+        seen: dict[str, int] = {}
+        for index, deployment in enumerate(self.model_list):
+            if deployment.id in seen:
+                raise ConfigError(
+                    f"duplicate deployment id {deployment.id!r} "
+                    f"(also model_list[{seen[deployment.id]}])",
+                    path=f"model_list[{index}].id",
+                )
+            seen[deployment.id] = index
+        groups = {deployment.model_name for deployment in self.model_list}
+        check_aliases(self.aliases, groups)
+
+
+def check_aliases(aliases: Mapping[str, str], groups: set[str]) -> None:
+    """Reject alias chains that loop (self-aliases included), shadow a group or end nowhere."""
+    for start in aliases:
+        chain = [start]
+        name = aliases[start]
+        while name in aliases:
+            if name in chain:
+                loop = " -> ".join([*chain[chain.index(name) :], name])
+                raise ConfigError(f"alias cycle: {loop}", path=f"aliases.{start}")
+            chain.append(name)
+            name = aliases[name]
+        if start in groups:
+            raise ConfigError(
+                f"alias {start!r} has the name of a model group", path=f"aliases.{start}"
+            )
+        if name not in groups:
+            raise ConfigError(
+                f"alias {start!r} resolves to {name!r}, which is no model group",
+                path=f"aliases.{start}",
+            )
+
+
+def _decode_hook(kind: type, value: Any) -> Any:
+    if kind is Secret and isinstance(value, str):
+        return Secret(value)
+    raise NotImplementedError(f"cannot decode {kind!r}")
+
+
+def parse_router_config(data: Mapping[str, Any]) -> RouterConfig:
+    """Build a `RouterConfig` from plain data (parsed YAML or JSON), naming any bad path."""
+    try:
+        return msgspec.convert(data, RouterConfig, dec_hook=_decode_hook, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(_readable(str(exc))) from None
+
+
+def _readable(message: str) -> str:
+    """msgspec says 'problem - at `$.a[1].b`'; turnout says 'a[1].b: problem'."""
+    problem, sep, where = message.rpartition(" - at `")
+    if not sep:
+        return message
+    path = where.rstrip("`").removeprefix("$").removeprefix(".")
+    return f"{path}: {problem}" if path else problem

@@ -1,0 +1,309 @@
+"""turnout's one error tree.
+
+Every failure turnout reports is a `TurnoutError`. Each class knows the HTTP status and the
+OpenAI error ``type``/``code`` it becomes, and the failure kind the router uses to decide what
+the failure means for the deployment's health and which fallback list applies::
+
+    TurnoutError
+    ├── ConfigError                      invalid configuration (raised at load, never per request)
+    ├── InvalidRequestError        400   the caller's request is wrong (never a deployment's fault)
+    │   ├── ModelNotFoundError     404   unknown model group or alias
+    │   └── NoMatchingDeploymentError 400 no deployment carries the request's tags
+    ├── ProviderError                    an upstream deployment failed; carries deployment id
+    │   ├── BadRequestError        400   upstream rejected the request as malformed
+    │   │   ├── ContextWindowExceededError   prompt too long for the model
+    │   │   └── ContentPolicyError           refused by a content filter
+    │   ├── AuthenticationError    401
+    │   ├── PermissionDeniedError  403
+    │   ├── UpstreamNotFoundError  404   the upstream model or endpoint does not exist
+    │   ├── RateLimitError         429   carries retry_after when the provider said
+    │   ├── UpstreamTimeoutError   504
+    │   ├── UpstreamConnectionError 502
+    │   ├── ServerError            500/502/503/529 ...
+    │   └── StreamInterruptedError 502   a stream broke after it had started
+    ├── NoDeploymentsAvailableError 429/503 everything is cooling down, breaker-open or at a limit
+    └── DeadlineExceededError      504   the request's overall deadline passed
+
+The mapping to an OpenAI error body happens in exactly one place: `TurnoutError.to_openai`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from enum import StrEnum
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from turnout.router.attempt import AttemptRecord
+
+
+class FailureKind(StrEnum):
+    """What a failure says about the deployment that produced it."""
+
+    RATE_LIMITED = "rate_limited"
+    AUTHENTICATION = "authentication"
+    PERMISSION = "permission"
+    NOT_FOUND = "not_found"
+    TIMEOUT = "timeout"
+    SERVER_ERROR = "server_error"
+    CONNECTION = "connection"
+    STREAM_INTERRUPTED = "stream_interrupted"
+    CONTEXT_WINDOW = "context_window"
+    CONTENT_POLICY = "content_policy"
+    BAD_REQUEST = "bad_request"
+    UNAVAILABLE = "unavailable"
+    DEADLINE = "deadline"
+
+
+class FallbackKind(StrEnum):
+    """Which fallback list a failure consults; a kind with no list uses the general one."""
+
+    GENERAL = "general"
+    CONTEXT_WINDOW = "context_window"
+    CONTENT_POLICY = "content_policy"
+    RATE_LIMIT = "rate_limit"
+
+
+class TurnoutError(Exception):
+    """Root of every error turnout raises."""
+
+    status: ClassVar[int] = 500
+    openai_type: ClassVar[str] = "api_error"
+    openai_code: ClassVar[str | None] = None
+    kind: ClassVar[FailureKind] = FailureKind.SERVER_ERROR
+    #: Whether another attempt (on another deployment) may succeed where this one failed.
+    retryable: ClassVar[bool] = False
+    #: Which fallback list applies, or None when no fallback can help (the caller's fault).
+    fallback: ClassVar[FallbackKind | None] = FallbackKind.GENERAL
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.attempts: tuple[AttemptRecord, ...] = ()
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers that belong with this error (for example Retry-After)."""
+        return {}
+
+    def to_openai(self) -> dict[str, Any]:
+        """The error as OpenAI's error body: the one place this mapping happens."""
+        message = self.message
+        if self.attempts:
+            message = f"{message} [{summarize_attempts(self.attempts)}]"
+        return {
+            "error": {
+                "message": message,
+                "type": self.openai_type,
+                "param": self.param,
+                "code": self.openai_code,
+            }
+        }
+
+
+class ConfigError(TurnoutError, ValueError):
+    """The configuration is invalid; the message names the exact path of the problem."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(f"{path}: {message}" if path else message)
+        self.path = path
+
+
+class InvalidRequestError(TurnoutError):
+    """The caller's request is wrong; no deployment is blamed and no fallback is tried."""
+
+    status = 400
+    openai_type = "invalid_request_error"
+    kind = FailureKind.BAD_REQUEST
+    fallback: ClassVar[FallbackKind | None] = None
+
+
+class ModelNotFoundError(InvalidRequestError):
+    status = 404
+    openai_code = "model_not_found"
+
+    def __init__(self, model: str, known: Sequence[str] = ()) -> None:
+        hint = f"; available: {', '.join(sorted(known))}" if known else ""
+        super().__init__(f"The model `{model}` does not exist{hint}", param="model")
+        self.model = model
+
+
+class NoMatchingDeploymentError(InvalidRequestError):
+    openai_code = "no_matching_deployment"
+
+
+class ProviderError(TurnoutError):
+    """An upstream deployment failed. The deployment id is set by the router."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        param: str | None = None,
+        retry_after: float | None = None,
+        deployment_id: str | None = None,
+    ) -> None:
+        super().__init__(message, param=param)
+        self.upstream_status = status
+        self.retry_after = retry_after
+        self.deployment_id = deployment_id
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is not None:
+            return {"retry-after": str(max(1, round(self.retry_after)))}
+        return {}
+
+
+class BadRequestError(ProviderError):
+    """The upstream rejected the request itself: no other deployment will accept it either."""
+
+    status = 400
+    openai_type = "invalid_request_error"
+    kind = FailureKind.BAD_REQUEST
+    retryable = False
+    fallback: ClassVar[FallbackKind | None] = None
+
+
+class ContextWindowExceededError(BadRequestError):
+    openai_code = "context_length_exceeded"
+    kind = FailureKind.CONTEXT_WINDOW
+    fallback = FallbackKind.CONTEXT_WINDOW
+
+
+class ContentPolicyError(BadRequestError):
+    openai_code = "content_policy_violation"
+    kind = FailureKind.CONTENT_POLICY
+    fallback = FallbackKind.CONTENT_POLICY
+
+
+class AuthenticationError(ProviderError):
+    status = 401
+    openai_type = "authentication_error"
+    openai_code = "invalid_api_key"
+    kind = FailureKind.AUTHENTICATION
+
+
+class PermissionDeniedError(ProviderError):
+    status = 403
+    openai_type = "permission_error"
+    kind = FailureKind.PERMISSION
+
+
+class UpstreamNotFoundError(ProviderError):
+    status = 404
+    openai_type = "invalid_request_error"
+    openai_code = "model_not_found"
+    kind = FailureKind.NOT_FOUND
+
+
+class RateLimitError(ProviderError):
+    status = 429
+    openai_type = "rate_limit_error"
+    openai_code = "rate_limit_exceeded"
+    kind = FailureKind.RATE_LIMITED
+    fallback = FallbackKind.RATE_LIMIT
+
+
+class UpstreamTimeoutError(ProviderError):
+    status = 504
+    openai_type = "timeout_error"
+    openai_code = "timeout"
+    kind = FailureKind.TIMEOUT
+
+
+class UpstreamConnectionError(ProviderError):
+    status = 502
+    openai_code = "upstream_connection_error"
+    kind = FailureKind.CONNECTION
+
+
+class ServerError(ProviderError):
+    status = 502
+    openai_code = "upstream_server_error"
+    kind = FailureKind.SERVER_ERROR
+
+
+class StreamInterruptedError(ProviderError):
+    """A stream broke after it started: never to be presented as a complete answer."""
+
+    status = 502
+    openai_code = "stream_interrupted"
+    kind = FailureKind.STREAM_INTERRUPTED
+
+
+class NoDeploymentsAvailableError(TurnoutError):
+    """Every deployment of the group is cooling down, breaker-open or at a limit."""
+
+    status = 429
+    openai_type = "rate_limit_error"
+    openai_code = "no_deployments_available"
+    kind = FailureKind.UNAVAILABLE
+    fallback = FallbackKind.GENERAL
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        retry_after: float | None = None,
+        rate_limited: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.rate_limited = rate_limited
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is not None:
+            return {"retry-after": str(max(1, round(self.retry_after)))}
+        return {}
+
+
+class DeadlineExceededError(TurnoutError):
+    status = 504
+    openai_type = "timeout_error"
+    openai_code = "deadline_exceeded"
+    kind = FailureKind.DEADLINE
+    fallback = None
+
+
+def fallback_kind(error: TurnoutError) -> FallbackKind | None:
+    """The fallback list an error consults (None: no fallback can help)."""
+    if isinstance(error, NoDeploymentsAvailableError) and error.rate_limited:
+        return FallbackKind.RATE_LIMIT
+    return error.fallback
+
+
+#: How informative each failure kind is to a caller, when several attempts failed differently:
+#: a specific verdict about the request beats a symptom of load, which beats "nothing left".
+_INFORMATIVENESS: dict[FailureKind, int] = {
+    FailureKind.CONTEXT_WINDOW: 90,
+    FailureKind.CONTENT_POLICY: 90,
+    FailureKind.BAD_REQUEST: 85,
+    FailureKind.AUTHENTICATION: 70,
+    FailureKind.PERMISSION: 70,
+    FailureKind.NOT_FOUND: 65,
+    FailureKind.RATE_LIMITED: 60,
+    FailureKind.STREAM_INTERRUPTED: 55,
+    FailureKind.SERVER_ERROR: 50,
+    FailureKind.TIMEOUT: 45,
+    FailureKind.CONNECTION: 40,
+    FailureKind.DEADLINE: 30,
+    FailureKind.UNAVAILABLE: 10,
+}
+
+
+def most_informative(errors: Sequence[TurnoutError]) -> TurnoutError:
+    """The error that tells the caller most; among equals, the latest."""
+    best = errors[0]
+    for error in errors[1:]:
+        if _INFORMATIVENESS[error.kind] >= _INFORMATIVENESS[best.kind]:
+            best = error
+    return best
+
+
+def summarize_attempts(attempts: Sequence[AttemptRecord]) -> str:
+    """One line per failed attempt, for error messages: which deployment, what went wrong."""
+    parts = [attempt.describe() for attempt in attempts]
+    return f"{len(attempts)} attempt{'s' if len(attempts) != 1 else ''}: " + "; ".join(parts)

@@ -1,0 +1,94 @@
+"""Typed events the router emits, and the observer interface that receives them.
+
+The core never calls a metrics, tracing or logging library. It emits these plain records to its
+observers; metrics, logs, traces and spend tracking subscribe. Observers are called inline on the
+hot path, so they must be cheap: queue anything slow.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from turnout.errors import FailureKind, FallbackKind
+from turnout.state.record import BreakerPhase, CooldownReason
+from turnout.wire import Usage
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptStarted:
+    request_id: str
+    model_group: str
+    deployment_id: str
+    #: 1 for the first attempt of the request, counting retries and fallbacks.
+    attempt: int
+    at: float
+    probe: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptFinished:
+    request_id: str
+    model_group: str
+    deployment_id: str
+    attempt: int
+    at: float
+    duration: float
+    #: None when the attempt succeeded.
+    error: FailureKind | None
+    status: int | None
+    usage: Usage | None
+    cost: float | None
+    #: Time to first token, for streams.
+    ttft: float | None
+    stream: bool
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownEntered:
+    deployment_id: str
+    reason: CooldownReason
+    #: Monotonic time (on the router's clock) the cooldown ends.
+    until: float
+    seconds: float
+
+
+@dataclass(frozen=True, slots=True)
+class CooldownLeft:
+    deployment_id: str
+    reason: CooldownReason
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerTransition:
+    deployment_id: str
+    previous: BreakerPhase
+    current: BreakerPhase
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackTaken:
+    request_id: str
+    from_group: str
+    to_group: str
+    kind: FallbackKind
+    error: FailureKind
+
+
+@dataclass(frozen=True, slots=True)
+class RetryScheduled:
+    request_id: str
+    model_group: str
+    failed_deployment: str
+    delay: float
+    error: FailureKind
+
+
+HealthEvent = CooldownEntered | CooldownLeft | BreakerTransition
+Event = AttemptStarted | AttemptFinished | FallbackTaken | RetryScheduled | HealthEvent
+
+
+class Observer(Protocol):
+    """Receives every event the router emits."""
+
+    def on_event(self, event: Event) -> None: ...

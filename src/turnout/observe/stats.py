@@ -1,0 +1,17 @@
+"""Cheap counters the router keeps itself: plain integers, read by metrics on scrape."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass(slots=True)
+class RouterStats:
+    requests: int = 0
+    #: How often each deployment was picked (by id).
+    selections: Counter[str] = field(default_factory=Counter)
+    #: How often a strategy ranked more than one candidate.
+    strategy_evaluations: int = 0
+    retries: int = 0
+    fallbacks: int = 0

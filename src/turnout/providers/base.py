@@ -1,0 +1,29 @@
+"""The provider protocol: how the router asks a deployment for an answer.
+
+The router calls one of three methods with the deployment to use and the request; the provider
+returns the upstream's answer in OpenAI's shape, or raises a `turnout.errors.ProviderError`
+subclass that says what kind of failure it was. A stream is an async iterator of chunks: errors
+before the first chunk count as failures to open it, errors after it as interruptions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+from turnout.config import Deployment
+from turnout.wire import ProviderResponse, Request, StreamChunk
+
+
+class Provider(Protocol):
+    async def complete(self, deployment: Deployment, request: Request) -> ProviderResponse:
+        """A chat or text completion, answered whole."""
+        ...
+
+    def stream(self, deployment: Deployment, request: Request) -> AsyncIterator[StreamChunk]:
+        """A chat or text completion, answered chunk by chunk."""
+        ...
+
+    async def embed(self, deployment: Deployment, request: Request) -> ProviderResponse:
+        """Embeddings of the request's input."""
+        ...

@@ -1,0 +1,211 @@
+"""One request's run through the router, and one attempt's bookkeeping within it.
+
+`Run` carries what spans the whole request (deadline, attempts so far, errors seen, fallback
+hops). `Attempt` settles exactly one try of one deployment: it tells the state store how the try
+ended, records it, and emits the events, whether the try succeeded, failed or was abandoned.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from turnout.clock import Clock
+from turnout.config import Deployment
+from turnout.errors import FailureKind, TurnoutError
+from turnout.observe.events import AttemptFinished, Event, Observer
+from turnout.pricing import cost_of
+from turnout.router.health import HealthPolicy, Outcome
+from turnout.state.base import StateStore
+from turnout.wire import RateLimitHints, Request, Usage
+
+logger = logging.getLogger("turnout.router")
+
+#: Longest upstream message kept in an attempt record (they end up in error messages).
+_MESSAGE_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One try of one deployment within a request."""
+
+    deployment_id: str
+    model_group: str
+    #: Monotonic start time on the router's clock.
+    started: float
+    duration: float
+    #: None when the attempt succeeded.
+    error: FailureKind | None = None
+    status: int | None = None
+    message: str | None = None
+
+    def describe(self) -> str:
+        if self.error is None:
+            return f"{self.deployment_id} ({self.model_group}): ok in {self.duration:.3f}s"
+        status = f" {self.status}" if self.status is not None else ""
+        message = self.message or ""
+        if len(message) > _MESSAGE_LIMIT:
+            message = message[: _MESSAGE_LIMIT - 1] + "…"
+        detail = f": {message}" if message else ""
+        return f"{self.deployment_id} ({self.model_group}): {self.error}{status}{detail}"
+
+
+class Run:
+    """The state of one request across every attempt, retry and fallback."""
+
+    __slots__ = (
+        "attempts",
+        "deadline",
+        "errors",
+        "hops",
+        "number",
+        "request",
+        "started",
+        "visited",
+    )
+
+    def __init__(self, request: Request, started: float, deadline: float) -> None:
+        self.request = request
+        self.started = started
+        self.deadline = deadline
+        self.attempts: list[AttemptRecord] = []
+        self.errors: list[TurnoutError] = []
+        #: Attempts started so far (the next attempt's number is this plus one).
+        self.number = 0
+        self.hops = 0
+        self.visited: set[str] = set()
+
+
+def emit(observers: Sequence[Observer], event: Event) -> None:
+    """Hand an event to every observer; a failing observer never fails a request."""
+    for observer in observers:
+        try:
+            observer.on_event(event)
+        except Exception:
+            logger.exception("observer %r failed on %s", observer, type(event).__name__)
+
+
+class Attempt:
+    """One try of one deployment, settled exactly once."""
+
+    __slots__ = (
+        "clock",
+        "deployment",
+        "group",
+        "number",
+        "observers",
+        "policy",
+        "probe",
+        "run",
+        "settled",
+        "started",
+        "store",
+    )
+
+    def __init__(
+        self,
+        *,
+        run: Run,
+        group: str,
+        deployment: Deployment,
+        policy: HealthPolicy,
+        probe: bool,
+        clock: Clock,
+        store: StateStore,
+        observers: Sequence[Observer],
+    ) -> None:
+        self.run = run
+        self.group = group
+        self.deployment = deployment
+        self.policy = policy
+        self.probe = probe
+        self.clock = clock
+        self.store = store
+        self.observers = observers
+        run.number += 1
+        self.number = run.number
+        self.started = clock.now()
+        self.settled = False
+
+    async def succeed(
+        self,
+        usage: Usage,
+        rate_limits: RateLimitHints | None = None,
+        ttft: float | None = None,
+    ) -> float | None:
+        """The try answered; returns the answer's cost."""
+        cost = cost_of(self.deployment, usage)
+        outcome = Outcome(
+            None,
+            self.clock.now() - self.started,
+            ttft=ttft,
+            tokens=usage.total_tokens,
+            rate_limits=rate_limits,
+            probe=self.probe,
+        )
+        await self._settle(outcome, None, usage, cost)
+        return cost
+
+    async def fail(self, error: TurnoutError) -> None:
+        """The try failed with `error` (already classified)."""
+        retry_after = getattr(error, "retry_after", None)
+        outcome = Outcome(
+            error.kind, self.clock.now() - self.started, retry_after=retry_after, probe=self.probe
+        )
+        await self._settle(outcome, error, None, None)
+
+    async def abandon(self) -> None:
+        """The try was cut off by the caller (cancelled, deadline, client gone): no verdict."""
+        outcome = Outcome(FailureKind.DEADLINE, self.clock.now() - self.started, probe=self.probe)
+        await self._settle(outcome, None, None, None)
+
+    async def _settle(
+        self,
+        outcome: Outcome,
+        error: TurnoutError | None,
+        usage: Usage | None,
+        cost: float | None,
+    ) -> None:
+        if self.settled:
+            return
+        self.settled = True
+        clock = self.clock
+        now = clock.now()
+        events = await self.store.finish(
+            self.deployment.id, outcome, self.policy, now, clock.wall()
+        )
+        status = error.status if error is not None else None
+        if error is not None:
+            status = getattr(error, "upstream_status", None) or status
+        self.run.attempts.append(
+            AttemptRecord(
+                deployment_id=self.deployment.id,
+                model_group=self.group,
+                started=self.started,
+                duration=outcome.duration,
+                error=outcome.error,
+                status=status,
+                message=error.message if error is not None else None,
+            )
+        )
+        if self.observers:
+            emit(
+                self.observers,
+                AttemptFinished(
+                    request_id=self.run.request.request_id,
+                    model_group=self.group,
+                    deployment_id=self.deployment.id,
+                    attempt=self.number,
+                    at=now,
+                    duration=outcome.duration,
+                    error=outcome.error,
+                    status=status,
+                    usage=usage,
+                    cost=cost,
+                    ttft=outcome.ttft,
+                    stream=self.run.request.stream,
+                ),
+            )
+            for event in events:
+                emit(self.observers, event)

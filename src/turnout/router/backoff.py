@@ -1,0 +1,22 @@
+"""How long to wait before retrying on a deployment that was already tried."""
+
+from __future__ import annotations
+
+import random
+
+from turnout.config import RetryConfig
+
+
+def backoff_delay(
+    retry: int, config: RetryConfig, rng: random.Random, retry_after: float | None
+) -> float:
+    """Seconds before retry number `retry` (0-based): full jitter, at least any Retry-After.
+
+    Full jitter (a uniform draw up to the exponential ceiling) spreads the retries of many
+    clients hit by the same outage, instead of having them return in lockstep.
+    """
+    ceiling = min(config.max_delay, config.base_delay * (2.0**retry))
+    delay = rng.uniform(0.0, ceiling) if ceiling > 0 else 0.0
+    if retry_after is not None and retry_after > delay:
+        delay = retry_after
+    return delay

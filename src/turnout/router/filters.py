@@ -1,0 +1,164 @@
+"""Pre-filters: which deployments of a group may take this request right now.
+
+Run before any strategy, in one pass over the group: not already tried by this request, not
+cooling down, breaker not open (half-open admits while probe slots are free), under its rpm,
+tpm and parallel-request limits and under the quota its provider last reported, a context window
+large enough for the estimated prompt, and carrying one of the request's tags when it has any.
+When nothing passes, `Rejections` explains why, to the caller, in one error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from turnout.config import BreakerConfig, Deployment
+from turnout.errors import (
+    ContextWindowExceededError,
+    NoDeploymentsAvailableError,
+    NoMatchingDeploymentError,
+    TurnoutError,
+)
+from turnout.router import breaker as breaker_rules
+from turnout.state.record import BreakerPhase, CooldownReason, DeploymentState
+from turnout.wire import Request
+
+#: The tag that marks deployments serving requests whose tags match no deployment.
+DEFAULT_TAG = "default"
+
+
+class Rejections:
+    """Why deployments were left out, collected only as far as an error message needs."""
+
+    __slots__ = ("breaker_open", "context", "cooling", "expired", "limited", "tried")
+
+    def __init__(self) -> None:
+        #: (deployment id, reason, seconds left)
+        self.cooling: list[tuple[str, CooldownReason | None, float]] = []
+        #: (deployment id, seconds until probes are admitted)
+        self.breaker_open: list[tuple[str, float]] = []
+        #: (deployment id, which limit)
+        self.limited: list[tuple[str, str]] = []
+        #: (deployment id, its context window)
+        self.context: list[tuple[str, int]] = []
+        self.tried = 0
+        #: Deployments whose cooldown has run out and should be lifted.
+        self.expired: list[str] = []
+
+    def wait_hint(self) -> float | None:
+        """Seconds until the first cooling or breaker-open deployment may be tried again."""
+        waits = [left for _, _, left in self.cooling] + [left for _, left in self.breaker_open]
+        return min(waits) if waits else None
+
+    def error(self, group: str, request: Request) -> TurnoutError:
+        """The error that best explains an empty candidate list."""
+        if self.context and not (self.cooling or self.breaker_open or self.limited):
+            largest = max(window for _, window in self.context)
+            return ContextWindowExceededError(
+                f"The prompt (about {request.prompt_tokens} tokens) exceeds the context window "
+                f"of every deployment of `{group}` (largest: {largest} tokens)",
+                param="messages",
+            )
+        parts = [
+            f"{d} cooling down ({reason or 'manual'}) for {left:.1f}s more"
+            for d, reason, left in self.cooling
+        ]
+        parts += [f"{d} circuit open, probing in {left:.1f}s" for d, left in self.breaker_open]
+        parts += [f"{d} at its {limit} limit" for d, limit in self.limited]
+        parts += [f"{d} context window {w} too small" for d, w in self.context]
+        detail = "; ".join(parts) if parts else "every deployment was already tried"
+        rate_limited = bool(self.limited) or any(
+            reason is CooldownReason.RATE_LIMITED for _, reason, _ in self.cooling
+        )
+        return NoDeploymentsAvailableError(
+            f"No deployments available for model `{group}`: {detail}",
+            retry_after=self.wait_hint(),
+            rate_limited=rate_limited,
+        )
+
+
+def eligible(
+    deployments: Sequence[Deployment],
+    states: Sequence[DeploymentState],
+    request: Request,
+    breaker: BreakerConfig,
+    now: float,
+    wall: float,
+    tried: Collection[str],
+    rejections: Rejections,
+) -> tuple[list[Deployment], list[DeploymentState]]:
+    """The deployments that may serve `request` now, with their states, in group order."""
+    tags = request.tags
+    if tags:
+        deployments, states = _tagged(deployments, states, tags)
+    minute = int(wall // 60)
+    chosen: list[Deployment] = []
+    chosen_states: list[DeploymentState] = []
+    for deployment, state in zip(deployments, states, strict=True):
+        if tried and deployment.id in tried:
+            rejections.tried += 1
+            continue
+        if state.cooldown_reason is not None or state.cooldown_until:
+            if state.cooldown_until > now:
+                rejections.cooling.append(
+                    (deployment.id, state.cooldown_reason, state.cooldown_until - now)
+                )
+                continue
+            rejections.expired.append(deployment.id)
+        circuit = state.breaker
+        if circuit.phase is not BreakerPhase.CLOSED and not breaker_rules.can_admit(
+            circuit, breaker, now
+        ):
+            wait = circuit.opened_at + breaker.open_timeout - now
+            rejections.breaker_open.append((deployment.id, max(0.0, wait)))
+            continue
+        limit = _limit_reached(deployment, state, request, minute, wall)
+        if limit is not None:
+            rejections.limited.append((deployment.id, limit))
+            continue
+        window = deployment.context_window
+        if window is not None and request.prompt_tokens > window:
+            rejections.context.append((deployment.id, window))
+            continue
+        chosen.append(deployment)
+        chosen_states.append(state)
+    return chosen, chosen_states
+
+
+def _limit_reached(
+    deployment: Deployment, state: DeploymentState, request: Request, minute: int, wall: float
+) -> str | None:
+    limit = deployment.max_parallel_requests
+    if limit is not None and state.in_flight >= limit:
+        return "max parallel requests"
+    current = state.minute == minute
+    if deployment.rpm is not None and current and state.rpm_used >= deployment.rpm:
+        return "rpm"
+    if deployment.tpm is not None:
+        used = state.tpm_used if current else 0
+        if used + request.prompt_tokens > deployment.tpm:
+            return "tpm"
+    if state.hint_expires > wall:
+        if state.remaining_requests == 0:
+            return "provider-reported request quota"
+        remaining = state.remaining_tokens
+        if remaining is not None and remaining < request.prompt_tokens:
+            return "provider-reported token quota"
+    return None
+
+
+def _tagged(
+    deployments: Sequence[Deployment],
+    states: Sequence[DeploymentState],
+    tags: frozenset[str],
+) -> tuple[list[Deployment], list[DeploymentState]]:
+    """Deployments sharing a tag with the request; else those tagged `default`."""
+    for wanted in (tags, frozenset({DEFAULT_TAG})):
+        pairs = [(d, s) for d, s in zip(deployments, states, strict=True) if d.tags & wanted]
+        if pairs:
+            return [d for d, _ in pairs], [s for _, s in pairs]
+    group = deployments[0].model_name if deployments else "?"
+    raise NoMatchingDeploymentError(
+        f"No deployment of `{group}` carries any of the tags {sorted(tags)} "
+        f"(and none is tagged `{DEFAULT_TAG}`)",
+        param="tags",
+    )

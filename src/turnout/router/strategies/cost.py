@@ -1,0 +1,73 @@
+"""Lowest cost: the candidate that would charge least for this request.
+
+Optimises spend when deployments of a group differ in price (a provider's list price against a
+committed-use one, a region that costs more). The estimate is
+``input_cost_per_token * prompt_tokens + output_cost_per_token * completion_tokens``, where the
+prompt size is the request's estimate and the completion size is its ``max_tokens`` (or
+``max_completion_tokens``), else ``routing.default_completion_tokens``. Using the request's own
+sizes matters: a deployment cheap on input but dear on output wins long prompts and loses long
+answers.
+
+A deployment with no price at all ranks after every priced one: an unknown price is no reason to
+prefer it. Equal costs (including all unpriced) are broken by lower latency, unknown latency
+counting as the mean of the tied ones' known latencies, then at random. (LiteLLM's
+``cost-based-routing``.)
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Sequence
+
+from turnout.config import Deployment, RoutingConfig
+from turnout.router.strategies.base import random_among_best
+from turnout.router.strategies.latency import latency_scores
+from turnout.state.record import DeploymentState
+from turnout.wire import Request
+
+
+def estimated_cost(
+    deployment: Deployment, prompt_tokens: int, completion_tokens: int
+) -> float | None:
+    """Estimated price of one request in dollars; None when the deployment has no price."""
+    input_price = deployment.input_cost_per_token
+    output_price = deployment.output_cost_per_token
+    if input_price is None and output_price is None:
+        return None
+    return (input_price or 0.0) * prompt_tokens + (output_price or 0.0) * completion_tokens
+
+
+class LowestCost:
+    __slots__ = ("_default_completion", "_rng")
+
+    def __init__(self, config: RoutingConfig, rng: random.Random) -> None:
+        self._rng = rng
+        self._default_completion = config.default_completion_tokens
+
+    def choose(
+        self,
+        group: str,
+        candidates: Sequence[Deployment],
+        states: Sequence[DeploymentState],
+        request: Request,
+        wall: float,
+    ) -> int:
+        if len(candidates) == 1:
+            return 0
+        prompt = request.prompt_tokens
+        completion = request.max_completion_tokens or self._default_completion
+        best = math.inf
+        tied: list[int] = []
+        for index, deployment in enumerate(candidates):
+            cost = estimated_cost(deployment, prompt, completion)
+            score = math.inf if cost is None else cost
+            if score < best:
+                best = score
+                tied = [index]
+            elif score == best:
+                tied.append(index)
+        if len(tied) == 1:
+            return tied[0]
+        latencies = latency_scores([states[index] for index in tied], stream=False)
+        return tied[random_among_best(latencies, self._rng)]

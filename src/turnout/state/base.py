@@ -1,0 +1,57 @@
+"""The state-store protocol: where per-deployment runtime state lives.
+
+The router speaks to state only through these few async operations, each an intent ("an attempt
+starts", "an attempt ended like this", "cool this deployment down"), never through field writes.
+An in-memory store answers them from local records; a shared store (Redis) can answer the same
+intents atomically across gateway instances without any change to the router.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Protocol
+
+from turnout.observe.events import HealthEvent
+from turnout.router.breaker import Admission
+from turnout.router.health import HealthPolicy, Outcome
+from turnout.state.record import CooldownReason, DeploymentState
+
+
+class StateStore(Protocol):
+    async def snapshot(self, ids: Sequence[str]) -> Sequence[DeploymentState]:
+        """Current state of these deployments, in order, for one routing decision.
+
+        Strategies and filters read it and must not write it.
+        """
+        ...
+
+    async def begin(
+        self, deployment_id: str, policy: HealthPolicy, now: float, wall: float
+    ) -> tuple[Admission, list[HealthEvent]]:
+        """An attempt wants to start: count it in flight and against RPM, if the breaker admits."""
+        ...
+
+    async def finish(
+        self, deployment_id: str, outcome: Outcome, policy: HealthPolicy, now: float, wall: float
+    ) -> list[HealthEvent]:
+        """An attempt ended: update averages, counters, cooldown and breaker."""
+        ...
+
+    async def cool_down(
+        self,
+        deployment_id: str,
+        reason: CooldownReason,
+        seconds: float,
+        policy: HealthPolicy,
+        now: float,
+    ) -> list[HealthEvent]:
+        """Take a deployment out of rotation for `seconds` (never shortening a longer one)."""
+        ...
+
+    async def lift_cooldown(self, deployment_id: str) -> list[HealthEvent]:
+        """Put a cooling deployment back in rotation now."""
+        ...
+
+    async def retain(self, ids: Collection[str]) -> None:
+        """Forget every deployment not in `ids` (after a reload removed it)."""
+        ...

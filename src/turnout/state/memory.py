@@ -1,0 +1,79 @@
+"""The in-memory state store: one process, no I/O, every operation O(1)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+from turnout.observe.events import BreakerTransition, HealthEvent
+from turnout.router import breaker as breaker_rules
+from turnout.router.breaker import Admission
+from turnout.router.health import HealthPolicy, Outcome, cool_down, lift_cooldown, settle
+from turnout.state.record import CooldownReason, DeploymentState
+
+
+class MemoryStateStore:
+    """Keeps each deployment's `DeploymentState` in a dict; snapshots are the live records."""
+
+    __slots__ = ("_states",)
+
+    def __init__(self) -> None:
+        self._states: dict[str, DeploymentState] = {}
+
+    def _state(self, deployment_id: str) -> DeploymentState:
+        state = self._states.get(deployment_id)
+        if state is None:
+            state = self._states[deployment_id] = DeploymentState(deployment_id)
+        return state
+
+    async def snapshot(self, ids: Sequence[str]) -> Sequence[DeploymentState]:
+        states = self._states
+        result = []
+        for deployment_id in ids:
+            state = states.get(deployment_id)
+            if state is None:
+                state = states[deployment_id] = DeploymentState(deployment_id)
+            result.append(state)
+        return result
+
+    async def begin(
+        self, deployment_id: str, policy: HealthPolicy, now: float, wall: float
+    ) -> tuple[Admission, list[HealthEvent]]:
+        state = self._state(deployment_id)
+        admission, transition = breaker_rules.admit(state.breaker, policy.breaker, now)
+        events: list[HealthEvent] = []
+        if transition is not None:
+            events.append(BreakerTransition(deployment_id, *transition))
+        if admission is not Admission.REFUSED:
+            state.roll(wall)
+            state.in_flight += 1
+            state.rpm_used += 1
+        return admission, events
+
+    async def finish(
+        self, deployment_id: str, outcome: Outcome, policy: HealthPolicy, now: float, wall: float
+    ) -> list[HealthEvent]:
+        state = self._states.get(deployment_id)
+        if state is None:  # removed by a reload while the attempt ran
+            return []
+        return settle(state, outcome, policy, now, wall)
+
+    async def cool_down(
+        self,
+        deployment_id: str,
+        reason: CooldownReason,
+        seconds: float,
+        policy: HealthPolicy,
+        now: float,
+    ) -> list[HealthEvent]:
+        entered = cool_down(self._state(deployment_id), reason, policy, now, seconds=seconds)
+        return [entered] if entered is not None else []
+
+    async def lift_cooldown(self, deployment_id: str) -> list[HealthEvent]:
+        state = self._states.get(deployment_id)
+        left = lift_cooldown(state) if state is not None else None
+        return [left] if left is not None else []
+
+    async def retain(self, ids: Collection[str]) -> None:
+        keep = set(ids)
+        for deployment_id in [d for d in self._states if d not in keep]:
+            del self._states[deployment_id]
