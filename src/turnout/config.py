@@ -208,6 +208,22 @@ class RouterConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
             seen[deployment.id] = index
         groups = {deployment.model_name for deployment in self.model_list}
         check_aliases(self.aliases, groups)
+        check_fallbacks(self.fallbacks, groups | set(self.aliases))
+
+
+def check_fallbacks(fallbacks: FallbackConfig, names: set[str]) -> None:
+    """Every fallback source and target must name a model group or alias (``*``: any source)."""
+    for kind in ("general", "context_window", "content_policy", "rate_limit"):
+        table: dict[str, list[str]] = getattr(fallbacks, kind)
+        for source, targets in table.items():
+            path = f"fallbacks.{kind}.{source}"
+            if source != "*" and source not in names:
+                raise ConfigError(f"{source!r} is no model group or alias", path=path)
+            for target in targets:
+                if target not in names:
+                    raise ConfigError(
+                        f"fallback target {target!r} is no model group or alias", path=path
+                    )
 
 
 def check_aliases(aliases: Mapping[str, str], groups: set[str]) -> None:

@@ -116,8 +116,9 @@ class Behaviour(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     context_window: _PositiveInt | None = None
     #: A prompt containing this (case-insensitively) is refused by the content filter.
     blocked_phrase: Annotated[str, Meta(min_length=1)] | None = None
-    #: How streams break after they started: not at all, with an error, by going silent, or by
-    #: ending without a finish_reason.
+    #: How streams break after they started: not at all; "cut" raises StreamInterruptedError;
+    #: "stall" goes silent (for `STALL_SECONDS` on the clock, then raises the same); "no_finish"
+    #: ends after the content with no finish_reason (its last chunk still carries the usage).
     stream_failure: StreamFailure = "none"
     #: Content chunks sent before a "cut" or "stall" stream breaks.
     fail_after_chunks: _Count = 0

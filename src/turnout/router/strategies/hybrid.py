@@ -54,12 +54,13 @@ def _normalised_costs(
 
 
 def _normalise(values: list[float]) -> list[float]:
-    """Min-max scale to [0, 1] in place; all 0.0 when the values are equal."""
+    """Min-max scaled to [0, 1]; all 0.0 when the values are equal."""
     low = min(values)
     span = max(values) - low
-    for index, value in enumerate(values):
-        values[index] = (value - low) / span if span > 0.0 else 0.0
-    return values
+    if span <= 0.0:
+        return [0.0] * len(values)
+    scale = 1.0 / span
+    return [(value - low) * scale for value in values]
 
 
 class Hybrid:
@@ -88,13 +89,20 @@ class Hybrid:
         costs = _normalised_costs(candidates, request.prompt_tokens, completion)
         latencies = _normalise(latency_scores(states, request.stream))
         w_cost, w_latency, w_reliability = self._w_cost, self._w_latency, self._w_reliability
-        # Negated, so that the lowest score is the highest value.
-        scores = [
-            -(
-                w_cost * (1.0 - costs[index])
-                + w_latency * (1.0 - latencies[index])
-                + w_reliability * state.reliability(wall)
-            )
-            for index, state in enumerate(states)
-        ]
+        # Negated, so that the lowest score is the highest value. Reliability costs most to
+        # compute, so it is skipped when it carries no weight.
+        if w_reliability > 0.0:
+            scores = [
+                -(
+                    w_cost * (1.0 - cost)
+                    + w_latency * (1.0 - latency)
+                    + w_reliability * state.reliability(wall)
+                )
+                for cost, latency, state in zip(costs, latencies, states, strict=True)
+            ]
+        else:
+            scores = [
+                -(w_cost * (1.0 - cost) + w_latency * (1.0 - latency))
+                for cost, latency in zip(costs, latencies, strict=True)
+            ]
         return random_among_best(scores, self._rng)

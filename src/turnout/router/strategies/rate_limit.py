@@ -37,25 +37,34 @@ def _reported_fraction(left: int, limit: int | None) -> float:
     return 1.0 if left > 0 else 0.0
 
 
-def request_headroom(deployment: Deployment, state: DeploymentState, wall: float) -> float:
-    """Fraction of the request quota left."""
-    if state.remaining_requests is not None:
-        return _reported_fraction(state.remaining_requests, state.limit_requests or deployment.rpm)
-    if deployment.rpm:
-        return 1.0 - state.usage_this_minute(wall)[0] / deployment.rpm
-    return 1.0
-
-
-def token_headroom(
+def headroom(
     deployment: Deployment, state: DeploymentState, wall: float, prompt_tokens: int
 ) -> float:
-    """Fraction of the token quota left once this request's prompt is spent."""
-    if state.remaining_tokens is not None:
-        left = state.remaining_tokens - prompt_tokens
-        return _reported_fraction(left, state.limit_tokens or deployment.tpm)
-    if deployment.tpm:
-        return 1.0 - (state.usage_this_minute(wall)[1] + prompt_tokens) / deployment.tpm
-    return 1.0
+    """The smaller of the request and token fractions left, once this request's prompt is spent."""
+    rpm = deployment.rpm
+    tpm = deployment.tpm
+    remaining_requests = state.remaining_requests
+    remaining_tokens = state.remaining_tokens
+    used_requests = used_tokens = 0
+    if (remaining_requests is None and rpm) or (remaining_tokens is None and tpm):
+        used_requests, used_tokens = state.usage_this_minute(wall)
+
+    if remaining_requests is not None:
+        requests = _reported_fraction(remaining_requests, state.limit_requests or rpm)
+    elif rpm:
+        requests = 1.0 - used_requests / rpm
+    else:
+        requests = 1.0
+
+    if remaining_tokens is not None:
+        left = remaining_tokens - prompt_tokens
+        tokens = _reported_fraction(left, state.limit_tokens or tpm)
+    elif tpm:
+        tokens = 1.0 - (used_tokens + prompt_tokens) / tpm
+    else:
+        tokens = 1.0
+
+    return requests if requests < tokens else tokens
 
 
 class RateLimitAware:
@@ -77,10 +86,7 @@ class RateLimitAware:
         prompt = request.prompt_tokens
         # Negated, so that the lowest score is the largest headroom.
         scores = [
-            -min(
-                request_headroom(deployment, state, wall),
-                token_headroom(deployment, state, wall, prompt),
-            )
+            -headroom(deployment, state, wall, prompt)
             for deployment, state in zip(candidates, states, strict=True)
         ]
         return random_among_best(scores, self._rng)

@@ -1,0 +1,92 @@
+"""The contract every state store honours, run against each implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from turnout.config import BreakerConfig, Deployment, RouterConfig
+from turnout.errors import FailureKind
+from turnout.observe.events import BreakerTransition, CooldownEntered, CooldownLeft
+from turnout.router.breaker import Admission
+from turnout.router.health import HealthPolicy, Outcome
+from turnout.state.base import StateStore
+from turnout.state.memory import MemoryStateStore
+from turnout.state.record import BreakerPhase, CooldownReason
+
+WALL = 1_800_000_000.0
+STORES: dict[str, Callable[[], StateStore]] = {"memory": MemoryStateStore}
+
+
+@pytest.fixture(params=sorted(STORES))
+def store(request: pytest.FixtureRequest) -> StateStore:
+    return STORES[request.param]()
+
+
+def _policy(**breaker: object) -> HealthPolicy:
+    deployment = Deployment(model_name="g", model="m", id="d")
+    config = RouterConfig(model_list=(deployment,), breaker=BreakerConfig(**breaker))  # type: ignore[arg-type]
+    return HealthPolicy.for_deployment(deployment, config)
+
+
+async def test_unknown_ids_start_fresh(store: StateStore) -> None:
+    [state] = await store.snapshot(["new"])
+    assert state.in_flight == 0
+    assert state.latency is None
+    assert not state.cooling(0)
+
+
+async def test_begin_and_finish_count_in_flight_and_usage(store: StateStore) -> None:
+    policy = _policy()
+    assert (await store.begin("d", policy, 0, WALL))[0] is Admission.NORMAL
+    assert (await store.begin("d", policy, 0, WALL))[0] is Admission.NORMAL
+    [state] = await store.snapshot(["d"])
+    assert state.in_flight == 2
+    assert state.usage_this_minute(WALL) == (2, 0)
+    await store.finish("d", Outcome(None, 0.5, tokens=30), policy, 1, WALL + 1)
+    [state] = await store.snapshot(["d"])
+    assert state.in_flight == 1
+    assert state.usage_this_minute(WALL + 1) == (2, 30)
+    assert state.latency == 0.5
+
+
+async def test_failures_cool_down_and_cooldowns_can_be_lifted(store: StateStore) -> None:
+    policy = _policy()
+    await store.begin("d", policy, 0, WALL)
+    events = await store.finish(
+        "d", Outcome(FailureKind.RATE_LIMITED, 0.1, retry_after=9), policy, 0, WALL
+    )
+    assert events == [CooldownEntered("d", CooldownReason.RATE_LIMITED, 9.0, 9.0)]
+    [state] = await store.snapshot(["d"])
+    assert state.cooling(8.9)
+    assert await store.lift_cooldown("d") == [CooldownLeft("d", CooldownReason.RATE_LIMITED)]
+    [state] = await store.snapshot(["d"])
+    assert not state.cooling(0)
+
+
+async def test_manual_cooldown_never_shortens(store: StateStore) -> None:
+    policy = _policy()
+    assert len(await store.cool_down("d", CooldownReason.MANUAL, 60, policy, 0)) == 1
+    assert await store.cool_down("d", CooldownReason.MANUAL, 5, policy, 0) == []
+
+
+async def test_breaker_admission_is_bounded(store: StateStore) -> None:
+    policy = _policy(failure_threshold=1, open_timeout=10, half_open_probes=1)
+    await store.begin("d", policy, 0, WALL)
+    events = await store.finish("d", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 0, WALL)
+    assert BreakerTransition("d", BreakerPhase.CLOSED, BreakerPhase.OPEN) in events
+    assert (await store.begin("d", policy, 5, WALL))[0] is Admission.REFUSED
+    admission, events = await store.begin("d", policy, 10, WALL)
+    assert admission is Admission.PROBE
+    assert events == [BreakerTransition("d", BreakerPhase.OPEN, BreakerPhase.HALF_OPEN)]
+    assert (await store.begin("d", policy, 10, WALL))[0] is Admission.REFUSED
+
+
+async def test_finish_for_a_forgotten_deployment_is_harmless(store: StateStore) -> None:
+    policy = _policy()
+    await store.begin("gone", policy, 0, WALL)
+    await store.retain(["other"])
+    assert await store.finish("gone", Outcome(None, 0.1), policy, 0, WALL) == []
+    [state] = await store.snapshot(["gone"])
+    assert state.in_flight == 0

@@ -1,0 +1,118 @@
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from turnout import Deployment, RouterConfig, Secret, parse_router_config
+from turnout.config import HybridWeights
+from turnout.errors import ConfigError
+
+
+def _data(**extra: Any) -> dict[str, Any]:
+    return {
+        "model_list": [
+            {"model_name": "chat", "model": "gpt-4o", "api_key": "sk-secret"},
+            {"model_name": "chat", "model": "gpt-4o-mini", "weight": 2},
+        ],
+        **extra,
+    }
+
+
+def test_parses_plain_data_into_typed_config() -> None:
+    config = parse_router_config(_data(routing={"strategy": "least-busy"}))
+    first, second = config.model_list
+    assert isinstance(first.api_key, Secret)
+    assert first.api_key.reveal() == "sk-secret"
+    assert second.weight == 2.0
+    assert config.routing.strategy == "least-busy"
+
+
+def test_bad_value_names_the_exact_path() -> None:
+    data = _data()
+    data["model_list"][1]["weight"] = "heavy"
+    with pytest.raises(ConfigError, match=r"^model_list\[1\]\.weight: Expected `float"):
+        parse_router_config(data)
+
+
+def test_negative_weight_is_rejected_with_its_path() -> None:
+    data = _data()
+    data["model_list"][0]["weight"] = -1
+    with pytest.raises(ConfigError, match=r"model_list\[0\]\.weight"):
+        parse_router_config(data)
+
+
+def test_unknown_field_is_rejected() -> None:
+    data = _data()
+    data["model_list"][0]["wieght"] = 1
+    with pytest.raises(ConfigError, match=r"model_list\[0\].*wieght"):
+        parse_router_config(data)
+
+
+def test_deployment_ids_are_derived_stably_and_differ_by_key() -> None:
+    a = Deployment(model_name="g", model="m", api_key=Secret("k1"))
+    again = Deployment(model_name="g", model="m", api_key=Secret("k1"))
+    other_key = Deployment(model_name="g", model="m", api_key=Secret("k2"))
+    assert a.id == again.id
+    assert a.id != other_key.id
+    assert "k1" not in a.id
+    assert Deployment(model_name="g", model="m", id="mine").id == "mine"
+
+
+def test_duplicate_ids_are_rejected() -> None:
+    with pytest.raises(ConfigError, match=r"model_list\[1\]\.id: duplicate deployment id"):
+        RouterConfig(
+            model_list=(
+                Deployment(model_name="g", model="m"),
+                Deployment(model_name="g", model="m"),
+            )
+        )
+
+
+@pytest.mark.parametrize(
+    ("aliases", "message"),
+    [
+        ({"a": "a"}, "alias cycle: a -> a"),
+        ({"a": "b", "b": "a"}, "alias cycle: a -> b -> a"),
+        ({"a": "b", "b": "c", "c": "b"}, "alias cycle: b -> c -> b"),
+        ({"a": "nowhere"}, "which is no model group"),
+        ({"chat": "chat"}, "alias cycle"),
+    ],
+)
+def test_alias_problems_are_rejected(aliases: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        parse_router_config(_data(aliases=aliases))
+
+
+def test_alias_chains_resolve() -> None:
+    config = parse_router_config(_data(aliases={"gpt": "smart", "smart": "chat"}))
+    assert config.aliases == {"gpt": "smart", "smart": "chat"}
+
+
+def test_alias_may_not_shadow_a_group() -> None:
+    data = _data(aliases={"chat": "other"})
+    data["model_list"].append({"model_name": "other", "model": "m"})
+    with pytest.raises(ConfigError, match="has the name of a model group"):
+        parse_router_config(data)
+
+
+def test_unknown_strategy_is_rejected_with_the_known_ones() -> None:
+    with pytest.raises(ConfigError, match=r"routing: unknown strategy 'fastest'; known: .*"):
+        parse_router_config(_data(routing={"strategy": "fastest"}))
+
+
+def test_litellm_strategy_names_are_accepted() -> None:
+    config = parse_router_config(_data(routing={"strategy": "simple-shuffle"}))
+    assert config.routing.strategy == "simple-shuffle"
+
+
+def test_hybrid_weights_must_not_all_be_zero() -> None:
+    with pytest.raises(ConfigError, match="must not all be zero"):
+        HybridWeights(cost=0, latency=0, reliability=0)
+    with pytest.raises(ConfigError, match=r"routing\.hybrid\.cost"):
+        parse_router_config(_data(routing={"hybrid": {"cost": -1}}))
+
+
+def test_fallback_targets_must_exist() -> None:
+    with pytest.raises(ConfigError, match=r"fallbacks\.general\.chat"):
+        parse_router_config(_data(fallbacks={"general": {"chat": ["missing"]}}))

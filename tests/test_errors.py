@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+import pytest
+
+from turnout.errors import (
+    AuthenticationError,
+    ContentPolicyError,
+    ContextWindowExceededError,
+    DeadlineExceededError,
+    FailureKind,
+    FallbackKind,
+    ModelNotFoundError,
+    NoDeploymentsAvailableError,
+    RateLimitError,
+    ServerError,
+    TurnoutError,
+    UpstreamTimeoutError,
+    fallback_kind,
+    most_informative,
+)
+from turnout.router.attempt import AttemptRecord
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "kind", "code"),
+    [
+        (ModelNotFoundError("nope"), 404, "invalid_request_error", "model_not_found"),
+        (RateLimitError("slow"), 429, "rate_limit_error", "rate_limit_exceeded"),
+        (AuthenticationError("who"), 401, "authentication_error", "invalid_api_key"),
+        (
+            ContextWindowExceededError("long"),
+            400,
+            "invalid_request_error",
+            "context_length_exceeded",
+        ),
+        (UpstreamTimeoutError("slow"), 504, "timeout_error", "timeout"),
+        (DeadlineExceededError("late"), 504, "timeout_error", "deadline_exceeded"),
+        (NoDeploymentsAvailableError("none"), 429, "rate_limit_error", "no_deployments_available"),
+    ],
+)
+def test_each_error_knows_its_openai_shape(
+    error: TurnoutError, status: int, kind: str, code: str
+) -> None:
+    body = error.to_openai()
+    assert error.status == status
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"message", "type", "param", "code"}
+    assert body["error"]["type"] == kind
+    assert body["error"]["code"] == code
+
+
+def test_retry_after_becomes_a_header_in_whole_seconds() -> None:
+    assert RateLimitError("x", retry_after=2.4).headers() == {"retry-after": "2"}
+    assert RateLimitError("x", retry_after=0.2).headers() == {"retry-after": "1"}
+    assert RateLimitError("x").headers() == {}
+
+
+def test_attempt_summary_is_appended_to_the_message() -> None:
+    error = ServerError("upstream broke", status=500)
+    error.attempts = (
+        AttemptRecord("dep-a", "g", 0.0, 0.1, FailureKind.SERVER_ERROR, 500, "upstream broke"),
+        AttemptRecord("dep-b", "g", 0.1, 0.2, FailureKind.TIMEOUT, 504, "x" * 500),
+    )
+    message = error.to_openai()["error"]["message"]
+    assert message.startswith("upstream broke [2 attempts: dep-a (g): server_error 500")
+    assert "dep-b (g): timeout 504" in message
+    assert len(message) < 600  # long upstream messages are cut
+
+
+def test_the_most_informative_error_wins_and_ties_go_to_the_latest() -> None:
+    unavailable = NoDeploymentsAvailableError("none")
+    first_server = ServerError("first")
+    second_server = ServerError("second")
+    context = ContextWindowExceededError("too long")
+    assert most_informative([first_server, unavailable]) is first_server
+    assert most_informative([first_server, second_server]) is second_server
+    assert most_informative([unavailable, context, second_server]) is context
+
+
+def test_fallback_kinds() -> None:
+    assert fallback_kind(ContextWindowExceededError("x")) is FallbackKind.CONTEXT_WINDOW
+    assert fallback_kind(ContentPolicyError("x")) is FallbackKind.CONTENT_POLICY
+    assert fallback_kind(RateLimitError("x")) is FallbackKind.RATE_LIMIT
+    assert fallback_kind(ServerError("x")) is FallbackKind.GENERAL
+    assert fallback_kind(ModelNotFoundError("x")) is None
+    limited = NoDeploymentsAvailableError("x", rate_limited=True)
+    assert fallback_kind(limited) is FallbackKind.RATE_LIMIT
+    assert fallback_kind(NoDeploymentsAvailableError("x")) is FallbackKind.GENERAL
