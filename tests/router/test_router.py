@@ -202,3 +202,14 @@ async def test_stream_requests_must_use_stream(h: Harness) -> None:
     router = h.router(dep("a"))
     with pytest.raises(Exception, match=r"Router\.stream"):
         await router.complete(chat(stream=True))
+
+
+async def test_pick_is_a_routing_decision_without_a_call(h: Harness) -> None:
+    router = h.router(dep("a"), dep("b", priority=1), routing=RoutingConfig(strategy="priority"))
+    assert (await router.pick(chat())).id == "a"
+    await router.cool_down("a", 10)
+    assert (await router.pick(chat())).id == "b"
+    await router.cool_down("b", 10)
+    with pytest.raises(NoDeploymentsAvailableError):
+        await router.pick(chat())
+    assert h.scripted.calls == []

@@ -15,7 +15,7 @@ from turnout.clock import Clock
 from turnout.config import Deployment
 from turnout.errors import FailureKind, TurnoutError
 from turnout.observe.events import AttemptFinished, Event, Observer
-from turnout.pricing import cost_of
+from turnout.pricing import price
 from turnout.router.health import HealthPolicy, Outcome
 from turnout.state.base import StateStore
 from turnout.wire import RateLimitHints, Request, Usage
@@ -135,7 +135,7 @@ class Attempt:
         ttft: float | None = None,
     ) -> float | None:
         """The try answered; returns the answer's cost."""
-        cost = cost_of(self.deployment, usage)
+        cost = price(self.deployment, usage.prompt_tokens, usage.completion_tokens)
         outcome = Outcome(
             None,
             self.clock.now() - self.started,

@@ -19,7 +19,7 @@ from turnout.errors import (
     TurnoutError,
 )
 from turnout.router import breaker as breaker_rules
-from turnout.state.record import BreakerPhase, CooldownReason, DeploymentState
+from turnout.state.record import CooldownReason, DeploymentState
 from turnout.wire import Request
 
 #: The tag that marks deployments serving requests whose tags match no deployment.
@@ -86,18 +86,24 @@ def eligible(
     tried: Collection[str],
     rejections: Rejections,
 ) -> tuple[list[Deployment], list[DeploymentState]]:
-    """The deployments that may serve `request` now, with their states, in group order."""
+    """The deployments that may serve `request` now, with their states, in group order.
+
+    This runs on every routing decision, so the common case (nothing cooling, circuit closed,
+    under every limit) costs a handful of attribute reads per deployment, and the prompt size
+    is estimated only if some deployment has a limit that needs it.
+    """
     tags = request.tags
     if tags:
         deployments, states = _tagged(deployments, states, tags)
     minute = int(wall // 60)
+    prompt = -1
     chosen: list[Deployment] = []
     chosen_states: list[DeploymentState] = []
     for deployment, state in zip(deployments, states, strict=True):
         if tried and deployment.id in tried:
             rejections.tried += 1
             continue
-        if state.cooldown_reason is not None or state.cooldown_until:
+        if state.cooldown_until:
             if state.cooldown_until > now:
                 rejections.cooling.append(
                     (deployment.id, state.cooldown_reason, state.cooldown_until - now)
@@ -105,44 +111,48 @@ def eligible(
                 continue
             rejections.expired.append(deployment.id)
         circuit = state.breaker
-        if circuit.phase is not BreakerPhase.CLOSED and not breaker_rules.can_admit(
-            circuit, breaker, now
-        ):
+        if circuit.phase and not breaker_rules.can_admit(circuit, breaker, now):
             wait = circuit.opened_at + breaker.open_timeout - now
             rejections.breaker_open.append((deployment.id, max(0.0, wait)))
             continue
-        limit = _limit_reached(deployment, state, request, minute, wall)
-        if limit is not None:
-            rejections.limited.append((deployment.id, limit))
+        parallel = deployment.max_parallel_requests
+        if parallel is not None and state.in_flight >= parallel:
+            rejections.limited.append((deployment.id, "max parallel requests"))
             continue
+        rpm = deployment.rpm
+        if rpm is not None and state.minute == minute and state.rpm_used >= rpm:
+            rejections.limited.append((deployment.id, "rpm"))
+            continue
+        tpm = deployment.tpm
         window = deployment.context_window
-        if window is not None and request.prompt_tokens > window:
-            rejections.context.append((deployment.id, window))
-            continue
+        if tpm is not None or window is not None or state.hint_expires > wall:
+            if prompt < 0:
+                prompt = request.prompt_tokens
+            if tpm is not None:
+                used = state.tpm_used if state.minute == minute else 0
+                if used + prompt > tpm:
+                    rejections.limited.append((deployment.id, "tpm"))
+                    continue
+            if state.hint_expires > wall:
+                quota = _reported_quota_exhausted(state, prompt)
+                if quota is not None:
+                    rejections.limited.append((deployment.id, quota))
+                    continue
+            if window is not None and prompt > window:
+                rejections.context.append((deployment.id, window))
+                continue
         chosen.append(deployment)
         chosen_states.append(state)
     return chosen, chosen_states
 
 
-def _limit_reached(
-    deployment: Deployment, state: DeploymentState, request: Request, minute: int, wall: float
-) -> str | None:
-    limit = deployment.max_parallel_requests
-    if limit is not None and state.in_flight >= limit:
-        return "max parallel requests"
-    current = state.minute == minute
-    if deployment.rpm is not None and current and state.rpm_used >= deployment.rpm:
-        return "rpm"
-    if deployment.tpm is not None:
-        used = state.tpm_used if current else 0
-        if used + request.prompt_tokens > deployment.tpm:
-            return "tpm"
-    if state.hint_expires > wall:
-        if state.remaining_requests == 0:
-            return "provider-reported request quota"
-        remaining = state.remaining_tokens
-        if remaining is not None and remaining < request.prompt_tokens:
-            return "provider-reported token quota"
+def _reported_quota_exhausted(state: DeploymentState, prompt: int) -> str | None:
+    """Which quota the provider said is used up (valid while its hint has not expired)."""
+    if state.remaining_requests == 0:
+        return "provider-reported request quota"
+    remaining = state.remaining_tokens
+    if remaining is not None and remaining < prompt:
+        return "provider-reported token quota"
     return None
 
 

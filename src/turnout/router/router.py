@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
@@ -213,6 +213,21 @@ class Router:
         assert isinstance(outcome, Stream)
         return outcome
 
+    async def pick(self, request: Request) -> Deployment:
+        """The deployment that would serve `request` now: one routing decision, no call made.
+
+        Raises what a real request would raise when nothing is available.
+        """
+        table = self._table
+        group = table.resolve(request.model)
+        clock = self._clock
+        deployment, rejections = await self._decide(
+            table, group, request, _NOTHING, clock.now(), clock.wall()
+        )
+        if deployment is None:
+            raise rejections.error(group, request)
+        return deployment
+
     async def chat(self, model: str, messages: list[dict[str, Any]], **params: Any) -> Response:
         """Shorthand for `complete` with a chat request built from its parts."""
         body: dict[str, Any] = {"model": model, "messages": messages, **params}
@@ -288,9 +303,6 @@ class Router:
     async def _with_retries(
         self, table: ModelTable, group: str, run: Run, call: _Call
     ) -> Stream | tuple[ProviderResponse, Deployment, float | None]:
-        deployments = table.groups[group]
-        ids = table.ids[group]
-        breaker_config = table.config.breaker
         clock = self._clock
         store = self._store
         request = run.request
@@ -301,24 +313,12 @@ class Router:
         while True:
             now = clock.now()
             wall = clock.wall()
-            states = await store.snapshot(ids)
-            rejections = Rejections()
             exclude = (tried | banned) if (tried or banned) else _NOTHING
-            candidates, candidate_states = eligible(
-                deployments, states, request, breaker_config, now, wall, exclude, rejections
-            )
-            if rejections.expired:
-                await self._lift_expired(rejections.expired)
-            if not candidates:
+            deployment, rejections = await self._decide(table, group, request, exclude, now, wall)
+            if deployment is None:
                 if last_error is not None:
                     raise last_error
                 raise rejections.error(group, request)
-            if len(candidates) == 1:
-                index = 0
-            else:
-                index = self._strategy.choose(group, candidates, candidate_states, request, wall)
-                self.stats.strategy_evaluations += 1
-            deployment = candidates[index]
             policy = table.policies[deployment.id]
             admission, events = await store.begin(deployment.id, policy, now, wall)
             if events:
@@ -348,6 +348,38 @@ class Router:
                 self.stats.retries += 1
                 (banned if error.kind in _NOT_HERE_AGAIN else tried).add(deployment.id)
                 await self._before_retry(table, group, run, tried, banned, error, retries)
+
+    async def _decide(
+        self,
+        table: ModelTable,
+        group: str,
+        request: Request,
+        exclude: Collection[str],
+        now: float,
+        wall: float,
+    ) -> tuple[Deployment | None, Rejections]:
+        """One routing decision: pre-filter the group, let the strategy pick among the rest."""
+        states = await self._store.snapshot(table.ids[group])
+        rejections = Rejections()
+        candidates, candidate_states = eligible(
+            table.groups[group],
+            states,
+            request,
+            table.config.breaker,
+            now,
+            wall,
+            exclude,
+            rejections,
+        )
+        if rejections.expired:
+            await self._lift_expired(rejections.expired)
+        if not candidates:
+            return None, rejections
+        if len(candidates) == 1:
+            return candidates[0], rejections
+        self.stats.strategy_evaluations += 1
+        index = self._strategy.choose(group, candidates, candidate_states, request, wall)
+        return candidates[index], rejections
 
     async def _before_retry(
         self,

@@ -14,10 +14,13 @@ from turnout.state.record import CooldownReason, DeploymentState
 class MemoryStateStore:
     """Keeps each deployment's `DeploymentState` in a dict; snapshots are the live records."""
 
-    __slots__ = ("_states",)
+    __slots__ = ("_groups", "_states")
 
     def __init__(self) -> None:
         self._states: dict[str, DeploymentState] = {}
+        #: Snapshots by the id tuple asked for: a group's tuple of ids is stable between
+        #: reloads, so a routing decision reuses its list of live records.
+        self._groups: dict[Sequence[str], list[DeploymentState]] = {}
 
     def _state(self, deployment_id: str) -> DeploymentState:
         state = self._states.get(deployment_id)
@@ -26,14 +29,12 @@ class MemoryStateStore:
         return state
 
     async def snapshot(self, ids: Sequence[str]) -> Sequence[DeploymentState]:
-        states = self._states
-        result = []
-        for deployment_id in ids:
-            state = states.get(deployment_id)
-            if state is None:
-                state = states[deployment_id] = DeploymentState(deployment_id)
-            result.append(state)
-        return result
+        if not isinstance(ids, tuple):
+            return [self._state(deployment_id) for deployment_id in ids]
+        cached = self._groups.get(ids)
+        if cached is None:
+            cached = self._groups[ids] = [self._state(deployment_id) for deployment_id in ids]
+        return cached
 
     async def begin(
         self, deployment_id: str, policy: HealthPolicy, now: float, wall: float
@@ -77,3 +78,4 @@ class MemoryStateStore:
         keep = set(ids)
         for deployment_id in [d for d in self._states if d not in keep]:
             del self._states[deployment_id]
+        self._groups.clear()

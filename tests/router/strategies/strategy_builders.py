@@ -26,9 +26,13 @@ def deployments(count: int, **fields: Any) -> list[Deployment]:
 
 
 def state(index: int = 0, **fields: Any) -> DeploymentState:
-    """A state whose per-minute counters belong to `WALL`'s minute, with `fields` set."""
+    """A state whose per-minute counters belong to `WALL`'s minute, with `fields` set.
+
+    Provider quota hints given in `fields` are valid at `WALL` unless `hint_expires` says not.
+    """
     record = DeploymentState(f"d{index}")
     record.minute = MINUTE
+    record.hint_expires = WALL + 30.0
     for name, value in fields.items():
         setattr(record, name, value)
     return record

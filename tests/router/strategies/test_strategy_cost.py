@@ -1,7 +1,7 @@
 import pytest
 from strategy_builders import WALL, deployment, make, picks, request, state, states
 
-from turnout.router.strategies.cost import estimated_cost
+from turnout.pricing import price
 
 #: Cheap on input, dear on output; and the reverse.
 READER = deployment(0, input_cost_per_token=1e-6, output_cost_per_token=1e-5)
@@ -9,10 +9,10 @@ WRITER = deployment(1, input_cost_per_token=5e-6, output_cost_per_token=2e-6)
 
 
 def test_estimated_cost_uses_both_prices() -> None:
-    assert estimated_cost(READER, 1000, 10) == pytest.approx(1.1e-3)
-    assert estimated_cost(deployment(input_cost_per_token=2e-6), 100, 50) == pytest.approx(2e-4)
-    assert estimated_cost(deployment(output_cost_per_token=2e-6), 100, 50) == pytest.approx(1e-4)
-    assert estimated_cost(deployment(), 100, 50) is None
+    assert price(READER, 1000, 10) == pytest.approx(1.1e-3)
+    assert price(deployment(input_cost_per_token=2e-6), 100, 50) == pytest.approx(2e-4)
+    assert price(deployment(output_cost_per_token=2e-6), 100, 50) == pytest.approx(1e-4)
+    assert price(deployment(), 100, 50) is None
 
 
 def test_request_shape_decides_the_cheapest() -> None:

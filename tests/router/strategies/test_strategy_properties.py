@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from strategy_builders import MINUTE, WALL, deployment, deployments, make, request, states
 
 from turnout.config import Deployment, HybridWeights, RoutingConfig
+from turnout.pricing import price
 from turnout.router.strategies import REGISTRY
-from turnout.router.strategies.cost import estimated_cost
 from turnout.router.strategies.round_robin import RoundRobin
 from turnout.router.strategies.weighted import WeightedRandom
 from turnout.state.record import DeploymentState
@@ -48,6 +48,7 @@ tpms = optional(st.integers(min_value=1, max_value=200_000))
 minutes = st.sampled_from([MINUTE, MINUTE - 1])
 small = st.integers(min_value=0, max_value=50)
 in_flight = st.integers(min_value=0, max_value=20)
+expiries = st.sampled_from([0.0, WALL - 1.0, WALL, WALL + 30.0])
 used_requests = st.integers(min_value=0, max_value=2000)
 used_tokens = st.integers(min_value=0, max_value=100_000)
 
@@ -76,6 +77,7 @@ def member(draw: st.DrawFn, index: int) -> tuple[Deployment, DeploymentState]:
     record.limit_requests = draw(requests)
     record.remaining_tokens = draw(tokens)
     record.limit_tokens = draw(tokens)
+    record.hint_expires = draw(expiries)
     return config, record
 
 
@@ -141,7 +143,7 @@ def test_lowest_cost_never_picks_a_dearer_priced_one(
     case: Case, config: RoutingConfig, seed: int
 ) -> None:
     completion = case.request.max_completion_tokens or config.default_completion_tokens
-    costs = [estimated_cost(d, case.request.prompt_tokens, completion) for d in case.candidates]
+    costs = [price(d, case.request.prompt_tokens, completion) for d in case.candidates]
     priced = [cost for cost in costs if cost is not None]
     for index in choices("lowest-cost", config, seed, case, 5):
         if priced:
@@ -246,6 +248,7 @@ def test_strategies_use_only_the_injected_rng() -> None:
 def reference_headroom(d: Deployment, s: DeploymentState, prompt: int) -> float:
     """The rate-limit-aware rule, written out independently of the strategy's code."""
     used_requests, used_tokens = (s.rpm_used, s.tpm_used) if s.minute == MINUTE else (0, 0)
+    hinted = s.hint_expires > WALL
 
     def fraction(
         remaining: int | None, limit: int | None, configured: int | None, used: int, extra: int
@@ -260,8 +263,12 @@ def reference_headroom(d: Deployment, s: DeploymentState, prompt: int) -> float:
         return 1.0
 
     return min(
-        fraction(s.remaining_requests, s.limit_requests, d.rpm, used_requests, 0),
-        fraction(s.remaining_tokens, s.limit_tokens, d.tpm, used_tokens, prompt),
+        fraction(
+            s.remaining_requests if hinted else None, s.limit_requests, d.rpm, used_requests, 0
+        ),
+        fraction(
+            s.remaining_tokens if hinted else None, s.limit_tokens, d.tpm, used_tokens, prompt
+        ),
     )
 
 
@@ -278,7 +285,7 @@ def test_rate_limit_aware_picks_the_largest_headroom(case: Case, seed: int) -> N
 def reference_hybrid_values(case: Case, config: RoutingConfig) -> list[float]:
     """The hybrid value of each candidate, written out independently of the strategy's code."""
     completion = case.request.max_completion_tokens or config.default_completion_tokens
-    raw = [estimated_cost(d, case.request.prompt_tokens, completion) for d in case.candidates]
+    raw = [price(d, case.request.prompt_tokens, completion) for d in case.candidates]
     priced = [cost for cost in raw if cost is not None]
     costs = [max(priced) if cost is None else cost for cost in raw] if priced else [0.0] * len(raw)
     latencies = expected_latencies(case)

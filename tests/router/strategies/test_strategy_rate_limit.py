@@ -90,3 +90,15 @@ def test_provider_hints_and_own_counters_mix_per_dimension() -> None:
     # And the other way round: requests 0.25 from our counters, tokens 0.6 from the hint.
     record = state(rpm_used=75, remaining_tokens=600, limit_tokens=1000)
     assert headroom(deployment(rpm=100, tpm=1000), record, WALL, 0) == 0.25
+
+
+def test_expired_provider_hints_are_ignored() -> None:
+    strategy = make("rate-limit-aware")
+    candidates = [deployment(0, rpm=100), deployment(1, rpm=100)]
+    # The provider said 5 of 100 left, but that quota has reset since: our counters decide.
+    stale = state(0, rpm_used=10, remaining_requests=5, limit_requests=100, hint_expires=WALL)
+    records = [stale, state(1, rpm_used=50)]
+    assert headroom(candidates[0], stale, WALL, 0) == 0.9
+    assert strategy.choose("g", candidates, records, request(), WALL) == 0
+    stale.hint_expires = WALL + 1.0
+    assert strategy.choose("g", candidates, records, request(), WALL) == 1

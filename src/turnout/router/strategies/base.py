@@ -53,17 +53,16 @@ def weighted_index(weights: Sequence[float], rng: random.Random) -> int:
 
 
 def random_among_best(scores: Sequence[float], rng: random.Random) -> int:
-    """Index of the lowest score; ties broken uniformly at random, in one pass."""
+    """Index of the lowest score; ties broken uniformly at random with a single draw."""
     best = scores[0]
-    best_index = 0
-    ties = 1
+    ties = [0]
     for index in range(1, len(scores)):
         score = scores[index]
         if score < best:
-            best, best_index, ties = score, index, 1
+            best = score
+            ties = [index]
         elif score == best:
-            ties += 1
-            # Reservoir sampling keeps each tied index with equal probability.
-            if rng.randrange(ties) == 0:
-                best_index = index
-    return best_index
+            ties.append(index)
+    if len(ties) == 1:
+        return ties[0]
+    return ties[rng.randrange(len(ties))]

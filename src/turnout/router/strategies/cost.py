@@ -21,21 +21,11 @@ import random
 from collections.abc import Sequence
 
 from turnout.config import Deployment, RoutingConfig
+from turnout.pricing import price
 from turnout.router.strategies.base import random_among_best
 from turnout.router.strategies.latency import latency_scores
 from turnout.state.record import DeploymentState
 from turnout.wire import Request
-
-
-def estimated_cost(
-    deployment: Deployment, prompt_tokens: int, completion_tokens: int
-) -> float | None:
-    """Estimated price of one request in dollars; None when the deployment has no price."""
-    input_price = deployment.input_cost_per_token
-    output_price = deployment.output_cost_per_token
-    if input_price is None and output_price is None:
-        return None
-    return (input_price or 0.0) * prompt_tokens + (output_price or 0.0) * completion_tokens
 
 
 class LowestCost:
@@ -60,7 +50,7 @@ class LowestCost:
         best = math.inf
         tied: list[int] = []
         for index, deployment in enumerate(candidates):
-            cost = estimated_cost(deployment, prompt, completion)
+            cost = price(deployment, prompt, completion)
             score = math.inf if cost is None else cost
             if score < best:
                 best = score

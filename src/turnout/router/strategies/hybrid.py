@@ -23,8 +23,8 @@ import random
 from collections.abc import Sequence
 
 from turnout.config import Deployment, RoutingConfig
+from turnout.pricing import price
 from turnout.router.strategies.base import random_among_best
-from turnout.router.strategies.cost import estimated_cost
 from turnout.router.strategies.latency import latency_scores
 from turnout.state.record import DeploymentState
 from turnout.wire import Request
@@ -38,7 +38,7 @@ def _normalised_costs(
     dearest: float | None = None
     cheapest = 0.0
     for deployment in candidates:
-        cost = estimated_cost(deployment, prompt_tokens, completion_tokens)
+        cost = price(deployment, prompt_tokens, completion_tokens)
         costs.append(cost)
         if cost is not None:
             if dearest is None:

@@ -15,8 +15,9 @@ prefer a deployment) but not floored at 0.0: a request that would overshoot one 
 quota by less than another's still ranks that deployment higher. Largest headroom wins; ties at
 random.
 
-Provider hints are read as valid whenever present: expired hints must be cleared before a
-strategy runs (strategies receive the wall clock, and hint expiry is kept in monotonic time).
+Provider hints count only until they expire (``hint_expires``, wall-clock, the sooner of the
+provider's reset times): after a reset, the old "3 left" would steer traffic away from a
+deployment whose quota is full again. Expired hints fall back to our own counters.
 """
 
 from __future__ import annotations
@@ -43,8 +44,11 @@ def headroom(
     """The smaller of the request and token fractions left, once this request's prompt is spent."""
     rpm = deployment.rpm
     tpm = deployment.tpm
-    remaining_requests = state.remaining_requests
-    remaining_tokens = state.remaining_tokens
+    if state.hint_expires > wall:
+        remaining_requests = state.remaining_requests
+        remaining_tokens = state.remaining_tokens
+    else:
+        remaining_requests = remaining_tokens = None
     used_requests = used_tokens = 0
     if (remaining_requests is None and rpm) or (remaining_tokens is None and tpm):
         used_requests, used_tokens = state.usage_this_minute(wall)
