@@ -1,6 +1,7 @@
 """Router benchmarks: routing decisions and full in-process calls, side by side in one run.
 
-Run: ``python benchmarks/bench_router.py`` (add ``--quick`` for a short run).
+Run: ``python benchmarks/bench_router.py`` (``--quick`` for a short run; ``--smoke`` only checks
+that it runs, and its figures mean nothing).
 
 What it measures, all in this one process so that ratios are fair on a shared, noisy machine:
 
@@ -36,8 +37,14 @@ from turnout.testing import SimulatedProvider
 MESSAGES = [{"role": "user", "content": "What is the capital of France? Answer briefly."}]
 
 
+#: Set by --smoke: run every measurement with a handful of loops, to check the script works.
+SMOKE = False
+
+
 async def per_call_us(operation: Callable[[], Awaitable[Any]], loops: int, repeats: int) -> float:
     """Median microseconds per call of `operation`, over `repeats` timed loops."""
+    if SMOKE:
+        loops, repeats = 5, 1
     for _ in range(min(loops, 200)):  # warm-up
         await operation()
     samples = []
@@ -168,12 +175,15 @@ def state_sizes() -> tuple[int, int]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="fewer loops, for a smoke run")
+    parser.add_argument("--quick", action="store_true", help="fewer loops")
+    parser.add_argument("--smoke", action="store_true", help="a few loops: does it run at all")
     args = parser.parse_args()
+    global SMOKE
+    SMOKE = args.smoke
 
     figures = await bench_turnout(args.quick)
     full = await bench_turnout_call(args.quick)
-    theirs = await bench_litellm(args.quick)
+    theirs = None if args.smoke else await bench_litellm(args.quick)
 
     print("## Routing decision (Router.pick), µs per decision, median of repeats\n")
     print("| strategy | 2 deployments | 10 | 100 |")

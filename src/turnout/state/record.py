@@ -108,21 +108,28 @@ class DeploymentState:
 
     def rolling_counts(self, wall: float) -> tuple[float, float]:
         """Successes and failures over the last sixty seconds (sliding-window estimate)."""
-        minute = int(wall // 60)
+        minute, carry = window_position(wall)
+        return self.rolling_counts_at(minute, carry)
+
+    def rolling_counts_at(self, minute: int, carry: float) -> tuple[float, float]:
+        """`rolling_counts` with the window position computed once for many deployments."""
         if minute == self.minute:
-            carry = 1.0 - (wall / 60.0 - minute)
             return (
                 self.successes + self.prev_successes * carry,
                 self.failures + self.prev_failures * carry,
             )
         if minute == self.minute + 1:
-            carry = 1.0 - (wall / 60.0 - minute)
             return self.successes * carry, self.failures * carry
         return 0.0, 0.0
 
     def reliability(self, wall: float) -> float:
         """Share of recent attempts that succeeded, smoothed so that no data reads as 1.0."""
-        successes, failures = self.rolling_counts(wall)
+        minute, carry = window_position(wall)
+        return self.reliability_at(minute, carry)
+
+    def reliability_at(self, minute: int, carry: float) -> float:
+        """`reliability` with the window position computed once for many deployments."""
+        successes, failures = self.rolling_counts_at(minute, carry)
         return (successes + 1.0) / (successes + failures + 1.0)
 
     def usage_this_minute(self, wall: float) -> tuple[int, int]:
@@ -133,3 +140,9 @@ class DeploymentState:
 
     def cooling(self, now: float) -> bool:
         return self.cooldown_until > now
+
+
+def window_position(wall: float) -> tuple[int, float]:
+    """The wall-clock minute, and how much of the previous minute still counts (1.0 -> 0.0)."""
+    minute = int(wall // 60)
+    return minute, 1.0 - (wall / 60.0 - minute)

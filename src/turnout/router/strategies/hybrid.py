@@ -26,7 +26,7 @@ from turnout.config import Deployment, RoutingConfig
 from turnout.pricing import price
 from turnout.router.strategies.base import random_among_best
 from turnout.router.strategies.latency import latency_scores
-from turnout.state.record import DeploymentState
+from turnout.state.record import DeploymentState, window_position
 from turnout.wire import Request
 
 
@@ -92,11 +92,12 @@ class Hybrid:
         # Negated, so that the lowest score is the highest value. Reliability costs most to
         # compute, so it is skipped when it carries no weight.
         if w_reliability > 0.0:
+            minute, carry = window_position(wall)
             scores = [
                 -(
                     w_cost * (1.0 - cost)
                     + w_latency * (1.0 - latency)
-                    + w_reliability * state.reliability(wall)
+                    + w_reliability * state.reliability_at(minute, carry)
                 )
                 for cost, latency, state in zip(costs, latencies, states, strict=True)
             ]
