@@ -148,3 +148,15 @@ async def test_everything_failing_before_the_first_chunk_is_an_ordinary_error(
     with pytest.raises(ServerError) as caught:
         await router.stream(chat())
     assert len(caught.value.attempts) == 2
+
+
+async def test_a_stream_used_as_a_context_manager_is_always_closed(h: Harness) -> None:
+    router = h.router(dep("a"))
+    async with await router.stream(chat()) as stream:
+        async for _ in stream:
+            break
+    [health] = await router.health()
+    assert health.in_flight == 0
+    async with await router.stream(chat()) as stream:
+        await _drain(stream)
+    assert stream.usage is not None  # a finished stream keeps its verdict

@@ -10,6 +10,7 @@ When nothing passes, `Rejections` explains why, to the caller, in one error.
 from __future__ import annotations
 
 from collections.abc import Collection, Sequence
+from datetime import UTC, datetime
 
 from turnout.config import BreakerConfig, Deployment
 from turnout.errors import (
@@ -49,8 +50,8 @@ class Rejections:
         waits = [left for _, _, left in self.cooling] + [left for _, left in self.breaker_open]
         return min(waits) if waits else None
 
-    def error(self, group: str, request: Request) -> TurnoutError:
-        """The error that best explains an empty candidate list."""
+    def error(self, group: str, request: Request, wall: float) -> TurnoutError:
+        """The error that best explains an empty candidate list (`wall`: the time now)."""
         if self.context and not (self.cooling or self.breaker_open or self.limited):
             largest = max(window for _, window in self.context)
             return ContextWindowExceededError(
@@ -59,7 +60,8 @@ class Rejections:
                 param="messages",
             )
         parts = [
-            f"{d} cooling down ({reason or 'manual'}) for {left:.1f}s more"
+            f"{d} cooling down ({reason or 'manual'}) for {left:.1f}s more, "
+            f"until {_utc(wall + left)}"
             for d, reason, left in self.cooling
         ]
         parts += [f"{d} circuit open, probing in {left:.1f}s" for d, left in self.breaker_open]
@@ -74,6 +76,10 @@ class Rejections:
             retry_after=self.wait_hint(),
             rate_limited=rate_limited,
         )
+
+
+def _utc(wall: float) -> str:
+    return datetime.fromtimestamp(wall, UTC).strftime("%H:%M:%S UTC")
 
 
 def eligible(

@@ -206,7 +206,12 @@ class Router:
 
     async def stream(self, request: Request) -> Stream:
         """A streamed completion. Returns once the first chunk has arrived: every failure before
-        it is retried or failed over invisibly."""
+        it is retried or failed over invisibly.
+
+        Iterate the stream to its end, or leave it early with ``aclose()`` or by using it as
+        ``async with await router.stream(request) as stream:``, so that the deployment's
+        in-flight slot is freed.
+        """
         if not request.stream:
             request.body["stream"] = True
         _, outcome = await self._execute(request, _Call.STREAM)
@@ -225,7 +230,7 @@ class Router:
             table, group, request, _NOTHING, clock.now(), clock.wall()
         )
         if deployment is None:
-            raise rejections.error(group, request)
+            raise rejections.error(group, request, clock.wall())
         return deployment
 
     async def chat(self, model: str, messages: list[dict[str, Any]], **params: Any) -> Response:
@@ -318,7 +323,7 @@ class Router:
             if deployment is None:
                 if last_error is not None:
                     raise last_error
-                raise rejections.error(group, request)
+                raise rejections.error(group, request, wall)
             policy = table.policies[deployment.id]
             admission, events = await store.begin(deployment.id, policy, now, wall)
             if events:

@@ -80,9 +80,20 @@ class Stream:
         self._iterated = True
         return self._relay()
 
+    async def __aenter__(self) -> Stream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
     async def aclose(self) -> None:
-        """Give the stream up early: closes the upstream and frees the deployment's slot."""
+        """Give the stream up early: closes the upstream and frees the deployment's slot.
+
+        Harmless after the stream has ended (the attempt was settled then).
+        """
         self._iterated = True
+        if self._attempt.settled:
+            return
         await self._close_upstream()
         await self._attempt.abandon()
 

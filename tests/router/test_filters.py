@@ -1,0 +1,164 @@
+"""Pre-filters, and the promise that no strategy is ever offered an unavailable deployment."""
+
+from __future__ import annotations
+
+import random
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from turnout import Deployment, Request, Router, RouterConfig, RoutingConfig
+from turnout.config import BreakerConfig
+from turnout.errors import ContextWindowExceededError, NoDeploymentsAvailableError
+from turnout.router.filters import Rejections, eligible
+from turnout.router.strategies import REGISTRY
+from turnout.state.memory import MemoryStateStore
+from turnout.state.record import BreakerPhase, CooldownReason, DeploymentState
+from turnout.testing import ManualClock, SimulatedProvider
+
+WALL = 1_800_000_000.0
+NOW = 100.0
+BREAKER = BreakerConfig(open_timeout=30, half_open_probes=1)
+
+
+def _request(words: int = 5) -> Request:
+    return Request(model="g", body={"messages": [{"role": "user", "content": "word " * words}]})
+
+
+def test_each_filter_names_its_reason() -> None:
+    deployments = [
+        Deployment(model_name="g", model="m", id="cool"),
+        Deployment(model_name="g", model="m", id="open"),
+        Deployment(model_name="g", model="m", id="busy", max_parallel_requests=1),
+        Deployment(model_name="g", model="m", id="rpm", rpm=1),
+        Deployment(model_name="g", model="m", id="tpm", tpm=3),
+        Deployment(model_name="g", model="m", id="small", context_window=2),
+        Deployment(model_name="g", model="m", id="quota"),
+        Deployment(model_name="g", model="m", id="ok"),
+    ]
+    states = {d.id: DeploymentState(d.id) for d in deployments}
+    states["cool"].cooldown_until, states["cool"].cooldown_reason = 110.0, CooldownReason.TIMEOUT
+    states["open"].breaker.phase, states["open"].breaker.opened_at = BreakerPhase.OPEN, 90.0
+    states["busy"].in_flight = 1
+    states["rpm"].minute, states["rpm"].rpm_used = int(WALL // 60), 1
+    states["quota"].remaining_requests, states["quota"].hint_expires = 0, WALL + 5
+    rejections = Rejections()
+    chosen, _ = eligible(
+        deployments,
+        [states[d.id] for d in deployments],
+        _request(),
+        BREAKER,
+        NOW,
+        WALL,
+        (),
+        rejections,
+    )
+    assert [d.id for d in chosen] == ["ok"]
+    assert rejections.cooling == [("cool", CooldownReason.TIMEOUT, 10.0)]
+    assert rejections.breaker_open == [("open", 20.0)]
+    assert rejections.limited == [
+        ("busy", "max parallel requests"),
+        ("rpm", "rpm"),
+        ("tpm", "tpm"),
+        ("quota", "provider-reported request quota"),
+    ]
+    assert rejections.context == [("small", 2)]
+    assert rejections.wait_hint() == 10.0
+
+
+def test_an_expired_cooldown_passes_and_is_marked_for_lifting() -> None:
+    deployment = Deployment(model_name="g", model="m", id="d")
+    state = DeploymentState("d")
+    state.cooldown_until, state.cooldown_reason = 50.0, CooldownReason.MANUAL
+    rejections = Rejections()
+    chosen, _ = eligible([deployment], [state], _request(), BREAKER, NOW, WALL, (), rejections)
+    assert chosen == [deployment]
+    assert rejections.expired == ["d"]
+
+
+_state_for = st.fixed_dictionaries(
+    {
+        "cooling": st.booleans(),
+        "breaker": st.sampled_from(["closed", "open", "open-expired", "half-open-full"]),
+        "in_flight": st.integers(0, 3),
+        "rpm_used": st.integers(0, 5),
+        "tpm_used": st.integers(0, 500),
+    }
+)
+_deployment_for = st.fixed_dictionaries(
+    {
+        "max_parallel": st.none() | st.integers(1, 3),
+        "rpm": st.none() | st.integers(1, 5),
+        "tpm": st.none() | st.integers(10, 500),
+        "window": st.none() | st.integers(1, 200),
+        "weight": st.none() | st.floats(0, 5),
+        "priority": st.integers(0, 2),
+        "price": st.none() | st.floats(1e-7, 1e-4),
+    }
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.tuples(_deployment_for, _state_for), min_size=1, max_size=8),
+    st.sampled_from(sorted(REGISTRY)),
+    st.integers(1, 150),
+)
+async def test_no_strategy_ever_gets_an_unavailable_deployment(
+    members: list[tuple[dict[str, object], dict[str, object]]], strategy: str, words: int
+) -> None:
+    clock = ManualClock(start=NOW, epoch=WALL - NOW)
+    deployments = tuple(
+        Deployment(
+            model_name="g",
+            model="m",
+            provider="sim",
+            id=f"d{index}",
+            max_parallel_requests=spec["max_parallel"],  # type: ignore[arg-type]
+            rpm=spec["rpm"],  # type: ignore[arg-type]
+            tpm=spec["tpm"],  # type: ignore[arg-type]
+            context_window=spec["window"],  # type: ignore[arg-type]
+            weight=spec["weight"],  # type: ignore[arg-type]
+            priority=spec["priority"],  # type: ignore[arg-type]
+            input_cost_per_token=spec["price"],  # type: ignore[arg-type]
+        )
+        for index, (spec, _) in enumerate(members)
+    )
+    store = MemoryStateStore()
+    router = Router(
+        RouterConfig(model_list=deployments, routing=RoutingConfig(strategy=strategy)),
+        {"sim": SimulatedProvider(clock)},
+        state=store,
+        clock=clock,
+        rng=random.Random(0),
+    )
+    store_states = await store.snapshot([d.id for d in deployments])
+    minute = int(WALL // 60)
+    for state, (_, spec) in zip(store_states, members, strict=True):
+        if spec["cooling"]:
+            state.cooldown_until, state.cooldown_reason = NOW + 5, CooldownReason.MANUAL
+        breaker = state.breaker
+        if spec["breaker"] == "open":
+            breaker.phase, breaker.opened_at = BreakerPhase.OPEN, NOW - 1
+        elif spec["breaker"] == "open-expired":
+            breaker.phase, breaker.opened_at = BreakerPhase.OPEN, NOW - 100
+        elif spec["breaker"] == "half-open-full":
+            breaker.phase, breaker.probes = BreakerPhase.HALF_OPEN, 1
+        state.in_flight = spec["in_flight"]  # type: ignore[assignment]
+        state.minute = minute
+        state.rpm_used = spec["rpm_used"]  # type: ignore[assignment]
+        state.tpm_used = spec["tpm_used"]  # type: ignore[assignment]
+    request = _request(words)
+    allowed = {
+        d.id
+        for d in eligible(
+            deployments, store_states, request, router.config.breaker, NOW, WALL, (), Rejections()
+        )[0]
+    }
+    for _ in range(5):
+        try:
+            picked = await router.pick(request)
+        except (NoDeploymentsAvailableError, ContextWindowExceededError):
+            assert not allowed
+            continue
+        assert picked.id in allowed
