@@ -248,24 +248,26 @@ def check_aliases(aliases: Mapping[str, str], groups: set[str]) -> None:
             )
 
 
-def _decode_hook(kind: type, value: Any) -> Any:
+def decode_secret(kind: type, value: Any) -> Any:
+    """msgspec decode hook for `Secret` fields (strings only)."""
     if kind is Secret and isinstance(value, str):
         return Secret(value)
-    raise NotImplementedError(f"cannot decode {kind!r}")
+    # A TypeError becomes msgspec's ValidationError, which carries the path of the value.
+    raise TypeError(f"Expected `str`, got `{type(value).__name__}`")
 
 
 def parse_router_config(data: Mapping[str, Any]) -> RouterConfig:
     """Build a `RouterConfig` from plain data (parsed YAML or JSON), naming any bad path."""
     try:
-        return msgspec.convert(data, RouterConfig, dec_hook=_decode_hook, strict=False)
+        return msgspec.convert(data, RouterConfig, dec_hook=decode_secret, strict=False)
     except msgspec.ValidationError as exc:
-        raise ConfigError(_readable(str(exc))) from None
+        problem, path = split_validation_error(exc)
+        raise ConfigError(problem, path=path or None) from None
 
 
-def _readable(message: str) -> str:
-    """msgspec says 'problem - at `$.a[1].b`'; turnout says 'a[1].b: problem'."""
-    problem, sep, where = message.rpartition(" - at `")
+def split_validation_error(error: msgspec.ValidationError) -> tuple[str, str]:
+    """msgspec says 'problem - at `$.a[1].b`'; turnout reports ('problem', 'a[1].b')."""
+    problem, sep, where = str(error).rpartition(" - at `")
     if not sep:
-        return message
-    path = where.rstrip("`").removeprefix("$").removeprefix(".")
-    return f"{path}: {problem}" if path else problem
+        return str(error), ""
+    return problem, where.rstrip("`").removeprefix("$").removeprefix(".")

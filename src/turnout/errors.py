@@ -8,7 +8,9 @@ the failure means for the deployment's health and which fallback list applies::
     ├── ConfigError                      invalid configuration (raised at load, never per request)
     ├── InvalidRequestError        400   the caller's request is wrong (never a deployment's fault)
     │   ├── ModelNotFoundError     404   unknown model group or alias
-    │   └── NoMatchingDeploymentError 400 no deployment carries the request's tags
+    │   ├── NoMatchingDeploymentError 400 no deployment carries the request's tags
+    │   └── PayloadTooLargeError   413   the request body is over the gateway's limit
+    ├── UnauthorizedError          401   the caller's gateway key is missing or wrong
     ├── ProviderError                    an upstream deployment failed; carries deployment id
     │   ├── BadRequestError        400   upstream rejected the request as malformed
     │   │   ├── ContextWindowExceededError   prompt too long for the model
@@ -53,6 +55,8 @@ class FailureKind(StrEnum):
     BAD_REQUEST = "bad_request"
     UNAVAILABLE = "unavailable"
     DEADLINE = "deadline"
+    #: The caller went away (disconnected, cancelled, stopped reading a stream).
+    CANCELLED = "cancelled"
 
 
 class FallbackKind(StrEnum):
@@ -104,6 +108,11 @@ class TurnoutError(Exception):
 class ConfigError(TurnoutError, ValueError):
     """The configuration is invalid; the message names the exact path of the problem."""
 
+    status = 400
+    openai_type = "invalid_request_error"
+    openai_code = "invalid_config"
+    fallback: ClassVar[FallbackKind | None] = None
+
     def __init__(self, message: str, *, path: str | None = None) -> None:
         super().__init__(f"{path}: {message}" if path else message)
         self.path = path
@@ -130,6 +139,21 @@ class ModelNotFoundError(InvalidRequestError):
 
 class NoMatchingDeploymentError(InvalidRequestError):
     openai_code = "no_matching_deployment"
+
+
+class PayloadTooLargeError(InvalidRequestError):
+    status = 413
+    openai_code = "request_too_large"
+
+
+class UnauthorizedError(TurnoutError):
+    """The caller did not present a valid key for the gateway itself."""
+
+    status = 401
+    openai_type = "authentication_error"
+    openai_code = "invalid_api_key"
+    kind = FailureKind.AUTHENTICATION
+    fallback: ClassVar[FallbackKind | None] = None
 
 
 class ProviderError(TurnoutError):
@@ -291,6 +315,7 @@ _INFORMATIVENESS: dict[FailureKind, int] = {
     FailureKind.CONNECTION: 40,
     FailureKind.DEADLINE: 30,
     FailureKind.UNAVAILABLE: 10,
+    FailureKind.CANCELLED: 0,
 }
 
 

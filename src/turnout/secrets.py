@@ -9,6 +9,7 @@ build the upstream request) returns the value.
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Final
 
 _REDACTED: Final = "**********"
@@ -44,3 +45,20 @@ class Secret:
 
     def __bool__(self) -> bool:
         return bool(self._value)
+
+
+#: Shapes of API keys that upstream error messages sometimes echo back.
+_KEY_SHAPES = re.compile(
+    r"(sk-[A-Za-z0-9_\-*]{6,}|gsk_[A-Za-z0-9]{8,}|AKIA[0-9A-Z]{12,}|AIza[0-9A-Za-z_\-]{20,}"
+    r"|Bearer\s+[A-Za-z0-9._\-]{8,})"
+)
+
+
+def redact(text: str, *secrets: Secret | None) -> str:
+    """`text` with the given secrets, and anything shaped like an API key, blotted out."""
+    for secret in secrets:
+        if secret:
+            value = secret.reveal()
+            if len(value) >= 4:
+                text = text.replace(value, _REDACTED)
+    return _KEY_SHAPES.sub(_REDACTED, text)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from turnout.tokens import estimate_prompt_tokens
 
 if TYPE_CHECKING:
@@ -87,42 +89,115 @@ class RateLimitHints:
     reset_tokens: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class ProviderResponse:
+class _LazyBody:
+    """A JSON object that may arrive as bytes and is decoded only if somebody reads it.
+
+    The gateway forwards an upstream's bytes as they came, so on its hot path the body is never
+    decoded; a library caller who reads ``.body`` (or ``.data``) pays for one decode, once.
+    """
+
+    __slots__ = ("_decoded", "raw")
+
+    def __init__(self, decoded: dict[str, Any] | None, raw: bytes | None) -> None:
+        if decoded is None and raw is None:
+            raise ValueError("either the decoded object or its raw bytes are needed")
+        self._decoded = decoded
+        self.raw = raw
+
+    def _object(self) -> dict[str, Any]:
+        if self._decoded is None:
+            assert self.raw is not None
+            value = msgspec.json.decode(self.raw)
+            self._decoded = value if isinstance(value, dict) else {"value": value}
+        return self._decoded
+
+
+class ProviderResponse(_LazyBody):
     """A provider's answer to a non-streaming call."""
 
-    body: dict[str, Any]
-    usage: Usage
-    raw: bytes | None = None
-    rate_limits: RateLimitHints | None = None
+    __slots__ = ("rate_limits", "usage")
+
+    def __init__(
+        self,
+        body: dict[str, Any] | None = None,
+        usage: Usage | None = None,
+        raw: bytes | None = None,
+        rate_limits: RateLimitHints | None = None,
+    ) -> None:
+        super().__init__(body, raw)
+        self.usage = usage if usage is not None else Usage()
+        self.rate_limits = rate_limits
+
+    @property
+    def body(self) -> dict[str, Any]:
+        return self._object()
 
 
-@dataclass(frozen=True, slots=True)
-class StreamChunk:
-    """One event of a stream, already in OpenAI's chunk shape."""
+class StreamChunk(_LazyBody):
+    """One event of a stream, in OpenAI's chunk shape (``raw`` is the event's data bytes)."""
 
-    data: dict[str, Any]
-    raw: bytes | None = None
-    #: Set on the chunk that carries the stream's usage (usually the last).
-    usage: Usage | None = None
-    #: Set on the chunk that ends a choice; a stream that ends without one was cut short.
-    finish_reason: str | None = None
-    rate_limits: RateLimitHints | None = None
+    __slots__ = ("finish_reason", "rate_limits", "usage")
+
+    def __init__(
+        self,
+        data: dict[str, Any] | None = None,
+        raw: bytes | None = None,
+        usage: Usage | None = None,
+        finish_reason: str | None = None,
+        rate_limits: RateLimitHints | None = None,
+    ) -> None:
+        super().__init__(data, raw)
+        #: Set on the chunk that carries the stream's usage (usually the last).
+        self.usage = usage
+        #: Set on the chunk that ends a choice; a stream that ends without one was cut short.
+        self.finish_reason = finish_reason
+        self.rate_limits = rate_limits
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return self._object()
+
+    def encode(self) -> bytes:
+        """The event's data as JSON bytes: the upstream's own bytes when it sent some."""
+        return self.raw if self.raw is not None else msgspec.json.encode(self._object())
 
 
-@dataclass(frozen=True, slots=True)
 class Response:
     """The router's answer: the provider's body plus where and how it was served."""
 
-    body: dict[str, Any]
-    usage: Usage
-    deployment: Deployment
-    attempts: tuple[AttemptRecord, ...]
-    #: In US dollars, when the deployment's prices are known.
-    cost: float | None
-    #: Seconds from the request entering the router to the answer.
-    latency: float
-    raw: bytes | None = None
+    __slots__ = ("_answer", "attempts", "cost", "deployment", "latency", "usage")
+
+    def __init__(
+        self,
+        answer: ProviderResponse,
+        deployment: Deployment,
+        attempts: tuple[AttemptRecord, ...],
+        cost: float | None,
+        latency: float,
+    ) -> None:
+        self._answer = answer
+        self.usage = answer.usage
+        self.deployment = deployment
+        self.attempts = attempts
+        #: In US dollars, when the deployment's prices are known.
+        self.cost = cost
+        #: Seconds from the request entering the router to the answer.
+        self.latency = latency
+
+    @property
+    def body(self) -> dict[str, Any]:
+        """The answer in OpenAI's shape (decoded on first use when it came as bytes)."""
+        return self._answer.body
+
+    @property
+    def raw(self) -> bytes | None:
+        """The upstream's bytes, when the provider relayed them untranslated."""
+        return self._answer.raw
+
+    def encode(self) -> bytes:
+        """The answer as JSON bytes, without decoding what arrived as bytes."""
+        raw = self._answer.raw
+        return raw if raw is not None else msgspec.json.encode(self._answer.body)
 
     @property
     def text(self) -> str | None:

@@ -121,7 +121,7 @@ async def test_a_consumer_that_stops_early_frees_the_deployment(h: Harness) -> N
     assert health.in_flight == 0
     assert health.reliability == 1.0
     finished = h.recorder.of(AttemptFinished)
-    assert [f.error.value if f.error else None for f in finished] == ["deadline"]
+    assert [f.error.value if f.error else None for f in finished] == ["cancelled"]
 
 
 async def test_an_unread_stream_can_be_closed(h: Harness) -> None:

@@ -155,9 +155,10 @@ class Attempt:
         )
         await self._settle(outcome, error, None, None)
 
-    async def abandon(self) -> None:
-        """The try was cut off by the caller (cancelled, deadline, client gone): no verdict."""
-        outcome = Outcome(FailureKind.DEADLINE, self.clock.now() - self.started, probe=self.probe)
+    async def abandon(self, why: FailureKind = FailureKind.CANCELLED) -> None:
+        """The try was cut off by the caller (gone, cancelled) or by the request's deadline:
+        no verdict on the deployment."""
+        outcome = Outcome(why, self.clock.now() - self.started, probe=self.probe)
         await self._settle(outcome, None, None, None)
 
     async def _settle(

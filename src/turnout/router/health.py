@@ -37,6 +37,7 @@ NEUTRAL: frozenset[FailureKind] = frozenset(
         FailureKind.CONTENT_POLICY,
         FailureKind.DEADLINE,
         FailureKind.UNAVAILABLE,
+        FailureKind.CANCELLED,
     }
 )
 

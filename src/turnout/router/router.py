@@ -120,12 +120,24 @@ class Router:
         """Every name a caller may use: model groups and aliases."""
         return self._table.public_names()
 
+    def group_of(self, name: str) -> str:
+        """The model group a public name refers to (raises `ModelNotFoundError`)."""
+        return self._table.resolve(name)
+
     def deployments(self) -> tuple[Deployment, ...]:
         return self._table.config.model_list
 
-    async def reload(self, config: RouterConfig) -> None:
-        """Swap in a new model list. Requests in flight finish on the table they started with;
-        deployments whose id persists keep their runtime state (health, averages, counters)."""
+    async def reload(
+        self, config: RouterConfig, providers: Mapping[str, Provider] | None = None
+    ) -> None:
+        """Swap in a new model list (and providers). Requests in flight finish on the table they
+        started with; deployments whose id persists keep their runtime state (health, averages,
+        counters)."""
+        if providers is not None:
+            missing = {d.provider for d in config.model_list} - set(providers)
+            if missing:
+                raise ConfigError(f"no provider registered for {', '.join(sorted(missing))}")
+            self._providers = dict(providers)
         table = self._build_table(config)
         if config.routing != self._table.config.routing:
             # Otherwise keep the strategy and its per-group memory (round-robin position).
@@ -243,13 +255,11 @@ class Router:
         assert isinstance(outcome, tuple)
         result, deployment, cost = outcome
         return Response(
-            body=result.body,
-            usage=result.usage,
+            result,
             deployment=deployment,
             attempts=tuple(run.attempts),
             cost=cost,
             latency=self._clock.now() - run.started,
-            raw=result.raw,
         )
 
     async def _execute(
@@ -468,7 +478,9 @@ class Router:
                 timeouts.request, attempt.started, method(deployment, request)
             )
         except asyncio.CancelledError:
-            await attempt.abandon()
+            # The caller went away, or the request's deadline cancelled the attempt.
+            why = FailureKind.DEADLINE if self._clock.now() >= attempt.run.deadline else None
+            await attempt.abandon(why or FailureKind.CANCELLED)
             raise
         except Exception as exc:
             error = _classify(exc, deployment)

@@ -17,6 +17,7 @@ from turnout.clock import Clock
 from turnout.config import Deployment
 from turnout.errors import (
     DeadlineExceededError,
+    FailureKind,
     ProviderError,
     StreamInterruptedError,
     TurnoutError,
@@ -160,7 +161,7 @@ class Stream:
             if isinstance(error, ProviderError):
                 error.deployment_id = attempt.deployment.id
             if isinstance(error, DeadlineExceededError):
-                await attempt.abandon()
+                await attempt.abandon(FailureKind.DEADLINE)
             else:
                 await attempt.fail(error)
             error.attempts = tuple(attempt.run.attempts)

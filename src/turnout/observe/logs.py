@@ -1,0 +1,114 @@
+"""Router events as structured log lines (``key=value``), through the standard logging module.
+
+Health changes (cooldowns, breaker transitions, fallbacks) are warnings: an operator should see
+them. Failed attempts are warnings too; retries are info. Each served request is logged at debug
+level, or at info with ``routing_detail`` (the demo turns it on, so a newcomer watches routing
+happen: which deployment served, chosen by which strategy, after which failures).
+No line ever carries a key or a request's content: only ids, names, numbers and error kinds.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from turnout.errors import FailureKind
+from turnout.observe.events import (
+    AttemptFinished,
+    BreakerTransition,
+    CooldownEntered,
+    CooldownLeft,
+    Event,
+    FallbackTaken,
+    RetryScheduled,
+)
+
+logger = logging.getLogger("turnout.routing")
+
+
+class LogObserver:
+    __slots__ = ("_detail", "_failed", "_strategy")
+
+    def __init__(self, strategy: str, *, routing_detail: bool = False) -> None:
+        self._strategy = strategy
+        self._detail = logging.INFO if routing_detail else logging.DEBUG
+        #: Failed attempts per request id, until the request is served.
+        self._failed: dict[str, list[str]] = {}
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, AttemptFinished):
+            self._attempt(event)
+        elif isinstance(event, CooldownEntered):
+            logger.warning(
+                "cooldown deployment=%s reason=%s seconds=%.1f",
+                event.deployment_id,
+                event.reason.value,
+                event.seconds,
+            )
+        elif isinstance(event, CooldownLeft):
+            logger.info("cooldown-over deployment=%s reason=%s", event.deployment_id, event.reason)
+        elif isinstance(event, BreakerTransition):
+            logger.warning(
+                "breaker deployment=%s from=%s to=%s",
+                event.deployment_id,
+                event.previous.name.lower(),
+                event.current.name.lower(),
+            )
+        elif isinstance(event, FallbackTaken):
+            logger.warning(
+                "fallback from=%s to=%s kind=%s after=%s",
+                event.from_group,
+                event.to_group,
+                event.kind.value,
+                event.error.value,
+            )
+        elif isinstance(event, RetryScheduled):
+            logger.info(
+                "retry group=%s failed=%s error=%s delay_ms=%.0f",
+                event.model_group,
+                event.failed_deployment,
+                event.error.value,
+                event.delay * 1000,
+            )
+
+    def _attempt(self, event: AttemptFinished) -> None:
+        if event.error is FailureKind.CANCELLED:
+            self._failed.pop(event.request_id, None)
+            logger.info(
+                "attempt-abandoned group=%s deployment=%s attempt=%d ms=%.1f (the caller left)",
+                event.model_group,
+                event.deployment_id,
+                event.attempt,
+                event.duration * 1000,
+            )
+            return
+        if event.error is not None:
+            logger.warning(
+                "attempt-failed group=%s deployment=%s attempt=%d error=%s status=%s ms=%.1f",
+                event.model_group,
+                event.deployment_id,
+                event.attempt,
+                event.error.value,
+                event.status if event.status is not None else "-",
+                event.duration * 1000,
+            )
+            if logger.isEnabledFor(self._detail):
+                history = self._failed.setdefault(event.request_id, [])
+                if len(history) < 16:
+                    history.append(f"{event.deployment_id}:{event.error.value}")
+            return
+        failed = self._failed.pop(event.request_id, [])
+        if not logger.isEnabledFor(self._detail):
+            return
+        usage = event.usage
+        logger.log(
+            self._detail,
+            "served group=%s deployment=%s strategy=%s attempt=%d ms=%.1f tokens=%d cost=%s%s",
+            event.model_group,
+            event.deployment_id,
+            self._strategy,
+            event.attempt,
+            event.duration * 1000,
+            usage.total_tokens if usage else 0,
+            f"{event.cost:.6f}" if event.cost is not None else "unknown",
+            f" after={','.join(failed)}" if failed else "",
+        )

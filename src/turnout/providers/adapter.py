@@ -1,0 +1,72 @@
+"""The adapter protocol: what a provider's translation layer does, and nothing more.
+
+An adapter turns an OpenAI-shaped request into the bytes of an upstream call, and the upstream's
+reply (a body, each stream event, an error) back into OpenAI's shape and turnout's error tree. It
+never opens a socket: `turnout.providers.http.HttpProvider` pairs an adapter with the one
+upstream I/O seam (`turnout.upstream`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from turnout.config import Deployment
+from turnout.errors import ProviderError
+from turnout.wire import ProviderResponse, RateLimitHints, Request, StreamChunk
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamRequest:
+    """One HTTP call to an upstream, fully built."""
+
+    url: str
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+    method: str = "POST"
+
+
+class StreamTranslator(Protocol):
+    """Turns a streamed body into OpenAI chunks, one piece of bytes at a time."""
+
+    def feed(self, piece: bytes) -> list[StreamChunk]:
+        """Chunks completed by these bytes; raises a `ProviderError` for an error event."""
+        ...
+
+    def finish(self) -> list[StreamChunk]:
+        """Chunks still held when the body ended."""
+        ...
+
+    def check(self) -> None:
+        """Raise the `ProviderError` of a bad event, once the chunks before it were returned."""
+        ...
+
+    @property
+    def done(self) -> bool:
+        """Whether the answer is complete (no need to read further)."""
+        ...
+
+
+class Adapter(Protocol):
+    def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
+        """The upstream call for `request` on `deployment`."""
+        ...
+
+    def parse(
+        self, deployment: Deployment, request: Request, body: bytes, headers: Mapping[str, str]
+    ) -> ProviderResponse:
+        """A successful (2xx) non-streamed answer."""
+        ...
+
+    def translator(self, deployment: Deployment, request: Request) -> StreamTranslator:
+        """A fresh translator for one streamed answer."""
+        ...
+
+    def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+        """The classified error for a non-2xx reply."""
+        ...
+
+    def rate_limits(self, headers: Mapping[str, str]) -> RateLimitHints | None:
+        """What the reply's headers say about remaining quota."""
+        ...

@@ -1,0 +1,454 @@
+"""OpenAI and the OpenAI-compatible family: OpenAI, Groq, Mistral, DeepSeek, Together,
+Fireworks, OpenRouter, vLLM, Ollama, or any server at a base URL that speaks OpenAI's API.
+
+Requests pass through with only ``model`` replaced (and the deployment's default parameters
+added where the caller set none), so fields turnout does not know reach the upstream untouched.
+Answers are relayed as the upstream's own bytes: only usage, finish reasons and errors are
+decoded, with msgspec views that skip everything else. For streams the adapter asks the upstream
+for usage (``stream_options.include_usage``) so that streamed tokens are accounted too; when the
+caller did not ask for it, the usage-only chunk is not forwarded and its usage rides on the
+finish chunk instead.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import msgspec
+
+from turnout.config import Deployment
+from turnout.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ConfigError,
+    ContentPolicyError,
+    ContextWindowExceededError,
+    PermissionDeniedError,
+    ProviderError,
+    RateLimitError,
+    ServerError,
+    StreamInterruptedError,
+    UpstreamNotFoundError,
+    UpstreamTimeoutError,
+)
+from turnout.providers.adapter import UpstreamRequest
+from turnout.providers.sse import SSEDecoder
+from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request, StreamChunk, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """Where a member of the family lives and what it supports."""
+
+    base_url: str | None
+    #: Environment variable read for the key when a deployment sets none.
+    key_variable: str | None = None
+    #: Whether it honours ``stream_options.include_usage``.
+    stream_usage: bool = True
+
+
+PRESETS: dict[str, Preset] = {
+    "openai": Preset("https://api.openai.com/v1", "OPENAI_API_KEY"),
+    "groq": Preset("https://api.groq.com/openai/v1", "GROQ_API_KEY"),
+    "mistral": Preset("https://api.mistral.ai/v1", "MISTRAL_API_KEY", stream_usage=False),
+    "deepseek": Preset("https://api.deepseek.com/v1", "DEEPSEEK_API_KEY"),
+    "together": Preset("https://api.together.xyz/v1", "TOGETHER_API_KEY"),
+    "fireworks": Preset("https://api.fireworks.ai/inference/v1", "FIREWORKS_API_KEY"),
+    "openrouter": Preset("https://openrouter.ai/api/v1", "OPENROUTER_API_KEY"),
+    "vllm": Preset(None),
+    "ollama": Preset("http://127.0.0.1:11434/v1"),
+    "openai-compatible": Preset(None),
+}
+
+_PATHS = {
+    Operation.CHAT: "/chat/completions",
+    Operation.COMPLETION: "/completions",
+    Operation.EMBEDDING: "/embeddings",
+}
+
+#: Request fields turnout reads for itself and does not forward.
+_TURNOUT_FIELDS = ("tags",)
+#: Deployment parameters that are HTTP headers or body merges rather than request fields.
+_HEADER_PARAMS = "extra_headers"
+_BODY_PARAMS = "extra_body"
+
+
+class _UsageView(msgspec.Struct):
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+class _ResponseView(msgspec.Struct):
+    usage: _UsageView | None = None
+
+
+class _ChoiceView(msgspec.Struct):
+    index: int = 0
+    finish_reason: str | None = None
+
+
+class _ChunkView(msgspec.Struct):
+    choices: list[_ChoiceView] = []
+    usage: _UsageView | None = None
+    error: dict[str, Any] | None = None
+
+
+class _ErrorView(msgspec.Struct):
+    error: dict[str, Any] | str | None = None
+    message: str | None = None
+    detail: Any = None
+
+
+_RESPONSE = msgspec.json.Decoder(_ResponseView)
+_CHUNK = msgspec.json.Decoder(_ChunkView)
+_ERROR = msgspec.json.Decoder(_ErrorView)
+_ENCODE = msgspec.json.Encoder().encode
+
+_CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too many tokens")
+_POLICY_HINTS = ("content_policy", "content_filter", "content management policy", "safety")
+
+
+class OpenAICompatibleAdapter:
+    """The adapter for every provider in `PRESETS` (one instance per provider name)."""
+
+    __slots__ = ("_default_key", "name", "preset")
+
+    def __init__(self, name: str, environ: Mapping[str, str] | None = None) -> None:
+        if name not in PRESETS:
+            raise ConfigError(f"unknown OpenAI-compatible provider {name!r}")
+        self.name = name
+        self.preset = PRESETS[name]
+        env = os.environ if environ is None else environ
+        variable = self.preset.key_variable
+        self._default_key = env.get(variable) if variable else None
+
+    def base_url(self, deployment: Deployment) -> str:
+        base = deployment.base_url or self.preset.base_url
+        if base is None:
+            raise ConfigError(
+                f"deployment {deployment.id!r}: provider {self.name!r} needs a base_url"
+            )
+        return base.rstrip("/")
+
+    def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
+        body = dict(request.body)
+        for name in _TURNOUT_FIELDS:
+            body.pop(name, None)
+        headers = {"content-type": "application/json"}
+        params = deployment.params
+        if params:
+            for name, value in params.items():
+                if name == _HEADER_PARAMS and isinstance(value, Mapping):
+                    headers.update({str(k): str(v) for k, v in value.items()})
+                elif name == _BODY_PARAMS and isinstance(value, Mapping):
+                    for key, item in value.items():
+                        body.setdefault(key, item)
+                elif name == "organization":
+                    headers["openai-organization"] = str(value)
+                else:
+                    body.setdefault(name, value)
+        body["model"] = deployment.model
+        if request.stream and self.preset.stream_usage:
+            options = body.get("stream_options")
+            options = dict(options) if isinstance(options, Mapping) else {}
+            if options.get("include_usage") is not True:
+                options["include_usage"] = True
+                body["stream_options"] = options
+        key = deployment.api_key.reveal() if deployment.api_key else self._default_key
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        url = self.base_url(deployment) + _PATHS[request.operation]
+        return UpstreamRequest(url=url, body=_ENCODE(body), headers=headers)
+
+    def parse(
+        self, deployment: Deployment, request: Request, body: bytes, headers: Mapping[str, str]
+    ) -> ProviderResponse:
+        try:
+            view = _RESPONSE.decode(body)
+        except msgspec.DecodeError:
+            raise ServerError(f"{self.name} sent an answer that is not JSON") from None
+        usage = (
+            Usage(view.usage.prompt_tokens, view.usage.completion_tokens) if view.usage else None
+        )
+        return ProviderResponse(raw=body, usage=usage, rate_limits=self.rate_limits(headers))
+
+    def translator(self, deployment: Deployment, request: Request) -> _StreamTranslator:
+        options = request.body.get("stream_options")
+        wants_usage = isinstance(options, Mapping) and options.get("include_usage") is True
+        return _StreamTranslator(self.name, wants_usage, self.preset.stream_usage)
+
+    def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+        message, code, kind, param = _describe_error(body)
+        return classify_error(status, message, code, kind, param, headers, self.name)
+
+    def rate_limits(self, headers: Mapping[str, str]) -> RateLimitHints | None:
+        return rate_limit_hints(headers)
+
+
+class _StreamTranslator:
+    """SSE events of an OpenAI-style stream into chunks; knows when the answer is complete."""
+
+    __slots__ = (
+        "_done",
+        "_failure",
+        "_finished",
+        "_held",
+        "_name",
+        "_open",
+        "_sse",
+        "_usage_settled",
+        "_wants_usage",
+        "_will_get_usage",
+    )
+
+    def __init__(self, name: str, wants_usage: bool, will_get_usage: bool) -> None:
+        self._name = name
+        self._sse = SSEDecoder()
+        self._wants_usage = wants_usage
+        self._will_get_usage = will_get_usage or wants_usage
+        self._done = False
+        self._finished = False
+        self._usage_settled = not self._will_get_usage
+        #: The finish chunk, held back until the usage-only chunk brings its usage.
+        self._held: StreamChunk | None = None
+        #: Choice indexes seen without a finish reason yet.
+        self._open: set[int] = set()
+        #: An error event or malformed event, raised once the chunks before it were handed over.
+        self._failure: ProviderError | None = None
+
+    @property
+    def done(self) -> bool:
+        return self._done
+
+    def feed(self, piece: bytes) -> list[StreamChunk]:
+        out: list[StreamChunk] = []
+        for event in self._sse.feed(piece):
+            if not self._take(event.data, out):
+                break
+        return out
+
+    def finish(self) -> list[StreamChunk]:
+        out: list[StreamChunk] = []
+        for event in self._sse.finish():
+            if not self._take(event.data, out):
+                return out
+        if self._held is not None:
+            out.append(self._held)
+            self._held = None
+        return out
+
+    def check(self) -> None:
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            self._done = True
+            raise failure
+
+    def _take(self, data: bytes, out: list[StreamChunk]) -> bool:
+        """Translate one event; False (and the failure kept for `check`) when it was bad."""
+        if self._failure is not None:
+            return False
+        try:
+            self._event(data, out)
+        except ProviderError as failure:
+            self._failure = failure
+            return False
+        return True
+
+    def _event(self, data: bytes, out: list[StreamChunk]) -> None:
+        if self._done:
+            return
+        if data == b"[DONE]":
+            self._done = True
+            if self._held is not None:
+                out.append(self._held)
+                self._held = None
+            return
+        try:
+            view = _CHUNK.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            raise StreamInterruptedError(f"{self._name} sent a malformed stream event") from None
+        if view.error is not None:
+            message, code, kind, param = _fields(view.error)
+            raise classify_error(None, message, code, kind, param, {}, self._name)
+        usage = None
+        if view.usage is not None:
+            usage = Usage(view.usage.prompt_tokens, view.usage.completion_tokens)
+        finish = None
+        for choice in view.choices:
+            if choice.finish_reason is not None:
+                finish = choice.finish_reason
+                self._open.discard(choice.index)
+            else:
+                self._open.add(choice.index)
+        if usage is not None:
+            self._usage_settled = True
+        if not view.choices and usage is not None:
+            # The usage-only chunk: forward it if the caller asked, else fold it into the
+            # finish chunk held back for it.
+            if self._held is not None:
+                self._held.usage = usage
+                out.append(self._held)
+                self._held = None
+            if self._wants_usage:
+                out.append(StreamChunk(raw=data, usage=usage))
+        else:
+            chunk = StreamChunk(raw=data, usage=usage, finish_reason=finish)
+            if finish is not None and not self._usage_settled and not self._wants_usage:
+                self._held = chunk
+            else:
+                out.append(chunk)
+        if finish is not None:
+            self._finished = True
+        if self._finished and not self._open and self._usage_settled:
+            # Complete: no need to wait for [DONE] (some servers never send it).
+            self._done = True
+            if self._held is not None:
+                out.append(self._held)
+                self._held = None
+
+
+def _describe_error(body: bytes) -> tuple[str, str | None, str | None, str | None]:
+    """Message, code, type and param from an error body, whatever shape the server used."""
+    try:
+        view = _ERROR.decode(body)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        text = body.decode("utf-8", "replace").strip()
+        return (text[:500] or "no error message", None, None, None)
+    if isinstance(view.error, dict):
+        return _fields(view.error)
+    if isinstance(view.error, str):
+        return view.error, None, None, None
+    if view.message:
+        return view.message, None, None, None
+    if view.detail is not None:
+        return str(view.detail)[:500], None, None, None
+    return "no error message", None, None, None
+
+
+def _fields(error: Mapping[str, Any]) -> tuple[str, str | None, str | None, str | None]:
+    message = error.get("message")
+    code = error.get("code")
+    kind = error.get("type")
+    param = error.get("param")
+    return (
+        str(message) if message else "no error message",
+        str(code) if code is not None else None,
+        str(kind) if kind is not None else None,
+        str(param) if param is not None else None,
+    )
+
+
+def classify_error(
+    status: int | None,
+    message: str,
+    code: str | None,
+    kind: str | None,
+    param: str | None,
+    headers: Mapping[str, str],
+    provider: str,
+) -> ProviderError:
+    """Map an OpenAI-style error (HTTP status or in-stream error object) into turnout's tree."""
+    text = f"{provider}: {message}"
+    lowered = f"{code or ''} {kind or ''} {message}".lower()
+    retry_after = retry_after_seconds(headers)
+    if status is None:
+        if kind in ("rate_limit_error", "rate_limit_exceeded") or code == "rate_limit_exceeded":
+            status = 429
+        elif kind in ("server_error", "api_error") or code == "server_error":
+            status = 500
+        elif kind == "invalid_request_error":
+            status = 400
+        else:
+            return StreamInterruptedError(text)
+    if status == 400 or status == 413 or status == 422:
+        if code == "context_length_exceeded" or any(h in lowered for h in _CONTEXT_HINTS):
+            return ContextWindowExceededError(text, status=status, param=param)
+        if any(h in lowered for h in _POLICY_HINTS):
+            return ContentPolicyError(text, status=status, param=param)
+        return BadRequestError(text, status=status, param=param)
+    if status == 401:
+        return AuthenticationError(text, status=status)
+    if status == 403:
+        return PermissionDeniedError(text, status=status)
+    if status == 404:
+        return UpstreamNotFoundError(text, status=status, param=param)
+    if status in (408, 504):
+        return UpstreamTimeoutError(text, status=status)
+    if status == 429:
+        return RateLimitError(text, status=status, retry_after=retry_after)
+    if 400 <= status < 500:
+        return BadRequestError(text, status=status, param=param)
+    return ServerError(text, status=status, retry_after=retry_after)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(value: str) -> float | None:
+    """OpenAI's reset durations ("1s", "6m0s", "20ms", "1h2m3.5s") in seconds."""
+    parts = _DURATION.findall(value)
+    if not parts:
+        try:
+            return float(value)
+        except ValueError:
+            return None
+    return sum(float(number) * _UNITS[unit] for number, unit in parts)
+
+
+def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait, from ``retry-after-ms``, ``retry-after`` (seconds or an HTTP date)."""
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return max(0.0, float(value) / 1000.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    import time
+
+    return max(0.0, moment.timestamp() - time.time())
+
+
+def rate_limit_hints(headers: Mapping[str, str]) -> RateLimitHints | None:
+    """OpenAI's ``x-ratelimit-*`` headers (shared by most of the family)."""
+    remaining = headers.get("x-ratelimit-remaining-requests")
+    remaining_tokens = headers.get("x-ratelimit-remaining-tokens")
+    if remaining is None and remaining_tokens is None:
+        return None
+    return RateLimitHints(
+        remaining_requests=_int(remaining),
+        limit_requests=_int(headers.get("x-ratelimit-limit-requests")),
+        remaining_tokens=_int(remaining_tokens),
+        limit_tokens=_int(headers.get("x-ratelimit-limit-tokens")),
+        reset_requests=_duration(headers.get("x-ratelimit-reset-requests")),
+        reset_tokens=_duration(headers.get("x-ratelimit-reset-tokens")),
+    )
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+def _duration(value: str | None) -> float | None:
+    return parse_duration(value) if value is not None else None

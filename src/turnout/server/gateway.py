@@ -1,0 +1,80 @@
+"""One gateway process: its router, upstream client, metrics, access rule and config."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from turnout.clock import Clock
+from turnout.config_file import GatewayConfig, load_config
+from turnout.errors import InvalidRequestError
+from turnout.observe.logs import LogObserver
+from turnout.observe.metrics import GatewayMetrics
+from turnout.providers.registry import build_providers
+from turnout.router.router import Router
+from turnout.server.auth import Authenticator, authenticator_for
+from turnout.upstream import Upstream
+
+logger = logging.getLogger("turnout.server")
+
+
+class Gateway:
+    """Everything the HTTP application serves with. Build it inside the running event loop."""
+
+    def __init__(
+        self, config: GatewayConfig, *, clock: Clock | None = None, routing_detail: bool = False
+    ) -> None:
+        self.config = config
+        self.upstream = Upstream()
+        self.metrics = GatewayMetrics()
+        self._clock = clock
+        self._logs = LogObserver(config.router.routing.strategy, routing_detail=routing_detail)
+        self.router = Router(
+            config.router,
+            build_providers(config.router, self.upstream, clock),
+            clock=clock,
+            observers=[self.metrics, self._logs],
+        )
+        self.auth: Authenticator = authenticator_for(config.server.master_key)
+        self.metrics.deployments(_described(config))
+        self.draining = False
+        self.started_at = time.time()
+
+    async def reload(self) -> dict[str, Any]:
+        """Read the config file again and swap the model list in without dropping requests."""
+        source = self.config.source
+        if source is None:
+            raise InvalidRequestError("this gateway was not started from a config file")
+        config = load_config(source)
+        providers = build_providers(config.router, self.upstream, self._clock)
+        await self.router.reload(config.router, providers)
+        self.auth = authenticator_for(config.server.master_key)
+        self.metrics.deployments(_described(config))
+        if _listen(config) != _listen(self.config):
+            logger.warning("reload: host, port and workers change only on restart")
+        self.config = config
+        for warning in config.warnings:
+            logger.warning("config: %s", warning)
+        logger.info(
+            "reloaded %s: %d deployments in %d model groups",
+            source,
+            len(config.router.model_list),
+            len({d.model_name for d in config.router.model_list}),
+        )
+        return {
+            "status": "reloaded",
+            "deployments": len(config.router.model_list),
+            "warnings": list(config.warnings),
+        }
+
+    async def close(self) -> None:
+        await self.upstream.close()
+
+
+def _described(config: GatewayConfig) -> list[tuple[str, str, str]]:
+    return [(d.id, d.model_name, d.provider) for d in config.router.model_list]
+
+
+def _listen(config: GatewayConfig) -> tuple[str, int, int]:
+    return config.server.host, config.server.port, config.server.workers

@@ -1,0 +1,102 @@
+"""Turning an HTTP body into a router `Request`, checking only what routing relies on.
+
+The gateway validates the fields it reads (model, stream, token limits, the prompt's container)
+and says exactly which one is wrong, in OpenAI's words where OpenAI has them. Every other field
+passes through untouched: the upstream is the authority on its own parameters.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from turnout.errors import InvalidRequestError
+from turnout.wire import Operation, Request
+
+_DECODE = msgspec.json.Decoder().decode
+
+#: Header a caller may use to route by tags (comma-separated), besides a ``tags`` body field.
+TAGS_HEADER = "x-turnout-tags"
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    if not raw:
+        raise InvalidRequestError("The request body is empty: send a JSON object")
+    try:
+        value = _DECODE(raw)
+    except msgspec.DecodeError as exc:
+        raise InvalidRequestError(f"The request body is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidRequestError("The request body must be a JSON object")
+    return value
+
+
+def build_request(
+    body: dict[str, Any], operation: Operation, headers: Mapping[str, str]
+) -> Request:
+    """A router request from a decoded body, or an `InvalidRequestError` naming the field."""
+    model = body.get("model")
+    if model is None:
+        raise InvalidRequestError("you must provide a model parameter", param="model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequestError("`model` must be a non-empty string", param="model")
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequestError("`stream` must be a boolean", param="stream")
+    if operation is Operation.EMBEDDING and stream:
+        raise InvalidRequestError("embeddings cannot be streamed", param="stream")
+    for name in ("max_tokens", "max_completion_tokens", "n"):
+        value = body.get(name)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool)):
+            raise InvalidRequestError(f"`{name}` must be an integer", param=name)
+        if isinstance(value, int) and value < 1:
+            raise InvalidRequestError(f"`{name}` must be at least 1", param=name)
+    _check_prompt(body, operation)
+    return Request(
+        model=model,
+        body=body,
+        operation=operation,
+        tags=_tags(body, headers),
+    )
+
+
+def _check_prompt(body: Mapping[str, Any], operation: Operation) -> None:
+    if operation is Operation.CHAT:
+        messages = body.get("messages")
+        if messages is None:
+            raise InvalidRequestError("you must provide a messages parameter", param="messages")
+        if not isinstance(messages, list) or not messages:
+            raise InvalidRequestError("`messages` must be a non-empty array", param="messages")
+        for index, message in enumerate(messages):
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                raise InvalidRequestError(
+                    f"`messages[{index}]` must be an object with a string `role`",
+                    param=f"messages[{index}]",
+                )
+    elif operation is Operation.COMPLETION:
+        prompt = body.get("prompt")
+        if not isinstance(prompt, (str, list)):
+            raise InvalidRequestError("`prompt` must be a string or an array", param="prompt")
+    else:
+        value = body.get("input")
+        if value is None:
+            raise InvalidRequestError("you must provide an input parameter", param="input")
+        if not isinstance(value, (str, list)) or (isinstance(value, list) and not value):
+            raise InvalidRequestError(
+                "`input` must be a string or a non-empty array", param="input"
+            )
+
+
+def _tags(body: Mapping[str, Any], headers: Mapping[str, str]) -> frozenset[str]:
+    tags = body.get("tags")
+    found: set[str] = set()
+    if tags is not None:
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise InvalidRequestError("`tags` must be an array of strings", param="tags")
+        found.update(tags)
+    header = headers.get(TAGS_HEADER)
+    if header:
+        found.update(tag.strip() for tag in header.split(",") if tag.strip())
+    return frozenset(found)

@@ -1,0 +1,101 @@
+"""A real gateway on 127.0.0.1 for end-to-end tests, driven by the official `openai` SDK.
+
+`running_gateway` serves in the test's own event loop (for the async SDK); `threaded_gateway`
+serves from a thread with its own loop (for the blocking SDK client).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+from aiohttp import web
+
+from turnout import Deployment, RouterConfig, Secret
+from turnout.config_file import GatewayConfig, ServerConfig
+from turnout.server.app import create_app
+from turnout.server.gateway import Gateway
+
+
+def simulated(deployment_id: str, group: str = "chat", **behaviour: Any) -> Deployment:
+    return Deployment(
+        model_name=group,
+        provider="simulated",
+        model=deployment_id,
+        id=deployment_id,
+        params={"simulate": behaviour},
+    )
+
+
+def gateway_config(
+    *deployments: Deployment,
+    master_key: str | None = None,
+    max_body_bytes: int = 1024 * 1024,
+    **router: Any,
+) -> GatewayConfig:
+    return GatewayConfig(
+        server=ServerConfig(
+            port=0,
+            master_key=Secret(master_key) if master_key else None,
+            max_body_bytes=max_body_bytes,
+            shutdown_timeout=5,
+        ),
+        router=RouterConfig(model_list=deployments, **router),
+        format="turnout",
+    )
+
+
+@dataclass
+class RunningGateway:
+    url: str
+    gateway: Gateway
+
+    def client(self, api_key: str = "sk-anything", **options: Any) -> openai.AsyncOpenAI:
+        options.setdefault("max_retries", 0)
+        options.setdefault("timeout", 10.0)
+        return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key=api_key, **options)
+
+
+@asynccontextmanager
+async def running_gateway(config: GatewayConfig) -> AsyncIterator[RunningGateway]:
+    gateway = Gateway(config)
+    runner = web.AppRunner(create_app(gateway), access_log=None, shutdown_timeout=5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        yield RunningGateway(f"http://127.0.0.1:{port}", gateway)
+    finally:
+        await runner.cleanup()
+        await gateway.close()
+
+
+@contextmanager
+def threaded_gateway(config: GatewayConfig) -> Iterator[str]:
+    """Serve from a thread with its own loop; yields the base URL."""
+    loop = asyncio.new_event_loop()
+    started = threading.Event()
+    stop = asyncio.Event()
+    url: list[str] = []
+
+    async def main() -> None:
+        async with running_gateway(config) as running:
+            url.append(running.url)
+            started.set()
+            await stop.wait()
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
+    thread.start()
+    try:
+        assert started.wait(10), "the gateway did not start"
+        yield url[0]
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()

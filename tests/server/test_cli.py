@@ -1,0 +1,187 @@
+"""`turnout serve` and `turnout check-config` as a user runs them: real processes, real signals."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+from turnout.testing.fake_openai import FakeOpenAI
+
+TURNOUT = [sys.executable, "-m", "turnout.cli"]
+MESSAGES: Any = [{"role": "user", "content": "Hello"}]
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def _config(path: Path, fake_url: str, groups: tuple[str, ...] = ("chat",)) -> Path:
+    entries = "".join(
+        f"""
+  - model_name: {group}
+    provider: openai-compatible
+    model: gpt-4o-mini
+    base_url: {fake_url}
+    api_key: ${{FAKE_KEY}}
+"""
+        for group in groups
+    )
+    path.write_text(f"server:\n  shutdown_timeout: 10\nmodel_list:{entries}")
+    return path
+
+
+@asynccontextmanager
+async def serving(
+    *args: str, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, int, list[str]]]:
+    """Start `turnout serve ARGS --port 0`; yield the process, its port and its log lines."""
+    import os
+
+    process = await asyncio.create_subprocess_exec(
+        *TURNOUT,
+        "serve",
+        *args,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, "FAKE_KEY": "sk-fake", **(env or {})},
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    port = 0
+    try:
+        async with asyncio.timeout(15):
+            while not port:
+                line = (await process.stderr.readline()).decode()
+                if not line:
+                    raise AssertionError("turnout exited early:\n" + "".join(lines))
+                lines.append(line)
+                found = re.search(r"listening on http://[\d.]+:(\d+)", line)
+                if found:
+                    port = int(found.group(1))
+
+        async def drain() -> None:
+            assert process.stderr is not None
+            while line := await process.stderr.readline():
+                lines.append(line.decode())
+
+        reader = asyncio.create_task(drain())
+        yield process, port, lines
+    finally:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        if "reader" in locals():
+            await reader
+
+
+def _client(port: int) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-x", max_retries=0, timeout=10
+    )
+
+
+async def test_the_demo_serves_the_openai_sdk() -> None:
+    async with serving("--demo", "--port", "0") as (process, port, lines):
+        async with _client(port) as client:
+            completion = await client.chat.completions.create(
+                model="gpt-4o-mini", messages=MESSAGES
+            )
+            assert completion.choices[0].message.content
+            embedding = await client.embeddings.create(model="embed", input="hello")
+            assert len(embedding.data[0].embedding) == 16
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    log = "".join(lines)
+    assert "served group=chat" in log
+    assert "stopped" in log
+
+
+async def test_sigterm_finishes_streams_in_flight_then_exits(tmp_path: Path) -> None:
+    async with FakeOpenAI(chunk_delay=0.05) as fake:
+        config = _config(tmp_path / "turnout.yaml", fake.url)
+        async with serving("--config", str(config), "--port", "0") as (process, port, _):
+            async with _client(port) as client:
+                stream = await client.chat.completions.create(
+                    model="chat", messages=MESSAGES, stream=True
+                )
+                chunks = []
+                async for chunk in stream:
+                    chunks.append(chunk)
+                    if len(chunks) == 2:
+                        process.send_signal(signal.SIGTERM)
+                        await asyncio.sleep(0.2)
+                        with pytest.raises(ConnectionRefusedError):  # none while draining
+                            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            assert chunks[-1].choices[0].finish_reason == "stop"
+            assert await asyncio.wait_for(process.wait(), 10) == 0
+
+
+async def test_sighup_reloads_the_model_list(tmp_path: Path) -> None:
+    async with FakeOpenAI() as fake:
+        config = _config(tmp_path / "turnout.yaml", fake.url)
+        async with serving("--config", str(config), "--port", "0") as (process, port, lines):
+            async with _client(port) as client:
+                assert [m.id for m in (await client.models.list()).data] == ["chat"]
+                _config(config, fake.url, groups=("chat", "fresh"))
+                process.send_signal(signal.SIGHUP)
+                for _ in range(50):
+                    names = sorted(m.id for m in (await client.models.list()).data)
+                    if names == ["chat", "fresh"]:
+                        break
+                    await asyncio.sleep(0.1)
+                assert names == ["chat", "fresh"]
+                completion = await client.chat.completions.create(model="fresh", messages=MESSAGES)
+                assert completion.choices
+                config.write_text("model_list: [")  # broken: the running config stays
+                process.send_signal(signal.SIGHUP)
+                await asyncio.sleep(0.5)
+                assert len((await client.models.list()).data) == 2
+            assert any("reload failed" in line for line in lines)
+
+
+async def _run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    import os
+
+    process = await asyncio.create_subprocess_exec(
+        *TURNOUT,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env={**os.environ, **(env or {})},
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_check_config_accepts_the_example_and_names_bad_paths(tmp_path: Path) -> None:
+    example = EXAMPLES / "turnout.yaml"
+    code, out, err = await _run(
+        "check-config", str(example), env={"OPENAI_API_KEY": "sk-a", "OPENROUTER_API_KEY": "or-b"}
+    )
+    assert code == 0, err
+    assert "OK (turnout format): 3 deployments in 2 model groups" in out
+    code, out, err = await _run("check-config", str(EXAMPLES / "litellm-config.yaml"))
+    assert code == 2
+    assert "is not set" in err
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_list:\n  - model_name: chat\n    model: m\n    weight: heavy\n")
+    code, _, err = await _run("check-config", str(bad))
+    assert code == 2
+    assert "model_list[0].weight" in err
+    assert err.count(str(bad)) == 1
+
+
+async def test_serve_refuses_a_bad_config_with_a_clear_message(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model_list:\n  - model_name: chat\n    model: m\n    provider: nowhere\n")
+    code, _, err = await _run("serve", "--config", str(bad), "--port", "0")
+    assert code == 2
+    assert "model_list[0].provider: provider 'nowhere' is not supported" in err
