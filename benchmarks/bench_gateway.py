@@ -1,22 +1,27 @@
 """Gateway benchmark: turnout, a minimal pass-through proxy and LiteLLM, side by side in one run.
 
 Run: ``python benchmarks/bench_gateway.py`` (``--duration S`` per wrk run, default 10;
-``--quick`` for 3 s runs; ``--no-litellm``; ``--smoke`` for 1 s runs without LiteLLM, which only
-checks that it runs: its figures mean nothing). Needs ``wrk``. LiteLLM is looked for at
-``/tmp/llvenv/bin/litellm`` (``--litellm PATH``).
+``--rounds N`` of wrk runs per target, default 3; ``--quick`` for 3 s runs; ``--no-litellm``;
+``--smoke`` for one round of 1 s runs without LiteLLM, which only checks that it runs: its
+figures mean nothing). Needs ``wrk``. LiteLLM is looked for at ``/tmp/llvenv/bin/litellm``
+(``--litellm PATH``); a LiteLLM that does not start is reported, and the run goes on without it.
 
 What it does, every process on 127.0.0.1 and started (and stopped) by this script:
 
 - a fast fake OpenAI upstream, written here: a raw asyncio protocol on uvloop answering every
   POST with a fixed ``chat.completion`` (or, when the body asks for a stream, a fixed SSE stream),
-  in its own process. It is measured directly too, and its CPU share is reported while each
-  target is under load, to show that it is not the bottleneck;
+  in its own process. (``turnout.testing.fake_openai`` is faithful, not fast: at about 5,600
+  req/s it would be the bottleneck.) It is measured directly too, and its CPU share is reported
+  while each target is under load, to show that it is not the bottleneck;
 - three targets, each one process with one worker, pointed at that upstream: turnout
   (``turnout serve``), a minimal pass-through proxy on turnout's own libraries (aiohttp server and
   keep-alive client, uvloop: the ceiling for a gateway built on them), and the LiteLLM proxy;
-- wrk at 32 connections (2 threads): requests/s, p50 and p99, errors; wrk at one connection: p50
-  minus the upstream's own p50 is the latency a target adds; stream time to first body byte,
-  median over sequential requests taken in turns across targets, minus the upstream's own;
+- after a warm-up run per target, rounds of wrk runs, each round in a rotated order of targets
+  so that drifts in the machine's load fall on all alike (figures are medians over the rounds,
+  ratios the median of each round's ratio): at 32 connections (2 threads) requests/s, p50, p99
+  and errors; at one connection, p50 minus the upstream's own p50 of the same round is the
+  latency a target adds. Then stream time to first body byte: the median over sequential
+  requests taken in turns across targets, minus the upstream's own;
 - memory of each target's process group: RSS idle after start, peak RSS (VmHWM) after the load;
   start-up time: from the process' start to its first successful request.
 
@@ -240,11 +245,30 @@ class Target:
     log: Path | None = None
     startup: float = 0.0
     failure: str | None = None
+    #: Medians over the rounds, and figures measured once.
     figures: dict[str, float] = field(default_factory=dict)
+    #: Each round's figures, in round order.
+    rounds: dict[str, list[float]] = field(default_factory=dict)
+    errors: int = 0
+    non_2xx: int = 0
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}{PATH}"
+
+    @property
+    def pid(self) -> int:
+        """The process' id, which is also its process group's."""
+        assert self.process is not None
+        return self.process.pid
+
+    def record(self, **figures: float) -> None:
+        for name, value in figures.items():
+            self.rounds.setdefault(name, []).append(value)
+
+    def count(self, result: WrkResult) -> None:
+        self.errors += result.errors
+        self.non_2xx += result.non_2xx
 
 
 def free_port() -> int:
@@ -253,10 +277,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start(target: Target, command: list[str], workdir: Path, env: dict[str, str]) -> None:
+def start(
+    target: Target, command: list[str], workdir: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
     target.log = workdir / f"{target.name.replace(' ', '-')}.log"
     with target.log.open("wb") as log:
-        target.process = subprocess.Popen(
+        target.process = process = subprocess.Popen(
             command,
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -264,6 +290,7 @@ def start(target: Target, command: list[str], workdir: Path, env: dict[str, str]
             env=env,
             start_new_session=True,  # its own process group, killed whole at the end
         )
+    return process
 
 
 def wait_ready(target: Target, started: float, timeout: float) -> None:
@@ -469,93 +496,107 @@ def write_configs(workdir: Path, upstream_port: int, turnout: int) -> tuple[Path
     return turnout_yaml, litellm_yaml
 
 
-def measure(
-    targets: list[Target], upstream: Target, duration: int, samples: int, workdir: Path
-) -> None:
+def measure(targets: list[Target], upstream: Target, options: Options, workdir: Path) -> None:
+    """Every figure of every target; wrk runs go in rounds, in a rotating order, so that drifts
+    in the machine's load fall on all targets alike."""
     script = workdir / "post.lua"
     script.write_text(WRK_SCRIPT % BODY.decode())
     live = [t for t in targets if t.failure is None]
-    assert upstream.process is not None
     time.sleep(1.0)  # let start-up work settle before reading idle memory
     for target in live:
-        assert target.process is not None
-        target.figures["idle_mb"] = group_memory_mb(target.process.pid, "VmRSS")
-    for target in [upstream, *live]:
-        assert target.process is not None
-        cpu = {t.name: group_cpu_seconds(t.process.pid) for t in (upstream, target) if t.process}
-        started = time.monotonic()
-        result = run_wrk(target.url, 32, duration, script)
-        elapsed = time.monotonic() - started
-        target.figures.update(rps=result.rps, p50=result.p50_ms, p99=result.p99_ms)
-        target.figures.update(errors=result.errors, non_2xx=result.non_2xx)
-        target.figures["cpu"] = (group_cpu_seconds(target.process.pid) - cpu[target.name]) / elapsed
-        target.figures["upstream_cpu"] = (
-            group_cpu_seconds(upstream.process.pid) - cpu[upstream.name]
-        ) / elapsed
-        if target is not upstream:
-            target.figures["peak_mb"] = group_memory_mb(target.process.pid, "VmHWM")
-    for target in [upstream, *live]:
-        result = run_wrk(target.url, 1, duration, script)
-        target.figures["p50_c1"] = result.p50_ms
-        target.figures["errors"] += result.errors
-        target.figures["non_2xx"] += result.non_2xx
-    ttfb = asyncio.run(stream_ttfb({t.name: t.url for t in [upstream, *live]}, samples))
-    for target in [upstream, *live]:
+        target.figures["idle_mb"] = group_memory_mb(target.pid, "VmRSS")
+    for target in [upstream, *live]:  # warm up: connections, pools, lazy imports; not counted
+        run_wrk(target.url, 32, 1 if options.smoke else 2, script)
+    for round_ in range(options.rounds):
+        turn = [upstream, *live[round_ % len(live) :], *live[: round_ % len(live)]]
+        for target in turn:
+            cpu = {t.name: group_cpu_seconds(t.pid) for t in (upstream, target)}
+            started = time.monotonic()
+            result = run_wrk(target.url, 32, options.duration, script)
+            elapsed = time.monotonic() - started
+            target.record(rps=result.rps, p50=result.p50_ms, p99=result.p99_ms)
+            target.record(
+                cpu=(group_cpu_seconds(target.pid) - cpu[target.name]) / elapsed,
+                upstream_cpu=(group_cpu_seconds(upstream.pid) - cpu[upstream.name]) / elapsed,
+            )
+            target.count(result)
+        for target in turn:
+            result = run_wrk(target.url, 1, options.duration, script)
+            target.record(p50_c1=result.p50_ms)
+            target.record(added_c1=result.p50_ms - upstream.rounds["p50_c1"][-1])
+            target.count(result)
+    for target in live:
+        target.figures["peak_mb"] = group_memory_mb(target.pid, "VmHWM")
+    everyone = [upstream, *live]
+    ttfb = asyncio.run(stream_ttfb({t.name: t.url for t in everyone}, options.stream_samples))
+    for target in everyone:
         target.figures["ttfb"], target.figures["stream_failures"] = ttfb[target.name]
+        for name, values in target.rounds.items():
+            target.figures[name] = statistics.median(values)
 
 
-def report(targets: list[Target], upstream: Target, smoke: bool, runs: int) -> None:
+def report(targets: list[Target], upstream: Target, options: Options) -> None:
+    rounds = f"{options.rounds} round" + ("s" if options.rounds > 1 else "")
     print(
-        f"\n## Gateway throughput and overhead ({runs} s wrk runs, one worker each, "
-        f"{os.cpu_count()} CPUs, loopback)\n"
+        f"\n## Gateway throughput and overhead ({options.duration} s wrk runs, median of "
+        f"{rounds}; one worker each, {os.cpu_count()} CPUs, loopback)\n"
     )
     print(TABLE_HEADER)
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for target in [upstream, *targets]:
         print(table_row(target, upstream))
-    measured = [t for t in [upstream, *targets] if t.figures]
+    measured = [t for t in [upstream, *targets] if t.failure is None]
     print(
-        "\nerrors: socket errors and timeouts / non-2xx answers (wrk, both runs) / failed "
-        "streams. RSS is summed over each target's process group."
+        "\nerrors: socket errors and timeouts / non-2xx answers (wrk, every run) / failed "
+        "streams. RSS: summed over each target's process group; peak is VmHWM after the load."
     )
     print(
         "p50 @1 connection (ms): "
         + ", ".join(f"{t.name} {t.figures['p50_c1']:.3f}" for t in measured)
     )
     print(
-        "stream TTFB median (ms): "
+        f"stream TTFB, median of {options.stream_samples} (ms): "
         + ", ".join(f"{t.name} {t.figures['ttfb'] * 1000:.3f}" for t in measured)
     )
     print(
-        "CPU during the 32-connection run, share of one core (the upstream's in brackets): "
+        "CPU during the 32-connection runs, share of one core (the upstream's in brackets): "
         + "; ".join(
             f"{t.name} {t.figures['cpu']:.0%} ({t.figures['upstream_cpu']:.0%})"
             for t in measured
             if t is not upstream
         )
     )
-    by_name = {t.name: t for t in targets}
-    ours, ceiling, litellm = by_name["turnout"], by_name["minimal proxy"], by_name.get("LiteLLM")
     fastest = max(t.figures["rps"] for t in measured if t is not upstream)
     print(
         f"upstream alone: {upstream.figures['rps']:,.0f} req/s at {upstream.figures['cpu']:.0%} "
         f"of a core, {upstream.figures['rps'] / fastest:.1f}x the fastest target"
     )
-    print("\n## Ratios\n")
-    throughput = ours.figures["rps"] / ceiling.figures["rps"]
-    print(f"- turnout / minimal proxy throughput: {throughput:.2f}")
-    if litellm is not None and litellm.figures:
-        print(f"- turnout / LiteLLM throughput: {ours.figures['rps'] / litellm.figures['rps']:.2f}")
+    by_name = {t.name: t for t in targets}
+    ours, ceiling, litellm = by_name["turnout"], by_name["minimal proxy"], by_name.get("LiteLLM")
+    print("\n## Ratios (median of the rounds' ratios; each round's in brackets)\n")
+    print(f"- turnout / minimal proxy throughput: {ratio(ours, ceiling)}")
+    if litellm is not None and litellm.failure is None:
+        print(f"- turnout / LiteLLM throughput: {ratio(ours, litellm)}")
     else:
         reason = litellm.failure if litellm is not None else "left out"
         print(f"- turnout / LiteLLM throughput: not measured ({reason})")
-    startups = ", ".join(f"{t.name} {t.startup:.2f} s" for t in targets if t.failure is None)
+    startups = ", ".join(f"{t.name} {t.startup:.2f} s" for t in measured if t is not upstream)
     print(f"- start-up, from process start to the first successful request: {startups}")
     print("\n## turnout against the goals (from the issue)\n")
     for goal, figure, met in goals(ours, ceiling, upstream):
         print(f"- {goal}: {figure} — {'met' if met else 'MISSED'}")
-    if smoke:
+    if options.smoke:
         print("\n(--smoke: 1 s runs; the figures mean nothing)")
+
+
+def throughput_ratios(ours: Target, other: Target) -> list[float]:
+    return [a / b for a, b in zip(ours.rounds["rps"], other.rounds["rps"], strict=True)]
+
+
+def ratio(ours: Target, other: Target) -> str:
+    ratios = throughput_ratios(ours, other)
+    each = ", ".join(f"{r:.2f}" for r in ratios)
+    return f"{statistics.median(ratios):.2f}" + (f" ({each})" if len(ratios) > 1 else "")
 
 
 TABLE_HEADER = (
@@ -569,11 +610,11 @@ def table_row(target: Target, upstream: Target) -> str:
         return f"| {target.name} | not measured: {target.failure} | | | | | | | |"
     f, base = target.figures, upstream.figures
     direct = target is upstream
-    added = "—" if direct else f"{f['p50_c1'] - base['p50_c1']:.2f}"
+    added = "—" if direct else f"{f['added_c1']:.2f}"
     ttfb = "—" if direct else f"{(f['ttfb'] - base['ttfb']) * 1000:.2f}"
     idle = "—" if direct else f"{f['idle_mb']:.0f}"
     peak = "—" if direct else f"{f['peak_mb']:.0f}"
-    errors = f"{f['errors']:.0f} / {f['non_2xx']:.0f} / {f['stream_failures']:.0f}"
+    errors = f"{target.errors} / {target.non_2xx} / {f['stream_failures']:.0f}"
     return (
         f"| {target.name} | {f['rps']:,.0f} | {f['p50']:.2f} | {f['p99']:.2f} | {added} "
         f"| {ttfb} | {idle} | {peak} | {errors} |"
@@ -581,8 +622,8 @@ def table_row(target: Target, upstream: Target) -> str:
 
 
 def goals(ours: Target, ceiling: Target, upstream: Target) -> list[tuple[str, str, bool]]:
-    throughput = ours.figures["rps"] / ceiling.figures["rps"]
-    added = ours.figures["p50_c1"] - upstream.figures["p50_c1"]
+    throughput = statistics.median(throughput_ratios(ours, ceiling))
+    added = ours.figures["added_c1"]
     ttfb = (ours.figures["ttfb"] - upstream.figures["ttfb"]) * 1000
     idle = ours.figures["idle_mb"]
     return [
@@ -606,9 +647,27 @@ def goals(ours: Target, ceiling: Target, upstream: Target) -> list[tuple[str, st
     ]
 
 
+@dataclass(frozen=True)
+class Options:
+    duration: int
+    rounds: int
+    stream_samples: int
+    litellm: str | None
+    smoke: bool
+
+    @property
+    def budget(self) -> int:
+        """Seconds the whole run may take: every wrk run with slack, streams, start-ups."""
+        wrk_runs = 2 * 4 * self.rounds
+        return (
+            wrk_runs * (self.duration + 15) + self.stream_samples + 120 + 180 * bool(self.litellm)
+        )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="wrk runs per target and load")
     parser.add_argument("--quick", action="store_true", help="3 s runs")
     parser.add_argument("--no-litellm", action="store_true", help="leave LiteLLM out")
     parser.add_argument("--smoke", action="store_true", help="1 s runs, no LiteLLM: does it run")
@@ -623,32 +682,27 @@ def main() -> int:
     if shutil.which("wrk") is None:
         print("bench_gateway: needs wrk (apt-get install wrk)", file=sys.stderr)
         return 2
-    duration = 1 if args.smoke else 3 if args.quick else args.duration
-    samples = 10 if args.smoke else 100 if args.quick else 200
-    with_litellm = not (args.smoke or args.no_litellm)
-    # 9 wrk runs at most, stream samples, and up to 3 minutes of LiteLLM start-up.
-    budget = 8 * (duration + 30) + 60 + samples + (180 if with_litellm else 0) + 60
+    options = Options(
+        duration=1 if args.smoke else 3 if args.quick else max(1, args.duration),
+        rounds=1 if args.smoke else max(1, args.rounds),
+        stream_samples=10 if args.smoke else 100 if args.quick else 200,
+        litellm=None if args.smoke or args.no_litellm else args.litellm,
+        smoke=args.smoke,
+    )
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.signal(signal.SIGTERM, _on_term)
-    signal.alarm(budget)
+    signal.alarm(options.budget)
     processes: list[subprocess.Popen[bytes]] = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
-            return _run(args, Path(tmp), duration, samples, with_litellm, processes)
+            return _run(options, Path(tmp), processes)
     finally:
         signal.alarm(0)
         for process in processes:
             stop(process)
 
 
-def _run(
-    args: argparse.Namespace,
-    workdir: Path,
-    duration: int,
-    samples: int,
-    with_litellm: bool,
-    processes: list[subprocess.Popen[bytes]],
-) -> int:
+def _run(options: Options, workdir: Path, processes: list[subprocess.Popen[bytes]]) -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "LITELLM"))}
     me = [sys.executable, str(Path(__file__).resolve())]
     upstream = Target("upstream direct", free_port())
@@ -667,28 +721,26 @@ def _run(
         ),
         (ours, [*turnout_command(), "serve", "--config", str(turnout_yaml)], env, 30),
     ]
-    if with_litellm:
+    if options.litellm is not None:
         theirs = Target("LiteLLM", free_port())
         targets.append(theirs)
-        if Path(args.litellm).exists() or shutil.which(args.litellm):
+        if Path(options.litellm).exists() or shutil.which(options.litellm):
             litellm_env = {**env, "LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"}
-            command = [args.litellm, "--config", str(litellm_yaml), "--host", "127.0.0.1"]
+            command = [options.litellm, "--config", str(litellm_yaml), "--host", "127.0.0.1"]
             command += ["--port", str(theirs.port), "--num_workers", "1"]
             launches.append((theirs, command, litellm_env, 180))
         else:
-            theirs.failure = f"{args.litellm} not found"
+            theirs.failure = f"{options.litellm} not found"
     for target, command, target_env, timeout in launches:
         started = time.monotonic()
-        start(target, command, workdir, target_env)
-        assert target.process is not None
-        processes.append(target.process)
+        processes.append(start(target, command, workdir, target_env))
         wait_ready(target, started, timeout)
         if target.failure is not None:
             print(f"{target.name} failed to start: {target.failure}", file=sys.stderr)
             if target.name != "LiteLLM":
                 return 1
-    measure(targets, upstream, duration, samples, workdir)
-    report(targets, upstream, args.smoke, duration)
+    measure(targets, upstream, options, workdir)
+    report(targets, upstream, options)
     return 0
 
 

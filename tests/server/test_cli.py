@@ -185,3 +185,24 @@ async def test_serve_refuses_a_bad_config_with_a_clear_message(tmp_path: Path) -
     code, _, err = await _run("serve", "--config", str(bad), "--port", "0")
     assert code == 2
     assert "model_list[0].provider: provider 'nowhere' is not supported" in err
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_several_workers_share_the_port_and_stop_together() -> None:
+    port = _free_port()
+    async with serving("--demo", "--port", str(port), "--workers", "2") as (process, _, lines):
+        async with _client(port) as client:
+            for _ in range(6):
+                completion = await client.chat.completions.create(model="chat", messages=MESSAGES)
+                assert completion.choices
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 15) == 0
+    log = "".join(lines)
+    assert "each worker keeps its own health state" in log
+    assert log.count("stopped") == 2
