@@ -61,12 +61,16 @@ class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     max_parallel_requests: PositiveInt | None = None
     input_cost_per_token: NonNegative | None = None
     output_cost_per_token: NonNegative | None = None
+    #: Price of prompt tokens served from the provider's prompt cache (default: the input price).
+    cached_input_cost_per_token: NonNegative | None = None
     #: Largest prompt, in tokens, the model accepts.
     context_window: PositiveInt | None = None
     tags: frozenset[str] = frozenset()
     #: Seconds a failing deployment stays out of rotation (None: the router default; 0: never).
     cooldown_time: NonNegative | None = None
     timeouts: Timeouts = Timeouts()
+    #: Drop request parameters this provider cannot honour instead of answering 400.
+    drop_params: bool = False
     #: Extra parameters sent upstream with every request (temperature, headers, ...).
     params: dict[str, Any] = field(default_factory=dict)
 

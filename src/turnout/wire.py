@@ -63,17 +63,22 @@ class Request:
 class Usage:
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Of the prompt tokens, those read from the provider's prompt cache (priced differently).
+    cached_tokens: int = 0
 
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
 
-    def to_openai(self) -> dict[str, int]:
-        return {
+    def to_openai(self) -> dict[str, Any]:
+        usage: dict[str, Any] = {
             "prompt_tokens": self.prompt_tokens,
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.total_tokens,
         }
+        if self.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        return usage
 
 
 @dataclass(frozen=True, slots=True)

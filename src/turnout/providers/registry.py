@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import importlib
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
 
-from turnout.clock import Clock
+from turnout.clock import Clock, SystemClock
 from turnout.config import RouterConfig
 from turnout.errors import ConfigError
+from turnout.providers.adapter import Adapter
 from turnout.providers.base import Provider
 from turnout.providers.http import HttpProvider
 from turnout.providers.openai import PRESETS, OpenAICompatibleAdapter
@@ -19,8 +23,30 @@ from turnout.upstream import Upstream
 SIMULATE_PARAM = "simulate"
 
 
+#: Native adapters: provider name -> module defining
+#: ``create_adapter(name: str, environ: Mapping[str, str], clock: Clock) -> Adapter``.
+NATIVE: dict[str, str] = {
+    "azure": "turnout.providers.azure",
+    "anthropic": "turnout.providers.anthropic",
+    "gemini": "turnout.providers.gemini",
+    "bedrock": "turnout.providers.bedrock",
+}
+
+
 def supported_providers() -> list[str]:
-    return sorted([*PRESETS, "simulated"])
+    return sorted([*PRESETS, *NATIVE, "simulated"])
+
+
+def native_adapter(
+    name: str, environ: Mapping[str, str] | None = None, clock: Clock | None = None
+) -> Adapter:
+    """The native adapter for provider `name` (imported only when a config uses it)."""
+    module = importlib.import_module(NATIVE[name])
+    factory: Any = module.create_adapter
+    adapter: Adapter = factory(
+        name, os.environ if environ is None else environ, clock or SystemClock()
+    )
+    return adapter
 
 
 def check_supported(config: RouterConfig) -> None:
@@ -43,6 +69,8 @@ def build_providers(
     for name in sorted({d.provider for d in config.model_list}):
         if name in PRESETS:
             providers[name] = HttpProvider(OpenAICompatibleAdapter(name), upstream)
+        elif name in NATIVE:
+            providers[name] = HttpProvider(native_adapter(name, clock=clock), upstream)
         elif name == "simulated":
             providers[name] = simulated_provider(config, clock)
         else:

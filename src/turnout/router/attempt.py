@@ -135,7 +135,9 @@ class Attempt:
         ttft: float | None = None,
     ) -> float | None:
         """The try answered; returns the answer's cost."""
-        cost = price(self.deployment, usage.prompt_tokens, usage.completion_tokens)
+        cost = price(
+            self.deployment, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
+        )
         outcome = Outcome(
             None,
             self.clock.now() - self.started,
