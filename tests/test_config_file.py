@@ -279,6 +279,8 @@ def test_top_level_keys_are_server_and_the_router_fields() -> None:
         "health",
         "breaker",
         "timeout",
+        "hedging",
+        "stream_failover",
     }
 
 

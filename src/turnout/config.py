@@ -130,6 +130,22 @@ class RoutingConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
             raise ConfigError(f"unknown strategy {self.strategy!r}; known: {known}")
 
 
+class RetryBudgetConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A router-wide cap on retries and fallback hops, as a share of requests.
+
+    Like gRPC's retry throttling: during an outage retries could multiply the load on the
+    providers still up; past the budget a failed attempt is reported instead of retried.
+    """
+
+    enabled: bool = True
+    #: Retries allowed per request, on average over the window.
+    ratio: Fraction = 0.2
+    #: Retries always allowed per second, however few the requests.
+    min_per_second: NonNegative = 1.0
+    #: Seconds over which requests and retries are counted.
+    window: Positive = 10.0
+
+
 class RetryConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Retries within a model group: exponential backoff with full jitter."""
 
@@ -139,6 +155,32 @@ class RetryConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
     max_delay: NonNegative = 8.0
     #: Never wait longer than this for a provider's Retry-After; fail (or fall back) instead.
     max_retry_after: NonNegative = 60.0
+    budget: RetryBudgetConfig = RetryBudgetConfig()
+
+
+class HedgeConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Hedged requests for a model group: a duplicate on another deployment for the slow tail.
+
+    When the first attempt has produced no answer (or, for a stream, no first token) after the
+    hedge delay, one duplicate starts on a different healthy deployment; the first to deliver
+    wins and the other is cancelled. The delay is fixed, or a quantile of the group's observed
+    times, so that hedging fires only in the tail.
+    """
+
+    #: Fixed delay in seconds (give this or `quantile`).
+    delay: Positive | None = None
+    #: Delay as this quantile of the group's recent latencies (streams: times to first token).
+    quantile: Annotated[float, Meta(gt=0, lt=1)] | None = None
+    #: Samples needed before a quantile delay is trusted (no hedging until then).
+    min_samples: PositiveInt = 20
+    #: Duplicates allowed, as a share of the group's requests over the window.
+    budget: Fraction = 0.05
+    #: Seconds over which requests and hedges are counted.
+    window: Positive = 60.0
+
+    def __post_init__(self) -> None:
+        if (self.delay is None) == (self.quantile is None):
+            raise ConfigError("give exactly one of `delay` and `quantile`")
 
 
 class FallbackConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -199,6 +241,10 @@ class RouterConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     breaker: BreakerConfig = BreakerConfig()
     #: Overall deadline of one request, across every attempt, retry and fallback (seconds).
     timeout: Positive = 600.0
+    #: Hedged requests by model group (``*``: every group). Off unless configured.
+    hedging: dict[str, HedgeConfig] = field(default_factory=dict)
+    #: Continue a stream that breaks after content was sent on another deployment.
+    stream_failover: bool = True
 
     def __post_init__(self) -> None:
         seen: dict[str, int] = {}
@@ -213,6 +259,9 @@ class RouterConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
         groups = {deployment.model_name for deployment in self.model_list}
         check_aliases(self.aliases, groups)
         check_fallbacks(self.fallbacks, groups | set(self.aliases))
+        for name in self.hedging:
+            if name != "*" and name not in groups:
+                raise ConfigError(f"{name!r} is no model group", path=f"hedging.{name}")
 
 
 def check_fallbacks(fallbacks: FallbackConfig, names: set[str]) -> None:

@@ -84,8 +84,66 @@ class RetryScheduled:
     error: FailureKind
 
 
+@dataclass(frozen=True, slots=True)
+class HedgeFired:
+    """The first attempt was slow: a duplicate started on another deployment."""
+
+    request_id: str
+    model_group: str
+    primary: str
+    hedge: str
+    #: Seconds the primary had run when the hedge fired.
+    delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class HedgeSettled:
+    """A hedged race ended: who delivered first, and which attempt was cancelled."""
+
+    request_id: str
+    model_group: str
+    #: The deployment that answered, or None when both failed.
+    winner: str | None
+    hedge_won: bool
+    cancelled: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFailover:
+    """A stream broke after content was sent, and continues from another deployment."""
+
+    request_id: str
+    model_group: str
+    failed: str
+    error: FailureKind
+    #: Characters of content the caller had received when it broke.
+    sent_chars: int
+    #: How the continuation was asked for: "prefill" or "instruction".
+    method: str
+
+
+@dataclass(frozen=True, slots=True)
+class BudgetExhausted:
+    """A retry, fallback or hedge was skipped because its budget was spent."""
+
+    request_id: str
+    model_group: str
+    #: "retry" or "hedge".
+    kind: str
+
+
 HealthEvent = CooldownEntered | CooldownLeft | BreakerTransition
-Event = AttemptStarted | AttemptFinished | FallbackTaken | RetryScheduled | HealthEvent
+Event = (
+    AttemptStarted
+    | AttemptFinished
+    | FallbackTaken
+    | RetryScheduled
+    | HedgeFired
+    | HedgeSettled
+    | StreamFailover
+    | BudgetExhausted
+    | HealthEvent
+)
 
 
 class Observer(Protocol):

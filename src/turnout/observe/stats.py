@@ -15,3 +15,8 @@ class RouterStats:
     strategy_evaluations: int = 0
     retries: int = 0
     fallbacks: int = 0
+    hedges: int = 0
+    hedges_won: int = 0
+    stream_failovers: int = 0
+    #: Retries and fallback hops refused by the retry budget.
+    budget_refusals: int = 0

@@ -93,6 +93,7 @@ class Attempt:
         "clock",
         "deployment",
         "group",
+        "lost_race",
         "number",
         "observers",
         "policy",
@@ -127,6 +128,8 @@ class Attempt:
         self.number = run.number
         self.started = clock.now()
         self.settled = False
+        #: Cancelled because a hedged duplicate delivered first: its prompt was still billed.
+        self.lost_race = False
 
     async def succeed(
         self,
@@ -161,7 +164,12 @@ class Attempt:
         """The try was cut off by the caller (gone, cancelled) or by the request's deadline:
         no verdict on the deployment."""
         outcome = Outcome(why, self.clock.now() - self.started, probe=self.probe)
-        await self._settle(outcome, None, None, None)
+        usage = cost = None
+        if self.lost_race:
+            # The provider bills a cancelled request's prompt: account it, estimated.
+            usage = Usage(self.run.request.prompt_tokens, 0)
+            cost = price(self.deployment, usage.prompt_tokens, 0)
+        await self._settle(outcome, None, usage, cost)
 
     async def _settle(
         self,

@@ -1,0 +1,576 @@
+"""Carrying out one request: pick, call, retry, hedge, fall back, all under one deadline.
+
+For each request: resolve the model name to a group; pre-filter the group's deployments
+(`turnout.router.filters`), preferring those whose predicted latency fits the time left; let the
+strategy pick one; call its provider. If the group hedges and the attempt is slow, a duplicate
+races it on another deployment (`turnout.router.hedging`). A retryable failure goes to another
+healthy deployment of the group at once, or, when none is left, back to one already tried after
+an exponential backoff with full jitter that honours Retry-After. When the group's retries are
+spent, the fallback list for the kind of failure is tried, group by group, each with its own
+retries, up to a bounded depth. Retries and fallback hops draw on a router-wide budget, and none
+starts that cannot finish before the deadline. When everything fails the caller gets the most
+informative underlying error with a summary of every attempt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Collection, Sequence
+from enum import Enum
+from typing import TypeVar
+
+from turnout.clock import Clock
+from turnout.config import Deployment
+from turnout.errors import (
+    DeadlineExceededError,
+    FailureKind,
+    ProviderError,
+    ServerError,
+    StreamInterruptedError,
+    TurnoutError,
+    UpstreamTimeoutError,
+    fallback_kind,
+    most_informative,
+)
+from turnout.observe.events import (
+    AttemptStarted,
+    BudgetExhausted,
+    Event,
+    FallbackTaken,
+    HedgeFired,
+    HedgeSettled,
+    Observer,
+    RetryScheduled,
+)
+from turnout.observe.stats import RouterStats
+from turnout.providers.base import Provider
+from turnout.router.attempt import Attempt, Run, emit
+from turnout.router.backoff import backoff_delay
+from turnout.router.breaker import Admission
+from turnout.router.budget import WindowBudget
+from turnout.router.deployments import ModelTable
+from turnout.router.filters import Rejections, eligible
+from turnout.router.hedging import Hedger
+from turnout.router.strategies import Strategy
+from turnout.router.streaming import Stream, close_quietly
+from turnout.state.base import StateStore
+from turnout.state.record import DeploymentState
+from turnout.wire import ProviderResponse, Request
+
+T = TypeVar("T")
+
+#: Failures that say this deployment cannot serve the request: retry elsewhere, never here.
+_NOT_HERE_AGAIN = frozenset(
+    {FailureKind.AUTHENTICATION, FailureKind.PERMISSION, FailureKind.NOT_FOUND}
+)
+_NOTHING: frozenset[str] = frozenset()
+
+#: What a non-streamed attempt returns: the answer, who served it, and its cost.
+Answer = tuple[ProviderResponse, Deployment, float | None]
+Outcome = Stream | Answer
+
+
+class Call(Enum):
+    COMPLETE = "complete"
+    EMBED = "embed"
+    STREAM = "stream"
+
+
+class Executor:
+    """The request machinery behind `turnout.Router`; the router swaps its parts on reload."""
+
+    def __init__(
+        self,
+        *,
+        providers: dict[str, Provider],
+        strategy: Strategy,
+        clock: Clock,
+        rng: random.Random,
+        store: StateStore,
+        observers: tuple[Observer, ...],
+        stats: RouterStats,
+        table: ModelTable,
+    ) -> None:
+        self.providers = providers
+        self.strategy = strategy
+        self.clock = clock
+        self.rng = rng
+        self.store = store
+        self.observers = observers
+        self.stats = stats
+        self.configure(table)
+
+    def configure(self, table: ModelTable) -> None:
+        """Budgets and hedging follow the config (and restart with a changed one)."""
+        budget = table.config.retries.budget
+        self.retry_budget = (
+            WindowBudget(budget.ratio, budget.window, budget.min_per_second)
+            if budget.enabled
+            else None
+        )
+        self.hedger = Hedger(table.config.hedging)
+
+    # ---- one request ---------------------------------------------------------------------
+
+    async def run(self, table: ModelTable, request: Request, call: Call) -> tuple[Run, Outcome]:
+        clock = self.clock
+        started = clock.now()
+        limit = request.timeout if request.timeout is not None else table.config.timeout
+        run = Run(request, started, started + limit)
+        self.stats.requests += 1
+        if self.retry_budget is not None:
+            self.retry_budget.record_request(started)
+        try:
+            group = table.resolve(request.model)
+            run.visited.add(group)
+            self.hedger.record_request(group, started)
+            async with clock.timeout_at(run.deadline):
+                return run, await self._with_fallbacks(table, group, run, call)
+        except TimeoutError:
+            error: TurnoutError = DeadlineExceededError(
+                f"The request did not finish within its deadline of {limit:g}s"
+            )
+        except TurnoutError as failure:
+            error = most_informative(run.errors) if run.errors else failure
+        error.attempts = tuple(run.attempts)
+        raise error
+
+    async def _with_fallbacks(self, table: ModelTable, group: str, run: Run, call: Call) -> Outcome:
+        try:
+            return await self._with_retries(table, group, run, call)
+        except TurnoutError as error:
+            run.errors.append(error)
+            kind = fallback_kind(error)
+            if kind is None:
+                raise
+            max_depth = table.config.fallbacks.max_depth
+            for target in table.fallbacks(kind, group):
+                if target in run.visited:
+                    continue
+                if run.hops >= max_depth or not self._spend_retry(run, group):
+                    break
+                if not await self._can_finish(table, target, run):
+                    continue
+                run.hops += 1
+                run.visited.add(target)
+                self.stats.fallbacks += 1
+                if self.observers:
+                    emit(
+                        self.observers,
+                        FallbackTaken(run.request.request_id, group, target, kind, error.kind),
+                    )
+                try:
+                    return await self._with_fallbacks(table, target, run, call)
+                except TurnoutError:
+                    continue
+            raise
+
+    async def _with_retries(self, table: ModelTable, group: str, run: Run, call: Call) -> Outcome:
+        clock = self.clock
+        request = run.request
+        tried: set[str] = set()
+        banned: set[str] = set()
+        retries = 0
+        last_error: ProviderError | None = None
+        while True:
+            now = clock.now()
+            wall = clock.wall()
+            exclude = (tried | banned) if (tried or banned) else _NOTHING
+            deployment, rejections = await self.decide(
+                table, group, request, exclude, now, wall, run.deadline - now
+            )
+            if deployment is None:
+                if last_error is not None:
+                    raise last_error
+                raise rejections.error(group, request, wall)
+            attempt = await self._begin(table, group, run, deployment, now, wall)
+            if attempt is None:
+                # Its last probe slot went to a concurrent request: pick again without it.
+                tried.add(deployment.id)
+                continue
+            try:
+                if retries == 0 and self.hedger.delay(group, request.stream) is not None:
+                    return await self._hedged(table, group, run, call, attempt, exclude)
+                return await self._attempt(attempt, call)
+            except ProviderError as error:
+                last_error = error
+                if not error.retryable or retries >= table.config.retries.num_retries:
+                    raise
+                if not self._spend_retry(run, group):
+                    raise
+                retries += 1
+                self.stats.retries += 1
+                for failed in {deployment.id, error.deployment_id or deployment.id}:
+                    (banned if error.kind in _NOT_HERE_AGAIN else tried).add(failed)
+                await self._before_retry(table, group, run, tried, banned, error, retries)
+
+    async def _begin(
+        self,
+        table: ModelTable,
+        group: str,
+        run: Run,
+        deployment: Deployment,
+        now: float,
+        wall: float,
+    ) -> Attempt | None:
+        """Count the attempt in its deployment's state; None when the breaker refused it."""
+        policy = table.policies[deployment.id]
+        admission, events = await self.store.begin(deployment.id, policy, now, wall)
+        if events:
+            self.emit_all(events)
+        if admission is Admission.REFUSED:
+            return None
+        self.stats.selections[deployment.id] += 1
+        return Attempt(
+            run=run,
+            group=group,
+            deployment=deployment,
+            policy=policy,
+            probe=admission is Admission.PROBE,
+            clock=self.clock,
+            store=self.store,
+            observers=self.observers,
+        )
+
+    # ---- decisions -----------------------------------------------------------------------
+
+    async def decide(
+        self,
+        table: ModelTable,
+        group: str,
+        request: Request,
+        exclude: Collection[str],
+        now: float,
+        wall: float,
+        time_left: float | None = None,
+    ) -> tuple[Deployment | None, Rejections]:
+        """One routing decision: pre-filter the group, prefer deployments that can answer in
+        the time left, and let the strategy pick among them."""
+        states = await self.store.snapshot(table.ids[group])
+        rejections = Rejections()
+        candidates, candidate_states = eligible(
+            table.groups[group],
+            states,
+            request,
+            table.config.breaker,
+            now,
+            wall,
+            exclude,
+            rejections,
+        )
+        if rejections.expired:
+            await self._lift_expired(rejections.expired)
+        if not candidates:
+            return None, rejections
+        if time_left is not None and len(candidates) > 1:
+            candidates, candidate_states = _fitting(candidates, candidate_states, time_left)
+        if len(candidates) == 1:
+            return candidates[0], rejections
+        self.stats.strategy_evaluations += 1
+        index = self.strategy.choose(group, candidates, candidate_states, request, wall)
+        return candidates[index], rejections
+
+    async def _can_finish(self, table: ModelTable, group: str, run: Run) -> bool:
+        """Whether some deployment of `group` is predicted to answer before the deadline."""
+        time_left = run.deadline - self.clock.now()
+        states = await self.store.snapshot(table.ids[group])
+        return time_left > 0 and any(s.latency is None or s.latency <= time_left for s in states)
+
+    def _spend_retry(self, run: Run, group: str) -> bool:
+        budget = self.retry_budget
+        if budget is None or budget.try_spend(self.clock.now()):
+            return True
+        self.stats.budget_refusals += 1
+        if self.observers:
+            emit(self.observers, BudgetExhausted(run.request.request_id, group, "retry"))
+        return False
+
+    async def _before_retry(
+        self,
+        table: ModelTable,
+        group: str,
+        run: Run,
+        tried: set[str],
+        banned: set[str],
+        error: ProviderError,
+        retries: int,
+    ) -> None:
+        """Go on at once when another deployment can take the retry; otherwise back off (at
+        least Retry-After, and until a cooling deployment returns) before trying one again.
+        A retry that cannot finish before the deadline is not started."""
+        clock = self.clock
+        config = table.config
+        ids = table.ids[group]
+        deployments = table.groups[group]
+        now, wall = clock.now(), clock.wall()
+        states = await self.store.snapshot(ids)
+        others, other_states = eligible(
+            deployments,
+            states,
+            run.request,
+            config.breaker,
+            now,
+            wall,
+            tried | banned,
+            Rejections(),
+        )
+        delay = 0.0
+        if not others:
+            if error.retry_after is not None and error.retry_after > config.retries.max_retry_after:
+                raise error
+            tried.clear()
+            delay = backoff_delay(retries - 1, config.retries, self.rng, error.retry_after)
+            rejections = Rejections()
+            again, other_states = eligible(
+                deployments, states, run.request, config.breaker, now, wall, banned, rejections
+            )
+            if not again:
+                wait = rejections.wait_hint()
+                if wait is None or wait > config.retries.max_retry_after:
+                    raise error
+                delay = max(delay, wait)
+                other_states = list(states)  # the ones coming back after the wait
+        time_left = run.deadline - now - delay
+        if time_left <= 0 or not any(
+            s.latency is None or s.latency <= time_left for s in other_states
+        ):
+            raise error
+        if self.observers:
+            emit(
+                self.observers,
+                RetryScheduled(
+                    run.request.request_id, group, error.deployment_id or "", delay, error.kind
+                ),
+            )
+        if delay > 0:
+            await clock.sleep(delay)
+
+    # ---- attempts ------------------------------------------------------------------------
+
+    async def _attempt(self, attempt: Attempt, call: Call) -> Outcome:
+        deployment = attempt.deployment
+        request = attempt.run.request
+        provider = self.providers[deployment.provider]
+        if self.observers:
+            emit(
+                self.observers,
+                AttemptStarted(
+                    request.request_id,
+                    attempt.group,
+                    deployment.id,
+                    attempt.number,
+                    attempt.started,
+                    attempt.probe,
+                ),
+            )
+        try:
+            if call is Call.STREAM:
+                return await self._open_stream(attempt, provider)
+            method = provider.embed if call is Call.EMBED else provider.complete
+            result = await self._within(
+                deployment.timeouts.request, attempt.started, method(deployment, request)
+            )
+        except asyncio.CancelledError:
+            # The caller went away, a hedge won, or the request's deadline cancelled it.
+            late = self.clock.now() >= attempt.run.deadline
+            await attempt.abandon(FailureKind.DEADLINE if late else FailureKind.CANCELLED)
+            raise
+        except Exception as exc:
+            error = _classify(exc, deployment)
+            await attempt.fail(error)
+            if error is exc:
+                raise
+            raise error from exc
+        cost = await attempt.succeed(result.usage, result.rate_limits)
+        self.hedger.observe(attempt.group, False, self.clock.now() - attempt.started)
+        return result, deployment, cost
+
+    async def _open_stream(self, attempt: Attempt, provider: Provider) -> Stream:
+        deployment = attempt.deployment
+        chunks = provider.stream(deployment, attempt.run.request)
+        limit = deployment.timeouts.first_token or deployment.timeouts.request
+        try:
+            first = await self._within(limit, attempt.started, anext(chunks))
+        except StopAsyncIteration:
+            raise StreamInterruptedError("The stream ended before its first chunk") from None
+        except BaseException:  # includes cancellation: the upstream must be closed either way
+            await close_quietly(chunks)
+            raise
+        ttft = self.clock.now() - attempt.started
+        self.hedger.observe(attempt.group, True, ttft)
+        return Stream(attempt=attempt, first=first, chunks=chunks, ttft=ttft, clock=self.clock)
+
+    async def _within(self, limit: float | None, started: float, work: Awaitable[T]) -> T:
+        """Await `work`, bounded by `limit` seconds from `started` when a limit is set."""
+        if limit is None:
+            return await work
+        try:
+            async with self.clock.timeout_at(started + limit):
+                return await work
+        except TimeoutError:
+            raise UpstreamTimeoutError(f"No answer within {limit:g}s") from None
+
+    # ---- hedging -------------------------------------------------------------------------
+
+    async def _hedged(
+        self,
+        table: ModelTable,
+        group: str,
+        run: Run,
+        call: Call,
+        attempt: Attempt,
+        exclude: Collection[str],
+    ) -> Outcome:
+        """Race the attempt against a duplicate started if it has not delivered after the
+        group's hedge delay; the first to deliver wins and the other is cancelled."""
+        delay = self.hedger.delay(group, run.request.stream)
+        assert delay is not None
+        primary = asyncio.ensure_future(self._attempt(attempt, call))
+        timer = asyncio.ensure_future(self.clock.sleep(delay))
+        racing: dict[asyncio.Future[Outcome], Attempt] = {primary: attempt}
+        try:
+            await asyncio.wait({primary, timer}, return_when=asyncio.FIRST_COMPLETED)
+            if primary.done():
+                return primary.result()
+            hedge = await self._start_hedge(table, group, run, call, attempt, exclude)
+            if hedge is None:
+                return await primary
+            task, second = hedge
+            racing[task] = second
+            self.stats.hedges += 1
+            if self.observers:
+                emit(
+                    self.observers,
+                    HedgeFired(
+                        run.request.request_id,
+                        group,
+                        attempt.deployment.id,
+                        second.deployment.id,
+                        self.clock.now() - attempt.started,
+                    ),
+                )
+            return await self._race(run, group, racing)
+        finally:
+            timer.cancel()
+            for task, racer in racing.items():
+                if not task.done():
+                    racer.lost_race = True
+                    task.cancel()
+            await asyncio.gather(*racing, timer, return_exceptions=True)
+
+    async def _start_hedge(
+        self,
+        table: ModelTable,
+        group: str,
+        run: Run,
+        call: Call,
+        attempt: Attempt,
+        exclude: Collection[str],
+    ) -> tuple[asyncio.Future[Outcome], Attempt] | None:
+        now, wall = self.clock.now(), self.clock.wall()
+        if not self.hedger.try_spend(group, now):
+            self.stats.budget_refusals += 1
+            if self.observers:
+                emit(self.observers, BudgetExhausted(run.request.request_id, group, "hedge"))
+            return None
+        others = {*exclude, attempt.deployment.id}
+        second, _ = await self.decide(table, group, run.request, others, now, wall)
+        if second is None:
+            return None
+        hedge_attempt = await self._begin(table, group, run, second, now, wall)
+        if hedge_attempt is None:
+            return None
+        return asyncio.ensure_future(self._attempt(hedge_attempt, call)), hedge_attempt
+
+    async def _race(
+        self, run: Run, group: str, racing: dict[asyncio.Future[Outcome], Attempt]
+    ) -> Outcome:
+        pending = set(racing)
+        failures: list[TurnoutError] = []
+        while pending:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                error = task.exception()
+                if error is None:
+                    winner = racing[task]
+                    hedge_won = winner is not next(iter(racing.values()))
+                    self.stats.hedges_won += hedge_won
+                    for other in pending:
+                        racing[other].lost_race = True
+                        other.cancel()
+                    for other in racing:
+                        if other is not task and _succeeded(other):
+                            await _discard(other)
+                    if self.observers:
+                        loser = next((a for t, a in racing.items() if t is not task), None)
+                        emit(
+                            self.observers,
+                            HedgeSettled(
+                                run.request.request_id,
+                                group,
+                                winner.deployment.id,
+                                hedge_won,
+                                loser.deployment.id if loser is not None else None,
+                            ),
+                        )
+                    return task.result()
+                if isinstance(error, TurnoutError):
+                    failures.append(error)
+                else:
+                    raise error
+        if self.observers:
+            emit(self.observers, HedgeSettled(run.request.request_id, group, None, False, None))
+        raise most_informative(failures)
+
+    # ---- events --------------------------------------------------------------------------
+
+    async def _lift_expired(self, deployment_ids: list[str]) -> None:
+        for deployment_id in deployment_ids:
+            self.emit_all(await self.store.lift_cooldown(deployment_id))
+
+    def emit_all(self, events: Sequence[Event]) -> None:
+        if self.observers:
+            for event in events:
+                emit(self.observers, event)
+
+
+def _succeeded(task: asyncio.Future[Outcome]) -> bool:
+    return task.done() and not task.cancelled() and task.exception() is None
+
+
+async def _discard(task: asyncio.Future[Outcome]) -> None:
+    """A racer that also finished, but second: close its stream if it opened one."""
+    result = task.result()
+    if isinstance(result, Stream):
+        await result.aclose()
+
+
+def _fitting(
+    candidates: list[Deployment], states: list[DeploymentState], time_left: float
+) -> tuple[list[Deployment], list[DeploymentState]]:
+    """Candidates predicted to answer within `time_left`, when some are and some are not."""
+    fits = [s.latency is None or s.latency <= time_left for s in states]
+    if all(fits) or not any(fits):
+        return candidates, states
+    return (
+        [d for d, ok in zip(candidates, fits, strict=True) if ok],
+        [s for s, ok in zip(states, fits, strict=True) if ok],
+    )
+
+
+def _classify(exc: Exception, deployment: Deployment) -> TurnoutError:
+    """Turn whatever a provider raised into a classified error tied to its deployment."""
+    if isinstance(exc, ProviderError):
+        exc.deployment_id = deployment.id
+        return exc
+    if isinstance(exc, TurnoutError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        error: ProviderError = UpstreamTimeoutError("The upstream timed out")
+    else:
+        # A provider bug must not take the request down with an unclassified exception;
+        # the type is reported, the text is not (it may hold request data or credentials).
+        error = ServerError(f"The provider `{deployment.provider}` failed: {type(exc).__name__}")
+    error.deployment_id = deployment.id
+    return error
