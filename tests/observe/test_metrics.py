@@ -16,11 +16,15 @@ from turnout.observe.events import (
     AttemptFinished,
     AttemptStarted,
     BreakerTransition,
+    BudgetExhausted,
     CooldownEntered,
     CooldownLeft,
     Event,
     FallbackTaken,
+    HedgeFired,
+    HedgeSettled,
     RetryScheduled,
+    StreamFailover,
 )
 from turnout.observe.metrics import LATENCY_BUCKETS, GatewayMetrics
 from turnout.secrets import Secret
@@ -347,6 +351,9 @@ EXPECTED_LABELS = {
     "turnout_breaker_state": {"deployment"},
     "turnout_breaker_transitions": {"deployment", "to"},
     "turnout_deployment_info": {"deployment", "model_group", "provider"},
+    "turnout_hedges": {"model_group", "outcome"},
+    "turnout_stream_failovers": {"model_group", "method", "error"},
+    "turnout_budget_exhausted": {"model_group", "kind"},
 }
 
 
@@ -361,6 +368,10 @@ def feed_everything(metrics: GatewayMetrics, deployment: str, group: str = "chat
         CooldownEntered(deployment, CooldownReason.AUTHENTICATION, until=1.0, seconds=1.0),
         CooldownLeft(deployment, CooldownReason.AUTHENTICATION),
         BreakerTransition(deployment, BreakerPhase.CLOSED, BreakerPhase.OPEN),
+        HedgeFired("r", group, deployment, "other", 0.5),
+        HedgeSettled("r", group, "other", True, deployment),
+        StreamFailover("r", group, deployment, FailureKind.STREAM_INTERRUPTED, 10, "prefill"),
+        BudgetExhausted("r", group, "retry"),
     ]
     for event in events:
         metrics.on_event(event)
@@ -437,3 +448,26 @@ async def test_a_router_feeds_the_metrics_without_leaking_error_text() -> None:
     assert value(metrics, "turnout_retries_total", model_group="chat", reason="server_error") == 1
     body, _ = metrics.render()
     assert SENTINEL.encode() not in body
+
+
+def test_hedges_failovers_and_budgets_are_counted() -> None:
+    metrics = GatewayMetrics()
+    for event in (
+        HedgeFired("r", "chat", "a", "b", 0.5),
+        HedgeSettled("r", "chat", "b", True, "a"),
+        HedgeFired("s", "chat", "a", "b", 0.5),
+        HedgeSettled("s", "chat", "a", False, "b"),
+        StreamFailover("t", "chat", "a", FailureKind.STREAM_INTERRUPTED, 42, "instruction"),
+        BudgetExhausted("u", "chat", "hedge"),
+    ):
+        metrics.on_event(event)
+    body, _ = metrics.render()
+    text = body.decode()
+    assert 'turnout_hedges_total{model_group="chat",outcome="fired"} 2.0' in text
+    assert 'turnout_hedges_total{model_group="chat",outcome="hedge_won"} 1.0' in text
+    assert 'turnout_hedges_total{model_group="chat",outcome="primary_won"} 1.0' in text
+    assert (
+        'turnout_stream_failovers_total{error="stream_interrupted",method="instruction",'
+        'model_group="chat"} 1.0'
+    ) in text
+    assert 'turnout_budget_exhausted_total{kind="hedge",model_group="chat"} 1.0' in text

@@ -202,8 +202,30 @@ async def _stream_text(client: openai.AsyncOpenAI) -> str:
         Fault("error_event", after_chunks=2),
     ],
 )
-async def test_a_stream_that_breaks_after_content_ends_in_an_error(fault: Fault) -> None:
+async def test_a_stream_that_breaks_after_content_continues_on_another_deployment(
+    fault: Fault,
+) -> None:
     async with setup(2) as (_, [first, second], client):
+        first.enqueue(fault)
+        text = await _stream_text(client)
+        assert text == "Fake answer to: Tell me something"  # whole, once, no seam visible
+        assert len(second.requests) == 1
+        continuation = second.requests[0].json
+        assert continuation is not None
+        assert continuation["messages"][-2]["role"] == "assistant"  # the partial answer
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        Fault("cut", after_chunks=2),
+        Fault("malformed", after_chunks=2),
+        Fault("no_finish"),
+        Fault("error_event", after_chunks=2),
+    ],
+)
+async def test_without_stream_failover_a_broken_stream_ends_in_an_error(fault: Fault) -> None:
+    async with setup(2, stream_failover=False) as (_, [first, second], client):
         first.enqueue(fault)
         with pytest.raises(openai.APIError):
             await _stream_text(client)
@@ -224,7 +246,7 @@ async def test_a_stream_without_done_but_with_a_finish_reason_completes() -> Non
 
 
 async def test_the_raw_stream_ends_in_an_error_event_and_never_in_done() -> None:
-    async with setup() as (gw, [fake], _client):
+    async with setup(stream_failover=False) as (gw, [fake], _client):
         fake.enqueue(Fault("cut", after_chunks=2))
         async with (
             aiohttp.ClientSession() as session,

@@ -15,11 +15,15 @@ from turnout.errors import FailureKind
 from turnout.observe.events import (
     AttemptFinished,
     BreakerTransition,
+    BudgetExhausted,
     CooldownEntered,
     CooldownLeft,
     Event,
     FallbackTaken,
+    HedgeFired,
+    HedgeSettled,
     RetryScheduled,
+    StreamFailover,
 )
 
 logger = logging.getLogger("turnout.routing")
@@ -60,6 +64,35 @@ class LogObserver:
                 event.to_group,
                 event.kind.value,
                 event.error.value,
+            )
+        elif isinstance(event, HedgeFired):
+            logger.info(
+                "hedge group=%s primary=%s hedge=%s after_ms=%.0f",
+                event.model_group,
+                event.primary,
+                event.hedge,
+                event.delay * 1000,
+            )
+        elif isinstance(event, HedgeSettled):
+            logger.info(
+                "hedge-settled group=%s winner=%s hedge_won=%s cancelled=%s",
+                event.model_group,
+                event.winner or "-",
+                event.hedge_won,
+                event.cancelled or "-",
+            )
+        elif isinstance(event, StreamFailover):
+            logger.warning(
+                "stream-failover group=%s failed=%s error=%s sent_chars=%d method=%s",
+                event.model_group,
+                event.failed,
+                event.error.value,
+                event.sent_chars,
+                event.method,
+            )
+        elif isinstance(event, BudgetExhausted):
+            logger.warning(
+                "budget-exhausted group=%s kind=%s (not retried)", event.model_group, event.kind
             )
         elif isinstance(event, RetryScheduled):
             logger.info(

@@ -28,11 +28,15 @@ from turnout.observe.events import (
     AttemptFinished,
     AttemptStarted,
     BreakerTransition,
+    BudgetExhausted,
     CooldownEntered,
     CooldownLeft,
     Event,
     FallbackTaken,
+    HedgeFired,
+    HedgeSettled,
     RetryScheduled,
+    StreamFailover,
 )
 from turnout.state.record import BreakerPhase
 
@@ -178,6 +182,24 @@ class GatewayMetrics:
             ("deployment", "to"),
             registry=registry,
         )
+        self.hedges = Counter(
+            "turnout_hedges",
+            "Hedged requests: fired, won by the duplicate, won by the first attempt, or failed.",
+            ("model_group", "outcome"),
+            registry=registry,
+        )
+        self.stream_failovers = Counter(
+            "turnout_stream_failovers",
+            "Streams continued on another deployment after breaking, by how and why.",
+            ("model_group", "method", "error"),
+            registry=registry,
+        )
+        self.budget_exhausted = Counter(
+            "turnout_budget_exhausted",
+            "Retries, fallbacks and hedges skipped because their budget was spent.",
+            ("model_group", "kind"),
+            registry=registry,
+        )
         self.deployment_info = Gauge(
             "turnout_deployment_info",
             "1 for each configured deployment, naming its model group and provider.",
@@ -192,6 +214,8 @@ class GatewayMetrics:
         self._retries: dict[tuple[str, FailureKind], Counter] = {}
         self._cooldowns: dict[tuple[str, str], Counter] = {}
         self._transitions: dict[tuple[str, BreakerPhase], Counter] = {}
+        #: Rarer series (hedges, failovers, budgets), by their label values.
+        self._rare: dict[tuple[object, ...], Counter] = {}
         #: Deployment id -> (model group, provider), as last configured.
         self._configured: dict[str, tuple[str, str]] = {}
         #: Ids removed by `deployments`: a late event for one does not bring its gauges back.
@@ -260,9 +284,30 @@ class GatewayMetrics:
 
     # -- the router's events -----------------------------------------------------------------
 
+    def _count(self, metric: Counter, *labels: str) -> None:
+        key = (id(metric), *labels)
+        counter = self._rare.get(key)
+        if counter is None:
+            counter = self._rare[key] = metric.labels(*labels)
+        counter.inc()
+
     def on_event(self, event: Event) -> None:
         """Record one router event; events of any other type are ignored."""
         match event:
+            case HedgeFired():
+                self._count(self.hedges, event.model_group, "fired")
+            case HedgeSettled():
+                if event.winner is None:
+                    outcome = "failed"
+                else:
+                    outcome = "hedge_won" if event.hedge_won else "primary_won"
+                self._count(self.hedges, event.model_group, outcome)
+            case StreamFailover():
+                self._count(
+                    self.stream_failovers, event.model_group, event.method, event.error.value
+                )
+            case BudgetExhausted():
+                self._count(self.budget_exhausted, event.model_group, event.kind)
             case AttemptFinished():
                 self._attempt_finished(event)
             case AttemptStarted():

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Mapping
 from turnout.config import Deployment
 from turnout.errors import ProviderError
 from turnout.providers.adapter import Adapter
+from turnout.providers.capabilities import Capabilities
 from turnout.secrets import redact
 from turnout.upstream import Upstream
 from turnout.wire import ProviderResponse, Request, StreamChunk
@@ -29,6 +30,12 @@ class HttpProvider:
         return adapter.parse(deployment, request, reply.body, reply.headers)
 
     embed = complete
+
+    def capabilities(self, deployment: Deployment) -> Capabilities:
+        """What the deployment's model can do, as its adapter declares it."""
+        ask = getattr(self._adapter, "capabilities", None)
+        found = ask(deployment.model) if ask is not None else None
+        return found if isinstance(found, Capabilities) else Capabilities()
 
     async def stream(self, deployment: Deployment, request: Request) -> AsyncIterator[StreamChunk]:
         adapter = self._adapter

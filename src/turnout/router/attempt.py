@@ -16,6 +16,7 @@ from turnout.config import Deployment
 from turnout.errors import FailureKind, TurnoutError
 from turnout.observe.events import AttemptFinished, Event, Observer
 from turnout.pricing import price
+from turnout.router.deployments import ModelTable
 from turnout.router.health import HealthPolicy, Outcome
 from turnout.state.base import StateStore
 from turnout.wire import RateLimitHints, Request, Usage
@@ -62,11 +63,20 @@ class Run:
         "number",
         "request",
         "started",
+        "table",
         "visited",
     )
 
-    def __init__(self, request: Request, started: float, deadline: float) -> None:
+    def __init__(
+        self,
+        request: Request,
+        started: float,
+        deadline: float,
+        table: ModelTable | None = None,
+    ) -> None:
         self.request = request
+        #: The model table the request started on (a reload does not change it midway).
+        self.table = table
         self.started = started
         self.deadline = deadline
         self.attempts: list[AttemptRecord] = []
@@ -98,6 +108,7 @@ class Attempt:
         "observers",
         "policy",
         "probe",
+        "request",
         "run",
         "settled",
         "started",
@@ -115,8 +126,11 @@ class Attempt:
         clock: Clock,
         store: StateStore,
         observers: Sequence[Observer],
+        request: Request | None = None,
     ) -> None:
         self.run = run
+        #: What this attempt sends: the run's request, or a continuation of it.
+        self.request = request if request is not None else run.request
         self.group = group
         self.deployment = deployment
         self.policy = policy
@@ -152,13 +166,21 @@ class Attempt:
         await self._settle(outcome, None, usage, cost)
         return cost
 
-    async def fail(self, error: TurnoutError) -> None:
-        """The try failed with `error` (already classified)."""
+    async def fail(self, error: TurnoutError, usage: Usage | None = None) -> None:
+        """The try failed with `error` (already classified); `usage`: what it still consumed
+        (a stream broken after content was generated)."""
         retry_after = getattr(error, "retry_after", None)
         outcome = Outcome(
-            error.kind, self.clock.now() - self.started, retry_after=retry_after, probe=self.probe
+            error.kind,
+            self.clock.now() - self.started,
+            retry_after=retry_after,
+            tokens=usage.total_tokens if usage is not None else 0,
+            probe=self.probe,
         )
-        await self._settle(outcome, error, None, None)
+        cost = None
+        if usage is not None:
+            cost = price(self.deployment, usage.prompt_tokens, usage.completion_tokens)
+        await self._settle(outcome, error, usage, cost)
 
     async def abandon(self, why: FailureKind = FailureKind.CANCELLED) -> None:
         """The try was cut off by the caller (gone, cancelled) or by the request's deadline:
@@ -167,7 +189,7 @@ class Attempt:
         usage = cost = None
         if self.lost_race:
             # The provider bills a cancelled request's prompt: account it, estimated.
-            usage = Usage(self.run.request.prompt_tokens, 0)
+            usage = Usage(self.request.prompt_tokens, 0)
             cost = price(self.deployment, usage.prompt_tokens, 0)
         await self._settle(outcome, None, usage, cost)
 

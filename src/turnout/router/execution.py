@@ -42,18 +42,21 @@ from turnout.observe.events import (
     HedgeSettled,
     Observer,
     RetryScheduled,
+    StreamFailover,
 )
 from turnout.observe.stats import RouterStats
 from turnout.providers.base import Provider
+from turnout.providers.capabilities import Capabilities
 from turnout.router.attempt import Attempt, Run, emit
 from turnout.router.backoff import backoff_delay
 from turnout.router.breaker import Admission
 from turnout.router.budget import WindowBudget
+from turnout.router.continuation import Transcript, added_prompt_tokens, continuation_request
 from turnout.router.deployments import ModelTable
 from turnout.router.filters import Rejections, eligible
 from turnout.router.hedging import Hedger
 from turnout.router.strategies import Strategy
-from turnout.router.streaming import Stream, close_quietly
+from turnout.router.streaming import Segment, Stream, close_quietly
 from turnout.state.base import StateStore
 from turnout.state.record import DeploymentState
 from turnout.wire import ProviderResponse, Request
@@ -117,7 +120,7 @@ class Executor:
         clock = self.clock
         started = clock.now()
         limit = request.timeout if request.timeout is not None else table.config.timeout
-        run = Run(request, started, started + limit)
+        run = Run(request, started, started + limit, table)
         self.stats.requests += 1
         if self.retry_budget is not None:
             self.retry_budget.record_request(started)
@@ -350,7 +353,7 @@ class Executor:
 
     async def _attempt(self, attempt: Attempt, call: Call) -> Outcome:
         deployment = attempt.deployment
-        request = attempt.run.request
+        request = attempt.request
         provider = self.providers[deployment.provider]
         if self.observers:
             emit(
@@ -388,7 +391,7 @@ class Executor:
 
     async def _open_stream(self, attempt: Attempt, provider: Provider) -> Stream:
         deployment = attempt.deployment
-        chunks = provider.stream(deployment, attempt.run.request)
+        chunks = provider.stream(deployment, attempt.request)
         limit = deployment.timeouts.first_token or deployment.timeouts.request
         try:
             first = await self._within(limit, attempt.started, anext(chunks))
@@ -399,7 +402,77 @@ class Executor:
             raise
         ttft = self.clock.now() - attempt.started
         self.hedger.observe(attempt.group, True, ttft)
-        return Stream(attempt=attempt, first=first, chunks=chunks, ttft=ttft, clock=self.clock)
+        table = attempt.run.table
+        failover = (
+            self.continue_stream if table is not None and table.config.stream_failover else None
+        )
+        return Stream(
+            attempt=attempt,
+            first=first,
+            chunks=chunks,
+            ttft=ttft,
+            clock=self.clock,
+            failover=failover,
+        )
+
+    async def continue_stream(
+        self, failed: Attempt, transcript: Transcript, error: TurnoutError
+    ) -> Segment | None:
+        """Open a continuation of a broken stream on another deployment of its group, or
+        None when none can take it (or the budget, the deadline or a tool call forbid it)."""
+        run = failed.run
+        table = run.table
+        group = failed.group
+        if table is None or transcript.in_tool_call:
+            return None
+        if transcript.several_choices:
+            return None
+        exclude = {a.deployment_id for a in run.attempts if a.error is not None}
+        for _ in range(2):
+            now, wall = self.clock.now(), self.clock.wall()
+            if now >= run.deadline or not self._spend_retry(run, group):
+                return None
+            deployment, _ = await self.decide(
+                table, group, run.request, exclude, now, wall, run.deadline - now
+            )
+            if deployment is None:
+                return None
+            exclude.add(deployment.id)
+            prefill = self._capabilities(deployment).assistant_prefill
+            request = continuation_request(run.request, transcript.text, prefill=prefill)
+            attempt = await self._begin(table, group, run, deployment, now, wall)
+            if attempt is None:
+                continue
+            attempt.request = request
+            if self.observers:
+                emit(
+                    self.observers,
+                    StreamFailover(
+                        run.request.request_id,
+                        group,
+                        failed.deployment.id,
+                        error.kind,
+                        len(transcript.text),
+                        "prefill" if prefill else "instruction",
+                    ),
+                )
+            try:
+                async with self.clock.timeout_at(run.deadline):
+                    opened = await self._attempt(attempt, Call.STREAM)
+            except (TurnoutError, TimeoutError):
+                continue
+            assert isinstance(opened, Stream)
+            self.stats.stream_failovers += 1
+            segment = opened._segment
+            segment.prefill = prefill
+            segment.added_prompt = added_prompt_tokens(run.request, request)
+            return segment
+        return None
+
+    def _capabilities(self, deployment: Deployment) -> Capabilities:
+        ask = getattr(self.providers[deployment.provider], "capabilities", None)
+        found = ask(deployment) if ask is not None else None
+        return found if isinstance(found, Capabilities) else Capabilities()
 
     async def _within(self, limit: float | None, started: float, work: Awaitable[T]) -> T:
         """Await `work`, bounded by `limit` seconds from `started` when a limit is set."""

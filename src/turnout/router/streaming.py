@@ -2,16 +2,20 @@
 
 `Router.stream` returns a `Stream` only once the first chunk has arrived, so every failure
 before it is retried or failed over without the caller seeing anything. After that the stream is
-the caller's: it is iterated once, each wait for a chunk is bounded by the deployment's idle
-limit and the request's deadline, and a stream that breaks, stalls or ends without a finish
-reason raises instead of ending quietly, so a cut answer never looks complete.
+the caller's: it is iterated once, and each wait for a chunk is bounded by the deployment's idle
+limit and the request's deadline. When it breaks (a cut connection, an error event, a malformed
+event, a stall), the router continues the answer from another deployment
+(`turnout.router.continuation`) so that the caller sees one uninterrupted stream; when nothing
+can continue it, iteration raises the original failure. A stream that breaks, stalls or ends
+without a finish reason never ends quietly: a cut answer never looks complete.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 
 from turnout.clock import Clock
 from turnout.config import Deployment
@@ -23,23 +27,38 @@ from turnout.errors import (
     TurnoutError,
 )
 from turnout.router.attempt import Attempt, AttemptRecord
+from turnout.router.continuation import Rewriter, Transcript
 from turnout.wire import RateLimitHints, StreamChunk, Usage
+
+#: Continuations one stream may take before its failure is reported.
+MAX_FAILOVERS = 2
+
+
+@dataclass(slots=True)
+class Segment:
+    """One upstream stream feeding the caller's stream."""
+
+    attempt: Attempt
+    first: StreamChunk
+    chunks: AsyncIterator[StreamChunk]
+    ttft: float
+    #: For a continuation: how it was asked for, and the prompt tokens it added.
+    prefill: bool = False
+    added_prompt: int = 0
+    usage: Usage | None = None
+    content_chunks: int = 0
+    finished: bool = False
+    rate_limits: RateLimitHints | None = None
+
+
+#: Given the failed segment, what the caller saw and why it broke: a continuation, or None.
+Failover = Callable[[Attempt, Transcript, TurnoutError], Awaitable[Segment | None]]
 
 
 class Stream:
-    """Chunks of one answer from one deployment; iterate it once, to the end or until it raises."""
+    """Chunks of one answer; iterate it once, to the end or until it raises."""
 
-    __slots__ = (
-        "_attempt",
-        "_chunks",
-        "_clock",
-        "_first",
-        "_iterated",
-        "_rate_limits",
-        "cost",
-        "ttft",
-        "usage",
-    )
+    __slots__ = ("_clock", "_failover", "_iterated", "_segment", "cost", "ttft", "usage")
 
     def __init__(
         self,
@@ -49,31 +68,31 @@ class Stream:
         chunks: AsyncIterator[StreamChunk],
         ttft: float,
         clock: Clock,
+        failover: Failover | None = None,
     ) -> None:
-        self._attempt = attempt
-        self._first = first
-        self._chunks = chunks
+        self._segment = Segment(attempt, first, chunks, ttft, rate_limits=first.rate_limits)
         self._clock = clock
+        self._failover = failover
         self._iterated = False
-        self._rate_limits: RateLimitHints | None = first.rate_limits
         #: Seconds from the attempt's start to its first chunk.
         self.ttft = ttft
-        #: Known once the stream has ended.
+        #: Known once the stream has ended (for the whole answer, across continuations).
         self.usage: Usage | None = None
         self.cost: float | None = None
 
     @property
     def deployment(self) -> Deployment:
-        return self._attempt.deployment
+        """The deployment serving the stream now (another one after a failover)."""
+        return self._segment.attempt.deployment
 
     @property
     def attempts(self) -> tuple[AttemptRecord, ...]:
-        """The attempts before this one (all failed), and this one once it has ended."""
-        return tuple(self._attempt.run.attempts)
+        """Every attempt that has ended: failed ones, and this stream's once it ended."""
+        return tuple(self._segment.attempt.run.attempts)
 
     @property
     def request_id(self) -> str:
-        return self._attempt.run.request.request_id
+        return self._segment.attempt.run.request.request_id
 
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         if self._iterated:
@@ -93,92 +112,131 @@ class Stream:
         Harmless after the stream has ended (the attempt was settled then).
         """
         self._iterated = True
-        if self._attempt.settled:
+        segment = self._segment
+        if segment.attempt.settled:
             return
-        await self._close_upstream()
-        await self._attempt.abandon()
+        await close_quietly(segment.chunks)
+        await segment.attempt.abandon()
 
     async def _relay(self) -> AsyncIterator[StreamChunk]:
-        attempt = self._attempt
+        relayed: list[StreamChunk] | None = [] if self._failover is not None else None
+        rewriter: Rewriter | None = None
+        original: TurnoutError | None = None
+        failovers = 0
+        segment = self._segment
+        try:
+            while True:
+                pull = self._pull(segment)  # an async generator: closed below when abandoned
+                try:
+                    async for chunk in pull:
+                        for out in [chunk] if rewriter is None else rewriter.feed(chunk):
+                            if relayed is not None:
+                                relayed.append(out)
+                            yield out
+                    if rewriter is not None:
+                        for out in rewriter.finish():
+                            yield out
+                except TurnoutError as error:
+                    await close_quietly(pull)
+                    await self._failed(segment, error)
+                    original = original or error
+                    if (
+                        self._failover is None
+                        or relayed is None
+                        or isinstance(error, DeadlineExceededError)
+                        or failovers >= MAX_FAILOVERS
+                    ):
+                        raise _reported(original, error) from None
+                    transcript = Transcript.of(relayed)
+                    continuation = await self._failover(segment.attempt, transcript, original)
+                    if continuation is None:
+                        raise _reported(original, error) from None
+                    failovers += 1
+                    segment = self._segment = continuation
+                    rewriter = Rewriter(
+                        transcript, prefill=segment.prefill, added_prompt=segment.added_prompt
+                    )
+                    continue
+                await self._succeeded(segment, rewriter)
+                return
+        finally:
+            if not segment.attempt.settled:
+                # The consumer stopped early (broke out, was cancelled): no verdict upstream.
+                await close_quietly(segment.chunks)
+                await segment.attempt.abandon()
+
+    async def _pull(self, segment: Segment) -> AsyncIterator[StreamChunk]:
+        """The segment's chunks, each wait bounded; a break raises a `TurnoutError`."""
+        attempt = segment.attempt
         deadline = attempt.run.deadline
         idle = attempt.deployment.timeouts.idle
         clock = self._clock
-        usage: Usage | None = None
-        finished = False
-        content_chunks = 0
-        error: TurnoutError | None = None
-        completed = False
-        chunk = self._first
-        try:
-            while True:
-                if chunk.usage is not None:
-                    usage = chunk.usage
-                if chunk.finish_reason is not None:
-                    finished = True
-                else:
-                    content_chunks += 1
-                if chunk.rate_limits is not None:
-                    self._rate_limits = chunk.rate_limits
-                yield chunk
-                now = clock.now()
-                bound = deadline if idle is None else min(deadline, now + idle)
-                try:
-                    async with clock.timeout_at(bound):
-                        chunk = await anext(self._chunks)
-                except StopAsyncIteration:
-                    break
-                except TimeoutError:
-                    if bound >= deadline:
-                        error = DeadlineExceededError(
-                            "The stream did not finish within the request's deadline"
-                        )
-                    else:
-                        error = StreamInterruptedError(
-                            f"The stream stalled: no chunk for {idle:g}s"
-                        )
-                    raise error from None
-                except ProviderError as exc:
-                    error = exc
-                    raise
-                except (asyncio.CancelledError, GeneratorExit):
-                    raise
-                except Exception as exc:
-                    error = StreamInterruptedError(f"The stream broke: {type(exc).__name__}")
-                    raise error from exc
-            if not finished:
-                error = StreamInterruptedError("The stream ended without a finish reason")
-                raise error
-            completed = True
-        finally:
-            await self._finish(error, completed, usage, content_chunks)
-
-    async def _finish(
-        self, error: TurnoutError | None, completed: bool, usage: Usage | None, chunks: int
-    ) -> None:
-        attempt = self._attempt
-        if error is not None:
-            await self._close_upstream()
-            if isinstance(error, ProviderError):
-                error.deployment_id = attempt.deployment.id
-            if isinstance(error, DeadlineExceededError):
-                await attempt.abandon(FailureKind.DEADLINE)
+        chunk = segment.first
+        while True:
+            if chunk.usage is not None:
+                segment.usage = chunk.usage
+            if chunk.finish_reason is not None:
+                segment.finished = True
             else:
-                await attempt.fail(error)
-            error.attempts = tuple(attempt.run.attempts)
-            return
-        if not completed:
-            # The consumer stopped early (broke out, was cancelled): no verdict on the upstream.
-            await self._close_upstream()
-            await attempt.abandon()
-            return
+                segment.content_chunks += 1
+            if chunk.rate_limits is not None:
+                segment.rate_limits = chunk.rate_limits
+            yield chunk
+            now = clock.now()
+            bound = deadline if idle is None else min(deadline, now + idle)
+            try:
+                async with clock.timeout_at(bound):
+                    chunk = await anext(segment.chunks)
+            except StopAsyncIteration:
+                break
+            except TimeoutError:
+                if bound >= deadline:
+                    raise DeadlineExceededError(
+                        "The stream did not finish within the request's deadline"
+                    ) from None
+                raise StreamInterruptedError(
+                    f"The stream stalled: no chunk for {idle:g}s"
+                ) from None
+            except (ProviderError, asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:
+                raise StreamInterruptedError(f"The stream broke: {type(exc).__name__}") from exc
+        if not segment.finished:
+            raise StreamInterruptedError("The stream ended without a finish reason")
+
+    async def _failed(self, segment: Segment, error: TurnoutError) -> None:
+        attempt = segment.attempt
+        await close_quietly(segment.chunks)
+        if isinstance(error, ProviderError):
+            error.deployment_id = attempt.deployment.id
+        if isinstance(error, DeadlineExceededError):
+            await attempt.abandon(FailureKind.DEADLINE)
+        else:
+            # What was sent before the break was generated, and is billed: account it.
+            usage = Usage(attempt.request.prompt_tokens, segment.content_chunks)
+            await attempt.fail(error, usage)
+        error.attempts = tuple(attempt.run.attempts)
+
+    async def _succeeded(self, segment: Segment, rewriter: Rewriter | None) -> None:
+        attempt = segment.attempt
+        usage = segment.usage
         if usage is None:
             # No usage from upstream: estimate, one token per content chunk.
-            usage = Usage(attempt.run.request.prompt_tokens, chunks)
-        self.usage = usage
-        self.cost = await attempt.succeed(usage, self._rate_limits, self.ttft)
+            usage = Usage(attempt.request.prompt_tokens, segment.content_chunks)
+        cost = await attempt.succeed(usage, segment.rate_limits, segment.ttft)
+        self.usage = rewriter.usage if rewriter is not None and rewriter.usage else usage
+        self.cost = cost
 
-    async def _close_upstream(self) -> None:
-        await close_quietly(self._chunks)
+
+def _reported(original: TurnoutError, latest: TurnoutError) -> TurnoutError:
+    """The error the caller gets: always the original failure, noting a failed continuation."""
+    if latest is not original:
+        original.message = (
+            f"{original.message} (continuing on another deployment failed too: {latest.kind.value})"
+        )
+        original.args = (original.message,)
+        original.attempts = latest.attempts or original.attempts
+    return original
 
 
 async def close_quietly(chunks: AsyncIterator[StreamChunk]) -> None:

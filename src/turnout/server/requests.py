@@ -19,6 +19,10 @@ _DECODE = msgspec.json.Decoder().decode
 
 #: Header a caller may use to route by tags (comma-separated), besides a ``tags`` body field.
 TAGS_HEADER = "x-turnout-tags"
+#: The caller's deadline for the whole request, in milliseconds.
+TIMEOUT_HEADER = "x-turnout-timeout-ms"
+#: The OpenAI SDK's read timeout in seconds: for a request answered whole, the time it waits.
+SDK_TIMEOUT_HEADER = "x-stainless-read-timeout"
 
 
 def parse_body(raw: bytes) -> dict[str, Any]:
@@ -59,7 +63,33 @@ def build_request(
         body=body,
         operation=operation,
         tags=_tags(body, headers),
+        timeout=_deadline(headers, streamed=stream is True),
     )
+
+
+def _deadline(headers: Mapping[str, str], *, streamed: bool) -> float | None:
+    """Seconds the caller will wait: its explicit deadline, else the SDK's read timeout
+    (which, for a stream, bounds each wait between chunks rather than the whole answer)."""
+    value = headers.get(TIMEOUT_HEADER)
+    if value is not None:
+        try:
+            milliseconds = float(value)
+        except ValueError:
+            milliseconds = 0.0
+        if not milliseconds > 0:
+            raise InvalidRequestError(
+                f"`{TIMEOUT_HEADER}` must be a positive number of milliseconds",
+                param=TIMEOUT_HEADER,
+            )
+        return milliseconds / 1000.0
+    value = headers.get(SDK_TIMEOUT_HEADER)
+    if value is not None and not streamed:
+        try:
+            seconds = float(value)
+        except ValueError:
+            return None
+        return seconds if seconds > 0 else None
+    return None
 
 
 def _check_prompt(body: Mapping[str, Any], operation: Operation) -> None:

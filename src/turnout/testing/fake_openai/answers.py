@@ -204,6 +204,37 @@ def _text_of(content: Any) -> str:
     return content if isinstance(content, str) else ""
 
 
+def continued(messages: list[Any], reply: str | None = None) -> str:
+    """The answer's text, as a cooperative model gives it.
+
+    Normally "Fake answer to: <the last user text>" (or `reply`). A conversation that ends in
+    a partial assistant message (a prefill), or in one followed by a request to continue, gets
+    the rest of the answer it interrupted, as a model continuing its own text would.
+    """
+    last = messages[-1] if messages else None
+    role = last.get("role") if isinstance(last, dict) else None
+    if role == "assistant":
+        return _rest(_answer(messages[:-1], reply), _text_of(last.get("content")).rstrip())
+    if (
+        len(messages) >= 3
+        and isinstance(messages[-2], dict)
+        and messages[-2].get("role") == "assistant"
+        and "continue" in _text_of(last.get("content") if isinstance(last, dict) else "").lower()
+    ):
+        partial = _text_of(messages[-2].get("content"))
+        return _rest(_answer(messages[:-2], reply), partial)
+    return _answer(messages, reply)
+
+
+def _answer(messages: list[Any], reply: str | None) -> str:
+    return reply if reply is not None else f"Fake answer to: {quote(last_user_text(messages))}"
+
+
+def _rest(full: str, partial: str) -> str:
+    """What follows `partial` in `full` (all of `full` when it does not start with it)."""
+    return full[len(partial) :] if partial and full.startswith(partial) else full
+
+
 def last_user_text(messages: list[Any]) -> str:
     users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
     return _text_of(users[-1].get("content")) if users else ""

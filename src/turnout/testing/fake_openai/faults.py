@@ -11,6 +11,7 @@ answer ``slow_first_token`` delays the body, ``cut`` sends half of it, ``stall``
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
 from typing import Any, Literal, get_args
 
@@ -60,6 +61,9 @@ class Fault:
     code: str | None = None
     #: Seconds sent as ``Retry-After`` with a ``status`` fault; None sends no such header.
     retry_after: float | None = None
+    #: A body sent instead of OpenAI's error object, for fakes of servers that shape their
+    #: errors otherwise (Azure's ``{"statusCode": 401, ...}``, say).
+    payload: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -70,6 +74,8 @@ class Fault:
             raise ValueError(f"an error status must be 4xx or 5xx, not {self.status}")
 
     def body(self) -> dict[str, Any]:
+        if self.payload is not None:
+            return dict(self.payload)
         return error_body(self.message, self.error_type, self.param, self.code)
 
     @classmethod

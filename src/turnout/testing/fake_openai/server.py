@@ -23,9 +23,9 @@ from aiohttp import web
 from turnout.testing.fake_openai.answers import (
     Answer,
     build_answer,
+    continued,
     embedding,
     embedding_inputs,
-    last_user_text,
     max_tokens,
     quote,
     tool_call,
@@ -227,12 +227,16 @@ class FakeOpenAI:
             return json_response(fault.body(), headers, status=fault.status)
         try:
             self._authenticate(request)
-            route = self._routes.get((request.method, request.path))
+            route = self._route(request)
             if route is None:
                 raise ApiError(404, f"Invalid URL ({request.method} {request.path})")
             return await route(Exchange(request, body, fault, arrived))
         except ApiError as error:
             return json_response(error.body, self._headers(arrived), status=error.status)
+
+    def _route(self, request: web.Request) -> _Route | None:
+        """The handler of a request (None: an unknown URL); fakes of other layouts override it."""
+        return self._routes.get((request.method, request.path))
 
     def _next_fault(self, path: str) -> Fault | None:
         for index, fault in enumerate(self._queue):
@@ -281,9 +285,7 @@ class FakeOpenAI:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
             raise missing("messages")
-        text = self.reply
-        if text is None:
-            text = f"Fake answer to: {quote(last_user_text(messages))}"
+        text = continued(messages, self.reply)
         cap = max_tokens(body, "max_completion_tokens") or max_tokens(body, "max_tokens")
         tool = tool_call(body, messages)
         answer = build_answer(body, model, text, cap, chat=True, tool=tool)
