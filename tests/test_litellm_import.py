@@ -325,7 +325,6 @@ def test_other_litellm_params_are_ignored_with_their_paths() -> None:
         "region_name": "eu",
         "max_budget": 10,
         "budget_duration": "1d",
-        "azure_ad_token": "t",
         "mystery": 1,
     }
     config = _load(_one(params, extra_key=1, model_info={"mode": "chat", "base_model": "x"}))
@@ -338,6 +337,14 @@ def test_other_litellm_params_are_ignored_with_their_paths() -> None:
         ]
     )
     assert all(": ignored: " in warning for warning in config.warnings)
+
+
+def test_azure_ad_tokens_are_kept_as_secrets_for_the_adapter() -> None:
+    config = _load(_one({"model": "azure/gpt-4o", "azure_ad_token": "eyJ-token"}))
+    [deployment] = config.router.model_list
+    assert deployment.params["azure_ad_token"] == Secret("eyJ-token")
+    assert "eyJ-token" not in repr(deployment)
+    assert config.warnings == ()
 
 
 def test_model_info_costs_fill_in_but_litellm_params_win() -> None:

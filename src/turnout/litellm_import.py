@@ -115,11 +115,14 @@ _PROVIDER_PARAMS: Final = frozenset(
         "vertex_project",
         "vertex_location",
         "organization",
+        "azure_ad_token",
     }
 )
 
 #: Provider settings that are secrets: kept as `Secret`, so that no repr shows them.
-_SECRET_PARAMS: Final = frozenset({"aws_secret_access_key", "aws_session_token"})
+_SECRET_PARAMS: Final = frozenset(
+    {"aws_secret_access_key", "aws_session_token", "azure_ad_token"}
+)
 
 #: Why particular ``litellm_params`` keys are ignored.
 _DEPLOYMENT_REASONS: Final[Mapping[str, str]] = {
@@ -128,7 +131,6 @@ _DEPLOYMENT_REASONS: Final[Mapping[str, str]] = {
     "region_name": "region filtering is not supported yet",
     "max_budget": "budgets are not supported yet",
     "budget_duration": "budgets are not supported yet",
-    "azure_ad_token": "Azure AD tokens are not supported yet: use api_key",
 }
 
 #: ``model_info`` keys that are deployment fields in turnout.

@@ -34,7 +34,9 @@ def _deployment(fake: FakeOpenAI, group: str, model: str) -> Deployment:
 
 
 def _last_body(fake: FakeOpenAI) -> dict[str, Any]:
-    bodies = [r.json for r in fake.requests if r.path.endswith("/completions") and r.json]
+    bodies: list[dict[str, Any]] = [
+        r.json for r in fake.requests if r.path.endswith("/completions") and r.json
+    ]
     assert bodies, "the fake received no generation request"
     return bodies[-1]
 

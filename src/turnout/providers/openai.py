@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -81,6 +81,16 @@ _BODY_PARAMS = "extra_body"
 class _UsageView(msgspec.Struct):
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    #: Read only when asked (``cached_tokens=True``); Any, so that no shape of it is an error.
+    prompt_tokens_details: Any = None
+
+    def usage(self, cached_tokens: bool) -> Usage:
+        cached = 0
+        details = self.prompt_tokens_details
+        if cached_tokens and isinstance(details, dict):
+            value = details.get("cached_tokens")
+            cached = value if isinstance(value, int) and not isinstance(value, bool) else 0
+        return Usage(self.prompt_tokens, self.completion_tokens, cached)
 
 
 class _ResponseView(msgspec.Struct):
@@ -136,29 +146,7 @@ class OpenAICompatibleAdapter:
         return base.rstrip("/")
 
     def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
-        body = dict(request.body)
-        for name in _TURNOUT_FIELDS:
-            body.pop(name, None)
-        headers = {"content-type": "application/json"}
-        params = deployment.params
-        if params:
-            for name, value in params.items():
-                if name == _HEADER_PARAMS and isinstance(value, Mapping):
-                    headers.update({str(k): str(v) for k, v in value.items()})
-                elif name == _BODY_PARAMS and isinstance(value, Mapping):
-                    for key, item in value.items():
-                        body.setdefault(key, item)
-                elif name == "organization":
-                    headers["openai-organization"] = str(value)
-                else:
-                    body.setdefault(name, value)
-        body["model"] = deployment.model
-        if request.stream and self.preset.stream_usage:
-            options = body.get("stream_options")
-            options = dict(options) if isinstance(options, Mapping) else {}
-            if options.get("include_usage") is not True:
-                options["include_usage"] = True
-                body["stream_options"] = options
+        body, headers = prepare_call(deployment, request, stream_usage=self.preset.stream_usage)
         key = deployment.api_key.reveal() if deployment.api_key else self._default_key
         if key:
             headers["authorization"] = f"Bearer {key}"
@@ -168,19 +156,15 @@ class OpenAICompatibleAdapter:
     def parse(
         self, deployment: Deployment, request: Request, body: bytes, headers: Mapping[str, str]
     ) -> ProviderResponse:
-        try:
-            view = _RESPONSE.decode(body)
-        except msgspec.DecodeError:
-            raise ServerError(f"{self.name} sent an answer that is not JSON") from None
-        usage = (
-            Usage(view.usage.prompt_tokens, view.usage.completion_tokens) if view.usage else None
-        )
+        usage = read_usage(body, self.name, cached_tokens=True)
         return ProviderResponse(raw=body, usage=usage, rate_limits=self.rate_limits(headers))
 
-    def translator(self, deployment: Deployment, request: Request) -> _StreamTranslator:
+    def translator(self, deployment: Deployment, request: Request) -> OpenAIStreamTranslator:
         options = request.body.get("stream_options")
         wants_usage = isinstance(options, Mapping) and options.get("include_usage") is True
-        return _StreamTranslator(self.name, wants_usage, self.preset.stream_usage)
+        return OpenAIStreamTranslator(
+            self.name, wants_usage, self.preset.stream_usage, cached_tokens=True
+        )
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
         message, code, kind, param = _describe_error(body)
@@ -190,27 +174,96 @@ class OpenAICompatibleAdapter:
         return rate_limit_hints(headers)
 
 
-class _StreamTranslator:
-    """SSE events of an OpenAI-style stream into chunks; knows when the answer is complete."""
+def prepare_call(
+    deployment: Deployment,
+    request: Request,
+    *,
+    stream_usage: bool,
+    own_params: Collection[str] = (),
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The body and headers every member of the family sends, before auth and URL.
+
+    The caller's body without turnout's own fields, the deployment's parameters where the caller
+    set none (``extra_headers`` and ``organization`` become headers, ``extra_body`` is merged),
+    ``model`` set to the deployment's, and for streams the ask for usage when `stream_usage`.
+    Parameters named in `own_params` belong to the adapter (credentials, say) and are skipped.
+    """
+    body = dict(request.body)
+    for name in _TURNOUT_FIELDS:
+        body.pop(name, None)
+    headers = {"content-type": "application/json"}
+    params = deployment.params
+    if params:
+        for name, value in params.items():
+            if name in own_params:
+                continue
+            if name == _HEADER_PARAMS and isinstance(value, Mapping):
+                headers.update({str(k): str(v) for k, v in value.items()})
+            elif name == _BODY_PARAMS and isinstance(value, Mapping):
+                for key, item in value.items():
+                    body.setdefault(key, item)
+            elif name == "organization":
+                headers["openai-organization"] = str(value)
+            else:
+                body.setdefault(name, value)
+    body["model"] = deployment.model
+    if request.stream and stream_usage:
+        options = body.get("stream_options")
+        options = dict(options) if isinstance(options, Mapping) else {}
+        if options.get("include_usage") is not True:
+            options["include_usage"] = True
+            body["stream_options"] = options
+    return body, headers
+
+
+def read_usage(body: bytes, provider: str, *, cached_tokens: bool = False) -> Usage | None:
+    """The usage of a whole answer (None when it has none); a body that is not JSON is a
+    server error."""
+    try:
+        view = _RESPONSE.decode(body)
+    except msgspec.DecodeError:
+        raise ServerError(f"{provider}: sent an answer that is not JSON") from None
+    return view.usage.usage(cached_tokens) if view.usage else None
+
+
+class OpenAIStreamTranslator:
+    """SSE events of an OpenAI-style stream into chunks; knows when the answer is complete.
+
+    Members whose streams carry events of their own pass `rewrite`: it sees each event's data
+    (never ``[DONE]``) first and returns the data to read, changed or not, or None to skip the
+    event. `cached_tokens` reads ``prompt_tokens_details.cached_tokens`` into the usage.
+    """
 
     __slots__ = (
+        "_cached_tokens",
         "_done",
         "_failure",
         "_finished",
         "_held",
         "_name",
         "_open",
+        "_rewrite",
         "_sse",
         "_usage_settled",
         "_wants_usage",
         "_will_get_usage",
     )
 
-    def __init__(self, name: str, wants_usage: bool, will_get_usage: bool) -> None:
+    def __init__(
+        self,
+        name: str,
+        wants_usage: bool,
+        will_get_usage: bool,
+        *,
+        cached_tokens: bool = False,
+        rewrite: Callable[[bytes], bytes | None] | None = None,
+    ) -> None:
         self._name = name
         self._sse = SSEDecoder()
         self._wants_usage = wants_usage
         self._will_get_usage = will_get_usage or wants_usage
+        self._cached_tokens = cached_tokens
+        self._rewrite = rewrite
         self._done = False
         self._finished = False
         self._usage_settled = not self._will_get_usage
@@ -268,16 +321,21 @@ class _StreamTranslator:
                 out.append(self._held)
                 self._held = None
             return
+        if self._rewrite is not None:
+            rewritten = self._rewrite(data)
+            if rewritten is None:
+                return
+            data = rewritten
         try:
             view = _CHUNK.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError):
-            raise StreamInterruptedError(f"{self._name} sent a malformed stream event") from None
+            raise StreamInterruptedError(f"{self._name}: sent a malformed stream event") from None
         if view.error is not None:
-            message, code, kind, param = _fields(view.error)
+            message, code, kind, param = error_fields(view.error)
             raise classify_error(None, message, code, kind, param, {}, self._name)
         usage = None
         if view.usage is not None:
-            usage = Usage(view.usage.prompt_tokens, view.usage.completion_tokens)
+            usage = view.usage.usage(self._cached_tokens)
         finish = None
         for choice in view.choices:
             if choice.finish_reason is not None:
@@ -320,7 +378,7 @@ def _describe_error(body: bytes) -> tuple[str, str | None, str | None, str | Non
         text = body.decode("utf-8", "replace").strip()
         return (text[:500] or "no error message", None, None, None)
     if isinstance(view.error, dict):
-        return _fields(view.error)
+        return error_fields(view.error)
     if isinstance(view.error, str):
         return view.error, None, None, None
     if view.message:
@@ -330,7 +388,8 @@ def _describe_error(body: bytes) -> tuple[str, str | None, str | None, str | Non
     return "no error message", None, None, None
 
 
-def _fields(error: Mapping[str, Any]) -> tuple[str, str | None, str | None, str | None]:
+def error_fields(error: Mapping[str, Any]) -> tuple[str, str | None, str | None, str | None]:
+    """Message, code, type and param of an OpenAI error object."""
     message = error.get("message")
     code = error.get("code")
     kind = error.get("type")

@@ -2,6 +2,10 @@
 
 A `ModelTable` is immutable and built once per config. A reload builds a new one and swaps it
 in; requests already running keep the table they started with, so a reload never fails them.
+
+Each deployment enters the table with the built-in list prices and context window of its model
+filled in where its config sets none (`turnout.prices.with_known_prices`), so cost-aware routing,
+the context-window filter and reported costs all use them; ``config`` keeps what was configured.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from collections.abc import Mapping
 
 from turnout.config import Deployment, RouterConfig
 from turnout.errors import FallbackKind, ModelNotFoundError
+from turnout.prices import with_known_prices
 from turnout.router.health import HealthPolicy
 
 
@@ -18,8 +23,9 @@ class ModelTable:
 
     def __init__(self, config: RouterConfig) -> None:
         self.config = config
+        deployments = [with_known_prices(d) for d in config.model_list]
         groups: dict[str, list[Deployment]] = {}
-        for deployment in config.model_list:
+        for deployment in deployments:
             groups.setdefault(deployment.model_name, []).append(deployment)
         self.groups: dict[str, tuple[Deployment, ...]] = {
             name: tuple(members) for name, members in groups.items()
@@ -27,9 +33,9 @@ class ModelTable:
         self.ids: dict[str, tuple[str, ...]] = {
             name: tuple(d.id for d in members) for name, members in self.groups.items()
         }
-        self.by_id: dict[str, Deployment] = {d.id: d for d in config.model_list}
+        self.by_id: dict[str, Deployment] = {d.id: d for d in deployments}
         self.policies: dict[str, HealthPolicy] = {
-            d.id: HealthPolicy.for_deployment(d, config) for d in config.model_list
+            d.id: HealthPolicy.for_deployment(d, config) for d in deployments
         }
         self.aliases: dict[str, str] = {
             alias: _final(alias, config.aliases) for alias in config.aliases

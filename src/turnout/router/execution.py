@@ -23,6 +23,7 @@ from typing import TypeVar
 from turnout.clock import Clock
 from turnout.config import Deployment
 from turnout.errors import (
+    BadRequestError,
     DeadlineExceededError,
     FailureKind,
     ProviderError,
@@ -329,8 +330,14 @@ class Executor:
                 deployments, states, run.request, config.breaker, now, wall, banned, rejections
             )
             if not again:
+                # Everything is cooling down or open. Waiting for it is worth it only when the
+                # provider said when to come back (a rate limit); a failing one fails fast.
                 wait = rejections.wait_hint()
-                if wait is None or wait > config.retries.max_retry_after:
+                if (
+                    error.kind is not FailureKind.RATE_LIMITED
+                    or wait is None
+                    or wait > config.retries.max_retry_after
+                ):
                     raise error
                 delay = max(delay, wait)
                 other_states = list(states)  # the ones coming back after the wait
@@ -417,9 +424,10 @@ class Executor:
 
     async def continue_stream(
         self, failed: Attempt, transcript: Transcript, error: TurnoutError
-    ) -> Segment | None:
-        """Open a continuation of a broken stream on another deployment of its group, or
-        None when none can take it (or the budget, the deadline or a tool call forbid it)."""
+    ) -> Segment | TurnoutError | None:
+        """Open a continuation of a broken stream on another deployment of its group. Else the
+        error of the last continuation tried, or None when none could be tried (no deployment,
+        or the budget, the deadline or a tool call forbid it)."""
         run = failed.run
         table = run.table
         group = failed.group
@@ -428,46 +436,79 @@ class Executor:
         if transcript.several_choices:
             return None
         exclude = {a.deployment_id for a in run.attempts if a.error is not None}
-        for _ in range(2):
+        retry_without_prefill: Deployment | None = None
+        refused: TurnoutError | None = None
+        for _ in range(3):
             now, wall = self.clock.now(), self.clock.wall()
             if now >= run.deadline or not self._spend_retry(run, group):
-                return None
-            deployment, _ = await self.decide(
-                table, group, run.request, exclude, now, wall, run.deadline - now
-            )
-            if deployment is None:
-                return None
-            exclude.add(deployment.id)
-            prefill = self._capabilities(deployment).assistant_prefill
-            request = continuation_request(run.request, transcript.text, prefill=prefill)
-            attempt = await self._begin(table, group, run, deployment, now, wall)
-            if attempt is None:
-                continue
-            attempt.request = request
-            if self.observers:
-                emit(
-                    self.observers,
-                    StreamFailover(
-                        run.request.request_id,
-                        group,
-                        failed.deployment.id,
-                        error.kind,
-                        len(transcript.text),
-                        "prefill" if prefill else "instruction",
-                    ),
+                return refused
+            if retry_without_prefill is not None:
+                deployment: Deployment | None = retry_without_prefill
+                prefill, retry_without_prefill = False, None
+            else:
+                deployment, _ = await self.decide(
+                    table, group, run.request, exclude, now, wall, run.deadline - now
                 )
-            try:
-                async with self.clock.timeout_at(run.deadline):
-                    opened = await self._attempt(attempt, Call.STREAM)
-            except (TurnoutError, TimeoutError):
-                continue
-            assert isinstance(opened, Stream)
-            self.stats.stream_failovers += 1
-            segment = opened._segment
-            segment.prefill = prefill
-            segment.added_prompt = added_prompt_tokens(run.request, request)
-            return segment
-        return None
+                if deployment is None:
+                    return refused
+                exclude.add(deployment.id)
+                prefill = self._capabilities(deployment).assistant_prefill
+            assert deployment is not None
+            segment = await self._open_continuation(
+                table, group, run, failed, deployment, transcript, error, prefill
+            )
+            if isinstance(segment, Segment):
+                return segment
+            if isinstance(segment, TurnoutError):
+                refused = segment
+                if prefill and isinstance(segment, BadRequestError):
+                    # The target refused the prefill itself: ask it again, by instruction.
+                    retry_without_prefill = deployment
+        return refused
+
+    async def _open_continuation(
+        self,
+        table: ModelTable,
+        group: str,
+        run: Run,
+        failed: Attempt,
+        deployment: Deployment,
+        transcript: Transcript,
+        error: TurnoutError,
+        prefill: bool,
+    ) -> Segment | TurnoutError | None:
+        """One try at continuing on `deployment`: its segment, or why it could not."""
+        now, wall = self.clock.now(), self.clock.wall()
+        request = continuation_request(run.request, transcript.text, prefill=prefill)
+        attempt = await self._begin(table, group, run, deployment, now, wall)
+        if attempt is None:
+            return None
+        attempt.request = request
+        if self.observers:
+            emit(
+                self.observers,
+                StreamFailover(
+                    run.request.request_id,
+                    group,
+                    failed.deployment.id,
+                    error.kind,
+                    len(transcript.text),
+                    "prefill" if prefill else "instruction",
+                ),
+            )
+        try:
+            async with self.clock.timeout_at(run.deadline):
+                opened = await self._attempt(attempt, Call.STREAM)
+        except TurnoutError as refused:
+            return refused
+        except TimeoutError:
+            return None
+        assert isinstance(opened, Stream)
+        self.stats.stream_failovers += 1
+        segment = opened._segment
+        segment.prefill = prefill
+        segment.added_prompt = added_prompt_tokens(run.request, request)
+        return segment
 
     def _capabilities(self, deployment: Deployment) -> Capabilities:
         ask = getattr(self.providers[deployment.provider], "capabilities", None)

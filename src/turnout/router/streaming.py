@@ -51,8 +51,9 @@ class Segment:
     rate_limits: RateLimitHints | None = None
 
 
-#: Given the failed segment, what the caller saw and why it broke: a continuation, or None.
-Failover = Callable[[Attempt, Transcript, TurnoutError], Awaitable[Segment | None]]
+#: Given the failed segment, what the caller saw and why it broke: a continuation, or why
+#: none could be opened (the last continuation's error, or None when none was tried).
+Failover = Callable[[Attempt, Transcript, TurnoutError], Awaitable["Segment | TurnoutError | None"]]
 
 
 class Stream:
@@ -149,8 +150,8 @@ class Stream:
                         raise _reported(original, error) from None
                     transcript = Transcript.of(relayed)
                     continuation = await self._failover(segment.attempt, transcript, original)
-                    if continuation is None:
-                        raise _reported(original, error) from None
+                    if not isinstance(continuation, Segment):
+                        raise _reported(original, continuation or error) from None
                     failovers += 1
                     segment = self._segment = continuation
                     rewriter = Rewriter(

@@ -211,15 +211,14 @@ def continued(messages: list[Any], reply: str | None = None) -> str:
     a partial assistant message (a prefill), or in one followed by a request to continue, gets
     the rest of the answer it interrupted, as a model continuing its own text would.
     """
-    last = messages[-1] if messages else None
-    role = last.get("role") if isinstance(last, dict) else None
-    if role == "assistant":
+    last = messages[-1] if messages and isinstance(messages[-1], dict) else {}
+    if last.get("role") == "assistant":
         return _rest(_answer(messages[:-1], reply), _text_of(last.get("content")).rstrip())
     if (
         len(messages) >= 3
         and isinstance(messages[-2], dict)
         and messages[-2].get("role") == "assistant"
-        and "continue" in _text_of(last.get("content") if isinstance(last, dict) else "").lower()
+        and "continue" in _text_of(last.get("content")).lower()
     ):
         partial = _text_of(messages[-2].get("content"))
         return _rest(_answer(messages[:-2], reply), partial)
