@@ -221,7 +221,7 @@ def test_vertex_without_api_base_warns() -> None:
     assert config.router.model_list[0].params == {"vertex_project": "p"}
     [warning] = config.warnings
     assert warning.startswith("model_list[0].litellm_params.model: vertex_ai is served by")
-    assert "api_base" in warning
+    assert "vertex_project" in warning
 
 
 def test_unknown_prefix_is_kept_with_a_warning() -> None:

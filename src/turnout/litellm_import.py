@@ -120,9 +120,7 @@ _PROVIDER_PARAMS: Final = frozenset(
 )
 
 #: Provider settings that are secrets: kept as `Secret`, so that no repr shows them.
-_SECRET_PARAMS: Final = frozenset(
-    {"aws_secret_access_key", "aws_session_token", "azure_ad_token"}
-)
+_SECRET_PARAMS: Final = frozenset({"aws_secret_access_key", "aws_session_token", "azure_ad_token"})
 
 #: Why particular ``litellm_params`` keys are ignored.
 _DEPLOYMENT_REASONS: Final[Mapping[str, str]] = {
@@ -531,8 +529,9 @@ class _Converter:
         if prefix == "vertex_ai" and "api_base" not in params and "base_url" not in params:
             self.warn(
                 origin,
-                "vertex_ai is served by turnout's gemini provider, which calls the Gemini API "
-                "unless api_base names the Vertex endpoint",
+                "vertex_ai is served by turnout's gemini provider through Vertex AI "
+                "(vertex_project, vertex_location); api_key must be an OAuth access token, "
+                "as vertex_credentials are not supported",
             )
         return provider, model
 

@@ -48,9 +48,11 @@ class Rig:
         answer = await self.client.chat.completions.create(model="chat", messages=QUESTION)
         assert answer.choices[0].message.content
         await asyncio.sleep(0.05)
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{self.gateway.url}/health") as response:
-                report = msgspec.json.decode(await response.read())
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{self.gateway.url}/health") as response,
+        ):
+            report = msgspec.json.decode(await response.read())
         assert all(d["in_flight"] == 0 for d in report["deployments"]), report
 
 

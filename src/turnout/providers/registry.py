@@ -41,7 +41,13 @@ def native_adapter(
     name: str, environ: Mapping[str, str] | None = None, clock: Clock | None = None
 ) -> Adapter:
     """The native adapter for provider `name` (imported only when a config uses it)."""
-    module = importlib.import_module(NATIVE[name])
+    try:
+        module = importlib.import_module(NATIVE[name])
+    except ImportError as missing:
+        raise ConfigError(
+            f"provider {name!r} needs an optional dependency ({missing.name}): "
+            f"pip install 'turnout[{name}]'"
+        ) from None
     factory: Any = module.create_adapter
     adapter: Adapter = factory(
         name, os.environ if environ is None else environ, clock or SystemClock()

@@ -1,0 +1,172 @@
+"""Bedrock's errors, HTTP or in-stream, classified into turnout's tree in one place.
+
+An HTTP error names its exception in the ``x-amzn-ErrorType`` header
+(``ValidationException:http://internal.amazon.com/...``; the part before the colon counts), or
+else in the JSON body's ``__type``/``code``, with the text in ``message`` (or ``Message``). In a
+ConverseStream the same exceptions arrive as event-stream frames whose ``:exception-type`` header
+is the lower-camel member name (``throttlingException``) and whose payload is ``{"message"}``.
+Both paths end in `classify`, keyed by the lowercased exception name, so a throttle means the
+same thing whichever way it came.
+
+Authentication failures come from AWS's signing layer, not from Bedrock's own model: a wrong key
+is ``UnrecognizedClientException`` (403), a wrong secret ``InvalidSignatureException`` (403), an
+expired session ``ExpiredTokenException``. Turnout reports them as `AuthenticationError` (401):
+the deployment's credentials are wrong, whatever status AWS chose.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import msgspec
+
+from turnout.errors import (
+    AuthenticationError,
+    BadRequestError,
+    ContentPolicyError,
+    ContextWindowExceededError,
+    PermissionDeniedError,
+    ProviderError,
+    RateLimitError,
+    ServerError,
+    StreamInterruptedError,
+    UpstreamNotFoundError,
+    UpstreamTimeoutError,
+)
+from turnout.providers.openai import classify_error, retry_after_seconds
+
+PROVIDER = "bedrock"
+
+#: Exceptions of AWS's authentication layer (any AWS service answers them).
+_AUTHENTICATION = frozenset(
+    {
+        "unrecognizedclientexception",
+        "invalidsignatureexception",
+        "signaturedoesnotmatch",
+        "incompletesignature",
+        "incompletesignatureexception",
+        "expiredtokenexception",
+        "invalidclienttokenid",
+        "missingauthenticationtoken",
+        "missingauthenticationtokenexception",
+        "requestexpired",
+    }
+)
+#: How Bedrock's models say that the prompt does not fit (Anthropic, Llama, Mistral, Nova...).
+_CONTEXT_HINTS = (
+    "input is too long",
+    "prompt is too long",
+    "too many input tokens",
+    "too many total text bytes",
+    "input tokens exceeds",
+    "input tokens exceeded",
+    "maximum context length",
+    "context length",
+    "context window",
+    "too large for model",
+)
+#: How a model's own filter refuses a prompt ("This request has been blocked by our content
+#: filters."). Guardrails do not answer with errors: see `bedrock_response`.
+_POLICY_HINTS = ("content filter", "blocked by")
+#: 403s whose text says the caller's identity (not its permissions) is wrong.
+_AUTHENTICATION_HINTS = ("security token", "signature", "api key", "authenticat")
+
+
+class _ErrorView(msgspec.Struct):
+    message: str | None = None
+    Message: str | None = None
+    code: str | None = None
+    type_: str | None = msgspec.field(default=None, name="__type")
+
+
+_ERROR = msgspec.json.Decoder(_ErrorView)
+
+
+def http_error(status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+    """The error of a non-2xx reply, from its ``x-amzn-ErrorType`` and JSON body."""
+    kind = _header(headers, "x-amzn-errortype")
+    try:
+        view = _ERROR.decode(body) if body else _ErrorView()
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        message = body.decode("utf-8", "replace").strip()[:500]
+    else:
+        message = view.message or view.Message or ""
+        kind = kind or view.code or view.type_
+    return classify(_name(kind), message or "no error message", status, headers)
+
+
+def stream_exception(exception_type: str, payload: bytes) -> ProviderError:
+    """The error of an ``exception`` frame in a ConverseStream body."""
+    try:
+        view = _ERROR.decode(payload) if payload else _ErrorView()
+        message = view.message or view.Message or ""
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        message = payload.decode("utf-8", "replace").strip()[:500]
+    return classify(_name(exception_type), message or "no error message", None, {})
+
+
+def classify(
+    kind: str, message: str, status: int | None, headers: Mapping[str, str]
+) -> ProviderError:
+    """Map one Bedrock exception (its name, text, HTTP status if any) to turnout's tree.
+
+    ``kind`` is empty when the reply named none; the status decides then, as for any upstream.
+    """
+    text = f"{PROVIDER}: {_display(kind)}{message}"
+    name = kind.lower()
+    lowered = message.lower()
+    retry_after = retry_after_seconds(headers)
+    if name == "validationexception":
+        if any(hint in lowered for hint in _CONTEXT_HINTS):
+            return ContextWindowExceededError(text, status=status or 400)
+        if any(hint in lowered for hint in _POLICY_HINTS):
+            return ContentPolicyError(text, status=status or 400)
+        return BadRequestError(text, status=status or 400)
+    if name in _AUTHENTICATION:
+        return AuthenticationError(text, status=status)
+    if name == "accessdeniedexception":
+        return PermissionDeniedError(text, status=status or 403)
+    if name == "resourcenotfoundexception":
+        return UpstreamNotFoundError(text, status=status or 404)
+    if name in ("throttlingexception", "servicequotaexceededexception"):
+        # A quota, whatever status it came with (ServiceQuotaExceeded is a 400).
+        return RateLimitError(text, status=status or 429, retry_after=retry_after)
+    if name == "modeltimeoutexception":
+        return UpstreamTimeoutError(text, status=status or 408)
+    if name in (
+        "internalserverexception",
+        "internalfailure",
+        "serviceunavailableexception",
+        "serviceunavailable",
+        "modelerrorexception",
+        "modelstreamerrorexception",
+        # The (imported) model is still loading: the deployment is briefly unavailable, which
+        # is not the caller's quota, so not a rate limit even though it comes as a 429.
+        "modelnotreadyexception",
+    ):
+        return ServerError(text, status=status, retry_after=retry_after)
+    if status is None:
+        return StreamInterruptedError(text)
+    if status == 403 and any(hint in lowered for hint in _AUTHENTICATION_HINTS):
+        return AuthenticationError(text, status=status)
+    return classify_error(status, _display(kind) + message, None, None, None, headers, PROVIDER)
+
+
+def _name(kind: str | None) -> str:
+    """The bare name of ``ValidationException:http://...`` or ``com.amazon#ValidationException``."""
+    if not kind:
+        return ""
+    return kind.split(":", 1)[0].rsplit("#", 1)[-1].strip()
+
+
+def _display(kind: str) -> str:
+    return f"{kind}: " if kind else ""
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        for key, item in headers.items():
+            if key.lower() == name:
+                return item
+    return value
