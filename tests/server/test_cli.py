@@ -206,3 +206,41 @@ async def test_several_workers_share_the_port_and_stop_together() -> None:
     log = "".join(lines)
     assert "each worker keeps its own health state" in log
     assert log.count("stopped") == 2
+
+
+PROVIDER_KEYS = {
+    name: f"test-{name.lower()}"
+    for name in (
+        "OPENAI_API_KEY",
+        "AZURE_API_KEY",
+        "ANTHROPIC_API_KEY",
+        "GEMINI_API_KEY",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "GROQ_API_KEY",
+        "MISTRAL_API_KEY",
+        "DEEPSEEK_API_KEY",
+        "TOGETHER_API_KEY",
+        "FIREWORKS_API_KEY",
+        "OPENROUTER_API_KEY",
+    )
+}
+
+
+async def test_a_config_naming_every_provider_loads_and_serves() -> None:
+    example = str(EXAMPLES / "providers.yaml")
+    code, out, err = await _run("check-config", example, env=PROVIDER_KEYS)
+    assert code == 0, err
+    assert "15 deployments in 2 model groups" in out
+    async with serving("--config", example, "--port", "0", env=PROVIDER_KEYS) as (
+        process,
+        port,
+        lines,
+    ):
+        async with _client(port) as client:
+            names = sorted(model.id for model in (await client.models.list()).data)
+        assert names == ["chat", "embed"]
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 10) == 0
+    log = "".join(lines)
+    assert "test-" not in log  # no key in the log
