@@ -219,3 +219,13 @@ def test_a_bad_event_is_raised_after_the_good_chunks_before_it(
     assert len(chunks) == 2
     with pytest.raises(error):
         translator.check()
+
+
+def test_capabilities_by_model_family() -> None:
+    adapter = OpenAICompatibleAdapter("openai", environ={})
+    assert adapter.capabilities("gpt-4o-mini-2024-07-18").vision
+    assert not adapter.capabilities("gpt-3.5-turbo").vision
+    assert adapter.capabilities("text-embedding-3-small").embeddings
+    assert not adapter.capabilities("text-embedding-3-small").tools
+    assert not adapter.capabilities("gpt-4o").assistant_prefill
+    assert adapter.capabilities("some-local-model").tools

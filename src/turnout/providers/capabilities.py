@@ -20,6 +20,8 @@ class Capabilities:
 class Capable:
     """Mixed into adapters: capabilities by model-name prefix, the longest match winning."""
 
+    __slots__ = ()
+
     #: (model-name prefix, capabilities); "" matches every model.
     CAPABILITIES: tuple[tuple[str, Capabilities], ...] = (("", Capabilities()),)
 

@@ -37,6 +37,7 @@ from turnout.errors import (
     UpstreamTimeoutError,
 )
 from turnout.providers.adapter import UpstreamRequest
+from turnout.providers.capabilities import Capabilities, Capable
 from turnout.providers.sse import SSEDecoder
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request, StreamChunk, Usage
 
@@ -123,8 +124,33 @@ _CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too ma
 _POLICY_HINTS = ("content_policy", "content_filter", "content management policy", "safety")
 
 
-class OpenAICompatibleAdapter:
-    """The adapter for every provider in `PRESETS` (one instance per provider name)."""
+_CHAT = Capabilities(tools=True, json_mode=True)
+_VISION = Capabilities(tools=True, vision=True, json_mode=True)
+_EMBEDDING = Capabilities(tools=False, embeddings=True, streaming=False)
+
+
+class OpenAICompatibleAdapter(Capable):
+    """The adapter for every provider in `PRESETS` (one instance per provider name).
+
+    OpenAI's API has no assistant prefill (a final assistant message is answered, not
+    continued), so no model of the family declares it: stream failover continues by instruction.
+    """
+
+    CAPABILITIES = (
+        ("", _CHAT),
+        ("gpt-4o", _VISION),
+        ("gpt-4.1", _VISION),
+        ("gpt-4.5", _VISION),
+        ("gpt-5", _VISION),
+        ("o1", _VISION),
+        ("o3", _VISION),
+        ("o4", _VISION),
+        ("chatgpt-4o", _VISION),
+        ("gpt-3.5", _CHAT),
+        ("text-embedding", _EMBEDDING),
+        ("nomic-embed", _EMBEDDING),
+        ("mistral-embed", _EMBEDDING),
+    )
 
     __slots__ = ("_default_key", "name", "preset")
 
