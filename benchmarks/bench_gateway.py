@@ -10,9 +10,10 @@ What it does, every process on 127.0.0.1 and started (and stopped) by this scrip
 
 - a fast fake OpenAI upstream, written here: a raw asyncio protocol on uvloop answering every
   POST with a fixed ``chat.completion`` (or, when the body asks for a stream, a fixed SSE stream),
-  in its own process. (``turnout.testing.fake_openai`` is faithful, not fast: at about 5,600
-  req/s it would be the bottleneck.) It is measured directly too, and its CPU share is reported
-  while each target is under load, to show that it is not the bottleneck;
+  in its own process. (``turnout.testing.fake_openai`` is faithful rather than fast: it serves
+  several times fewer requests per second, and at the targets' rates it would take CPU from
+  them.) It is measured directly too, and its CPU share is reported while each target is under
+  load, to show that it is not the bottleneck;
 - three targets, each one process with one worker, pointed at that upstream: turnout
   (``turnout serve``), a minimal pass-through proxy on turnout's own libraries (aiohttp server and
   keep-alive client, uvloop: the ceiling for a gateway built on them), and the LiteLLM proxy;
@@ -60,6 +61,7 @@ STREAM_BODY = json.dumps(
     {"model": MODEL, "messages": [{"role": "user", "content": "Hello"}], "stream": True}
 ).encode()
 LITELLM = "/tmp/llvenv/bin/litellm"
+_JSON = "application/json"
 #: Goals from the issue, for turnout.
 GOAL_THROUGHPUT_RATIO = 0.6
 GOAL_ADDED_LATENCY_MS = 0.5
@@ -224,9 +226,6 @@ async def _serve_proxy(port: int, upstream: str) -> None:
         await runner.cleanup()
 
 
-_JSON = "application/json"
-
-
 def _run_role(role: str, port: int, upstream: str) -> None:
     import uvloop
 
@@ -315,7 +314,7 @@ def post_ok(port: int) -> bool:
         response = connection.getresponse()
         response.read()
         return response.status == 200
-    except OSError:
+    except (OSError, http.client.HTTPException):
         return False
     finally:
         connection.close()
@@ -632,7 +631,8 @@ TABLE_HEADER = (
 
 def table_row(target: Target, upstream: Target) -> str:
     if target.failure is not None:
-        return f"| {target.name} | not measured: {target.failure} | | | | | | | |"
+        why = target.failure.replace("|", "/")[:160]
+        return f"| {target.name} | not measured: {why} | | | | | | | |"
     f = target.figures
     direct = target is upstream
     added = "—" if direct else f"{f['added_c1']:.2f}"
