@@ -37,11 +37,11 @@ class UpstreamReply:
 class UpstreamStream:
     """An open streamed reply: status and headers now, the body piece by piece."""
 
-    __slots__ = ("_host", "_response", "headers", "status")
+    __slots__ = ("_response", "_url", "headers", "status")
 
-    def __init__(self, response: aiohttp.ClientResponse, host: str) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, url: str) -> None:
         self._response = response
-        self._host = host
+        self._url = url
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
 
@@ -59,7 +59,7 @@ class UpstreamStream:
                 yield piece
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise StreamInterruptedError(
-                f"the stream from {self._host} broke: {type(exc).__name__}"
+                f"the stream from {_host(self._url)} broke: {type(exc).__name__}"
             ) from None
 
     def close(self) -> None:
@@ -98,7 +98,6 @@ class Upstream:
 
     async def send(self, call: UpstreamRequest, timeouts: Timeouts) -> UpstreamReply:
         """One call, read whole."""
-        host = _host(call.url)
         try:
             async with self._client().request(
                 call.method,
@@ -112,11 +111,10 @@ class Upstream:
         except ProviderError:
             raise
         except Exception as exc:
-            raise transport_error(exc, host) from None
+            raise transport_error(exc, _host(call.url)) from None
 
     async def open(self, call: UpstreamRequest, timeouts: Timeouts) -> UpstreamStream:
         """A call whose body will be streamed: returns once the headers arrived."""
-        host = _host(call.url)
         try:
             response = await self._client().request(
                 call.method,
@@ -126,8 +124,8 @@ class Upstream:
                 timeout=_timeout(timeouts),
             )
         except Exception as exc:
-            raise transport_error(exc, host) from None
-        return UpstreamStream(response, host)
+            raise transport_error(exc, _host(call.url)) from None
+        return UpstreamStream(response, call.url)
 
 
 def transport_error(exc: BaseException, host: str) -> ProviderError:
@@ -148,6 +146,15 @@ def _host(url: str) -> str:
     return parts.hostname + (f":{parts.port}" if parts.port else "") if parts.hostname else "?"
 
 
+_TIMEOUTS: dict[float, aiohttp.ClientTimeout] = {}
+
+
 def _timeout(timeouts: Timeouts) -> aiohttp.ClientTimeout:
+    """The client's timeout for a deployment's connect limit (built once per distinct limit)."""
     connect = timeouts.connect or DEFAULT_CONNECT_TIMEOUT
-    return aiohttp.ClientTimeout(total=None, connect=connect, sock_connect=connect)
+    found = _TIMEOUTS.get(connect)
+    if found is None:
+        found = _TIMEOUTS[connect] = aiohttp.ClientTimeout(
+            total=None, connect=connect, sock_connect=connect
+        )
+    return found

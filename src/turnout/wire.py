@@ -8,7 +8,8 @@ gateway can forward them without encoding the body again.
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,15 @@ from turnout.tokens import estimate_prompt_tokens
 if TYPE_CHECKING:
     from turnout.config import Deployment
     from turnout.router.attempt import AttemptRecord
+
+
+#: Request ids: a random prefix per process and a counter, unique without a syscall per request.
+_ID_PREFIX = os.urandom(6).hex()
+_ID_COUNTER = itertools.count(1)
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER):010x}"
 
 
 class Operation(StrEnum):
@@ -39,7 +49,7 @@ class Request:
     tags: frozenset[str] = frozenset()
     #: The caller's own overall deadline in seconds (the router's default applies otherwise).
     timeout: float | None = None
-    request_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    request_id: str = field(default_factory=new_request_id)
     _prompt_tokens: int | None = field(default=None, repr=False)
 
     @property

@@ -99,3 +99,24 @@ async def test_a_block_that_moves_the_clock_past_its_own_deadline_is_not_cancell
         clock.advance(10)
     await asyncio.sleep(0)  # no stray cancellation is left behind
     assert clock.now() == 10
+
+
+async def test_system_deadlines_fire_in_order_among_many_finished_ones() -> None:
+    clock = SystemClock()
+    for _ in range(10_000):  # finished requests: their entries must not pile up or fire
+        async with clock.timeout_at(clock.now() + 600):
+            pass
+    fired: list[str] = []
+
+    async def waits(name: str, seconds: float) -> None:
+        try:
+            async with clock.timeout_at(clock.now() + seconds):
+                await asyncio.sleep(5)
+        except TimeoutError:
+            fired.append(name)
+
+    await asyncio.gather(waits("late", 0.06), waits("early", 0.02), waits("middle", 0.04))
+    assert fired == ["early", "middle", "late"]
+    from turnout.clock import _heap_of
+
+    assert len(_heap_of(asyncio.get_running_loop())._entries) < 5000  # compacted

@@ -14,14 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Final
 
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from turnout.errors import FailureKind
 from turnout.observe.events import (
@@ -38,6 +31,7 @@ from turnout.observe.events import (
     RetryScheduled,
     StreamFailover,
 )
+from turnout.observe.series import Buckets, Counter, Gauge, Histogram, Series, Value
 from turnout.state.record import BreakerPhase
 
 #: Seconds: from a cached or tiny answer (5 ms) to a long generation (two minutes).
@@ -59,7 +53,7 @@ class _AttemptSeries:
         self.completion = metrics.tokens.labels(group, deployment, "completion")
         self.cost = metrics.cost.labels(group, deployment)
         #: Outcome (None: success) -> the attempts counter; filled as outcomes occur.
-        self.outcomes: dict[FailureKind | None, Counter] = {}
+        self.outcomes: dict[FailureKind | None, Value] = {}
 
 
 class _DeploymentGauges:
@@ -81,7 +75,7 @@ class _RequestSeries:
 
     def __init__(self, metrics: GatewayMetrics, route: str, group: str) -> None:
         self.duration = metrics.request_duration.labels(route, group)
-        self.statuses: dict[int, Counter] = {}
+        self.statuses: dict[int, Value] = {}
 
 
 class GatewayMetrics:
@@ -93,129 +87,130 @@ class GatewayMetrics:
     """
 
     def __init__(self) -> None:
-        self.registry = registry = CollectorRegistry(auto_describe=True)
+        registry = self._series = Series()
+        self.registry = registry.registry
         buckets = LATENCY_BUCKETS
         self.requests = Counter(
             "turnout_requests",
             "HTTP requests answered, by route, model group and status code.",
             ("route", "model_group", "status"),
-            registry=registry,
+            registry,
         )
         self.request_duration = Histogram(
             "turnout_request_duration_seconds",
             "Time from receiving a request to finishing its answer.",
             ("route", "model_group"),
+            registry,
             buckets=buckets,
-            registry=registry,
         )
         self.ttft = Histogram(
             "turnout_time_to_first_token_seconds",
             "Time from receiving a streamed request to sending its first token.",
             ("model_group",),
+            registry,
             buckets=buckets,
-            registry=registry,
         )
         self.attempts = Counter(
             "turnout_attempts",
             'Upstream attempts, by outcome ("success" or the failure kind).',
             ("model_group", "deployment", "outcome"),
-            registry=registry,
+            registry,
         )
         self.attempt_duration = Histogram(
             "turnout_attempt_duration_seconds",
             "Duration of upstream attempts, successful or not.",
             ("model_group", "deployment"),
+            registry,
             buckets=buckets,
-            registry=registry,
         )
         self.tokens = Counter(
             "turnout_tokens",
             "Tokens reported by upstream deployments, by kind (prompt or completion).",
             ("model_group", "deployment", "kind"),
-            registry=registry,
+            registry,
         )
         self.cost = Counter(
             "turnout_cost_usd",
             "Cost of upstream attempts in US dollars.",
             ("model_group", "deployment"),
-            registry=registry,
+            registry,
         )
         self.in_flight = Gauge(
             "turnout_in_flight",
             "Upstream attempts running now.",
             ("deployment",),
-            registry=registry,
+            registry,
         )
         self.fallbacks = Counter(
             "turnout_fallbacks",
             "Fallbacks from one model group to another, by fallback list.",
             ("from_group", "to_group", "kind"),
-            registry=registry,
+            registry,
         )
         self.retries = Counter(
             "turnout_retries",
             "Retries scheduled, by the failure kind that caused them.",
             ("model_group", "reason"),
-            registry=registry,
+            registry,
         )
         self.cooldowns = Counter(
             "turnout_cooldowns",
             "Cooldowns entered, by reason.",
             ("deployment", "reason"),
-            registry=registry,
+            registry,
         )
         self.cooling_down = Gauge(
             "turnout_deployment_cooling_down",
             "1 while the deployment is cooling down, else 0.",
             ("deployment",),
-            registry=registry,
+            registry,
         )
         self.breaker_state = Gauge(
             "turnout_breaker_state",
             "Circuit breaker phase: 0 closed, 1 open, 2 half-open.",
             ("deployment",),
-            registry=registry,
+            registry,
         )
         self.breaker_transitions = Counter(
             "turnout_breaker_transitions",
             "Circuit breaker transitions, by the phase entered.",
             ("deployment", "to"),
-            registry=registry,
+            registry,
         )
         self.hedges = Counter(
             "turnout_hedges",
             "Hedged requests: fired, won by the duplicate, won by the first attempt, or failed.",
             ("model_group", "outcome"),
-            registry=registry,
+            registry,
         )
         self.stream_failovers = Counter(
             "turnout_stream_failovers",
             "Streams continued on another deployment after breaking, by how and why.",
             ("model_group", "method", "error"),
-            registry=registry,
+            registry,
         )
         self.budget_exhausted = Counter(
             "turnout_budget_exhausted",
             "Retries, fallbacks and hedges skipped because their budget was spent.",
             ("model_group", "kind"),
-            registry=registry,
+            registry,
         )
         self.deployment_info = Gauge(
             "turnout_deployment_info",
             "1 for each configured deployment, naming its model group and provider.",
             ("deployment", "model_group", "provider"),
-            registry=registry,
+            registry,
         )
         self._attempts: dict[tuple[str, str], _AttemptSeries] = {}
         self._gauges: dict[str, _DeploymentGauges] = {}
         self._requests: dict[tuple[str, str], _RequestSeries] = {}
-        self._ttft: dict[str, Histogram] = {}
-        self._fallbacks: dict[tuple[str, str, str], Counter] = {}
-        self._retries: dict[tuple[str, FailureKind], Counter] = {}
-        self._cooldowns: dict[tuple[str, str], Counter] = {}
-        self._transitions: dict[tuple[str, BreakerPhase], Counter] = {}
+        self._ttft: dict[str, Buckets] = {}
+        self._fallbacks: dict[tuple[str, str, str], Value] = {}
+        self._retries: dict[tuple[str, FailureKind], Value] = {}
+        self._cooldowns: dict[tuple[str, str], Value] = {}
+        self._transitions: dict[tuple[str, BreakerPhase], Value] = {}
         #: Rarer series (hedges, failovers, budgets), by their label values.
-        self._rare: dict[tuple[object, ...], Counter] = {}
+        self._rare: dict[tuple[object, ...], Value] = {}
         #: Deployment id -> (model group, provider), as last configured.
         self._configured: dict[str, tuple[str, str]] = {}
         #: Ids removed by `deployments`: a late event for one does not bring its gauges back.

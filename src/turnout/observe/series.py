@@ -1,0 +1,146 @@
+"""Counters, gauges and histograms as plain numbers, exposed through prometheus_client.
+
+prometheus_client's own metric objects take a lock on every increment, so that threads can share
+them. The gateway updates its metrics from one event loop, several times per request, and that
+lock was a measurable share of its CPU. These series keep plain floats; a collector hands them to
+prometheus_client's exposition as metric families when ``/metrics`` is scraped, so the text
+format (names, ``_total``, buckets, escaping) is still prometheus_client's.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector, CollectorRegistry
+
+
+class Value:
+    __slots__ = ("labels", "value")
+
+    def __init__(self, labels: list[str]) -> None:
+        self.labels = labels
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+    def dec(self, amount: float = 1.0) -> None:
+        self.value -= amount
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+
+class Buckets:
+    __slots__ = ("bounds", "counts", "labels", "total")
+
+    def __init__(self, labels: list[str], bounds: Sequence[float]) -> None:
+        self.labels = labels
+        self.bounds = bounds
+        #: One count per bound, plus one for +Inf; not cumulative (summed when collected).
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+
+class _Family:
+    """One metric: its labelled children, created on first use."""
+
+    __slots__ = ("children", "documentation", "labelnames", "name")
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], registry: Series
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = list(labelnames)
+        self.children: dict[tuple[object, ...], Value | Buckets] = {}
+        registry.families.append(self)
+
+    def remove(self, *values: object) -> None:
+        self.children.pop(values, None)
+
+    def family(self) -> Metric:
+        raise NotImplementedError
+
+
+class Counter(_Family):
+    def labels(self, *values: object) -> Value:
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = Value([str(v) for v in values])
+        assert isinstance(child, Value)
+        return child
+
+    def family(self) -> Metric:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for child in self.children.values():
+            assert isinstance(child, Value)
+            family.add_metric(child.labels, child.value)
+        return family
+
+
+class Gauge(Counter):
+    def family(self) -> Metric:
+        family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for child in self.children.values():
+            assert isinstance(child, Value)
+            family.add_metric(child.labels, child.value)
+        return family
+
+
+class Histogram(_Family):
+    __slots__ = ("bounds",)
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        registry: Series,
+        buckets: Sequence[float],
+    ) -> None:
+        super().__init__(name, documentation, labelnames, registry)
+        self.bounds = tuple(buckets)
+
+    def labels(self, *values: object) -> Buckets:
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = Buckets([str(v) for v in values], self.bounds)
+        assert isinstance(child, Buckets)
+        return child
+
+    def family(self) -> Metric:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for child in self.children.values():
+            assert isinstance(child, Buckets)
+            running = 0
+            buckets: list[tuple[str, float]] = []
+            for bound, count in zip([*self.bounds, float("inf")], child.counts, strict=True):
+                running += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
+            family.add_metric(child.labels, buckets, child.total)
+        return family
+
+
+class Series(Collector):
+    """The families of one gateway, collected into its own registry."""
+
+    def __init__(self) -> None:
+        self.families: list[_Family] = []
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self.families:
+            yield family.family()
