@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 
 from turnout.clock import Clock
 from turnout.config import Deployment
@@ -50,6 +51,14 @@ class AttemptRecord:
             message = message[: _MESSAGE_LIMIT - 1] + "…"
         detail = f": {message}" if message else ""
         return f"{self.deployment_id} ({self.model_group}): {self.error}{status}{detail}"
+
+
+class Call(Enum):
+    """Which provider method an attempt calls."""
+
+    COMPLETE = "complete"
+    EMBED = "embed"
+    STREAM = "stream"
 
 
 class Run:

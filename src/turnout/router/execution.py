@@ -15,15 +15,14 @@ informative underlying error with a summary of every attempt.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from collections.abc import Awaitable, Collection, Sequence
-from enum import Enum
 from typing import TypeVar
 
 from turnout.clock import Clock
 from turnout.config import Deployment
 from turnout.errors import (
-    BadRequestError,
     DeadlineExceededError,
     FailureKind,
     ProviderError,
@@ -39,25 +38,21 @@ from turnout.observe.events import (
     BudgetExhausted,
     Event,
     FallbackTaken,
-    HedgeFired,
-    HedgeSettled,
     Observer,
     RetryScheduled,
-    StreamFailover,
 )
 from turnout.observe.stats import RouterStats
 from turnout.providers.base import Provider
-from turnout.providers.capabilities import Capabilities
-from turnout.router.attempt import Attempt, Run, emit
+from turnout.router.attempt import Attempt, Call, Run, emit
 from turnout.router.backoff import backoff_delay
 from turnout.router.breaker import Admission
 from turnout.router.budget import WindowBudget
-from turnout.router.continuation import Transcript, added_prompt_tokens, continuation_request
 from turnout.router.deployments import ModelTable
+from turnout.router.failover import continue_stream
 from turnout.router.filters import Rejections, eligible
-from turnout.router.hedging import Hedger
+from turnout.router.hedging import Hedger, hedged
 from turnout.router.strategies import Strategy
-from turnout.router.streaming import Segment, Stream, close_quietly
+from turnout.router.streaming import Stream, close_quietly
 from turnout.state.base import StateStore
 from turnout.state.record import DeploymentState
 from turnout.wire import ProviderResponse, Request
@@ -73,12 +68,6 @@ _NOTHING: frozenset[str] = frozenset()
 #: What a non-streamed attempt returns: the answer, who served it, and its cost.
 Answer = tuple[ProviderResponse, Deployment, float | None]
 Outcome = Stream | Answer
-
-
-class Call(Enum):
-    COMPLETE = "complete"
-    EMBED = "embed"
-    STREAM = "stream"
 
 
 class Executor:
@@ -103,6 +92,8 @@ class Executor:
         self.store = store
         self.observers = observers
         self.stats = stats
+        #: Continues a stream that broke after content was sent (see `turnout.router.failover`).
+        self.failover = functools.partial(continue_stream, self)
         self.configure(table)
 
     def configure(self, table: ModelTable) -> None:
@@ -152,7 +143,7 @@ class Executor:
             for target in table.fallbacks(kind, group):
                 if target in run.visited:
                     continue
-                if run.hops >= max_depth or not self._spend_retry(run, group):
+                if run.hops >= max_depth or not self.spend_retry(run, group):
                     break
                 if not await self._can_finish(table, target, run):
                     continue
@@ -188,20 +179,20 @@ class Executor:
                 if last_error is not None:
                     raise last_error
                 raise rejections.error(group, request, wall)
-            attempt = await self._begin(table, group, run, deployment, now, wall)
+            attempt = await self.begin(table, group, run, deployment, now, wall)
             if attempt is None:
                 # Its last probe slot went to a concurrent request: pick again without it.
                 tried.add(deployment.id)
                 continue
             try:
                 if retries == 0 and self.hedger.delay(group, request.stream) is not None:
-                    return await self._hedged(table, group, run, call, attempt, exclude)
-                return await self._attempt(attempt, call)
+                    return await hedged(self, table, group, run, call, attempt, exclude)
+                return await self.call_deployment(attempt, call)
             except ProviderError as error:
                 last_error = error
                 if not error.retryable or retries >= table.config.retries.num_retries:
                     raise
-                if not self._spend_retry(run, group):
+                if not self.spend_retry(run, group):
                     raise
                 retries += 1
                 self.stats.retries += 1
@@ -209,7 +200,7 @@ class Executor:
                     (banned if error.kind in _NOT_HERE_AGAIN else tried).add(failed)
                 await self._before_retry(table, group, run, tried, banned, error, retries)
 
-    async def _begin(
+    async def begin(
         self,
         table: ModelTable,
         group: str,
@@ -281,7 +272,7 @@ class Executor:
         states = await self.store.snapshot(table.ids[group])
         return time_left > 0 and any(s.latency is None or s.latency <= time_left for s in states)
 
-    def _spend_retry(self, run: Run, group: str) -> bool:
+    def spend_retry(self, run: Run, group: str) -> bool:
         budget = self.retry_budget
         if budget is None or budget.try_spend(self.clock.now()):
             return True
@@ -358,7 +349,7 @@ class Executor:
 
     # ---- attempts ------------------------------------------------------------------------
 
-    async def _attempt(self, attempt: Attempt, call: Call) -> Outcome:
+    async def call_deployment(self, attempt: Attempt, call: Call) -> Outcome:
         deployment = attempt.deployment
         request = attempt.request
         provider = self.providers[deployment.provider]
@@ -410,9 +401,7 @@ class Executor:
         ttft = self.clock.now() - attempt.started
         self.hedger.observe(attempt.group, True, ttft)
         table = attempt.run.table
-        failover = (
-            self.continue_stream if table is not None and table.config.stream_failover else None
-        )
+        failover = self.failover if table is not None and table.config.stream_failover else None
         return Stream(
             attempt=attempt,
             first=first,
@@ -421,99 +410,6 @@ class Executor:
             clock=self.clock,
             failover=failover,
         )
-
-    async def continue_stream(
-        self, failed: Attempt, transcript: Transcript, error: TurnoutError
-    ) -> Segment | TurnoutError | None:
-        """Open a continuation of a broken stream on another deployment of its group. Else the
-        error of the last continuation tried, or None when none could be tried (no deployment,
-        or the budget, the deadline or a tool call forbid it)."""
-        run = failed.run
-        table = run.table
-        group = failed.group
-        if table is None or transcript.in_tool_call:
-            return None
-        if transcript.several_choices:
-            return None
-        exclude = {a.deployment_id for a in run.attempts if a.error is not None}
-        retry_without_prefill: Deployment | None = None
-        refused: TurnoutError | None = None
-        for _ in range(3):
-            now, wall = self.clock.now(), self.clock.wall()
-            if now >= run.deadline or not self._spend_retry(run, group):
-                return refused
-            if retry_without_prefill is not None:
-                deployment: Deployment | None = retry_without_prefill
-                prefill, retry_without_prefill = False, None
-            else:
-                deployment, _ = await self.decide(
-                    table, group, run.request, exclude, now, wall, run.deadline - now
-                )
-                if deployment is None:
-                    return refused
-                exclude.add(deployment.id)
-                prefill = self._capabilities(deployment).assistant_prefill
-            assert deployment is not None
-            segment = await self._open_continuation(
-                table, group, run, failed, deployment, transcript, error, prefill
-            )
-            if isinstance(segment, Segment):
-                return segment
-            if isinstance(segment, TurnoutError):
-                refused = segment
-                if prefill and isinstance(segment, BadRequestError):
-                    # The target refused the prefill itself: ask it again, by instruction.
-                    retry_without_prefill = deployment
-        return refused
-
-    async def _open_continuation(
-        self,
-        table: ModelTable,
-        group: str,
-        run: Run,
-        failed: Attempt,
-        deployment: Deployment,
-        transcript: Transcript,
-        error: TurnoutError,
-        prefill: bool,
-    ) -> Segment | TurnoutError | None:
-        """One try at continuing on `deployment`: its segment, or why it could not."""
-        now, wall = self.clock.now(), self.clock.wall()
-        request = continuation_request(run.request, transcript.text, prefill=prefill)
-        attempt = await self._begin(table, group, run, deployment, now, wall)
-        if attempt is None:
-            return None
-        attempt.request = request
-        if self.observers:
-            emit(
-                self.observers,
-                StreamFailover(
-                    run.request.request_id,
-                    group,
-                    failed.deployment.id,
-                    error.kind,
-                    len(transcript.text),
-                    "prefill" if prefill else "instruction",
-                ),
-            )
-        try:
-            async with self.clock.timeout_at(run.deadline):
-                opened = await self._attempt(attempt, Call.STREAM)
-        except TurnoutError as refused:
-            return refused
-        except TimeoutError:
-            return None
-        assert isinstance(opened, Stream)
-        self.stats.stream_failovers += 1
-        segment = opened._segment
-        segment.prefill = prefill
-        segment.added_prompt = added_prompt_tokens(run.request, request)
-        return segment
-
-    def _capabilities(self, deployment: Deployment) -> Capabilities:
-        ask = getattr(self.providers[deployment.provider], "capabilities", None)
-        found = ask(deployment) if ask is not None else None
-        return found if isinstance(found, Capabilities) else Capabilities()
 
     async def _within(self, limit: float | None, started: float, work: Awaitable[T]) -> T:
         """Await `work`, bounded by `limit` seconds from `started` when a limit is set."""
@@ -525,118 +421,6 @@ class Executor:
         except TimeoutError:
             raise UpstreamTimeoutError(f"No answer within {limit:g}s") from None
 
-    # ---- hedging -------------------------------------------------------------------------
-
-    async def _hedged(
-        self,
-        table: ModelTable,
-        group: str,
-        run: Run,
-        call: Call,
-        attempt: Attempt,
-        exclude: Collection[str],
-    ) -> Outcome:
-        """Race the attempt against a duplicate started if it has not delivered after the
-        group's hedge delay; the first to deliver wins and the other is cancelled."""
-        delay = self.hedger.delay(group, run.request.stream)
-        assert delay is not None
-        primary = asyncio.ensure_future(self._attempt(attempt, call))
-        timer = asyncio.ensure_future(self.clock.sleep(delay))
-        racing: dict[asyncio.Future[Outcome], Attempt] = {primary: attempt}
-        try:
-            await asyncio.wait({primary, timer}, return_when=asyncio.FIRST_COMPLETED)
-            if primary.done():
-                return primary.result()
-            hedge = await self._start_hedge(table, group, run, call, attempt, exclude)
-            if hedge is None:
-                return await primary
-            task, second = hedge
-            racing[task] = second
-            self.stats.hedges += 1
-            if self.observers:
-                emit(
-                    self.observers,
-                    HedgeFired(
-                        run.request.request_id,
-                        group,
-                        attempt.deployment.id,
-                        second.deployment.id,
-                        self.clock.now() - attempt.started,
-                    ),
-                )
-            return await self._race(run, group, racing)
-        finally:
-            timer.cancel()
-            for task, racer in racing.items():
-                if not task.done():
-                    racer.lost_race = True
-                    task.cancel()
-            await asyncio.gather(*racing, timer, return_exceptions=True)
-
-    async def _start_hedge(
-        self,
-        table: ModelTable,
-        group: str,
-        run: Run,
-        call: Call,
-        attempt: Attempt,
-        exclude: Collection[str],
-    ) -> tuple[asyncio.Future[Outcome], Attempt] | None:
-        now, wall = self.clock.now(), self.clock.wall()
-        if not self.hedger.try_spend(group, now):
-            self.stats.budget_refusals += 1
-            if self.observers:
-                emit(self.observers, BudgetExhausted(run.request.request_id, group, "hedge"))
-            return None
-        others = {*exclude, attempt.deployment.id}
-        second, _ = await self.decide(table, group, run.request, others, now, wall)
-        if second is None:
-            return None
-        hedge_attempt = await self._begin(table, group, run, second, now, wall)
-        if hedge_attempt is None:
-            return None
-        return asyncio.ensure_future(self._attempt(hedge_attempt, call)), hedge_attempt
-
-    async def _race(
-        self, run: Run, group: str, racing: dict[asyncio.Future[Outcome], Attempt]
-    ) -> Outcome:
-        pending = set(racing)
-        failures: list[TurnoutError] = []
-        while pending:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                error = task.exception()
-                if error is None:
-                    winner = racing[task]
-                    hedge_won = winner is not next(iter(racing.values()))
-                    self.stats.hedges_won += hedge_won
-                    for other in pending:
-                        racing[other].lost_race = True
-                        other.cancel()
-                    for other in racing:
-                        if other is not task and _succeeded(other):
-                            await _discard(other)
-                    if self.observers:
-                        loser = next((a for t, a in racing.items() if t is not task), None)
-                        emit(
-                            self.observers,
-                            HedgeSettled(
-                                run.request.request_id,
-                                group,
-                                winner.deployment.id,
-                                hedge_won,
-                                loser.deployment.id if loser is not None else None,
-                            ),
-                        )
-                    return task.result()
-                if isinstance(error, TurnoutError):
-                    failures.append(error)
-                else:
-                    raise error
-        if self.observers:
-            emit(self.observers, HedgeSettled(run.request.request_id, group, None, False, None))
-        raise most_informative(failures)
-
     # ---- events --------------------------------------------------------------------------
 
     async def _lift_expired(self, deployment_ids: list[str]) -> None:
@@ -647,17 +431,6 @@ class Executor:
         if self.observers:
             for event in events:
                 emit(self.observers, event)
-
-
-def _succeeded(task: asyncio.Future[Outcome]) -> bool:
-    return task.done() and not task.cancelled() and task.exception() is None
-
-
-async def _discard(task: asyncio.Future[Outcome]) -> None:
-    """A racer that also finished, but second: close its stream if it opened one."""
-    result = task.result()
-    if isinstance(result, Stream):
-        await result.aclose()
 
 
 def _fitting(

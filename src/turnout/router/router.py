@@ -26,8 +26,9 @@ from turnout.errors import (
 from turnout.observe.events import Observer
 from turnout.observe.stats import RouterStats
 from turnout.providers.base import Provider
+from turnout.router.attempt import Call
 from turnout.router.deployments import ModelTable
-from turnout.router.execution import Call, Executor
+from turnout.router.execution import Executor
 from turnout.router.strategies import create_strategy
 from turnout.router.streaming import Stream
 from turnout.state.base import StateStore
