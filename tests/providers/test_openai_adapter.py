@@ -229,3 +229,20 @@ def test_capabilities_by_model_family() -> None:
     assert not adapter.capabilities("text-embedding-3-small").tools
     assert not adapter.capabilities("gpt-4o").assistant_prefill
     assert adapter.capabilities("some-local-model").tools
+
+
+def test_every_choice_keeps_its_finish_chunk_when_usage_is_folded_in() -> None:
+    translator = OpenAICompatibleAdapter("openai", environ={}).translator(
+        DEPLOYMENT, _request(stream=True, n=2)
+    )
+    chunks = translator.feed(
+        _chunk("a", index=0)
+        + _chunk("b", index=1)
+        + _chunk(finish="stop", index=0)
+        + _chunk(finish="length", index=1)
+        + _USAGE
+    )
+    finishes = [c.finish_reason for c in chunks if c.finish_reason is not None]
+    assert finishes == ["stop", "length"]
+    assert chunks[-1].usage is not None  # the usage rides on the last one
+    assert translator.done

@@ -31,6 +31,7 @@ from turnout.providers.anthropic_request import RequestTranslator
 from turnout.providers.anthropic_response import completion
 from turnout.providers.anthropic_stream import AnthropicStreamTranslator
 from turnout.providers.capabilities import Capabilities, Capable
+from turnout.providers.chunks import wants_usage
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -117,10 +118,12 @@ class AnthropicAdapter(Capable):
         return ProviderResponse(answer, usage=usage, rate_limits=self.rate_limits(headers))
 
     def translator(self, deployment: Deployment, request: Request) -> AnthropicStreamTranslator:
-        options = request.body.get("stream_options")
-        wants_usage = isinstance(options, Mapping) and options.get("include_usage") is True
         return AnthropicStreamTranslator(
-            self.name, deployment.model, self._created(), wants_usage, self._clock.wall
+            self.name,
+            deployment.model,
+            self._created(),
+            wants_usage(request.body),
+            self._clock.wall,
         )
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:

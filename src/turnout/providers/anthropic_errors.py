@@ -38,18 +38,13 @@ from typing import Any
 import msgspec
 
 from turnout.errors import (
-    AuthenticationError,
-    BadRequestError,
     ContentPolicyError,
     ContextWindowExceededError,
     PermissionDeniedError,
     ProviderError,
-    RateLimitError,
-    ServerError,
     StreamInterruptedError,
-    UpstreamNotFoundError,
-    UpstreamTimeoutError,
 )
+from turnout.providers.statuses import by_status
 from turnout.wire import RateLimitHints
 
 #: The HTTP status each documented error type comes with (for errors met inside a stream).
@@ -68,6 +63,11 @@ STATUS_OF_TYPE = {
 _CONTEXT_HINTS = ("prompt is too long", "exceed context limit", "context window")
 _POLICY_HINTS = ("content filtering policy", "usage policy")
 _BILLING_HINTS = ("credit balance",)
+_HINTS = (
+    (_CONTEXT_HINTS, ContextWindowExceededError),
+    (_POLICY_HINTS, ContentPolicyError),
+    (_BILLING_HINTS, PermissionDeniedError),
+)
 
 Now = Callable[[], float]
 
@@ -115,28 +115,16 @@ def classify(
     if effective is None:
         return StreamInterruptedError(text)
     status = effective if status is None else status
-    lowered = message.lower()
-    if effective in (400, 413, 422):
-        if any(hint in lowered for hint in _CONTEXT_HINTS):
-            return ContextWindowExceededError(text, status=status)
-        if any(hint in lowered for hint in _POLICY_HINTS):
-            return ContentPolicyError(text, status=status)
-        if any(hint in lowered for hint in _BILLING_HINTS):
-            return PermissionDeniedError(text, status=status)
-        return BadRequestError(text, status=status)
-    if effective == 401:
-        return AuthenticationError(text, status=status)
-    if effective in (402, 403):
+    if effective == 402:
         return PermissionDeniedError(text, status=status)
-    if effective == 404:
-        return UpstreamNotFoundError(text, status=status)
-    if effective in (408, 504):
-        return UpstreamTimeoutError(text, status=status)
-    if effective == 429:
-        return RateLimitError(text, status=status, retry_after=retry_after(headers, now))
-    if 400 <= effective < 500:
-        return BadRequestError(text, status=status)
-    return ServerError(text, status=status, retry_after=retry_after(headers, now))
+    return by_status(
+        text,
+        effective,
+        reported=status,
+        lowered=message.lower(),
+        hints=_HINTS,
+        retry_after=retry_after(headers, now),
+    )
 
 
 def retry_after(headers: Mapping[str, str], now: Now) -> float | None:

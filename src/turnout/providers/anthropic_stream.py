@@ -24,10 +24,10 @@ from typing import Any
 
 import msgspec
 
-from turnout.errors import ProviderError, StreamInterruptedError
+from turnout.errors import StreamInterruptedError
 from turnout.providers.anthropic_errors import classify, fields
 from turnout.providers.anthropic_response import finish_reason, refusal, usage_of
-from turnout.providers.sse import SSEDecoder
+from turnout.providers.chunks import ChunkBuilder, SSETranslator, UsagePolicy
 from turnout.wire import StreamChunk
 
 _USAGE_FIELDS = (
@@ -38,80 +38,23 @@ _USAGE_FIELDS = (
 )
 
 
-class AnthropicStreamTranslator:
+class AnthropicStreamTranslator(SSETranslator):
     """One streamed answer's events into chunks; knows when the answer is complete."""
 
-    __slots__ = (
-        "_created",
-        "_done",
-        "_failure",
-        "_id",
-        "_model",
-        "_name",
-        "_now",
-        "_opened",
-        "_sse",
-        "_tools",
-        "_usage",
-        "_wants_usage",
-    )
+    __slots__ = ("_chunks", "_name", "_now", "_tools", "_usage", "_usage_policy")
 
     def __init__(
         self, name: str, model: str, created: int, wants_usage: bool, now: Callable[[], float]
     ) -> None:
+        super().__init__()
         self._name = name
-        self._model = model
-        self._created = created
-        self._wants_usage = wants_usage
         self._now = now
-        self._sse = SSEDecoder()
-        self._id = ""
-        #: Whether the role chunk was sent (any content at all).
-        self._opened = False
+        self._chunks = ChunkBuilder("", model, created)
+        self._usage_policy = UsagePolicy(wants_usage)
         #: Content block index -> OpenAI tool-call index.
         self._tools: dict[int, int] = {}
         #: The cumulative usage fields seen so far.
         self._usage: dict[str, int] = {}
-        self._done = False
-        #: An error event or malformed event, raised once the chunks before it were handed over.
-        self._failure: ProviderError | None = None
-
-    @property
-    def done(self) -> bool:
-        return self._done
-
-    def feed(self, piece: bytes) -> list[StreamChunk]:
-        out: list[StreamChunk] = []
-        for event in self._sse.feed(piece):
-            if not self._take(event.data, out):
-                break
-        return out
-
-    def finish(self) -> list[StreamChunk]:
-        out: list[StreamChunk] = []
-        for event in self._sse.finish():
-            if not self._take(event.data, out):
-                break
-        return out
-
-    def check(self) -> None:
-        if self._failure is not None:
-            failure, self._failure = self._failure, None
-            self._done = True
-            raise failure
-
-    def _take(self, data: bytes, out: list[StreamChunk]) -> bool:
-        """Translate one event; False (and the failure kept for `check`) when it was bad."""
-        if self._failure is not None:
-            return False
-        if self._done:
-            return True
-        try:
-            self._event(data, out)
-        except ProviderError as failure:
-            self._failure = failure
-            return False
-        return True
 
     def _event(self, data: bytes, out: list[StreamChunk]) -> None:
         try:
@@ -124,7 +67,7 @@ class AnthropicStreamTranslator:
         if kind == "message_start":
             message = event.get("message")
             if isinstance(message, dict):
-                self._id = str(message.get("id") or "")
+                self._chunks.id = str(message.get("id") or "")
                 self._count(message.get("usage"))
         elif kind == "content_block_start":
             self._block_start(event.get("index"), event.get("content_block"), out)
@@ -146,45 +89,37 @@ class AnthropicStreamTranslator:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text":
             text = block.get("text")
-            if not self._opened or text:
-                out.append(self._chunk({"content": text if isinstance(text, str) else ""}))
+            if not self._chunks.started() or text:
+                out.append(self._chunks.chunk({"content": text if isinstance(text, str) else ""}))
         elif kind == "tool_use" and isinstance(index, int):
             position = self._tools[index] = len(self._tools)
             function = {"name": block.get("name"), "arguments": ""}
             call = {"index": position, "id": block.get("id"), "type": "function"}
             delta: dict[str, Any] = {"tool_calls": [{**call, "function": function}]}
-            if not self._opened:
+            if not self._chunks.started():
                 delta["content"] = None
-            out.append(self._chunk(delta))
+            out.append(self._chunks.chunk(delta))
 
     def _block_delta(self, index: Any, delta: Any, out: list[StreamChunk]) -> None:
         kind = delta.get("type") if isinstance(delta, dict) else None
         if kind == "text_delta":
             text = delta.get("text")
-            if isinstance(text, str) and (text or not self._opened):
-                out.append(self._chunk({"content": text}))
+            if isinstance(text, str) and (text or not self._chunks.started()):
+                out.append(self._chunks.chunk({"content": text}))
         elif kind == "input_json_delta" and index in self._tools:
             fragment = delta.get("partial_json")
             if isinstance(fragment, str) and fragment:
                 function = {"arguments": fragment}
                 call = {"index": self._tools[index], "function": function}
-                out.append(self._chunk({"tool_calls": [call]}))
+                out.append(self._chunks.chunk({"tool_calls": [call]}))
 
     def _finish(self, stop_reason: Any, stop_details: Any, out: list[StreamChunk]) -> None:
-        if stop_reason == "refusal" and not self._opened:
+        if stop_reason == "refusal" and not self._chunks.started():
             raise refusal(self._name, stop_details)
-        usage = usage_of(self._usage)
         reason = finish_reason(stop_reason)
-        delta: dict[str, Any] = {} if self._opened else {"content": ""}
-        finish = self._chunk(delta, reason)
-        finish.finish_reason = reason
-        out.append(finish)
-        if not self._wants_usage:
-            finish.usage = usage
-            return
-        envelope = self._envelope([])
-        envelope["usage"] = usage.to_openai()
-        out.append(StreamChunk(envelope, usage=usage))
+        delta: dict[str, Any] = {} if self._chunks.started() else {"content": ""}
+        self._usage_policy.finish(self._chunks.chunk(delta, reason), out)
+        self._usage_policy.settle(usage_of(self._usage), out, self._chunks.usage)
 
     def _count(self, usage: Any) -> None:
         """Keep the cumulative counts; a field a later event leaves out (or null) stays."""
@@ -193,19 +128,3 @@ class AnthropicStreamTranslator:
                 value = usage.get(name)
                 if isinstance(value, int) and not isinstance(value, bool):
                     self._usage[name] = value
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> StreamChunk:
-        if not self._opened:
-            delta = {"role": "assistant", **delta}
-            self._opened = True
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return StreamChunk(self._envelope([choice]))
-
-    def _envelope(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "id": self._id,
-            "object": "chat.completion.chunk",
-            "created": self._created,
-            "model": self._model,
-            "choices": choices,
-        }

@@ -49,6 +49,7 @@ from turnout.errors import (
 )
 from turnout.providers.adapter import UpstreamRequest
 from turnout.providers.capabilities import Capabilities, Capable
+from turnout.providers.chunks import wants_usage
 from turnout.providers.openai import (
     OpenAIStreamTranslator,
     classify_error,
@@ -143,8 +144,7 @@ class AzureAdapter(Capable):
 
     def translator(self, deployment: Deployment, request: Request) -> OpenAIStreamTranslator:
         modern = _modern(self._endpoint(deployment)[1])
-        options = request.body.get("stream_options")
-        asked = isinstance(options, Mapping) and options.get("include_usage") is True
+        asked = wants_usage(request.body)
         # On an older version the ask was refused or dropped by `build`: no usage will come.
         rewrite = _Annotations(request.operation is Operation.CHAT)
         return OpenAIStreamTranslator(

@@ -52,6 +52,7 @@ from turnout.providers.bedrock_response import (
 from turnout.providers.bedrock_signing import AwsCredentials, credentials_from, reveal, sign
 from turnout.providers.bedrock_stream import ConverseStreamTranslator
 from turnout.providers.capabilities import Capabilities, Capable
+from turnout.providers.chunks import wants_usage
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request, Usage
 
 #: Deployment params the adapter reads itself; the rest are default request fields.
@@ -224,11 +225,11 @@ class BedrockAdapter(Capable):
         return ProviderResponse(body=answer, usage=usage)
 
     def translator(self, deployment: Deployment, request: Request) -> ConverseStreamTranslator:
-        options = request.body.get("stream_options")
-        wants_usage = isinstance(options, Mapping) and options.get("include_usage") is True
         response_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(self._clock.wall())
-        return ConverseStreamTranslator(response_id, deployment.model, created, wants_usage)
+        return ConverseStreamTranslator(
+            response_id, deployment.model, created, wants_usage(request.body)
+        )
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
         return http_error(status, body, headers)

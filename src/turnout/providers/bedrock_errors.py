@@ -22,18 +22,14 @@ import msgspec
 
 from turnout.errors import (
     AuthenticationError,
-    BadRequestError,
     ContentPolicyError,
     ContextWindowExceededError,
-    PermissionDeniedError,
     ProviderError,
-    RateLimitError,
     ServerError,
     StreamInterruptedError,
-    UpstreamNotFoundError,
-    UpstreamTimeoutError,
 )
 from turnout.providers.openai import classify_error, retry_after_seconds
+from turnout.providers.statuses import by_status, mentions
 
 PROVIDER = "bedrock"
 
@@ -50,6 +46,30 @@ _AUTHENTICATION = frozenset(
         "missingauthenticationtoken",
         "missingauthenticationtokenexception",
         "requestexpired",
+    }
+)
+#: The status each of Bedrock's own exceptions stands for, whatever status it came with
+#: (ServiceQuotaExceeded, a quota, is a 400).
+_STATUS_OF_EXCEPTION = {
+    "validationexception": 400,
+    "accessdeniedexception": 403,
+    "resourcenotfoundexception": 404,
+    "modeltimeoutexception": 408,
+    "throttlingexception": 429,
+    "servicequotaexceededexception": 429,
+}
+#: Exceptions that mean the deployment failed, not the request.
+_SERVER = frozenset(
+    {
+        "internalserverexception",
+        "internalfailure",
+        "serviceunavailableexception",
+        "serviceunavailable",
+        "modelerrorexception",
+        "modelstreamerrorexception",
+        # The (imported) model is still loading: the deployment is briefly unavailable, which
+        # is not the caller's quota, so not a rate limit even though it comes as a 429.
+        "modelnotreadyexception",
     }
 )
 #: How Bedrock's models say that the prompt does not fit (Anthropic, Llama, Mistral, Nova...).
@@ -70,6 +90,7 @@ _CONTEXT_HINTS = (
 _POLICY_HINTS = ("content filter", "blocked by")
 #: 403s whose text says the caller's identity (not its permissions) is wrong.
 _AUTHENTICATION_HINTS = ("security token", "signature", "api key", "authenticat")
+_HINTS = ((_CONTEXT_HINTS, ContextWindowExceededError), (_POLICY_HINTS, ContentPolicyError))
 
 
 class _ErrorView(msgspec.Struct):
@@ -116,38 +137,23 @@ def classify(
     name = kind.lower()
     lowered = message.lower()
     retry_after = retry_after_seconds(headers)
-    if name == "validationexception":
-        if any(hint in lowered for hint in _CONTEXT_HINTS):
-            return ContextWindowExceededError(text, status=status or 400)
-        if any(hint in lowered for hint in _POLICY_HINTS):
-            return ContentPolicyError(text, status=status or 400)
-        return BadRequestError(text, status=status or 400)
     if name in _AUTHENTICATION:
         return AuthenticationError(text, status=status)
-    if name == "accessdeniedexception":
-        return PermissionDeniedError(text, status=status or 403)
-    if name == "resourcenotfoundexception":
-        return UpstreamNotFoundError(text, status=status or 404)
-    if name in ("throttlingexception", "servicequotaexceededexception"):
-        # A quota, whatever status it came with (ServiceQuotaExceeded is a 400).
-        return RateLimitError(text, status=status or 429, retry_after=retry_after)
-    if name == "modeltimeoutexception":
-        return UpstreamTimeoutError(text, status=status or 408)
-    if name in (
-        "internalserverexception",
-        "internalfailure",
-        "serviceunavailableexception",
-        "serviceunavailable",
-        "modelerrorexception",
-        "modelstreamerrorexception",
-        # The (imported) model is still loading: the deployment is briefly unavailable, which
-        # is not the caller's quota, so not a rate limit even though it comes as a 429.
-        "modelnotreadyexception",
-    ):
+    if name in _SERVER:
         return ServerError(text, status=status, retry_after=retry_after)
+    meaning = _STATUS_OF_EXCEPTION.get(name)
+    if meaning is not None:
+        return by_status(
+            text,
+            meaning,
+            reported=status or meaning,
+            lowered=lowered,
+            hints=_HINTS,
+            retry_after=retry_after,
+        )
     if status is None:
         return StreamInterruptedError(text)
-    if status == 403 and any(hint in lowered for hint in _AUTHENTICATION_HINTS):
+    if status == 403 and mentions(lowered, _AUTHENTICATION_HINTS):
         return AuthenticationError(text, status=status)
     return classify_error(status, _display(kind) + message, None, None, None, headers, PROVIDER)
 

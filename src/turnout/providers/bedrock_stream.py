@@ -35,7 +35,8 @@ from turnout.errors import ProviderError, StreamInterruptedError
 from turnout.providers.bedrock_errors import classify, stream_exception
 from turnout.providers.bedrock_messages import PROVIDER
 from turnout.providers.bedrock_response import UsageView, finish_reason, usage_of
-from turnout.wire import StreamChunk, Usage
+from turnout.providers.chunks import ChunkBuilder, Translator, UsagePolicy
+from turnout.wire import StreamChunk
 
 
 class _EventView(msgspec.Struct):
@@ -49,42 +50,20 @@ class _EventView(msgspec.Struct):
 _EVENT = msgspec.json.Decoder(_EventView)
 
 
-class ConverseStreamTranslator:
+class ConverseStreamTranslator(Translator):
     """One ConverseStream answer, frame by frame, into OpenAI chunks."""
 
-    __slots__ = (
-        "_buffer",
-        "_created",
-        "_done",
-        "_failure",
-        "_held",
-        "_id",
-        "_model",
-        "_opened",
-        "_stopped",
-        "_tools",
-        "_wants_usage",
-    )
+    __slots__ = ("_buffer", "_chunks", "_stopped", "_tools", "_usage")
 
     def __init__(self, response_id: str, model: str, created: int, wants_usage: bool) -> None:
+        super().__init__()
         self._buffer = EventStreamBuffer()
-        self._id = response_id
-        self._model = model
-        self._created = created
-        self._wants_usage = wants_usage
-        self._opened = False
+        self._chunks = ChunkBuilder(response_id, model, created)
+        #: The finish chunk is held until the metadata event brings its usage.
+        self._usage = UsagePolicy(wants_usage)
         #: Content block index -> OpenAI tool-call index, for the blocks that are tool calls.
         self._tools: dict[int, int] = {}
         self._stopped = False
-        self._done = False
-        #: The finish chunk, held until the metadata event brings its usage.
-        self._held: StreamChunk | None = None
-        #: A failure, raised by `check` once the chunks before it were handed over.
-        self._failure: ProviderError | None = None
-
-    @property
-    def done(self) -> bool:
-        return self._done
 
     def feed(self, piece: bytes) -> list[StreamChunk]:
         out: list[StreamChunk] = []
@@ -108,14 +87,9 @@ class ConverseStreamTranslator:
 
     def finish(self) -> list[StreamChunk]:
         """The body ended: a finish chunk still waiting for its usage goes out without it."""
-        held, self._held = self._held, None
-        return [held] if held is not None else []
-
-    def check(self) -> None:
-        if self._failure is not None:
-            failure, self._failure = self._failure, None
-            self._done = True
-            raise failure
+        out: list[StreamChunk] = []
+        self._usage.release(out)
+        return out
 
     def _frame(self, headers: dict[str, Any], payload: bytes, out: list[StreamChunk]) -> None:
         kind = headers.get(":message-type")
@@ -141,9 +115,8 @@ class ConverseStreamTranslator:
             self._metadata(event, out)
 
     def _open(self, out: list[StreamChunk]) -> None:
-        if not self._opened:
-            self._opened = True
-            out.append(self._chunk({"role": "assistant", "content": ""}))
+        if not self._chunks.started():
+            out.append(self._chunks.chunk({"content": ""}))
 
     def _start(self, event: _EventView, out: list[StreamChunk]) -> None:
         tool = (event.start or {}).get("toolUse")
@@ -153,13 +126,13 @@ class ConverseStreamTranslator:
         index = self._tools[event.contentBlockIndex] = len(self._tools)
         function = {"name": tool.get("name"), "arguments": ""}
         call = {"index": index, "id": tool.get("toolUseId"), "type": "function"}
-        out.append(self._chunk({"tool_calls": [{**call, "function": function}]}))
+        out.append(self._chunks.chunk({"tool_calls": [{**call, "function": function}]}))
 
     def _delta(self, event: _EventView, out: list[StreamChunk]) -> None:
         delta = event.delta or {}
         self._open(out)
         if isinstance(delta.get("text"), str):
-            out.append(self._chunk({"content": delta["text"]}))
+            out.append(self._chunks.chunk({"content": delta["text"]}))
         elif isinstance(delta.get("toolUse"), dict):
             index = self._tools.get(event.contentBlockIndex)
             if index is None:
@@ -168,11 +141,11 @@ class ConverseStreamTranslator:
                 )
             fragment = delta["toolUse"].get("input") or ""
             call = {"index": index, "function": {"arguments": fragment}}
-            out.append(self._chunk({"tool_calls": [call]}))
+            out.append(self._chunks.chunk({"tool_calls": [call]}))
         elif isinstance(delta.get("reasoningContent"), dict):
             text = delta["reasoningContent"].get("text")
             if isinstance(text, str):
-                out.append(self._chunk({"reasoning_content": text}))
+                out.append(self._chunks.chunk({"reasoning_content": text}))
 
     def _stop(self, event: _EventView, out: list[StreamChunk]) -> None:
         self._open(out)
@@ -181,37 +154,9 @@ class ConverseStreamTranslator:
         except ProviderError as error:
             raise StreamInterruptedError(error.message) from None
         self._stopped = True
-        chunk = self._chunk({}, finish)
-        chunk.finish_reason = finish
-        if self._wants_usage:
-            out.append(chunk)
-        else:
-            self._held = chunk
+        self._usage.finish(self._chunks.chunk({}, finish), out)
 
     def _metadata(self, event: _EventView, out: list[StreamChunk]) -> None:
-        usage = usage_of(event.usage)
-        if self._held is not None:
-            self._held.usage = usage
-            out.append(self._held)
-            self._held = None
-        elif self._wants_usage:
-            out.append(self._usage_chunk(usage))
+        self._usage.settle(usage_of(event.usage), out, self._chunks.usage)
         if self._stopped:
             self._done = True
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> StreamChunk:
-        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return StreamChunk({**self._envelope(), "choices": [choice]})
-
-    def _usage_chunk(self, usage: Usage) -> StreamChunk:
-        return StreamChunk(
-            {**self._envelope(), "choices": [], "usage": usage.to_openai()}, usage=usage
-        )
-
-    def _envelope(self) -> dict[str, Any]:
-        return {
-            "id": self._id,
-            "object": "chat.completion.chunk",
-            "created": self._created,
-            "model": self._model,
-        }

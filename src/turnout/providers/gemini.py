@@ -30,6 +30,7 @@ from turnout.config import Deployment
 from turnout.errors import InvalidRequestError, ProviderError
 from turnout.providers.adapter import UpstreamRequest
 from turnout.providers.capabilities import Capabilities, Capable
+from turnout.providers.chunks import wants_usage
 from turnout.providers.gemini_errors import error_from_body
 from turnout.providers.gemini_request import chat_body, embedding_body, with_defaults
 from turnout.providers.gemini_response import completion, embeddings
@@ -115,12 +116,12 @@ class GeminiAdapter(Capable):
         return ProviderResponse(body=answer, usage=usage)
 
     def translator(self, deployment: Deployment, request: Request) -> GeminiStreamTranslator:
-        options = request.body.get("stream_options")
-        wants_usage = isinstance(options, Mapping) and options.get("include_usage") is True
         n = request.body.get("n")
         candidates = n if isinstance(n, int) and not isinstance(n, bool) else 1
         created, fallback = self._stamp()
-        return GeminiStreamTranslator(deployment.model, created, fallback, wants_usage, candidates)
+        return GeminiStreamTranslator(
+            deployment.model, created, fallback, wants_usage(request.body), candidates
+        )
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
         return error_from_body(status, body, headers)

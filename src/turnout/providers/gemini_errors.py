@@ -21,18 +21,14 @@ import msgspec
 
 from turnout.errors import (
     AuthenticationError,
-    BadRequestError,
     ContentPolicyError,
     ContextWindowExceededError,
     PermissionDeniedError,
     ProviderError,
-    RateLimitError,
-    ServerError,
     StreamInterruptedError,
-    UpstreamNotFoundError,
-    UpstreamTimeoutError,
 )
 from turnout.providers.openai import retry_after_seconds
+from turnout.providers.statuses import REJECTED, by_status, mentions
 
 PROVIDER = "gemini"
 
@@ -68,6 +64,7 @@ _CONTEXT_HINTS = (
     "too many tokens",
 )
 _POLICY_HINTS = ("safety", "prohibited content", "blocked due to")
+_HINTS = ((_CONTEXT_HINTS, ContextWindowExceededError), (_POLICY_HINTS, ContentPolicyError))
 
 
 def error_from_body(status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
@@ -100,32 +97,19 @@ def classify(
     lowered = message.lower()
     if reasons & _KEY_REASONS or "api key not valid" in lowered:
         return AuthenticationError(text, status=status)
-    if status in (400, 413, 422):
-        if any(hint in lowered for hint in _CONTEXT_HINTS):
-            return ContextWindowExceededError(text, status=status)
-        if name == "FAILED_PRECONDITION":
-            # "Gemini API free tier is not available in your country": the account's fault, so
-            # another deployment (another key or region) may well succeed.
-            return PermissionDeniedError(text, status=status)
-        if any(hint in lowered for hint in _POLICY_HINTS):
-            return ContentPolicyError(text, status=status)
-        return BadRequestError(text, status=status)
-    if status == 401:
-        return AuthenticationError(text, status=status)
-    if status == 403:
+    if (
+        status in REJECTED
+        and name == "FAILED_PRECONDITION"
+        and not mentions(lowered, _CONTEXT_HINTS)
+    ):
+        # "Gemini API free tier is not available in your country": the account's fault, so
+        # another deployment (another key or region) may well succeed. A prompt over the limit
+        # stays a context-window error.
         return PermissionDeniedError(text, status=status)
-    if status == 404:
-        return UpstreamNotFoundError(text, status=status)
-    if status in (408, 504):
-        return UpstreamTimeoutError(text, status=status)
     wait = retry_delay(details)
     if wait is None:
         wait = retry_after_seconds(headers)
-    if status == 429:
-        return RateLimitError(text, status=status, retry_after=wait)
-    if 400 <= status < 500:
-        return BadRequestError(text, status=status)
-    return ServerError(text, status=status, retry_after=wait)
+    return by_status(text, status, lowered=lowered, hints=_HINTS, retry_after=wait)
 
 
 def retry_delay(details: list[Any]) -> float | None:

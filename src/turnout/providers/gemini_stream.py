@@ -14,11 +14,10 @@ chunks are held until every candidate has finished, so that the last one can car
 
 from __future__ import annotations
 
-from typing import Any
-
 import msgspec
 
-from turnout.errors import ContentPolicyError, ProviderError, StreamInterruptedError
+from turnout.errors import ContentPolicyError, StreamInterruptedError
+from turnout.providers.chunks import ChunkBuilder, SSETranslator, UsagePolicy
 from turnout.providers.gemini_errors import classify
 from turnout.providers.gemini_response import (
     FILTERED,
@@ -33,91 +32,46 @@ from turnout.providers.gemini_response import (
     usage_body,
     usage_of,
 )
-from turnout.providers.sse import SSEDecoder
-from turnout.wire import StreamChunk
+from turnout.wire import StreamChunk, Usage
 
 
-class GeminiStreamTranslator:
+class GeminiStreamTranslator(SSETranslator):
     """One streamed answer; see the module docstring."""
 
     __slots__ = (
         "_calls",
         "_candidates",
-        "_created",
-        "_done",
-        "_failure",
+        "_chunks",
         "_fallback_id",
         "_finished",
-        "_held",
-        "_id",
         "_meta",
-        "_model",
-        "_sse",
-        "_started",
-        "_wants_usage",
+        "_named",
+        "_usage",
     )
 
     def __init__(
         self, model: str, created: int, fallback_id: str, wants_usage: bool, candidates: int
     ) -> None:
-        self._model = model
-        self._created = created
+        super().__init__()
         self._fallback_id = fallback_id
-        self._wants_usage = wants_usage
         self._candidates = max(1, candidates)
-        self._sse = SSEDecoder()
-        self._id: str | None = None
-        #: Choices whose first delta (with the role) was sent.
-        self._started: set[int] = set()
+        self._chunks = ChunkBuilder(f"chatcmpl-{fallback_id}", model, created)
+        #: Whether the id was taken from the first event.
+        self._named = False
+        #: Finish chunks wait for the other candidates (and for the usage).
+        self._usage = UsagePolicy(wants_usage)
         #: Tool calls made so far, by choice.
         self._calls: dict[int, int] = {}
         self._finished: set[int] = set()
-        #: Finish chunks waiting for the other candidates (and for the usage).
-        self._held: list[StreamChunk] = []
         self._meta: UsageMetadata | None = None
-        self._done = False
-        self._failure: ProviderError | None = None
 
-    @property
-    def done(self) -> bool:
-        return self._done
-
-    def feed(self, piece: bytes) -> list[StreamChunk]:
-        out: list[StreamChunk] = []
-        for event in self._sse.feed(piece):
-            if not self._take(event.data, out):
-                break
-        return out
-
-    def finish(self) -> list[StreamChunk]:
-        out: list[StreamChunk] = []
-        for event in self._sse.finish():
-            if not self._take(event.data, out):
-                return out
+    def _end(self, out: list[StreamChunk]) -> None:
         if not self._done and self._finished:
             # Fewer candidates came than were asked for: what finished is the answer.
             self._close(out)
-        return out
-
-    def check(self) -> None:
-        if self._failure is not None:
-            failure, self._failure = self._failure, None
-            self._done = True
-            raise failure
-
-    def _take(self, data: bytes, out: list[StreamChunk]) -> bool:
-        """Translate one event; False (and the failure kept for `check`) when it was bad."""
-        if self._failure is not None:
-            return False
-        try:
-            self._event(data, out)
-        except ProviderError as failure:
-            self._failure = failure
-            return False
-        return True
 
     def _event(self, data: bytes, out: list[StreamChunk]) -> None:
-        if self._done or not data.strip():
+        if not data.strip():
             return
         try:
             view = GENERATE.decode(data)
@@ -129,8 +83,9 @@ class GeminiStreamTranslator:
         if view.usage_metadata is not None:
             self._meta = view.usage_metadata
         seed = view.response_id or self._fallback_id
-        if self._id is None:
-            self._id = f"chatcmpl-{seed}"
+        if not self._named:
+            self._named = True
+            self._chunks.id = f"chatcmpl-{seed}"
         self._candidates_of(view, seed, out)
         if len(self._finished) >= self._candidates:
             self._close(out)
@@ -144,7 +99,7 @@ class GeminiStreamTranslator:
             for part in parts:
                 text = text_of(part)
                 if text:
-                    out.append(self._chunk(index, {"content": text}))
+                    out.append(self._chunks.chunk({"content": text}, index=index))
                 made = self._calls.get(index, 0)
                 call = tool_call(part, f"{seed}/{index}/{made}")
                 if call is None:
@@ -153,46 +108,24 @@ class GeminiStreamTranslator:
                 function = call["function"]
                 opening = {"index": made, "id": call["id"], "type": "function"}
                 opening["function"] = {"name": function["name"], "arguments": ""}
-                out.append(self._chunk(index, {"tool_calls": [opening]}))
+                out.append(self._chunks.chunk({"tool_calls": [opening]}, index=index))
                 arguments = {"index": made, "function": {"arguments": function["arguments"]}}
-                out.append(self._chunk(index, {"tool_calls": [arguments]}))
+                out.append(self._chunks.chunk({"tool_calls": [arguments]}, index=index))
             reason = candidate.finish_reason
             if reason is None:
                 continue
-            if reason in FILTERED and index not in self._started:
+            if reason in FILTERED and not self._chunks.started(index):
                 raise ContentPolicyError(
                     f"{PROVIDER}: the answer was withheld by a filter ({reason})"
                 )
             finish = finish_reason(reason, self._calls.get(index, 0) > 0)
             self._finished.add(index)
-            self._held.append(self._chunk(index, {}, finish))
+            self._usage.hold(self._chunks.chunk({}, finish, index))
 
     def _close(self, out: list[StreamChunk]) -> None:
         self._done = True
         usage = usage_of(self._meta) if self._meta is not None else None
-        if self._wants_usage or not self._held:
-            out.extend(self._held)
-            if usage is not None and self._wants_usage:
-                envelope = self._envelope([])
-                envelope["usage"] = usage_body(usage, self._meta)
-                out.append(StreamChunk(data=envelope, usage=usage))
-        else:
-            self._held[-1].usage = usage
-            out.extend(self._held)
-        self._held = []
+        self._usage.settle(usage, out, self._usage_chunk)
 
-    def _chunk(self, index: int, delta: dict[str, Any], finish: str | None = None) -> StreamChunk:
-        if index not in self._started:
-            self._started.add(index)
-            delta = {"role": "assistant", **delta}
-        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
-        return StreamChunk(data=self._envelope([choice]), finish_reason=finish)
-
-    def _envelope(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "id": self._id or f"chatcmpl-{self._fallback_id}",
-            "object": "chat.completion.chunk",
-            "created": self._created,
-            "model": self._model,
-            "choices": choices,
-        }
+    def _usage_chunk(self, usage: Usage) -> StreamChunk:
+        return self._chunks.usage(usage, usage_body(usage, self._meta))

@@ -23,22 +23,17 @@ import msgspec
 
 from turnout.config import Deployment
 from turnout.errors import (
-    AuthenticationError,
-    BadRequestError,
     ConfigError,
     ContentPolicyError,
     ContextWindowExceededError,
-    PermissionDeniedError,
     ProviderError,
-    RateLimitError,
     ServerError,
     StreamInterruptedError,
-    UpstreamNotFoundError,
-    UpstreamTimeoutError,
 )
 from turnout.providers.adapter import UpstreamRequest
 from turnout.providers.capabilities import Capabilities, Capable
-from turnout.providers.sse import SSEDecoder
+from turnout.providers.chunks import SSETranslator, UsagePolicy, wants_usage
+from turnout.providers.statuses import by_status
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request, StreamChunk, Usage
 
 
@@ -120,8 +115,10 @@ _CHUNK = msgspec.json.Decoder(_ChunkView)
 _ERROR = msgspec.json.Decoder(_ErrorView)
 _ENCODE = msgspec.json.Encoder().encode
 
+#: Looked for in the code, type and message (so the code ``context_length_exceeded`` is one).
 _CONTEXT_HINTS = ("context length", "context_length", "maximum context", "too many tokens")
 _POLICY_HINTS = ("content_policy", "content_filter", "content management policy", "safety")
+_HINTS = ((_CONTEXT_HINTS, ContextWindowExceededError), (_POLICY_HINTS, ContentPolicyError))
 
 
 _CHAT = Capabilities(tools=True, json_mode=True)
@@ -186,10 +183,8 @@ class OpenAICompatibleAdapter(Capable):
         return ProviderResponse(raw=body, usage=usage, rate_limits=self.rate_limits(headers))
 
     def translator(self, deployment: Deployment, request: Request) -> OpenAIStreamTranslator:
-        options = request.body.get("stream_options")
-        wants_usage = isinstance(options, Mapping) and options.get("include_usage") is True
         return OpenAIStreamTranslator(
-            self.name, wants_usage, self.preset.stream_usage, cached_tokens=True
+            self.name, wants_usage(request.body), self.preset.stream_usage, cached_tokens=True
         )
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
@@ -252,7 +247,7 @@ def read_usage(body: bytes, provider: str, *, cached_tokens: bool = False) -> Us
     return view.usage.usage(cached_tokens) if view.usage else None
 
 
-class OpenAIStreamTranslator:
+class OpenAIStreamTranslator(SSETranslator):
     """SSE events of an OpenAI-style stream into chunks; knows when the answer is complete.
 
     Members whose streams carry events of their own pass `rewrite`: it sees each event's data
@@ -262,17 +257,12 @@ class OpenAIStreamTranslator:
 
     __slots__ = (
         "_cached_tokens",
-        "_done",
-        "_failure",
         "_finished",
-        "_held",
         "_name",
         "_open",
         "_rewrite",
-        "_sse",
+        "_usage",
         "_usage_settled",
-        "_wants_usage",
-        "_will_get_usage",
     )
 
     def __init__(
@@ -284,68 +274,24 @@ class OpenAIStreamTranslator:
         cached_tokens: bool = False,
         rewrite: Callable[[bytes], bytes | None] | None = None,
     ) -> None:
+        super().__init__()
         self._name = name
-        self._sse = SSEDecoder()
-        self._wants_usage = wants_usage
-        self._will_get_usage = will_get_usage or wants_usage
         self._cached_tokens = cached_tokens
         self._rewrite = rewrite
-        self._done = False
         self._finished = False
-        self._usage_settled = not self._will_get_usage
-        #: The finish chunk, held back until the usage-only chunk brings its usage.
-        self._held: StreamChunk | None = None
+        self._usage_settled = not (will_get_usage or wants_usage)
+        #: The finish chunk is held back until the usage-only chunk brings its usage.
+        self._usage = UsagePolicy(wants_usage)
         #: Choice indexes seen without a finish reason yet.
         self._open: set[int] = set()
-        #: An error event or malformed event, raised once the chunks before it were handed over.
-        self._failure: ProviderError | None = None
 
-    @property
-    def done(self) -> bool:
-        return self._done
-
-    def feed(self, piece: bytes) -> list[StreamChunk]:
-        out: list[StreamChunk] = []
-        for event in self._sse.feed(piece):
-            if not self._take(event.data, out):
-                break
-        return out
-
-    def finish(self) -> list[StreamChunk]:
-        out: list[StreamChunk] = []
-        for event in self._sse.finish():
-            if not self._take(event.data, out):
-                return out
-        if self._held is not None:
-            out.append(self._held)
-            self._held = None
-        return out
-
-    def check(self) -> None:
-        if self._failure is not None:
-            failure, self._failure = self._failure, None
-            self._done = True
-            raise failure
-
-    def _take(self, data: bytes, out: list[StreamChunk]) -> bool:
-        """Translate one event; False (and the failure kept for `check`) when it was bad."""
-        if self._failure is not None:
-            return False
-        try:
-            self._event(data, out)
-        except ProviderError as failure:
-            self._failure = failure
-            return False
-        return True
+    def _end(self, out: list[StreamChunk]) -> None:
+        self._usage.release(out)
 
     def _event(self, data: bytes, out: list[StreamChunk]) -> None:
-        if self._done:
-            return
         if data == b"[DONE]":
             self._done = True
-            if self._held is not None:
-                out.append(self._held)
-                self._held = None
+            self._usage.release(out)
             return
         if self._rewrite is not None:
             rewritten = self._rewrite(data)
@@ -372,18 +318,13 @@ class OpenAIStreamTranslator:
         if usage is not None:
             self._usage_settled = True
         if not view.choices and usage is not None:
-            # The usage-only chunk: forward it if the caller asked, else fold it into the
-            # finish chunk held back for it.
-            if self._held is not None:
-                self._held.usage = usage
-                out.append(self._held)
-                self._held = None
-            if self._wants_usage:
-                out.append(StreamChunk(raw=data, usage=usage))
+            # The usage-only chunk: forwarded if the caller asked, else folded into the finish
+            # chunk held back for it.
+            self._usage.settle(usage, out, lambda usage: StreamChunk(raw=data, usage=usage))
         else:
             chunk = StreamChunk(raw=data, usage=usage, finish_reason=finish)
-            if finish is not None and not self._usage_settled and not self._wants_usage:
-                self._held = chunk
+            if finish is not None and not self._usage_settled:
+                self._usage.finish(chunk, out)
             else:
                 out.append(chunk)
         if finish is not None:
@@ -391,9 +332,7 @@ class OpenAIStreamTranslator:
         if self._finished and not self._open and self._usage_settled:
             # Complete: no need to wait for [DONE] (some servers never send it).
             self._done = True
-            if self._held is not None:
-                out.append(self._held)
-                self._held = None
+            self._usage.release(out)
 
 
 def _describe_error(body: bytes) -> tuple[str, str | None, str | None, str | None]:
@@ -440,7 +379,6 @@ def classify_error(
     """Map an OpenAI-style error (HTTP status or in-stream error object) into turnout's tree."""
     text = f"{provider}: {message}"
     lowered = f"{code or ''} {kind or ''} {message}".lower()
-    retry_after = retry_after_seconds(headers)
     if status is None:
         if kind in ("rate_limit_error", "rate_limit_exceeded") or code == "rate_limit_exceeded":
             status = 429
@@ -450,25 +388,14 @@ def classify_error(
             status = 400
         else:
             return StreamInterruptedError(text)
-    if status == 400 or status == 413 or status == 422:
-        if code == "context_length_exceeded" or any(h in lowered for h in _CONTEXT_HINTS):
-            return ContextWindowExceededError(text, status=status, param=param)
-        if any(h in lowered for h in _POLICY_HINTS):
-            return ContentPolicyError(text, status=status, param=param)
-        return BadRequestError(text, status=status, param=param)
-    if status == 401:
-        return AuthenticationError(text, status=status)
-    if status == 403:
-        return PermissionDeniedError(text, status=status)
-    if status == 404:
-        return UpstreamNotFoundError(text, status=status, param=param)
-    if status in (408, 504):
-        return UpstreamTimeoutError(text, status=status)
-    if status == 429:
-        return RateLimitError(text, status=status, retry_after=retry_after)
-    if 400 <= status < 500:
-        return BadRequestError(text, status=status, param=param)
-    return ServerError(text, status=status, retry_after=retry_after)
+    return by_status(
+        text,
+        status,
+        lowered=lowered,
+        hints=_HINTS,
+        param=param,
+        retry_after=retry_after_seconds(headers),
+    )
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")

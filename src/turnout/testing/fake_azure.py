@@ -39,9 +39,9 @@ from aiohttp import web
 from turnout.testing.fake_openai import FakeOpenAI, Fault, RateLimits
 from turnout.testing.fake_openai.answers import Answer
 from turnout.testing.fake_openai.errors import ApiError
-from turnout.testing.fake_openai.sending import Exchange
+from turnout.testing.fake_server.server import Exchange
 
-_Route = Callable[[Exchange], Awaitable[web.StreamResponse]]
+_Route = Callable[[Exchange[Fault]], Awaitable[web.StreamResponse]]
 
 _DEPLOYMENT_PATH = re.compile(
     r"/openai/deployments/([^/]+)/(chat/completions|completions|embeddings)"
@@ -83,6 +83,10 @@ class FakeAzure(FakeOpenAI):
     ``api_key`` None accepts any caller; ``ad_token`` None refuses bearer tokens.
     """
 
+    provider = "Azure OpenAI"
+    #: The resource's endpoint is e.g. "http://127.0.0.1:41234" (paths start at /openai).
+    url_path = ""
+
     def __init__(
         self,
         api_key: str | None = "azure-fake-key",
@@ -114,15 +118,6 @@ class FakeAzure(FakeOpenAI):
         self.async_filter = async_filter
         self.filtered = filtered
 
-    @property
-    def url(self) -> str:
-        """The resource's endpoint, e.g. "http://127.0.0.1:41234" (paths start at /openai)."""
-        return super().url.removesuffix("/v1")
-
-    async def __aenter__(self) -> FakeAzure:
-        await self.start()
-        return self
-
     def _route(self, request: web.Request) -> _Route | None:
         version = request.query.get("api-version")
         if match := _DEPLOYMENT_PATH.fullmatch(request.path):
@@ -152,7 +147,7 @@ class FakeAzure(FakeOpenAI):
     def _on_deployment(self, handler: _Route, deployment: str | None) -> _Route:
         """`handler` for the deployment in the path (dated API) or in ``model`` (v1)."""
 
-        async def route(exchange: Exchange) -> web.StreamResponse:
+        async def route(exchange: Exchange[Fault]) -> web.StreamResponse:
             body = exchange.body
             if isinstance(body, dict):
                 name = deployment if deployment is not None else body.get("model")
@@ -187,7 +182,7 @@ class FakeAzure(FakeOpenAI):
         headers["x-ms-region"] = "East US 2"
         return headers
 
-    async def _complete(self, exchange: Exchange, answer: Answer) -> web.StreamResponse:
+    async def _complete(self, exchange: Exchange[Fault], answer: Answer) -> web.StreamResponse:
         values = {field.name: getattr(answer, field.name) for field in fields(answer)}
         azure = _AzureAnswer(**values, async_filter=self.async_filter, filtered=self.filtered)
         return await super()._complete(exchange, azure)

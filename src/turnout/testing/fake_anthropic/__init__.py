@@ -20,13 +20,15 @@ blocked by content filtering policy" seen in the wild is `Fault.content_filtered
 
 The modules: `faults` (the `Fault` type and its presets), `validation` (what a request must look
 like), `answers` (the Message and its events), `sending` (writing them, broken as the fault
-says) and `server` (the aiohttp app, `FakeAnthropic` and the rate-limit headers).
+says) and `server` (the aiohttp app, `FakeAnthropic` and the rate-limit headers). What every fake
+shares (the socket, the fault queue, the record of requests, breaking an answer) is
+`turnout.testing.fake_server`'s.
 """
 
 from turnout.testing.fake_anthropic.faults import FAULT_KINDS as FAULT_KINDS
 from turnout.testing.fake_anthropic.faults import Fault, FaultKind
 from turnout.testing.fake_anthropic.sending import MALFORMED_EVENT as MALFORMED_EVENT
 from turnout.testing.fake_anthropic.server import FakeAnthropic, RateLimits
-from turnout.testing.fake_openai.server import ReceivedRequest
+from turnout.testing.fake_server.server import ReceivedRequest
 
 __all__ = ["FakeAnthropic", "Fault", "FaultKind", "RateLimits", "ReceivedRequest"]

@@ -16,22 +16,11 @@ with ``stop_details``, after ``after_chunks`` words of text (by default none at 
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
-FaultKind = Literal[
-    "delay",
-    "status",
-    "reset",
-    "hang",
-    "slow_first_token",
-    "cut",
-    "stall",
-    "malformed",
-    "no_stop",
-    "no_finish",
-    "error_event",
-    "refusal",
-]
+from turnout.testing.fake_server.faults import CommonKind, FaultBase
+
+FaultKind = Literal[CommonKind, "no_stop", "refusal"]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 
 _SERVER_ERROR = "Internal server error"
@@ -40,34 +29,25 @@ _REFUSAL = "This request was declined because it could enable harm."
 
 
 @dataclass(frozen=True, slots=True)
-class Fault:
+class Fault(FaultBase):
     """One misbehaviour: ``Fault("cut", after_chunks=5)``; class methods build error answers."""
+
+    KINDS: ClassVar[tuple[str, ...]] = FAULT_KINDS
 
     kind: FaultKind
     _: KW_ONLY
     #: Only a request to this path (e.g. "/v1/messages") consumes it; None: any.
     path: str | None = None
-    #: Seconds of a ``delay`` (before the headers) or a ``slow_first_token`` (after them).
-    seconds: float = 0.0
     #: SSE events sent before a ``cut``, ``stall``, ``malformed`` or ``error_event`` strikes;
     #: by default message_start, content_block_start, ping and one token. For a ``refusal``:
     #: the words of text said before it.
     after_chunks: int = 4
-    #: The HTTP status of a ``status`` fault. Its body, like an ``error_event``'s, is
-    #: Anthropic's error object of ``error_type`` and ``message``.
-    status: int = 500
+    #: The body of a ``status`` fault, like an ``error_event``'s, is Anthropic's error object
+    #: of ``error_type`` and ``message``.
     error_type: str = "api_error"
     message: str = _SERVER_ERROR
     #: Seconds sent as ``retry-after`` with a ``status`` fault; None sends no such header.
     retry_after: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {FAULT_KINDS}")
-        if self.seconds < 0 or self.after_chunks < 0:
-            raise ValueError("seconds and after_chunks must not be negative")
-        if not 400 <= self.status <= 599:
-            raise ValueError(f"an error status must be 4xx or 5xx, not {self.status}")
 
     def body(self, request_id: str | None = None) -> dict[str, Any]:
         return error_body(self.error_type, self.message, request_id)

@@ -1,14 +1,14 @@
-"""Writing an answer to the wire: a whole Message or its named SSE events, broken as told.
+"""Writing an answer's named SSE events to the wire, broken as told (a whole Message is written
+by `turnout.testing.fake_server.sending.send_whole`).
 
 Only the faults that strike after the headers act here (``slow_first_token``, ``cut``,
 ``stall``, ``malformed``, ``no_stop``, ``no_finish``, ``error_event``); the server deals with the
-others before an answer exists. Connection resets and hang-ups are `FakeOpenAI`'s, reused.
+others before an answer exists. The breaking itself is `turnout.testing.fake_server`'s; what is
+Anthropic's is the framing: named events, and which of them a ``no_stop`` or ``no_finish`` drops.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -16,22 +16,11 @@ from aiohttp import web
 
 from turnout.testing.fake_anthropic.answers import Answer
 from turnout.testing.fake_anthropic.faults import Fault
-from turnout.testing.fake_openai.sending import hang_up, json_response
+from turnout.testing.fake_server import sending
+from turnout.testing.fake_server.server import Exchange
 
 #: The garbage event of a ``malformed`` fault: the start of a JSON object that never ends.
 MALFORMED_EVENT = b"event: content_block_delta\ndata: {not json\n\n"
-_AFTER_HEADERS = ("slow_first_token", "cut", "stall", "malformed")
-
-
-@dataclass(frozen=True, slots=True)
-class Exchange:
-    """One request being answered: what arrived, when, and the fault it drew."""
-
-    request: web.Request
-    body: Any
-    fault: Fault | None
-    arrived: float
-    request_id: str
 
 
 def sse_event(name: str, data: dict[str, Any]) -> bytes:
@@ -39,42 +28,11 @@ def sse_event(name: str, data: dict[str, Any]) -> bytes:
     return b"event: " + name.encode() + b"\ndata: " + msgspec.json.encode(data) + b"\n\n"
 
 
-async def send_whole(
-    exchange: Exchange, answer: dict[str, Any], headers: dict[str, str]
-) -> web.StreamResponse:
-    """A JSON answer, broken as its fault says when that is an after-header one."""
-    body = msgspec.json.encode(answer)
-    fault = exchange.fault
-    if fault is None or fault.kind not in _AFTER_HEADERS:
-        return json_response(body, headers)
-    if fault.kind == "malformed":
-        body = b"{not json"
-    response = web.StreamResponse(headers=headers)
-    response.content_type, response.content_length = "application/json", len(body)
-    await response.prepare(exchange.request)
-    if fault.kind == "slow_first_token":
-        await asyncio.sleep(fault.seconds)
-    elif fault.kind == "stall":
-        await asyncio.get_running_loop().create_future()
-    elif fault.kind == "cut":
-        await response.write(body[: len(body) // 2])
-        return hang_up(exchange.request, response)
-    await response.write(body)
-    await response.write_eof()
-    return response
-
-
 async def send_stream(
-    exchange: Exchange, answer: Answer, headers: dict[str, str], chunk_delay: float
+    exchange: Exchange[Fault], answer: Answer, headers: dict[str, str], chunk_delay: float
 ) -> web.StreamResponse:
-    """The answer's events, one real write each, so that clients see them arrive.
-
-    ``chunk_delay`` is the seconds between two events (not before the first).
-    """
-    headers["Content-Type"] = "text/event-stream; charset=utf-8"
-    headers["Cache-Control"] = "no-cache"
-    response = web.StreamResponse(headers=headers)
-    await response.prepare(exchange.request)
+    """The answer's named events, ``message_start`` to ``message_stop``, broken as told."""
+    headers.update(sending.SSE_HEADERS)
     fault = exchange.fault
     kind = None if fault is None else fault.kind
     content, closing = answer.events()
@@ -82,24 +40,12 @@ async def send_stream(
         closing = []
     elif kind == "no_stop":
         closing = closing[:-1]
-    events = [sse_event(name, data) for name, data in content + closing]
-    if fault is not None and kind in ("cut", "stall", "malformed", "error_event"):
-        at = min(fault.after_chunks, len(events))
-        if kind == "malformed":
-            events.insert(at, MALFORMED_EVENT)
-        else:
-            del events[at:]
-        if kind == "error_event":
-            events.append(sse_event("error", fault.body()))
-    if fault is not None and kind == "slow_first_token":
-        await asyncio.sleep(fault.seconds)
-    for index, event in enumerate(events):
-        if index and chunk_delay > 0:
-            await asyncio.sleep(chunk_delay)
-        await response.write(event)
-    if kind == "cut":
-        return hang_up(exchange.request, response)
-    if kind == "stall":
-        await asyncio.get_running_loop().create_future()
-    await response.write_eof()
-    return response
+    return await sending.send_stream(
+        exchange.request,
+        headers,
+        [sse_event(name, data) for name, data in content + closing],
+        fault,
+        chunk_delay,
+        garbage=MALFORMED_EVENT,
+        error_event=lambda fault: sse_event("error", fault.body()),
+    )

@@ -3,31 +3,33 @@
 `FakeAnthropic` serves ``POST /v1/messages`` (whole or streamed) and ``GET /v1/models`` on a
 real socket. Each request draws its fault (oldest queued first, else the default), is recorded
 as a `ReceivedRequest`, authenticated (``x-api-key``, then ``anthropic-version``), checked by
-`validation`, answered by `answers` and written by `sending`.
+`validation`, answered by `answers` and written by `sending`. The socket, the fault queue and
+the record are `FakeServer`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from turnout.testing.fake_anthropic.answers import build_answer
 from turnout.testing.fake_anthropic.faults import Fault, error_body
-from turnout.testing.fake_anthropic.sending import Exchange, send_stream, send_whole
+from turnout.testing.fake_anthropic.sending import send_stream
 from turnout.testing.fake_anthropic.validation import ApiError, check, invalid
-from turnout.testing.fake_openai.sending import json_response, reset_connection
-from turnout.testing.fake_openai.server import ReceivedRequest
+from turnout.testing.fake_server.sending import json_response, send_whole
+from turnout.testing.fake_server.server import (
+    NOT_JSON,
+    Exchange,
+    FakeServer,
+    ReceivedRequest,
+    received,
+)
 
-#: Marks a body that was sent but was not JSON (None means no body at all).
-_NOT_JSON: Any = object()
 _MODELS_CREATED = "2025-01-01T00:00:00Z"
 
 
@@ -60,12 +62,14 @@ class RateLimits:
         return headers
 
 
-class FakeAnthropic:
+class FakeAnthropic(FakeServer[Fault, ReceivedRequest]):
     """Anthropic's Messages API on 127.0.0.1 with scripted faults; see the package docstring.
 
     ``api_key`` None accepts any caller and ``models`` None any model; ``record=False`` keeps
     no `requests`. The settings are attributes, free to change between calls.
     """
+
+    provider = "Anthropic"
 
     def __init__(
         self,
@@ -79,125 +83,32 @@ class FakeAnthropic:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self.api_key = api_key
-        self.models: tuple[str, ...] | None = None if models is None else tuple(models)
-        #: The answer's text; None answers "Fake answer to: <the last user text>".
-        self.reply = reply
-        #: Seconds between two stream events (not before the first).
-        self.chunk_delay = chunk_delay
-        self.rate_limits = rate_limits
-        self.record = record
-        self.requests: list[ReceivedRequest] = []
-        self._address = (host, port)
-        self._queue: list[Fault] = []
-        self._default: Fault | None = None
-        self._handlers: set[asyncio.Task[Any]] = set()
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
-
-    @property
-    def url(self) -> str:
-        """The base URL, e.g. "http://127.0.0.1:41234" (the API is under ``/v1``)."""
-        if self._url is None:
-            raise RuntimeError("the fake Anthropic server is not running; call start() first")
-        return self._url
-
-    @property
-    def queued(self) -> tuple[Fault, ...]:
-        """Faults not consumed yet, oldest first."""
-        return tuple(self._queue)
-
-    def enqueue(self, *faults: Fault) -> None:
-        self._queue.extend(faults)
-
-    def set_default(self, fault: Fault | None) -> None:
-        """The fault of every request that consumes none from the queue (None: no fault)."""
-        self._default = fault
-
-    def reset(self) -> None:
-        """Forget queued faults, the default fault and the recorded requests."""
-        self._queue.clear()
-        self._default = None
-        self.requests.clear()
-
-    async def start(self) -> None:
-        if self._runner is not None:
-            return
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._entry)
-        runner = web.AppRunner(
-            app,
-            handle_signals=False,
-            access_log=None,
-            handler_cancellation=True,
-            shutdown_timeout=1.0,
+        super().__init__(
+            api_key=api_key,
+            models=models,
+            reply=reply,
+            chunk_delay=chunk_delay,
+            record=record,
+            host=host,
+            port=port,
         )
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, *self._address).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        host, port = runner.addresses[0][:2]
-        self._runner, self._url = runner, f"http://{host}:{port}"
+        self.rate_limits = rate_limits
 
-    async def close(self) -> None:
-        """End every handler still running (hangs and stalls included), then stop serving."""
-        runner, self._runner, self._url = self._runner, None, None
-        if runner is None:
-            return
-        handlers = list(self._handlers)
-        for task in handlers:
-            task.cancel()
-        if handlers:
-            await asyncio.wait(handlers)
-        await runner.cleanup()
-
-    async def __aenter__(self) -> FakeAnthropic:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def _entry(self, request: web.Request) -> web.StreamResponse:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
-            return await self._serve(request)
-        except ConnectionError:
-            return web.Response()
-        finally:
-            self._handlers.discard(task)
-
-    async def _serve(self, request: web.Request) -> web.StreamResponse:
-        arrived = time.monotonic()
-        request_id = f"req_{uuid.uuid4().hex[:24]}"
-        raw = await request.read()
-        try:
-            body = msgspec.json.decode(raw) if raw else None
-        except msgspec.DecodeError:
-            body = _NOT_JSON
+    def _receive(self, request: web.Request, raw: bytes, body: Any, arrived: float) -> str:
         if self.record:
-            headers = {name.lower(): value for name, value in request.headers.items()}
-            json = None if body is _NOT_JSON else body
-            self.requests.append(
-                ReceivedRequest(request.method, request.path, headers, json, arrived)
-            )
-        fault = self._next_fault(request.path)
+            self.requests.append(received(request, body, arrived))
+        return request.path
+
+    def _refuse(self, exchange: Exchange[Fault], fault: Fault) -> web.StreamResponse:
+        request_id = _request_id()
         headers = self._headers(request_id)
-        if fault is not None and fault.kind == "delay":
-            await asyncio.sleep(fault.seconds)
-        elif fault is not None and fault.kind == "hang":
-            await asyncio.get_running_loop().create_future()
-        elif fault is not None and fault.kind == "reset":
-            return reset_connection(request)
-        elif fault is not None and fault.kind == "status":
-            if fault.retry_after is not None:
-                headers["retry-after"] = f"{fault.retry_after:g}"
-            return json_response(fault.body(request_id), headers, status=fault.status)
-        exchange = Exchange(request, body, fault, arrived, request_id)
+        if fault.retry_after is not None:
+            headers["retry-after"] = f"{fault.retry_after:g}"
+        return json_response(fault.body(request_id), headers, status=fault.status)
+
+    async def _answer(self, exchange: Exchange[Fault]) -> web.StreamResponse:
+        request, request_id = exchange.request, _request_id()
+        headers = self._headers(request_id)
         try:
             self._authenticate(request)
             if (request.method, request.path) == ("POST", "/v1/messages"):
@@ -208,13 +119,6 @@ class FakeAnthropic:
         except ApiError as error:
             body = error_body(error.error_type, error.message, request_id)
             return json_response(body, headers, status=error.status)
-
-    def _next_fault(self, path: str) -> Fault | None:
-        for index, fault in enumerate(self._queue):
-            if fault.path in (None, path):
-                return self._queue.pop(index)
-        default = self._default
-        return default if default is not None and default.path in (None, path) else None
 
     def _authenticate(self, request: web.Request) -> None:
         if self.api_key is not None:
@@ -240,9 +144,11 @@ class FakeAnthropic:
         first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
         return {"data": data, "has_more": False, "first_id": first, "last_id": last}
 
-    async def _messages(self, exchange: Exchange, headers: dict[str, str]) -> web.StreamResponse:
+    async def _messages(
+        self, exchange: Exchange[Fault], headers: dict[str, str]
+    ) -> web.StreamResponse:
         body = exchange.body
-        if body is _NOT_JSON:
+        if body is NOT_JSON:
             raise invalid("There was an error parsing the body of your request: not JSON")
         check(body, self.models)
         fault = exchange.fault
@@ -252,4 +158,8 @@ class FakeAnthropic:
         answer = build_answer(body, body["model"], self.reply, refusal)
         if body.get("stream") is True:
             return await send_stream(exchange, answer, headers, self.chunk_delay)
-        return await send_whole(exchange, answer.body(), headers)
+        return await send_whole(exchange.request, answer.body(), headers, exchange.fault)
+
+
+def _request_id() -> str:
+    return f"req_{uuid.uuid4().hex[:24]}"

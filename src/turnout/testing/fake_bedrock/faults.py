@@ -12,21 +12,11 @@ guardrail that intervened: its blocked message and stop reason ``guardrail_inter
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
-from typing import Literal, get_args
+from typing import ClassVar, Literal, get_args
 
-FaultKind = Literal[
-    "delay",
-    "status",
-    "reset",
-    "hang",
-    "slow_first_token",
-    "cut",
-    "stall",
-    "malformed",
-    "no_finish",
-    "error_event",
-    "guardrail",
-]
+from turnout.testing.fake_server.faults import CommonKind, FaultBase
+
+FaultKind = Literal[CommonKind, "guardrail"]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 #: The operations a fault may wait for (the last segment of the request's path).
 Action = Literal["converse", "converse-stream", "invoke"]
@@ -37,32 +27,26 @@ GUARDRAIL_MESSAGE = "Sorry, the model cannot answer this question."
 
 
 @dataclass(frozen=True, slots=True)
-class Fault:
+class Fault(FaultBase):
     """One misbehaviour: ``Fault("cut", after_frames=3)``; class methods build error answers."""
+
+    KINDS: ClassVar[tuple[str, ...]] = FAULT_KINDS
+    COUNT_FIELD: ClassVar[str] = "after_frames"
+    TARGET_FIELD: ClassVar[str] = "action"
 
     kind: FaultKind
     _: KW_ONLY
     #: Only a request for this operation consumes it; None: any.
     action: Action | None = None
-    seconds: float = 0.0
     #: Frames sent before a ``cut``, ``stall``, ``malformed`` or ``error_event`` strikes; by
     #: default ``messageStart`` and one delta, so that the stream has visibly started.
     after_frames: int = 2
-    #: A ``status`` fault's HTTP status, exception name and message; an ``error_event``'s
-    #: exception too (sent as its lower-camel member name).
-    status: int = 500
+    #: A ``status`` fault's exception name and message (its HTTP status is ``status``); an
+    #: ``error_event``'s exception too (sent as its lower-camel member name).
     error_type: str = "InternalServerException"
     message: str = _INTERNAL
     #: Seconds sent as ``Retry-After`` with a ``status`` fault (Bedrock rarely sends it).
     retry_after: float | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {FAULT_KINDS}")
-        if self.seconds < 0 or self.after_frames < 0:
-            raise ValueError("seconds and after_frames must not be negative")
-        if not 400 <= self.status <= 599:
-            raise ValueError(f"an error status must be 4xx or 5xx, not {self.status}")
 
     @property
     def member(self) -> str:

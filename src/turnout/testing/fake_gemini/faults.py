@@ -13,21 +13,11 @@ it, ``stall`` none of it and ``malformed`` garbage; the two others change nothin
 from __future__ import annotations
 
 from dataclasses import KW_ONLY, dataclass
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
-FaultKind = Literal[
-    "delay",
-    "status",
-    "blocked",
-    "reset",
-    "hang",
-    "slow_first_token",
-    "cut",
-    "stall",
-    "malformed",
-    "no_finish",
-    "error_event",
-]
+from turnout.testing.fake_server.faults import CommonKind, FaultBase
+
+FaultKind = Literal[CommonKind, "blocked"]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 
 INTERNAL = (
@@ -61,34 +51,26 @@ def key_invalid_details() -> tuple[dict[str, Any], ...]:
 
 
 @dataclass(frozen=True, slots=True)
-class Fault:
+class Fault(FaultBase):
     """One misbehaviour: ``Fault("cut", after_chunks=3)``; class methods build error answers."""
+
+    KINDS: ClassVar[tuple[str, ...]] = FAULT_KINDS
+    TARGET_FIELD: ClassVar[str] = "method"
 
     kind: FaultKind
     _: KW_ONLY
     #: Only a request for this method ("generateContent", "streamGenerateContent",
     #: "batchEmbedContents", ...) consumes it; None: any.
     method: str | None = None
-    #: Seconds of a ``delay`` (before the headers) or a ``slow_first_token`` (after them).
-    seconds: float = 0.0
     #: Stream events sent before a ``cut``, ``stall``, ``malformed`` or ``error_event``.
     after_chunks: int = 1
-    #: The HTTP status, ``google.rpc.Code`` name, message and details of a ``status`` fault
-    #: (and of an ``error_event``'s error object).
-    status: int = 500
+    #: The ``google.rpc.Code`` name, message and details of a ``status`` fault (and of an
+    #: ``error_event``'s error object), whose HTTP status is ``status``.
     error_status: str = "INTERNAL"
     message: str = INTERNAL
     details: tuple[dict[str, Any], ...] = ()
     #: The ``promptFeedback.blockReason`` of a ``blocked`` answer.
     block_reason: str = "SAFETY"
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {FAULT_KINDS}")
-        if self.seconds < 0 or self.after_chunks < 0:
-            raise ValueError("seconds and after_chunks must not be negative")
-        if not 400 <= self.status <= 599:
-            raise ValueError(f"an error status must be 4xx or 5xx, not {self.status}")
 
     def body(self) -> dict[str, Any]:
         return error_body(self.status, self.message, self.error_status, self.details)

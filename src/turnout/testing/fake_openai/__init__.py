@@ -29,7 +29,8 @@ As a fast upstream for benchmarks: ``python -m turnout.testing.fake_openai --por
 The modules: `faults` (the `Fault` type and its presets), `rate_limits` (the ``x-ratelimit-*``
 headers), `errors` (OpenAI's error object), `answers` (the bodies, chunks, tool calls and
 embeddings to send), `sending` (writing them, broken as the fault says), `server` (the aiohttp
-app and `FakeOpenAI`) and `cli` (the command line).
+app and `FakeOpenAI`) and `cli` (the command line). What every fake shares (the socket, the
+fault queue, the record of requests, breaking an answer) is `turnout.testing.fake_server`'s.
 """
 
 from turnout.testing.fake_openai.cli import main
@@ -38,6 +39,7 @@ from turnout.testing.fake_openai.faults import Fault, FaultKind
 from turnout.testing.fake_openai.rate_limits import RateLimits
 from turnout.testing.fake_openai.sending import DONE_EVENT as DONE_EVENT
 from turnout.testing.fake_openai.sending import MALFORMED_EVENT as MALFORMED_EVENT
-from turnout.testing.fake_openai.server import FakeOpenAI, ReceivedRequest
+from turnout.testing.fake_openai.server import FakeOpenAI
+from turnout.testing.fake_server.server import ReceivedRequest
 
 __all__ = ["FakeOpenAI", "Fault", "FaultKind", "RateLimits", "ReceivedRequest", "main"]

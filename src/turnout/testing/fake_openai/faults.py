@@ -13,23 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import KW_ONLY, dataclass
-from typing import Any, Literal, get_args
+from typing import Any, ClassVar, Literal, get_args
 
 from turnout.testing.fake_openai.errors import error_body
+from turnout.testing.fake_server.faults import CommonKind, FaultBase
 
-FaultKind = Literal[
-    "delay",
-    "status",
-    "reset",
-    "hang",
-    "slow_first_token",
-    "cut",
-    "stall",
-    "malformed",
-    "no_done",
-    "no_finish",
-    "error_event",
-]
+FaultKind = Literal[CommonKind, "no_done"]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 
 _SERVER_ERROR = "The server had an error while processing your request. Sorry about that!"
@@ -40,21 +29,20 @@ _TOO_LONG = (
 
 
 @dataclass(frozen=True, slots=True)
-class Fault:
+class Fault(FaultBase):
     """One misbehaviour: ``Fault("cut", after_chunks=3)``; class methods build error answers."""
+
+    KINDS: ClassVar[tuple[str, ...]] = FAULT_KINDS
 
     kind: FaultKind
     _: KW_ONLY
     #: Only a request to this path (e.g. "/v1/chat/completions") consumes it; None: any.
     path: str | None = None
-    #: Seconds of a ``delay`` (before the headers) or a ``slow_first_token`` (after them).
-    seconds: float = 0.0
     #: SSE events sent before a ``cut``, ``stall``, ``malformed`` or ``error_event`` strikes;
     #: by default the opening event and one token, so that the stream has visibly started.
     after_chunks: int = 2
-    #: The HTTP status of a ``status`` fault. Its body, like an ``error_event``'s, is OpenAI's
-    #: error object made of the four fields below.
-    status: int = 500
+    #: The body of a ``status`` fault, like an ``error_event``'s, is OpenAI's error object made
+    #: of the four fields below.
     error_type: str = "server_error"
     message: str = _SERVER_ERROR
     param: str | None = None
@@ -64,14 +52,6 @@ class Fault:
     #: A body sent instead of OpenAI's error object, for fakes of servers that shape their
     #: errors otherwise (Azure's ``{"statusCode": 401, ...}``, say).
     payload: Mapping[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        if self.kind not in FAULT_KINDS:
-            raise ValueError(f"unknown fault kind {self.kind!r}; expected one of {FAULT_KINDS}")
-        if self.seconds < 0 or self.after_chunks < 0:
-            raise ValueError("seconds and after_chunks must not be negative")
-        if not 400 <= self.status <= 599:
-            raise ValueError(f"an error status must be 4xx or 5xx, not {self.status}")
 
     def body(self) -> dict[str, Any]:
         if self.payload is not None:

@@ -3,21 +3,18 @@
 `FakeOpenAI` serves ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings`` and
 ``/v1/models`` on a real socket. Each request draws its fault (oldest queued first, else the
 default), is recorded as a `ReceivedRequest`, checked, answered by `answers` and written by
-`sending`.
+`sending`. The socket, the fault queue and the record are `FakeServer`'s.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import struct
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from aiohttp import web
 
 from turnout.testing.fake_openai.answers import (
@@ -33,13 +30,9 @@ from turnout.testing.fake_openai.answers import (
 from turnout.testing.fake_openai.errors import ApiError, missing
 from turnout.testing.fake_openai.faults import Fault
 from turnout.testing.fake_openai.rate_limits import RateLimits
-from turnout.testing.fake_openai.sending import (
-    Exchange,
-    json_response,
-    reset_connection,
-    send_stream,
-    send_whole,
-)
+from turnout.testing.fake_openai.sending import send_stream, send_whole
+from turnout.testing.fake_server.sending import json_response
+from turnout.testing.fake_server.server import Exchange, FakeServer, ReceivedRequest, received
 from turnout.tokens import estimate_prompt_tokens
 
 _BAD_JSON = (
@@ -50,33 +43,21 @@ _BAD_JSON = (
 #: The legacy completions endpoint's default ``max_tokens``.
 _COMPLETION_MAX_TOKENS = 16
 _MODEL_CREATED = 1_700_000_000
-#: Marks a body that was sent but was not JSON (None means no body at all).
-_NOT_JSON: Any = object()
 
 
-@dataclass(frozen=True, slots=True)
-class ReceivedRequest:
-    """One request as the fake received it, for assertions."""
-
-    method: str
-    path: str
-    #: Header names lowercased; of a repeated header, the last value.
-    headers: dict[str, str]
-    #: The parsed JSON body; None when there was none or it was not JSON.
-    json: Any
-    #: ``time.monotonic()`` when the request arrived.
-    received_at: float
+_Route = Callable[[Exchange[Fault]], Awaitable[web.StreamResponse]]
 
 
-_Route = Callable[[Exchange], Awaitable[web.StreamResponse]]
-
-
-class FakeOpenAI:
+class FakeOpenAI(FakeServer[Fault, ReceivedRequest]):
     """An OpenAI API on 127.0.0.1 with scripted faults; see the package docstring.
 
     ``api_key`` None accepts any caller and ``models`` None any model; ``record=False`` keeps
     no `requests` (for benchmarks). The settings are attributes, free to change between calls.
     """
+
+    provider = "OpenAI"
+    #: The base URL for clients is e.g. "http://127.0.0.1:41234/v1".
+    url_path = "/v1"
 
     def __init__(
         self,
@@ -91,22 +72,17 @@ class FakeOpenAI:
         host: str = "127.0.0.1",
         port: int = 0,
     ) -> None:
-        self.api_key = api_key
-        self.models: tuple[str, ...] | None = None if models is None else tuple(models)
-        #: The answer's text; None answers "Fake answer to: <the last user message>".
-        self.reply = reply
-        #: Seconds between two stream events (not before the first).
-        self.chunk_delay = chunk_delay
+        super().__init__(
+            api_key=api_key,
+            models=models,
+            reply=reply,
+            chunk_delay=chunk_delay,
+            record=record,
+            host=host,
+            port=port,
+        )
         self.embedding_dimensions = embedding_dimensions
         self.rate_limits = rate_limits
-        self.record = record
-        self.requests: list[ReceivedRequest] = []
-        self._address = (host, port)
-        self._queue: list[Fault] = []
-        self._default: Fault | None = None
-        self._handlers: set[asyncio.Task[Any]] = set()
-        self._runner: web.AppRunner | None = None
-        self._url: str | None = None
         self._routes: dict[tuple[str, str], _Route] = {
             ("POST", "/v1/chat/completions"): self._chat,
             ("POST", "/v1/completions"): self._completions,
@@ -114,136 +90,31 @@ class FakeOpenAI:
             ("GET", "/v1/models"): self._models,
         }
 
-    @property
-    def url(self) -> str:
-        """The base URL for clients, e.g. "http://127.0.0.1:41234/v1"."""
-        if self._url is None:
-            raise RuntimeError("the fake OpenAI server is not running; call start() first")
-        return self._url
-
-    @property
-    def queued(self) -> tuple[Fault, ...]:
-        """Faults not consumed yet, oldest first."""
-        return tuple(self._queue)
-
-    def enqueue(self, *faults: Fault) -> None:
-        self._queue.extend(faults)
-
-    def set_default(self, fault: Fault | None) -> None:
-        """The fault of every request that consumes none from the queue (None: no fault)."""
-        self._default = fault
-
-    def reset(self) -> None:
-        """Forget queued faults, the default fault and the recorded requests."""
-        self._queue.clear()
-        self._default = None
-        self.requests.clear()
-
-    async def start(self) -> None:
-        if self._runner is not None:
-            return
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", self._entry)
-        # Handler cancellation ends a hanging handler when its client gives up, as a real
-        # server would; the short shutdown timeout only bounds a close() racing a new request.
-        runner = web.AppRunner(
-            app,
-            handle_signals=False,
-            access_log=None,
-            handler_cancellation=True,
-            shutdown_timeout=1.0,
-        )
-        await runner.setup()
-        try:
-            await web.TCPSite(runner, *self._address).start()
-        except BaseException:
-            await runner.cleanup()
-            raise
-        host, port = runner.addresses[0][:2]
-        self._runner, self._url = runner, f"http://{host}:{port}/v1"
-
-    async def close(self) -> None:
-        """End every handler still running (hangs and stalls included), then stop serving."""
-        runner, self._runner, self._url = self._runner, None, None
-        if runner is None:
-            return
-        handlers = list(self._handlers)
-        for task in handlers:
-            task.cancel()
-        if handlers:
-            await asyncio.wait(handlers)
-        await runner.cleanup()
-
-    async def serve_forever(self) -> None:
-        """Serve until cancelled, then close: the command line's loop."""
-        await self.start()
-        try:
-            await asyncio.get_running_loop().create_future()
-        finally:
-            await self.close()
-
-    async def __aenter__(self) -> FakeOpenAI:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()
-
-    async def _entry(self, request: web.Request) -> web.StreamResponse:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
-            return await self._serve(request)
-        except ConnectionError:
-            # The client left mid-answer; aiohttp finds the connection gone and lets it be.
-            return web.Response()
-        finally:
-            self._handlers.discard(task)
-
-    async def _serve(self, request: web.Request) -> web.StreamResponse:
-        arrived = time.monotonic()
-        raw = await request.read()
-        try:
-            body = msgspec.json.decode(raw) if raw else None
-        except msgspec.DecodeError:
-            body = _NOT_JSON
+    def _receive(self, request: web.Request, raw: bytes, body: Any, arrived: float) -> str:
         if self.record:
-            headers = {name.lower(): value for name, value in request.headers.items()}
-            json = None if body is _NOT_JSON else body
-            record = ReceivedRequest(request.method, request.path, headers, json, arrived)
-            self.requests.append(record)
-        fault = self._next_fault(request.path)
-        if fault is not None and fault.kind == "delay":
-            await asyncio.sleep(fault.seconds)
-        elif fault is not None and fault.kind == "hang":
-            await asyncio.get_running_loop().create_future()
-        elif fault is not None and fault.kind == "reset":
-            return reset_connection(request)
-        elif fault is not None and fault.kind == "status":
-            headers = self._headers(arrived)
-            if fault.retry_after is not None:
-                headers["retry-after"] = f"{fault.retry_after:g}"
-            return json_response(fault.body(), headers, status=fault.status)
+            self.requests.append(received(request, body, arrived))
+        return request.path
+
+    def _refuse(self, exchange: Exchange[Fault], fault: Fault) -> web.StreamResponse:
+        headers = self._headers(exchange.arrived)
+        if fault.retry_after is not None:
+            headers["retry-after"] = f"{fault.retry_after:g}"
+        return json_response(fault.body(), headers, status=fault.status)
+
+    async def _answer(self, exchange: Exchange[Fault]) -> web.StreamResponse:
+        request = exchange.request
         try:
             self._authenticate(request)
             route = self._route(request)
             if route is None:
                 raise ApiError(404, f"Invalid URL ({request.method} {request.path})")
-            return await route(Exchange(request, body, fault, arrived))
+            return await route(exchange)
         except ApiError as error:
-            return json_response(error.body, self._headers(arrived), status=error.status)
+            return json_response(error.body, self._headers(exchange.arrived), status=error.status)
 
     def _route(self, request: web.Request) -> _Route | None:
         """The handler of a request (None: an unknown URL); fakes of other layouts override it."""
         return self._routes.get((request.method, request.path))
-
-    def _next_fault(self, path: str) -> Fault | None:
-        for index, fault in enumerate(self._queue):
-            if fault.path in (None, path):
-                return self._queue.pop(index)
-        default = self._default
-        return default if default is not None and default.path in (None, path) else None
 
     def _authenticate(self, request: web.Request) -> None:
         if self.api_key is None:
@@ -280,7 +151,7 @@ class FakeOpenAI:
             raise ApiError(404, message, code="model_not_found")
         return model
 
-    async def _chat(self, exchange: Exchange) -> web.StreamResponse:
+    async def _chat(self, exchange: Exchange[Fault]) -> web.StreamResponse:
         model, body = self._model_of(exchange.body), exchange.body
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:
@@ -291,7 +162,7 @@ class FakeOpenAI:
         answer = build_answer(body, model, text, cap, chat=True, tool=tool)
         return await self._complete(exchange, answer)
 
-    async def _completions(self, exchange: Exchange) -> web.StreamResponse:
+    async def _completions(self, exchange: Exchange[Fault]) -> web.StreamResponse:
         model, body = self._model_of(exchange.body), exchange.body
         prompt = body.get("prompt")
         if isinstance(prompt, list) and prompt and isinstance(prompt[0], str):
@@ -303,7 +174,7 @@ class FakeOpenAI:
         answer = build_answer(body, model, text, cap, chat=False)
         return await self._complete(exchange, answer)
 
-    async def _embeddings(self, exchange: Exchange) -> web.StreamResponse:
+    async def _embeddings(self, exchange: Exchange[Fault]) -> web.StreamResponse:
         model, body = self._model_of(exchange.body), exchange.body
         inputs = embedding_inputs(body.get("input"))
         size = body.get("dimensions", self.embedding_dimensions)
@@ -325,7 +196,7 @@ class FakeOpenAI:
         answer = {"object": "list", "data": data, "model": model, "usage": usage}
         return await send_whole(exchange, answer, self._headers(exchange.arrived))
 
-    async def _models(self, exchange: Exchange) -> web.StreamResponse:
+    async def _models(self, exchange: Exchange[Fault]) -> web.StreamResponse:
         data = [
             {"id": model, "object": "model", "created": _MODEL_CREATED, "owned_by": "openai"}
             for model in self.models or ()
@@ -333,7 +204,7 @@ class FakeOpenAI:
         answer = {"object": "list", "data": data}
         return await send_whole(exchange, answer, self._headers(exchange.arrived))
 
-    async def _complete(self, exchange: Exchange, answer: Answer) -> web.StreamResponse:
+    async def _complete(self, exchange: Exchange[Fault], answer: Answer) -> web.StreamResponse:
         headers = self._headers(exchange.arrived)
         if exchange.body.get("stream") is True:
             return await send_stream(exchange, answer, headers, self.chunk_delay)
