@@ -14,6 +14,7 @@ import logging
 from turnout.errors import FailureKind
 from turnout.observe.events import (
     AttemptFinished,
+    AttemptStarted,
     BreakerTransition,
     BudgetExhausted,
     CooldownEntered,
@@ -41,6 +42,8 @@ class LogObserver:
     def on_event(self, event: Event) -> None:
         if isinstance(event, AttemptFinished):
             self._attempt(event)
+        elif isinstance(event, AttemptStarted):
+            return  # the commonest event, and nothing to log
         elif isinstance(event, CooldownEntered):
             logger.warning(
                 "cooldown deployment=%s reason=%s seconds=%.1f",

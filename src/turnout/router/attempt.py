@@ -164,15 +164,16 @@ class Attempt:
         cost = price(
             self.deployment, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens
         )
+        now = self.clock.now()
         outcome = Outcome(
             None,
-            self.clock.now() - self.started,
+            now - self.started,
             ttft=ttft,
             tokens=usage.total_tokens,
             rate_limits=rate_limits,
             probe=self.probe,
         )
-        await self._settle(outcome, None, usage, cost)
+        await self._settle(outcome, None, usage, cost, now)
         return cost
 
     async def fail(self, error: TurnoutError, usage: Usage | None = None) -> None:
@@ -208,12 +209,14 @@ class Attempt:
         error: TurnoutError | None,
         usage: Usage | None,
         cost: float | None,
+        now: float | None = None,
     ) -> None:
         if self.settled:
             return
         self.settled = True
         clock = self.clock
-        now = clock.now()
+        if now is None:
+            now = clock.now()
         events = await self.store.finish(
             self.deployment.id, outcome, self.policy, now, clock.wall()
         )

@@ -119,7 +119,8 @@ class Executor:
         try:
             group = table.resolve(request.model)
             run.visited.add(group)
-            self.hedger.record_request(group, started)
+            if self.hedger.active:
+                self.hedger.record_request(group, started)
             async with clock.timeout_at(run.deadline):
                 return run, await self._with_fallbacks(table, group, run, call)
         except TimeoutError:
@@ -185,7 +186,11 @@ class Executor:
                 tried.add(deployment.id)
                 continue
             try:
-                if retries == 0 and self.hedger.delay(group, request.stream) is not None:
+                if (
+                    retries == 0
+                    and self.hedger.active
+                    and self.hedger.delay(group, request.stream) is not None
+                ):
                     return await hedged(self, table, group, run, call, attempt, exclude)
                 return await self.call_deployment(attempt, call)
             except ProviderError as error:
@@ -369,9 +374,11 @@ class Executor:
             if call is Call.STREAM:
                 return await self._open_stream(attempt, provider)
             method = provider.embed if call is Call.EMBED else provider.complete
-            result = await self._within(
-                deployment.timeouts.request, attempt.started, method(deployment, request)
-            )
+            limit = deployment.timeouts.request
+            if limit is None:
+                result = await method(deployment, request)
+            else:
+                result = await self._within(limit, attempt.started, method(deployment, request))
         except asyncio.CancelledError:
             # The caller went away, a hedge won, or the request's deadline cancelled it.
             late = self.clock.now() >= attempt.run.deadline
@@ -384,7 +391,8 @@ class Executor:
                 raise
             raise error from exc
         cost = await attempt.succeed(result.usage, result.rate_limits)
-        self.hedger.observe(attempt.group, False, self.clock.now() - attempt.started)
+        if self.hedger.active:
+            self.hedger.observe(attempt.group, False, self.clock.now() - attempt.started)
         return result, deployment, cost
 
     async def _open_stream(self, attempt: Attempt, provider: Provider) -> Stream:

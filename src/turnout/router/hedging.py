@@ -39,12 +39,14 @@ class _GroupHedging:
 class Hedger:
     """Per-group hedging state; groups without a hedging config cost one dict lookup."""
 
-    __slots__ = ("_default", "_groups")
+    __slots__ = ("_default", "_groups", "active")
 
     def __init__(self, configs: Mapping[str, HedgeConfig]) -> None:
         self._groups = {name: _GroupHedging(c) for name, c in configs.items() if name != "*"}
         default = configs.get("*")
         self._default = default
+        #: Whether any group hedges at all (when not, the hot path skips hedging entirely).
+        self.active = bool(configs)
 
     def _group(self, group: str) -> _GroupHedging | None:
         state = self._groups.get(group)
