@@ -3,8 +3,9 @@
 Run: ``python benchmarks/bench_gateway.py`` (``--duration S`` per wrk run, default 10;
 ``--rounds N`` of wrk runs per target, default 3; ``--quick`` for 3 s runs; ``--no-litellm``;
 ``--smoke`` for one round of 1 s runs without LiteLLM, which only checks that it runs: its
-figures mean nothing). Needs ``wrk``. LiteLLM is looked for at ``/tmp/llvenv/bin/litellm``
-(``--litellm PATH``); a LiteLLM that does not start is reported, and the run goes on without it.
+figures mean nothing). Needs ``wrk``. LiteLLM's proxy is the ``litellm`` command on the PATH
+(install ``litellm[proxy]`` in a virtual environment of its own, and name its command with
+``--litellm PATH``); a LiteLLM that does not start is reported, and the run goes on without it.
 
 What it does, every process on 127.0.0.1 and started (and stopped) by this script:
 
@@ -60,7 +61,7 @@ BODY = json.dumps(
 STREAM_BODY = json.dumps(
     {"model": MODEL, "messages": [{"role": "user", "content": "Hello"}], "stream": True}
 ).encode()
-LITELLM = "/tmp/llvenv/bin/litellm"
+LITELLM = "litellm"
 _JSON = "application/json"
 #: Goals from the issue, for turnout.
 GOAL_THROUGHPUT_RATIO = 0.6
