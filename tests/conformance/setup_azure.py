@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from conformance_kit import Failure, ProviderSetup
+from setup_openai import READERS
 
 from turnout import Deployment, Secret
 from turnout.testing import fake_azure
@@ -37,41 +36,11 @@ def _deployment(fake: FakeAzure, group: str, model: str) -> Deployment:
     )
 
 
-def _last_body(fake: FakeAzure) -> dict[str, Any]:
-    bodies = [r.json for r in fake.requests if r.path.endswith("/completions") and r.json]
-    assert bodies, "the fake received no generation request"
-    body: dict[str, Any] = bodies[-1]
-    return body
-
-
-def _messages(body: dict[str, Any]) -> list[dict[str, Any]]:
-    return [m for m in body["messages"] if isinstance(m, dict)]
-
-
-def _system(body: dict[str, Any]) -> str | None:
-    found = [m["content"] for m in _messages(body) if m.get("role") in ("system", "developer")]
-    return found[0] if found else None
-
-
-def _images(body: dict[str, Any]) -> int:
-    last = _messages(body)[-1].get("content")
-    return sum(1 for p in last if p.get("type") == "image_url") if isinstance(last, list) else 0
-
-
 SETUP = ProviderSetup(
     name="azure",
     start=lambda: FakeAzure(deployments=("gpt-4o-mini", "text-embedding-3-small")),
     chat=lambda fake, group: _deployment(fake, group, "gpt-4o-mini"),
     embedding=lambda fake, group: _deployment(fake, group, "text-embedding-3-small"),
-    last_body=_last_body,
-    system_prompt=_system,
-    roles=lambda body: [
-        m["role"] for m in _messages(body) if m.get("role") not in ("system", "developer")
-    ],
-    images=_images,
-    tool_names=lambda body: [t["function"]["name"] for t in body.get("tools") or []],
-    tool_results=lambda body: [
-        str(m.get("content")) for m in _messages(body) if m.get("role") == "tool"
-    ],
     fail_next=lambda fake, failure: fake.enqueue(_FAULTS[failure]),
+    **READERS,  # Azure's bodies are OpenAI's
 )

@@ -55,20 +55,26 @@ def _images(body: dict[str, Any]) -> int:
     return sum(1 for p in last if p.get("type") == "image_url") if isinstance(last, list) else 0
 
 
+#: How to read an OpenAI-format body, for every setup whose provider speaks that format.
+READERS: dict[str, Any] = {
+    "last_body": _last_body,
+    "system_prompt": _system,
+    "roles": lambda body: [
+        m["role"] for m in _messages(body) if m.get("role") not in ("system", "developer")
+    ],
+    "images": _images,
+    "tool_names": lambda body: [t["function"]["name"] for t in body.get("tools") or []],
+    "tool_results": lambda body: [
+        str(m.get("content")) for m in _messages(body) if m.get("role") == "tool"
+    ],
+}
+
+
 SETUP = ProviderSetup(
     name="openai",
     start=lambda: FakeOpenAI(models=None),
     chat=lambda fake, group: _deployment(fake, group, "gpt-4o-mini"),
     embedding=lambda fake, group: _deployment(fake, group, "text-embedding-3-small"),
-    last_body=_last_body,
-    system_prompt=_system,
-    roles=lambda body: [
-        m["role"] for m in _messages(body) if m.get("role") not in ("system", "developer")
-    ],
-    images=_images,
-    tool_names=lambda body: [t["function"]["name"] for t in body.get("tools") or []],
-    tool_results=lambda body: [
-        str(m.get("content")) for m in _messages(body) if m.get("role") == "tool"
-    ],
     fail_next=lambda fake, failure: fake.enqueue(_FAULTS[failure]),
+    **READERS,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from harness import Harness, chat, dep
-from turnout import RetryConfig, RoutingConfig
+from turnout import RetryConfig, Router, RoutingConfig
 from turnout.config import HedgeConfig
 from turnout.errors import FailureKind, ServerError
 from turnout.observe.events import AttemptFinished, HedgeFired, HedgeSettled
@@ -15,15 +15,20 @@ FAST = Behaviour(latency=0.1, ttft=0.05, output_tokens=4)
 SLOW = Behaviour(latency=5.0, ttft=5.0, output_tokens=4)
 
 
-async def test_a_slow_first_attempt_is_raced_and_the_faster_one_wins(h: Harness) -> None:
-    h.sim.set_behaviour("a", SLOW)
-    h.sim.set_behaviour("b", FAST)
-    router = h.router(
+def _a_then_b(h: Harness, hedge: HedgeConfig) -> Router:
+    """Deployment "a" first (priority), "b" as the hedge; the group hedges as `hedge` says."""
+    return h.router(
         dep("a"),
         dep("b", priority=1),
         routing=RoutingConfig(strategy="priority"),
-        hedging={"chat": HedgeConfig(delay=1.0, budget=1.0)},
+        hedging={"chat": hedge},
     )
+
+
+async def test_a_slow_first_attempt_is_raced_and_the_faster_one_wins(h: Harness) -> None:
+    h.sim.set_behaviour("a", SLOW)
+    h.sim.set_behaviour("b", FAST)
+    router = _a_then_b(h, HedgeConfig(delay=1.0, budget=1.0))
     response = await router.complete(chat())
     assert response.deployment.id == "b"
     assert h.clock.now() == pytest.approx(1.1)
@@ -42,12 +47,7 @@ async def test_a_slow_first_attempt_is_raced_and_the_faster_one_wins(h: Harness)
 
 async def test_no_hedge_when_the_first_attempt_is_quick(h: Harness) -> None:
     h.sim.set_behaviour("a", FAST)
-    router = h.router(
-        dep("a"),
-        dep("b", priority=1),
-        routing=RoutingConfig(strategy="priority"),
-        hedging={"chat": HedgeConfig(delay=1.0, budget=1.0)},
-    )
+    router = _a_then_b(h, HedgeConfig(delay=1.0, budget=1.0))
     assert (await router.complete(chat())).deployment.id == "a"
     assert h.recorder.of(HedgeFired) == []
 
@@ -55,12 +55,7 @@ async def test_no_hedge_when_the_first_attempt_is_quick(h: Harness) -> None:
 async def test_streams_hedge_on_the_first_token(h: Harness) -> None:
     h.sim.set_behaviour("a", SLOW)
     h.sim.set_behaviour("b", FAST)
-    router = h.router(
-        dep("a"),
-        dep("b", priority=1),
-        routing=RoutingConfig(strategy="priority"),
-        hedging={"chat": HedgeConfig(delay=0.5, budget=1.0)},
-    )
+    router = _a_then_b(h, HedgeConfig(delay=0.5, budget=1.0))
     stream = await router.stream(chat())
     assert stream.deployment.id == "b"
     chunks = [c async for c in stream]
@@ -71,12 +66,7 @@ async def test_streams_hedge_on_the_first_token(h: Harness) -> None:
 async def test_a_quantile_delay_needs_samples_then_fires_only_in_the_tail(h: Harness) -> None:
     h.sim.set_behaviour("a", Behaviour(latency=0.2))
     h.sim.set_behaviour("b", Behaviour(latency=0.2))
-    router = h.router(
-        dep("a"),
-        dep("b", priority=1),
-        routing=RoutingConfig(strategy="priority"),
-        hedging={"chat": HedgeConfig(quantile=0.9, min_samples=10, budget=1.0)},
-    )
+    router = _a_then_b(h, HedgeConfig(quantile=0.9, min_samples=10, budget=1.0))
     for _ in range(10):
         await router.complete(chat())
     assert h.recorder.of(HedgeFired) == []
@@ -92,12 +82,7 @@ async def test_a_quantile_delay_needs_samples_then_fires_only_in_the_tail(h: Har
 async def test_the_hedge_budget_caps_duplicates(h: Harness) -> None:
     h.sim.set_behaviour("a", SLOW)
     h.sim.set_behaviour("b", FAST)
-    router = h.router(
-        dep("a"),
-        dep("b", priority=1),
-        routing=RoutingConfig(strategy="priority"),
-        hedging={"chat": HedgeConfig(delay=0.5, budget=0.25, window=600)},
-    )
+    router = _a_then_b(h, HedgeConfig(delay=0.5, budget=0.25, window=600))
     for _ in range(8):
         await router.complete(chat())
     assert len(h.recorder.of(HedgeFired)) == 2
