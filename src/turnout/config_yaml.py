@@ -4,17 +4,18 @@ YAML's anchors and aliases let a few hundred bytes stand for billions of values 
 laughs" alias bomb: each level lists the previous one nine times). The parser itself shares the
 aliased objects, but everything that walks the parsed config afterwards (environment
 substitution, validation, deployment ids) sees the tree fully expanded, so such a file would
-take minutes and gigabytes before any error. Limits are therefore checked while the file is
-composed, before anything walks it:
+take hours and more memory than the machine has before any error. Limits are therefore
+checked while the file is composed, before anything walks it:
 
 - `MAX_FILE_BYTES`: the file's size (4 MiB);
-- `MAX_NODES`: values in the document, every alias counted as the whole value it repeats
-  (200,000);
+- `MAX_NODES`: keys and values in the document, every alias counted as all the keys and
+  values it repeats (200,000);
 - `MAX_DEPTH`: levels of nesting (64);
 - an alias inside the value it refers to (a recursive structure) is refused outright.
 
-Real configs stay far below: a gateway with a thousand deployments has some 30,000 values at a
-depth under 10, in a few hundred kilobytes. A file beyond a limit is a `ConfigError` naming the
+Real configs stay far below: a gateway with a thousand deployments has some 30,000 keys and
+values at a depth under 10, in a few hundred kilobytes. At the limit, a config still loads in
+well under a second and a few megabytes. A file beyond a limit is a `ConfigError` naming the
 limit and the line where it was crossed. Keys given twice in one mapping are refused as well,
 as YAML would otherwise keep the last one silently.
 """
@@ -32,7 +33,7 @@ from turnout.errors import ConfigError
 
 #: Largest config file read, in bytes.
 MAX_FILE_BYTES: Final = 4 * 1024 * 1024
-#: Most values in one config, counting each alias as the values it stands for.
+#: Most keys and values in one config, counting each alias as all it stands for.
 MAX_NODES: Final = 200_000
 #: Deepest nesting of mappings and lists in one config.
 MAX_DEPTH: Final = 64
