@@ -14,6 +14,9 @@ so ``rpm: ${RPM}`` becomes a number. A variable that is not set is an error nami
 the variable, never a value. In a LiteLLM config it is an error only where turnout uses the
 value: keys turnout ignores never fail for a variable turnout does not need.
 
+The file is read by `turnout.config_yaml`, within limits on size, nesting and alias expansion
+that refuse YAML alias bombs before anything walks the parsed data.
+
 Every error is a `ConfigError` that names the exact path of the problem, in the file's terms:
 ``model_list[2].weight: Expected `float`, got `str```, ``server.port: Expected `int` <= 65535``,
 ``model_list[0].litellm_params.rpm: ...`` for a LiteLLM file.
@@ -24,14 +27,11 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Hashable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
-import yaml
 from msgspec import Meta
-from yaml.constructor import ConstructorError
 
 from turnout.config import (
     RouterConfig,
@@ -39,6 +39,7 @@ from turnout.config import (
     parse_router_config,
     split_validation_error,
 )
+from turnout.config_yaml import read_yaml
 from turnout.errors import ConfigError
 from turnout.litellm_import import LiteLLMImport, import_litellm, is_litellm_config
 from turnout.secrets import Secret
@@ -93,20 +94,7 @@ def load_config(
 ) -> GatewayConfig:
     """Read a turnout or LiteLLM config file; `environ` defaults to the process environment."""
     name = os.fspath(path)
-    try:
-        text = Path(name).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"{name}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{name}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    try:
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        raise ConfigError(_yaml_message(name, exc)) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{name}: invalid YAML: {exc}") from None
+    data = read_yaml(name)
     return parse_config(data, environ=environ, source=name)
 
 
@@ -283,39 +271,6 @@ def _join(path: str, key: Any) -> str:
     if path and key != "":
         return f"{path}.{key}"
     return path or str(key)
-
-
-# -- YAML ----------------------------------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (a silent override)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: dict[Any, yaml.Mark] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
-                key_node, yaml.ScalarNode
-            ):
-                continue
-            key = self.construct_object(key_node)
-            if key in seen:
-                raise ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key {key!r} (first at line {seen[key].line + 1})",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_message(name: str, error: yaml.MarkedYAMLError) -> str:
-    mark = error.problem_mark or error.context_mark
-    where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
-    problem = error.problem or "invalid syntax"
-    context = f" ({error.context})" if error.context and error.problem else ""
-    return f"{where}: invalid YAML: {problem}{context}"
 
 
 def _kind(value: Any) -> str:

@@ -408,7 +408,7 @@ def test_no_secret_of_a_deployment_reaches_the_output() -> None:
     deployment = dep(
         "gpt-4o-eu",
         api_key=Secret(SENTINEL),
-        base_url=f"https://user:{SENTINEL}@llm.example.com/v1",
+        base_url=f"https://llm.example.com/{SENTINEL}/v1",
         params={"extra_headers": {"authorization": f"Bearer {SENTINEL}"}},
     )
     metrics = GatewayMetrics()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import Any
@@ -40,13 +41,25 @@ class Gateway:
         self.metrics.deployments(_described(config))
         self.draining = False
         self.started_at = time.time()
+        #: One reload at a time (SIGHUP and POST /admin/reload may overlap); later ones queue.
+        self._reload_lock = asyncio.Lock()
 
     async def reload(self) -> dict[str, Any]:
-        """Read the config file again and swap the model list in without dropping requests."""
+        """Read the config file again and swap the model list in without dropping requests.
+
+        Reloads run one after another, each reading the file as it is when its turn comes, so
+        the last one to finish applies the newest file.
+        """
+        async with self._reload_lock:
+            return await self._reload()
+
+    async def _reload(self) -> dict[str, Any]:
         source = self.config.source
         if source is None:
             raise InvalidRequestError("this gateway was not started from a config file")
-        config = load_config(source)
+        # Reading, parsing and validating a file takes milliseconds to (for a large file)
+        # seconds of CPU: off the event loop, so that serving goes on meanwhile.
+        config = await asyncio.to_thread(load_config, source)
         providers = build_providers(config.router, self.upstream, self._clock)
         await self.router.reload(config.router, providers)
         self.auth = authenticator_for(config.server.master_key)
