@@ -67,7 +67,7 @@ _KEY_SHAPES = (
     r"(?<![A-Za-z0-9])(?:AKIA|ASIA)[0-9A-Z]{12,}",
     r"(?<![A-Za-z0-9])ABSK[A-Za-z0-9+/=]{20,}",
     r"(?<![A-Za-z0-9])AIza[0-9A-Za-z_\-]{20,}",
-    r"(?i:\bbearer\s+)[A-Za-z0-9._\-+/=~]{8,}",
+    r"(?P<scheme>(?i:\bbearer\s+))[A-Za-z0-9._\-+/=~]{8,}",
 )
 #: A credential header or query parameter echoed with its value (``x-api-key: ...``,
 #: ``"authorization": "Bearer ..."``, ``?key=...``): the name is kept, the value goes.
@@ -152,8 +152,10 @@ class Redactor:
 
 
 def _replace(match: re.Match[str]) -> str:
-    name = match.group("name")
-    return _REDACTED if name is None else name + _REDACTED
+    """The mask, after whatever names the credential (a header's name, ``Bearer``): kept, so
+    that the message still says what was there."""
+    kept = match.group("name") or match.group("scheme")
+    return _REDACTED if kept is None else kept + _REDACTED
 
 
 #: Shape and echo rules only: for text whose configuration is unknown.

@@ -14,6 +14,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import openai
@@ -21,6 +22,7 @@ import pytest
 
 from gateway_harness import gateway_config, running_gateway
 from turnout import Deployment, HealthConfig, RetryConfig, Secret
+from turnout.config_file import load_config
 from turnout.testing import fake_anthropic, fake_bedrock, fake_gemini, fake_openai
 from turnout.testing.fake_anthropic import FakeAnthropic
 from turnout.testing.fake_azure import FakeAzure
@@ -256,3 +258,59 @@ async def test_error_mid_stream_reaches_the_client_redacted(
     assert any('"content"' in line for line in lines), "the answer had not started"
     assert '"error"' in lines[-1] and "[DONE]" not in lines[-1]
     _assert_clean(headers + "\n" + "\n".join(lines), caplog)
+
+
+async def test_a_reload_brings_the_new_keys_into_redaction(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    first, second = "Kd83mWq0Zr5tYb7n", "Pq19xLs4Vn6cJh2w"
+    path = tmp_path / "turnout.yaml"
+
+    def write(key: str) -> None:
+        path.write_text(
+            "model_list:\n"
+            "  - model_name: chat\n"
+            "    provider: openai-compatible\n"
+            "    model: gpt-4o-mini\n"
+            f"    base_url: {fake.url}\n"
+            f"    api_key: {key}\n"
+        )
+
+    caplog.set_level(logging.DEBUG)
+    async with FakeOpenAI(first) as fake:
+        write(first)
+        async with running_gateway(load_config(path)) as gateway, gateway.client() as client:
+            write(second)
+            fake.api_key = second
+            await gateway.gateway.reload()
+            fake.enqueue(fake_openai.Fault("error_event", message=LEAK, echo_credentials=True))
+            async with client.chat.completions.with_streaming_response.create(
+                model="chat", messages=[{"role": "user", "content": "hi"}], stream=True
+            ) as response:
+                lines = [line async for line in response.iter_lines() if line]
+    received = "\n".join(lines)
+    assert "(credentials received: **********)" in received
+    assert second not in received
+    assert second not in caplog.text
+
+
+async def test_a_key_cut_by_the_attempt_summary_is_removed_before_the_cut(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Attempt summaries shorten long upstream messages; a key straddling the cut would leave
+    half of itself behind if redaction ran only on the final body."""
+    async with FakeOpenAI(PLAIN_KEY) as fake:
+        config = gateway_config(_openai(fake), retries=RetryConfig(num_retries=0))
+        padding = "x" * 150
+        fake.enqueue(
+            fake_openai.Fault("error_event", after_chunks=0, message=padding, echo_credentials=True)
+        )
+        async with running_gateway(config) as gateway, gateway.client() as client:
+            with pytest.raises(openai.APIStatusError) as caught:
+                await client.chat.completions.create(
+                    model="chat", messages=[{"role": "user", "content": "hi"}], stream=True
+                )
+    text = caught.value.response.text
+    assert "…" in text  # the summary was cut
+    for start in range(len(PLAIN_KEY) - 5):
+        assert PLAIN_KEY[start : start + 6] not in text
