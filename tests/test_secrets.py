@@ -3,11 +3,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from turnout import Deployment, Secret
 from turnout.errors import FailureKind, ServerError
 from turnout.router.attempt import AttemptRecord
-from turnout.secrets import Redactor, redact
+from turnout.secrets import Redactor
 
 
 def test_secret_never_shows_its_value() -> None:
@@ -45,6 +47,11 @@ def test_configured_secrets_of_no_known_shape_are_removed() -> None:
 def test_a_secret_containing_another_is_removed_whole() -> None:
     redactor = Redactor(["abcdefgh", "abcdefgh-ijklmnop"])
     assert redactor.redact("k=abcdefgh-ijklmnop!") == f"k={MASK}!"
+
+
+def test_overlapping_secrets_are_both_removed_whole() -> None:
+    redactor = Redactor(["abcdefgh12", "12xyzxyzxy"])
+    assert redactor.redact("<abcdefgh12xyzxyzxy> and 12xyzxyzxy") == f"<{MASK}> and {MASK}"
 
 
 def test_short_secrets_are_removed_only_as_whole_tokens() -> None:
@@ -142,6 +149,18 @@ def test_error_body_redacts_the_attempt_summary_too() -> None:
     assert secret in error.to_openai()["error"]["message"]
 
 
-def test_redact_function_keeps_its_one_off_behaviour() -> None:
-    assert redact("key q7LmX2vR9tKp", Secret("q7LmX2vR9tKp")) == f"key {MASK}"
-    assert redact("key sk-proj-Ab3dEf6hIj9k") == f"key {MASK}"
+@settings(max_examples=300, deadline=None)
+@given(
+    secrets=st.lists(st.text(min_size=8, max_size=40), min_size=1, max_size=5),
+    pieces=st.lists(st.text(max_size=30), min_size=1, max_size=6),
+    data=st.data(),
+)
+def test_no_configured_secret_survives_anywhere_in_any_text(
+    secrets: list[str], pieces: list[str], data: st.DataObject
+) -> None:
+    # Secrets dropped between arbitrary text, glued to it, overlapping each other.
+    chosen = [data.draw(st.sampled_from(secrets)) for _ in pieces]
+    text = "".join(piece + secret for piece, secret in zip(pieces, chosen, strict=True))
+    redacted = Redactor(secrets).redact(text)
+    for secret in secrets:
+        assert secret not in redacted
