@@ -20,7 +20,7 @@ def test_a_deployments_key_params_headers_and_url_password_are_found() -> None:
     deployment = _deployment(
         provider="bedrock",
         api_key=Secret("key-one-123"),
-        base_url="https://user:url-pass-456@example.test/v1",
+        base_url="https://user:url-pass-456@example.test/v1?api-version=1&key=url-key-000",
         params={
             "aws_access_key_id": "AKIDPLAINTEXT",
             "aws_secret_access_key": "plain-secret-789",
@@ -38,6 +38,7 @@ def test_a_deployments_key_params_headers_and_url_password_are_found() -> None:
     assert {
         "key-one-123",
         "url-pass-456",
+        "url-key-000",
         "AKIDPLAINTEXT",
         "plain-secret-789",
         "session-token-0ab",
@@ -46,7 +47,7 @@ def test_a_deployments_key_params_headers_and_url_password_are_found() -> None:
         "hdr-token-fgh",
         "deep-secret-ijk",
     } <= found
-    assert not found & {"visible", "not-a-secret", "us-east-1", "m", "chat"}
+    assert not found & {"visible", "not-a-secret", "us-east-1", "m", "chat", "1"}
 
 
 def test_the_gateways_own_secrets_are_found_in_its_settings() -> None:
