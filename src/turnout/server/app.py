@@ -20,6 +20,7 @@ from turnout.errors import (
     PayloadTooLargeError,
     TurnoutError,
 )
+from turnout.secrets import SHAPES_ONLY, Redactor
 from turnout.server.gateway import Gateway
 from turnout.server.requests import build_request, parse_body
 from turnout.wire import Operation, Response
@@ -63,10 +64,11 @@ def create_app(gateway: Gateway) -> web.Application:
 # ---- errors ------------------------------------------------------------------------------
 
 
-def error_response(error: TurnoutError) -> web.Response:
+def error_response(error: TurnoutError, redactor: Redactor = SHAPES_ONLY) -> web.Response:
+    """The error as OpenAI's body, redacted: the last pass before a client sees it."""
     return web.Response(
         status=error.status,
-        body=_ENCODE(error.to_openai()),
+        body=_ENCODE(redactor.error_body(error)),
         content_type=_JSON,
         headers=error.headers(),
     )
@@ -82,7 +84,7 @@ async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamRe
         return response
     except TurnoutError as error:
         status = error.status
-        return error_response(error)
+        return error_response(error, request.app[GATEWAY].redactor)
     except web.HTTPRequestEntityTooLarge as exc:
         status = 413
         limit = request.app[GATEWAY].config.server.max_body_bytes
@@ -212,7 +214,8 @@ async def _relay_stream(
             logger.warning(
                 "stream-broken deployment=%s error=%s", stream.deployment.id, error.kind.value
             )
-            await response.write(b"data: " + _ENCODE(error.to_openai()) + b"\n\n")
+            body = gateway.redactor.error_body(error)
+            await response.write(b"data: " + _ENCODE(body) + b"\n\n")
             return response
         await response.write(_SSE_DONE)
     except ConnectionError:

@@ -12,7 +12,8 @@ from turnout.config_file import GatewayConfig, load_config
 from turnout.errors import InvalidRequestError
 from turnout.observe.logs import LogObserver
 from turnout.observe.metrics import GatewayMetrics
-from turnout.providers.registry import build_providers
+from turnout.providers.credentials import secrets_in
+from turnout.providers.registry import ProviderSet, provider_set
 from turnout.router.router import Router
 from turnout.server.auth import Authenticator, authenticator_for
 from turnout.upstream import Upstream
@@ -31,9 +32,12 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self._clock = clock
         self._logs = LogObserver(config.router.routing.strategy, routing_detail=routing_detail)
+        built = _providers(config, self.upstream, clock)
+        #: Applied to every error as it leaves the gateway (the providers apply it first).
+        self.redactor = built.redactor
         self.router = Router(
             config.router,
-            build_providers(config.router, self.upstream, clock),
+            built.providers,
             clock=clock,
             observers=[self.metrics, self._logs],
         )
@@ -60,8 +64,9 @@ class Gateway:
         # Reading, parsing and validating a file takes milliseconds to (for a large file)
         # seconds of CPU: off the event loop, so that serving goes on meanwhile.
         config = await asyncio.to_thread(load_config, source)
-        providers = build_providers(config.router, self.upstream, self._clock)
-        await self.router.reload(config.router, providers)
+        built = _providers(config, self.upstream, self._clock)
+        await self.router.reload(config.router, built.providers)
+        self.redactor = built.redactor
         self.auth = authenticator_for(config.server.master_key)
         self.metrics.deployments(_described(config))
         if _listen(config) != _listen(self.config):
@@ -83,6 +88,11 @@ class Gateway:
 
     async def close(self) -> None:
         await self.upstream.close()
+
+
+def _providers(config: GatewayConfig, upstream: Upstream, clock: Clock | None) -> ProviderSet:
+    """The providers and the redactor: every deployment's secrets and the gateway's own."""
+    return provider_set(config.router, upstream, clock, secrets=secrets_in(config.server))
 
 
 def _described(config: GatewayConfig) -> list[tuple[str, str, str]]:
