@@ -16,11 +16,10 @@ def _deployment(**fields: Any) -> Deployment:
     return Deployment(model_name="chat", model="m", **fields)
 
 
-def test_a_deployments_key_params_headers_and_url_password_are_found() -> None:
+def test_a_deployments_key_params_and_headers_are_found() -> None:
     deployment = _deployment(
         provider="bedrock",
         api_key=Secret("key-one-123"),
-        base_url="https://user:url-pass-456@example.test/v1?api-version=1&key=url-key-000",
         params={
             "aws_access_key_id": "AKIDPLAINTEXT",
             "aws_secret_access_key": "plain-secret-789",
@@ -37,8 +36,6 @@ def test_a_deployments_key_params_headers_and_url_password_are_found() -> None:
     found = set(deployment_secrets(deployment))
     assert {
         "key-one-123",
-        "url-pass-456",
-        "url-key-000",
         "AKIDPLAINTEXT",
         "plain-secret-789",
         "session-token-0ab",

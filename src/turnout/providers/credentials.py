@@ -3,9 +3,10 @@
 A deployment's key is its ``api_key``, but not only: Azure AD tokens, AWS secret access keys,
 session tokens and access key ids live in ``params`` (as `Secret` when the LiteLLM import
 stored them, as plain text when a config wrote them there), headers such as ``Authorization``
-in ``params.extra_headers``, and a password or a ``?key=`` may sit in a ``base_url``. Adapters
-also hold keys read from the environment for deployments that set none. Every one of them, of
-every deployment, goes into the one redactor, because an upstream can echo any of them.
+in ``params.extra_headers`` (a ``base_url`` cannot carry any: credentials or a query in it are
+refused at load). Adapters also hold keys read from the environment for deployments that set
+none. Every one of them, of every deployment, goes into the one redactor, because an upstream can
+echo any of them.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 
@@ -32,11 +32,9 @@ _DEPTH = 8
 
 
 def deployment_secrets(deployment: Deployment) -> Iterator[str]:
-    """Every credential `deployment` carries: its key, its params' secrets, a URL password."""
+    """Every credential `deployment` carries: its key and its params' secrets."""
     if deployment.api_key:
         yield deployment.api_key.reveal()
-    if deployment.base_url:
-        yield from _in_url(deployment.base_url)
     yield from _in_value(deployment.params, secret=False, depth=0)
 
 
@@ -63,20 +61,6 @@ def build_redactor(
     for adapter in adapters:
         found.extend(adapter.credentials())
     return Redactor(found)
-
-
-def _in_url(url: str) -> Iterator[str]:
-    """A URL's password, and its query parameters named like credentials (``?key=...``)."""
-    try:
-        parts = urlsplit(url)
-        password = parts.password
-    except ValueError:
-        return
-    if password:
-        yield password
-    for name, value in parse_qsl(parts.query):
-        if value and _names_secret(name):
-            yield value
 
 
 def _in_value(value: Any, *, secret: bool, depth: int, by_name: bool = True) -> Iterator[str]:
