@@ -18,12 +18,13 @@ import pytest
 
 from harness import Recorder, chat, dep
 from turnout import Deployment, Request, Router, RouterConfig
-from turnout.config import FallbackConfig, HealthConfig, PoisonRequestConfig
+from turnout.config import FallbackConfig, HealthConfig, HedgeConfig, PoisonRequestConfig
 from turnout.errors import PoisonRequestError, ServerError, TurnoutError
 from turnout.observe.events import (
     AttemptFinished,
     BreakerTransition,
     CooldownEntered,
+    HedgeFired,
     PoisonRequest,
 )
 from turnout.state.record import BreakerPhase
@@ -296,3 +297,27 @@ async def test_a_failing_deployment_is_taken_out_while_poison_arrives() -> None:
         if health.deployment_id != "a":
             assert not health.cooling_down
             assert health.breaker is BreakerPhase.CLOSED
+
+
+async def test_a_poison_stream_fails_before_its_first_chunk_like_a_whole_answer() -> None:
+    world = World(dep("a"), dep("b"))
+    await world.serve(count=6)
+    for _ in range(3):
+        with pytest.raises(TurnoutError) as caught:
+            await world.router.stream(poison())
+        assert_poison(caught.value)
+        stream = await world.router.stream(chat())
+        async with stream:
+            assert [chunk async for chunk in stream]
+    assert world.taken_out() == []
+
+
+async def test_a_hedged_poison_request_is_judged_on_both_racers() -> None:
+    world = World(dep("a"), dep("b"), hedging={"chat": HedgeConfig(delay=0.01, budget=1.0)})
+    await world.serve(count=6)
+    for _ in range(3):
+        assert_poison(await world.poisoned())
+        await world.serve(count=2)
+    assert world.recorder.of(HedgeFired)
+    assert world.taken_out() == []
+    await world.assert_all_healthy()
