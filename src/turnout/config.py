@@ -210,10 +210,11 @@ class PoisonRequestConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
     enabled: bool = True
     #: Deployments (across fallbacks) that must fail the request with a server error, each while
-    #: answering other requests, before the request is judged the cause.
+    #: answering other requests (or idle, with no failure counted), before the request is judged
+    #: the cause.
     min_deployments: Annotated[int, Meta(ge=2)] = 2
     #: A deployment counts as answering other requests when it served one within this many
-    #: seconds.
+    #: seconds; a verdict needs one such deployment among those that failed the request.
     success_window: Positive = 60.0
 
 

@@ -321,3 +321,21 @@ async def test_a_hedged_poison_request_is_judged_on_both_racers() -> None:
     assert world.recorder.of(HedgeFired)
     assert world.taken_out() == []
     await world.assert_all_healthy()
+
+
+async def test_a_fallback_serving_nothing_else_is_spared_too() -> None:
+    """The fallback group gets no traffic of its own: no success, but no failure counted
+    either, so it is no evidence against the request; its primary answers others."""
+    world = World(
+        dep("a", "gpt"), dep("f", "claude"), fallbacks=FallbackConfig(general={"gpt": ["claude"]})
+    )
+    await world.serve("gpt", 6)
+    for _ in range(4):
+        assert_poison(await world.poisoned("gpt"))
+        await world.serve("gpt", 2)
+    assert world.taken_out() == []
+    await world.assert_all_healthy()
+    # The fallback still serves when its primary cannot.
+    world.upstreams.down.add("a")
+    response = await world.router.complete(chat("gpt"))
+    assert response.deployment.id == "f"

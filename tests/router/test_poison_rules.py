@@ -51,19 +51,24 @@ def test_only_server_errors_a_request_can_cause_are_suspect() -> None:
     assert not poison.suspect(UpstreamTimeoutError("slow"))
 
 
-def test_a_failure_is_held_only_on_a_deployment_answering_others() -> None:
+def test_a_failure_is_held_on_a_deployment_answering_others_or_idle() -> None:
     policy = _policy()
-    fresh = DeploymentState("d")
-    assert _hold(fresh, policy) == 0  # no success yet: no evidence
     state = DeploymentState("d")
     _served(state, policy, 3)
     token = _hold(state, policy)
     assert token
     assert state.failures == 0 and state.in_flight == 0
     assert poison.still_held(state, token)
-    stale = DeploymentState("d")
-    _served(stale, policy, 3, now=0.0)
-    assert poison.hold(stale, FAILED, policy, 61.0, WALL + 61.0) == 0  # outside the window
+    assert poison.answering(state, 60.0, 2.0)
+    # Idle (no success lately, no failure counted): no evidence against the request either.
+    idle = DeploymentState("d")
+    assert _hold(idle, policy)
+    assert not poison.answering(idle, 60.0, 2.0)
+    # No success lately and a failure counted since: it is failing, not the request.
+    failing = DeploymentState("d")
+    _served(failing, policy, 1, now=0.0)
+    _fail(failing, policy, now=70.0)
+    assert poison.hold(failing, FAILED, policy, 71.0, WALL + 71.0) == 0
     assert _hold(state, _policy(enabled=False)) == 0
     probe = Outcome(FailureKind.SERVER_ERROR, 0.1, probe=True)
     assert poison.hold(state, probe, policy, 2.0, WALL + 2.0) == 0

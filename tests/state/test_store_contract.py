@@ -96,7 +96,9 @@ async def test_server_errors_are_held_until_their_request_is_judged(store: State
     policy = _policy()
     failed = Outcome(FailureKind.SERVER_ERROR, 0.1)
     await store.begin("d", policy, 0, WALL)
-    assert await store.finish_suspect("d", failed, policy, 0, WALL) == (0, [])  # no evidence
+    await store.finish("d", failed, policy, 0, WALL)
+    await store.begin("d", policy, 0, WALL)
+    assert await store.finish_suspect("d", failed, policy, 0, WALL) == (0, [])  # it is failing
     for now in (1, 2, 2, 2, 2):
         await store.begin("d", policy, now, WALL + now)
         await store.finish("d", Outcome(None, 0.1), policy, now, WALL + now)
@@ -108,10 +110,10 @@ async def test_server_errors_are_held_until_their_request_is_judged(store: State
         assert await store.still_held("d", token)
         tokens.append(token)
     [state] = await store.snapshot(["d"])
-    assert (state.in_flight, state.failures) == (0, 1)
+    assert (state.in_flight, state.failures) == (0, 2)
     assert await store.resolve_hold("d", tokens[0], False, policy, 4, WALL + 4) == []
     await store.resolve_hold("d", tokens[1], True, policy, 4, WALL + 4)
     [state] = await store.snapshot(["d"])
-    assert state.failures == 2
+    assert state.failures == 3
     assert not await store.still_held("d", tokens[1])
     assert await store.resolve_hold("gone", 1, True, policy, 4, WALL + 4) == []

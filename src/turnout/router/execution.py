@@ -55,6 +55,7 @@ from turnout.router.deployments import ModelTable
 from turnout.router.failover import continue_stream
 from turnout.router.filters import Rejections, eligible
 from turnout.router.hedging import Hedger, hedged
+from turnout.router.poison import answering
 from turnout.router.strategies import Strategy
 from turnout.router.streaming import Stream, close_quietly
 from turnout.state.base import StateStore
@@ -264,8 +265,9 @@ class Executor:
     # ---- poison requests -----------------------------------------------------------------
 
     async def _judge(self, table: ModelTable, run: Run) -> None:
-        """Fail the request as the cause once enough deployments answering other requests
-        failed it, each still clean (no other request's failure made it count meanwhile)."""
+        """Fail the request as the cause once enough deployments failed it while answering
+        other requests (or idle, with one at least answering), each hold still clean: no other
+        request's failure made it count meanwhile."""
         holds = run.holds
         assert holds is not None
         needed = table.config.health.poison_requests.min_deployments
@@ -279,6 +281,11 @@ class Executor:
                 clean.append(held.deployment_id)
         if len(clean) < needed:
             return
+        window = table.config.health.poison_requests.success_window
+        now = self.clock.now()
+        states = await self.store.snapshot(clean)
+        if not any(answering(state, window, now) for state in states):
+            return  # nobody has seen these deployments serve lately: no evidence either way
         await self._resolve_holds(run, blame=False)
         run.holds = None
         self.stats.poison_requests += 1

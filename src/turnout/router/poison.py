@@ -22,7 +22,11 @@ for its request's verdict.
   between reaches that point, and then the deployment is no longer answering anything.
 
 Evidence that a deployment answers other requests is the health state the router keeps: a
-success within ``success_window`` seconds, a closed circuit, no cooldown. Only server errors
+success within ``success_window`` seconds, a closed circuit, no cooldown. A deployment without a
+recent success but with no failure counted since its last one (a fallback that only sees what
+its primary could not serve) is no evidence against the request: its failure is held too, but a
+verdict needs at least one deployment with a recent success among those that failed the request,
+so that deployments nobody has used lately never judge a request alone. Only server errors
 are held (5xx other than 502, 503, 504 and 529, which speak of the upstream's capacity or its
 edge, and failures of a provider's own code). Connection errors and timeouts are never held:
 they happen below the request's content, and a timeout already takes the deployment out at once
@@ -67,12 +71,11 @@ def hold(
     window = policy.hold_window
     if window <= 0 or outcome.probe:
         return 0
-    last_success = state.last_success
-    if last_success <= 0 or now - last_success > window:
-        return 0
     if state.breaker.phase is not BreakerPhase.CLOSED or state.cooling(now):
         return 0
     state.roll(wall)
+    if not answering(state, window, now) and (state.consecutive_failures or state.breaker.failures):
+        return 0
     streak = state.held_streak
     if would_take_out(state, policy, (len(streak) if streak else 0) + 1):
         return 0
@@ -89,6 +92,11 @@ def hold(
     else:
         streak.append(token)
     return token
+
+
+def answering(state: DeploymentState, window: float, now: float) -> bool:
+    """Whether the deployment served a request within the last `window` seconds."""
+    return state.last_success > 0 and now - state.last_success <= window
 
 
 def still_held(state: DeploymentState, token: int) -> bool:
