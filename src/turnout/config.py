@@ -275,6 +275,26 @@ class FallbackConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     max_depth: Annotated[int, Meta(ge=0)] = 5
 
 
+class PoisonRequestConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Telling a request that breaks every upstream from upstreams that are broken.
+
+    A request whose content makes every upstream answer 500 would otherwise fail on each
+    deployment it is retried or fallen back on, and count against each one's health until the
+    whole group is out for everyone. A server error on a deployment that answers other requests
+    is held until the request's verdict: when the request fails like that on `min_deployments`
+    deployments, the request is the cause; it fails at once and counts against none of them.
+    """
+
+    enabled: bool = True
+    #: Deployments (across fallbacks) that must fail the request with a server error, each while
+    #: answering other requests (or idle, with no failure counted), before the request is judged
+    #: the cause.
+    min_deployments: Annotated[int, Meta(ge=2)] = 2
+    #: A deployment counts as answering other requests when it served one within this many
+    #: seconds; a verdict needs one such deployment among those that failed the request.
+    success_window: Positive = 60.0
+
+
 class HealthConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """When a deployment is taken out of rotation, and for how long."""
 
@@ -289,6 +309,8 @@ class HealthConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     #: Upper bound on a cooldown stretched by a provider's Retry-After.
     max_cooldown: NonNegative = 300.0
     disable_cooldowns: bool = False
+    #: Requests that fail on every deployment they reach count against none of them.
+    poison_requests: PoisonRequestConfig = PoisonRequestConfig()
 
 
 class BreakerConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
