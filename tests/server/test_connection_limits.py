@@ -9,73 +9,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack
 from typing import Any
 
 import msgspec
 import pytest
+from raw_http import BODY, WITHIN, closed_after, connection, read_response, request
 
 from gateway_harness import RunningGateway, gateway_config, running_gateway, simulated
 from turnout.config_file import GatewayConfig, ServerConfig
 
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]
-BODY = b'{"model": "chat", "messages": [{"role": "user", "content": "Hello"}]}'
-#: Generous bound for something configured to happen within a fraction of a second.
-WITHIN = 5.0
 
 
 def limited(*, behaviour: dict[str, Any] | None = None, **server: Any) -> GatewayConfig:
     config = gateway_config(simulated("a", **(behaviour or {})))
     settings = {"port": 0, "shutdown_timeout": 5, "max_body_bytes": 1024 * 1024, **server}
     return msgspec.structs.replace(config, server=ServerConfig(**settings))
-
-
-def port_of(gw: RunningGateway) -> int:
-    return int(gw.url.rsplit(":", 1)[1])
-
-
-@asynccontextmanager
-async def connection(
-    gw: RunningGateway,
-) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port_of(gw))
-    try:
-        yield reader, writer
-    finally:
-        writer.close()
-
-
-async def closed_after(reader: asyncio.StreamReader) -> tuple[float, bytes]:
-    """Seconds until the gateway closes the connection, and everything it sent before."""
-    started = time.monotonic()
-    received = b""
-    async with asyncio.timeout(WITHIN):
-        while chunk := await reader.read(65536):
-            received += chunk
-    return time.monotonic() - started, received
-
-
-def request(path: bytes = b"/v1/chat/completions", body: bytes = BODY, **headers: str) -> bytes:
-    lines = [b"POST " + path + b" HTTP/1.1", b"Host: gateway", b"Content-Type: application/json"]
-    lines += [f"{name.replace('_', '-')}: {value}".encode() for name, value in headers.items()]
-    if "Content_Length" not in headers:
-        lines.append(b"Content-Length: " + str(len(body)).encode())
-    return b"\r\n".join(lines) + b"\r\n\r\n" + body
-
-
-async def read_response(reader: asyncio.StreamReader) -> tuple[int, dict[str, str], bytes]:
-    async with asyncio.timeout(WITHIN):
-        head = await reader.readuntil(b"\r\n\r\n")
-        status_line, *header_lines = head.decode().split("\r\n")
-        headers = {}
-        for line in header_lines:
-            if line:
-                name, _, value = line.partition(":")
-                headers[name.strip().lower()] = value.strip()
-        body = await reader.readexactly(int(headers.get("content-length", "0")))
-    return int(status_line.split()[1]), headers, body
 
 
 async def test_a_silent_connection_is_closed_after_the_header_timeout() -> None:

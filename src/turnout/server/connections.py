@@ -33,9 +33,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.http import RawRequestMessage
 from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from turnout.config_file import ServerConfig
 from turnout.errors import InvalidRequestError
@@ -249,6 +251,8 @@ class ConnectionGuard:
 
         def started(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> Any:
             protocol.request_started(payload)
+            if hdrs.EXPECT in message.headers:
+                message = _without_unknown_expectation(message)
             return make_request(message, payload, protocol, writer, task)
 
         server.request_factory = started
@@ -319,6 +323,19 @@ class ConnectionGuard:
             protocol.check(now, limits)
         self._report(limits)
         self._timer = self.loop.call_later(limits.tick, self._sweep)
+
+
+def _without_unknown_expectation(message: RawRequestMessage) -> RawRequestMessage:
+    """The request without an ``Expect`` other than ``100-continue``. RFC 9110 lets a server
+    ignore expectations it does not know; aiohttp would answer them itself (a plain-text 417
+    quoting the header, or a 500 when it is not UTF-8) before any middleware could."""
+    if message.headers.get(hdrs.EXPECT, "").lower() == "100-continue":
+        return message
+    headers = CIMultiDict(
+        (name, value) for name, value in message.headers.items() if name.lower() != "expect"
+    )
+    raw = tuple((name, value) for name, value in message.raw_headers if name.lower() != b"expect")
+    return message._replace(headers=CIMultiDictProxy(headers), raw_headers=raw)
 
 
 class _Refusal(asyncio.Protocol):
