@@ -66,6 +66,18 @@ async def test_a_half_sent_request_after_a_kept_alive_one_is_closed() -> None:
     assert received == b""
 
 
+async def test_a_half_request_sent_while_the_previous_one_is_served_is_closed() -> None:
+    config = limited(header_timeout=0.4, keepalive_timeout=60, behaviour={"latency": 0.2})
+    async with running_gateway(config) as gw, connection(gw) as (reader, writer):
+        writer.write(request())
+        await asyncio.sleep(0.1)  # while the first is being served
+        writer.write(b"POST /v1/chat/comp")
+        status, _, _ = await read_response(reader)
+        assert status == 200
+        _, received = await closed_after(reader)
+    assert received == b""
+
+
 async def test_an_idle_kept_alive_connection_is_closed() -> None:
     async with (
         running_gateway(limited(header_timeout=60, keepalive_timeout=0.3)) as gw,

@@ -112,7 +112,7 @@ class GatewayProtocol(RequestHandler):
     """aiohttp's request handler, with the phase the guard's sweep reads, and errors in the
     framing of a request answered in OpenAI's shape without echoing what was sent."""
 
-    __slots__ = ("_guard", "_payload", "_phase", "_since")
+    __slots__ = ("_early", "_guard", "_payload", "_phase", "_since")
 
     def __init__(self, server: web.Server, guard: ConnectionGuard, limits: ConnectionLimits):
         super().__init__(
@@ -129,6 +129,7 @@ class GatewayProtocol(RequestHandler):
         self._phase = _HEAD
         self._since = guard.loop.time()
         self._payload: StreamReader | None = None
+        self._early: float | None = None
 
     # -- the phases ------------------------------------------------------------------------
 
@@ -147,10 +148,13 @@ class GatewayProtocol(RequestHandler):
             lingering.feed_eof()
 
     def data_received(self, data: bytes) -> None:
+        phase = self._phase
         # Bytes of a refused body that aiohttp is still reading and dropping start no request.
-        if self._phase == _IDLE and data and (self._payload is None or self._payload.is_eof()):
+        if phase == _IDLE and data and (self._payload is None or self._payload.is_eof()):
             self._phase = _HEAD
             self._since = self._loop.time()
+        elif phase == _BUSY and data and self._early is None:
+            self._early = self._loop.time()  # the next request began before this one ended
         super().data_received(data)
 
     def request_started(self, payload: StreamReader) -> None:
@@ -164,7 +168,12 @@ class GatewayProtocol(RequestHandler):
 
     def log_access(self, request: Any, response: Any, time: float | None) -> None:
         # aiohttp calls this once the response has been written, whatever happened.
-        self._phase = _IDLE
+        if self._early is None:
+            self._phase = _IDLE
+        else:
+            self._phase = _HEAD
+            self._since = self._early
+            self._early = None
         payload = request.content
         self._payload = None if payload.is_eof() else payload
         if payload.exception() is not None:
