@@ -20,7 +20,6 @@ from turnout.errors import (
     PayloadTooLargeError,
     TurnoutError,
 )
-from turnout.server import framing
 from turnout.server.body import check_declared_length, read_body
 from turnout.server.gateway import Gateway
 from turnout.server.requests import build_request, parse_body
@@ -181,9 +180,10 @@ def _completion_route(operation: Operation) -> Handler:
 
 
 async def _expect_continue(http: web.Request) -> web.StreamResponse | None:
-    """Before a client that asked sends its body: refuse now what would be refused after it."""
+    """Before a client that asked sends its body: refuse now what would be refused after it.
+    Other expectations are ignored, as RFC 9110 allows (the connection guard drops them)."""
     if http.headers.get("expect", "").lower() != "100-continue":
-        return framing.error_response(417, "Only `Expect: 100-continue` is supported")
+        return None
     gateway = http.app[GATEWAY]
     try:
         gateway.auth.authenticate(http.headers)
