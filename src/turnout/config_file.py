@@ -62,6 +62,23 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_body_bytes: Annotated[int, Meta(gt=0)] = 10 * _MiB
     #: Seconds to let requests in flight finish after a shutdown signal before closing them.
     shutdown_timeout: Annotated[float, Meta(ge=0)] = 30.0
+    #: Seconds a client has to send a request's line and headers, counted from the connection's
+    #: start or, on a kept-alive connection, from the request's first byte.
+    header_timeout: Annotated[float, Meta(gt=0)] = 10.0
+    #: Seconds a request body may take, plus one more for every `body_min_rate` bytes received.
+    body_timeout: Annotated[float, Meta(gt=0)] = 30.0
+    #: Bytes per second a request body must average once `body_timeout` has passed.
+    body_min_rate: Annotated[int, Meta(gt=0)] = 16384
+    #: Seconds an idle kept-alive connection stays open waiting for its next request.
+    keepalive_timeout: Annotated[float, Meta(gt=0)] = 75.0
+    #: Open client connections per process (None: half the process's open-file limit, since
+    #: each may need an upstream connection too). At the cap, the connection idle longest is
+    #: closed to make room; when every one is busy with a request, a new one gets a 503.
+    max_connections: Annotated[int, Meta(ge=1)] | None = None
+    #: Bearer token that may read /metrics besides the master key (for Prometheus scrapers).
+    metrics_token: Secret | None = None
+    #: Serve /metrics without any key even when a master key is set (for a private port).
+    metrics_public: bool = False
     #: Least severe log level written.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: Reserved for the built-in demo (simulated providers, no keys needed).
@@ -70,6 +87,8 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     def __post_init__(self) -> None:
         if self.master_key is not None and not self.master_key:
             raise ConfigError("master_key must not be empty (leave it out for no authentication)")
+        if self.metrics_token is not None and not self.metrics_token:
+            raise ConfigError("metrics_token must not be empty (leave it out for none)")
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):

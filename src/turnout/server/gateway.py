@@ -1,11 +1,19 @@
-"""One gateway process: its router, upstream client, metrics, access rule and config."""
+"""One gateway process: its router, upstream client, metrics, access rules, limits and config.
+
+A reload applies every setting it can at once: the model list, the master key, /metrics access,
+the body limit, the connection timeouts and cap (idle timeout: for connections opened after it)
+and the log level. The listening address, the worker count, the shutdown timeout and the demo
+switch need a restart; a reload that changes one says so in its log and in its answer.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Final
+
+import msgspec
 
 from turnout.clock import Clock
 from turnout.config_file import GatewayConfig, load_config
@@ -15,10 +23,14 @@ from turnout.observe.metrics import GatewayMetrics
 from turnout.providers.credentials import secrets_in
 from turnout.providers.registry import ProviderSet, provider_set
 from turnout.router.router import Router
-from turnout.server.auth import Authenticator, authenticator_for
+from turnout.server.auth import Authenticator, authenticator_for, metrics_authenticator
+from turnout.server.connections import ConnectionLimits
 from turnout.upstream import Upstream
 
 logger = logging.getLogger("turnout.server")
+
+#: Server settings a running process cannot change.
+RESTART_ONLY: Final = ("host", "port", "workers", "shutdown_timeout", "demo")
 
 
 class Gateway:
@@ -42,6 +54,8 @@ class Gateway:
             observers=[self.metrics, self._logs],
         )
         self.auth: Authenticator = authenticator_for(config.server.master_key)
+        self.metrics_auth: Authenticator = metrics_authenticator(config.server)
+        self.limits = ConnectionLimits.of(config.server)
         self.metrics.deployments(_described(config))
         self.draining = False
         self.started_at = time.time()
@@ -68,9 +82,26 @@ class Gateway:
         await self.router.reload(config.router, built.providers)
         self.redactor = built.redactor
         self.auth = authenticator_for(config.server.master_key)
+        self.metrics_auth = metrics_authenticator(config.server)
+        self.limits = ConnectionLimits.of(config.server)
         self.metrics.deployments(_described(config))
-        if _listen(config) != _listen(self.config):
-            logger.warning("reload: host, port and workers change only on restart")
+        changed = _changed_server_settings(self.config, config)
+        restart = [name for name in changed if name in RESTART_ONLY]
+        live = [name for name in changed if name not in RESTART_ONLY]
+        if "log_level" in live:
+            logging.getLogger().setLevel(config.server.log_level.upper())
+        if restart:
+            logger.warning(
+                "reload: %s changed but take effect only on restart; the running values stay",
+                ", ".join(f"server.{name}" for name in restart),
+            )
+            # Keep describing the process as it runs, so the next reload says it again.
+            running = {name: getattr(self.config.server, name) for name in restart}
+            config = msgspec.structs.replace(
+                config, server=msgspec.structs.replace(config.server, **running)
+            )
+        if live:
+            logger.info("reload: applied %s", ", ".join(f"server.{name}" for name in live))
         self.config = config
         for warning in config.warnings:
             logger.warning("config: %s", warning)
@@ -84,6 +115,8 @@ class Gateway:
             "status": "reloaded",
             "deployments": len(config.router.model_list),
             "warnings": list(config.warnings),
+            "applied": [f"server.{name}" for name in live],
+            "restart_required": [f"server.{name}" for name in restart],
         }
 
     async def close(self) -> None:
@@ -99,5 +132,9 @@ def _described(config: GatewayConfig) -> list[tuple[str, str, str]]:
     return [(d.id, d.model_name, d.provider) for d in config.router.model_list]
 
 
-def _listen(config: GatewayConfig) -> tuple[str, int, int]:
-    return config.server.host, config.server.port, config.server.workers
+def _changed_server_settings(old: GatewayConfig, new: GatewayConfig) -> list[str]:
+    return [
+        name
+        for name in type(new.server).__struct_fields__
+        if getattr(old.server, name) != getattr(new.server, name)
+    ]
