@@ -13,6 +13,7 @@ import logging
 import os
 import queue
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -191,10 +192,22 @@ class ServedProcess:
 
 
 @contextmanager
-def served(command: list[str], announced: str) -> Iterator[ServedProcess]:
-    """Run `command` until the block ends; `announced` matches the line that names its URL."""
+def served(
+    command: list[str], announced: str, *, fd_limit: int | None = None
+) -> Iterator[ServedProcess]:
+    """Run `command` until the block ends; `announced` matches the line that names its URL.
+    `fd_limit`: the process's limit on open files (RLIMIT_NOFILE), as a small host would set."""
+
+    def limit_files() -> None:
+        if fd_limit is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (fd_limit, fd_limit))
+
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=dict(os.environ)
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
+        preexec_fn=limit_files,
     )
     assert process.stdout is not None
     found = queue.Queue[str]()
@@ -212,10 +225,14 @@ def served(command: list[str], announced: str) -> Iterator[ServedProcess]:
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
     try:
-        try:
-            url = found.get(timeout=20)
-        except queue.Empty:
-            raise AssertionError("the process did not start:\n" + "".join(lines)) from None
+        url = ""
+        started = time.monotonic()
+        while not url and process.poll() is None and time.monotonic() - started < 20:
+            with suppress(queue.Empty):
+                url = found.get(timeout=0.1)
+        if not url:
+            reader.join(2)
+            raise AssertionError("the process did not start:\n" + "".join(lines))
         yield ServedProcess(process, url, lines)
     finally:
         process.kill()
@@ -224,10 +241,12 @@ def served(command: list[str], announced: str) -> Iterator[ServedProcess]:
         process.stdout.close()
 
 
-def turnout_serve(config: Path, *args: str) -> AbstractContextManager[ServedProcess]:
+def turnout_serve(
+    config: Path, *args: str, fd_limit: int | None = None
+) -> AbstractContextManager[ServedProcess]:
     """`turnout serve --config CONFIG` on a free port of 127.0.0.1."""
     command = [*TURNOUT, "serve", "--config", str(config), "--host", "127.0.0.1", "--port", "0"]
-    return served([*command, *args], r"listening on (http://127\.0\.0\.1:\d+)")
+    return served([*command, *args], r"listening on (http://127\.0\.0\.1:\d+)", fd_limit=fd_limit)
 
 
 def fake_openai_process() -> AbstractContextManager[ServedProcess]:
