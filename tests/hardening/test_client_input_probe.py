@@ -226,7 +226,7 @@ async def test_a_client_that_leaves_mid_upload_is_no_server_error(gateway: Serve
     before = await asyncio.to_thread(_server_errors_counted, gateway)
     mark = len(gateway.lines)
     for _ in range(5):
-        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        _, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
         head = http_request(
             CHAT, b"", headers=[("Content-Type", "application/json")], content_length=False
         )
@@ -234,7 +234,6 @@ async def test_a_client_that_leaves_mid_upload_is_no_server_error(gateway: Serve
         await writer.drain()
         await asyncio.sleep(0.1)
         writer.transport.abort()
-        del reader
     await asyncio.sleep(0.5)
     after = await asyncio.to_thread(_server_errors_counted, gateway)
     assert after == before, "a client that went away was counted as a server error"

@@ -43,7 +43,7 @@ async def gateway(master_key: str | None) -> AsyncIterator[RunningGateway]:
 
 async def _get_metrics(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
     async with (
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
         http.get(f"{url}/metrics", headers=headers) as answer,
     ):
         return answer.status, await answer.read()

@@ -177,7 +177,7 @@ async def _ask(
 
 async def _health(gateway: RunningGateway) -> list[dict[str, Any]]:
     async with (
-        aiohttp.ClientSession() as http,
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http,
         http.get(f"{gateway.url}/health") as answer,
     ):
         assert answer.status == 200
