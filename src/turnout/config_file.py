@@ -102,6 +102,25 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     source: str | None = None
     #: Which format the file had.
     format: Literal["turnout", "litellm"]
+    #: Server settings given on the command line: they win over the file, at start and on
+    #: every reload, so a reload never sees them as changed.
+    command_line: tuple[tuple[str, Any], ...] = ()
+
+
+def with_command_line(config: GatewayConfig, changes: Mapping[str, Any]) -> GatewayConfig:
+    """`config` with server settings from the command line applied over the file's, and
+    remembered for reloads; a bad value is a `ConfigError`."""
+    if not changes:
+        return config
+    try:
+        server = msgspec.convert(
+            {**msgspec.structs.asdict(config.server), **changes},
+            type(config.server),
+            from_attributes=True,
+        )
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"command line: {exc}") from None
+    return msgspec.structs.replace(config, server=server, command_line=tuple(changes.items()))
 
 
 #: Top-level keys of turnout's own format.

@@ -16,7 +16,7 @@ from typing import Any, Final
 import msgspec
 
 from turnout.clock import Clock
-from turnout.config_file import GatewayConfig, load_config
+from turnout.config_file import GatewayConfig, load_config, with_command_line
 from turnout.errors import InvalidRequestError
 from turnout.observe.logs import LogObserver
 from turnout.observe.metrics import GatewayMetrics
@@ -78,6 +78,7 @@ class Gateway:
         # Reading, parsing and validating a file takes milliseconds to (for a large file)
         # seconds of CPU: off the event loop, so that serving goes on meanwhile.
         config = await asyncio.to_thread(load_config, source)
+        config = with_command_line(config, dict(self.config.command_line))
         built = _providers(config, self.upstream, self._clock)
         await self.router.reload(config.router, built.providers)
         self.redactor = built.redactor
@@ -116,7 +117,8 @@ class Gateway:
             "deployments": len(config.router.model_list),
             "warnings": list(config.warnings),
             "applied": [f"server.{name}" for name in live],
-            "restart_required": [f"server.{name}" for name in restart],
+            # Present only when something waits for a restart, so that its presence says so.
+            **({"restart_required": [f"server.{name}" for name in restart]} if restart else {}),
         }
 
     async def close(self) -> None:
