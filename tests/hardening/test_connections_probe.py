@@ -313,5 +313,10 @@ def test_the_limits_are_on_by_default(name: str) -> None:
     deployment = {"model_name": "chat", "provider": "openai", "model": "gpt-4o-mini"}
     config = parse_config({"model_list": [{**deployment, "api_key": "sk-x"}]})
     value = getattr(config.server, name, None)
+    if name == MAX_CONNECTIONS and value is None:
+        # Unset means "derived from the process's open-file limit when the server starts".
+        from turnout.server.connections import default_max_connections
+
+        value = default_max_connections()
     assert value is not None, f"server.{name} has no default: the limit is off"
     assert 0 < value <= SANE_DEFAULTS[name], f"server.{name} defaults to {value}"

@@ -89,8 +89,14 @@ class ConnectionLimits:
         return max(0.02, min(1.0, min(self.header_timeout, self.body_timeout) / 4))
 
 
+#: The most connections one process holds by default, whatever its file limit: well past what
+#: one event loop serves, and a bound on the memory silent sockets can pin.
+DEFAULT_CONNECTION_CEILING = 10_000
+
+
 def default_max_connections() -> int:
-    """Half the process's open-file limit: a client connection may need an upstream one too."""
+    """Half the process's open-file limit (a client connection may need an upstream one too),
+    at most `DEFAULT_CONNECTION_CEILING`."""
     try:
         import resource
     except ImportError:  # pragma: no cover - no file limits to read (Windows)
@@ -98,7 +104,7 @@ def default_max_connections() -> int:
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft == resource.RLIM_INFINITY:
         soft = 1 << 20
-    return max(8, soft // 2)
+    return max(8, min(soft // 2, DEFAULT_CONNECTION_CEILING))
 
 
 class RequestBodyTimeoutError(InvalidRequestError):
