@@ -25,6 +25,8 @@ from turnout.providers.adapter import UpstreamRequest
 
 #: Applied when a deployment sets no connect timeout: a dead host should fail fast.
 DEFAULT_CONNECT_TIMEOUT = 10.0
+#: Most bytes of a streamed body handed on at once (whatever has arrived, up to this).
+PIECE_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +55,15 @@ class UpstreamStream:
             return b""
 
     async def pieces(self) -> AsyncIterator[bytes]:
-        """Body bytes as they arrive; a broken connection raises `StreamInterruptedError`."""
+        """Body bytes as they arrive, at most `PIECE_BYTES` at a time; a broken connection
+        raises `StreamInterruptedError`.
+
+        Each piece is decoded into events at once and held until the caller has taken them
+        all: small pieces keep that to a few kilobytes when the caller waits on a slow client,
+        where a whole read buffer (hundreds of kilobytes after a burst) would be held instead.
+        """
         try:
-            async for piece in self._response.content.iter_any():
+            async for piece in self._response.content.iter_chunked(PIECE_BYTES):
                 yield piece
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise StreamInterruptedError(
