@@ -7,7 +7,7 @@ never the chunks themselves: their bytes and parsed objects weigh tens of times 
 carry, and a long answer would otherwise pin all of them until it ends.
 
 Chunks relayed as the upstream's own bytes are read through a narrow typed view (content
-deltas, finish reasons, the envelope's id, model and created), which costs well under a
+deltas, finish reasons, and the envelope's id, model and created until known), about a
 microsecond per chunk; chunks already built as objects (translated providers, continuations)
 are read as they are. Text is gathered in blocks: pieces are joined every `_BLOCK` of them, so
 that millions of small deltas do not stay millions of small strings.
@@ -64,14 +64,19 @@ class _Choice(msgspec.Struct, gc=False):
     finish_reason: Any = None
 
 
-class _Chunk(msgspec.Struct, gc=False):
-    id: Any = None
-    model: Any = None
-    created: Any = None
+class _Choices(msgspec.Struct, gc=False):
     choices: list[_Choice] | None = None
 
 
+class _Chunk(_Choices, gc=False):
+    id: Any = None
+    model: Any = None
+    created: Any = None
+
+
+#: The first chunks are read with their envelope; once it is known, only their choices.
 _VIEW = msgspec.json.Decoder(_Chunk)
+_CHOICES = msgspec.json.Decoder(_Choices)
 
 
 class TranscriptBuilder:
@@ -79,6 +84,7 @@ class TranscriptBuilder:
 
     __slots__ = (
         "_blocks",
+        "_known",
         "_pieces",
         "content_chunks",
         "created",
@@ -91,6 +97,8 @@ class TranscriptBuilder:
     def __init__(self) -> None:
         self._blocks: list[str] = []
         self._pieces: list[str] = []
+        #: The stream's id, model and created time are all known: chunks need not say them.
+        self._known = False
         self.content_chunks = 0
         self.stream_id: Any = None
         self.model: Any = None
@@ -100,24 +108,35 @@ class TranscriptBuilder:
 
     def feed(self, chunk: StreamChunk) -> None:
         raw = chunk.raw
-        if raw is not None:
-            try:
-                view = _VIEW.decode(raw)
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                pass  # an unusual shape: read it whole, as the caller's library would
+        if raw is None:
+            self._feed_object(chunk.data)
+            return
+        try:
+            if self._known:
+                choices = _CHOICES.decode(raw).choices
             else:
+                view = _VIEW.decode(raw)
                 self._envelope(view.id, view.model, view.created)
-                for choice in view.choices or ():
-                    delta = choice.delta
-                    self._choice(
-                        choice.index,
-                        None if delta is None else delta.content,
-                        delta is not None and bool(delta.tool_calls),
-                        choice.text,
-                        choice.finish_reason,
-                    )
-                return
-        self._feed_object(chunk.data)
+                choices = view.choices
+        except msgspec.ValidationError:
+            self._feed_object(chunk.data)  # an unusual shape: read it whole
+            return
+        except msgspec.DecodeError:
+            return  # not JSON: no text the caller could have read
+        # The common case inline: this runs for every chunk of every failover-enabled stream.
+        for choice in choices or ():
+            if choice.index != 0:
+                self.several_choices = True
+            delta = choice.delta
+            if delta is not None:
+                if delta.content:
+                    self._add(delta.content)
+                if delta.tool_calls:
+                    self.in_tool_call = True
+            if choice.finish_reason:
+                self.in_tool_call = False
+            if choice.text:
+                self._add(choice.text)
 
     def transcript(self) -> Transcript:
         """A snapshot of what was sent so far (feeding may go on after it)."""
@@ -156,6 +175,7 @@ class TranscriptBuilder:
         self.stream_id = self.stream_id or stream_id
         self.model = self.model or model
         self.created = self.created or created
+        self._known = bool(self.stream_id and self.model and self.created)
 
     def _choice(
         self,
