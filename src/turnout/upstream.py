@@ -58,13 +58,19 @@ class UpstreamStream:
         """Body bytes as they arrive, at most `PIECE_BYTES` at a time; a broken connection
         raises `StreamInterruptedError`.
 
-        Each piece is decoded into events at once and held until the caller has taken them
-        all: small pieces keep that to a few kilobytes when the caller waits on a slow client,
-        where a whole read buffer (hundreds of kilobytes after a burst) would be held instead.
+        Each piece is decoded into events at once, and they are held until the caller has
+        taken them all: small pieces keep that to a few kilobytes while the caller waits on a
+        slow client, where the whole read buffer (hundreds of kilobytes after a burst) would be
+        decoded instead. Slicing here costs nothing measurable; small reads from aiohttp
+        (`iter_chunked`) cost the relay about a fifth more CPU.
         """
         try:
-            async for piece in self._response.content.iter_chunked(PIECE_BYTES):
-                yield piece
+            async for piece in self._response.content.iter_any():
+                if len(piece) <= PIECE_BYTES:
+                    yield piece
+                    continue
+                for start in range(0, len(piece), PIECE_BYTES):
+                    yield piece[start : start + PIECE_BYTES]
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise StreamInterruptedError(
                 f"the stream from {_host(self._url)} broke: {type(exc).__name__}"
