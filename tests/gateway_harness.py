@@ -20,6 +20,7 @@ from turnout import Deployment, RouterConfig, Secret
 from turnout.config_file import GatewayConfig, ServerConfig
 from turnout.server.app import create_app
 from turnout.server.gateway import Gateway
+from turnout.server.site import GatewaySite
 
 
 def simulated(deployment_id: str, group: str = "chat", **behaviour: Any) -> Deployment:
@@ -54,6 +55,7 @@ def gateway_config(
 class RunningGateway:
     url: str
     gateway: Gateway
+    site: GatewaySite | None = None
 
     def client(self, api_key: str = "sk-anything", **options: Any) -> openai.AsyncOpenAI:
         options.setdefault("max_retries", 0)
@@ -66,11 +68,11 @@ async def running_gateway(config: GatewayConfig) -> AsyncIterator[RunningGateway
     gateway = Gateway(config)
     runner = web.AppRunner(create_app(gateway), access_log=None, shutdown_timeout=5)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
+    site = GatewaySite(runner, "127.0.0.1", 0, lambda: gateway.limits)
     await site.start()
     port = runner.addresses[0][1]
     try:
-        yield RunningGateway(f"http://127.0.0.1:{port}", gateway)
+        yield RunningGateway(f"http://127.0.0.1:{port}", gateway, site)
     finally:
         await runner.cleanup()
         await gateway.close()

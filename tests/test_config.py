@@ -116,3 +116,68 @@ def test_hybrid_weights_must_not_all_be_zero() -> None:
 def test_fallback_targets_must_exist() -> None:
     with pytest.raises(ConfigError, match=r"fallbacks\.general\.chat"):
         parse_router_config(_data(fallbacks={"general": {"chat": ["missing"]}}))
+
+
+# -- base_url ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("https://user:hunter2@api.example.com/v1", "'https://***@api.example.com/v1' carries"),
+        ("http://hunter2@127.0.0.1:8080/v1", "'http://***@127.0.0.1:8080/v1' carries"),
+        ("user:hunter2@api.example.com/v1", "'***@api.example.com/v1' carries credentials"),
+        ("http://user:hunter2@api.example.com?k=v", "'http://***@api.example.com?***' carries"),
+        ("api.example.com/v1", "has no scheme: write https://... or http://..."),
+        ("localhost:8000/v1", "has no scheme"),
+        ("ftp://files.example.com/v1", "scheme 'ftp' is not supported: use https:// or http://"),
+        ("http:///v1", "'http:///v1' has no host"),
+        ("http://api.example.com:99999/v1", "is not a valid URL"),
+        ("http://user:hunter2/x@api.example.com/v1", "'http://***@api.example.com/v1' is not a"),
+        ("http://[::1/v1", "is not a valid URL"),
+        ("http://api.example.com:0/v1", "port 0 cannot be connected to"),
+        ("https://api.example.com/v1?key=hunter2", "'https://api.example.com/v1?***' has a query"),
+        ("https://api.example.com/v1#hunter2", "has a query or fragment"),
+    ],
+)
+def test_a_base_url_that_fails_every_call_is_rejected_with_its_path(url: str, problem: str) -> None:
+    data = _data()
+    data["model_list"][1]["base_url"] = url
+    with pytest.raises(ConfigError) as caught:
+        parse_router_config(data)
+    message = str(caught.value)
+    assert message.startswith("model_list[1].base_url: ")
+    assert caught.value.path == "model_list[1].base_url"
+    assert problem in message
+    assert "hunter2" not in message
+
+
+def test_credentials_in_a_base_url_say_what_to_do_instead() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Deployment(model_name="g", model="m", base_url="https://me:sk-in-url@proxy.example/v1")
+    message = str(caught.value)
+    assert message.startswith("base_url: 'https://***@proxy.example/v1' carries credentials")
+    assert "api_key" in message
+    assert "params.extra_headers" in message
+    assert "sk-in-url" not in message
+    assert "me:" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:41234",
+        "http://127.0.0.1:41234/v1/",
+        "https://api.openai.com/v1",
+        "HTTPS://Example.COM/openai",
+        "https://my-resource.openai.azure.com",
+        "http://[::1]:8000/v1",
+        "http://localhost:11434",
+        "https://gateway.example.com/@team/v1",
+        "",
+    ],
+)
+def test_base_urls_that_work_are_accepted(url: str) -> None:
+    data = _data()
+    data["model_list"][0]["base_url"] = url
+    assert parse_router_config(data).model_list[0].base_url == url

@@ -330,6 +330,25 @@ def test_merge_keys_are_no_duplicates(tmp_path: Path) -> None:
     ]
 
 
+def test_a_base_url_with_credentials_in_the_file_is_rejected_without_them(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "model_list:\n"
+        "  - {model_name: chat, model: gpt-4o}\n"
+        "  - model_name: chat\n"
+        "    model: gpt-4o-mini\n"
+        "    base_url: https://proxy:${PROXY_PASSWORD}@proxy.example/v1\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={"PROXY_PASSWORD": "pw-from-env"})
+    message = str(caught.value)
+    assert message.startswith(
+        "model_list[1].base_url: 'https://***@proxy.example/v1' carries credentials"
+    )
+    assert "pw-from-env" not in message
+    assert "proxy:" not in message
+
+
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "~\n"])
 def test_empty_file_is_a_clear_error(tmp_path: Path, text: str) -> None:
     path = _write(tmp_path, text)

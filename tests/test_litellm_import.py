@@ -741,3 +741,38 @@ def test_turnouts_server_section_may_sit_beside_litellms() -> None:
     assert _paths(config.warnings) == ["general_settings.master_key"]
     with pytest.raises(ConfigError, match=r"^server\.port: Expected `int` <= 65535"):
         _load(_groups(server={"port": 99999}))
+
+
+# -- api_base ---------------------------------------------------------------------------------
+
+
+def test_an_api_base_with_credentials_is_rejected_at_its_litellm_path() -> None:
+    data = _one({"model": "openai/gpt-4o", "api_base": "os.environ/PROXY_URL"})
+    with pytest.raises(ConfigError) as caught:
+        _load(data, environ={"PROXY_URL": "https://svc:pw-secret@proxy.example/v1"})
+    message = str(caught.value)
+    assert message.startswith(
+        "model_list[0].litellm_params.api_base: 'https://***@proxy.example/v1' carries credentials"
+    )
+    assert "api_key" in message
+    assert "pw-secret" not in message
+
+
+def test_a_credentials_api_base_that_cannot_work_is_rejected_at_its_litellm_path() -> None:
+    data = {
+        "credential_list": [
+            {"credential_name": "c", "credential_values": {"api_base": "proxy.example/v1"}}
+        ],
+        **_one({"model": "openai/gpt-4o", "litellm_credential_name": "c"}),
+    }
+    with pytest.raises(
+        ConfigError,
+        match=r"^credential_list\[0\]\.credential_values\.api_base: 'proxy\.example/v1' has no "
+        "scheme",
+    ):
+        _load(data)
+
+
+def test_a_working_api_base_is_kept() -> None:
+    config = _load(_one({"model": "hosted_vllm/llama", "api_base": "http://127.0.0.1:8000/v1"}))
+    assert config.router.model_list[0].base_url == "http://127.0.0.1:8000/v1"

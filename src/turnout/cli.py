@@ -7,10 +7,8 @@ import logging
 import sys
 from collections.abc import Sequence
 
-import msgspec
-
 from turnout import __version__
-from turnout.config_file import GatewayConfig, load_config
+from turnout.config_file import GatewayConfig, load_config, with_command_line
 from turnout.errors import ConfigError
 from turnout.providers.registry import check_supported
 
@@ -99,17 +97,7 @@ def _override(config: GatewayConfig, args: argparse.Namespace) -> GatewayConfig:
         for name in ("host", "port", "workers", "log_level")
         if (value := getattr(args, name)) is not None
     }
-    if not changes:
-        return config
-    try:
-        server = msgspec.convert(
-            {**msgspec.structs.asdict(config.server), **changes},
-            type(config.server),
-            from_attributes=True,
-        )
-    except msgspec.ValidationError as exc:
-        raise ConfigError(f"command line: {exc}") from None
-    return msgspec.structs.replace(config, server=server)
+    return with_command_line(config, changes)
 
 
 if __name__ == "__main__":

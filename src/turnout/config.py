@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta, Struct, field
@@ -49,6 +50,7 @@ class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     provider: str = "openai"
     #: Stable identity; derived from the parameters below when not given.
     id: str = ""
+    #: The provider's endpoint: http(s)://host[:port][/path], no credentials, query or fragment.
     base_url: str | None = None
     api_key: Secret | None = None
     api_version: str | None = None
@@ -79,8 +81,83 @@ class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError("model_name must not be empty")
         if not self.model:
             raise ConfigError("model must not be empty")
+        if self.base_url:
+            check_base_url(self.base_url)
         if not self.id:
             msgspec.structs.force_setattr(self, "id", derive_deployment_id(self))
+
+
+def check_base_url(url: str) -> None:
+    """Refuse a base URL that could only fail on every call, naming the fix.
+
+    Adapters append their paths (``/chat/completions``, ``/v1/messages``, ...) to the base URL
+    and send the result with aiohttp, so a URL without an http(s) scheme or a host, or with a
+    query or fragment the paths would land in, fails each request. Credentials in the URL
+    (``user:password@``) clash with the Authorization header the adapters set: aiohttp refuses
+    the combination with a ValueError on every call. The URL is shown with its userinfo and
+    query masked, as they may hold secrets.
+    """
+    scheme, authority, tail = _url_parts(url)
+    shown = repr(_masked(scheme, authority, tail))
+    if "@" in authority:
+        raise ConfigError(
+            f"{shown} carries credentials (user:password@), which turnout does not send: "
+            "give the key as api_key, or send your own Authorization header through "
+            "params.extra_headers",
+            path="base_url",
+        )
+    if not scheme:
+        raise ConfigError(
+            f"{shown} has no scheme: write https://... or http://...", path="base_url"
+        )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        raise ConfigError(
+            f"{shown} is not a valid URL (its port or IPv6 address is malformed)",
+            path="base_url",
+        ) from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ConfigError(
+            f"{shown}: scheme {parts.scheme!r} is not supported: use https:// or http://",
+            path="base_url",
+        )
+    if not parts.hostname:
+        raise ConfigError(f"{shown} has no host", path="base_url")
+    if port == 0:
+        raise ConfigError(f"{shown}: port 0 cannot be connected to", path="base_url")
+    if "?" in url or "#" in url:
+        raise ConfigError(
+            f"{shown} has a query or fragment, which would end up after the API paths turnout "
+            "appends: give the endpoint without it",
+            path="base_url",
+        )
+
+
+def _url_parts(url: str) -> tuple[str, str, str]:
+    """(``scheme://`` or "", the authority, the rest from the first ``/``, ``?`` or ``#``)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    return scheme + sep, rest[:cut], rest[cut:]
+
+
+def _masked(scheme: str, authority: str, tail: str) -> str:
+    """The URL with anything up to its last ``@`` and anything after ``?`` or ``#`` as ``***``.
+
+    Up to the last ``@`` of the whole URL, not of the authority only: a password holding an
+    unencoded ``/`` would otherwise show in part.
+    """
+    rest = authority + tail
+    cut = min((i for i in (rest.find(c) for c in "?#") if i >= 0), default=len(rest))
+    before, after = rest[:cut], rest[cut:]
+    if "@" in before:
+        before = "***@" + before.rpartition("@")[2]
+    if after:
+        after = after[0] + "***"
+    return f"{scheme}{before}{after}"
 
 
 def derive_deployment_id(deployment: Deployment) -> str:
@@ -198,6 +275,26 @@ class FallbackConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     max_depth: Annotated[int, Meta(ge=0)] = 5
 
 
+class PoisonRequestConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Telling a request that breaks every upstream from upstreams that are broken.
+
+    A request whose content makes every upstream answer 500 would otherwise fail on each
+    deployment it is retried or fallen back on, and count against each one's health until the
+    whole group is out for everyone. A server error on a deployment that answers other requests
+    is held until the request's verdict: when the request fails like that on `min_deployments`
+    deployments, the request is the cause; it fails at once and counts against none of them.
+    """
+
+    enabled: bool = True
+    #: Deployments (across fallbacks) that must fail the request with a server error, each while
+    #: answering other requests (or idle, with no failure counted), before the request is judged
+    #: the cause.
+    min_deployments: Annotated[int, Meta(ge=2)] = 2
+    #: A deployment counts as answering other requests when it served one within this many
+    #: seconds; a verdict needs one such deployment among those that failed the request.
+    success_window: Positive = 60.0
+
+
 class HealthConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """When a deployment is taken out of rotation, and for how long."""
 
@@ -212,6 +309,8 @@ class HealthConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     #: Upper bound on a cooldown stretched by a provider's Retry-After.
     max_cooldown: NonNegative = 300.0
     disable_cooldowns: bool = False
+    #: Requests that fail on every deployment they reach count against none of them.
+    poison_requests: PoisonRequestConfig = PoisonRequestConfig()
 
 
 class BreakerConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -321,6 +420,12 @@ def parse_router_config(data: Mapping[str, Any]) -> RouterConfig:
 def split_validation_error(error: msgspec.ValidationError) -> tuple[str, str]:
     """msgspec says 'problem - at `$.a[1].b`'; turnout reports ('problem', 'a[1].b')."""
     problem, sep, where = str(error).rpartition(" - at `")
+    path = where.rstrip("`").removeprefix("$").removeprefix(".") if sep else ""
     if not sep:
-        return str(error), ""
-    return problem, where.rstrip("`").removeprefix("$").removeprefix(".")
+        problem = str(error)
+    cause = error.__cause__
+    if isinstance(cause, ConfigError) and cause.path:
+        # A struct's own check named the field: report the field's full path.
+        problem = str(cause).removeprefix(f"{cause.path}: ")
+        path = f"{path}.{cause.path}" if path else cause.path
+    return problem, path

@@ -14,6 +14,9 @@ so ``rpm: ${RPM}`` becomes a number. A variable that is not set is an error nami
 the variable, never a value. In a LiteLLM config it is an error only where turnout uses the
 value: keys turnout ignores never fail for a variable turnout does not need.
 
+The file is read by `turnout.config_yaml`, within limits on size, nesting and alias expansion
+that refuse YAML alias bombs before anything walks the parsed data.
+
 Every error is a `ConfigError` that names the exact path of the problem, in the file's terms:
 ``model_list[2].weight: Expected `float`, got `str```, ``server.port: Expected `int` <= 65535``,
 ``model_list[0].litellm_params.rpm: ...`` for a LiteLLM file.
@@ -24,14 +27,11 @@ from __future__ import annotations
 import difflib
 import os
 import re
-from collections.abc import Callable, Hashable, Mapping
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Annotated, Any, Literal
 
 import msgspec
-import yaml
 from msgspec import Meta
-from yaml.constructor import ConstructorError
 
 from turnout.config import (
     RouterConfig,
@@ -39,6 +39,7 @@ from turnout.config import (
     parse_router_config,
     split_validation_error,
 )
+from turnout.config_yaml import read_yaml
 from turnout.errors import ConfigError
 from turnout.litellm_import import LiteLLMImport, import_litellm, is_litellm_config
 from turnout.secrets import Secret
@@ -65,6 +66,23 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     stream_send_buffer_bytes: Annotated[int, Meta(ge=0)] = 256 * 1024
     #: Seconds to let requests in flight finish after a shutdown signal before closing them.
     shutdown_timeout: Annotated[float, Meta(ge=0)] = 30.0
+    #: Seconds a client has to send a request's line and headers, counted from the connection's
+    #: start or, on a kept-alive connection, from the request's first byte.
+    header_timeout: Annotated[float, Meta(gt=0)] = 10.0
+    #: Seconds a request body may take, plus one more for every `body_min_rate` bytes received.
+    body_timeout: Annotated[float, Meta(gt=0)] = 30.0
+    #: Bytes per second a request body must average once `body_timeout` has passed.
+    body_min_rate: Annotated[int, Meta(gt=0)] = 16384
+    #: Seconds an idle kept-alive connection stays open waiting for its next request.
+    keepalive_timeout: Annotated[float, Meta(gt=0)] = 75.0
+    #: Open client connections per process (None: half the process's open-file limit, since
+    #: each may need an upstream connection too, and at most 10,000). At the cap, the connection
+    #: idle longest is closed to make room; when every one is busy, a new one gets a 503.
+    max_connections: Annotated[int, Meta(ge=1)] | None = None
+    #: Bearer token that may read /metrics besides the master key (for Prometheus scrapers).
+    metrics_token: Secret | None = None
+    #: Serve /metrics without any key even when a master key is set (for a private port).
+    metrics_public: bool = False
     #: Least severe log level written.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     #: Reserved for the built-in demo (simulated providers, no keys needed).
@@ -73,6 +91,8 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     def __post_init__(self) -> None:
         if self.master_key is not None and not self.master_key:
             raise ConfigError("master_key must not be empty (leave it out for no authentication)")
+        if self.metrics_token is not None and not self.metrics_token:
+            raise ConfigError("metrics_token must not be empty (leave it out for none)")
 
 
 class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
@@ -86,6 +106,25 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     source: str | None = None
     #: Which format the file had.
     format: Literal["turnout", "litellm"]
+    #: Server settings given on the command line: they win over the file, at start and on
+    #: every reload, so a reload never sees them as changed.
+    command_line: tuple[tuple[str, Any], ...] = ()
+
+
+def with_command_line(config: GatewayConfig, changes: Mapping[str, Any]) -> GatewayConfig:
+    """`config` with server settings from the command line applied over the file's, and
+    remembered for reloads; a bad value is a `ConfigError`."""
+    if not changes:
+        return config
+    try:
+        server = msgspec.convert(
+            {**msgspec.structs.asdict(config.server), **changes},
+            type(config.server),
+            from_attributes=True,
+        )
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"command line: {exc}") from None
+    return msgspec.structs.replace(config, server=server, command_line=tuple(changes.items()))
 
 
 #: Top-level keys of turnout's own format.
@@ -97,20 +136,7 @@ def load_config(
 ) -> GatewayConfig:
     """Read a turnout or LiteLLM config file; `environ` defaults to the process environment."""
     name = os.fspath(path)
-    try:
-        text = Path(name).read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise ConfigError(f"{name}: no such file") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{name}: not UTF-8 text (byte {exc.start})") from None
-    except OSError as exc:
-        raise ConfigError(f"{name}: cannot read: {exc.strerror or exc}") from None
-    try:
-        data = yaml.load(text, Loader=_Loader)
-    except yaml.MarkedYAMLError as exc:
-        raise ConfigError(_yaml_message(name, exc)) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{name}: invalid YAML: {exc}") from None
+    data = read_yaml(name)
     return parse_config(data, environ=environ, source=name)
 
 
@@ -287,39 +313,6 @@ def _join(path: str, key: Any) -> str:
     if path and key != "":
         return f"{path}.{key}"
     return path or str(key)
-
-
-# -- YAML ----------------------------------------------------------------------------------------
-
-
-class _Loader(yaml.SafeLoader):
-    """YAML's safe loader, refusing a key given twice in one mapping (a silent override)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
-        seen: dict[Any, yaml.Mark] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge" or not isinstance(
-                key_node, yaml.ScalarNode
-            ):
-                continue
-            key = self.construct_object(key_node)
-            if key in seen:
-                raise ConstructorError(
-                    None,
-                    None,
-                    f"duplicate key {key!r} (first at line {seen[key].line + 1})",
-                    key_node.start_mark,
-                )
-            seen[key] = key_node.start_mark
-        return super().construct_mapping(node, deep=deep)
-
-
-def _yaml_message(name: str, error: yaml.MarkedYAMLError) -> str:
-    mark = error.problem_mark or error.context_mark
-    where = f"{name}:{mark.line + 1}:{mark.column + 1}" if mark else name
-    problem = error.problem or "invalid syntax"
-    context = f" ({error.context})" if error.context and error.problem else ""
-    return f"{where}: invalid YAML: {problem}{context}"
 
 
 def _kind(value: Any) -> str:

@@ -9,7 +9,8 @@ the failure means for the deployment's health and which fallback list applies::
     ├── InvalidRequestError        400   the caller's request is wrong (never a deployment's fault)
     │   ├── ModelNotFoundError     404   unknown model group or alias
     │   ├── NoMatchingDeploymentError 400 no deployment carries the request's tags
-    │   └── PayloadTooLargeError   413   the request body is over the gateway's limit
+    │   ├── PayloadTooLargeError   413   the request body is over the gateway's limit
+    │   └── PoisonRequestError     422   the request breaks every upstream that serves others
     ├── UnauthorizedError          401   the caller's gateway key is missing or wrong
     ├── ProviderError                    an upstream deployment failed; carries deployment id
     │   ├── BadRequestError        400   upstream rejected the request as malformed
@@ -144,6 +145,30 @@ class NoMatchingDeploymentError(InvalidRequestError):
 class PayloadTooLargeError(InvalidRequestError):
     status = 413
     openai_code = "request_too_large"
+
+
+class PoisonRequestError(InvalidRequestError):
+    """The request failed with a server error on several deployments that answer other
+    requests: the request itself appears to be the cause (`turnout.router.poison`).
+
+    A 4xx, because sending the same request again would fail the same way: clients (the
+    official SDKs among them) retry a 5xx but not a 422, and 422 says what happened: the
+    request was well-formed, yet could not be processed. The upstream errors are in the
+    attempts summary.
+    """
+
+    status = 422
+    openai_code = "request_fails_upstream"
+
+    def __init__(self, deployments: Sequence[str]) -> None:
+        names = ", ".join(deployments)
+        super().__init__(
+            f"The request failed with a server error on {len(deployments)} deployments that "
+            f"are answering other requests ({names}): the request itself appears to be the "
+            "cause. It was not tried further and counts against no deployment; change it "
+            "rather than sending it again unchanged"
+        )
+        self.deployments = tuple(deployments)
 
 
 class UnauthorizedError(TurnoutError):

@@ -23,6 +23,7 @@ from turnout.observe.events import (
     FallbackTaken,
     HedgeFired,
     HedgeSettled,
+    PoisonRequest,
     RetryScheduled,
     StreamFailover,
 )
@@ -354,6 +355,7 @@ EXPECTED_LABELS = {
     "turnout_hedges": {"model_group", "outcome"},
     "turnout_stream_failovers": {"model_group", "method", "error"},
     "turnout_budget_exhausted": {"model_group", "kind"},
+    "turnout_poison_requests": {"model_group"},
 }
 
 
@@ -372,6 +374,7 @@ def feed_everything(metrics: GatewayMetrics, deployment: str, group: str = "chat
         HedgeSettled("r", group, "other", True, deployment),
         StreamFailover("r", group, deployment, FailureKind.STREAM_INTERRUPTED, 10, "prefill"),
         BudgetExhausted("r", group, "retry"),
+        PoisonRequest("r", group, (deployment, "other"), 2),
     ]
     for event in events:
         metrics.on_event(event)
@@ -408,7 +411,7 @@ def test_no_secret_of_a_deployment_reaches_the_output() -> None:
     deployment = dep(
         "gpt-4o-eu",
         api_key=Secret(SENTINEL),
-        base_url=f"https://user:{SENTINEL}@llm.example.com/v1",
+        base_url=f"https://llm.example.com/{SENTINEL}/v1",
         params={"extra_headers": {"authorization": f"Bearer {SENTINEL}"}},
     )
     metrics = GatewayMetrics()
@@ -459,6 +462,7 @@ def test_hedges_failovers_and_budgets_are_counted() -> None:
         HedgeSettled("s", "chat", "a", False, "b"),
         StreamFailover("t", "chat", "a", FailureKind.STREAM_INTERRUPTED, 42, "instruction"),
         BudgetExhausted("u", "chat", "hedge"),
+        PoisonRequest("v", "chat", ("a", "b"), 2),
     ):
         metrics.on_event(event)
     body, _ = metrics.render()
@@ -471,3 +475,4 @@ def test_hedges_failovers_and_budgets_are_counted() -> None:
         'model_group="chat"} 1.0'
     ) in text
     assert 'turnout_budget_exhausted_total{kind="hedge",model_group="chat"} 1.0' in text
+    assert 'turnout_poison_requests_total{model_group="chat"} 1.0' in text

@@ -90,3 +90,30 @@ async def test_finish_for_a_forgotten_deployment_is_harmless(store: StateStore) 
     assert await store.finish("gone", Outcome(None, 0.1), policy, 0, WALL) == []
     [state] = await store.snapshot(["gone"])
     assert state.in_flight == 0
+
+
+async def test_server_errors_are_held_until_their_request_is_judged(store: StateStore) -> None:
+    policy = _policy()
+    failed = Outcome(FailureKind.SERVER_ERROR, 0.1)
+    await store.begin("d", policy, 0, WALL)
+    await store.finish("d", failed, policy, 0, WALL)
+    await store.begin("d", policy, 0, WALL)
+    assert await store.finish_suspect("d", failed, policy, 0, WALL) == (0, [])  # it is failing
+    for now in (1, 2, 2, 2, 2):
+        await store.begin("d", policy, now, WALL + now)
+        await store.finish("d", Outcome(None, 0.1), policy, now, WALL + now)
+    tokens = []
+    for _ in range(2):
+        await store.begin("d", policy, 3, WALL + 3)
+        token, events = await store.finish_suspect("d", failed, policy, 3, WALL + 3)
+        assert token and events == []
+        assert await store.still_held("d", token)
+        tokens.append(token)
+    [state] = await store.snapshot(["d"])
+    assert (state.in_flight, state.failures) == (0, 2)
+    assert await store.resolve_hold("d", tokens[0], False, policy, 4, WALL + 4) == []
+    await store.resolve_hold("d", tokens[1], True, policy, 4, WALL + 4)
+    [state] = await store.snapshot(["d"])
+    assert state.failures == 3
+    assert not await store.still_held("d", tokens[1])
+    assert await store.resolve_hold("gone", 1, True, policy, 4, WALL + 4) == []

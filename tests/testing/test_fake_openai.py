@@ -595,6 +595,26 @@ async def test_error_event(
             pass
 
 
+async def test_faults_can_echo_the_requests_credentials(
+    fake: FakeOpenAI, session: aiohttp.ClientSession
+) -> None:
+    fake.enqueue(Fault("error_event", after_chunks=1, message="boom", echo_credentials=True))
+    raw, _ = await read_raw(session, fake.url, chat_body(stream=True))
+    echoed = json.loads(events_of(raw)[-1])["error"]["message"]
+    assert echoed == f"boom (credentials received: {KEY})"
+    fake.enqueue(Fault("status", message="boom", echo_credentials=True))
+    async with session.post(
+        f"{fake.url}/chat/completions?key=query-key",
+        json=chat_body(),
+        headers={**AUTH, "x-api-key": "other-key"},
+    ) as response:
+        message = (await response.json())["error"]["message"]
+    assert response.status == 500
+    assert message == f"boom (credentials received: {KEY}, other-key, query-key)"
+    cut = Fault("cut", echo_credentials=True)  # only error messages quote anything
+    assert cut.echoing({"authorization": "Bearer x"}, {}) is cut
+
+
 async def test_after_header_faults_on_whole_answers(
     fake: FakeOpenAI, client: openai.AsyncOpenAI, session: aiohttp.ClientSession
 ) -> None:

@@ -132,6 +132,20 @@ class BudgetExhausted:
     kind: str
 
 
+@dataclass(frozen=True, slots=True)
+class PoisonRequest:
+    """A request failed with a server error on deployments that answer other requests: it was
+    failed as the cause, and counted against none of them."""
+
+    request_id: str
+    #: The model group the request asked for.
+    model_group: str
+    #: The deployments that failed it, in order.
+    deployments: tuple[str, ...]
+    #: Attempts the request made.
+    attempts: int
+
+
 HealthEvent = CooldownEntered | CooldownLeft | BreakerTransition
 Event = (
     AttemptStarted
@@ -142,6 +156,7 @@ Event = (
     | HedgeSettled
     | StreamFailover
     | BudgetExhausted
+    | PoisonRequest
     | HealthEvent
 )
 

@@ -1,8 +1,9 @@
 """Router events as structured log lines (``key=value``), through the standard logging module.
 
-Health changes (cooldowns, breaker transitions, fallbacks) are warnings: an operator should see
-them. Failed attempts are warnings too; retries are info. Each served request is logged at debug
-level, or at info with ``routing_detail`` (the demo turns it on, so a newcomer watches routing
+Health changes (cooldowns, breaker transitions, fallbacks) and requests failed as the cause of
+the server errors they met (poison requests) are warnings: an operator should see them. Failed
+attempts are warnings too; retries are info. Each served request is logged at debug level, or at
+info with ``routing_detail`` (the demo turns it on, so a newcomer watches routing
 happen: which deployment served, chosen by which strategy, after which failures).
 No line ever carries a key or a request's content: only ids, names, numbers and error kinds.
 """
@@ -23,6 +24,7 @@ from turnout.observe.events import (
     FallbackTaken,
     HedgeFired,
     HedgeSettled,
+    PoisonRequest,
     RetryScheduled,
     StreamFailover,
 )
@@ -97,6 +99,15 @@ class LogObserver:
             logger.warning(
                 "budget-exhausted group=%s kind=%s (not retried)", event.model_group, event.kind
             )
+        elif isinstance(event, PoisonRequest):
+            logger.warning(
+                "poison-request group=%s deployments=%s attempts=%d "
+                "(failed as the cause; counted against no deployment)",
+                event.model_group,
+                ",".join(event.deployments),
+                event.attempts,
+            )
+            self._failed.pop(event.request_id, None)
         elif isinstance(event, RetryScheduled):
             logger.info(
                 "retry group=%s failed=%s error=%s delay_ms=%.0f",

@@ -28,6 +28,7 @@ from turnout.observe.events import (
     FallbackTaken,
     HedgeFired,
     HedgeSettled,
+    PoisonRequest,
     RetryScheduled,
     StreamFailover,
 )
@@ -195,6 +196,13 @@ class GatewayMetrics:
             ("model_group", "kind"),
             registry,
         )
+        self.poison_requests = Counter(
+            "turnout_poison_requests",
+            "Requests failed as the cause of the server errors they met on deployments "
+            "answering other requests (counted against none of them).",
+            ("model_group",),
+            registry,
+        )
         self.deployment_info = Gauge(
             "turnout_deployment_info",
             "1 for each configured deployment, naming its model group and provider.",
@@ -303,6 +311,8 @@ class GatewayMetrics:
                 )
             case BudgetExhausted():
                 self._count(self.budget_exhausted, event.model_group, event.kind)
+            case PoisonRequest():
+                self._count(self.poison_requests, event.model_group)
             case AttemptFinished():
                 self._attempt_finished(event)
             case AttemptStarted():

@@ -70,3 +70,8 @@ class Adapter(Protocol):
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimitHints | None:
         """What the reply's headers say about remaining quota."""
         ...
+
+    def credentials(self) -> tuple[str, ...]:
+        """The keys the adapter holds beyond its deployments' (read from the environment), so
+        that the redactor removes them from upstream text too."""
+        ...

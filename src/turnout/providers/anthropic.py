@@ -78,6 +78,10 @@ class AnthropicAdapter(Capable):
         self._default_key = environ.get(KEY_VARIABLE)
         self._clock = clock
 
+    def credentials(self) -> tuple[str, ...]:
+        """The keys this adapter read from the environment, for redaction."""
+        return (self._default_key,) if self._default_key else ()
+
     def url(self, deployment: Deployment) -> str:
         """``/v1/messages`` under the base URL (one that already ends in ``/v1`` is fine)."""
         base = (deployment.base_url or DEFAULT_BASE_URL).rstrip("/")

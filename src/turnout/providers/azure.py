@@ -118,6 +118,10 @@ class AzureAdapter(Capable):
         self._key = _first(environ, _KEY_VARIABLES)
         self._version = _first(environ, _VERSION_VARIABLES)
 
+    def credentials(self) -> tuple[str, ...]:
+        """The keys this adapter read from the environment, for redaction."""
+        return (self._key,) if self._key else ()
+
     def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
         base, version = self._endpoint(deployment)
         modern = _modern(version)

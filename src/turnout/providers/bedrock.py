@@ -106,6 +106,15 @@ class BedrockAdapter(Capable):
         self._bearer = environ.get("AWS_BEARER_TOKEN_BEDROCK") or None
         self._credentials = credentials_from({}, environ)
 
+    def credentials(self) -> tuple[str, ...]:
+        """The keys this adapter read from the environment, for redaction."""
+        held = [self._bearer]
+        if self._credentials is not None:
+            token = self._credentials.session_token
+            held += [self._credentials.access_key, self._credentials.secret_key.reveal()]
+            held.append(token.reveal() if token else None)
+        return tuple(value for value in held if value)
+
     def capabilities(self, model: str) -> Capabilities:
         return super().capabilities(_family(model_id(model)))
 

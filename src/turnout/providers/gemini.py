@@ -67,6 +67,10 @@ class GeminiAdapter(Capable):
         self._clock = clock
         self._default_key = next((environ[v] for v in KEY_VARIABLES if environ.get(v)), None)
 
+    def credentials(self) -> tuple[str, ...]:
+        """The keys this adapter read from the environment, for redaction."""
+        return (self._default_key,) if self._default_key else ()
+
     def capabilities(self, model: str) -> Capabilities:
         return super().capabilities(model.removeprefix("models/"))
 

@@ -1,33 +1,54 @@
-"""A provider that speaks HTTP: an adapter's translation over the one upstream seam."""
+"""A provider that speaks HTTP: an adapter's translation over the one upstream seam.
+
+This is where upstream text first enters turnout's errors (error bodies, error events in a
+stream, whatever a translator raises), so every `ProviderError` leaving it is redacted here:
+the router, its events, logs and attempt summaries only ever see clean text. Redaction runs on
+the failure path alone; a successful answer never meets it.
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 
 from turnout.config import Deployment
 from turnout.errors import ProviderError
 from turnout.providers.adapter import Adapter
 from turnout.providers.capabilities import Capabilities
-from turnout.secrets import redact
+from turnout.providers.credentials import deployment_secrets
+from turnout.secrets import Redactor
 from turnout.upstream import Upstream
 from turnout.wire import ProviderResponse, Request, StreamChunk
 
 
 class HttpProvider:
-    """Implements the router's `Provider` protocol for any adapter."""
+    """Implements the router's `Provider` protocol for any adapter.
 
-    __slots__ = ("_adapter", "_upstream")
+    `redactor` holds the secrets of the whole configuration (`turnout.providers.registry` builds
+    it); without one, a failure is redacted of the failing deployment's own credentials and the
+    adapter's, and of anything shaped like a key.
+    """
 
-    def __init__(self, adapter: Adapter, upstream: Upstream) -> None:
+    __slots__ = ("_adapter", "_redactor", "_upstream")
+
+    def __init__(
+        self, adapter: Adapter, upstream: Upstream, redactor: Redactor | None = None
+    ) -> None:
         self._adapter = adapter
         self._upstream = upstream
+        self._redactor = redactor
 
     async def complete(self, deployment: Deployment, request: Request) -> ProviderResponse:
         adapter = self._adapter
-        reply = await self._upstream.send(adapter.build(deployment, request), deployment.timeouts)
-        if reply.status >= 300:
-            raise self._failure(deployment, reply.status, reply.body, reply.headers)
-        return adapter.parse(deployment, request, reply.body, reply.headers)
+        try:
+            reply = await self._upstream.send(
+                adapter.build(deployment, request), deployment.timeouts
+            )
+            if reply.status >= 300:
+                raise adapter.error(reply.status, reply.body, reply.headers)
+            return adapter.parse(deployment, request, reply.body, reply.headers)
+        except ProviderError as error:
+            self._redact(error, deployment)
+            raise
 
     embed = complete
 
@@ -39,11 +60,16 @@ class HttpProvider:
 
     async def stream(self, deployment: Deployment, request: Request) -> AsyncIterator[StreamChunk]:
         adapter = self._adapter
-        reply = await self._upstream.open(adapter.build(deployment, request), deployment.timeouts)
+        try:
+            reply = await self._upstream.open(
+                adapter.build(deployment, request), deployment.timeouts
+            )
+        except ProviderError as error:
+            self._redact(error, deployment)
+            raise
         try:
             if reply.status >= 300:
-                body = await reply.read()
-                raise self._failure(deployment, reply.status, body, reply.headers)
+                raise adapter.error(reply.status, await reply.read(), reply.headers)
             translator = adapter.translator(deployment, request)
             hints = adapter.rate_limits(reply.headers)
             async for piece in reply.pieces():
@@ -57,13 +83,16 @@ class HttpProvider:
             for chunk in translator.finish():
                 yield chunk
             translator.check()
+        except ProviderError as error:
+            # Error events mid-stream and first, translator failures, status errors: redacted
+            # after parsing, so a secret split across pieces of the body is whole by now.
+            self._redact(error, deployment)
+            raise
         finally:
             reply.close()
 
-    def _failure(
-        self, deployment: Deployment, status: int, body: bytes, headers: Mapping[str, str]
-    ) -> ProviderError:
-        error = self._adapter.error(status, body, headers)
-        error.message = redact(error.message, deployment.api_key)
-        error.args = (error.message,)
-        return error
+    def _redact(self, error: ProviderError, deployment: Deployment) -> None:
+        redactor = self._redactor
+        if redactor is None:
+            redactor = Redactor([*deployment_secrets(deployment), *self._adapter.credentials()])
+        redactor.scrub(error)

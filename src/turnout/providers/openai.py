@@ -160,6 +160,10 @@ class OpenAICompatibleAdapter(Capable):
         variable = self.preset.key_variable
         self._default_key = env.get(variable) if variable else None
 
+    def credentials(self) -> tuple[str, ...]:
+        """The keys this adapter read from the environment, for redaction."""
+        return (self._default_key,) if self._default_key else ()
+
     def base_url(self, deployment: Deployment) -> str:
         base = deployment.base_url or self.preset.base_url
         if base is None:

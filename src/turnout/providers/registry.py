@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -14,8 +15,10 @@ from turnout.config import RouterConfig
 from turnout.errors import ConfigError
 from turnout.providers.adapter import Adapter
 from turnout.providers.base import Provider
+from turnout.providers.credentials import build_redactor
 from turnout.providers.http import HttpProvider
 from turnout.providers.openai import PRESETS, OpenAICompatibleAdapter
+from turnout.secrets import Redactor, Secret
 from turnout.testing.simulated import Behaviour, SimulatedProvider
 from turnout.upstream import Upstream
 
@@ -67,24 +70,49 @@ def check_supported(config: RouterConfig) -> None:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class ProviderSet:
+    """The providers of one configuration, and the redactor their errors go through (which
+    the gateway applies again where an error leaves it)."""
+
+    providers: dict[str, Provider]
+    redactor: Redactor
+
+
 def build_providers(
     config: RouterConfig, upstream: Upstream, clock: Clock | None = None
 ) -> dict[str, Provider]:
     """One provider per name used in the model list; an unknown name is a config error."""
-    providers: dict[str, Provider] = {}
+    return provider_set(config, upstream, clock).providers
+
+
+def provider_set(
+    config: RouterConfig,
+    upstream: Upstream,
+    clock: Clock | None = None,
+    *,
+    secrets: Iterable[Secret | str | None] = (),
+) -> ProviderSet:
+    """`build_providers`, with the one `Redactor` of the configuration: every deployment's
+    credentials, the keys adapters read from the environment, and `secrets` (the gateway's)."""
+    adapters: dict[str, Adapter] = {}
     for name in sorted({d.provider for d in config.model_list}):
         if name in PRESETS:
-            providers[name] = HttpProvider(OpenAICompatibleAdapter(name), upstream)
+            adapters[name] = OpenAICompatibleAdapter(name)
         elif name in NATIVE:
-            providers[name] = HttpProvider(native_adapter(name, clock=clock), upstream)
-        elif name == "simulated":
-            providers[name] = simulated_provider(config, clock)
-        else:
+            adapters[name] = native_adapter(name, clock=clock)
+        elif name != "simulated":
             raise ConfigError(
                 f"provider {name!r} is not supported; supported: "
                 + ", ".join(supported_providers())
             )
-    return providers
+    redactor = build_redactor(config, adapters.values(), secrets)
+    providers: dict[str, Provider] = {
+        name: HttpProvider(adapter, upstream, redactor) for name, adapter in adapters.items()
+    }
+    if any(d.provider == "simulated" for d in config.model_list):
+        providers["simulated"] = simulated_provider(config, clock)
+    return ProviderSet(providers, redactor)
 
 
 def simulated_provider(config: RouterConfig, clock: Clock | None) -> SimulatedProvider:

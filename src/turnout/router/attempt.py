@@ -19,6 +19,7 @@ from turnout.observe.events import AttemptFinished, Event, Observer
 from turnout.pricing import price
 from turnout.router.deployments import ModelTable
 from turnout.router.health import HealthPolicy, Outcome
+from turnout.router.poison import Hold, suspect
 from turnout.state.base import StateStore
 from turnout.wire import RateLimitHints, Request, Usage
 
@@ -68,6 +69,7 @@ class Run:
         "attempts",
         "deadline",
         "errors",
+        "holds",
         "hops",
         "number",
         "request",
@@ -82,6 +84,8 @@ class Run:
         started: float,
         deadline: float,
         table: ModelTable | None = None,
+        *,
+        hold_failures: bool = False,
     ) -> None:
         self.request = request
         #: The model table the request started on (a reload does not change it midway).
@@ -94,6 +98,9 @@ class Run:
         self.number = 0
         self.hops = 0
         self.visited: set[str] = set()
+        #: Server errors held until this request's verdict (`turnout.router.poison`); None
+        #: once the verdict is in, or when no failure may be held.
+        self.holds: list[Hold] | None = [] if hold_failures else None
 
 
 def emit(observers: Sequence[Observer], event: Event) -> None:
@@ -190,7 +197,8 @@ class Attempt:
         cost = None
         if usage is not None:
             cost = price(self.deployment, usage.prompt_tokens, usage.completion_tokens)
-        await self._settle(outcome, error, usage, cost)
+        holdable = self.run.holds is not None and not self.probe and suspect(error)
+        await self._settle(outcome, error, usage, cost, holdable=holdable)
 
     async def abandon(self, why: FailureKind = FailureKind.CANCELLED) -> None:
         """The try was cut off by the caller (gone, cancelled) or by the request's deadline:
@@ -210,6 +218,8 @@ class Attempt:
         usage: Usage | None,
         cost: float | None,
         now: float | None = None,
+        *,
+        holdable: bool = False,
     ) -> None:
         if self.settled:
             return
@@ -217,15 +227,26 @@ class Attempt:
         clock = self.clock
         if now is None:
             now = clock.now()
-        events = await self.store.finish(
-            self.deployment.id, outcome, self.policy, now, clock.wall()
-        )
+        deployment_id = self.deployment.id
+        if holdable:
+            token, events = await self.store.finish_suspect(
+                deployment_id, outcome, self.policy, now, clock.wall()
+            )
+            holds = self.run.holds
+            if token and holds is not None:
+                holds.append(Hold(deployment_id, token, self.policy))
+            elif token:  # the request's verdict came in meanwhile: no one is left to give it
+                events += await self.store.resolve_hold(
+                    deployment_id, token, True, self.policy, clock.now(), clock.wall()
+                )
+        else:
+            events = await self.store.finish(deployment_id, outcome, self.policy, now, clock.wall())
         status = error.status if error is not None else None
         if error is not None:
             status = getattr(error, "upstream_status", None) or status
         self.run.attempts.append(
             AttemptRecord(
-                deployment_id=self.deployment.id,
+                deployment_id=deployment_id,
                 model_group=self.group,
                 started=self.started,
                 duration=outcome.duration,
@@ -240,7 +261,7 @@ class Attempt:
                 AttemptFinished(
                     request_id=self.run.request.request_id,
                     model_group=self.group,
-                    deployment_id=self.deployment.id,
+                    deployment_id=deployment_id,
                     attempt=self.number,
                     at=now,
                     duration=outcome.duration,

@@ -9,7 +9,9 @@ an exponential backoff with full jitter that honours Retry-After. When the group
 spent, the fallback list for the kind of failure is tried, group by group, each with its own
 retries, up to a bounded depth. Retries and fallback hops draw on a router-wide budget, and none
 starts that cannot finish before the deadline. When everything fails the caller gets the most
-informative underlying error with a summary of every attempt.
+informative underlying error with a summary of every attempt. A request that fails with a
+server error on several deployments answering other requests is failed at once as the cause,
+and counts against none of them (`turnout.router.poison`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from turnout.config import Deployment
 from turnout.errors import (
     DeadlineExceededError,
     FailureKind,
+    PoisonRequestError,
     ProviderError,
     ServerError,
     StreamInterruptedError,
@@ -39,6 +42,7 @@ from turnout.observe.events import (
     Event,
     FallbackTaken,
     Observer,
+    PoisonRequest,
     RetryScheduled,
 )
 from turnout.observe.stats import RouterStats
@@ -51,6 +55,7 @@ from turnout.router.deployments import ModelTable
 from turnout.router.failover import continue_stream
 from turnout.router.filters import Rejections, eligible
 from turnout.router.hedging import Hedger, hedged
+from turnout.router.poison import answering
 from turnout.router.strategies import Strategy
 from turnout.router.streaming import Stream, close_quietly
 from turnout.state.base import StateStore
@@ -112,7 +117,14 @@ class Executor:
         clock = self.clock
         started = clock.now()
         limit = request.timeout if request.timeout is not None else table.config.timeout
-        run = Run(request, started, started + limit, table)
+        config = table.config
+        run = Run(
+            request,
+            started,
+            started + limit,
+            table,
+            hold_failures=config.health.poison_requests.enabled,
+        )
         self.stats.requests += 1
         if self.retry_budget is not None:
             self.retry_budget.record_request(started)
@@ -127,14 +139,23 @@ class Executor:
             error: TurnoutError = DeadlineExceededError(
                 f"The request did not finish within its deadline of {limit:g}s"
             )
+        except PoisonRequestError as poison:
+            error = poison
         except TurnoutError as failure:
             error = most_informative(run.errors) if run.errors else failure
+        finally:
+            if run.holds:
+                # Not the request's fault after all (or never known): the held failures count.
+                await self._resolve_holds(run, blame=True)
+            run.holds = None
         error.attempts = tuple(run.attempts)
         raise error
 
     async def _with_fallbacks(self, table: ModelTable, group: str, run: Run, call: Call) -> Outcome:
         try:
             return await self._with_retries(table, group, run, call)
+        except PoisonRequestError:
+            raise
         except TurnoutError as error:
             run.errors.append(error)
             kind = fallback_kind(error)
@@ -158,6 +179,8 @@ class Executor:
                     )
                 try:
                     return await self._with_fallbacks(table, target, run, call)
+                except PoisonRequestError:
+                    raise
                 except TurnoutError:
                     continue
             raise
@@ -195,6 +218,12 @@ class Executor:
                 return await self.call_deployment(attempt, call)
             except ProviderError as error:
                 last_error = error
+                if run.holds:
+                    await self._judge(table, run)
+                    if _fallback_left(table, group, run, error):
+                        # Where the request failed while others were served, another try would
+                        # most likely fail alike: with a fallback left, that is the next try.
+                        banned.update(held.deployment_id for held in run.holds)
                 if not error.retryable or retries >= table.config.retries.num_retries:
                     raise
                 if not self.spend_retry(run, group):
@@ -232,6 +261,55 @@ class Executor:
             store=self.store,
             observers=self.observers,
         )
+
+    # ---- poison requests -----------------------------------------------------------------
+
+    async def _judge(self, table: ModelTable, run: Run) -> None:
+        """Fail the request as the cause once enough deployments failed it while answering
+        other requests (or idle, with one at least answering), each hold still clean: no other
+        request's failure made it count meanwhile."""
+        holds = run.holds
+        assert holds is not None
+        needed = table.config.health.poison_requests.min_deployments
+        if len({held.deployment_id for held in holds}) < needed:
+            return
+        clean: list[str] = []
+        for held in holds:
+            if held.deployment_id not in clean and await self.store.still_held(
+                held.deployment_id, held.token
+            ):
+                clean.append(held.deployment_id)
+        if len(clean) < needed:
+            return
+        window = table.config.health.poison_requests.success_window
+        now = self.clock.now()
+        states = await self.store.snapshot(clean)
+        if not any(answering(state, window, now) for state in states):
+            return  # nobody has seen these deployments serve lately: no evidence either way
+        await self._resolve_holds(run, blame=False)
+        run.holds = None
+        self.stats.poison_requests += 1
+        if self.observers:
+            request = run.request
+            try:
+                group = table.resolve(request.model)
+            except TurnoutError:
+                group = ""
+            emit(
+                self.observers,
+                PoisonRequest(request.request_id, group, tuple(clean), len(run.attempts)),
+            )
+        raise PoisonRequestError(clean)
+
+    async def _resolve_holds(self, run: Run, *, blame: bool) -> None:
+        holds, run.holds = run.holds or [], []
+        clock = self.clock
+        for held in holds:
+            self.emit_all(
+                await self.store.resolve_hold(
+                    held.deployment_id, held.token, blame, held.policy, clock.now(), clock.wall()
+                )
+            )
 
     # ---- decisions -----------------------------------------------------------------------
 
@@ -451,6 +529,14 @@ def _fitting(
     return (
         [d for d, ok in zip(candidates, fits, strict=True) if ok],
         [s for s, ok in zip(states, fits, strict=True) if ok],
+    )
+
+
+def _fallback_left(table: ModelTable, group: str, run: Run, error: TurnoutError) -> bool:
+    """Whether the failure's fallback list still holds a group this request has not visited."""
+    kind = fallback_kind(error)
+    return kind is not None and any(
+        target not in run.visited for target in table.fallbacks(kind, group)
     )
 
 

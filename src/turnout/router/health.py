@@ -7,6 +7,11 @@ rest count towards two per-minute rules, applied once ``min_requests`` were seen
 more than ``allowed_fails`` consecutive failures, or a failure rate above the threshold. A 429's
 Retry-After stretches the cooldown (up to ``max_cooldown``), and a new cooldown never shortens
 one already running. The circuit breaker (`turnout.router.breaker`) is fed the same outcomes.
+
+A server error on a deployment that answers other requests may be held until its request's
+verdict (`turnout.router.poison`); the next failure that counts (or that would take the
+deployment out) counts every held one of the streak first, so thresholds trip at the same
+failure as if nothing had been held.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from turnout.config import BreakerConfig, Deployment, RouterConfig
 from turnout.errors import FailureKind
 from turnout.observe.events import BreakerTransition, CooldownEntered, CooldownLeft, HealthEvent
 from turnout.router import breaker as breaker_rules
-from turnout.state.record import CooldownReason, DeploymentState
+from turnout.state.record import BreakerPhase, CooldownReason, DeploymentState
 from turnout.wire import RateLimitHints
 
 #: Failures that take a deployment out of rotation at once, and the reason recorded.
@@ -53,6 +58,9 @@ class HealthPolicy:
     max_cooldown: float
     breaker: BreakerConfig
     ewma_alpha: float
+    #: Seconds since its last success during which a deployment counts as answering other
+    #: requests, so that a server error may be held as the request's fault (0: never held).
+    hold_window: float = 0.0
 
     @classmethod
     def for_deployment(cls, deployment: Deployment, config: RouterConfig) -> HealthPolicy:
@@ -70,6 +78,9 @@ class HealthPolicy:
             max_cooldown=health.max_cooldown,
             breaker=config.breaker,
             ewma_alpha=config.routing.latency_ewma_alpha,
+            hold_window=health.poison_requests.success_window
+            if health.poison_requests.enabled
+            else 0.0,
         )
 
 
@@ -104,6 +115,11 @@ def settle(
     if error is None:
         state.successes += 1
         state.consecutive_failures = 0
+        state.last_success = now
+        if state.held_streak is not None:
+            # Held failures before a success were the requests' own; they count only if
+            # their requests turn out not to be the cause.
+            state.held_streak = None
         alpha = policy.ewma_alpha
         state.latency = _ewma(state.latency, outcome.duration, alpha)
         if outcome.ttft is not None:
@@ -113,25 +129,81 @@ def settle(
         breaker_rules.on_neutral(breaker, outcome.probe)
         return events
     else:
-        state.failures += 1
-        state.consecutive_failures += 1
         if error is FailureKind.TIMEOUT:
             # A timed-out attempt was at least this slow: let the average know.
             state.latency = _ewma(state.latency, outcome.duration, policy.ewma_alpha)
-        reason = _cooldown_reason(state, error, policy)
-        if reason is not None:
-            entered = cool_down(state, reason, policy, now, outcome.retry_after)
-            if entered is not None:
-                events.append(entered)
-        if error is FailureKind.RATE_LIMITED:
-            # Busy is not broken: the cooldown honours the provider; the breaker stays put.
-            breaker_rules.on_neutral(breaker, outcome.probe)
-            transition = None
-        else:
-            transition = breaker_rules.on_failure(breaker, policy.breaker, outcome.probe, now)
+        if state.held_streak is not None:
+            count_held_streak(state, policy, now, events)
+        count_failure(state, error, policy, now, events, outcome.retry_after, outcome.probe)
+        return events
     if transition is not None:
         events.append(BreakerTransition(state.deployment_id, *transition))
     return events
+
+
+def count_failure(
+    state: DeploymentState,
+    error: FailureKind,
+    policy: HealthPolicy,
+    now: float,
+    events: list[HealthEvent],
+    retry_after: float | None = None,
+    probe: bool = False,
+    *,
+    consecutive: bool = True,
+) -> None:
+    """Count one failure against the deployment: counters, cooldown rules, breaker.
+
+    A failure that is not `consecutive` (a held one confirmed after a later success) counts
+    towards the failure rate only.
+    """
+    state.failures += 1
+    if consecutive:
+        state.consecutive_failures += 1
+    reason = _cooldown_reason(state, error, policy)
+    if reason is not None:
+        entered = cool_down(state, reason, policy, now, retry_after)
+        if entered is not None:
+            events.append(entered)
+    if error is FailureKind.RATE_LIMITED or not consecutive:
+        # Busy is not broken: the cooldown honours the provider; the breaker stays put.
+        breaker_rules.on_neutral(state.breaker, probe)
+        return
+    transition = breaker_rules.on_failure(state.breaker, policy.breaker, probe, now)
+    if transition is not None:
+        events.append(BreakerTransition(state.deployment_id, *transition))
+
+
+def count_held_streak(
+    state: DeploymentState, policy: HealthPolicy, now: float, events: list[HealthEvent]
+) -> None:
+    """The deployment fails more than the requests it held failures for: count them all now."""
+    streak = state.held_streak or []
+    state.held_streak = None
+    held = state.held
+    for token in streak:
+        if held is not None and token in held:
+            held[token] = True
+        count_failure(state, FailureKind.SERVER_ERROR, policy, now, events)
+
+
+def would_take_out(state: DeploymentState, policy: HealthPolicy, failures: int) -> bool:
+    """Whether `failures` more consecutive failures would cool the deployment down or open its
+    circuit (for a state already rolled to the current minute)."""
+    if policy.cooldown_time > 0:
+        requests = state.successes + state.failures + failures
+        if requests >= policy.min_requests and (
+            state.consecutive_failures + failures > policy.allowed_fails
+            or (state.failures + failures) / requests > policy.failure_rate_threshold
+        ):
+            return True
+    config = policy.breaker
+    circuit = state.breaker
+    return (
+        config.enabled
+        and circuit.phase is BreakerPhase.CLOSED
+        and circuit.failures + failures >= config.failure_threshold
+    )
 
 
 def _cooldown_reason(

@@ -15,13 +15,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 
 from turnout.errors import (
     InvalidRequestError,
     PayloadTooLargeError,
     TurnoutError,
 )
+from turnout.secrets import SHAPES_ONLY, Redactor
+from turnout.server.body import check_declared_length, read_body
 from turnout.server.gateway import Gateway
 from turnout.server.requests import build_request, parse_body
 from turnout.wire import Operation, Response
@@ -46,12 +48,8 @@ def create_app(gateway: Gateway) -> web.Application:
         client_max_size=gateway.config.server.max_body_bytes,
     )
     app[GATEWAY] = gateway
-    app.router.add_post("/v1/chat/completions", _completion_route(Operation.CHAT))
-    app.router.add_post("/chat/completions", _completion_route(Operation.CHAT))
-    app.router.add_post("/v1/completions", _completion_route(Operation.COMPLETION))
-    app.router.add_post("/completions", _completion_route(Operation.COMPLETION))
-    app.router.add_post("/v1/embeddings", _completion_route(Operation.EMBEDDING))
-    app.router.add_post("/embeddings", _completion_route(Operation.EMBEDDING))
+    for path, operation in _PATHS:
+        app.router.add_post(path, _completion_route(operation), expect_handler=_expect_continue)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/models", _models)
     app.router.add_get("/health/live", _live)
@@ -65,10 +63,11 @@ def create_app(gateway: Gateway) -> web.Application:
 # ---- errors ------------------------------------------------------------------------------
 
 
-def error_response(error: TurnoutError) -> web.Response:
+def error_response(error: TurnoutError, redactor: Redactor = SHAPES_ONLY) -> web.Response:
+    """The error as OpenAI's body, redacted: the last pass before a client sees it."""
     return web.Response(
         status=error.status,
-        body=_ENCODE(error.to_openai()),
+        body=_ENCODE(redactor.error_body(error)),
         content_type=_JSON,
         headers=error.headers(),
     )
@@ -84,7 +83,10 @@ async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamRe
         return response
     except TurnoutError as error:
         status = error.status
-        return error_response(error)
+        response = error_response(error, request.app[GATEWAY].redactor)
+        if not request.content.is_eof():
+            response.force_close()  # the body was not read: this connection cannot carry more
+        return response
     except web.HTTPRequestEntityTooLarge as exc:
         status = 413
         limit = request.app[GATEWAY].config.server.max_body_bytes
@@ -137,6 +139,15 @@ def _http_error(exc: web.HTTPException) -> web.Response:
 
 # ---- completions, streams, embeddings ------------------------------------------------------
 
+_PATHS = (
+    ("/v1/chat/completions", Operation.CHAT),
+    ("/chat/completions", Operation.CHAT),
+    ("/v1/completions", Operation.COMPLETION),
+    ("/completions", Operation.COMPLETION),
+    ("/v1/embeddings", Operation.EMBEDDING),
+    ("/embeddings", Operation.EMBEDDING),
+)
+
 _ROUTES = {
     Operation.CHAT: "chat_completions",
     Operation.COMPLETION: "completions",
@@ -152,7 +163,7 @@ def _completion_route(operation: Operation) -> Handler:
         http[ROUTE] = route
         gateway = http.app[GATEWAY]
         gateway.auth.authenticate(http.headers)
-        body = parse_body(await http.read())
+        body = parse_body(await read_body(http, gateway.config.server.max_body_bytes))
         request = build_request(body, operation, http.headers)
         router = gateway.router
         http[MODEL_GROUP] = router.group_of(request.model)
@@ -170,6 +181,25 @@ def _completion_route(operation: Operation) -> Handler:
         )
 
     return handle
+
+
+async def _expect_continue(http: web.Request) -> web.StreamResponse | None:
+    """Before a client that asked sends its body: refuse now what would be refused after it.
+    Other expectations are ignored, as RFC 9110 allows (the connection guard drops them)."""
+    if http.headers.get("expect", "").lower() != "100-continue":
+        return None
+    gateway = http.app[GATEWAY]
+    try:
+        gateway.auth.authenticate(http.headers)
+        check_declared_length(http, gateway.config.server.max_body_bytes)
+    except TurnoutError as error:
+        response = error_response(error)
+        response.force_close()
+        return response
+    if http.version == HttpVersion11:
+        await http.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        http.writer.output_size = 0
+    return None
 
 
 def _answer_headers(answer: Response, elapsed: float) -> dict[str, str]:
@@ -215,7 +245,8 @@ async def _relay_stream(
             logger.warning(
                 "stream-broken deployment=%s error=%s", stream.deployment.id, error.kind.value
             )
-            await response.write(b"data: " + _ENCODE(error.to_openai()) + b"\n\n")
+            body = gateway.redactor.error_body(error)
+            await response.write(b"data: " + _ENCODE(body) + b"\n\n")
             return response
         await response.write(_SSE_DONE)
     except ConnectionError:
@@ -294,7 +325,9 @@ async def _health(http: web.Request) -> web.Response:
 
 
 async def _metrics(http: web.Request) -> web.Response:
-    body, content_type = http.app[GATEWAY].metrics.render()
+    gateway = http.app[GATEWAY]
+    gateway.metrics_auth.authenticate(http.headers)
+    body, content_type = gateway.metrics.render()
     response = web.Response(body=body)
     response.headers["content-type"] = content_type
     return response

@@ -1,22 +1,36 @@
-"""One gateway process: its router, upstream client, metrics, access rule and config."""
+"""One gateway process: its router, upstream client, metrics, access rules, limits and config.
+
+A reload applies every setting it can at once: the model list, the master key, /metrics access,
+the body limit, the connection timeouts and cap (idle timeout: for connections opened after it)
+and the log level. The listening address, the worker count, the shutdown timeout and the demo
+switch need a restart; a reload that changes one says so in its log and in its answer.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from typing import Any
+from typing import Any, Final
+
+import msgspec
 
 from turnout.clock import Clock
-from turnout.config_file import GatewayConfig, load_config
+from turnout.config_file import GatewayConfig, load_config, with_command_line
 from turnout.errors import InvalidRequestError
 from turnout.observe.logs import LogObserver
 from turnout.observe.metrics import GatewayMetrics
-from turnout.providers.registry import build_providers
+from turnout.providers.credentials import secrets_in
+from turnout.providers.registry import ProviderSet, provider_set
 from turnout.router.router import Router
-from turnout.server.auth import Authenticator, authenticator_for
+from turnout.server.auth import Authenticator, authenticator_for, metrics_authenticator
+from turnout.server.connections import ConnectionLimits
 from turnout.upstream import Upstream
 
 logger = logging.getLogger("turnout.server")
+
+#: Server settings a running process cannot change.
+RESTART_ONLY: Final = ("host", "port", "workers", "shutdown_timeout", "demo")
 
 
 class Gateway:
@@ -30,29 +44,65 @@ class Gateway:
         self.metrics = GatewayMetrics()
         self._clock = clock
         self._logs = LogObserver(config.router.routing.strategy, routing_detail=routing_detail)
+        built = _providers(config, self.upstream, clock)
+        #: Applied to every error as it leaves the gateway (the providers apply it first).
+        self.redactor = built.redactor
         self.router = Router(
             config.router,
-            build_providers(config.router, self.upstream, clock),
+            built.providers,
             clock=clock,
             observers=[self.metrics, self._logs],
         )
         self.auth: Authenticator = authenticator_for(config.server.master_key)
+        self.metrics_auth: Authenticator = metrics_authenticator(config.server)
+        self.limits = ConnectionLimits.of(config.server)
         self.metrics.deployments(_described(config))
         self.draining = False
         self.started_at = time.time()
+        #: One reload at a time (SIGHUP and POST /admin/reload may overlap); later ones queue.
+        self._reload_lock = asyncio.Lock()
 
     async def reload(self) -> dict[str, Any]:
-        """Read the config file again and swap the model list in without dropping requests."""
+        """Read the config file again and swap the model list in without dropping requests.
+
+        Reloads run one after another, each reading the file as it is when its turn comes, so
+        the last one to finish applies the newest file.
+        """
+        async with self._reload_lock:
+            return await self._reload()
+
+    async def _reload(self) -> dict[str, Any]:
         source = self.config.source
         if source is None:
             raise InvalidRequestError("this gateway was not started from a config file")
-        config = load_config(source)
-        providers = build_providers(config.router, self.upstream, self._clock)
-        await self.router.reload(config.router, providers)
+        # Reading, parsing and validating a file takes milliseconds to (for a large file)
+        # seconds of CPU: off the event loop, so that serving goes on meanwhile.
+        config = await asyncio.to_thread(load_config, source)
+        config = with_command_line(config, dict(self.config.command_line))
+        built = _providers(config, self.upstream, self._clock)
+        await self.router.reload(config.router, built.providers)
+        self.redactor = built.redactor
         self.auth = authenticator_for(config.server.master_key)
+        self.metrics_auth = metrics_authenticator(config.server)
+        self.limits = ConnectionLimits.of(config.server)
         self.metrics.deployments(_described(config))
-        if _listen(config) != _listen(self.config):
-            logger.warning("reload: host, port and workers change only on restart")
+        changed = _changed_server_settings(self.config, config)
+        restart = [name for name in changed if name in RESTART_ONLY]
+        live = [name for name in changed if name not in RESTART_ONLY]
+        if "log_level" in live:
+            logging.getLogger().setLevel(config.server.log_level.upper())
+        if restart:
+            logger.warning(
+                "reload: %s changed but take effect only on restart; the running values stay",
+                ", ".join(f"server.{name}" for name in restart),
+            )
+            # Keep describing the process as it runs, so the next reload says it again.
+            running = {name: getattr(self.config.server, name) for name in restart}
+            config = msgspec.structs.replace(
+                config, server=msgspec.structs.replace(config.server, **running)
+            )
+        if live:
+            logger.info("reload: applied %s", ", ".join(f"server.{name}" for name in live))
         self.config = config
         for warning in config.warnings:
             logger.warning("config: %s", warning)
@@ -66,15 +116,27 @@ class Gateway:
             "status": "reloaded",
             "deployments": len(config.router.model_list),
             "warnings": list(config.warnings),
+            "applied": [f"server.{name}" for name in live],
+            # Present only when something waits for a restart, so that its presence says so.
+            **({"restart_required": [f"server.{name}" for name in restart]} if restart else {}),
         }
 
     async def close(self) -> None:
         await self.upstream.close()
 
 
+def _providers(config: GatewayConfig, upstream: Upstream, clock: Clock | None) -> ProviderSet:
+    """The providers and the redactor: every deployment's secrets and the gateway's own."""
+    return provider_set(config.router, upstream, clock, secrets=secrets_in(config.server))
+
+
 def _described(config: GatewayConfig) -> list[tuple[str, str, str]]:
     return [(d.id, d.model_name, d.provider) for d in config.router.model_list]
 
 
-def _listen(config: GatewayConfig) -> tuple[str, int, int]:
-    return config.server.host, config.server.port, config.server.workers
+def _changed_server_settings(old: GatewayConfig, new: GatewayConfig) -> list[str]:
+    return [
+        name
+        for name in type(new.server).__struct_fields__
+        if getattr(old.server, name) != getattr(new.server, name)
+    ]

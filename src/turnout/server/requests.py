@@ -25,6 +25,12 @@ TIMEOUT_HEADER = "x-turnout-timeout-ms"
 SDK_TIMEOUT_HEADER = "x-stainless-read-timeout"
 
 
+#: Deepest nesting of arrays and objects accepted in a body. Real requests (tool schemas
+#: included) stay far below it; past it, decoding, re-encoding for an upstream and walking a
+#: prompt would recurse toward Python's limit.
+MAX_NESTING = 128
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise InvalidRequestError("The request body is empty: send a JSON object")
@@ -32,9 +38,37 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         value = _DECODE(raw)
     except msgspec.DecodeError as exc:
         raise InvalidRequestError(f"The request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise _too_deep() from None
     if not isinstance(value, dict):
         raise InvalidRequestError("The request body must be a JSON object")
+    # Nesting can exceed the limit only with more brackets than the limit: most bodies skip
+    # the walk after two counts at memory speed.
+    if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and _nested_deeper(value, MAX_NESTING):
+        raise _too_deep()
     return value
+
+
+def _too_deep() -> InvalidRequestError:
+    return InvalidRequestError(
+        f"The request body nests arrays and objects more than {MAX_NESTING} levels deep"
+    )
+
+
+def _nested_deeper(value: dict[str, Any], limit: int) -> bool:
+    """Whether `value` nests containers more than `limit` levels deep, level by level."""
+    level: list[Any] = [value]
+    depth = 1
+    while level:
+        if depth > limit:
+            return True
+        below: list[Any] = []
+        for container in level:
+            items = container.values() if isinstance(container, dict) else container
+            below.extend(item for item in items if isinstance(item, dict | list))
+        level = below
+        depth += 1
+    return False
 
 
 def build_request(
@@ -127,6 +161,17 @@ def _tags(body: Mapping[str, Any], headers: Mapping[str, str]) -> frozenset[str]
             raise InvalidRequestError("`tags` must be an array of strings", param="tags")
         found.update(tags)
     header = headers.get(TAGS_HEADER)
+    if header and not header.isascii() and not _is_text(header):
+        raise InvalidRequestError(f"`{TAGS_HEADER}` must be UTF-8 text", param=TAGS_HEADER)
     if header:
         found.update(tag.strip() for tag in header.split(",") if tag.strip())
     return frozenset(found)
+
+
+def _is_text(value: str) -> bool:
+    """False for a header value holding bytes that are not UTF-8 (decoded as surrogates)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

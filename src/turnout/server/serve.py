@@ -22,6 +22,7 @@ from turnout.config_file import GatewayConfig
 from turnout.errors import TurnoutError
 from turnout.server.app import create_app
 from turnout.server.gateway import Gateway
+from turnout.server.site import GatewaySite
 
 logger = logging.getLogger("turnout.server")
 
@@ -41,7 +42,9 @@ async def serve(
         create_app(gateway), access_log=None, shutdown_timeout=server.shutdown_timeout
     )
     await runner.setup()
-    site = web.TCPSite(runner, server.host, server.port, reuse_port=reuse_port, backlog=2048)
+    site = GatewaySite(
+        runner, server.host, server.port, lambda: gateway.limits, reuse_port=reuse_port
+    )
     await site.start()
     port = _bound_port(runner) or server.port
     _settle_garbage_collector()
@@ -58,6 +61,16 @@ async def serve(
         len({d.model_name for d in config.router.model_list}),
         len(config.router.model_list),
         config.router.routing.strategy,
+    )
+    limits = gateway.limits
+    logger.info(
+        "limits: request headers within %gs, bodies within %gs plus 1s per %d bytes, idle "
+        "connections closed after %gs, at most %d connections",
+        limits.header_timeout,
+        limits.body_timeout,
+        limits.body_min_rate,
+        limits.keepalive_timeout,
+        limits.max_connections,
     )
     if on_ready is not None:
         on_ready(port)

@@ -37,6 +37,30 @@ class StateStore(Protocol):
         """An attempt ended: update averages, counters, cooldown and breaker."""
         ...
 
+    async def finish_suspect(
+        self, deployment_id: str, outcome: Outcome, policy: HealthPolicy, now: float, wall: float
+    ) -> tuple[int, list[HealthEvent]]:
+        """An attempt ended in a server error its request may have caused: hold it until the
+        request's verdict when the deployment answers other requests (returning the hold's
+        token), else `finish` it (token 0). See `turnout.router.poison`."""
+        ...
+
+    async def still_held(self, deployment_id: str, token: int) -> bool:
+        """Whether the held failure is clean: no later failure of the deployment counted it."""
+        ...
+
+    async def resolve_hold(
+        self,
+        deployment_id: str,
+        token: int,
+        blame: bool,
+        policy: HealthPolicy,
+        now: float,
+        wall: float,
+    ) -> list[HealthEvent]:
+        """The held failure's request has its verdict: count the failure (`blame`) or drop it."""
+        ...
+
     async def cool_down(
         self,
         deployment_id: str,

@@ -6,6 +6,7 @@ from collections.abc import Collection, Sequence
 
 from turnout.observe.events import BreakerTransition, HealthEvent
 from turnout.router import breaker as breaker_rules
+from turnout.router import poison
 from turnout.router.breaker import Admission
 from turnout.router.health import HealthPolicy, Outcome, cool_down, lift_cooldown, settle
 from turnout.state.record import CooldownReason, DeploymentState
@@ -57,6 +58,35 @@ class MemoryStateStore:
         if state is None:  # removed by a reload while the attempt ran
             return []
         return settle(state, outcome, policy, now, wall)
+
+    async def finish_suspect(
+        self, deployment_id: str, outcome: Outcome, policy: HealthPolicy, now: float, wall: float
+    ) -> tuple[int, list[HealthEvent]]:
+        state = self._states.get(deployment_id)
+        if state is None:
+            return 0, []
+        token = poison.hold(state, outcome, policy, now, wall)
+        if token:
+            return token, []
+        return 0, settle(state, outcome, policy, now, wall)
+
+    async def still_held(self, deployment_id: str, token: int) -> bool:
+        state = self._states.get(deployment_id)
+        return state is not None and poison.still_held(state, token)
+
+    async def resolve_hold(
+        self,
+        deployment_id: str,
+        token: int,
+        blame: bool,
+        policy: HealthPolicy,
+        now: float,
+        wall: float,
+    ) -> list[HealthEvent]:
+        state = self._states.get(deployment_id)
+        if state is None:
+            return []
+        return poison.resolve(state, token, blame, policy, now, wall)
 
     async def cool_down(
         self,

@@ -51,8 +51,12 @@ class DeploymentState:
         "cooldown_until",
         "deployment_id",
         "failures",
+        "held",
+        "held_streak",
         "hint_expires",
+        "hold_seq",
         "in_flight",
+        "last_success",
         "latency",
         "limit_requests",
         "limit_tokens",
@@ -92,6 +96,15 @@ class DeploymentState:
         self.remaining_tokens: int | None = None
         self.limit_tokens: int | None = None
         self.hint_expires = 0.0
+        #: Monotonic time of the last successful attempt (0: none yet).
+        self.last_success = 0.0
+        #: Server errors held until their request's verdict (see `turnout.router.poison`):
+        #: hold token -> whether a later failure has already made it count.
+        self.held: dict[int, bool] | None = None
+        #: Tokens of the failures held (or dropped as the request's fault) since the last
+        #: success: they count all at once when the next failure would take the deployment out.
+        self.held_streak: list[int] | None = None
+        self.hold_seq = 0
 
     def roll(self, wall: float) -> None:
         """Move the per-minute counters to the minute `wall` falls in."""

@@ -201,6 +201,8 @@ class FakeServer(ABC, Generic[F, R]):
         except msgspec.DecodeError:
             body = NOT_JSON
         fault = self._next_fault(self._receive(request, raw, body, arrived))
+        if fault is not None:
+            fault = fault.echoing(lowered_headers(request), request.query)
         exchange = Exchange(request, body, fault, arrived)
         if fault is not None and fault.kind == "delay":
             await asyncio.sleep(fault.seconds)

@@ -1,0 +1,140 @@
+"""Poison requests: a request that breaks every upstream must not take them out for everyone.
+
+Some requests make every upstream answer 500 (a prompt that crashes the model server, an
+attachment its parser chokes on). Retried and fallen back like any failure, a few of them would
+count against every deployment they reach until the whole group cools down. So a server error
+on a deployment that is answering other requests is *held*: it does not count yet, and waits
+for its request's verdict.
+
+* The request fails like that on ``min_deployments`` deployments (the group's own or its
+  fallbacks'), each held and still clean: the request is the cause. It fails at once with
+  `PoisonRequestError` and its held failures are dropped: no deployment's counters, cooldown,
+  breaker or reliability moves.
+* The request ends any other way (served elsewhere, out of deployments, deadline, caller gone):
+  its held failures count, as they would have without holding.
+* The deployment fails another request in a way that counts (a timeout, a 503, a probe, any
+  error while it is not answering others) before the verdict: every failure held in its streak
+  since its last success counts first, and the held ones are no longer clean.
+* A failure is held only while counting it, with those already held since the last success,
+  would not take the deployment out. The failure that would counts every held one with it. A
+  deployment failing everything therefore cools down and opens its circuit at the same failure,
+  at the same moment, as without holding; only a run of such requests with no success in
+  between reaches that point, and then the deployment is no longer answering anything.
+
+Evidence that a deployment answers other requests is the health state the router keeps: a
+success within ``success_window`` seconds, a closed circuit, no cooldown. A deployment without a
+recent success but with no failure counted since its last one (a fallback that only sees what
+its primary could not serve) is no evidence against the request: its failure is held too, but a
+verdict needs at least one deployment with a recent success among those that failed the request,
+so that deployments nobody has used lately never judge a request alone. Only server errors
+are held (5xx other than 502, 503, 504 and 529, which speak of the upstream's capacity or its
+edge, and failures of a provider's own code). Connection errors and timeouts are never held:
+they happen below the request's content, and a timeout already takes the deployment out at once
+so that a hung upstream is not given another request to hang on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from turnout.errors import FailureKind, ProviderError, TurnoutError
+from turnout.observe.events import HealthEvent
+from turnout.router.health import HealthPolicy, Outcome, count_failure, would_take_out
+from turnout.state.record import BreakerPhase, DeploymentState
+
+#: Upstream statuses that speak of the upstream's capacity or its edge, never of one request.
+_CAPACITY_STATUSES = frozenset({502, 503, 504, 529})
+
+
+def suspect(error: TurnoutError) -> bool:
+    """Whether a failure is of the kind a request's own content can cause (a server error)."""
+    if error.kind is not FailureKind.SERVER_ERROR:
+        return False
+    status = error.upstream_status if isinstance(error, ProviderError) else None
+    return status not in _CAPACITY_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class Hold:
+    """A failure of one request, held on one deployment until the request's verdict."""
+
+    deployment_id: str
+    token: int
+    policy: HealthPolicy
+
+
+def hold(
+    state: DeploymentState, outcome: Outcome, policy: HealthPolicy, now: float, wall: float
+) -> int:
+    """Hold a server error on a deployment answering other requests; its token, or 0 when it
+    must be counted now (by `turnout.router.health.settle`)."""
+    window = policy.hold_window
+    if window <= 0 or outcome.probe:
+        return 0
+    if state.breaker.phase is not BreakerPhase.CLOSED or state.cooling(now):
+        return 0
+    state.roll(wall)
+    if not answering(state, window, now) and (state.consecutive_failures or state.breaker.failures):
+        return 0
+    streak = state.held_streak
+    if would_take_out(state, policy, (len(streak) if streak else 0) + 1):
+        return 0
+    if state.in_flight > 0:
+        state.in_flight -= 1
+    state.tpm_used += outcome.tokens
+    state.hold_seq += 1
+    token = state.hold_seq
+    if state.held is None:
+        state.held = {}
+    state.held[token] = False
+    if streak is None:
+        state.held_streak = [token]
+    else:
+        streak.append(token)
+    return token
+
+
+def answering(state: DeploymentState, window: float, now: float) -> bool:
+    """Whether the deployment served a request within the last `window` seconds."""
+    return state.last_success > 0 and now - state.last_success <= window
+
+
+def still_held(state: DeploymentState, token: int) -> bool:
+    """Whether the failure held under `token` is clean: no later failure made it count."""
+    held = state.held
+    return held is not None and held.get(token) is False
+
+
+def resolve(
+    state: DeploymentState,
+    token: int,
+    blame: bool,
+    policy: HealthPolicy,
+    now: float,
+    wall: float,
+) -> list[HealthEvent]:
+    """The held failure's verdict: count it (`blame`), or drop it as the request's fault.
+
+    A dropped failure stays in the deployment's streak: should the deployment go on failing
+    before it succeeds again, it counts after all.
+    """
+    held = state.held
+    if held is None or token not in held:
+        return []
+    counted = held.pop(token)
+    if not held:
+        state.held = None
+    if not blame:
+        return []
+    streak = state.held_streak
+    in_streak = streak is not None and token in streak
+    if streak is not None and in_streak:
+        streak.remove(token)
+        if not streak:
+            state.held_streak = None
+    if counted:
+        return []
+    state.roll(wall)
+    events: list[HealthEvent] = []
+    count_failure(state, FailureKind.SERVER_ERROR, policy, now, events, consecutive=in_streak)
+    return events

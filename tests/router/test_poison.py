@@ -1,0 +1,341 @@
+"""Poison requests: requests that make every upstream answer 500 must not take a group out.
+
+Routers on a manual clock over simulated upstreams that answer 500 to any request carrying a
+marker (and to everything while "down"). A poison request fails as the cause once two
+deployments answering other requests failed it, and moves no deployment's health; a deployment
+failing everything still cools down and opens its circuit at the same failure as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from harness import Recorder, chat, dep
+from turnout import Deployment, Request, Router, RouterConfig
+from turnout.config import FallbackConfig, HealthConfig, HedgeConfig, PoisonRequestConfig
+from turnout.errors import PoisonRequestError, ServerError, TurnoutError
+from turnout.observe.events import (
+    AttemptFinished,
+    BreakerTransition,
+    CooldownEntered,
+    HedgeFired,
+    PoisonRequest,
+)
+from turnout.state.record import BreakerPhase
+from turnout.testing import ManualClock, SimulatedProvider
+from turnout.wire import ProviderResponse, StreamChunk
+
+MARKER = "<<crash-the-model>>"
+
+
+def poison(model: str = "chat") -> Request:
+    return chat(model, f"Summarise this: {MARKER}")
+
+
+class Upstreams:
+    """Simulated upstreams that answer 500, after their usual latency, to every request
+    carrying `MARKER`, and to everything while their deployment is in `down`."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        self.clock = clock
+        self.inner = SimulatedProvider(clock, seed=11)
+        self.down: set[str] = set()
+        self.latency = 0.05
+
+    async def _fail_if_broken(self, deployment: Deployment, request: Request) -> None:
+        await self.clock.sleep(self.latency)
+        text = str(request.body.get("messages", ""))
+        if deployment.id in self.down or MARKER in text:
+            raise ServerError("The server had an error processing your request", status=500)
+
+    async def complete(self, deployment: Deployment, request: Request) -> ProviderResponse:
+        await self._fail_if_broken(deployment, request)
+        return await self.inner.complete(deployment, request)
+
+    async def stream(self, deployment: Deployment, request: Request) -> AsyncIterator[StreamChunk]:
+        await self._fail_if_broken(deployment, request)
+        async for chunk in self.inner.stream(deployment, request):
+            yield chunk
+
+    async def embed(self, deployment: Deployment, request: Request) -> ProviderResponse:
+        await self._fail_if_broken(deployment, request)
+        return await self.inner.embed(deployment, request)
+
+
+class World:
+    """A router over `Upstreams` on a manual clock, with every event recorded."""
+
+    def __init__(self, *deployments: Deployment, detect: bool = True, **config: Any) -> None:
+        self.clock = ManualClock()
+        self.upstreams = Upstreams(self.clock)
+        self.recorder = Recorder()
+        health = config.pop("health", HealthConfig())
+        health = HealthConfig(
+            **{
+                **{f: getattr(health, f) for f in health.__struct_fields__},
+                "poison_requests": PoisonRequestConfig(enabled=detect),
+            }
+        )
+        self.router = Router(
+            RouterConfig(model_list=deployments, health=health, **config),
+            {"sim": self.upstreams},
+            clock=self.clock,
+            rng=random.Random(3),
+            observers=[self.recorder],
+        )
+
+    async def serve(self, model: str = "chat", count: int = 1) -> None:
+        for _ in range(count):
+            response = await self.router.complete(chat(model))
+            assert response.body["choices"]
+
+    async def poisoned(self, model: str = "chat") -> TurnoutError:
+        with pytest.raises(TurnoutError) as caught:
+            await self.router.complete(poison(model))
+        return caught.value
+
+    def taken_out(self) -> list[object]:
+        """Every cooldown and breaker opening so far."""
+        return [
+            e
+            for e in self.recorder.events
+            if isinstance(e, CooldownEntered)
+            or (isinstance(e, BreakerTransition) and e.current is BreakerPhase.OPEN)
+        ]
+
+    async def assert_all_healthy(self) -> None:
+        for health in await self.router.health():
+            assert not health.cooling_down, health
+            assert health.breaker is BreakerPhase.CLOSED, health
+
+    def failures_until(self, deployment_id: str, kind: type[Any]) -> int | None:
+        """Failed attempts on the deployment before its first event of `kind`, if any."""
+        failed = 0
+        for event in self.recorder.events:
+            if isinstance(event, AttemptFinished) and event.deployment_id == deployment_id:
+                failed += event.error is not None
+            elif (
+                isinstance(event, kind)
+                and event.deployment_id == deployment_id
+                and (not isinstance(event, BreakerTransition) or event.current is BreakerPhase.OPEN)
+            ):
+                return failed
+        return None
+
+
+def assert_poison(error: TurnoutError, deployments: int = 2) -> None:
+    assert isinstance(error, PoisonRequestError)
+    assert error.status == 422
+    body = error.to_openai()["error"]
+    assert body["type"] == "invalid_request_error"
+    assert body["code"] == "request_fails_upstream"
+    assert "the request itself appears to be the cause" in body["message"]
+    # The attempts summary stays: every upstream failure, and nothing beyond the verdict.
+    assert len(error.attempts) == deployments
+    assert "500" in body["message"]
+    assert len({a.deployment_id for a in error.attempts}) == deployments
+    assert MARKER not in body["message"]
+
+
+async def test_poison_requests_do_not_take_out_a_group_of_several_deployments() -> None:
+    world = World(dep("a"), dep("b"))
+    await world.serve(count=10)
+    for _ in range(4):
+        assert_poison(await world.poisoned())
+        await world.serve(count=3)
+    assert world.taken_out() == []
+    await world.assert_all_healthy()
+    for health in await world.router.health():
+        assert health.reliability == 1.0  # not one failure counted
+    assert len(world.recorder.of(PoisonRequest)) == 4
+    assert world.router.stats.poison_requests == 4
+
+
+async def test_a_few_poison_requests_in_a_row_take_nothing_out() -> None:
+    world = World(dep("a"), dep("b"))
+    await world.serve(count=10)
+    for _ in range(3):
+        assert_poison(await world.poisoned())
+    assert world.taken_out() == []
+    await world.serve(count=10)
+    await world.assert_all_healthy()
+
+
+async def test_poison_requests_spare_one_deployment_and_its_fallback() -> None:
+    """The default shape: one deployment per model group, and fallbacks between groups."""
+    world = World(
+        dep("a", "gpt"),
+        dep("f", "claude"),
+        fallbacks=FallbackConfig(general={"gpt": ["claude"], "claude": ["gpt"]}),
+    )
+    await world.serve("gpt", 5)
+    await world.serve("claude", 5)
+    for model in ("gpt", "gpt", "claude", "gpt"):
+        error = await world.poisoned(model)
+        assert_poison(error)
+        assert {a.model_group for a in error.attempts} == {"gpt", "claude"}
+        await world.serve("gpt", 2)
+        await world.serve("claude", 2)
+    assert world.taken_out() == []
+    await world.assert_all_healthy()
+    # Valid requests are still served by their own group, not its fallback.
+    response = await world.router.complete(chat("gpt"))
+    assert response.deployment.id == "a"
+    poisoned = world.recorder.of(PoisonRequest)
+    assert [p.model_group for p in poisoned] == ["gpt", "gpt", "claude", "gpt"]
+    assert poisoned[0].deployments == ("a", "f")
+
+
+async def test_poison_requests_among_concurrent_traffic_take_nothing_out() -> None:
+    world = World(dep("a"), dep("b"), dep("c"))
+    await world.serve(count=6)
+
+    async def valid() -> None:
+        for _ in range(10):
+            await world.serve()
+
+    async def poisons() -> list[TurnoutError]:
+        return [await world.poisoned() for _ in range(4)]
+
+    *_, errors = await asyncio.gather(valid(), valid(), valid(), poisons())
+    for error in errors:
+        assert_poison(error)
+    assert world.taken_out() == []
+    await world.assert_all_healthy()
+
+
+async def test_a_poison_request_is_judged_on_deployments_answering_others_only() -> None:
+    """Without recent successes a deployment gives no evidence: the failures count as before."""
+    world = World(dep("a"), dep("b"))
+    error = await world.poisoned()
+    assert not isinstance(error, PoisonRequestError)
+    assert isinstance(error, ServerError)
+    assert world.recorder.of(PoisonRequest) == []
+    assert sum(1 for e in world.recorder.of(AttemptFinished) if e.error is not None) == 3
+
+
+async def test_detection_can_be_turned_off() -> None:
+    world = World(dep("a"), dep("b"), detect=False)
+    await world.serve(count=10)
+    for _ in range(4):
+        assert not isinstance(await world.poisoned(), PoisonRequestError)
+    assert world.taken_out() != []  # as before: the group is out for everyone
+
+
+async def _outage(detect: bool, shape: str) -> World:
+    if shape == "group":
+        world = World(dep("a"), dep("b"), detect=detect)
+        models = ["chat"]
+    else:
+        world = World(
+            dep("a", "gpt"),
+            dep("f", "claude"),
+            fallbacks=FallbackConfig(general={"gpt": ["claude"]}),
+            detect=detect,
+        )
+        models = ["gpt", "claude"]
+    for model in models:
+        await world.serve(model, 6)
+    world.upstreams.down.add("a")
+    if shape == "everything":
+        world.upstreams.down.add("f")
+    for _ in range(12):
+        with contextlib.suppress(TurnoutError):
+            await world.router.complete(chat(models[0]))
+    return world
+
+
+@pytest.mark.parametrize("shape", ["group", "fallback", "everything"])
+async def test_a_real_outage_is_taken_out_after_as_many_failures_as_before(shape: str) -> None:
+    before = await _outage(False, shape)
+    after = await _outage(True, shape)
+    for kind in (CooldownEntered, BreakerTransition):
+        expected = before.failures_until("a", kind)
+        assert after.failures_until("a", kind) == expected, kind
+    assert before.failures_until("a", CooldownEntered) is not None
+    if shape != "everything":
+        # Taken out no later (with a fallback, sooner: the request goes there instead of
+        # retrying the deployment that failed it after backoff).
+        first, second = (
+            next(e for e in world.taken_out() if isinstance(e, CooldownEntered))
+            for world in (before, after)
+        )
+        assert first.deployment_id == second.deployment_id == "a"
+        if shape == "group":
+            assert second == first
+        assert second.until <= first.until
+
+
+async def test_a_failing_deployment_is_taken_out_while_poison_arrives() -> None:
+    """One deployment fails everything, others serve; poison requests come and go."""
+
+    async def scenario(detect: bool) -> tuple[World, list[TurnoutError]]:
+        world = World(dep("a"), dep("b"), dep("c"), detect=detect)
+        await world.serve(count=9)
+        world.upstreams.down.add("a")
+        errors = []
+        for _ in range(6):
+            await world.serve(count=2)
+            errors.append(await world.poisoned())
+        return world, errors
+
+    before, _ = await scenario(False)
+    after, errors = await scenario(True)
+    assert after.failures_until("a", CooldownEntered) == before.failures_until("a", CooldownEntered)
+    assert after.failures_until("a", CooldownEntered) is not None
+    for error in errors:
+        assert_poison(error, len(error.attempts))
+    spared = [e for e in after.taken_out() if getattr(e, "deployment_id", None) != "a"]
+    assert spared == []
+    for health in await after.router.health():
+        if health.deployment_id != "a":
+            assert not health.cooling_down
+            assert health.breaker is BreakerPhase.CLOSED
+
+
+async def test_a_poison_stream_fails_before_its_first_chunk_like_a_whole_answer() -> None:
+    world = World(dep("a"), dep("b"))
+    await world.serve(count=6)
+    for _ in range(3):
+        with pytest.raises(TurnoutError) as caught:
+            await world.router.stream(poison())
+        assert_poison(caught.value)
+        stream = await world.router.stream(chat())
+        async with stream:
+            assert [chunk async for chunk in stream]
+    assert world.taken_out() == []
+
+
+async def test_a_hedged_poison_request_is_judged_on_both_racers() -> None:
+    world = World(dep("a"), dep("b"), hedging={"chat": HedgeConfig(delay=0.01, budget=1.0)})
+    await world.serve(count=6)
+    for _ in range(3):
+        assert_poison(await world.poisoned())
+        await world.serve(count=2)
+    assert world.recorder.of(HedgeFired)
+    assert world.taken_out() == []
+    await world.assert_all_healthy()
+
+
+async def test_a_fallback_serving_nothing_else_is_spared_too() -> None:
+    """The fallback group gets no traffic of its own: no success, but no failure counted
+    either, so it is no evidence against the request; its primary answers others."""
+    world = World(
+        dep("a", "gpt"), dep("f", "claude"), fallbacks=FallbackConfig(general={"gpt": ["claude"]})
+    )
+    await world.serve("gpt", 6)
+    for _ in range(4):
+        assert_poison(await world.poisoned("gpt"))
+        await world.serve("gpt", 2)
+    assert world.taken_out() == []
+    await world.assert_all_healthy()
+    # The fallback still serves when its primary cannot.
+    world.upstreams.down.add("a")
+    response = await world.router.complete(chat("gpt"))
+    assert response.deployment.id == "f"
