@@ -60,6 +60,10 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     master_key: Secret | None = None
     #: Largest request body accepted, in bytes; larger ones are answered with 413.
     max_body_bytes: Annotated[int, Meta(gt=0)] = 10 * _MiB
+    #: Kernel send buffer of a connection once it streams, in bytes (0: the kernel's own,
+    #: self-tuning size, up to megabytes). Bounds how far a stream runs ahead of a client that
+    #: reads slowly or not at all: past it, the relay waits and stops reading its upstream.
+    stream_send_buffer_bytes: Annotated[int, Meta(ge=0)] = 256 * 1024
     #: Seconds to let requests in flight finish after a shutdown signal before closing them.
     shutdown_timeout: Annotated[float, Meta(ge=0)] = 30.0
     #: Seconds a client has to send a request's line and headers, counted from the connection's

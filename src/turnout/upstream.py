@@ -25,6 +25,8 @@ from turnout.providers.adapter import UpstreamRequest
 
 #: Applied when a deployment sets no connect timeout: a dead host should fail fast.
 DEFAULT_CONNECT_TIMEOUT = 10.0
+#: Most bytes of a streamed body handed on at once (whatever has arrived, up to this).
+PIECE_BYTES = 16 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,10 +55,22 @@ class UpstreamStream:
             return b""
 
     async def pieces(self) -> AsyncIterator[bytes]:
-        """Body bytes as they arrive; a broken connection raises `StreamInterruptedError`."""
+        """Body bytes as they arrive, at most `PIECE_BYTES` at a time; a broken connection
+        raises `StreamInterruptedError`.
+
+        Each piece is decoded into events at once, and they are held until the caller has
+        taken them all: small pieces keep that to a few kilobytes while the caller waits on a
+        slow client, where the whole read buffer (hundreds of kilobytes after a burst) would be
+        decoded instead. Slicing here costs nothing measurable; small reads from aiohttp
+        (`iter_chunked`) cost the relay about a fifth more CPU.
+        """
         try:
             async for piece in self._response.content.iter_any():
-                yield piece
+                if len(piece) <= PIECE_BYTES:
+                    yield piece
+                    continue
+                for start in range(0, len(piece), PIECE_BYTES):
+                    yield piece[start : start + PIECE_BYTES]
         except (aiohttp.ClientError, ConnectionError) as exc:
             raise StreamInterruptedError(
                 f"the stream from {_host(self._url)} broke: {type(exc).__name__}"

@@ -1,7 +1,7 @@
 """Continuing a stream that broke after content reached the caller, on another deployment.
 
-What the caller saw is rebuilt from the chunks already relayed (nothing is decoded on the hot
-path: the relay only keeps references). The continuation request asks another deployment to go
+What the caller saw is kept compact while the stream is relayed (`turnout.router.transcript`:
+its text and a few facts, never the chunks). The continuation request asks another deployment to go
 on from there: with an assistant prefill where the target supports one (it continues the text
 itself), else with the partial answer followed by an instruction to continue without repeating,
 and any overlap with what was already sent is trimmed. Continuation chunks are rewritten to the
@@ -12,12 +12,19 @@ caller gets covers the whole answer.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
+from turnout.router.transcript import Transcript
 from turnout.tokens import estimate_prompt_tokens
 from turnout.wire import Request, StreamChunk, Usage
+
+__all__ = [
+    "CONTINUE_INSTRUCTION",
+    "Rewriter",
+    "Transcript",
+    "added_prompt_tokens",
+    "continuation_request",
+]
 
 #: Sent after the partial answer when the target cannot take an assistant prefill.
 CONTINUE_INSTRUCTION = (
@@ -28,52 +35,6 @@ CONTINUE_INSTRUCTION = (
 _MIN_OVERLAP = 12
 #: Characters of a continuation held back to find an overlap with what was sent.
 _LOOKAHEAD = 400
-
-
-@dataclass(frozen=True, slots=True)
-class Transcript:
-    """What the caller has received of a stream so far."""
-
-    text: str
-    #: Chunks relayed that carried content (an estimate of the completion tokens sent).
-    content_chunks: int
-    stream_id: str | None
-    model: str | None
-    created: int | None
-    #: A tool call was being streamed when it broke (it cannot be resumed).
-    in_tool_call: bool
-    #: More than one choice was being streamed (continuation covers one).
-    several_choices: bool
-
-    @classmethod
-    def of(cls, chunks: Sequence[StreamChunk]) -> Transcript:
-        text: list[str] = []
-        content_chunks = 0
-        stream_id = model = None
-        created = None
-        in_tool_call = several = False
-        for chunk in chunks:
-            data = chunk.data
-            stream_id = stream_id or data.get("id")
-            model = model or data.get("model")
-            created = created or data.get("created")
-            for choice in data.get("choices") or ():
-                if choice.get("index", 0) != 0:
-                    several = True
-                delta = choice.get("delta") or {}
-                piece = delta.get("content")
-                if piece:
-                    text.append(piece)
-                    content_chunks += 1
-                if delta.get("tool_calls"):
-                    in_tool_call = True
-                if choice.get("finish_reason"):
-                    in_tool_call = False
-                piece = choice.get("text")  # legacy completions
-                if piece:
-                    text.append(piece)
-                    content_chunks += 1
-        return cls("".join(text), content_chunks, stream_id, model, created, in_tool_call, several)
 
 
 def continuation_request(original: Request, sent: str, *, prefill: bool) -> Request:

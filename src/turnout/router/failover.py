@@ -13,9 +13,10 @@ from turnout.errors import BadRequestError, TurnoutError
 from turnout.observe.events import StreamFailover
 from turnout.providers.capabilities import Capabilities
 from turnout.router.attempt import Attempt, Call, Run, emit
-from turnout.router.continuation import Transcript, added_prompt_tokens, continuation_request
+from turnout.router.continuation import added_prompt_tokens, continuation_request
 from turnout.router.deployments import ModelTable
 from turnout.router.streaming import Segment, Stream
+from turnout.router.transcript import Transcript
 
 if TYPE_CHECKING:
     from turnout.router.execution import Executor

@@ -27,7 +27,8 @@ from turnout.errors import (
     TurnoutError,
 )
 from turnout.router.attempt import Attempt, AttemptRecord
-from turnout.router.continuation import Rewriter, Transcript
+from turnout.router.continuation import Rewriter
+from turnout.router.transcript import Transcript, TranscriptBuilder
 from turnout.wire import RateLimitHints, StreamChunk, Usage
 
 #: Continuations one stream may take before its failure is reported.
@@ -120,7 +121,8 @@ class Stream:
         await segment.attempt.abandon()
 
     async def _relay(self) -> AsyncIterator[StreamChunk]:
-        relayed: list[StreamChunk] | None = [] if self._failover is not None else None
+        # What a continuation needs of the chunks sent, kept compact: never the chunks.
+        sent = TranscriptBuilder() if self._failover is not None else None
         rewriter: Rewriter | None = None
         original: TurnoutError | None = None
         failovers = 0
@@ -131,8 +133,8 @@ class Stream:
                 try:
                     async for chunk in pull:
                         for out in [chunk] if rewriter is None else rewriter.feed(chunk):
-                            if relayed is not None:
-                                relayed.append(out)
+                            if sent is not None:
+                                sent.feed(out)
                             yield out
                     if rewriter is not None:
                         for out in rewriter.finish():
@@ -143,12 +145,12 @@ class Stream:
                     original = original or error
                     if (
                         self._failover is None
-                        or relayed is None
+                        or sent is None
                         or isinstance(error, DeadlineExceededError)
                         or failovers >= MAX_FAILOVERS
                     ):
                         raise _reported(original, error) from None
-                    transcript = Transcript.of(relayed)
+                    transcript = sent.transcript()
                     continuation = await self._failover(segment.attempt, transcript, original)
                     if not isinstance(continuation, Segment):
                         raise _reported(original, continuation or error) from None

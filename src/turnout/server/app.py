@@ -7,7 +7,9 @@ are written as the upstream's own bytes when no translation was needed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -234,6 +236,7 @@ async def _relay_stream(
         }
     )
     try:
+        _bound_send_buffer(http, gateway.config.server.stream_send_buffer_bytes)
         await response.prepare(http)
         try:
             async for chunk in stream:
@@ -253,6 +256,22 @@ async def _relay_stream(
     finally:
         await stream.aclose()
     return response
+
+
+def _bound_send_buffer(http: web.Request, size: int) -> None:
+    """Fix the connection's kernel send buffer at `size` bytes (0: leave it self-tuning).
+
+    Between the upstream and the client a stream is buffered only in fixed amounts: the
+    upstream client's read buffer, the transport's write buffer (``response.write`` waits for it
+    to drain) and the kernel's socket buffers. The kernel tunes its send buffer up to megabytes
+    for a client that stops reading; fixed, it bounds what a stalled client holds up, and a token
+    stream never needs more to keep a reading client fed.
+    """
+    transport = http.transport
+    sock = None if not size or transport is None else transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 # ---- models, health, metrics, admin -------------------------------------------------------
