@@ -53,7 +53,15 @@ async def serve(
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(_reload(gateway)))
+        # The loop keeps only weak references to tasks: hold each reload until it is done.
+        reloads: set[asyncio.Task[None]] = set()
+
+        def reload_on_signal() -> None:
+            task = loop.create_task(_reload(gateway))
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, reload_on_signal)
     logger.info(
         "turnout listening on http://%s:%d (%d model groups, %d deployments, strategy %s)",
         server.host,
