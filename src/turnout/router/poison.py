@@ -27,7 +27,8 @@ for its request's verdict.
   its request goes on as without holding: retries and fallbacks as usual, its own error, no
   verdict (`FAILING`). In an outage of everything only the first request can be misjudged;
   from the second on, behaviour and counting are the same as without holding, so cooldowns
-  and breakers trip at the same failure. The price: poison requests with nothing served
+  and breakers trip at the same failure (the first request's saved retries and fallback
+  attempts are the only failures missing). The price: poison requests with nothing served
   between them on the deployments they failed on look like that outage, and from the second
   on they count.
 
