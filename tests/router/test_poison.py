@@ -19,7 +19,7 @@ import pytest
 from harness import Recorder, chat, dep
 from turnout import Deployment, Request, Router, RouterConfig
 from turnout.config import FallbackConfig, HealthConfig, HedgeConfig, PoisonRequestConfig
-from turnout.errors import PoisonRequestError, ServerError, TurnoutError
+from turnout.errors import FailureKind, PoisonRequestError, ServerError, TurnoutError
 from turnout.observe.events import (
     AttemptFinished,
     BreakerTransition,
@@ -27,7 +27,8 @@ from turnout.observe.events import (
     HedgeFired,
     PoisonRequest,
 )
-from turnout.state.record import BreakerPhase
+from turnout.state.memory import MemoryStateStore
+from turnout.state.record import BreakerPhase, CooldownReason
 from turnout.testing import ManualClock, SimulatedProvider
 from turnout.wire import ProviderResponse, StreamChunk
 
@@ -71,10 +72,13 @@ class Upstreams:
 class World:
     """A router over `Upstreams` on a manual clock, with every event recorded."""
 
-    def __init__(self, *deployments: Deployment, detect: bool = True, **config: Any) -> None:
+    def __init__(
+        self, *deployments: Deployment, detect: bool = True, seed: int = 3, **config: Any
+    ) -> None:
         self.clock = ManualClock()
         self.upstreams = Upstreams(self.clock)
         self.recorder = Recorder()
+        self.store = MemoryStateStore()
         health = config.pop("health", HealthConfig())
         health = HealthConfig(
             **{
@@ -86,7 +90,8 @@ class World:
             RouterConfig(model_list=deployments, health=health, **config),
             {"sim": self.upstreams},
             clock=self.clock,
-            rng=random.Random(3),
+            rng=random.Random(seed),
+            state=self.store,
             observers=[self.recorder],
         )
 
@@ -113,6 +118,19 @@ class World:
         for health in await self.router.health():
             assert not health.cooling_down, health
             assert health.breaker is BreakerPhase.CLOSED, health
+
+    async def counted(self, *deployment_ids: str) -> list[tuple[int, int]]:
+        """Failures counted against each deployment this minute, and in a row."""
+        states = await self.store.snapshot(deployment_ids)
+        return [(s.failures, s.consecutive_failures) for s in states]
+
+    def failed_attempts(self, since: int = 0) -> list[tuple[str, Any]]:
+        """Each failed attempt from event `since` on: its deployment and kind of failure."""
+        return [
+            (e.deployment_id, e.error)
+            for e in self.recorder.events[since:]
+            if isinstance(e, AttemptFinished) and e.error is not None
+        ]
 
     def failures_until(self, deployment_id: str, kind: type[Any]) -> int | None:
         """Failed attempts on the deployment before its first event of `kind`, if any."""
@@ -157,14 +175,105 @@ async def test_poison_requests_do_not_take_out_a_group_of_several_deployments() 
     assert world.router.stats.poison_requests == 4
 
 
-async def test_a_few_poison_requests_in_a_row_take_nothing_out() -> None:
+async def test_poison_requests_in_a_row_with_nothing_served_between_count_from_the_second() -> None:
+    """Nothing served since the first verdict on either deployment: an outage explains the
+    next failures as well as the request does, so from the second request on they count."""
     world = World(dep("a"), dep("b"))
     await world.serve(count=10)
-    for _ in range(3):
-        assert_poison(await world.poisoned())
-    assert world.taken_out() == []
-    await world.serve(count=10)
+    assert_poison(await world.poisoned())
+    for _ in range(2):
+        error = await world.poisoned()
+        assert type(error) is ServerError
+        assert len(error.attempts) == 3  # the first try and both retries, as without detection
+    # Every failed attempt counted, the first request's dropped ones included.
+    failed = world.failed_attempts()
+    assert sum(failures for failures, _ in await world.counted("a", "b")) == len(failed) == 8
+    # A success explains the verdict's failures: the next poison request is judged again.
+    world.clock.advance(31.0)  # past any cooldown, and the breakers half-open
+    await world.serve(count=6)
     await world.assert_all_healthy()
+    assert_poison(await world.poisoned())
+
+
+async def test_a_success_of_either_deployment_of_a_verdict_explains_its_failures() -> None:
+    """Valid traffic between poison requests went to the other deployment only: that success
+    explains the dropped failure of the one that served nothing, as well as its own."""
+    world = World(dep("a"), dep("b"))
+    await world.serve(count=10)
+    for _ in range(5):
+        assert_poison(await world.poisoned())
+        # Only b serves between poison requests (a is busy elsewhere, or unlucky at routing).
+        await world.router.cool_down("a", 1.0)
+        await world.serve(count=2)
+        world.clock.advance(1.0)
+    assert world.taken_out() == [
+        e for e in world.recorder.of(CooldownEntered) if e.reason is CooldownReason.MANUAL
+    ]
+    assert await world.counted("a", "b") == [(0, 0), (0, 0)]
+
+
+@pytest.mark.parametrize("seed", range(8))
+async def test_poison_between_valid_requests_routed_at_random_takes_nothing_out(seed: int) -> None:
+    """A group of two routed at random, and a fallback: the valid requests between poison
+    requests may all go to one deployment of the group; the other must not pile up the
+    dropped failures of every poison request it failed until one more takes it out."""
+    world = World(
+        dep("a", "gpt"),
+        dep("b", "gpt"),
+        dep("f", "mini"),
+        fallbacks=FallbackConfig(general={"gpt": ["mini"]}),
+        seed=seed,
+    )
+    for model in ("gpt", "mini", "gpt", "mini"):
+        await world.serve(model)
+    for _ in range(4):
+        assert isinstance(await world.poisoned("gpt"), PoisonRequestError)
+        await world.serve("gpt")
+        await world.serve("mini")
+    await world.serve("gpt", 10)
+    assert world.taken_out() == []
+    await world.assert_all_healthy()
+
+
+async def test_from_the_second_request_of_an_outage_everything_is_as_without_detection() -> None:
+    """Everything fails everything: only the first request is misjudged. The second tries as
+    many times, fails with the same error and leaves the same counters as without detection."""
+
+    async def outage(detect: bool) -> World:
+        world = World(
+            dep("a", "gpt"),
+            dep("f", "claude"),
+            fallbacks=FallbackConfig(general={"gpt": ["claude"]}),
+            detect=detect,
+        )
+        await world.serve("gpt", 3)
+        await world.serve("claude", 3)
+        world.upstreams.down.update({"a", "f"})
+        return world
+
+    before, after = await outage(False), await outage(True)
+    assert_poison(await after.poisoned("gpt"))  # the first: indistinguishable from poison
+    mark = len(after.recorder.events)
+    with pytest.raises(TurnoutError) as second:
+        await after.router.complete(chat("gpt"))
+    with pytest.raises(TurnoutError) as first:
+        await before.router.complete(chat("gpt"))
+    # The same attempts (the first try, both retries, then the fallback's), the same error.
+    assert (
+        after.failed_attempts(mark)
+        == before.failed_attempts()
+        == [("a", FailureKind.SERVER_ERROR)] * 3 + [("f", FailureKind.SERVER_ERROR)] * 3
+    )
+    assert type(second.value) is type(first.value) is ServerError
+    assert second.value.status == first.value.status
+    assert after.recorder.of(PoisonRequest) and len(after.recorder.of(PoisonRequest)) == 1
+    # Every failed attempt counted, and both deployments out, as without detection after the
+    # same two requests.
+    with pytest.raises(TurnoutError):
+        await before.router.complete(chat("gpt"))
+    assert await after.counted("a", "f") == await before.counted("a", "f") == [(4, 4), (4, 4)]
+    for world in (before, after):
+        assert {e.deployment_id for e in world.recorder.of(CooldownEntered)} == {"a", "f"}
 
 
 async def test_poison_requests_spare_one_deployment_and_its_fallback() -> None:

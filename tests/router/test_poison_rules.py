@@ -42,6 +42,10 @@ def _fail(state: DeploymentState, policy: HealthPolicy, now: float = 2.0) -> lis
     return list(settle(state, FAILED, policy, now, WALL + now))
 
 
+def _unexplained(state: DeploymentState) -> list[int]:
+    return sorted(state.dropped or ())
+
+
 def test_only_server_errors_a_request_can_cause_are_suspect() -> None:
     assert poison.suspect(ServerError("boom", status=500))
     assert poison.suspect(ServerError("the provider failed: KeyError"))
@@ -127,3 +131,50 @@ def test_the_failure_that_would_take_the_deployment_out_counts_every_held_one() 
     assert [type(e) for e in events].count(CooldownEntered) == 1
     assert state.consecutive_failures == 4
     assert not any(poison.still_held(state, token) for token in tokens)
+
+
+def test_a_dropped_failure_stays_unexplained_until_a_deployment_of_its_verdict_serves() -> None:
+    policy = _policy()
+    state, other = DeploymentState("d"), DeploymentState("o")
+    _served(state, policy, 5)
+    _served(other, policy, 5)
+    token = _hold(state, policy)
+    marks = (("d", state.served), ("o", other.served))
+    poison.drop(state, token, marks)
+    assert state.held is None and state.dropped == {token: marks}
+    served = {"d": state, "o": other}
+
+    def count(deployment_id: str) -> int | None:
+        found = served.get(deployment_id)
+        return found.served if found is not None else None
+
+    poison.explain(state, count)
+    assert state.held_streak == [token]  # nothing served since: still unexplained
+    assert _hold(state, policy) == poison.FAILING
+    served.pop("o")
+    poison.explain(state, count)  # a deployment it cannot read explains nothing
+    assert state.dropped == {token: marks}
+    served["o"] = other
+    _served(other, policy, 1, now=2.5)
+    poison.explain(state, count)
+    assert _unexplained(state) == [] and not state.held_streak
+    assert _hold(state, policy) > 0
+
+
+def test_a_success_or_a_counted_streak_forgets_the_dropped_failures() -> None:
+    policy = _policy()
+    state = DeploymentState("d")
+    _served(state, policy, 5)
+    poison.drop(state, _hold(state, policy), (("d", state.served),))
+    _served(state, policy, 1, now=2.5)
+    assert state.dropped is None and state.held_streak is None
+    poison.drop(state, _hold(state, policy, now=3.0), (("d", state.served),))
+    _fail(state, policy, now=3.5)
+    assert state.dropped is None and state.held_streak is None
+    assert state.consecutive_failures == 2  # the dropped one, then this one
+    # A hold that a later failure already counted, or a success ended the streak of, leaves
+    # nothing to explain.
+    token = _hold(state, policy, now=4.0)
+    _served(state, policy, 1, now=4.5)
+    poison.drop(state, token, (("d", state.served),))
+    assert state.dropped is None

@@ -9,6 +9,7 @@ import pytest
 from turnout.config import BreakerConfig, Deployment, RouterConfig
 from turnout.errors import FailureKind
 from turnout.observe.events import BreakerTransition, CooldownEntered, CooldownLeft
+from turnout.router import poison
 from turnout.router.breaker import Admission
 from turnout.router.health import HealthPolicy, Outcome
 from turnout.state.base import StateStore
@@ -117,3 +118,74 @@ async def test_server_errors_are_held_until_their_request_is_judged(store: State
     assert state.failures == 3
     assert not await store.still_held("d", tokens[1])
     assert await store.resolve_hold("gone", 1, True, policy, 4, WALL + 4) == []
+
+
+async def _held(store: StateStore, deployment_id: str, policy: HealthPolicy, now: float) -> int:
+    await store.begin(deployment_id, policy, now, WALL + now)
+    token, _ = await store.finish_suspect(
+        deployment_id, Outcome(FailureKind.SERVER_ERROR, 0.1), policy, now, WALL + now
+    )
+    return token
+
+
+async def _served(store: StateStore, deployment_id: str, policy: HealthPolicy, now: float) -> None:
+    await store.begin(deployment_id, policy, now, WALL + now)
+    await store.finish(deployment_id, Outcome(None, 0.1), policy, now, WALL + now)
+
+
+async def test_a_dropped_failure_counts_until_a_deployment_of_its_verdict_serves(
+    store: StateStore,
+) -> None:
+    policy = _policy()
+    for deployment_id in ("a", "b"):
+        for _ in range(5):
+            await _served(store, deployment_id, policy, 1)
+    holds = [("a", await _held(store, "a", policy, 2)), ("b", await _held(store, "b", policy, 2))]
+    assert all(token > 0 for _, token in holds)
+    await store.drop_holds(holds)
+    states = await store.snapshot(["a", "b"])
+    assert [(s.failures, s.held) for s in states] == [(0, None), (0, None)]
+    # Nothing served since on a or b: a's next server error is not held; it counts with the
+    # dropped one before it.
+    token, _ = await store.finish_suspect(
+        "a", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 3, WALL + 3
+    )
+    assert token == poison.FAILING
+    [a] = await store.snapshot(["a"])
+    assert (a.failures, a.consecutive_failures) == (2, 2)
+    # b serves: its own dropped failure and every one of that verdict are explained.
+    await _served(store, "b", policy, 4)
+    await store.begin("b", policy, 5, WALL + 5)
+    await store.finish("b", Outcome(FailureKind.CONNECTION, 0.1), policy, 5, WALL + 5)
+    [b] = await store.snapshot(["b"])
+    assert (b.failures, b.consecutive_failures) == (1, 1)
+
+
+async def test_another_deployments_success_explains_a_dropped_failure(store: StateStore) -> None:
+    policy = _policy()
+    for deployment_id in ("a", "b"):
+        await _served(store, deployment_id, policy, 1)
+    holds = [("a", await _held(store, "a", policy, 2)), ("b", await _held(store, "b", policy, 2))]
+    await store.drop_holds(holds)
+    await _served(store, "b", policy, 3)  # b serves; a serves nothing
+    # a's dropped failure is explained: the next server error is held again, and a failure
+    # that counts counts alone.
+    assert await _held(store, "a", policy, 4) > 0
+    await store.begin("a", policy, 4, WALL + 4)
+    await store.finish("a", Outcome(FailureKind.CONNECTION, 0.1), policy, 4, WALL + 4)
+    [a] = await store.snapshot(["a"])
+    assert (a.failures, a.consecutive_failures) == (2, 2)  # the held one, then this one
+    # A verdict only remembers deployments whose hold was still clean.
+    for _ in range(5):
+        await _served(store, "a", policy, 5)
+    await _served(store, "c", policy, 5)
+    late = [("a", await _held(store, "a", policy, 6)), ("c", await _held(store, "c", policy, 6))]
+    assert all(token > 0 for _, token in late)
+    await store.begin("c", policy, 6, WALL + 6)
+    await store.finish("c", Outcome(FailureKind.CONNECTION, 0.1), policy, 6, WALL + 6)
+    await store.drop_holds(late)
+    await _served(store, "c", policy, 7)  # c was failing: its success explains nothing for a
+    token, _ = await store.finish_suspect(
+        "a", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 8, WALL + 8
+    )
+    assert token == poison.FAILING

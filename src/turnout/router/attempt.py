@@ -19,7 +19,7 @@ from turnout.observe.events import AttemptFinished, Event, Observer
 from turnout.pricing import price
 from turnout.router.deployments import ModelTable
 from turnout.router.health import HealthPolicy, Outcome
-from turnout.router.poison import Hold, suspect
+from turnout.router.poison import FAILING, Hold, suspect
 from turnout.state.base import StateStore
 from turnout.wire import RateLimitHints, Request, Usage
 
@@ -233,12 +233,20 @@ class Attempt:
                 deployment_id, outcome, self.policy, now, clock.wall()
             )
             holds = self.run.holds
-            if token and holds is not None:
+            if token > 0 and holds is not None:
                 holds.append(Hold(deployment_id, token, self.policy))
-            elif token:  # the request's verdict came in meanwhile: no one is left to give it
+            elif token > 0:  # the request's verdict came in meanwhile: no one is left to give it
                 events += await self.store.resolve_hold(
                     deployment_id, token, True, self.policy, clock.now(), clock.wall()
                 )
+            elif token == FAILING and holds is not None:
+                # The deployment fails more than poison requests: from here on the request is
+                # an ordinary failing one, and what it held counts.
+                self.run.holds = None
+                for held in holds:
+                    events += await self.store.resolve_hold(
+                        held.deployment_id, held.token, True, held.policy, now, clock.wall()
+                    )
         else:
             events = await self.store.finish(deployment_id, outcome, self.policy, now, clock.wall())
         status = error.status if error is not None else None

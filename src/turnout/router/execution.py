@@ -146,7 +146,7 @@ class Executor:
         finally:
             if run.holds:
                 # Not the request's fault after all (or never known): the held failures count.
-                await self._resolve_holds(run, blame=True)
+                await self._count_holds(run)
             run.holds = None
         error.attempts = tuple(run.attempts)
         raise error
@@ -190,12 +190,15 @@ class Executor:
         request = run.request
         tried: set[str] = set()
         banned: set[str] = set()
+        #: Where the request failed while others were served, skipped while its verdict is open.
+        spared: set[str] = set()
         retries = 0
         last_error: ProviderError | None = None
         while True:
             now = clock.now()
             wall = clock.wall()
-            exclude = (tried | banned) if (tried or banned) else _NOTHING
+            avoid = banned | spared if spared and run.holds is not None else banned
+            exclude = (tried | avoid) if (tried or avoid) else _NOTHING
             deployment, rejections = await self.decide(
                 table, group, request, exclude, now, wall, run.deadline - now
             )
@@ -223,7 +226,7 @@ class Executor:
                     if _fallback_left(table, group, run, error):
                         # Where the request failed while others were served, another try would
                         # most likely fail alike: with a fallback left, that is the next try.
-                        banned.update(held.deployment_id for held in run.holds)
+                        spared.update(held.deployment_id for held in run.holds)
                 if not error.retryable or retries >= table.config.retries.num_retries:
                     raise
                 if not self.spend_retry(run, group):
@@ -232,7 +235,8 @@ class Executor:
                 self.stats.retries += 1
                 for failed in {deployment.id, error.deployment_id or deployment.id}:
                     (banned if error.kind in _NOT_HERE_AGAIN else tried).add(failed)
-                await self._before_retry(table, group, run, tried, banned, error, retries)
+                avoid = banned | spared if spared and run.holds is not None else banned
+                await self._before_retry(table, group, run, tried, avoid, error, retries)
 
     async def begin(
         self,
@@ -286,8 +290,8 @@ class Executor:
         states = await self.store.snapshot(clean)
         if not any(answering(state, window, now) for state in states):
             return  # nobody has seen these deployments serve lately: no evidence either way
-        await self._resolve_holds(run, blame=False)
         run.holds = None
+        await self.store.drop_holds([(held.deployment_id, held.token) for held in holds])
         self.stats.poison_requests += 1
         if self.observers:
             request = run.request
@@ -301,13 +305,13 @@ class Executor:
             )
         raise PoisonRequestError(clean)
 
-    async def _resolve_holds(self, run: Run, *, blame: bool) -> None:
+    async def _count_holds(self, run: Run) -> None:
         holds, run.holds = run.holds or [], []
         clock = self.clock
         for held in holds:
             self.emit_all(
                 await self.store.resolve_hold(
-                    held.deployment_id, held.token, blame, held.policy, clock.now(), clock.wall()
+                    held.deployment_id, held.token, True, held.policy, clock.now(), clock.wall()
                 )
             )
 

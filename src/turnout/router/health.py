@@ -11,7 +11,9 @@ one already running. The circuit breaker (`turnout.router.breaker`) is fed the s
 A server error on a deployment that answers other requests may be held until its request's
 verdict (`turnout.router.poison`); the next failure that counts (or that would take the
 deployment out) counts every held one of the streak first, so thresholds trip at the same
-failure as if nothing had been held.
+failure as if nothing had been held. Failures dropped as their requests' fault stay in the
+streak until explained: by this deployment's next success, or by another success of a
+deployment their request's verdict was given on (the store prunes them, `poison.explain`).
 """
 
 from __future__ import annotations
@@ -116,10 +118,12 @@ def settle(
         state.successes += 1
         state.consecutive_failures = 0
         state.last_success = now
+        state.served += 1
         if state.held_streak is not None:
             # Held failures before a success were the requests' own; they count only if
             # their requests turn out not to be the cause.
             state.held_streak = None
+            state.dropped = None
         alpha = policy.ewma_alpha
         state.latency = _ewma(state.latency, outcome.duration, alpha)
         if outcome.ttft is not None:
@@ -180,6 +184,7 @@ def count_held_streak(
     """The deployment fails more than the requests it held failures for: count them all now."""
     streak = state.held_streak or []
     state.held_streak = None
+    state.dropped = None
     held = state.held
     for token in streak:
         if held is not None and token in held:

@@ -16,10 +16,21 @@ for its request's verdict.
   error while it is not answering others) before the verdict: every failure held in its streak
   since its last success counts first, and the held ones are no longer clean.
 * A failure is held only while counting it, with those already held since the last success,
-  would not take the deployment out. The failure that would counts every held one with it. A
-  deployment failing everything therefore cools down and opens its circuit at the same failure,
-  at the same moment, as without holding; only a run of such requests with no success in
-  between reaches that point, and then the deployment is no longer answering anything.
+  would not take the deployment out. The failure that would counts every held one with it.
+* A dropped failure stays in its deployment's streak until it is *explained*: by the
+  deployment's next success, or by another success of any deployment its verdict was given on
+  (the verdict records each one's count of successes; `explain` compares). Those serving
+  again is what shows the request, not them, was the cause.
+* A failure is never held on a deployment whose streak holds a dropped failure still
+  unexplained: nothing was served since on any deployment of that verdict, so an outage
+  explains it as well as a poison request did. It counts at once, with the whole streak, and
+  its request goes on as without holding: retries and fallbacks as usual, its own error, no
+  verdict (`FAILING`). In an outage of everything only the first request can be misjudged;
+  from the second on, behaviour and counting are the same as without holding, so cooldowns
+  and breakers trip at the same failure (the first request's saved retries and fallback
+  attempts are the only failures missing). The price: poison requests with nothing served
+  between them on the deployments they failed on look like that outage, and from the second
+  on they count.
 
 Evidence that a deployment answers other requests is the health state the router keeps: a
 success within ``success_window`` seconds, a closed circuit, no cooldown. A deployment without a
@@ -35,6 +46,7 @@ so that a hung upstream is not given another request to hang on.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from turnout.errors import FailureKind, ProviderError, TurnoutError
@@ -44,6 +56,13 @@ from turnout.state.record import BreakerPhase, DeploymentState
 
 #: Upstream statuses that speak of the upstream's capacity or its edge, never of one request.
 _CAPACITY_STATUSES = frozenset({502, 503, 504, 529})
+
+#: `hold`'s answer when the failure counts now because the deployment's streak holds a dropped
+#: failure still unexplained: its request must go on as if nothing were ever held.
+FAILING = -1
+
+#: The deployments a verdict was given on, each with its count of successes (`served`) then.
+Marks = tuple[tuple[str, int], ...]
 
 
 def suspect(error: TurnoutError) -> bool:
@@ -66,11 +85,16 @@ class Hold:
 def hold(
     state: DeploymentState, outcome: Outcome, policy: HealthPolicy, now: float, wall: float
 ) -> int:
-    """Hold a server error on a deployment answering other requests; its token, or 0 when it
-    must be counted now (by `turnout.router.health.settle`)."""
+    """Hold a server error on a deployment answering other requests; its token, or 0 (or
+    `FAILING`) when it must be counted now (by `turnout.router.health.settle`).
+
+    The state's explained failures must have been pruned first (`explain`).
+    """
     window = policy.hold_window
     if window <= 0 or outcome.probe:
         return 0
+    if state.dropped is not None:
+        return FAILING
     if state.breaker.phase is not BreakerPhase.CLOSED or state.cooling(now):
         return 0
     state.roll(wall)
@@ -105,6 +129,58 @@ def still_held(state: DeploymentState, token: int) -> bool:
     return held is not None and held.get(token) is False
 
 
+def explain(state: DeploymentState, served: Callable[[str], int | None]) -> None:
+    """Take out of the streak every dropped failure that a deployment of its verdict has
+    explained by serving since (`served`: a deployment's count of successes, None when it is
+    unknown). A counter that changed either way counts: a deployment removed and added again
+    restarts at 0."""
+    dropped = state.dropped
+    if dropped is None:
+        return
+    streak = state.held_streak
+    for token, marks in list(dropped.items()):
+        for deployment_id, then in marks:
+            count = served(deployment_id)
+            if count is not None and count != then:
+                del dropped[token]
+                if streak is not None and token in streak:
+                    streak.remove(token)
+                break
+    if not dropped:
+        state.dropped = None
+    if not streak:
+        state.held_streak = None
+
+
+def verdict_marks(states: Sequence[DeploymentState], tokens: Sequence[int]) -> Marks:
+    """The deployments a verdict is given on: those whose hold (`tokens`, in order) is still
+    clean, once each, with their count of successes now."""
+    marks: list[tuple[str, int]] = []
+    seen: set[str] = set()
+    for state, token in zip(states, tokens, strict=True):
+        if state.deployment_id not in seen and still_held(state, token):
+            seen.add(state.deployment_id)
+            marks.append((state.deployment_id, state.served))
+    return tuple(marks)
+
+
+def drop(state: DeploymentState, token: int, marks: Marks) -> None:
+    """The held failure's request was judged the cause: drop it. It stays in the streak,
+    unexplained until a deployment of `marks` serves again (`explain`)."""
+    held = state.held
+    if held is None or token not in held:
+        return
+    counted = held.pop(token)
+    if not held:
+        state.held = None
+    streak = state.held_streak
+    if counted or streak is None or token not in streak:
+        return  # counted with its streak already, or a success since ended the streak
+    if state.dropped is None:
+        state.dropped = {}
+    state.dropped[token] = marks
+
+
 def resolve(
     state: DeploymentState,
     token: int,
@@ -113,19 +189,18 @@ def resolve(
     now: float,
     wall: float,
 ) -> list[HealthEvent]:
-    """The held failure's verdict: count it (`blame`), or drop it as the request's fault.
-
-    A dropped failure stays in the deployment's streak: should the deployment go on failing
-    before it succeeds again, it counts after all.
+    """The held failure's verdict: count it (`blame`), or drop it as the request's fault,
+    with this deployment alone to explain it (`drop` takes every deployment of a verdict).
     """
+    if not blame:
+        drop(state, token, ((state.deployment_id, state.served),))
+        return []
     held = state.held
     if held is None or token not in held:
         return []
     counted = held.pop(token)
     if not held:
         state.held = None
-    if not blame:
-        return []
     streak = state.held_streak
     in_streak = streak is not None and token in streak
     if streak is not None and in_streak:

@@ -42,7 +42,12 @@ class StateStore(Protocol):
     ) -> tuple[int, list[HealthEvent]]:
         """An attempt ended in a server error its request may have caused: hold it until the
         request's verdict when the deployment answers other requests (returning the hold's
-        token), else `finish` it (token 0). See `turnout.router.poison`."""
+        token), else `finish` it (token 0, or `turnout.router.poison.FAILING` when a dropped
+        failure of its streak is still unexplained). See `turnout.router.poison`.
+
+        `finish` and this first prune the dropped failures that a deployment of their verdict
+        explained by serving since (`poison.explain`): reading those few deployments' success
+        counts, in the same step."""
         ...
 
     async def still_held(self, deployment_id: str, token: int) -> bool:
@@ -59,6 +64,12 @@ class StateStore(Protocol):
         wall: float,
     ) -> list[HealthEvent]:
         """The held failure's request has its verdict: count the failure (`blame`) or drop it."""
+        ...
+
+    async def drop_holds(self, holds: Sequence[tuple[str, int]]) -> None:
+        """A request was judged the cause of its held failures (deployment id, token): drop
+        them all at once, each recording the deployments whose hold was still clean, with
+        their count of successes now (`poison.verdict_marks`, `poison.drop`)."""
         ...
 
     async def cool_down(

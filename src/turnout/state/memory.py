@@ -1,4 +1,5 @@
-"""The in-memory state store: one process, no I/O, every operation O(1)."""
+"""The in-memory state store: one process, no I/O, every operation O(1) (a verdict's, O(the
+few deployments it was given on))."""
 
 from __future__ import annotations
 
@@ -57,6 +58,8 @@ class MemoryStateStore:
         state = self._states.get(deployment_id)
         if state is None:  # removed by a reload while the attempt ran
             return []
+        if state.dropped is not None and outcome.error is not None:
+            poison.explain(state, self._served)
         return settle(state, outcome, policy, now, wall)
 
     async def finish_suspect(
@@ -65,10 +68,12 @@ class MemoryStateStore:
         state = self._states.get(deployment_id)
         if state is None:
             return 0, []
+        if state.dropped is not None:
+            poison.explain(state, self._served)
         token = poison.hold(state, outcome, policy, now, wall)
-        if token:
+        if token > 0:
             return token, []
-        return 0, settle(state, outcome, policy, now, wall)
+        return token, settle(state, outcome, policy, now, wall)
 
     async def still_held(self, deployment_id: str, token: int) -> bool:
         state = self._states.get(deployment_id)
@@ -87,6 +92,22 @@ class MemoryStateStore:
         if state is None:
             return []
         return poison.resolve(state, token, blame, policy, now, wall)
+
+    async def drop_holds(self, holds: Sequence[tuple[str, int]]) -> None:
+        states: list[DeploymentState] = []
+        tokens: list[int] = []
+        for deployment_id, token in holds:
+            state = self._states.get(deployment_id)
+            if state is not None:
+                states.append(state)
+                tokens.append(token)
+        marks = poison.verdict_marks(states, tokens)
+        for state, token in zip(states, tokens, strict=True):
+            poison.drop(state, token, marks)
+
+    def _served(self, deployment_id: str) -> int | None:
+        state = self._states.get(deployment_id)
+        return state.served if state is not None else None
 
     async def cool_down(
         self,

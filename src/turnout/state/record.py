@@ -50,6 +50,7 @@ class DeploymentState:
         "cooldown_reason",
         "cooldown_until",
         "deployment_id",
+        "dropped",
         "failures",
         "held",
         "held_streak",
@@ -66,6 +67,7 @@ class DeploymentState:
         "remaining_requests",
         "remaining_tokens",
         "rpm_used",
+        "served",
         "successes",
         "tpm_used",
         "ttft",
@@ -98,12 +100,18 @@ class DeploymentState:
         self.hint_expires = 0.0
         #: Monotonic time of the last successful attempt (0: none yet).
         self.last_success = 0.0
+        #: Successful attempts ever: another deployment compares it with what it was when a
+        #: request was judged the cause of failures on both (see `turnout.router.poison`).
+        self.served = 0
         #: Server errors held until their request's verdict (see `turnout.router.poison`):
         #: hold token -> whether a later failure has already made it count.
         self.held: dict[int, bool] | None = None
         #: Tokens of the failures held (or dropped as the request's fault) since the last
         #: success: they count all at once when the next failure would take the deployment out.
         self.held_streak: list[int] | None = None
+        #: The failures of the streak dropped as their requests' fault and not yet explained:
+        #: hold token -> each deployment the verdict was given on, with its `served` then.
+        self.dropped: dict[int, tuple[tuple[str, int], ...]] | None = None
         self.hold_seq = 0
 
     def roll(self, wall: float) -> None:
