@@ -136,6 +136,24 @@ def test_scrub_redacts_an_errors_message_and_param_in_place() -> None:
     assert error.param == MASK
 
 
+@pytest.mark.parametrize("cut", range(20, 40))
+def test_scrub_shortens_only_after_redacting(cut: int) -> None:
+    """Whatever the cut, a key it would split is gone before it: a key's first half is
+    nothing any redactor can recognise."""
+    secret = "9f3c1a7be2d84c06a5f1e8b23d7c4e91"
+    copies = " ".join([secret] * 4)
+    error = ServerError(f"azure: <html>{copies}</html>", param=f"p {copies}")
+    Redactor([secret]).scrub(error, limit=cut)
+    for shown in (error.message, error.param or "", str(error)):
+        assert len(shown) <= cut and shown.endswith("…")
+        assert not any(secret[start : start + 6] in shown for start in range(len(secret) - 5))
+
+
+def test_scrub_leaves_a_message_within_its_limit_whole() -> None:
+    error = ServerError("short enough")
+    assert Redactor().scrub(error, limit=12).message == "short enough"
+
+
 def test_error_body_redacts_the_attempt_summary_too() -> None:
     secret = "zX81mQ0pLr5sTuV3"
     error = ServerError("all failed")

@@ -7,8 +7,8 @@ build the upstream request) returns the value.
 
 Upstreams echo credentials back in their errors (a proxy quoting the request's headers, a key
 "not valid" quoted whole). `Redactor` removes every configured secret and anything shaped like a
-credential from such text; it runs where upstream text enters turnout's errors and once more
-where an error leaves the gateway.
+credential from such text; it runs where upstream text enters turnout's errors (and shortens
+it there, after redacting it whole) and once more where an error leaves the gateway.
 """
 
 from __future__ import annotations
@@ -169,13 +169,18 @@ class Redactor:
                 text = pattern.sub(_replace, text)
         return text
 
-    def scrub(self, error: TurnoutError) -> TurnoutError:
-        """`error` itself, its message and param redacted: done where upstream text enters an
-        error, so that whatever records, logs or summarises it later sees only clean text."""
-        error.message = self.redact(error.message)
+    def scrub(self, error: TurnoutError, *, limit: int | None = None) -> TurnoutError:
+        """`error` itself, its message and param redacted, then cut to `limit` characters:
+        done where upstream text enters an error, so that whatever records, logs or summarises
+        it later sees only clean text.
+
+        The cut comes after redaction, never before: a key that a cut splits leaves its first
+        characters behind, and no redactor recognises a key from its first half.
+        """
+        error.message = _shortened(self.redact(error.message), limit)
         error.args = (error.message,)
         if error.param is not None:
-            error.param = self.redact(error.param)
+            error.param = _shortened(self.redact(error.param), limit)
         return error
 
     def error_body(self, error: TurnoutError) -> dict[str, Any]:
@@ -211,6 +216,13 @@ def _masked(text: str, spans: list[tuple[int, int]]) -> str:
         done, start, end = end, next_start, next_end
     parts += [text[done:start], _REDACTED, text[end:]]
     return "".join(parts)
+
+
+def _shortened(text: str, limit: int | None) -> str:
+    """`text`, or its first `limit` characters ending in an ellipsis when it is longer."""
+    if limit is None or len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…"
 
 
 def _replace(match: re.Match[str]) -> str:

@@ -7,19 +7,32 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
+import msgspec
 import pytest
 
-from turnout import Deployment, Request, Secret
+from raw_upstream import RawReply, raw_upstream
+from straddled_keys import (
+    MASK,
+    RAW_FAMILIES,
+    RawFamily,
+    bedrock_stream,
+    html_error,
+    html_text,
+    pieces_of_the_key,
+    straddling,
+)
+from turnout import Deployment, Request, RouterConfig, Secret
 from turnout.errors import ProviderError
-from turnout.providers.http import HttpProvider
+from turnout.providers.base import Provider
+from turnout.providers.http import MESSAGE_LIMIT, HttpProvider
 from turnout.providers.openai import OpenAICompatibleAdapter
+from turnout.providers.registry import provider_set
 from turnout.secrets import Redactor
 from turnout.testing.fake_openai import FakeOpenAI, Fault
 from turnout.upstream import Upstream
 
 KEY = "q7LmX2vR9tKpW4zN"
 OTHER = "zX81mQ0pLr5sTuV3hG7k"
-MASK = "**********"
 
 
 @pytest.fixture
@@ -52,7 +65,7 @@ def _request(stream: bool) -> Request:
     return Request(model="chat", body=body)
 
 
-async def _fail(provider: HttpProvider, deployment: Deployment, stream: bool) -> ProviderError:
+async def _fail(provider: Provider, deployment: Deployment, stream: bool) -> ProviderError:
     with pytest.raises(ProviderError) as caught:
         if stream:
             async for _ in provider.stream(deployment, _request(stream=True)):
@@ -105,3 +118,62 @@ async def test_without_a_redactor_the_failing_deployments_credentials_are_remove
     error = await _fail(provider, _deployment(fake), stream=True)
     assert KEY not in error.message
     assert error.message.endswith(f"(credentials received: {MASK})")
+
+
+# -- long upstream text: redacted before it is shortened -----------------------------------
+
+
+async def _fail_raw(family: RawFamily, reply: RawReply, upstream: Upstream, stream: bool) -> str:
+    """The message of the error the family's provider raises for `reply` (a real configuration's
+    provider and redactor, over real HTTP)."""
+    async with raw_upstream(reply) as raw:
+        deployment = family.deployment(raw.url)
+        providers = provider_set(RouterConfig(model_list=(deployment,)), upstream).providers
+        error = await _fail(providers[deployment.provider], deployment, stream)
+    assert raw.served == 1
+    assert str(error) == error.message
+    return error.message
+
+
+def _assert_shortened_without_a_piece_of_the_key(message: str) -> None:
+    assert pieces_of_the_key(message) == [], message
+    assert MASK in message  # the key was there, and went
+    assert message.endswith("…") and len(message) <= MESSAGE_LIMIT, message
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("shape", ["html", "json"])
+@pytest.mark.parametrize("family", RAW_FAMILIES, ids=lambda family: family.name)
+async def test_a_key_straddling_the_cut_of_a_long_error_is_removed_first(
+    upstream: Upstream, family: RawFamily, shape: str, stream: bool
+) -> None:
+    reply = html_error(html_text()) if shape == "html" else family.json_error(straddling())
+    message = await _fail_raw(family, reply, upstream, stream)
+    assert message.startswith(f"{family.name}: ")
+    _assert_shortened_without_a_piece_of_the_key(message)
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["first-frame", "mid-stream"])
+async def test_a_key_straddling_the_cut_of_a_text_exception_frame_is_removed_first(
+    upstream: Upstream, started: bool
+) -> None:
+    bedrock = next(family for family in RAW_FAMILIES if family.name == "bedrock")
+    reply = bedrock_stream(straddling().encode(), started=started)
+    message = await _fail_raw(bedrock, reply, upstream, stream=True)
+    _assert_shortened_without_a_piece_of_the_key(message)
+
+
+async def test_a_key_straddling_the_cut_of_a_quoted_guardrail_message_is_removed_first(
+    upstream: Upstream,
+) -> None:
+    bedrock = next(family for family in RAW_FAMILIES if family.name == "bedrock")
+    blocked = straddling(offset=290)
+    answer = {
+        "output": {"message": {"role": "assistant", "content": [{"text": blocked}]}},
+        "stopReason": "guardrail_intervened",
+        "usage": {"inputTokens": 3, "outputTokens": 5, "totalTokens": 8},
+    }
+    reply = RawReply(200, msgspec.json.encode(answer), "application/json")
+    message = await _fail_raw(bedrock, reply, upstream, stream=False)
+    assert "blocked by a content filter or guardrail" in message
+    _assert_shortened_without_a_piece_of_the_key(message)

@@ -12,15 +12,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
-from gateway_harness import gateway_config, running_gateway
+from gateway_harness import RunningGateway, gateway_config, running_gateway
+from raw_upstream import RawReply, raw_upstream
+from straddled_keys import (
+    KEY,
+    MASK,
+    RAW_FAMILIES,
+    RawFamily,
+    bedrock_stream,
+    html_error,
+    html_text,
+    pieces_of_the_key,
+    straddling,
+)
 from turnout import Deployment, HealthConfig, RetryConfig, Secret
 from turnout.config_file import load_config
 from turnout.testing import fake_anthropic, fake_bedrock, fake_gemini, fake_openai
@@ -314,3 +326,120 @@ async def test_a_key_cut_by_the_attempt_summary_is_removed_before_the_cut(
     assert "…" in text  # the summary was cut
     for start in range(len(PLAIN_KEY) - 5):
         assert PLAIN_KEY[start : start + 6] not in text
+
+
+# -- long upstream text: redacted before it is shortened -----------------------------------
+
+
+def _assert_no_piece(received: str, caplog: pytest.LogCaptureFixture, key: str = KEY) -> None:
+    """Not even part of `key` reached the client or the log, and the message that quoted it
+    did (redacted), shortened."""
+    assert pieces_of_the_key(received, key) == [], received
+    assert pieces_of_the_key(caplog.text, key) == []
+    assert MASK in received and "yyyyyyyyyy" in received
+    assert "end of message" not in received  # the long message was shortened
+
+
+async def _received_error(gateway: RunningGateway, stream: bool) -> tuple[int, str]:
+    """The status and everything the client received (headers, body) for a failing request."""
+    async with gateway.client(MASTER_KEY) as client:
+        with pytest.raises(openai.APIStatusError) as caught:
+            if stream:
+                async with client.chat.completions.with_streaming_response.create(
+                    model="chat", messages=[{"role": "user", "content": "hi"}], stream=True
+                ) as response:
+                    async for _ in response.iter_lines():
+                        pass
+            else:
+                await client.chat.completions.create(
+                    model="chat", messages=[{"role": "user", "content": "hi"}]
+                )
+    http = caught.value.response
+    headers = "\n".join(f"{name}: {value}" for name, value in http.headers.items())
+    return http.status_code, f"{headers}\n{http.text}\n{caught.value.message}"
+
+
+@asynccontextmanager
+async def _raw_gateway(family: RawFamily, reply: RawReply) -> AsyncIterator[RunningGateway]:
+    """A gateway whose only deployment, of `family`, is answered `reply` by a raw upstream."""
+    async with raw_upstream(reply) as upstream:
+        config = gateway_config(
+            family.deployment(upstream.url),
+            master_key=MASTER_KEY,
+            retries=RetryConfig(num_retries=0),
+            health=HealthConfig(disable_cooldowns=True),
+        )
+        async with running_gateway(config) as gateway:
+            yield gateway
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+@pytest.mark.parametrize("shape", ["html", "json"])
+@pytest.mark.parametrize("family", RAW_FAMILIES, ids=lambda family: family.name)
+async def test_a_key_straddling_the_cut_of_a_long_error_never_reaches_the_client(
+    family: RawFamily, shape: str, stream: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A 502 whose body (an HTML page, or the family's JSON error) quotes a configured key of
+    no known shape where the long message gets cut."""
+    caplog.set_level(logging.DEBUG)
+    reply = html_error(html_text()) if shape == "html" else family.json_error(straddling())
+    async with _raw_gateway(family, reply) as gateway:
+        status, received = await _received_error(gateway, stream)
+    assert status == 502
+    _assert_no_piece(received, caplog)
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["first-frame", "mid-stream"])
+async def test_a_key_straddling_the_cut_of_a_text_exception_frame_never_reaches_the_client(
+    started: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Bedrock's exception frames carry ``{"message"}``; one whose payload is plain text is
+    quoted whole, and must be redacted before it is shortened all the same."""
+    caplog.set_level(logging.DEBUG)
+    bedrock = next(family for family in RAW_FAMILIES if family.name == "bedrock")
+    reply = bedrock_stream(straddling().encode(), started=started)
+    async with _raw_gateway(bedrock, reply) as gateway:
+        if not started:
+            status, received = await _received_error(gateway, stream=True)
+            assert status == 502
+        else:
+            async with (
+                gateway.client(MASTER_KEY) as client,
+                client.chat.completions.with_streaming_response.create(
+                    model="chat", messages=[{"role": "user", "content": "hi"}], stream=True
+                ) as response,
+            ):
+                assert response.status_code == 200
+                lines = [line async for line in response.iter_lines() if line]
+            assert '"error"' in lines[-1]
+            received = "\n".join(lines)
+    _assert_no_piece(received, caplog)
+
+
+@pytest.mark.parametrize("started", [False, True], ids=["first-event", "mid-stream"])
+async def test_a_key_straddling_the_cut_of_a_long_error_event_never_reaches_the_client(
+    env: Env, started: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each family's own error event, its message long and quoting another deployment's key
+    (of no known shape) where the message gets cut."""
+    caplog.set_level(logging.DEBUG)
+    events = env.family.started_after if started else 0
+    env.fake.enqueue(replace(env.family.error_event(events), message=straddling(key=OTHER_KEY)))
+    request = env.client.chat.completions.with_streaming_response.create(
+        model="chat", messages=[{"role": "user", "content": "hi"}], stream=True
+    )
+    if started:
+        async with request as response:
+            assert response.status_code == 200
+            received = "\n".join([line async for line in response.iter_lines() if line])
+        assert '"error"' in received.splitlines()[-1]
+    else:
+        with pytest.raises(openai.APIStatusError) as caught:
+            async with request as response:
+                async for _ in response.iter_lines():
+                    pass
+        assert caught.value.response.status_code == 502
+        received = caught.value.response.text
+    _assert_no_piece(received, caplog, OTHER_KEY)
+    for secret in EVERY_SECRET:
+        assert secret not in received

@@ -31,7 +31,8 @@ class StreamTranslator(Protocol):
     """Turns a streamed body into OpenAI chunks, one piece of bytes at a time."""
 
     def feed(self, piece: bytes) -> list[StreamChunk]:
-        """Chunks completed by these bytes; raises a `ProviderError` for an error event."""
+        """Chunks completed by these bytes; raises a `ProviderError` for an error event, its
+        text whole (as `Adapter.error`: shortened after redaction, by `HttpProvider`)."""
         ...
 
     def finish(self) -> list[StreamChunk]:
@@ -64,7 +65,12 @@ class Adapter(Protocol):
         ...
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
-        """The classified error for a non-2xx reply."""
+        """The classified error for a non-2xx reply.
+
+        Its message quotes the upstream's text whole (an HTML page too): `HttpProvider`
+        redacts it and only then shortens it. Cut here, a key straddling the cut would leave
+        its first characters behind, which no redactor can recognise.
+        """
         ...
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimitHints | None:

@@ -81,7 +81,7 @@ def describe(body: bytes) -> tuple[str | None, str]:
     if isinstance(decoded, dict):
         return fields(decoded)
     text = body.decode("utf-8", "replace").strip()
-    return None, text[:500] or "no error message"
+    return None, text or "no error message"
 
 
 def fields(event: Mapping[str, Any]) -> tuple[str | None, str]:

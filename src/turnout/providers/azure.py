@@ -299,9 +299,9 @@ def _error_object(body: bytes) -> tuple[dict[str, Any], str | None]:
         value = msgspec.json.decode(body)
     except msgspec.DecodeError:
         text = body.decode("utf-8", "replace").strip()
-        return {"message": text[:500] or "no error message"}, None
+        return {"message": text or "no error message"}, None
     if not isinstance(value, dict):
-        return {"message": str(value)[:500]}, None
+        return {"message": str(value)}, None
     error = value.get("error")
     if isinstance(error, str):
         return {"message": error}, None

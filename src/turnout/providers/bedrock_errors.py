@@ -109,7 +109,7 @@ def http_error(status: int, body: bytes, headers: Mapping[str, str]) -> Provider
     try:
         view = _ERROR.decode(body) if body else _ErrorView()
     except (msgspec.DecodeError, msgspec.ValidationError):
-        message = body.decode("utf-8", "replace").strip()[:500]
+        message = body.decode("utf-8", "replace").strip()
     else:
         message = view.message or view.Message or ""
         kind = kind or view.code or view.type_
@@ -122,7 +122,7 @@ def stream_exception(exception_type: str, payload: bytes) -> ProviderError:
         view = _ERROR.decode(payload) if payload else _ErrorView()
         message = view.message or view.Message or ""
     except (msgspec.DecodeError, msgspec.ValidationError):
-        message = payload.decode("utf-8", "replace").strip()[:500]
+        message = payload.decode("utf-8", "replace").strip()
     return classify(_name(exception_type), message or "no error message", None, {})
 
 

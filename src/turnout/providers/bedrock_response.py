@@ -92,7 +92,7 @@ def finish_reason(stop_reason: str | None, *, useful: bool, said: str = "") -> s
         raise ServerError(f"{PROVIDER}: the model's output was malformed ({stop_reason})")
     finish = FINISH_REASONS.get(stop_reason or "end_turn", "stop")
     if finish == "content_filter" and not useful:
-        quoted = f": {said.strip()[:300]}" if said.strip() else ""
+        quoted = f": {said.strip()}" if said.strip() else ""
         raise ContentPolicyError(
             f"{PROVIDER}: the answer was blocked by a content filter or guardrail "
             f"({stop_reason}){quoted}"

@@ -71,7 +71,7 @@ def error_from_body(status: int, body: bytes, headers: Mapping[str, str]) -> Pro
     """The classified error of a non-2xx reply."""
     error = _error_object(body)
     if error is None:
-        text = body.decode("utf-8", "replace").strip()[:500] or f"HTTP {status}"
+        text = body.decode("utf-8", "replace").strip() or f"HTTP {status}"
         return classify(status, {"message": text}, headers)
     return classify(status, error, headers)
 

@@ -2,8 +2,11 @@
 
 This is where upstream text first enters turnout's errors (error bodies, error events in a
 stream, whatever a translator raises), so every `ProviderError` leaving it is redacted here:
-the router, its events, logs and attempt summaries only ever see clean text. Redaction runs on
-the failure path alone; a successful answer never meets it.
+the router, its events, logs and attempt summaries only ever see clean text. Adapters quote the
+upstream's text whole (an HTML error page, a long message, an exception frame that is not
+JSON); it is shortened here too, to `MESSAGE_LIMIT`, and only after redaction, because a key
+cut in half is no longer a key any redactor recognises. Both run on the failure path alone; a
+successful answer never meets them.
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from turnout.providers.credentials import deployment_secrets
 from turnout.secrets import Redactor
 from turnout.upstream import Upstream
 from turnout.wire import ProviderResponse, Request, StreamChunk
+
+#: Longest error message (provider name included) that leaves a provider: an upstream's error
+#: page can be any length, and a client, a log line or an attempt summary needs its start.
+MESSAGE_LIMIT = 600
 
 
 class HttpProvider:
@@ -85,7 +92,8 @@ class HttpProvider:
             translator.check()
         except ProviderError as error:
             # Error events mid-stream and first, translator failures, status errors: redacted
-            # after parsing, so a secret split across pieces of the body is whole by now.
+            # after parsing, so a secret split across pieces of the body is whole by now, and
+            # shortened after redaction, so that no cut splits one either.
             self._redact(error, deployment)
             raise
         finally:
@@ -95,4 +103,4 @@ class HttpProvider:
         redactor = self._redactor
         if redactor is None:
             redactor = Redactor([*deployment_secrets(deployment), *self._adapter.credentials()])
-        redactor.scrub(error)
+        redactor.scrub(error, limit=MESSAGE_LIMIT)

@@ -345,7 +345,7 @@ def _describe_error(body: bytes) -> tuple[str, str | None, str | None, str | Non
         view = _ERROR.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
         text = body.decode("utf-8", "replace").strip()
-        return (text[:500] or "no error message", None, None, None)
+        return (text or "no error message", None, None, None)
     if isinstance(view.error, dict):
         return error_fields(view.error)
     if isinstance(view.error, str):
@@ -353,7 +353,7 @@ def _describe_error(body: bytes) -> tuple[str, str | None, str | None, str | Non
     if view.message:
         return view.message, None, None, None
     if view.detail is not None:
-        return str(view.detail)[:500], None, None, None
+        return str(view.detail), None, None, None
     return "no error message", None, None, None
 
 
