@@ -188,8 +188,16 @@ class GatewayProtocol(RequestHandler):
                 self._since = self._loop.time()
             queued = self._messages
             super().data_received(data)
-            if queued and self._early is None and _runs_past_last_request(data, queued[-1]):
-                self._early = self._loop.time()
+            if queued and self._early is None:
+                # Cheap test first: data that ends with the last request's head and body.
+                message, payload = queued[-1]
+                end = len(data) - payload.total_bytes
+                if (
+                    end >= 4
+                    and not data.startswith(b"\r\n\r\n", end - 4)
+                    and _runs_past_request(message, payload)
+                ):
+                    self._early = self._loop.time()
 
     def _body_received(self, data: bytes) -> None:
         """Feed bytes that arrive while a body is expected, and note the start of the next
@@ -444,20 +452,19 @@ def _without_unknown_expectation(message: RawRequestMessage) -> RawRequestMessag
     return message._replace(headers=CIMultiDictProxy(headers), raw_headers=raw)
 
 
-def _runs_past_last_request(data: bytes, queued: tuple[Any, Any]) -> bool:
-    """Whether `data`, which completed the head of the last queued request, also holds bytes
-    after that request's end: the start of the next one.
+def _runs_past_request(message: Any, payload: StreamReader) -> bool:
+    """Whether data that does not end with the last queued request's head and body holds the
+    start of the next request after it.
 
-    When the body is complete and counted as sent (neither chunked nor compressed), the data
-    ends with the blank line closing the head followed by exactly `total_bytes` of body, unless
-    more follows; a body begun in earlier data leaves too few bytes here for a head. Any other
-    case is left to the phases that follow.
+    When the body is complete and counted as sent (neither chunked nor compressed), data that
+    completed the request ends with the blank line closing its head followed by exactly
+    `total_bytes` of body, unless more follows; a body begun in earlier data leaves too few
+    bytes for a head. Any other case (a parse error has no message) is left to the phases
+    that follow.
     """
-    message, payload = queued
-    if not payload.is_eof() or getattr(message, "chunked", True) or message.compression:
+    if not payload.is_eof() or getattr(message, "chunked", True):
         return False
-    end = len(data) - payload.total_bytes
-    return end >= 4 and not data.startswith(b"\r\n\r\n", end - 4)
+    return not message.compression
 
 
 class _Refusal(asyncio.Protocol):
