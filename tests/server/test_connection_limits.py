@@ -18,6 +18,7 @@ from raw_http import BODY, WITHIN, closed_after, connection, read_response, requ
 
 from gateway_harness import RunningGateway, gateway_config, running_gateway, simulated
 from turnout.config_file import GatewayConfig, ServerConfig
+from turnout.server.connections import ConnectionLimits, GatewayProtocol
 
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]
 
@@ -318,3 +319,31 @@ async def test_a_kept_alive_connection_still_waits_its_keepalive_timeout() -> No
         writer.write(request())
         status, _, _ = await read_response(reader)
     assert status == 200
+
+
+async def test_making_room_looks_at_each_busy_connection_once_not_at_every_accept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At a cap of 10 busy connections, 30 refusals in a row look at the busy ones once in
+    all (when they reach the front of the candidates), not once per accept."""
+    looked_at = 0
+    evictable = GatewayProtocol.evictable
+
+    def counted(protocol: GatewayProtocol, now: float, limits: ConnectionLimits) -> bool:
+        nonlocal looked_at
+        looked_at += 1
+        return evictable(protocol, now, limits)
+
+    monkeypatch.setattr(GatewayProtocol, "evictable", counted)
+    config = limited(max_connections=10, behaviour={"latency": 2.0})
+    async with running_gateway(config) as gw, AsyncExitStack() as stack:
+        for _ in range(10):
+            _, writer = await stack.enter_async_context(connection(gw))
+            writer.write(request())
+        await asyncio.sleep(0.5)
+        for _ in range(30):
+            async with connection(gw) as (reader, writer):
+                writer.write(request())
+                status, _, _ = await read_response(reader)
+            assert status == 503
+    assert looked_at <= 10

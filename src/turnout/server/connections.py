@@ -334,7 +334,8 @@ class ConnectionGuard:
         self._waiting: dict[GatewayProtocol, None] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._draining = False
-        self.lingering_refusals = 0
+        #: Refused connections reading and dropping their request before they close.
+        self.lingering: set[asyncio.BaseTransport] = set()
         self._evicted = 0
         self._refused = 0
         self._reported_at = -math.inf
@@ -416,6 +417,8 @@ class ConnectionGuard:
         """The listening socket is closed: keep timing the connections left (aiohttp waits for
         their requests) until the last one is gone, and answer stalled bodies at once."""
         self._draining = True
+        for refused in list(self.lingering):
+            refused.close()
         if not self._live:
             self.stop()
 
@@ -474,22 +477,24 @@ class _Refusal(asyncio.Protocol):
     close does not reset the connection under the 503 before the client has read it.
     """
 
-    __slots__ = ("_guard", "_timer")
+    __slots__ = ("_guard", "_timer", "_transport")
 
     def __init__(self, guard: ConnectionGuard) -> None:
         self._guard = guard
         self._timer: asyncio.TimerHandle | None = None
+        self._transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # Not an isinstance check: uvloop's transports do not derive from asyncio's classes.
         writer = cast(asyncio.WriteTransport, transport)
         writer.write(framing.raw_error(503, "The gateway is at its connection limit"))
         guard = self._guard
-        if guard.lingering_refusals >= _MAX_LINGERING_REFUSALS or not writer.can_write_eof():
+        if len(guard.lingering) >= _MAX_LINGERING_REFUSALS or not writer.can_write_eof():
             writer.close()
             return
         writer.write_eof()
-        guard.lingering_refusals += 1
+        guard.lingering.add(writer)
+        self._transport = writer
         self._timer = guard.loop.call_later(_REFUSAL_LINGER, writer.close)
 
     def data_received(self, data: bytes) -> None:
@@ -502,4 +507,6 @@ class _Refusal(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-            self._guard.lingering_refusals -= 1
+        if self._transport is not None:
+            self._guard.lingering.discard(self._transport)
+            self._transport = None
