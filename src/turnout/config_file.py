@@ -77,7 +77,8 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     keepalive_timeout: Annotated[float, Meta(gt=0)] = 75.0
     #: Open client connections per process (None: half the process's open-file limit, since
     #: each may need an upstream connection too, and at most 10,000). At the cap, the connection
-    #: idle longest is closed to make room; when every one is busy, a new one gets a 503.
+    #: idle longest (or whose body has stalled below `body_min_rate`) is closed to make room;
+    #: when every one is busy, a new one gets a 503.
     max_connections: Annotated[int, Meta(ge=1)] | None = None
     #: Bearer token that may read /metrics besides the master key (for Prometheus scrapers).
     metrics_token: Secret | None = None

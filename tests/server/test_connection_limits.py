@@ -18,6 +18,7 @@ from raw_http import BODY, WITHIN, closed_after, connection, read_response, requ
 
 from gateway_harness import RunningGateway, gateway_config, running_gateway, simulated
 from turnout.config_file import GatewayConfig, ServerConfig
+from turnout.server.connections import ConnectionLimits, GatewayProtocol
 
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]
 
@@ -220,3 +221,129 @@ async def test_the_cap_is_not_reached_by_connections_that_are_closed(count: int)
                 assert status == 200
         await asyncio.sleep(0.2)
         assert open_connections(gw) == 0
+
+
+async def test_headers_without_their_body_never_lock_out_a_real_client(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Four POSTs that announce a body and never send it, against a cap of 4 and a 20 s body
+    timeout: once they are behind the minimum rate, they make room for a real request."""
+    caplog.set_level(logging.WARNING, logger="turnout.server")
+    config = limited(max_connections=4, header_timeout=60, body_timeout=20)
+    async with running_gateway(config) as gw, AsyncExitStack() as stalled:
+        for _ in range(4):
+            _, writer = await stalled.enter_async_context(connection(gw))
+            writer.write(request(body=b"", Content_Length=str(len(BODY))))
+        await asyncio.sleep(1.5)  # past the grace a body gets before it counts as stalled
+        async with gw.client(timeout=WITHIN) as client:
+            completion = await client.chat.completions.create(model="chat", messages=MESSAGES)
+        assert completion.choices
+        assert open_connections(gw) <= 4
+    assert "connection cap of 4 reached" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_a_stalled_body_is_closed_before_a_steady_one_at_the_cap() -> None:
+    """At the cap, a body arriving at the minimum rate keeps its connection; the stalled one
+    is closed to make room."""
+    config = limited(max_connections=2, header_timeout=60, body_timeout=20, body_min_rate=100)
+    async with (
+        running_gateway(config) as gw,
+        connection(gw) as (stalled, stalled_writer),
+        connection(gw) as (steady, steady_writer),
+    ):
+        body = BODY + b" " * 400
+        stalled_writer.write(request(body=b"", Content_Length=str(len(body))))
+        steady_writer.write(request(body=b"", Content_Length=str(len(body))))
+        sent = 0
+        for _ in range(15):  # 300 bytes per second: three times the minimum rate
+            steady_writer.write(body[sent : sent + 30])
+            sent += 30
+            await asyncio.sleep(0.1)
+        async with gw.client(timeout=WITHIN) as client:
+            completion = await client.chat.completions.create(model="chat", messages=MESSAGES)
+        assert completion.choices
+        assert await _closed_soon(stalled)
+        steady_writer.write(body[sent:])
+        status, _, _ = await read_response(steady)
+    assert status == 200
+
+
+async def test_a_half_request_in_the_packet_ending_the_previous_one_is_closed() -> None:
+    async with (
+        running_gateway(limited(header_timeout=1, keepalive_timeout=60)) as gw,
+        connection(gw) as (reader, writer),
+    ):
+        writer.write(request() + b"POST /v1/chat/comp")
+        status, _, _ = await read_response(reader)
+        assert status == 200
+        elapsed, received = await closed_after(reader)
+    assert received == b""
+    assert elapsed < WITHIN
+
+
+async def test_a_half_request_in_the_packet_ending_the_previous_body_is_closed() -> None:
+    async with (
+        running_gateway(limited(header_timeout=1, keepalive_timeout=60)) as gw,
+        connection(gw) as (reader, writer),
+    ):
+        writer.write(request()[:-10])
+        await asyncio.sleep(0.2)  # the body is being received
+        writer.write(request()[-10:] + b"POST /v1/chat/comp")
+        status, _, _ = await read_response(reader)
+        assert status == 200
+        elapsed, received = await closed_after(reader)
+    assert received == b""
+    assert elapsed < WITHIN
+
+
+async def test_a_kept_alive_connection_still_waits_its_keepalive_timeout() -> None:
+    """A request whose body came in its own packet ends exactly: the connection then waits
+    for the next request as long as keep-alive allows, not just the header timeout."""
+    async with (
+        running_gateway(limited(header_timeout=0.3, keepalive_timeout=60)) as gw,
+        connection(gw) as (reader, writer),
+    ):
+        whole = request()
+        writer.write(whole[: -len(BODY)])
+        await asyncio.sleep(0.1)
+        writer.write(BODY)
+        status, _, _ = await read_response(reader)
+        assert status == 200
+        writer.write(request())  # a complete request in one packet, too
+        status, _, _ = await read_response(reader)
+        assert status == 200
+        assert not await _closed_soon(reader)
+        await asyncio.sleep(1)
+        assert not await _closed_soon(reader)
+        writer.write(request())
+        status, _, _ = await read_response(reader)
+    assert status == 200
+
+
+async def test_making_room_looks_at_each_busy_connection_once_not_at_every_accept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """At a cap of 10 busy connections, 30 refusals in a row look at the busy ones once in
+    all (when they reach the front of the candidates), not once per accept."""
+    looked_at = 0
+    evictable = GatewayProtocol.evictable
+
+    def counted(protocol: GatewayProtocol, now: float, limits: ConnectionLimits) -> bool:
+        nonlocal looked_at
+        looked_at += 1
+        return evictable(protocol, now, limits)
+
+    monkeypatch.setattr(GatewayProtocol, "evictable", counted)
+    config = limited(max_connections=10, behaviour={"latency": 2.0})
+    async with running_gateway(config) as gw, AsyncExitStack() as stack:
+        for _ in range(10):
+            _, writer = await stack.enter_async_context(connection(gw))
+            writer.write(request())
+        await asyncio.sleep(0.5)
+        for _ in range(30):
+            async with connection(gw) as (reader, writer):
+                writer.write(request())
+                status, _, _ = await read_response(reader)
+            assert status == 503
+    assert looked_at <= 10

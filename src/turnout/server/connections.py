@@ -12,16 +12,25 @@ The phases and their limits:
 
 - waiting for a request's line and headers: ``header_timeout``, counted from the connection's
   start, or on a kept-alive connection from the next request's first byte (the wait for that
-  first byte is aiohttp's keep-alive timeout); the connection is closed, nothing is answered;
+  first byte is aiohttp's keep-alive timeout); the connection is closed, nothing is answered.
+  Bytes of the next request that arrive with or during the previous one (in the packet that
+  ends it, during its body, while it is handled) start that count as well;
 - receiving the body: ``body_timeout`` plus one second for every ``body_min_rate`` bytes
   received; the handler's read then fails, the client gets a 408 and the connection is closed;
 - handling the request: no limit here (the router's deadlines bound it).
 
 At ``max_connections`` the connection that has waited longest for a request (silent, half
-sent, or idle between requests) is closed to make room, so silent sockets can never lock real
-clients out. Only when every connection is busy with a request does a new one get a 503 at
-once: it costs no file descriptor beyond the accept, and the client (the OpenAI SDK retries
-503) backs off or tries another replica instead of waiting unseen in the listen queue.
+sent, or idle between requests), or whose body has fallen behind ``body_min_rate`` after a
+second's grace, is closed to make room, so neither silent sockets nor headers without their
+body can lock real clients out. The guard keeps these candidates in arrival order and checks
+them from the front, so making room costs the same whatever the number of connections. Only
+when every connection is busy with a request does a new one get a 503 at once: it costs no
+file descriptor beyond the accept, and the client (the OpenAI SDK retries 503) backs off or
+tries another replica instead of waiting unseen in the listen queue.
+
+On shutdown the sweep keeps running until the last connection is gone, so a stalled body still
+gets its 408 (at once, if it is behind ``body_min_rate``) instead of holding the drain for the
+whole shutdown timeout.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from aiohttp import hdrs, web
 from aiohttp.http import RawRequestMessage
@@ -61,6 +70,16 @@ _LINGER_SECONDS: Final = 5.0
 _EXPIRY_GRACE: Final = 1.0
 #: Least time between two log lines about the connection cap.
 _REPORT_INTERVAL: Final = 10.0
+#: How long a body may arrive below ``body_min_rate`` before it counts as stalled (a client
+#: computing or compressing its body, a slow start) and may be closed to make room.
+_BODY_GRACE: Final = 1.0
+#: After a 503 for the connection cap, how long to keep the connection to read and drop the
+#: request the client may be sending: closing with unread input resets the connection, and the
+#: reset can destroy the 503 before the client reads it.
+_REFUSAL_LINGER: Final = 1.0
+#: Refused connections lingering at once; past this, a refusal closes at once (a flood of
+#: refusals must not hold more descriptors than this).
+_MAX_LINGERING_REFUSALS: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,7 +137,7 @@ class GatewayProtocol(RequestHandler):
     """aiohttp's request handler, with the phase the guard's sweep reads, and errors in the
     framing of a request answered in OpenAI's shape without echoing what was sent."""
 
-    __slots__ = ("_early", "_guard", "_payload", "_phase", "_since")
+    __slots__ = ("_chunked", "_early", "_guard", "_payload", "_phase", "_since")
 
     def __init__(self, server: web.Server, guard: ConnectionGuard, limits: ConnectionLimits):
         super().__init__(
@@ -136,6 +155,7 @@ class GatewayProtocol(RequestHandler):
         self._since = guard.loop.time()
         self._payload: StreamReader | None = None
         self._early: float | None = None
+        self._chunked = False
 
     # -- the phases ------------------------------------------------------------------------
 
@@ -155,15 +175,48 @@ class GatewayProtocol(RequestHandler):
 
     def data_received(self, data: bytes) -> None:
         phase = self._phase
-        # Bytes of a refused body that aiohttp is still reading and dropping start no request.
-        if phase == _IDLE and data and (self._payload is None or self._payload.is_eof()):
-            self._phase = _HEAD
-            self._since = self._loop.time()
-        elif phase == _BUSY and data and self._early is None:
-            self._early = self._loop.time()  # the next request began before this one ended
-        super().data_received(data)
+        if phase == _BUSY:
+            if data and self._early is None:
+                self._early = self._loop.time()  # the next request began before this one ended
+            super().data_received(data)
+        elif phase == _BODY:
+            self._body_received(data)
+        else:
+            # Bytes of a refused body that aiohttp is still reading and dropping start no request.
+            if phase == _IDLE and data and (self._payload is None or self._payload.is_eof()):
+                self._phase = _HEAD
+                self._since = self._loop.time()
+            queued = self._messages
+            super().data_received(data)
+            if queued and self._early is None:
+                # Cheap test first: data that ends with the last request's head and body.
+                message, payload = queued[-1]
+                end = len(data) - payload.total_bytes
+                if (
+                    end >= 4
+                    and not data.startswith(b"\r\n\r\n", end - 4)
+                    and _runs_past_request(message, payload)
+                ):
+                    self._early = self._loop.time()
 
-    def request_started(self, payload: StreamReader) -> None:
+    def _body_received(self, data: bytes) -> None:
+        """Feed bytes that arrive while a body is expected, and note the start of the next
+        request among them: bytes beyond what the body took, once the body is complete."""
+        payload = self._payload
+        if payload is None:
+            super().data_received(data)
+            return
+        before = payload.total_bytes
+        super().data_received(data)
+        if (
+            self._early is None
+            and payload.is_eof()
+            and not self._chunked  # a chunked body's framing is not counted in total_bytes
+            and len(data) > payload.total_bytes - before
+        ):
+            self._early = self._loop.time()
+
+    def request_started(self, payload: StreamReader, chunked: bool) -> None:
         """The request's head is complete (called by the guard's request factory)."""
         if payload.is_eof():
             self._phase = _BUSY
@@ -171,6 +224,7 @@ class GatewayProtocol(RequestHandler):
             self._phase = _BODY
             self._since = self._loop.time()
             self._payload = payload
+            self._chunked = chunked
 
     def log_access(self, request: Any, response: Any, time: float | None) -> None:
         # aiohttp calls this once the response has been written, whatever happened.
@@ -190,14 +244,27 @@ class GatewayProtocol(RequestHandler):
             self._guard.touch(self)
         super().log_access(request, response, time)
 
-    @property
-    def waiting_for_request(self) -> bool:
-        return self._phase <= _HEAD
-
-    def check(self, now: float, limits: ConnectionLimits) -> None:
-        """Enforce the limit of the current phase (called by the guard's sweep)."""
+    def evictable(self, now: float, limits: ConnectionLimits) -> bool:
+        """Whether the connection may be closed to make room: it waits for a request, or its
+        body has stalled."""
         phase = self._phase
-        if phase == _HEAD:
+        return phase <= _HEAD or (phase == _BODY and self._stalled(now, limits))
+
+    def _stalled(self, now: float, limits: ConnectionLimits) -> bool:
+        """Whether the body, past its grace, has arrived slower than ``body_min_rate``."""
+        payload = self._payload
+        if payload is None or payload.is_eof():
+            return False
+        late = now - self._since - _BODY_GRACE
+        return late > 0 and payload.total_bytes < late * limits.body_min_rate
+
+    def check(self, now: float, limits: ConnectionLimits, draining: bool) -> bool:
+        """Enforce the limit of the current phase (called by the guard's sweep); whether the
+        connection is a candidate to close at the cap."""
+        phase = self._phase
+        if phase <= _HEAD and draining and self.transport is not None:
+            self.force_close()  # aiohttp closes these too; do not wait for the header timeout
+        elif phase == _HEAD:
             if now - self._since > limits.header_timeout:
                 logger.debug("closing a connection that sent no complete request in time")
                 if self.transport is None:  # never connected: nothing will report its end
@@ -207,19 +274,23 @@ class GatewayProtocol(RequestHandler):
             payload = self._payload
             if payload is None or payload.is_eof():
                 self._phase = _BUSY
-                return
+                return False
+            stalled = self._stalled(now, limits)
             allowed = limits.body_timeout + payload.total_bytes / limits.body_min_rate
-            if now - self._since > allowed:
+            if now - self._since > allowed or (draining and stalled):
                 self._phase = _EXPIRED
-                self._since = now
                 payload.set_exception(
                     RequestBodyTimeoutError(
                         f"The request body did not arrive in time ({payload.total_bytes} bytes "
-                        f"in {allowed:.1f} s)"
+                        f"in {now - self._since:.1f} s)"
                     )
                 )
+                self._since = now
+                return False
+            return stalled
         elif phase == _EXPIRED and now - self._since > _EXPIRY_GRACE:
             self.force_close()
+        return False
 
     def evict(self) -> None:
         self._phase = _EVICTED
@@ -256,16 +327,22 @@ class ConnectionGuard:
         self.loop = loop
         self._server = server
         self._limits = limits
-        #: Open connections, least recently active first.
+        #: Open connections.
         self._live: dict[GatewayProtocol, None] = {}
+        #: Candidates to close at the cap, in the order they became one. Entries that stopped
+        #: being candidates (a request began) are dropped only when they reach the front.
+        self._waiting: dict[GatewayProtocol, None] = {}
         self._timer: asyncio.TimerHandle | None = None
+        self._draining = False
+        #: Refused connections reading and dropping their request before they close.
+        self.lingering: set[asyncio.BaseTransport] = set()
         self._evicted = 0
         self._refused = 0
         self._reported_at = -math.inf
         make_request = server.request_factory
 
         def started(message: Any, payload: Any, protocol: Any, writer: Any, task: Any) -> Any:
-            protocol.request_started(payload)
+            protocol.request_started(payload, message.chunked)
             if hdrs.EXPECT in message.headers:
                 message = _without_unknown_expectation(message)
             return make_request(message, payload, protocol, writer, task)
@@ -281,28 +358,38 @@ class ConnectionGuard:
         if len(self._live) >= limits.max_connections and not self._make_room():
             self._refused += 1
             self._report(limits)
-            return _Refusal()
+            return _Refusal(self)
         protocol = GatewayProtocol(self._server, self, limits)
         self._live[protocol] = None
+        self._waiting[protocol] = None
         return protocol
 
     def forget(self, protocol: GatewayProtocol) -> None:
         self._live.pop(protocol, None)
+        self._waiting.pop(protocol, None)
 
     def touch(self, protocol: GatewayProtocol) -> None:
-        """Move a connection that just finished a request to the back of the eviction order."""
-        live = self._live
-        if protocol in live:
-            del live[protocol]
-            live[protocol] = None
+        """Put a connection that just finished a request at the back of the eviction order."""
+        if protocol in self._live:
+            waiting = self._waiting
+            waiting.pop(protocol, None)
+            waiting[protocol] = None
 
     def _make_room(self) -> bool:
-        for protocol in self._live:
-            if protocol.waiting_for_request:
-                del self._live[protocol]
+        """Close the first candidate that still is one. Each entry is looked at once per time
+        it was queued, so the cost per accept stays constant however many connections are
+        busy."""
+        waiting = self._waiting
+        limits = self._limits()
+        now = self.loop.time()
+        while waiting:
+            protocol = next(iter(waiting))
+            del waiting[protocol]
+            if protocol.evictable(now, limits):
+                self._live.pop(protocol, None)
                 protocol.evict()
                 self._evicted += 1
-                self._report(self._limits())
+                self._report(limits)
                 return True
         return False
 
@@ -326,6 +413,15 @@ class ConnectionGuard:
         if self._timer is None:
             self._timer = self.loop.call_later(self._limits().tick, self._sweep)
 
+    def drain(self) -> None:
+        """The listening socket is closed: keep timing the connections left (aiohttp waits for
+        their requests) until the last one is gone, and answer stalled bodies at once."""
+        self._draining = True
+        for refused in list(self.lingering):
+            refused.close()
+        if not self._live:
+            self.stop()
+
     def stop(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
@@ -334,10 +430,16 @@ class ConnectionGuard:
     def _sweep(self) -> None:
         limits = self._limits()
         now = self.loop.time()
+        draining = self._draining
+        waiting = self._waiting
         for protocol in list(self._live):
-            protocol.check(now, limits)
+            if protocol.check(now, limits, draining) and protocol not in waiting:
+                waiting[protocol] = None
         self._report(limits)
-        self._timer = self.loop.call_later(limits.tick, self._sweep)
+        if draining and not self._live:
+            self._timer = None
+        else:
+            self._timer = self.loop.call_later(limits.tick, self._sweep)
 
 
 def _without_unknown_expectation(message: RawRequestMessage) -> RawRequestMessage:
@@ -353,10 +455,58 @@ def _without_unknown_expectation(message: RawRequestMessage) -> RawRequestMessag
     return message._replace(headers=CIMultiDictProxy(headers), raw_headers=raw)
 
 
+def _runs_past_request(message: Any, payload: StreamReader) -> bool:
+    """Whether data that does not end with the last queued request's head and body holds the
+    start of the next request after it.
+
+    When the body is complete and counted as sent (neither chunked nor compressed), data that
+    completed the request ends with the blank line closing its head followed by exactly
+    `total_bytes` of body, unless more follows; a body begun in earlier data leaves too few
+    bytes for a head. Any other case (a parse error has no message) is left to the phases
+    that follow.
+    """
+    if not payload.is_eof() or getattr(message, "chunked", True):
+        return False
+    return not message.compression
+
+
 class _Refusal(asyncio.Protocol):
-    """A connection over the cap while every other one is busy: 503 at once, then close."""
+    """A connection over the cap while every other one is busy: 503 at once, then close.
+
+    The connection lingers a moment to read and drop the request the client is sending, so the
+    close does not reset the connection under the 503 before the client has read it.
+    """
+
+    __slots__ = ("_guard", "_timer", "_transport")
+
+    def __init__(self, guard: ConnectionGuard) -> None:
+        self._guard = guard
+        self._timer: asyncio.TimerHandle | None = None
+        self._transport: asyncio.BaseTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.WriteTransport)
-        transport.write(framing.raw_error(503, "The gateway is at its connection limit"))
-        transport.close()
+        # Not an isinstance check: uvloop's transports do not derive from asyncio's classes.
+        writer = cast(asyncio.WriteTransport, transport)
+        writer.write(framing.raw_error(503, "The gateway is at its connection limit"))
+        guard = self._guard
+        if len(guard.lingering) >= _MAX_LINGERING_REFUSALS or not writer.can_write_eof():
+            writer.close()
+            return
+        writer.write_eof()
+        guard.lingering.add(writer)
+        self._transport = writer
+        self._timer = guard.loop.call_later(_REFUSAL_LINGER, writer.close)
+
+    def data_received(self, data: bytes) -> None:
+        pass  # the refused request, read only to be dropped
+
+    def eof_received(self) -> bool:
+        return False  # the client is done: close
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._transport is not None:
+            self._guard.lingering.discard(self._transport)
+            self._transport = None

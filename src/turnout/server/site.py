@@ -56,5 +56,7 @@ class GatewaySite(web.BaseSite):
         self._guard.start()
 
     async def stop(self) -> None:
-        self._guard.stop()
+        # aiohttp calls this first on shutdown, then waits for the requests in flight: the guard
+        # keeps timing those connections until the last one is gone.
+        self._guard.drain()
         await super().stop()
