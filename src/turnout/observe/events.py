@@ -146,6 +146,16 @@ class PoisonRequest:
     attempts: int
 
 
+@dataclass(frozen=True, slots=True)
+class RequestFinished:
+    """A request ended, whichever way: served, failed, judged poison, cut by its deadline or
+    given up by its caller; a stream when its iteration ended or it was closed. Emitted once
+    per request, after its last attempt settled, so that observers keeping per-request state
+    know when to drop it."""
+
+    request_id: str
+
+
 HealthEvent = CooldownEntered | CooldownLeft | BreakerTransition
 Event = (
     AttemptStarted
@@ -157,6 +167,7 @@ Event = (
     | StreamFailover
     | BudgetExhausted
     | PoisonRequest
+    | RequestFinished
     | HealthEvent
 )
 

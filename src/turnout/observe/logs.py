@@ -6,6 +6,11 @@ attempts are warnings too; retries are info. Each served request is logged at de
 info with ``routing_detail`` (the demo turns it on, so a newcomer watches routing
 happen: which deployment served, chosen by which strategy, after which failures).
 No line ever carries a key or a request's content: only ids, names, numbers and error kinds.
+
+To name the failures a served request got past, the observer remembers each request's failed
+attempts until the request ends (`RequestFinished`, whichever way it ended). A hard cap on the
+requests remembered keeps its memory bounded even so: past it, the oldest is forgotten, which
+costs that request only the ``after=`` note of its served line.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from turnout.observe.events import (
     HedgeFired,
     HedgeSettled,
     PoisonRequest,
+    RequestFinished,
     RetryScheduled,
     StreamFailover,
 )
@@ -32,20 +38,43 @@ from turnout.observe.events import (
 logger = logging.getLogger("turnout.routing")
 
 
-class LogObserver:
-    __slots__ = ("_detail", "_failed", "_strategy")
+#: Requests whose failed attempts are remembered at once, at most (about 1 kB each at most).
+MAX_TRACKED_REQUESTS = 4096
+#: Failed attempts remembered per request, at most.
+_MAX_FAILURES = 16
 
-    def __init__(self, strategy: str, *, routing_detail: bool = False) -> None:
+
+class LogObserver:
+    __slots__ = ("_detail", "_failed", "_max_tracked", "_strategy")
+
+    def __init__(
+        self,
+        strategy: str,
+        *,
+        routing_detail: bool = False,
+        max_tracked: int = MAX_TRACKED_REQUESTS,
+    ) -> None:
+        if max_tracked < 1:
+            raise ValueError("max_tracked must be at least 1")
         self._strategy = strategy
         self._detail = logging.INFO if routing_detail else logging.DEBUG
-        #: Failed attempts per request id, until the request is served.
+        self._max_tracked = max_tracked
+        #: Failed attempts per request id, oldest request first, until the request ends.
         self._failed: dict[str, list[str]] = {}
+
+    @property
+    def tracked_requests(self) -> int:
+        """Requests whose failed attempts are remembered now (in flight, having failed)."""
+        return len(self._failed)
 
     def on_event(self, event: Event) -> None:
         if isinstance(event, AttemptFinished):
             self._attempt(event)
         elif isinstance(event, AttemptStarted):
             return  # the commonest event, and nothing to log
+        elif isinstance(event, RequestFinished):
+            if self._failed:
+                self._failed.pop(event.request_id, None)
         elif isinstance(event, CooldownEntered):
             logger.warning(
                 "cooldown deployment=%s reason=%s seconds=%.1f",
@@ -139,9 +168,7 @@ class LogObserver:
                 event.duration * 1000,
             )
             if logger.isEnabledFor(self._detail):
-                history = self._failed.setdefault(event.request_id, [])
-                if len(history) < 16:
-                    history.append(f"{event.deployment_id}:{event.error.value}")
+                self._remember(event)
             return
         failed = self._failed.pop(event.request_id, [])
         if not logger.isEnabledFor(self._detail):
@@ -159,3 +186,16 @@ class LogObserver:
             f"{event.cost:.6f}" if event.cost is not None else "unknown",
             f" after={','.join(failed)}" if failed else "",
         )
+
+    def _remember(self, event: AttemptFinished) -> None:
+        assert event.error is not None
+        failed = self._failed
+        history = failed.get(event.request_id)
+        if history is None:
+            if len(failed) >= self._max_tracked:
+                # An ending went unreported, or this many requests are failing at once: forget
+                # the oldest rather than grow.
+                del failed[next(iter(failed))]
+            history = failed[event.request_id] = []
+        if len(history) < _MAX_FAILURES:
+            history.append(f"{event.deployment_id}:{event.error.value}")

@@ -43,6 +43,7 @@ from turnout.observe.events import (
     FallbackTaken,
     Observer,
     PoisonRequest,
+    RequestFinished,
     RetryScheduled,
 )
 from turnout.observe.stats import RouterStats
@@ -128,13 +129,19 @@ class Executor:
         self.stats.requests += 1
         if self.retry_budget is not None:
             self.retry_budget.record_request(started)
+        #: Whether a stream took the request over (it then reports the request's end itself).
+        streaming = False
         try:
             group = table.resolve(request.model)
             run.visited.add(group)
             if self.hedger.active:
                 self.hedger.record_request(group, started)
             async with clock.timeout_at(run.deadline):
-                return run, await self._with_fallbacks(table, group, run, call)
+                outcome = await self._with_fallbacks(table, group, run, call)
+                if isinstance(outcome, Stream):
+                    outcome.carry_request()
+                    streaming = True
+                return run, outcome
         except TimeoutError:
             error: TurnoutError = DeadlineExceededError(
                 f"The request did not finish within its deadline of {limit:g}s"
@@ -148,6 +155,8 @@ class Executor:
                 # Not the request's fault after all (or never known): the held failures count.
                 await self._count_holds(run)
             run.holds = None
+            if not streaming and self.observers:
+                emit(self.observers, RequestFinished(request.request_id))
         error.attempts = tuple(run.attempts)
         raise error
 

@@ -26,7 +26,8 @@ from turnout.errors import (
     StreamInterruptedError,
     TurnoutError,
 )
-from turnout.router.attempt import Attempt, AttemptRecord
+from turnout.observe.events import RequestFinished
+from turnout.router.attempt import Attempt, AttemptRecord, emit
 from turnout.router.continuation import Rewriter
 from turnout.router.transcript import Transcript, TranscriptBuilder
 from turnout.wire import RateLimitHints, StreamChunk, Usage
@@ -60,7 +61,16 @@ Failover = Callable[[Attempt, Transcript, TurnoutError], Awaitable["Segment | Tu
 class Stream:
     """Chunks of one answer; iterate it once, to the end or until it raises."""
 
-    __slots__ = ("_clock", "_failover", "_iterated", "_segment", "cost", "ttft", "usage")
+    __slots__ = (
+        "_carries_request",
+        "_clock",
+        "_failover",
+        "_iterated",
+        "_segment",
+        "cost",
+        "ttft",
+        "usage",
+    )
 
     def __init__(
         self,
@@ -76,6 +86,9 @@ class Stream:
         self._clock = clock
         self._failover = failover
         self._iterated = False
+        #: Whether this stream is the request's answer, whose end is the request's end (not
+        #: a hedged race's second, nor a continuation's opening).
+        self._carries_request = False
         #: Seconds from the attempt's start to its first chunk.
         self.ttft = ttft
         #: Known once the stream has ended (for the whole answer, across continuations).
@@ -96,6 +109,10 @@ class Stream:
     def request_id(self) -> str:
         return self._segment.attempt.run.request.request_id
 
+    def carry_request(self) -> None:
+        """Make this stream the request's answer: its end reports the request's end."""
+        self._carries_request = True
+
     def __aiter__(self) -> AsyncIterator[StreamChunk]:
         if self._iterated:
             raise RuntimeError("a Stream can be iterated only once")
@@ -115,10 +132,10 @@ class Stream:
         """
         self._iterated = True
         segment = self._segment
-        if segment.attempt.settled:
-            return
-        await close_quietly(segment.chunks)
-        await segment.attempt.abandon()
+        if not segment.attempt.settled:
+            await close_quietly(segment.chunks)
+            await segment.attempt.abandon()
+        self._finish_request()
 
     async def _relay(self) -> AsyncIterator[StreamChunk]:
         # What a continuation needs of the chunks sent, kept compact: never the chunks.
@@ -167,6 +184,16 @@ class Stream:
                 # The consumer stopped early (broke out, was cancelled): no verdict upstream.
                 await close_quietly(segment.chunks)
                 await segment.attempt.abandon()
+            self._finish_request()
+
+    def _finish_request(self) -> None:
+        """Report the request's end, once, after its last attempt settled."""
+        if not self._carries_request:
+            return
+        self._carries_request = False
+        attempt = self._segment.attempt
+        if attempt.observers:
+            emit(attempt.observers, RequestFinished(attempt.run.request.request_id))
 
     async def _pull(self, segment: Segment) -> AsyncIterator[StreamChunk]:
         """The segment's chunks, each wait bounded; a break raises a `TurnoutError`."""
