@@ -10,7 +10,7 @@ import pytest
 
 from harness import Harness, chat, dep
 from turnout import Deployment, Router, RouterConfig, RoutingConfig
-from turnout.errors import ModelNotFoundError, ServerError
+from turnout.errors import ConfigError, ModelNotFoundError, ServerError
 from turnout.observe.events import AttemptFinished, AttemptStarted
 from turnout.state.memory import MemoryStateStore
 from turnout.testing import Behaviour, SimulatedProvider
@@ -60,6 +60,14 @@ async def test_round_robin_position_survives_a_reload_with_the_same_strategy(
     await router.reload(RouterConfig(model_list=(dep("a"), dep("b")), routing=routing))
     second = (await router.complete(chat())).deployment.id
     assert {first, second} == {"a", "b"}
+
+
+async def test_a_reload_that_does_not_build_changes_nothing(h: Harness) -> None:
+    router = h.router(dep("a"))
+    with pytest.raises(ConfigError, match="no provider registered for 'other'"):
+        await router.reload(RouterConfig(model_list=(dep("b"), _REPLACEMENT)))
+    assert [d.id for d in router.deployments()] == ["a"]
+    assert (await router.complete(chat())).deployment.id == "a"
 
 
 # ---- a reload racing requests that are between attempts ------------------------------------

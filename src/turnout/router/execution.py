@@ -81,8 +81,8 @@ class ConfigBundle:
     """Everything a request takes from one configuration, built whole per config.
 
     A reload swaps the router's bundle in one assignment; each request keeps the bundle it
-    started with to its end, so a reload never leaves it a deployment whose provider is gone,
-    and every attempt it begins is settled on the providers that began it.
+    started with to its end, so a reload never takes away a provider that a request between
+    retries (or a stream failing over) still needs, and every attempt it begins is settled.
     """
 
     table: ModelTable
