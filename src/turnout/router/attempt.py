@@ -11,17 +11,20 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
 from turnout.clock import Clock
 from turnout.config import Deployment
 from turnout.errors import FailureKind, TurnoutError
 from turnout.observe.events import AttemptFinished, Event, Observer
 from turnout.pricing import price
-from turnout.router.deployments import ModelTable
 from turnout.router.health import HealthPolicy, Outcome
 from turnout.router.poison import FAILING, Hold, suspect
 from turnout.state.base import StateStore
 from turnout.wire import RateLimitHints, Request, Usage
+
+if TYPE_CHECKING:
+    from turnout.router.execution import ConfigBundle
 
 logger = logging.getLogger("turnout.router")
 
@@ -67,6 +70,7 @@ class Run:
 
     __slots__ = (
         "attempts",
+        "bundle",
         "deadline",
         "errors",
         "holds",
@@ -74,7 +78,6 @@ class Run:
         "number",
         "request",
         "started",
-        "table",
         "visited",
     )
 
@@ -83,13 +86,13 @@ class Run:
         request: Request,
         started: float,
         deadline: float,
-        table: ModelTable | None = None,
+        bundle: ConfigBundle,
         *,
         hold_failures: bool = False,
     ) -> None:
         self.request = request
-        #: The model table the request started on (a reload does not change it midway).
-        self.table = table
+        #: The configuration the request started on: a reload does not change it midway.
+        self.bundle = bundle
         self.started = started
         self.deadline = deadline
         self.attempts: list[AttemptRecord] = []

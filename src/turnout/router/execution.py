@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
 from turnout.clock import Clock
@@ -76,23 +77,47 @@ Answer = tuple[ProviderResponse, Deployment, float | None]
 Outcome = Stream | Answer
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigBundle:
+    """Everything a request takes from one configuration, built whole per config.
+
+    A reload swaps the router's bundle in one assignment; each request keeps the bundle it
+    started with to its end, so a reload never takes away a provider that a request between
+    retries (or a stream failing over) still needs, and every attempt it begins is settled.
+    """
+
+    table: ModelTable
+    #: Provider name to the object that calls it: every provider the table's deployments use.
+    providers: Mapping[str, Provider]
+    strategy: Strategy
+    #: Shared by the bundles of successive configs while the budget's settings do not change.
+    retry_budget: WindowBudget | None
+    #: Shared likewise while the hedging settings do not change.
+    hedger: Hedger
+
+
+def retry_budget_for(table: ModelTable) -> WindowBudget | None:
+    """The router-wide retry budget the table's config asks for (None: unlimited)."""
+    budget = table.config.retries.budget
+    if not budget.enabled:
+        return None
+    return WindowBudget(budget.ratio, budget.window, budget.min_per_second)
+
+
 class Executor:
-    """The request machinery behind `turnout.Router`; the router swaps its parts on reload."""
+    """The request machinery behind `turnout.Router`: what lives as long as the router (clock,
+    chance, state, observers, counters). What a config decides comes with each request, in the
+    `ConfigBundle` it started with."""
 
     def __init__(
         self,
         *,
-        providers: dict[str, Provider],
-        strategy: Strategy,
         clock: Clock,
         rng: random.Random,
         store: StateStore,
         observers: tuple[Observer, ...],
         stats: RouterStats,
-        table: ModelTable,
     ) -> None:
-        self.providers = providers
-        self.strategy = strategy
         self.clock = clock
         self.rng = rng
         self.store = store
@@ -100,42 +125,33 @@ class Executor:
         self.stats = stats
         #: Continues a stream that broke after content was sent (see `turnout.router.failover`).
         self.failover = functools.partial(continue_stream, self)
-        self.configure(table)
-
-    def configure(self, table: ModelTable) -> None:
-        """Budgets and hedging follow the config (and restart with a changed one)."""
-        budget = table.config.retries.budget
-        self.retry_budget = (
-            WindowBudget(budget.ratio, budget.window, budget.min_per_second)
-            if budget.enabled
-            else None
-        )
-        self.hedger = Hedger(table.config.hedging)
 
     # ---- one request ---------------------------------------------------------------------
 
-    async def run(self, table: ModelTable, request: Request, call: Call) -> tuple[Run, Outcome]:
+    async def run(self, bundle: ConfigBundle, request: Request, call: Call) -> tuple[Run, Outcome]:
         clock = self.clock
         started = clock.now()
-        limit = request.timeout if request.timeout is not None else table.config.timeout
+        table = bundle.table
         config = table.config
+        limit = request.timeout if request.timeout is not None else config.timeout
         run = Run(
             request,
             started,
             started + limit,
-            table,
+            bundle,
             hold_failures=config.health.poison_requests.enabled,
         )
         self.stats.requests += 1
-        if self.retry_budget is not None:
-            self.retry_budget.record_request(started)
+        if bundle.retry_budget is not None:
+            bundle.retry_budget.record_request(started)
         #: Whether a stream took the request over (it then reports the request's end itself).
         streaming = False
         try:
             group = table.resolve(request.model)
             run.visited.add(group)
-            if self.hedger.active:
-                self.hedger.record_request(group, started)
+            hedger = bundle.hedger
+            if hedger.active:
+                hedger.record_request(group, started)
             async with clock.timeout_at(run.deadline):
                 outcome = await self._with_fallbacks(table, group, run, call)
                 if isinstance(outcome, Stream):
@@ -209,7 +225,7 @@ class Executor:
             avoid = banned | spared if spared and run.holds is not None else banned
             exclude = (tried | avoid) if (tried or avoid) else _NOTHING
             deployment, rejections = await self.decide(
-                table, group, request, exclude, now, wall, run.deadline - now
+                run.bundle, group, request, exclude, now, wall, run.deadline - now
             )
             if deployment is None:
                 if last_error is not None:
@@ -221,10 +237,11 @@ class Executor:
                 tried.add(deployment.id)
                 continue
             try:
+                hedger = run.bundle.hedger
                 if (
                     retries == 0
-                    and self.hedger.active
-                    and self.hedger.delay(group, request.stream) is not None
+                    and hedger.active
+                    and hedger.delay(group, request.stream) is not None
                 ):
                     return await hedged(self, table, group, run, call, attempt, exclude)
                 return await self.call_deployment(attempt, call)
@@ -328,7 +345,7 @@ class Executor:
 
     async def decide(
         self,
-        table: ModelTable,
+        bundle: ConfigBundle,
         group: str,
         request: Request,
         exclude: Collection[str],
@@ -338,6 +355,7 @@ class Executor:
     ) -> tuple[Deployment | None, Rejections]:
         """One routing decision: pre-filter the group, prefer deployments that can answer in
         the time left, and let the strategy pick among them."""
+        table = bundle.table
         states = await self.store.snapshot(table.ids[group])
         rejections = Rejections()
         candidates, candidate_states = eligible(
@@ -359,7 +377,7 @@ class Executor:
         if len(candidates) == 1:
             return candidates[0], rejections
         self.stats.strategy_evaluations += 1
-        index = self.strategy.choose(group, candidates, candidate_states, request, wall)
+        index = bundle.strategy.choose(group, candidates, candidate_states, request, wall)
         return candidates[index], rejections
 
     async def _can_finish(self, table: ModelTable, group: str, run: Run) -> bool:
@@ -369,7 +387,7 @@ class Executor:
         return time_left > 0 and any(s.latency is None or s.latency <= time_left for s in states)
 
     def spend_retry(self, run: Run, group: str) -> bool:
-        budget = self.retry_budget
+        budget = run.bundle.retry_budget
         if budget is None or budget.try_spend(self.clock.now()):
             return True
         self.stats.budget_refusals += 1
@@ -448,7 +466,7 @@ class Executor:
     async def call_deployment(self, attempt: Attempt, call: Call) -> Outcome:
         deployment = attempt.deployment
         request = attempt.request
-        provider = self.providers[deployment.provider]
+        bundle = attempt.run.bundle
         if self.observers:
             emit(
                 self.observers,
@@ -462,6 +480,9 @@ class Executor:
                 ),
             )
         try:
+            # In the bundle the attempt's deployment came from, so always there; inside the
+            # `try` all the same, so that whatever goes wrong settles the attempt begun.
+            provider = bundle.providers[deployment.provider]
             if call is Call.STREAM:
                 return await self._open_stream(attempt, provider)
             method = provider.embed if call is Call.EMBED else provider.complete
@@ -482,8 +503,8 @@ class Executor:
                 raise
             raise error from exc
         cost = await attempt.succeed(result.usage, result.rate_limits)
-        if self.hedger.active:
-            self.hedger.observe(attempt.group, False, self.clock.now() - attempt.started)
+        if bundle.hedger.active:
+            bundle.hedger.observe(attempt.group, False, self.clock.now() - attempt.started)
         return result, deployment, cost
 
     async def _open_stream(self, attempt: Attempt, provider: Provider) -> Stream:
@@ -498,9 +519,9 @@ class Executor:
             await close_quietly(chunks)
             raise
         ttft = self.clock.now() - attempt.started
-        self.hedger.observe(attempt.group, True, ttft)
-        table = attempt.run.table
-        failover = self.failover if table is not None and table.config.stream_failover else None
+        bundle = attempt.run.bundle
+        bundle.hedger.observe(attempt.group, True, ttft)
+        failover = self.failover if bundle.table.config.stream_failover else None
         return Stream(
             attempt=attempt,
             first=first,

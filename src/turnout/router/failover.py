@@ -19,7 +19,7 @@ from turnout.router.streaming import Segment, Stream
 from turnout.router.transcript import Transcript
 
 if TYPE_CHECKING:
-    from turnout.router.execution import Executor
+    from turnout.router.execution import ConfigBundle, Executor
 
 
 async def continue_stream(
@@ -29,9 +29,10 @@ async def continue_stream(
     error of the last continuation tried, or None when none could be tried (no deployment,
     or the budget, the deadline or a tool call forbid it)."""
     run = failed.run
-    table = run.table
+    bundle = run.bundle
+    table = bundle.table
     group = failed.group
-    if table is None or transcript.in_tool_call:
+    if transcript.in_tool_call:
         return None
     if transcript.several_choices:
         return None
@@ -47,12 +48,12 @@ async def continue_stream(
             prefill, retry_without_prefill = False, None
         else:
             deployment, _ = await executor.decide(
-                table, group, run.request, exclude, now, wall, run.deadline - now
+                bundle, group, run.request, exclude, now, wall, run.deadline - now
             )
             if deployment is None:
                 return refused
             exclude.add(deployment.id)
-            prefill = _capabilities(executor, deployment).assistant_prefill
+            prefill = _capabilities(bundle, deployment).assistant_prefill
         assert deployment is not None
         segment = await _open_continuation(
             executor, table, group, run, failed, deployment, transcript, error, prefill
@@ -112,7 +113,7 @@ async def _open_continuation(
     return segment
 
 
-def _capabilities(executor: Executor, deployment: Deployment) -> Capabilities:
-    ask = getattr(executor.providers[deployment.provider], "capabilities", None)
+def _capabilities(bundle: ConfigBundle, deployment: Deployment) -> Capabilities:
+    ask = getattr(bundle.providers[deployment.provider], "capabilities", None)
     found = ask(deployment) if ask is not None else None
     return found if isinstance(found, Capabilities) else Capabilities()

@@ -94,7 +94,7 @@ async def hedged(
 ) -> Outcome:
     """Race the attempt against a duplicate started if it has not delivered after the
     group's hedge delay; the first to deliver wins and the other is cancelled."""
-    delay = executor.hedger.delay(group, run.request.stream)
+    delay = run.bundle.hedger.delay(group, run.request.stream)
     assert delay is not None
     primary = asyncio.ensure_future(executor.call_deployment(attempt, call))
     timer = asyncio.ensure_future(executor.clock.sleep(delay))
@@ -140,13 +140,13 @@ async def _start_hedge(
     exclude: Collection[str],
 ) -> tuple[asyncio.Future[Outcome], Attempt] | None:
     now, wall = executor.clock.now(), executor.clock.wall()
-    if not executor.hedger.try_spend(group, now):
+    if not run.bundle.hedger.try_spend(group, now):
         executor.stats.budget_refusals += 1
         if executor.observers:
             emit(executor.observers, BudgetExhausted(run.request.request_id, group, "hedge"))
         return None
     others = {*exclude, attempt.deployment.id}
-    second, _ = await executor.decide(table, group, run.request, others, now, wall)
+    second, _ = await executor.decide(run.bundle, group, run.request, others, now, wall)
     if second is None:
         return None
     hedge_attempt = await executor.begin(table, group, run, second, now, wall)

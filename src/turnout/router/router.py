@@ -15,6 +15,7 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from turnout.clock import Clock, SystemClock
@@ -28,7 +29,8 @@ from turnout.observe.stats import RouterStats
 from turnout.providers.base import Provider
 from turnout.router.attempt import Call
 from turnout.router.deployments import ModelTable
-from turnout.router.execution import Executor
+from turnout.router.execution import ConfigBundle, Executor, retry_budget_for
+from turnout.router.hedging import Hedger
 from turnout.router.strategies import create_strategy
 from turnout.router.streaming import Stream
 from turnout.state.base import StateStore
@@ -74,80 +76,94 @@ class Router:
         rng: random.Random | None = None,
         observers: Sequence[Observer] = (),
     ) -> None:
-        self._providers = dict(providers)
         self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._store: StateStore = state or MemoryStateStore()
         self._observers = tuple(observers)
         self.stats = RouterStats()
-        self._table = self._build_table(config)
+        #: What requests take from the current config; replaced whole, never changed, so that
+        #: a request that read it once keeps a consistent configuration to its end.
+        self._bundle = self._build_bundle(config, providers, None)
         self._executor = Executor(
-            providers=self._providers,
-            strategy=create_strategy(config.routing.strategy, config.routing, self._rng),
             clock=self._clock,
             rng=self._rng,
             store=self._store,
             observers=self._observers,
             stats=self.stats,
-            table=self._table,
         )
 
     # ---- configuration -------------------------------------------------------------------
 
     @property
     def config(self) -> RouterConfig:
-        return self._table.config
+        return self._bundle.table.config
 
     def model_names(self) -> list[str]:
         """Every name a caller may use: model groups and aliases."""
-        return self._table.public_names()
+        return self._bundle.table.public_names()
 
     def group_of(self, name: str) -> str:
         """The model group a public name refers to (raises `ModelNotFoundError`)."""
-        return self._table.resolve(name)
+        return self._bundle.table.resolve(name)
 
     def deployments(self) -> tuple[Deployment, ...]:
-        return self._table.config.model_list
+        return self._bundle.table.config.model_list
 
     async def reload(
         self, config: RouterConfig, providers: Mapping[str, Provider] | None = None
     ) -> None:
-        """Swap in a new model list (and providers). Requests in flight finish on the table they
-        started with; deployments whose id persists keep their runtime state (health, averages,
-        counters)."""
-        if providers is not None:
-            missing = {d.provider for d in config.model_list} - set(providers)
-            if missing:
-                raise ConfigError(f"no provider registered for {', '.join(sorted(missing))}")
-            self._providers = dict(providers)
-        table = self._build_table(config)
-        executor = self._executor
-        if config.routing != self._table.config.routing:
-            # Otherwise keep the strategy and its per-group memory (round-robin position).
-            executor.strategy = create_strategy(config.routing.strategy, config.routing, self._rng)
-        if (config.retries.budget, config.hedging) != (
-            self._table.config.retries.budget,
-            self._table.config.hedging,
-        ):
-            executor.configure(table)
-        executor.providers = self._providers
-        self._table = table
-        await self._store.retain(table.by_id)
+        """Swap in a new model list (and providers). Requests in flight finish on the
+        configuration they started with, providers included; deployments whose id persists
+        keep their runtime state (health, averages, counters). A config that does not build
+        changes nothing."""
+        previous = self._bundle
+        bundle = self._build_bundle(
+            config, previous.providers if providers is None else providers, previous
+        )
+        self._bundle = bundle
+        await self._store.retain(bundle.table.by_id)
 
-    def _build_table(self, config: RouterConfig) -> ModelTable:
-        missing = sorted({d.provider for d in config.model_list} - set(self._providers))
+    def _build_bundle(
+        self,
+        config: RouterConfig,
+        providers: Mapping[str, Provider],
+        previous: ConfigBundle | None,
+    ) -> ConfigBundle:
+        """Everything `config` decides, built whole. Parts whose settings did not change carry
+        over from `previous` with what they learned: the strategy's per-group memory
+        (round-robin position), the retry budget's window, the hedger's latency samples."""
+        missing = sorted({d.provider for d in config.model_list} - set(providers))
         if missing:
             raise ConfigError(
                 f"no provider registered for {', '.join(map(repr, missing))}; "
-                f"registered: {', '.join(sorted(self._providers)) or 'none'}"
+                f"registered: {', '.join(sorted(providers)) or 'none'}"
             )
-        return ModelTable(config)
+        table = ModelTable(config)
+        if previous is not None and config.routing == previous.table.config.routing:
+            strategy = previous.strategy
+        else:
+            strategy = create_strategy(config.routing.strategy, config.routing, self._rng)
+        if previous is not None and (config.retries.budget, config.hedging) == (
+            previous.table.config.retries.budget,
+            previous.table.config.hedging,
+        ):
+            retry_budget, hedger = previous.retry_budget, previous.hedger
+        else:
+            retry_budget, hedger = retry_budget_for(table), Hedger(config.hedging)
+        return ConfigBundle(
+            table=table,
+            # A copy no caller can change under the requests that use it.
+            providers=MappingProxyType(dict(providers)),
+            strategy=strategy,
+            retry_budget=retry_budget,
+            hedger=hedger,
+        )
 
     # ---- operator controls ---------------------------------------------------------------
 
     async def cool_down(self, deployment_id: str, seconds: float) -> None:
         """Take a deployment out of rotation for `seconds` (a manual cooldown)."""
-        table = self._table
+        table = self._bundle.table
         if deployment_id not in table.by_id:
             raise InvalidRequestError(f"no deployment with id {deployment_id!r}")
         events = await self._store.cool_down(
@@ -165,7 +181,7 @@ class Router:
 
     async def health(self) -> list[DeploymentHealth]:
         """Every deployment's current health."""
-        table = self._table
+        table = self._bundle.table
         ids = list(table.by_id)
         states = await self._store.snapshot(ids)
         now, wall = self._clock.now(), self._clock.wall()
@@ -215,7 +231,7 @@ class Router:
         """
         if not request.stream:
             request.body["stream"] = True
-        _, outcome = await self._executor.run(self._table, request, Call.STREAM)
+        _, outcome = await self._executor.run(self._bundle, request, Call.STREAM)
         assert isinstance(outcome, Stream)
         return outcome
 
@@ -224,11 +240,11 @@ class Router:
 
         Raises what a real request would raise when nothing is available.
         """
-        table = self._table
-        group = table.resolve(request.model)
+        bundle = self._bundle
+        group = bundle.table.resolve(request.model)
         clock = self._clock
         deployment, rejections = await self._executor.decide(
-            table, group, request, (), clock.now(), clock.wall()
+            bundle, group, request, (), clock.now(), clock.wall()
         )
         if deployment is None:
             raise rejections.error(group, request, clock.wall())
@@ -240,7 +256,7 @@ class Router:
         return await self.complete(Request(model=model, body=body))
 
     async def _answer(self, request: Request, call: Call) -> Response:
-        run, outcome = await self._executor.run(self._table, request, call)
+        run, outcome = await self._executor.run(self._bundle, request, call)
         assert isinstance(outcome, tuple)
         result, deployment, cost = outcome
         return Response(
