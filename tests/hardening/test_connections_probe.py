@@ -32,11 +32,10 @@ from probe_kit import (
 
 from turnout.config_file import parse_config
 
-# The server settings under test. Their names are this suite's assumption, in the `server:`
-# section: `header_timeout` (seconds to receive a request's line and headers), `body_timeout`
-# (seconds to receive its body), `keepalive_timeout` (seconds an idle kept-alive connection
-# stays open) and `max_connections` (connections one process holds at once). If the gateway
-# names them otherwise, change the keys here and nothing else.
+# The server settings under test, in the `server:` section: `header_timeout` (seconds to
+# receive a request's line and headers), `body_timeout` (seconds to receive its body),
+# `keepalive_timeout` (seconds an idle kept-alive connection stays open) and `max_connections`
+# (connections one process holds at once).
 HEADER_TIMEOUT = "header_timeout"
 BODY_TIMEOUT = "body_timeout"
 KEEPALIVE_TIMEOUT = "keepalive_timeout"
