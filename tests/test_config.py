@@ -181,3 +181,31 @@ def test_base_urls_that_work_are_accepted(url: str) -> None:
     data = _data()
     data["model_list"][0]["base_url"] = url
     assert parse_router_config(data).model_list[0].base_url == url
+
+
+def test_credential_params_never_show_in_a_repr_whichever_format_gave_them() -> None:
+    secrets = {
+        "aws_secret_access_key": "plain-aws-secret-9f8e7d",
+        "aws_session_token": "plain-session-token-1a2b3c",
+        "azure_ad_token": "plain-ad-token-4d5e6f",
+    }
+    deployment = Deployment(
+        model_name="chat",
+        model="m",
+        provider="bedrock",
+        params={**secrets, "aws_region_name": "us-east-1"},
+    )
+    shown = repr(deployment) + str(deployment) + repr(deployment.params)
+    for value in secrets.values():
+        assert value not in shown
+    for name, value in secrets.items():
+        held = deployment.params[name]
+        assert isinstance(held, Secret)
+        assert held.reveal() == value
+    assert deployment.params["aws_region_name"] == "us-east-1"
+
+
+def test_deployments_that_differ_only_in_a_secret_param_keep_distinct_ids() -> None:
+    one = Deployment(model_name="c", model="m", params={"aws_session_token": "tok-12345678"})
+    other = Deployment(model_name="c", model="m", params={"aws_session_token": "tok-87654321"})
+    assert one.id != other.id

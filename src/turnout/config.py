@@ -39,6 +39,11 @@ class Timeouts(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     idle: Positive | None = None
 
 
+#: Provider settings in ``params`` that are credentials: held as `Secret` whichever config
+#: format gave them, so that no repr, log line or error shows them.
+SECRET_PARAMS = frozenset({"aws_secret_access_key", "aws_session_token", "azure_ad_token"})
+
+
 class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """One upstream endpoint serving one model, as a member of a model group."""
 
@@ -85,6 +90,11 @@ class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             check_base_url(self.base_url)
         if not self.id:
             msgspec.structs.force_setattr(self, "id", derive_deployment_id(self))
+        params = self.params
+        for name in SECRET_PARAMS.intersection(params):
+            if isinstance(params[name], str):
+                # After the id: deployments that differ only in such a secret keep distinct ids.
+                params[name] = Secret(params[name])
 
 
 def check_base_url(url: str) -> None:

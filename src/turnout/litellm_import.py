@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from turnout.config import SECRET_PARAMS
 from turnout.errors import ConfigError
 from turnout.secrets import Secret
 
@@ -118,9 +119,6 @@ _PROVIDER_PARAMS: Final = frozenset(
         "azure_ad_token",
     }
 )
-
-#: Provider settings that are secrets: kept as `Secret`, so that no repr shows them.
-_SECRET_PARAMS: Final = frozenset({"aws_secret_access_key", "aws_session_token", "azure_ad_token"})
 
 #: Why particular ``litellm_params`` keys are ignored.
 _DEPLOYMENT_REASONS: Final[Mapping[str, str]] = {
@@ -302,7 +300,7 @@ class _Deployment:
         self.origins[f"{self.target}.{section}.{key}"] = origin
 
     def param(self, key: str, value: Any, origin: str) -> None:
-        if key in _SECRET_PARAMS and isinstance(value, str):
+        if key in SECRET_PARAMS and isinstance(value, str):
             value = Secret(value)
         self.put_in("params", key, value, origin)
 
