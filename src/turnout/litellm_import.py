@@ -32,9 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
-from turnout.config import SECRET_PARAMS
 from turnout.errors import ConfigError
-from turnout.secrets import Secret
 
 #: Top-level sections only a LiteLLM config has.
 LITELLM_SECTIONS: Final = (
@@ -300,8 +298,7 @@ class _Deployment:
         self.origins[f"{self.target}.{section}.{key}"] = origin
 
     def param(self, key: str, value: Any, origin: str) -> None:
-        if key in SECRET_PARAMS and isinstance(value, str):
-            value = Secret(value)
+        # Credentials among them become `Secret` in `Deployment`, as for every config format.
         self.put_in("params", key, value, origin)
 
 

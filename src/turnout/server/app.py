@@ -19,10 +19,10 @@ from aiohttp import HttpVersion11, web
 
 from turnout.errors import (
     InvalidRequestError,
-    PayloadTooLargeError,
     TurnoutError,
 )
 from turnout.secrets import SHAPES_ONLY, Redactor
+from turnout.server import framing
 from turnout.server.body import check_declared_length, read_body
 from turnout.server.gateway import Gateway
 from turnout.server.requests import build_request, parse_body
@@ -43,10 +43,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_app(gateway: Gateway) -> web.Application:
-    app = web.Application(
-        middlewares=[_openai_errors],
-        client_max_size=gateway.config.server.max_body_bytes,
-    )
+    # Bodies are read by `server.body.read_body`, against the limit in force at each request
+    # (a reload changes it), so aiohttp's own fixed `client_max_size` is not used.
+    app = web.Application(middlewares=[_openai_errors])
     app[GATEWAY] = gateway
     for path, operation in _PATHS:
         app.router.add_post(path, _completion_route(operation), expect_handler=_expect_continue)
@@ -87,12 +86,6 @@ async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamRe
         if not request.content.is_eof():
             response.force_close()  # the body was not read: this connection cannot carry more
         return response
-    except web.HTTPRequestEntityTooLarge as exc:
-        status = 413
-        limit = request.app[GATEWAY].config.server.max_body_bytes
-        return error_response(
-            PayloadTooLargeError(f"The request body is over the limit of {limit} bytes: {exc}")
-        )
     except web.HTTPException as exc:
         status = exc.status
         return _http_error(exc)
@@ -100,15 +93,8 @@ async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamRe
         logger.exception("unexpected error serving %s %s", request.method, request.path)
         return web.Response(
             status=500,
-            body=_ENCODE(
-                {
-                    "error": {
-                        "message": "The gateway failed to handle the request",
-                        "type": "api_error",
-                        "param": None,
-                        "code": "internal_error",
-                    }
-                }
+            body=framing.error_body(
+                500, "The gateway failed to handle the request", "internal_error"
             ),
             content_type=_JSON,
         )
@@ -126,15 +112,17 @@ async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamRe
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:
-    kind = "invalid_request_error" if exc.status < 500 else "api_error"
     message = exc.reason
     if exc.status == 404:
         message = "Unknown path: see /v1/chat/completions, /v1/completions, /v1/embeddings"
     elif exc.status == 405:
         message = f"Method not allowed: {exc.reason}"
-    body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
-    headers = {"allow": exc.headers["allow"]} if "allow" in exc.headers else None
-    return web.Response(status=exc.status, body=_ENCODE(body), content_type=_JSON, headers=headers)
+    return web.Response(
+        status=exc.status,
+        body=framing.error_body(exc.status, message, None),
+        content_type=_JSON,
+        headers={"allow": exc.headers["allow"]} if "allow" in exc.headers else None,
+    )
 
 
 # ---- completions, streams, embeddings ------------------------------------------------------

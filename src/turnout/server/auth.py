@@ -17,6 +17,7 @@ from typing import Protocol
 from turnout.config_file import ServerConfig
 from turnout.errors import UnauthorizedError
 from turnout.secrets import Secret
+from turnout.server.requests import is_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,11 +92,8 @@ def bearer_token(headers: Mapping[str, str]) -> str | None:
 
 def _readable(name: str, value: str) -> str:
     """`value`, or a 401 when its bytes were not UTF-8 (aiohttp keeps them as surrogates)."""
-    if not value.isascii():
-        try:
-            value.encode()
-        except UnicodeEncodeError:
-            raise UnauthorizedError(f"The `{name}` header is not valid UTF-8 text") from None
+    if not is_text(value):
+        raise UnauthorizedError(f"The `{name}` header is not valid UTF-8 text")
     return value
 
 

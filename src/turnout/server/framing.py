@@ -73,16 +73,24 @@ def describe(status: int, exc: BaseException | None) -> tuple[int, str]:
     return 400, "Malformed HTTP request"
 
 
-def error_body(status: int, message: str) -> bytes:
+def status_name(status: int) -> str:
+    """A status as an error code: 414 is ``request_uri_too_long``."""
+    return HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
+
+
+def error_body(status: int, message: str, code: str | None) -> bytes:
+    """OpenAI's error body for a failure that is not a `TurnoutError` (those map themselves in
+    `TurnoutError.to_openai`): the type follows the status."""
     kind = "invalid_request_error" if status < 500 else "api_error"
-    code = HTTPStatus(status).phrase.lower().replace(" ", "_").replace("-", "_")
     return _ENCODE({"error": {"message": message, "type": kind, "param": None, "code": code}})
 
 
 def error_response(status: int, message: str) -> web.Response:
     """An OpenAI-shaped error that closes the connection (what follows cannot be trusted)."""
     response = web.Response(
-        status=status, body=error_body(status, message), content_type="application/json"
+        status=status,
+        body=error_body(status, message, status_name(status)),
+        content_type="application/json",
     )
     response.force_close()
     return response
@@ -90,7 +98,7 @@ def error_response(status: int, message: str) -> web.Response:
 
 def raw_error(status: int, message: str) -> bytes:
     """A whole HTTP/1.1 error response, for a connection that has no request object."""
-    body = error_body(status, message)
+    body = error_body(status, message, status_name(status))
     head = (
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
         "Content-Type: application/json\r\n"

@@ -161,15 +161,18 @@ def _tags(body: Mapping[str, Any], headers: Mapping[str, str]) -> frozenset[str]
             raise InvalidRequestError("`tags` must be an array of strings", param="tags")
         found.update(tags)
     header = headers.get(TAGS_HEADER)
-    if header and not header.isascii() and not _is_text(header):
+    if header and not is_text(header):
         raise InvalidRequestError(f"`{TAGS_HEADER}` must be UTF-8 text", param=TAGS_HEADER)
     if header:
         found.update(tag.strip() for tag in header.split(",") if tag.strip())
     return frozenset(found)
 
 
-def _is_text(value: str) -> bool:
-    """False for a header value holding bytes that are not UTF-8 (decoded as surrogates)."""
+def is_text(value: str) -> bool:
+    """False for a header value holding bytes that are not UTF-8 (aiohttp keeps those as
+    surrogates, which no later `.encode()` survives)."""
+    if value.isascii():
+        return True
     try:
         value.encode()
     except UnicodeEncodeError:
