@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +21,7 @@ from turnout.config_file import GatewayConfig, ServerConfig
 from turnout.server.app import create_app
 from turnout.server.gateway import Gateway
 from turnout.server.site import GatewaySite
+from turnout.testing.fake_openai import FakeOpenAI
 
 
 def simulated(deployment_id: str, group: str = "chat", **behaviour: Any) -> Deployment:
@@ -79,15 +80,21 @@ async def running_gateway(config: GatewayConfig) -> AsyncIterator[RunningGateway
 
 
 @contextmanager
-def threaded_gateway(config: GatewayConfig) -> Iterator[str]:
-    """Serve from a thread with its own loop; yields the base URL."""
+def threaded_gateway(config: GatewayConfig | Callable[[str], GatewayConfig]) -> Iterator[str]:
+    """Serve from a thread with its own loop; yields the base URL. Given a function instead of
+    a config, a fake OpenAI upstream is served on the same loop and the function gets its URL."""
     loop = asyncio.new_event_loop()
     started = threading.Event()
     stop = asyncio.Event()
     url: list[str] = []
 
     async def main() -> None:
-        async with running_gateway(config) as running:
+        async with AsyncExitStack() as stack:
+            resolved = config
+            if not isinstance(resolved, GatewayConfig):
+                fake = await stack.enter_async_context(FakeOpenAI())
+                resolved = resolved(fake.url)
+            running = await stack.enter_async_context(running_gateway(resolved))
             url.append(running.url)
             started.set()
             await stop.wait()

@@ -9,9 +9,7 @@ in OpenAI's shape.
 
 from __future__ import annotations
 
-import asyncio
 import http.client
-import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,10 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway_harness import gateway_config, running_gateway, simulated
+from gateway_harness import gateway_config, simulated, threaded_gateway
 from turnout import Deployment, Secret
 from turnout.config_file import GatewayConfig
-from turnout.testing.fake_openai import FakeOpenAI
 
 PATHS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/metrics"]
 MODELS = ["chat", "up", "embed", "missing", ""]
@@ -125,26 +122,8 @@ def _config(fake_url: str) -> GatewayConfig:
 @pytest.fixture(scope="module")
 def gateway_url() -> Iterator[str]:
     """A fake OpenAI upstream and the gateway, served from a thread with its own loop."""
-    loop = asyncio.new_event_loop()
-    started = threading.Event()
-    stop = asyncio.Event()
-    url: list[str] = []
-
-    async def main() -> None:
-        async with FakeOpenAI() as fake, running_gateway(_config(fake.url)) as gw:
-            url.append(gw.url)
-            started.set()
-            await stop.wait()
-
-    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), daemon=True)
-    thread.start()
-    try:
-        assert started.wait(10), "the gateway did not start"
-        yield url[0]
-    finally:
-        loop.call_soon_threadsafe(stop.set)
-        thread.join(10)
-        loop.close()
+    with threaded_gateway(_config) as url:
+        yield url
 
 
 @settings(
