@@ -11,7 +11,7 @@ What it does, every process on 127.0.0.1 and started (and stopped) by this scrip
 
 - a fast fake OpenAI upstream, written here: a raw asyncio protocol on uvloop answering every
   POST with a fixed ``chat.completion`` (or, when the body asks for a stream, a fixed SSE stream),
-  in its own process. (``turnout.testing.fake_openai`` is faithful rather than fast: it serves
+  in its own process. (``fakes.fake_openai`` is faithful rather than fast: it serves
   several times fewer requests per second, and at the targets' rates it would take CPU from
   them.) It is measured directly too, and its CPU share is reported while each target is under
   load, to show that it is not the bottleneck;

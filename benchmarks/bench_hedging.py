@@ -21,7 +21,7 @@ import random
 import statistics
 
 from turnout import Deployment, Request, Router, RouterConfig, RoutingConfig
-from turnout.config import HedgeConfig
+from turnout.config.router import HedgeConfig
 from turnout.testing import Behaviour, ManualClock, SimulatedProvider
 
 TAIL = Behaviour(latency=0.2, jitter=0.05, tail_probability=0.05, tail_latency=3.0)

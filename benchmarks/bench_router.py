@@ -30,8 +30,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from turnout import Deployment, Request, Router, RouterConfig, RoutingConfig
+from turnout.health.record import DeploymentState
 from turnout.router.strategies import REGISTRY
-from turnout.state.record import DeploymentState
 from turnout.testing import SimulatedProvider
 
 MESSAGES = [{"role": "user", "content": "What is the capital of France? Answer briefly."}]

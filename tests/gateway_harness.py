@@ -16,12 +16,12 @@ from typing import Any
 import openai
 from aiohttp import web
 
+from fakes.fake_openai import FakeOpenAI
 from turnout import Deployment, RouterConfig, Secret
-from turnout.config_file import GatewayConfig, ServerConfig
-from turnout.server.app import create_app
-from turnout.server.gateway import Gateway
-from turnout.server.site import GatewaySite
-from turnout.testing.fake_openai import FakeOpenAI
+from turnout.config.load import GatewayConfig, ServerConfig
+from turnout.gateway.app import create_app
+from turnout.gateway.gateway import Gateway
+from turnout.gateway.site import GatewaySite
 
 
 def simulated(deployment_id: str, group: str = "chat", **behaviour: Any) -> Deployment:

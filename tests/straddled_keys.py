@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import msgspec
 
+from fakes.fake_bedrock import eventstream
 from raw_upstream import RawReply
 from turnout import Deployment, Secret
-from turnout.testing.fake_bedrock import eventstream
 
 #: An Azure-style key (32 hex digits): of no shape the redactor knows.
 KEY = "9f3c1a7be2d84c06a5f1e8b23d7c4e91"

@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from turnout import Deployment, RouterConfig, Secret, parse_router_config
-from turnout.config import HybridWeights
+from turnout.config.router import HybridWeights
 from turnout.errors import ConfigError
 
 

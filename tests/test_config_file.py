@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from turnout import Secret
-from turnout.config_file import (
+from turnout.config.load import (
     TOP_LEVEL_KEYS,
     GatewayConfig,
     ServerConfig,
@@ -429,7 +429,7 @@ def test_documented_example_needs_its_key() -> None:
 def test_documented_example_explains_every_setting() -> None:
     """Every field of every section appears in the example, so none goes unexplained."""
     text = (EXAMPLES / "turnout.yaml").read_text(encoding="utf-8")
-    from turnout import config as router_config
+    from turnout.config import router as router_config
 
     structs: list[type[msgspec.Struct]] = [
         ServerConfig,

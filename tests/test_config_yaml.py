@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from turnout.config_file import load_config
-from turnout.config_yaml import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, read_yaml
+from turnout.config.load import load_config
+from turnout.config.yaml_reader import MAX_DEPTH, MAX_FILE_BYTES, MAX_NODES, read_yaml
 from turnout.errors import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from turnout import Secret
-from turnout.config_file import GatewayConfig, load_config, parse_config
+from turnout.config.litellm import PROVIDERS, convert_litellm, import_litellm
+from turnout.config.load import GatewayConfig, load_config, parse_config
 from turnout.errors import ConfigError
-from turnout.litellm_import import PROVIDERS, convert_litellm, import_litellm
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "litellm-config.yaml"
 

@@ -9,8 +9,8 @@ import pytest
 
 from turnout import Deployment, Request, Router, RouterConfig, RoutingConfig
 from turnout.errors import ContextWindowExceededError
-from turnout.price_table import ANTHROPIC, BEDROCK, FAMILIES, GEMINI, OPENAI, ModelPrice
-from turnout.prices import known_model, with_known_prices
+from turnout.pricing.lookup import known_model, with_known_prices
+from turnout.pricing.table import ANTHROPIC, BEDROCK, FAMILIES, GEMINI, OPENAI, ModelPrice
 from turnout.testing import SimulatedProvider
 
 #: A provider whose models each family's table prices.

@@ -4,7 +4,7 @@ The router is a library: ``from turnout import Router`` works in-process, with n
 """
 
 from turnout.clock import Clock, SystemClock
-from turnout.config import (
+from turnout.config.router import (
     BreakerConfig,
     Deployment,
     FallbackConfig,

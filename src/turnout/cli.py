@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from turnout import __version__
-from turnout.config_file import GatewayConfig, load_config, with_command_line
+from turnout.config.load import GatewayConfig, load_config, with_command_line
 from turnout.errors import ConfigError
 from turnout.providers.registry import check_supported
 
@@ -61,7 +61,7 @@ def _check(path: str) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from turnout.server.serve import configure_logging, run
+    from turnout.gateway.serve import configure_logging, run
 
     try:
         config = _demo() if args.demo else load_config(args.config)

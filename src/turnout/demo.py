@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from turnout.config import (
+from turnout.config.load import GatewayConfig, ServerConfig
+from turnout.config.router import (
     Deployment,
     FallbackConfig,
     HealthConfig,
     RouterConfig,
     RoutingConfig,
 )
-from turnout.config_file import GatewayConfig, ServerConfig
 
 
 def _simulated(

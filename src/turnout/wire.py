@@ -19,7 +19,7 @@ import msgspec
 from turnout.tokens import estimate_prompt_tokens
 
 if TYPE_CHECKING:
-    from turnout.config import Deployment
+    from turnout.config.router import Deployment
     from turnout.router.attempt import AttemptRecord
 
 

@@ -12,8 +12,8 @@ from typing import Any
 
 from conformance_kit import Failure, ProviderSetup
 
+from fakes.fake_anthropic import FakeAnthropic, Fault
 from turnout import Deployment, Secret
-from turnout.testing.fake_anthropic import FakeAnthropic, Fault
 
 _FAULTS: dict[Failure, Fault] = {
     "rate_limited": Fault.rate_limited(retry_after=3),

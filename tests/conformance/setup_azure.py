@@ -5,10 +5,10 @@ from __future__ import annotations
 from conformance_kit import Failure, ProviderSetup
 from setup_openai import READERS
 
+from fakes import fake_azure
+from fakes.fake_azure import FakeAzure
+from fakes.fake_openai import Fault
 from turnout import Deployment, Secret
-from turnout.testing import fake_azure
-from turnout.testing.fake_azure import FakeAzure
-from turnout.testing.fake_openai import Fault
 
 _FAULTS: dict[Failure, Fault] = {
     "rate_limited": fake_azure.rate_limited(retry_after=3),

@@ -11,8 +11,8 @@ from typing import Any
 
 from conformance_kit import Failure, ProviderSetup
 
+from fakes.fake_bedrock import FakeBedrock, Fault
 from turnout import Deployment, Secret
-from turnout.testing.fake_bedrock import FakeBedrock, Fault
 
 _FAULTS: dict[Failure, Fault] = {
     "rate_limited": Fault.throttled(),

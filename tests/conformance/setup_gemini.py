@@ -6,8 +6,8 @@ from typing import Any
 
 from conformance_kit import Failure, ProviderSetup
 
+from fakes.fake_gemini import FakeGemini, Fault
 from turnout import Deployment, Secret
-from turnout.testing.fake_gemini import FakeGemini, Fault
 
 KEY = "gemini-fake-key"
 _FAULTS: dict[Failure, Fault] = {

@@ -6,8 +6,8 @@ from typing import Any
 
 from conformance_kit import Failure, ProviderSetup
 
+from fakes.fake_openai import FakeOpenAI, Fault
 from turnout import Deployment, Secret
-from turnout.testing.fake_openai import FakeOpenAI, Fault
 
 _FAULTS: dict[Failure, Fault] = {
     "rate_limited": Fault.rate_limited(retry_after=3),

@@ -20,6 +20,7 @@ import msgspec
 import openai
 import pytest
 
+from fakes.fake_openai import FakeOpenAI, Fault
 from gateway_harness import RunningGateway, gateway_config, running_gateway
 from turnout import (
     BreakerConfig,
@@ -30,8 +31,7 @@ from turnout import (
     Secret,
     Timeouts,
 )
-from turnout.config import FallbackConfig, HedgeConfig
-from turnout.testing.fake_openai import FakeOpenAI, Fault
+from turnout.config.router import FallbackConfig, HedgeConfig
 
 QUESTION: Any = [{"role": "user", "content": "Tell me about turnouts"}]
 ANSWER = "Fake answer to: Tell me about turnouts"

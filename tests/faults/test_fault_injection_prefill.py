@@ -12,11 +12,11 @@ from typing import Any
 
 import openai
 
+from fakes import fake_anthropic, fake_openai
+from fakes.fake_anthropic import FakeAnthropic
+from fakes.fake_openai import FakeOpenAI
 from gateway_harness import gateway_config, running_gateway
 from turnout import Deployment, RoutingConfig, Secret
-from turnout.testing import fake_anthropic, fake_openai
-from turnout.testing.fake_anthropic import FakeAnthropic
-from turnout.testing.fake_openai import FakeOpenAI
 
 QUESTION: Any = [{"role": "user", "content": "Tell me about turnouts"}]
 ANSWER = "Fake answer to: Tell me about turnouts"

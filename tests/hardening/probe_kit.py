@@ -27,6 +27,7 @@ from typing import Any
 #: The four fields of every OpenAI error object.
 OPENAI_ERROR_FIELDS = frozenset({"message", "type", "param", "code"})
 TURNOUT = [sys.executable, "-m", "turnout.cli"]
+TESTS_DIR = Path(__file__).resolve().parent.parent
 
 
 @dataclass
@@ -207,6 +208,8 @@ def served(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         env=dict(os.environ),
+        # The fake upstreams live in tests/fakes, outside the installed package.
+        cwd=TESTS_DIR,
         preexec_fn=limit_files,
     )
     assert process.stdout is not None
@@ -251,7 +254,7 @@ def turnout_serve(
 
 def fake_openai_process() -> AbstractContextManager[ServedProcess]:
     """The fake OpenAI upstream as its own process (any key, any model)."""
-    command = [sys.executable, "-m", "turnout.testing.fake_openai"]
+    command = [sys.executable, "-m", "fakes.fake_openai"]
     return served(command, r"listening on (http://127\.0\.0\.1:\d+/v1)")
 
 

@@ -30,7 +30,7 @@ from probe_kit import (
     write_config,
 )
 
-from turnout.config_file import parse_config
+from turnout.config.load import parse_config
 
 # The server settings under test, in the `server:` section: `header_timeout` (seconds to
 # receive a request's line and headers), `body_timeout` (seconds to receive its body),
@@ -314,7 +314,7 @@ def test_the_limits_are_on_by_default(name: str) -> None:
     value = getattr(config.server, name, None)
     if name == MAX_CONNECTIONS and value is None:
         # Unset means "derived from the process's open-file limit when the server starts".
-        from turnout.server.connections import default_max_connections
+        from turnout.gateway.connections import default_max_connections
 
         value = default_max_connections()
     assert value is not None, f"server.{name} has no default: the limit is off"

@@ -14,9 +14,9 @@ import aiohttp
 import pytest
 from probe_kit import openai_error
 
+from fakes.fake_openai import FakeOpenAI
 from gateway_harness import RunningGateway, gateway_config, running_gateway
 from turnout import Deployment, Secret
-from turnout.testing.fake_openai import FakeOpenAI
 
 MASTER_KEY = "sk-master-metrics-probe-5Tz"
 

@@ -23,7 +23,7 @@ import pytest
 from aiohttp import web
 
 from gateway_harness import RunningGateway, running_gateway
-from turnout.config_file import load_config
+from turnout.config.load import load_config
 
 POISON = "<<poison-7f3a>>"
 MAIN = "gpt-4o"

@@ -20,17 +20,17 @@ import openai
 import pytest
 from probe_kit import openai_error
 
+from fakes.fake_anthropic import FakeAnthropic
+from fakes.fake_anthropic import Fault as AnthropicFault
+from fakes.fake_azure import FakeAzure
+from fakes.fake_bedrock import FakeBedrock
+from fakes.fake_bedrock import Fault as BedrockFault
+from fakes.fake_gemini import FakeGemini
+from fakes.fake_gemini import Fault as GeminiFault
+from fakes.fake_openai import FakeOpenAI
+from fakes.fake_openai import Fault as OpenAIFault
 from gateway_harness import gateway_config, running_gateway
 from turnout import Deployment, RetryConfig, Secret
-from turnout.testing.fake_anthropic import FakeAnthropic
-from turnout.testing.fake_anthropic import Fault as AnthropicFault
-from turnout.testing.fake_azure import FakeAzure
-from turnout.testing.fake_bedrock import FakeBedrock
-from turnout.testing.fake_bedrock import Fault as BedrockFault
-from turnout.testing.fake_gemini import FakeGemini
-from turnout.testing.fake_gemini import Fault as GeminiFault
-from turnout.testing.fake_openai import FakeOpenAI
-from turnout.testing.fake_openai import Fault as OpenAIFault
 
 Position = Literal["first_event", "mid_stream", "error_answer"]
 POSITIONS: tuple[Position, ...] = ("first_event", "mid_stream", "error_answer")

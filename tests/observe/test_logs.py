@@ -19,7 +19,7 @@ import pytest
 
 from harness import Recorder, chat, dep
 from turnout import Deployment, Request, Router, RouterConfig
-from turnout.config import (
+from turnout.config.router import (
     BreakerConfig,
     FallbackConfig,
     HealthConfig,

@@ -12,6 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from harness import Recorder, Scripted, chat, dep
 from turnout import Router, RouterConfig
 from turnout.errors import AuthenticationError, FailureKind, FallbackKind, ServerError
+from turnout.health.record import BreakerPhase, CooldownReason
 from turnout.observe.events import (
     AttemptFinished,
     AttemptStarted,
@@ -29,7 +30,6 @@ from turnout.observe.events import (
 )
 from turnout.observe.metrics import LATENCY_BUCKETS, GatewayMetrics
 from turnout.secrets import Secret
-from turnout.state.record import BreakerPhase, CooldownReason
 from turnout.testing import ManualClock, SimulatedProvider
 from turnout.wire import Usage
 

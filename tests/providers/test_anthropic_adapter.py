@@ -10,7 +10,7 @@ import pytest
 
 from turnout import Deployment, Request, Secret
 from turnout.errors import ContentPolicyError, InvalidRequestError, ServerError
-from turnout.providers.anthropic import AnthropicAdapter, create_adapter
+from turnout.providers.anthropic.adapter import AnthropicAdapter, create_adapter
 from turnout.providers.registry import native_adapter
 from turnout.testing import ManualClock
 from turnout.wire import Operation

@@ -17,7 +17,7 @@ from turnout.errors import (
     UpstreamNotFoundError,
     UpstreamTimeoutError,
 )
-from turnout.providers.anthropic import AnthropicAdapter, create_adapter
+from turnout.providers.anthropic.adapter import AnthropicAdapter, create_adapter
 from turnout.testing import ManualClock
 
 #: Wall time 1_750_000_000 is 2025-06-15T15:06:40Z.

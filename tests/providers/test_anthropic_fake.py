@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from fakes.fake_anthropic import FakeAnthropic, Fault, RateLimits
 from turnout import Deployment, Request, Secret
 from turnout.errors import (
     AuthenticationError,
@@ -18,11 +19,10 @@ from turnout.errors import (
     ServerError,
     StreamInterruptedError,
 )
-from turnout.providers.anthropic import create_adapter
+from turnout.providers.anthropic.adapter import create_adapter
 from turnout.providers.http import HttpProvider
 from turnout.testing import ManualClock
-from turnout.testing.fake_anthropic import FakeAnthropic, Fault, RateLimits
-from turnout.upstream import Upstream
+from turnout.upstream.aiohttp import Upstream
 from turnout.wire import StreamChunk
 
 KEY = "sk-ant-fake"

@@ -15,8 +15,8 @@ from turnout.errors import (
     ServerError,
     StreamInterruptedError,
 )
-from turnout.providers.anthropic import create_adapter
-from turnout.providers.anthropic_stream import AnthropicStreamTranslator
+from turnout.providers.anthropic.adapter import create_adapter
+from turnout.providers.anthropic.stream import AnthropicStreamTranslator
 from turnout.testing import ManualClock
 from turnout.wire import StreamChunk
 

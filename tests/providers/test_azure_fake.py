@@ -11,10 +11,10 @@ import msgspec
 import openai
 import pytest
 
+from fakes import fake_azure
+from fakes.fake_azure import ACCESS_DENIED, FakeAzure
 from gateway_harness import gateway_config, running_gateway
 from turnout import Deployment, HealthConfig, RetryConfig, Secret
-from turnout.testing import fake_azure
-from turnout.testing.fake_azure import ACCESS_DENIED, FakeAzure
 
 CHAT = "gpt-4o-mini"
 KEY = "azure-fake-key"

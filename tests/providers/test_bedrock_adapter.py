@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from fakes.fake_bedrock.auth import SigningKeys, check
 from turnout import Deployment, Request, Secret
 from turnout.errors import (
     AuthenticationError,
@@ -29,10 +30,9 @@ from turnout.errors import (
     UpstreamNotFoundError,
     UpstreamTimeoutError,
 )
-from turnout.providers.bedrock import BedrockAdapter, create_adapter
-from turnout.providers.bedrock_signing import AwsCredentials
+from turnout.providers.bedrock.adapter import BedrockAdapter, create_adapter
+from turnout.providers.bedrock.signing import AwsCredentials
 from turnout.testing import ManualClock
-from turnout.testing.fake_bedrock.auth import SigningKeys, check
 from turnout.wire import Operation
 
 CLOCK = ManualClock(epoch=1_800_000_000.0)
@@ -669,7 +669,7 @@ def test_no_rate_limit_headers_and_capabilities_by_model_family() -> None:
 
 
 def test_a_stream_exception_without_a_known_type_interrupts_the_stream() -> None:
-    from turnout.providers.bedrock_errors import stream_exception
+    from turnout.providers.bedrock.errors import stream_exception
 
     assert isinstance(
         stream_exception("weirdException", b'{"message":"?"}'), StreamInterruptedError

@@ -13,6 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from fakes.fake_bedrock import FakeBedrock, Fault
 from turnout import Deployment, Request, Secret
 from turnout.clock import SystemClock
 from turnout.errors import (
@@ -22,11 +23,10 @@ from turnout.errors import (
     RateLimitError,
     StreamInterruptedError,
 )
-from turnout.providers.bedrock import create_adapter
+from turnout.providers.bedrock.adapter import create_adapter
 from turnout.providers.http import HttpProvider
 from turnout.testing import ManualClock
-from turnout.testing.fake_bedrock import FakeBedrock, Fault
-from turnout.upstream import Upstream
+from turnout.upstream.aiohttp import Upstream
 from turnout.wire import Operation, StreamChunk
 
 ARN = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-v1:0"

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from fakes.fake_bedrock.eventstream import corrupt, event, exception, frame
 from turnout import Deployment, Request
 from turnout.errors import (
     BadRequestError,
@@ -20,10 +21,9 @@ from turnout.errors import (
     ServerError,
     StreamInterruptedError,
 )
-from turnout.providers.bedrock import create_adapter
-from turnout.providers.bedrock_stream import ConverseStreamTranslator
+from turnout.providers.bedrock.adapter import create_adapter
+from turnout.providers.bedrock.stream import ConverseStreamTranslator
 from turnout.testing import ManualClock
-from turnout.testing.fake_bedrock.eventstream import corrupt, event, exception, frame
 from turnout.wire import StreamChunk
 
 DEPLOYMENT = Deployment(

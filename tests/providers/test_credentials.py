@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from turnout import Deployment, RouterConfig, Secret
-from turnout.config_file import ServerConfig
+from turnout.config.load import ServerConfig
 from turnout.providers.credentials import build_redactor, deployment_secrets, secrets_in
 from turnout.providers.openai import OpenAICompatibleAdapter
 from turnout.providers.registry import native_adapter, provider_set
-from turnout.upstream import Upstream
+from turnout.upstream.aiohttp import Upstream
 
 
 def _deployment(**fields: Any) -> Deployment:

@@ -17,8 +17,8 @@ from turnout.errors import (
     InvalidRequestError,
     ServerError,
 )
-from turnout.providers.gemini import GeminiAdapter, create_adapter
-from turnout.providers.gemini_messages import call_id, signature_of
+from turnout.providers.gemini.adapter import GeminiAdapter, create_adapter
+from turnout.providers.gemini.messages import call_id, signature_of
 from turnout.providers.registry import native_adapter
 from turnout.testing import ManualClock
 from turnout.wire import Operation

@@ -19,7 +19,7 @@ from turnout.errors import (
     UpstreamNotFoundError,
     UpstreamTimeoutError,
 )
-from turnout.providers.gemini import GeminiAdapter
+from turnout.providers.gemini.adapter import GeminiAdapter
 from turnout.testing import ManualClock
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from fakes.fake_gemini import MALFORMED_EVENT, FakeGemini, Fault
 from turnout import Deployment, Request, Secret
 from turnout.errors import (
     AuthenticationError,
@@ -25,11 +26,10 @@ from turnout.errors import (
     UpstreamNotFoundError,
     UpstreamTimeoutError,
 )
-from turnout.providers.gemini import GeminiAdapter
+from turnout.providers.gemini.adapter import GeminiAdapter
 from turnout.providers.http import HttpProvider
 from turnout.testing import ManualClock
-from turnout.testing.fake_gemini import MALFORMED_EVENT, FakeGemini, Fault
-from turnout.upstream import Upstream
+from turnout.upstream.aiohttp import Upstream
 from turnout.wire import Operation, StreamChunk
 
 KEY = "gemini-test-key"

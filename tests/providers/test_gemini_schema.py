@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from turnout.errors import InvalidRequestError
-from turnout.providers.gemini_schema import gemini_schema
+from turnout.providers.gemini.schema import gemini_schema
 
 
 def test_unknown_keywords_are_dropped_at_every_depth() -> None:

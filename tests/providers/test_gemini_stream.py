@@ -11,7 +11,7 @@ import pytest
 
 from turnout import Deployment, Request, Secret
 from turnout.errors import ContentPolicyError, ServerError, StreamInterruptedError
-from turnout.providers.gemini import GeminiAdapter
+from turnout.providers.gemini.adapter import GeminiAdapter
 from turnout.testing import ManualClock
 from turnout.wire import StreamChunk
 

@@ -10,6 +10,7 @@ from dataclasses import replace
 import msgspec
 import pytest
 
+from fakes.fake_openai import FakeOpenAI, Fault
 from raw_upstream import RawReply, raw_upstream
 from straddled_keys import (
     MASK,
@@ -28,8 +29,7 @@ from turnout.providers.http import MESSAGE_LIMIT, HttpProvider
 from turnout.providers.openai import OpenAICompatibleAdapter
 from turnout.providers.registry import provider_set
 from turnout.secrets import Redactor
-from turnout.testing.fake_openai import FakeOpenAI, Fault
-from turnout.upstream import Upstream
+from turnout.upstream.aiohttp import Upstream
 
 KEY = "q7LmX2vR9tKpW4zN"
 OTHER = "zX81mQ0pLr5sTuV3hG7k"

@@ -3,9 +3,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from turnout.config import BreakerConfig
-from turnout.router.breaker import Admission, admit, can_admit, on_failure, on_neutral, on_success
-from turnout.state.record import Breaker, BreakerPhase
+from turnout.config.router import BreakerConfig
+from turnout.health.breaker import Admission, admit, can_admit, on_failure, on_neutral, on_success
+from turnout.health.record import Breaker, BreakerPhase
 
 CONFIG = BreakerConfig(
     failure_threshold=3, open_timeout=10, half_open_probes=2, success_threshold=2

@@ -8,12 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from turnout import Deployment, Request, Router, RouterConfig, RoutingConfig
-from turnout.config import BreakerConfig
+from turnout.config.router import BreakerConfig
 from turnout.errors import ContextWindowExceededError, NoDeploymentsAvailableError
+from turnout.health.record import BreakerPhase, CooldownReason, DeploymentState
 from turnout.router.filters import Rejections, eligible
 from turnout.router.strategies import REGISTRY
 from turnout.state.memory import MemoryStateStore
-from turnout.state.record import BreakerPhase, CooldownReason, DeploymentState
 from turnout.testing import ManualClock, SimulatedProvider
 
 WALL = 1_800_000_000.0

@@ -4,11 +4,11 @@ import sys
 
 import pytest
 
-from turnout.config import Deployment, HealthConfig, RouterConfig
+from turnout.config.router import Deployment, HealthConfig, RouterConfig
 from turnout.errors import FailureKind
+from turnout.health.record import BreakerPhase, CooldownReason, DeploymentState
+from turnout.health.rules import HealthPolicy, Outcome, cool_down, settle
 from turnout.observe.events import BreakerTransition, CooldownEntered
-from turnout.router.health import HealthPolicy, Outcome, cool_down, settle
-from turnout.state.record import BreakerPhase, CooldownReason, DeploymentState
 from turnout.wire import RateLimitHints
 
 WALL = 1_800_000_000.0  # the start of a minute

@@ -6,7 +6,7 @@ import pytest
 
 from harness import Harness, chat, dep
 from turnout import RetryConfig, Router, RoutingConfig
-from turnout.config import HedgeConfig
+from turnout.config.router import HedgeConfig
 from turnout.errors import FailureKind, ServerError
 from turnout.observe.events import AttemptFinished, HedgeFired, HedgeSettled
 from turnout.testing import Behaviour

@@ -18,8 +18,9 @@ import pytest
 
 from harness import Recorder, chat, dep
 from turnout import Deployment, Request, Router, RouterConfig
-from turnout.config import FallbackConfig, HealthConfig, HedgeConfig, PoisonRequestConfig
+from turnout.config.router import FallbackConfig, HealthConfig, HedgeConfig, PoisonRequestConfig
 from turnout.errors import FailureKind, PoisonRequestError, ServerError, TurnoutError
+from turnout.health.record import BreakerPhase, CooldownReason
 from turnout.observe.events import (
     AttemptFinished,
     BreakerTransition,
@@ -28,7 +29,6 @@ from turnout.observe.events import (
     PoisonRequest,
 )
 from turnout.state.memory import MemoryStateStore
-from turnout.state.record import BreakerPhase, CooldownReason
 from turnout.testing import ManualClock, SimulatedProvider
 from turnout.wire import ProviderResponse, StreamChunk
 

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from turnout.config import Deployment, HealthConfig, PoisonRequestConfig, RouterConfig
+from turnout.config.router import Deployment, HealthConfig, PoisonRequestConfig, RouterConfig
 from turnout.errors import (
     FailureKind,
     ServerError,
     UpstreamConnectionError,
     UpstreamTimeoutError,
 )
+from turnout.health.record import BreakerPhase, DeploymentState
+from turnout.health.rules import HealthPolicy, Outcome, settle
 from turnout.observe.events import CooldownEntered
 from turnout.router import poison
-from turnout.router.health import HealthPolicy, Outcome, settle
-from turnout.state.record import BreakerPhase, DeploymentState
 
 WALL = 1_800_000_000.0  # the start of a minute
 FAILED = Outcome(FailureKind.SERVER_ERROR, 0.1)

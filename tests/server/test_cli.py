@@ -15,7 +15,7 @@ from typing import Any
 import openai
 import pytest
 
-from turnout.testing.fake_openai import FakeOpenAI
+from fakes.fake_openai import FakeOpenAI
 
 TURNOUT = [sys.executable, "-m", "turnout.cli"]
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]

@@ -18,10 +18,10 @@ import openai
 import pytest
 from raw_http import BODY, WITHIN, connection, read_response, request
 
+from fakes.fake_openai import FakeOpenAI
 from gateway_harness import RunningGateway, gateway_config, running_gateway
 from turnout import Deployment, Secret
-from turnout.server.requests import MAX_NESTING
-from turnout.testing.fake_openai import FakeOpenAI
+from turnout.gateway.requests import MAX_NESTING
 
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]
 MARKER = "ZQXJ-client-bytes"

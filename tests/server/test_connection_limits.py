@@ -17,8 +17,8 @@ import pytest
 from raw_http import BODY, WITHIN, closed_after, connection, read_response, request
 
 from gateway_harness import RunningGateway, gateway_config, running_gateway, simulated
-from turnout.config_file import GatewayConfig, ServerConfig
-from turnout.server.connections import ConnectionLimits, GatewayProtocol
+from turnout.config.load import GatewayConfig, ServerConfig
+from turnout.gateway.connections import ConnectionLimits, GatewayProtocol
 
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]
 
@@ -156,7 +156,7 @@ async def test_silent_sockets_over_the_cap_never_lock_out_a_real_client(
 ) -> None:
     """300 silent sockets against a cap of 40: the oldest silent ones are closed to make room,
     real requests are served at once, and one warning says what happened."""
-    caplog.set_level(logging.WARNING, logger="turnout.server")
+    caplog.set_level(logging.WARNING, logger="turnout.gateway")
     config = limited(header_timeout=60, keepalive_timeout=60, max_connections=40)
     async with running_gateway(config) as gw, AsyncExitStack() as silent:
         sockets = [await silent.enter_async_context(connection(gw)) for _ in range(300)]
@@ -228,7 +228,7 @@ async def test_headers_without_their_body_never_lock_out_a_real_client(
 ) -> None:
     """Four POSTs that announce a body and never send it, against a cap of 4 and a 20 s body
     timeout: once they are behind the minimum rate, they make room for a real request."""
-    caplog.set_level(logging.WARNING, logger="turnout.server")
+    caplog.set_level(logging.WARNING, logger="turnout.gateway")
     config = limited(max_connections=4, header_timeout=60, body_timeout=20)
     async with running_gateway(config) as gw, AsyncExitStack() as stalled:
         for _ in range(4):

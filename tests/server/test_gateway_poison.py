@@ -19,9 +19,9 @@ import openai
 import pytest
 from aiohttp import web
 
+from fakes.fake_openai import FakeOpenAI, Fault
 from gateway_harness import RunningGateway, gateway_config, running_gateway
 from turnout import Deployment, FallbackConfig, Secret
-from turnout.testing.fake_openai import FakeOpenAI, Fault
 
 MARKER = "<<crash-the-model>>"
 VALID: Any = [{"role": "user", "content": "Tell me something"}]

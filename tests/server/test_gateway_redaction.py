@@ -20,6 +20,12 @@ from typing import Any
 import openai
 import pytest
 
+from fakes import fake_anthropic, fake_bedrock, fake_gemini, fake_openai
+from fakes.fake_anthropic import FakeAnthropic
+from fakes.fake_azure import FakeAzure
+from fakes.fake_bedrock import FakeBedrock
+from fakes.fake_gemini import FakeGemini
+from fakes.fake_openai import FakeOpenAI
 from gateway_harness import RunningGateway, gateway_config, running_gateway
 from raw_upstream import RawReply, raw_upstream
 from straddled_keys import (
@@ -34,13 +40,7 @@ from straddled_keys import (
     straddling,
 )
 from turnout import Deployment, HealthConfig, RetryConfig, Secret
-from turnout.config_file import load_config
-from turnout.testing import fake_anthropic, fake_bedrock, fake_gemini, fake_openai
-from turnout.testing.fake_anthropic import FakeAnthropic
-from turnout.testing.fake_azure import FakeAzure
-from turnout.testing.fake_bedrock import FakeBedrock
-from turnout.testing.fake_gemini import FakeGemini
-from turnout.testing.fake_openai import FakeOpenAI
+from turnout.config.load import load_config
 
 #: A key of no known shape: only the configured-secret rule can catch it.
 PLAIN_KEY = "q7LmX2vR9tKpW4zN"

@@ -17,10 +17,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-import turnout.server.gateway as gateway_module
+import turnout.gateway.gateway as gateway_module
+from fakes.fake_openai import FakeOpenAI
 from gateway_harness import running_gateway
-from turnout.config_file import GatewayConfig, load_config
-from turnout.testing.fake_openai import FakeOpenAI
+from turnout.config.load import GatewayConfig, load_config
 
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]
 MASTER_KEY = "sk-master"

@@ -14,9 +14,9 @@ import aiohttp
 import openai
 import pytest
 
+from fakes.fake_openai import FakeOpenAI, Fault, RateLimits
 from gateway_harness import RunningGateway, gateway_config, running_gateway
 from turnout import Deployment, RetryConfig, RoutingConfig, Secret, Timeouts
-from turnout.testing.fake_openai import FakeOpenAI, Fault, RateLimits
 
 MESSAGES: Any = [{"role": "user", "content": "Tell me something"}]
 

@@ -13,7 +13,7 @@ from raw_http import closed_after, connection, read_response, request
 
 from gateway_harness import RunningGateway, gateway_config, running_gateway, simulated
 from turnout import Secret
-from turnout.config_file import ServerConfig, load_config
+from turnout.config.load import ServerConfig, load_config
 from turnout.errors import ConfigError
 
 MASTER = "sk-gateway-master"
@@ -99,7 +99,7 @@ async def _reload(gw: RunningGateway) -> dict[str, Any]:
 async def test_a_reload_applies_server_settings_live_and_names_those_needing_a_restart(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="turnout.server")
+    caplog.set_level(logging.INFO, logger="turnout.gateway")
     path = _write(tmp_path / "turnout.yaml", max_body_bytes=5000, header_timeout=30)
     async with running_gateway(load_config(path)) as gw:
         async with connection(gw) as (reader, writer):

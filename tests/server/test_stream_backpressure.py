@@ -17,10 +17,10 @@ import msgspec
 import pytest
 from aiohttp import web
 
+from fakes.fake_openai import FakeOpenAI, Fault
+from fakes.fake_server.server import Exchange
 from gateway_harness import gateway_config, running_gateway
 from turnout import Deployment, Secret
-from turnout.testing.fake_openai import FakeOpenAI, Fault
-from turnout.testing.fake_server.server import Exchange
 
 #: Words of the long answer, each about a hundred characters: ~40 MB of events in all.
 _WORDS = 130_000

@@ -6,15 +6,15 @@ from collections.abc import Callable
 
 import pytest
 
-from turnout.config import BreakerConfig, Deployment, RouterConfig
+from turnout.config.router import BreakerConfig, Deployment, RouterConfig
 from turnout.errors import FailureKind
+from turnout.health.breaker import Admission
+from turnout.health.record import BreakerPhase, CooldownReason
+from turnout.health.rules import HealthPolicy, Outcome
 from turnout.observe.events import BreakerTransition, CooldownEntered, CooldownLeft
 from turnout.router import poison
-from turnout.router.breaker import Admission
-from turnout.router.health import HealthPolicy, Outcome
 from turnout.state.base import StateStore
 from turnout.state.memory import MemoryStateStore
-from turnout.state.record import BreakerPhase, CooldownReason
 
 WALL = 1_800_000_000.0
 STORES: dict[str, Callable[[], StateStore]] = {"memory": MemoryStateStore}

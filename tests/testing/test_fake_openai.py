@@ -14,6 +14,7 @@ import struct
 import sys
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -21,7 +22,7 @@ import openai
 import pytest
 from openai.types.chat import ChatCompletionMessageParam, ChatCompletionToolParam
 
-from turnout.testing.fake_openai import (
+from fakes.fake_openai import (
     DONE_EVENT,
     MALFORMED_EVENT,
     FakeOpenAI,
@@ -50,6 +51,8 @@ WEATHER: ChatCompletionToolParam = {
 HELLO_EVENTS = 7
 #: The fake reports turnout's own prompt estimate as the prompt's usage.
 HELLO_PROMPT = estimate_prompt_tokens("chat", {"messages": HELLO})
+
+TESTS_DIR = Path(__file__).resolve().parent.parent
 
 
 @pytest.fixture
@@ -722,10 +725,11 @@ async def test_command_line_serves_without_auth() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "turnout.testing.fake_openai",
+        "fakes.fake_openai",
         "--port",
         "0",
         stdout=asyncio.subprocess.PIPE,
+        cwd=TESTS_DIR,
     )
     try:
         assert process.stdout is not None

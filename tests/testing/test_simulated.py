@@ -12,7 +12,7 @@ import msgspec
 import pytest
 
 import turnout.testing
-from turnout.config import Deployment
+from turnout.config.router import Deployment
 from turnout.errors import (
     AuthenticationError,
     BadRequestError,
@@ -26,8 +26,8 @@ from turnout.errors import (
     UpstreamNotFoundError,
     UpstreamTimeoutError,
 )
+from turnout.providers.simulated import STALL_SECONDS
 from turnout.testing import Behaviour, Call, ManualClock, SimulatedProvider
-from turnout.testing.simulated import STALL_SECONDS
 from turnout.wire import Operation, RateLimitHints, Request, StreamChunk, Usage
 
 EPOCH = 1_800_000_000.0

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from turnout.errors import FailureKind, FallbackKind
-from turnout.state.record import BreakerPhase, CooldownReason
+from turnout.health.record import BreakerPhase, CooldownReason
 from turnout.wire import Usage
 
 

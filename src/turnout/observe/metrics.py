@@ -17,6 +17,7 @@ from typing import Final
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from turnout.errors import FailureKind
+from turnout.health.record import BreakerPhase
 from turnout.observe.events import (
     AttemptFinished,
     AttemptStarted,
@@ -33,7 +34,6 @@ from turnout.observe.events import (
     StreamFailover,
 )
 from turnout.observe.series import Buckets, Counter, Gauge, Histogram, Series, Value
-from turnout.state.record import BreakerPhase
 
 #: Seconds: from a cached or tiny answer (5 ms) to a long generation (two minutes).
 LATENCY_BUCKETS: Final = (

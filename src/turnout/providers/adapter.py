@@ -3,7 +3,7 @@
 An adapter turns an OpenAI-shaped request into the bytes of an upstream call, and the upstream's
 reply (a body, each stream event, an error) back into OpenAI's shape and turnout's error tree. It
 never opens a socket: `turnout.providers.http.HttpProvider` pairs an adapter with the one
-upstream I/O seam (`turnout.upstream`).
+upstream I/O seam (`turnout.upstream.aiohttp`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from turnout.config import Deployment
+from turnout.config.router import Deployment
 from turnout.errors import ProviderError
 from turnout.wire import ProviderResponse, RateLimitHints, Request, StreamChunk
 

@@ -38,7 +38,7 @@ from urllib.parse import quote
 import msgspec
 
 from turnout.clock import Clock
-from turnout.config import Deployment
+from turnout.config.router import Deployment
 from turnout.errors import (
     ConfigError,
     ContentPolicyError,

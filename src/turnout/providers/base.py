@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Protocol
 
-from turnout.config import Deployment
+from turnout.config.router import Deployment
 from turnout.wire import ProviderResponse, Request, StreamChunk
 
 

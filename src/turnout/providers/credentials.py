@@ -17,7 +17,7 @@ from typing import Any
 
 import msgspec
 
-from turnout.config import Deployment, RouterConfig
+from turnout.config.router import Deployment, RouterConfig
 from turnout.providers.adapter import Adapter
 from turnout.secrets import Redactor, Secret
 

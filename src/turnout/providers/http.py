@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from turnout.config import Deployment
+from turnout.config.router import Deployment
 from turnout.errors import ProviderError
 from turnout.providers.adapter import Adapter
 from turnout.providers.capabilities import Capabilities
 from turnout.providers.credentials import deployment_secrets
 from turnout.secrets import Redactor
-from turnout.upstream import Upstream
+from turnout.upstream.aiohttp import Upstream
 from turnout.wire import ProviderResponse, Request, StreamChunk
 
 #: Longest error message (provider name included) that leaves a provider: an upstream's error

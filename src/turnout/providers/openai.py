@@ -21,7 +21,7 @@ from typing import Any
 
 import msgspec
 
-from turnout.config import Deployment
+from turnout.config.router import Deployment
 from turnout.errors import (
     ConfigError,
     ContentPolicyError,

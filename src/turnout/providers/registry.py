@@ -11,16 +11,16 @@ from typing import Any
 import msgspec
 
 from turnout.clock import Clock, SystemClock
-from turnout.config import RouterConfig
+from turnout.config.router import RouterConfig
 from turnout.errors import ConfigError
 from turnout.providers.adapter import Adapter
 from turnout.providers.base import Provider
 from turnout.providers.credentials import build_redactor
 from turnout.providers.http import HttpProvider
 from turnout.providers.openai import PRESETS, OpenAICompatibleAdapter
+from turnout.providers.simulated import Behaviour, SimulatedProvider
 from turnout.secrets import Redactor, Secret
-from turnout.testing.simulated import Behaviour, SimulatedProvider
-from turnout.upstream import Upstream
+from turnout.upstream.aiohttp import Upstream
 
 #: Deployments of the built-in simulated provider take their behaviour from this parameter.
 SIMULATE_PARAM = "simulate"
@@ -30,9 +30,9 @@ SIMULATE_PARAM = "simulate"
 #: ``create_adapter(name: str, environ: Mapping[str, str], clock: Clock) -> Adapter``.
 NATIVE: dict[str, str] = {
     "azure": "turnout.providers.azure",
-    "anthropic": "turnout.providers.anthropic",
-    "gemini": "turnout.providers.gemini",
-    "bedrock": "turnout.providers.bedrock",
+    "anthropic": "turnout.providers.anthropic.adapter",
+    "gemini": "turnout.providers.gemini.adapter",
+    "bedrock": "turnout.providers.bedrock.adapter",
 }
 
 

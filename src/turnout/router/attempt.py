@@ -14,11 +14,11 @@ from enum import Enum
 from typing import TYPE_CHECKING
 
 from turnout.clock import Clock
-from turnout.config import Deployment
+from turnout.config.router import Deployment
 from turnout.errors import FailureKind, TurnoutError
+from turnout.health.rules import HealthPolicy, Outcome
 from turnout.observe.events import AttemptFinished, Event, Observer
-from turnout.pricing import price
-from turnout.router.health import HealthPolicy, Outcome
+from turnout.pricing.price import price
 from turnout.router.poison import FAILING, Hold, suspect
 from turnout.state.base import StateStore
 from turnout.wire import RateLimitHints, Request, Usage

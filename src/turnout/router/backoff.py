@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from turnout.config import RetryConfig
+from turnout.config.router import RetryConfig
 
 
 def backoff_delay(

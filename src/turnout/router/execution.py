@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from turnout.clock import Clock
-from turnout.config import Deployment
+from turnout.config.router import Deployment
 from turnout.errors import (
     DeadlineExceededError,
     FailureKind,
@@ -37,6 +37,8 @@ from turnout.errors import (
     fallback_kind,
     most_informative,
 )
+from turnout.health.breaker import Admission
+from turnout.health.record import DeploymentState
 from turnout.observe.events import (
     AttemptStarted,
     BudgetExhausted,
@@ -51,17 +53,15 @@ from turnout.observe.stats import RouterStats
 from turnout.providers.base import Provider
 from turnout.router.attempt import Attempt, Call, Run, emit
 from turnout.router.backoff import backoff_delay
-from turnout.router.breaker import Admission
 from turnout.router.budget import WindowBudget
-from turnout.router.deployments import ModelTable
 from turnout.router.failover import continue_stream
 from turnout.router.filters import Rejections, eligible
 from turnout.router.hedging import Hedger, hedged
 from turnout.router.poison import answering
 from turnout.router.strategies import Strategy
 from turnout.router.streaming import Stream, close_quietly
+from turnout.router.table import ModelTable
 from turnout.state.base import StateStore
-from turnout.state.record import DeploymentState
 from turnout.wire import ProviderResponse, Request
 
 T = TypeVar("T")

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from turnout.config import Deployment
+from turnout.config.router import Deployment
 from turnout.errors import BadRequestError, TurnoutError
 from turnout.observe.events import StreamFailover
 from turnout.providers.capabilities import Capabilities
 from turnout.router.attempt import Attempt, Call, Run, emit
 from turnout.router.continuation import added_prompt_tokens, continuation_request
-from turnout.router.deployments import ModelTable
 from turnout.router.streaming import Segment, Stream
+from turnout.router.table import ModelTable
 from turnout.router.transcript import Transcript
 
 if TYPE_CHECKING:

@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 
-from turnout.config import BreakerConfig, Deployment
+from turnout.config.router import BreakerConfig, Deployment
 from turnout.errors import (
     ContextWindowExceededError,
     NoDeploymentsAvailableError,
     NoMatchingDeploymentError,
     TurnoutError,
 )
-from turnout.router import breaker as breaker_rules
-from turnout.state.record import CooldownReason, DeploymentState
+from turnout.health import breaker as breaker_rules
+from turnout.health.record import CooldownReason, DeploymentState
 from turnout.wire import Request
 
 #: The tag that marks deployments serving requests whose tags match no deployment.

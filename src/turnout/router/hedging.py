@@ -11,14 +11,14 @@ import asyncio
 from collections.abc import Collection, Mapping
 from typing import TYPE_CHECKING
 
-from turnout.config import HedgeConfig
+from turnout.config.router import HedgeConfig
 from turnout.errors import TurnoutError, most_informative
 from turnout.observe.events import BudgetExhausted, HedgeFired, HedgeSettled
 from turnout.router.attempt import Attempt, Run, emit
 from turnout.router.budget import WindowBudget
-from turnout.router.deployments import ModelTable
 from turnout.router.latency_window import LatencyWindow
 from turnout.router.streaming import Stream
+from turnout.router.table import ModelTable
 
 if TYPE_CHECKING:
     from turnout.router.attempt import Call

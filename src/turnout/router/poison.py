@@ -50,9 +50,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from turnout.errors import FailureKind, ProviderError, TurnoutError
+from turnout.health.record import BreakerPhase, DeploymentState
+from turnout.health.rules import HealthPolicy, Outcome, count_failure, would_take_out
 from turnout.observe.events import HealthEvent
-from turnout.router.health import HealthPolicy, Outcome, count_failure, would_take_out
-from turnout.state.record import BreakerPhase, DeploymentState
 
 #: Upstream statuses that speak of the upstream's capacity or its edge, never of one request.
 _CAPACITY_STATUSES = frozenset({502, 503, 504, 529})

@@ -19,23 +19,23 @@ from types import MappingProxyType
 from typing import Any
 
 from turnout.clock import Clock, SystemClock
-from turnout.config import Deployment, RouterConfig
+from turnout.config.router import Deployment, RouterConfig
 from turnout.errors import (
     ConfigError,
     InvalidRequestError,
 )
+from turnout.health.record import BreakerPhase, CooldownReason
 from turnout.observe.events import Observer
 from turnout.observe.stats import RouterStats
 from turnout.providers.base import Provider
 from turnout.router.attempt import Call
-from turnout.router.deployments import ModelTable
 from turnout.router.execution import ConfigBundle, Executor, retry_budget_for
 from turnout.router.hedging import Hedger
 from turnout.router.strategies import create_strategy
 from turnout.router.streaming import Stream
+from turnout.router.table import ModelTable
 from turnout.state.base import StateStore
 from turnout.state.memory import MemoryStateStore
-from turnout.state.record import BreakerPhase, CooldownReason
 from turnout.wire import Request, Response
 
 

@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 from turnout.clock import Clock
-from turnout.config import Deployment
+from turnout.config.router import Deployment
 from turnout.errors import (
     DeadlineExceededError,
     FailureKind,

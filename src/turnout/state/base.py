@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Protocol
 
+from turnout.health.breaker import Admission
+from turnout.health.record import CooldownReason, DeploymentState
+from turnout.health.rules import HealthPolicy, Outcome
 from turnout.observe.events import HealthEvent
-from turnout.router.breaker import Admission
-from turnout.router.health import HealthPolicy, Outcome
-from turnout.state.record import CooldownReason, DeploymentState
 
 
 class StateStore(Protocol):

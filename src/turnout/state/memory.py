@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 
+from turnout.health import breaker as breaker_rules
+from turnout.health.breaker import Admission
+from turnout.health.record import CooldownReason, DeploymentState
+from turnout.health.rules import HealthPolicy, Outcome, cool_down, lift_cooldown, settle
 from turnout.observe.events import BreakerTransition, HealthEvent
-from turnout.router import breaker as breaker_rules
 from turnout.router import poison
-from turnout.router.breaker import Admission
-from turnout.router.health import HealthPolicy, Outcome, cool_down, lift_cooldown, settle
-from turnout.state.record import CooldownReason, DeploymentState
 
 
 class MemoryStateStore:

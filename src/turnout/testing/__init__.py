@@ -5,7 +5,7 @@ answers like an upstream provider whose latency, errors, quotas and broken strea
 configured `Behaviour`, so routing can be exercised without sockets or real sleeping.
 """
 
+from turnout.providers.simulated import Behaviour, Call, SimulatedProvider
 from turnout.testing.clock import ManualClock
-from turnout.testing.simulated import Behaviour, Call, SimulatedProvider
 
 __all__ = ["Behaviour", "Call", "ManualClock", "SimulatedProvider"]

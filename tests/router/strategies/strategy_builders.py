@@ -6,10 +6,10 @@ import random
 from collections.abc import Sequence
 from typing import Any
 
-from turnout.config import Deployment, RoutingConfig
+from turnout.config.router import Deployment, RoutingConfig
+from turnout.health.record import DeploymentState
 from turnout.router.strategies import REGISTRY
 from turnout.router.strategies.base import Strategy
-from turnout.state.record import DeploymentState
 from turnout.wire import Request
 
 #: A wall-clock instant in the middle of a minute (minute 1000), for per-minute counters.

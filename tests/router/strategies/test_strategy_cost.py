@@ -1,7 +1,7 @@
 import pytest
 from strategy_builders import WALL, deployment, make, picks, request, state, states
 
-from turnout.pricing import price
+from turnout.pricing.price import price
 
 #: Cheap on input, dear on output; and the reverse.
 READER = deployment(0, input_cost_per_token=1e-6, output_cost_per_token=1e-5)

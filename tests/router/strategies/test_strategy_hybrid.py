@@ -1,7 +1,7 @@
 import pytest
 from strategy_builders import WALL, deployment, make, picks, request, state, states
 
-from turnout.config import HybridWeights
+from turnout.config.router import HybridWeights
 
 CHEAP_SLOW = deployment(0, input_cost_per_token=1e-6)
 DEAR_FAST = deployment(1, input_cost_per_token=2e-6)

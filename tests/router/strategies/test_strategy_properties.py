@@ -13,12 +13,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 from strategy_builders import MINUTE, WALL, deployment, deployments, make, request, states
 
-from turnout.config import Deployment, HybridWeights, RoutingConfig
-from turnout.pricing import price
+from turnout.config.router import Deployment, HybridWeights, RoutingConfig
+from turnout.health.record import DeploymentState
+from turnout.pricing.price import price
 from turnout.router.strategies import REGISTRY
 from turnout.router.strategies.round_robin import RoundRobin
 from turnout.router.strategies.weighted import WeightedRandom
-from turnout.state.record import DeploymentState
 from turnout.wire import Request
 
 NAMES = sorted(REGISTRY)

@@ -3,7 +3,7 @@ import random
 import pytest
 from strategy_builders import WALL, deployments, request, states
 
-from turnout.config import RoutingConfig
+from turnout.config.router import RoutingConfig
 from turnout.errors import ConfigError
 from turnout.router.strategies import ALIASES, REGISTRY, create_strategy, strategy_names
 

@@ -2,7 +2,7 @@ import random
 
 from strategy_builders import WALL, deployments, make, request, states
 
-from turnout.config import RoutingConfig
+from turnout.config.router import RoutingConfig
 from turnout.router.strategies.round_robin import RoundRobin
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from turnout.config import RoutingConfig
+from turnout.config.router import RoutingConfig
 from turnout.router.strategies.base import Strategy, StrategyFactory
 from turnout.router.strategies.cost import LowestCost
 from turnout.router.strategies.hybrid import Hybrid

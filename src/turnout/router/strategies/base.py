@@ -11,8 +11,8 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from turnout.config import Deployment, RoutingConfig
-from turnout.state.record import DeploymentState
+from turnout.config.router import Deployment, RoutingConfig
+from turnout.health.record import DeploymentState
 from turnout.wire import Request
 
 

@@ -20,11 +20,11 @@ import math
 import random
 from collections.abc import Sequence
 
-from turnout.config import Deployment, RoutingConfig
-from turnout.pricing import price
+from turnout.config.router import Deployment, RoutingConfig
+from turnout.health.record import DeploymentState
+from turnout.pricing.price import price
 from turnout.router.strategies.base import random_among_best
 from turnout.router.strategies.latency import latency_scores
-from turnout.state.record import DeploymentState
 from turnout.wire import Request
 
 

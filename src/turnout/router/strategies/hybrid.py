@@ -22,11 +22,11 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from turnout.config import Deployment, RoutingConfig
-from turnout.pricing import price
+from turnout.config.router import Deployment, RoutingConfig
+from turnout.health.record import DeploymentState, window_position
+from turnout.pricing.price import price
 from turnout.router.strategies.base import random_among_best
 from turnout.router.strategies.latency import latency_scores
-from turnout.state.record import DeploymentState, window_position
 from turnout.wire import Request
 
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from turnout.config import Deployment, RoutingConfig
+from turnout.config.router import Deployment, RoutingConfig
+from turnout.health.record import DeploymentState
 from turnout.router.strategies.base import random_among_best
-from turnout.state.record import DeploymentState
 from turnout.wire import Request
 
 

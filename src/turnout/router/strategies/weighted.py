@@ -9,9 +9,9 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
-from turnout.config import Deployment, RoutingConfig
+from turnout.config.router import Deployment, RoutingConfig
+from turnout.health.record import DeploymentState
 from turnout.router.strategies.base import weighted_index
-from turnout.state.record import DeploymentState
 from turnout.wire import Request
 
 

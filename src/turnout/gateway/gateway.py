@@ -1,0 +1,142 @@
+"""One gateway process: its router, upstream client, metrics, access rules, limits and config.
+
+A reload applies every setting it can at once: the model list, the master key, /metrics access,
+the body limit, the connection timeouts and cap (idle timeout: for connections opened after it)
+and the log level. The listening address, the worker count, the shutdown timeout and the demo
+switch need a restart; a reload that changes one says so in its log and in its answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, Final
+
+import msgspec
+
+from turnout.clock import Clock
+from turnout.config.load import GatewayConfig, load_config, with_command_line
+from turnout.errors import InvalidRequestError
+from turnout.gateway.auth import Authenticator, authenticator_for, metrics_authenticator
+from turnout.gateway.connections import ConnectionLimits
+from turnout.observe.logs import LogObserver
+from turnout.observe.metrics import GatewayMetrics
+from turnout.providers.credentials import secrets_in
+from turnout.providers.registry import ProviderSet, provider_set
+from turnout.router.router import Router
+from turnout.upstream.aiohttp import Upstream
+
+logger = logging.getLogger("turnout.gateway")
+
+#: Server settings a running process cannot change.
+RESTART_ONLY: Final = ("host", "port", "workers", "shutdown_timeout", "demo")
+
+
+class Gateway:
+    """Everything the HTTP application serves with. Build it inside the running event loop."""
+
+    def __init__(
+        self, config: GatewayConfig, *, clock: Clock | None = None, routing_detail: bool = False
+    ) -> None:
+        self.config = config
+        self.upstream = Upstream()
+        self.metrics = GatewayMetrics()
+        self._clock = clock
+        self._logs = LogObserver(config.router.routing.strategy, routing_detail=routing_detail)
+        built = _providers(config, self.upstream, clock)
+        #: Applied to every error as it leaves the gateway (the providers apply it first).
+        self.redactor = built.redactor
+        self.router = Router(
+            config.router,
+            built.providers,
+            clock=clock,
+            observers=[self.metrics, self._logs],
+        )
+        self.auth: Authenticator = authenticator_for(config.server.master_key)
+        self.metrics_auth: Authenticator = metrics_authenticator(config.server)
+        self.limits = ConnectionLimits.of(config.server)
+        self.metrics.deployments(_described(config))
+        self.draining = False
+        self.started_at = time.time()
+        #: One reload at a time (SIGHUP and POST /admin/reload may overlap); later ones queue.
+        self._reload_lock = asyncio.Lock()
+
+    async def reload(self) -> dict[str, Any]:
+        """Read the config file again and swap the model list in without dropping requests.
+
+        Reloads run one after another, each reading the file as it is when its turn comes, so
+        the last one to finish applies the newest file.
+        """
+        async with self._reload_lock:
+            return await self._reload()
+
+    async def _reload(self) -> dict[str, Any]:
+        source = self.config.source
+        if source is None:
+            raise InvalidRequestError("this gateway was not started from a config file")
+        # Reading, parsing and validating a file takes milliseconds to (for a large file)
+        # seconds of CPU: off the event loop, so that serving goes on meanwhile.
+        config = await asyncio.to_thread(load_config, source)
+        config = with_command_line(config, dict(self.config.command_line))
+        built = _providers(config, self.upstream, self._clock)
+        await self.router.reload(config.router, built.providers)
+        self.redactor = built.redactor
+        self.auth = authenticator_for(config.server.master_key)
+        self.metrics_auth = metrics_authenticator(config.server)
+        self.limits = ConnectionLimits.of(config.server)
+        self.metrics.deployments(_described(config))
+        changed = _changed_server_settings(self.config, config)
+        restart = [name for name in changed if name in RESTART_ONLY]
+        live = [name for name in changed if name not in RESTART_ONLY]
+        if "log_level" in live:
+            logging.getLogger().setLevel(config.server.log_level.upper())
+        if restart:
+            logger.warning(
+                "reload: %s changed but take effect only on restart; the running values stay",
+                ", ".join(f"server.{name}" for name in restart),
+            )
+            # Keep describing the process as it runs, so the next reload says it again.
+            running = {name: getattr(self.config.server, name) for name in restart}
+            config = msgspec.structs.replace(
+                config, server=msgspec.structs.replace(config.server, **running)
+            )
+        if live:
+            logger.info("reload: applied %s", ", ".join(f"server.{name}" for name in live))
+        self.config = config
+        for warning in config.warnings:
+            logger.warning("config: %s", warning)
+        logger.info(
+            "reloaded %s: %d deployments in %d model groups",
+            source,
+            len(config.router.model_list),
+            len({d.model_name for d in config.router.model_list}),
+        )
+        return {
+            "status": "reloaded",
+            "deployments": len(config.router.model_list),
+            "warnings": list(config.warnings),
+            "applied": [f"server.{name}" for name in live],
+            # Present only when something waits for a restart, so that its presence says so.
+            **({"restart_required": [f"server.{name}" for name in restart]} if restart else {}),
+        }
+
+    async def close(self) -> None:
+        await self.upstream.close()
+
+
+def _providers(config: GatewayConfig, upstream: Upstream, clock: Clock | None) -> ProviderSet:
+    """The providers and the redactor: every deployment's secrets and the gateway's own."""
+    return provider_set(config.router, upstream, clock, secrets=secrets_in(config.server))
+
+
+def _described(config: GatewayConfig) -> list[tuple[str, str, str]]:
+    return [(d.id, d.model_name, d.provider) for d in config.router.model_list]
+
+
+def _changed_server_settings(old: GatewayConfig, new: GatewayConfig) -> list[str]:
+    return [
+        name
+        for name in type(new.server).__struct_fields__
+        if getattr(old.server, name) != getattr(new.server, name)
+    ]

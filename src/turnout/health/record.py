@@ -1,0 +1,169 @@
+"""Per-deployment runtime state: compact, O(1) to read and update.
+
+One `DeploymentState` exists per deployment id for the life of the router (it survives hot
+reloads while the id does). Every field is a slot, so the record costs a few hundred bytes,
+and every question a filter or strategy asks of it is answered in constant time.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum, StrEnum
+
+
+class BreakerPhase(IntEnum):
+    CLOSED = 0
+    OPEN = 1
+    HALF_OPEN = 2
+
+
+class CooldownReason(StrEnum):
+    RATE_LIMITED = "rate_limited"
+    AUTHENTICATION = "authentication"
+    NOT_FOUND = "not_found"
+    TIMEOUT = "timeout"
+    FAILURES = "failures"
+    FAILURE_RATE = "failure_rate"
+    MANUAL = "manual"
+
+
+class Breaker:
+    """A circuit breaker's state (the rules that move it live in `turnout.health.breaker`)."""
+
+    __slots__ = ("failures", "opened_at", "phase", "probes", "successes")
+
+    def __init__(self) -> None:
+        self.phase = BreakerPhase.CLOSED
+        #: Consecutive failures (closed) or consecutive successful probes (half-open).
+        self.failures = 0
+        self.successes = 0
+        self.opened_at = 0.0
+        #: Probes in flight while half-open.
+        self.probes = 0
+
+
+class DeploymentState:
+    """What the router knows about one deployment right now."""
+
+    __slots__ = (
+        "breaker",
+        "consecutive_failures",
+        "cooldown_reason",
+        "cooldown_until",
+        "deployment_id",
+        "dropped",
+        "failures",
+        "held",
+        "held_streak",
+        "hint_expires",
+        "hold_seq",
+        "in_flight",
+        "last_success",
+        "latency",
+        "limit_requests",
+        "limit_tokens",
+        "minute",
+        "prev_failures",
+        "prev_successes",
+        "remaining_requests",
+        "remaining_tokens",
+        "rpm_used",
+        "served",
+        "successes",
+        "tpm_used",
+        "ttft",
+    )
+
+    def __init__(self, deployment_id: str) -> None:
+        self.deployment_id = deployment_id
+        self.in_flight = 0
+        #: Averages (EWMA) in seconds; None until the first sample.
+        self.latency: float | None = None
+        self.ttft: float | None = None
+        #: The wall-clock minute the counters below belong to.
+        self.minute = 0
+        self.rpm_used = 0
+        self.tpm_used = 0
+        self.successes = 0
+        self.failures = 0
+        self.prev_successes = 0
+        self.prev_failures = 0
+        self.consecutive_failures = 0
+        #: Monotonic time the cooldown ends (0: none) and why it started.
+        self.cooldown_until = 0.0
+        self.cooldown_reason: CooldownReason | None = None
+        self.breaker = Breaker()
+        #: Quota the provider reported in rate-limit headers, valid until hint_expires (wall).
+        self.remaining_requests: int | None = None
+        self.limit_requests: int | None = None
+        self.remaining_tokens: int | None = None
+        self.limit_tokens: int | None = None
+        self.hint_expires = 0.0
+        #: Monotonic time of the last successful attempt (0: none yet).
+        self.last_success = 0.0
+        #: Successful attempts ever: another deployment compares it with what it was when a
+        #: request was judged the cause of failures on both (see `turnout.router.poison`).
+        self.served = 0
+        #: Server errors held until their request's verdict (see `turnout.router.poison`):
+        #: hold token -> whether a later failure has already made it count.
+        self.held: dict[int, bool] | None = None
+        #: Tokens of the failures held (or dropped as the request's fault) since the last
+        #: success: they count all at once when the next failure would take the deployment out.
+        self.held_streak: list[int] | None = None
+        #: The failures of the streak dropped as their requests' fault and not yet explained:
+        #: hold token -> each deployment the verdict was given on, with its `served` then.
+        self.dropped: dict[int, tuple[tuple[str, int], ...]] | None = None
+        self.hold_seq = 0
+
+    def roll(self, wall: float) -> None:
+        """Move the per-minute counters to the minute `wall` falls in."""
+        minute = int(wall // 60)
+        if minute == self.minute:
+            return
+        if minute == self.minute + 1:
+            self.prev_successes, self.prev_failures = self.successes, self.failures
+        else:
+            self.prev_successes = self.prev_failures = 0
+        self.minute = minute
+        self.successes = self.failures = self.rpm_used = self.tpm_used = 0
+        self.consecutive_failures = 0
+
+    def rolling_counts(self, wall: float) -> tuple[float, float]:
+        """Successes and failures over the last sixty seconds (sliding-window estimate)."""
+        minute, carry = window_position(wall)
+        return self.rolling_counts_at(minute, carry)
+
+    def rolling_counts_at(self, minute: int, carry: float) -> tuple[float, float]:
+        """`rolling_counts` with the window position computed once for many deployments."""
+        if minute == self.minute:
+            return (
+                self.successes + self.prev_successes * carry,
+                self.failures + self.prev_failures * carry,
+            )
+        if minute == self.minute + 1:
+            return self.successes * carry, self.failures * carry
+        return 0.0, 0.0
+
+    def reliability(self, wall: float) -> float:
+        """Share of recent attempts that succeeded, smoothed so that no data reads as 1.0."""
+        minute, carry = window_position(wall)
+        return self.reliability_at(minute, carry)
+
+    def reliability_at(self, minute: int, carry: float) -> float:
+        """`reliability` with the window position computed once for many deployments."""
+        successes, failures = self.rolling_counts_at(minute, carry)
+        return (successes + 1.0) / (successes + failures + 1.0)
+
+    def usage_this_minute(self, wall: float) -> tuple[int, int]:
+        """Requests and tokens used in the current minute."""
+        if int(wall // 60) != self.minute:
+            return 0, 0
+        return self.rpm_used, self.tpm_used
+
+    def cooling(self, now: float) -> bool:
+        return self.cooldown_until > now
+
+
+def window_position(wall: float) -> tuple[int, float]:
+    """The wall-clock minute, and how much of the previous minute still counts (1.0 -> 0.0)."""
+    minute = int(wall // 60)
+    return minute, 1.0 - (wall / 60.0 - minute)

@@ -1,0 +1,1 @@
+"""What a deployment's tokens cost: list prices with their sources, lookup by model, and pricing."""

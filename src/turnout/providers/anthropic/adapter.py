@@ -1,0 +1,146 @@
+"""Anthropic's Messages API (``POST /v1/messages``) behind turnout's OpenAI-shaped interface.
+
+The translation lives in small modules, one job each: `anthropic_request` (OpenAI request to
+native body), `anthropic_response` (native Message to ``chat.completion``), `anthropic_stream`
+(native events to ``chat.completion.chunk``s) and `anthropic_errors` (error bodies, error events
+and rate-limit headers). This module ties them into the `Adapter` protocol.
+
+Calls carry ``x-api-key`` (the deployment's key, else ``ANTHROPIC_API_KEY``) and
+``anthropic-version`` (the deployment's ``api_version``, else ``2023-06-01``). A deployment's
+``params`` are defaults for the OpenAI-shaped request, except ``extra_headers`` (sent as HTTP
+headers, e.g. ``anthropic-beta``) and ``extra_body`` (merged into the native body as is); the
+AWS, Vertex and OpenAI-organization settings a LiteLLM import may carry mean nothing here.
+
+Anthropic has no embeddings and no legacy text completions: those operations are refused with
+`InvalidRequestError` naming ``model``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from turnout.clock import Clock
+from turnout.config.router import Deployment
+from turnout.errors import InvalidRequestError, ProviderError
+from turnout.providers.adapter import UpstreamRequest
+from turnout.providers.anthropic.errors import classify, describe, rate_limit_hints
+from turnout.providers.anthropic.request import RequestTranslator
+from turnout.providers.anthropic.response import completion
+from turnout.providers.anthropic.stream import AnthropicStreamTranslator
+from turnout.providers.capabilities import Capabilities, Capable
+from turnout.providers.chunks import wants_usage
+from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request
+
+DEFAULT_BASE_URL = "https://api.anthropic.com"
+API_VERSION = "2023-06-01"
+KEY_VARIABLE = "ANTHROPIC_API_KEY"
+_HEADER_PARAMS = "extra_headers"
+_BODY_PARAMS = "extra_body"
+#: Settings of other providers a LiteLLM import may leave in ``params``: nothing for Anthropic.
+_OTHER_PROVIDERS_PARAMS = frozenset(
+    {
+        "aws_region_name",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "vertex_project",
+        "vertex_location",
+        "organization",
+    }
+)
+
+_CLAUDE_3_AND_LATER = Capabilities(
+    tools=True, vision=True, json_mode=False, assistant_prefill=True, embeddings=False
+)
+_CLAUDE_2 = Capabilities(
+    tools=False, vision=False, json_mode=False, assistant_prefill=True, embeddings=False
+)
+
+
+class AnthropicAdapter(Capable):
+    """The adapter for provider ``anthropic``: see the module docstring."""
+
+    #: Every Claude model of the Messages API era (3, 3.5, 3.7, 4 and later) takes tools and
+    #: images and continues a prefilled answer; only the retired Claude 2 line did not.
+    CAPABILITIES = (
+        ("", _CLAUDE_3_AND_LATER),
+        ("claude-2", _CLAUDE_2),
+        ("claude-instant", _CLAUDE_2),
+    )
+
+    __slots__ = ("_clock", "_default_key", "name")
+
+    def __init__(self, name: str, environ: Mapping[str, str], clock: Clock) -> None:
+        self.name = name
+        self._default_key = environ.get(KEY_VARIABLE)
+        self._clock = clock
+
+    def credentials(self) -> tuple[str, ...]:
+        """The keys this adapter read from the environment, for redaction."""
+        return (self._default_key,) if self._default_key else ()
+
+    def url(self, deployment: Deployment) -> str:
+        """``/v1/messages`` under the base URL (one that already ends in ``/v1`` is fine)."""
+        base = (deployment.base_url or DEFAULT_BASE_URL).rstrip("/")
+        if base.endswith("/v1/messages"):
+            return base
+        return f"{base}/messages" if base.endswith("/v1") else f"{base}/v1/messages"
+
+    def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
+        if request.operation is not Operation.CHAT:
+            what = "embeddings" if request.operation is Operation.EMBEDDING else "text completions"
+            raise InvalidRequestError(
+                f"{self.name}: Anthropic has no {what} API; `{deployment.model}` serves chat "
+                "completions only",
+                param="model",
+            )
+        body: dict[str, Any] = dict(request.body)
+        headers = {"content-type": "application/json"}
+        extra: dict[str, Any] = {}
+        for name, value in deployment.params.items():
+            if name == _HEADER_PARAMS and isinstance(value, Mapping):
+                headers.update({str(k).lower(): str(v) for k, v in value.items()})
+            elif name == _BODY_PARAMS and isinstance(value, Mapping):
+                extra.update(value)
+            elif name not in _OTHER_PROVIDERS_PARAMS:
+                body.setdefault(name, value)
+        native: dict[str, Any] = {"model": deployment.model}
+        native.update(RequestTranslator(self.name, deployment).body(body, extra))
+        headers["anthropic-version"] = deployment.api_version or API_VERSION
+        key = deployment.api_key.reveal() if deployment.api_key else self._default_key
+        if key:
+            headers["x-api-key"] = key
+        return UpstreamRequest(self.url(deployment), msgspec.json.encode(native), headers)
+
+    def parse(
+        self, deployment: Deployment, request: Request, body: bytes, headers: Mapping[str, str]
+    ) -> ProviderResponse:
+        answer, usage = completion(self.name, deployment.model, self._created(), body)
+        return ProviderResponse(answer, usage=usage, rate_limits=self.rate_limits(headers))
+
+    def translator(self, deployment: Deployment, request: Request) -> AnthropicStreamTranslator:
+        return AnthropicStreamTranslator(
+            self.name,
+            deployment.model,
+            self._created(),
+            wants_usage(request.body),
+            self._clock.wall,
+        )
+
+    def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+        kind, message = describe(body)
+        return classify(self.name, status, kind, message, headers, self._clock.wall)
+
+    def rate_limits(self, headers: Mapping[str, str]) -> RateLimitHints | None:
+        return rate_limit_hints(headers, self._clock.wall)
+
+    def _created(self) -> int:
+        return int(self._clock.wall())
+
+
+def create_adapter(name: str, environ: Mapping[str, str], clock: Clock) -> AnthropicAdapter:
+    """The registry's factory (`turnout.providers.registry.NATIVE`)."""
+    return AnthropicAdapter(name, environ, clock)

@@ -1,0 +1,1 @@
+"""AWS Bedrock's Converse API: SigV4 signing, translation, event-stream decoding, errors."""

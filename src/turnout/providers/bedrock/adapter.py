@@ -1,0 +1,285 @@
+"""Amazon Bedrock: chat through the Converse and ConverseStream APIs, embeddings through
+InvokeModel (Amazon Titan Text Embeddings and Cohere Embed).
+
+Calls go to ``https://bedrock-runtime.{region}.amazonaws.com`` (or the deployment's
+``base_url``, or ``params.aws_bedrock_runtime_endpoint``): ``POST /model/{modelId}/converse``,
+``/converse-stream`` and ``/invoke``. The model id may be an ARN or an inference-profile id, so
+it is percent-encoded into one path segment (``/`` as ``%2F``), except ``:``, which is legal in
+a path and which turnout's HTTP client (aiohttp, through yarl) would decode back to ``:``
+anyway: the SigV4 signature must cover the path exactly as sent. A LiteLLM-style ``converse/``
+(or ``invoke/``) route prefix on the model is dropped.
+
+The region is ``params.aws_region_name``, else ``AWS_REGION`` or ``AWS_DEFAULT_REGION``. Auth is a
+Bedrock API key when there is one (the deployment's ``api_key``, else ``AWS_BEARER_TOKEN_BEDROCK``),
+else SigV4 with static credentials (see `turnout.providers.bedrock.signing`), signed at the
+injected clock's wall time. ``params.extra_headers`` are sent (and signed); ``params.extra_body``
+is merged into the native body, the way to pass Converse fields turnout does not map
+(``guardrailConfig``, ``additionalModelRequestFields``...); other params are default OpenAI
+request fields, translated like the caller's own.
+
+The modules: `bedrock_messages` and `bedrock_request` (requests), `bedrock_response` (answers),
+`bedrock_stream` (event-stream decoding), `bedrock_errors` (the error mapping) and
+`bedrock_signing` (credentials and SigV4).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import quote
+
+import msgspec
+
+from turnout.clock import Clock
+from turnout.config.router import Deployment
+from turnout.errors import AuthenticationError, ConfigError, InvalidRequestError, ProviderError
+from turnout.providers.adapter import UpstreamRequest
+from turnout.providers.bedrock.errors import http_error
+from turnout.providers.bedrock.messages import PROVIDER
+from turnout.providers.bedrock.request import (
+    COHERE_INPUT_TYPE,
+    cohere_body,
+    converse_body,
+    titan_body,
+)
+from turnout.providers.bedrock.response import (
+    chat_completion,
+    cohere_embeddings,
+    embedding_list,
+    titan_embeddings,
+)
+from turnout.providers.bedrock.signing import AwsCredentials, credentials_from, reveal, sign
+from turnout.providers.bedrock.stream import ConverseStreamTranslator
+from turnout.providers.capabilities import Capabilities, Capable
+from turnout.providers.chunks import wants_usage
+from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request, Usage
+
+#: Deployment params the adapter reads itself; the rest are default request fields.
+_OWN_PARAMS = frozenset(
+    {
+        "aws_region_name",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "aws_bedrock_runtime_endpoint",
+        "extra_headers",
+        "extra_body",
+        "input_type",
+    }
+)
+#: Cross-region inference profiles prefix a model id with a geography.
+_GEOGRAPHIES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
+_TITAN_EMBED = "amazon.titan-embed"
+_COHERE_EMBED = "cohere.embed"
+
+_CHAT = Capabilities(tools=True)
+_EMBEDDINGS = Capabilities(tools=False, embeddings=True, streaming=False)
+_ENCODE = msgspec.json.Encoder().encode
+
+
+class BedrockAdapter(Capable):
+    """Bedrock Runtime's Converse, ConverseStream and InvokeModel (embeddings)."""
+
+    CAPABILITIES = (
+        ("", _CHAT),
+        ("anthropic.claude", Capabilities(tools=True, vision=True, assistant_prefill=True)),
+        ("meta.llama", _CHAT),
+        ("meta.llama3-2-11b", Capabilities(tools=True, vision=True)),
+        ("meta.llama3-2-90b", Capabilities(tools=True, vision=True)),
+        ("meta.llama4", Capabilities(tools=True, vision=True)),
+        ("mistral.", _CHAT),
+        ("mistral.pixtral", Capabilities(tools=True, vision=True)),
+        ("amazon.nova-", Capabilities(tools=True, vision=True)),
+        ("amazon.nova-micro", _CHAT),
+        ("cohere.command-", _CHAT),
+        (_TITAN_EMBED, _EMBEDDINGS),
+        (_COHERE_EMBED, _EMBEDDINGS),
+    )
+
+    __slots__ = ("_bearer", "_clock", "_credentials", "_region", "name")
+
+    def __init__(self, name: str, environ: Mapping[str, str], clock: Clock) -> None:
+        self.name = name
+        self._clock = clock
+        self._region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
+        self._bearer = environ.get("AWS_BEARER_TOKEN_BEDROCK") or None
+        self._credentials = credentials_from({}, environ)
+
+    def credentials(self) -> tuple[str, ...]:
+        """The keys this adapter read from the environment, for redaction."""
+        held = [self._bearer]
+        if self._credentials is not None:
+            token = self._credentials.session_token
+            held += [self._credentials.access_key, self._credentials.secret_key.reveal()]
+            held.append(token.reveal() if token else None)
+        return tuple(value for value in held if value)
+
+    def capabilities(self, model: str) -> Capabilities:
+        return super().capabilities(_family(model_id(model)))
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
+        model = model_id(deployment.model)
+        for key in deployment.params:
+            if key.startswith("aws_") and key not in _OWN_PARAMS:
+                raise ConfigError(
+                    f"deployment {deployment.id!r}: params.{key} is not supported: turnout's "
+                    f"{self.name} provider signs with static credentials or an API key"
+                )
+        body = _with_defaults(request.body, deployment.params)
+        if request.operation is Operation.EMBEDDING:
+            native, action = self._embedding_body(deployment, model, body), "invoke"
+            headers = {"content-type": "application/json", "accept": "application/json"}
+        elif request.operation is Operation.CHAT:
+            native = converse_body(body, deployment.drop_params)
+            action = "converse-stream" if request.stream else "converse"
+            headers = {"content-type": "application/json"}
+        else:
+            raise InvalidRequestError(
+                f"{PROVIDER}: text completions are not supported; use chat completions",
+                param="prompt",
+            )
+        extra = deployment.params.get("extra_body")
+        if isinstance(extra, Mapping):
+            for key, value in extra.items():
+                native.setdefault(str(key), value)
+        extra_headers = deployment.params.get("extra_headers")
+        if isinstance(extra_headers, Mapping):
+            headers.update({str(k).lower(): str(v) for k, v in extra_headers.items()})
+        region = reveal(deployment.params.get("aws_region_name")) or self._region
+        url = f"{self._base_url(deployment, region)}/model/{quote(model, safe=':')}/{action}"
+        payload = _ENCODE(native)
+        headers = self._authorize(deployment, region, url, payload, headers)
+        return UpstreamRequest(url, payload, headers)
+
+    def _base_url(self, deployment: Deployment, region: str | None) -> str:
+        base = deployment.base_url or reveal(deployment.params.get("aws_bedrock_runtime_endpoint"))
+        if base:
+            return base.rstrip("/")
+        if region is None:
+            raise ConfigError(
+                f"deployment {deployment.id!r}: provider {self.name!r} needs a region "
+                "(params.aws_region_name, AWS_REGION or AWS_DEFAULT_REGION) or a base_url"
+            )
+        return f"https://bedrock-runtime.{region}.amazonaws.com"
+
+    def _authorize(
+        self,
+        deployment: Deployment,
+        region: str | None,
+        url: str,
+        payload: bytes,
+        headers: dict[str, str],
+    ) -> dict[str, str]:
+        key = deployment.api_key.reveal() if deployment.api_key else None
+        if key or (self._bearer and not _has_keys(deployment.params)):
+            headers["authorization"] = f"Bearer {key or self._bearer}"
+            return headers
+        credentials = self._credentials_for(deployment)
+        if region is None:
+            raise ConfigError(
+                f"deployment {deployment.id!r}: SigV4 signing needs a region "
+                "(params.aws_region_name, AWS_REGION or AWS_DEFAULT_REGION)"
+            )
+        return sign("POST", url, payload, headers, credentials, region, self._clock.wall())
+
+    def _credentials_for(self, deployment: Deployment) -> AwsCredentials:
+        if _has_keys(deployment.params):
+            # The deployment's own keys, both of them: never half of them with the environment's.
+            credentials = credentials_from(deployment.params, {})
+        else:
+            credentials = self._credentials
+        if credentials is None:
+            raise AuthenticationError(
+                f"{PROVIDER}: deployment {deployment.id!r} has no credentials: set its api_key "
+                "(a Bedrock API key), params aws_access_key_id and aws_secret_access_key, or "
+                "AWS_BEARER_TOKEN_BEDROCK / AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            )
+        return credentials
+
+    def _embedding_body(
+        self, deployment: Deployment, model: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        if model.startswith(_TITAN_EMBED):
+            return titan_body(body, deployment.drop_params)
+        if model.startswith(_COHERE_EMBED):
+            input_type = deployment.params.get("input_type", COHERE_INPUT_TYPE)
+            return cohere_body(body, str(input_type), deployment.drop_params)
+        raise InvalidRequestError(
+            f"{PROVIDER}: embeddings are supported for {_TITAN_EMBED}* and {_COHERE_EMBED}* "
+            f"models, not {model!r}",
+            param="model",
+        )
+
+    # -- answers -------------------------------------------------------------------------------
+
+    def parse(
+        self, deployment: Deployment, request: Request, body: bytes, headers: Mapping[str, str]
+    ) -> ProviderResponse:
+        model = model_id(deployment.model)
+        if request.operation is Operation.EMBEDDING:
+            if model.startswith(_TITAN_EMBED):
+                vectors, tokens = titan_embeddings(body)
+            else:
+                vectors, tokens = cohere_embeddings(body), _token_header(headers)
+            tokens = tokens or request.prompt_tokens
+            encoding = request.body.get("encoding_format")
+            answer = embedding_list(vectors, deployment.model, tokens, encoding)
+            return ProviderResponse(body=answer, usage=Usage(prompt_tokens=tokens))
+        response_id = f"chatcmpl-{headers.get('x-amzn-requestid') or uuid.uuid4().hex}"
+        created = int(self._clock.wall())
+        answer, usage = chat_completion(body, deployment.model, response_id, created)
+        return ProviderResponse(body=answer, usage=usage)
+
+    def translator(self, deployment: Deployment, request: Request) -> ConverseStreamTranslator:
+        response_id = f"chatcmpl-{uuid.uuid4().hex}"
+        created = int(self._clock.wall())
+        return ConverseStreamTranslator(
+            response_id, deployment.model, created, wants_usage(request.body)
+        )
+
+    def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+        return http_error(status, body, headers)
+
+    def rate_limits(self, headers: Mapping[str, str]) -> RateLimitHints | None:
+        # Bedrock sends no quota headers (its quotas live in Service Quotas).
+        return None
+
+
+def model_id(model: str) -> str:
+    """The Bedrock model id of a deployment's model, without a LiteLLM route prefix."""
+    for route in ("converse/", "invoke/"):
+        if model.startswith(route):
+            return model[len(route) :]
+    return model
+
+
+def _family(model: str) -> str:
+    for geography in _GEOGRAPHIES:
+        if model.startswith(geography):
+            return model[len(geography) :]
+    return model
+
+
+def _has_keys(params: Mapping[str, Any]) -> bool:
+    return bool(params.get("aws_access_key_id") or params.get("aws_secret_access_key"))
+
+
+def _with_defaults(body: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The caller's body, with the deployment's default request fields where it set none."""
+    defaults = {k: v for k, v in params.items() if k not in _OWN_PARAMS and k not in body}
+    return {**body, **defaults} if defaults else body
+
+
+def _token_header(headers: Mapping[str, str]) -> int:
+    """InvokeModel's ``X-Amzn-Bedrock-Input-Token-Count`` (Cohere's body has no usage)."""
+    try:
+        return int(headers.get("x-amzn-bedrock-input-token-count") or 0)
+    except ValueError:
+        return 0
+
+
+def create_adapter(name: str, environ: Mapping[str, str], clock: Clock) -> BedrockAdapter:
+    return BedrockAdapter(name, environ, clock)

@@ -1,0 +1,1 @@
+"""Fake provider servers: each speaks its vendor's wire format and misbehaves on command."""
