@@ -1,6 +1,7 @@
 """turnout: an LLM routing gateway.
 
-The router is a library: ``from turnout import Router`` works in-process, with no HTTP server.
+The router is a library: ``from turnout import Router`` works in-process, with no HTTP server,
+and ``turnout.open_router(config)`` builds one with real providers from a config.
 """
 
 from turnout.clock import Clock, SystemClock
@@ -19,6 +20,7 @@ from turnout.config.router import (
 from turnout.errors import TurnoutError
 from turnout.observe.events import Event, Observer
 from turnout.providers.base import Provider
+from turnout.router.assembly import open_router
 from turnout.router.router import DeploymentHealth, Router
 from turnout.router.streaming import Stream
 from turnout.secrets import Secret
@@ -62,5 +64,6 @@ __all__ = [
     "TurnoutError",
     "Usage",
     "__version__",
+    "open_router",
     "parse_router_config",
 ]

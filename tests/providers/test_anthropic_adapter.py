@@ -11,8 +11,10 @@ import pytest
 from turnout import Deployment, Request, Secret
 from turnout.errors import ContentPolicyError, InvalidRequestError, ServerError
 from turnout.providers.anthropic.adapter import AnthropicAdapter, create_adapter
+from turnout.providers.http import HttpProvider
 from turnout.providers.registry import native_adapter
-from turnout.testing import ManualClock
+from turnout.testing import ManualClock, MockTransport
+from turnout.upstream import UpstreamReply
 from turnout.wire import Operation
 
 CLOCK = ManualClock(epoch=1_750_000_000.0)
@@ -387,11 +389,19 @@ def _message(
     }
 
 
-def test_parse_a_text_answer() -> None:
-    answer = _parse(
-        _message([{"type": "text", "text": "Hi! "}, {"type": "text", "text": "I'm Claude."}]),
-        {"anthropic-ratelimit-requests-remaining": "49"},
+async def test_parse_a_text_answer() -> None:
+    # Through its provider on a `MockTransport`: the call sent and the answer read back.
+    message = _message([{"type": "text", "text": "Hi! "}, {"type": "text", "text": "I'm Claude."}])
+    headers = {"anthropic-ratelimit-requests-remaining": "49"}
+    transport = MockTransport(
+        lambda call: UpstreamReply(200, headers, msgspec.json.encode(message))
     )
+    request = Request(model="chat", body={"messages": [{"role": "user", "content": "Hi"}]})
+    answer = await HttpProvider(_adapter(), transport).complete(DEPLOYMENT, request)
+    [sent] = transport.requests
+    assert sent.url == "https://api.anthropic.com/v1/messages"
+    assert sent.headers["x-api-key"] == "sk-ant-secret"
+    assert answer.rate_limits is not None
     assert answer.rate_limits.remaining_requests == 49
     assert answer.body == {
         "id": "msg_013Zva2CMHLNnXjNJJKqJ2EF",

@@ -22,7 +22,7 @@ from turnout.errors import (
 from turnout.providers.anthropic.adapter import create_adapter
 from turnout.providers.http import HttpProvider
 from turnout.testing import ManualClock
-from turnout.upstream.aiohttp import Upstream
+from turnout.upstream.aiohttp import AiohttpTransport
 from turnout.wire import StreamChunk
 
 KEY = "sk-ant-fake"
@@ -291,16 +291,16 @@ async def test_stream_faults_on_the_wire(fake: FakeAnthropic) -> None:
     assert refused["stop_details"]["type"] == "refusal"
 
 
-# -- the adapter against the fake, over the real upstream seam ------------------------------
+# -- the adapter against the fake, over the real HTTP transport ------------------------------
 
 
 @pytest.fixture
 async def provider() -> AsyncIterator[HttpProvider]:
-    upstream = Upstream()
+    transport = AiohttpTransport()
     try:
-        yield HttpProvider(create_adapter("anthropic", {}, ManualClock()), upstream)
+        yield HttpProvider(create_adapter("anthropic", {}, ManualClock()), transport)
     finally:
-        await upstream.close()
+        await transport.aclose()
 
 
 def _deployment(fake: FakeAnthropic, key: str = KEY) -> Deployment:

@@ -1,6 +1,7 @@
 """The Azure OpenAI adapter: URLs, auth, old api-versions, content-filter annotations, errors.
 
-Native bodies are Azure's, from its REST reference and content-streaming documentation.
+Native bodies are Azure's, from its REST reference and content-streaming documentation. Tests
+marked "through its provider" run the adapter inside `HttpProvider` on a `MockTransport`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from turnout.errors import (
     UpstreamNotFoundError,
 )
 from turnout.providers.azure import DEFAULT_API_VERSION, AzureAdapter, create_adapter
+from turnout.providers.http import HttpProvider
 from turnout.providers.registry import native_adapter
+from turnout.testing import MockStream, MockTransport
+from turnout.upstream import UpstreamReply
 from turnout.wire import Operation, StreamChunk
 
 BASE = "https://contoso.openai.azure.com"
@@ -204,10 +208,16 @@ _ANSWER = {
 }
 
 
-def test_a_whole_answer_passes_through_with_its_usage() -> None:
+async def test_a_whole_answer_passes_through_with_its_usage() -> None:
+    # Through its provider, with the headers in the case Azure sends them.
     raw = msgspec.json.encode(_ANSWER)
-    headers = {"x-ratelimit-remaining-requests": "99", "x-ratelimit-limit-tokens": "-1"}
-    answer = _adapter().parse(_deployment(), _request(), raw, headers)
+    headers = {"X-RateLimit-Remaining-Requests": "99", "x-ratelimit-limit-tokens": "-1"}
+    transport = MockTransport(lambda call: UpstreamReply(200, headers, raw))
+    answer = await HttpProvider(_adapter(), transport).complete(_deployment(), _request())
+    [sent] = transport.requests
+    path = "/openai/deployments/gpt-4o-prod/chat/completions"
+    assert sent.url == f"{BASE}{path}?api-version={DEFAULT_API_VERSION}"
+    assert sent.headers["api-key"] == KEY
     assert answer.raw is raw
     assert answer.body["choices"][0]["finish_reason"] == "content_filter"  # a success, as is
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (33, 557)
@@ -294,6 +304,29 @@ def _stream(*events: bytes, **body: Any) -> list[StreamChunk]:
     chunks += translator.finish()
     translator.check()
     return chunks
+
+
+async def test_a_stream_through_its_provider_arrives_piece_by_piece() -> None:
+    # Through its provider on a `MockTransport`, one event a piece: the first chunk carries the
+    # reply's rate-limit headers, the annotation is dropped, the usage asked for comes last.
+    events = [
+        _event(_OPENING),
+        _chunk({"role": "assistant", "content": "Hi"}),
+        _annotation(),
+        _chunk({}, "stop"),
+        _USAGE,
+        b"data: [DONE]\n\n",
+    ]
+    hints = {"x-ratelimit-remaining-requests": "7"}
+    transport = MockTransport(lambda call: MockStream(events, headers=hints))
+    provider = HttpProvider(_adapter(), transport)
+    request = _request(stream=True, stream_options={"include_usage": True})
+    chunks = [chunk async for chunk in provider.stream(_deployment(), request)]
+    assert chunks[0].rate_limits is not None
+    assert chunks[0].rate_limits.remaining_requests == 7
+    assert [chunk.finish_reason for chunk in chunks] == [None, "stop", None]
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 2
+    assert transport.open_streams == 0
 
 
 def test_annotations_are_dropped_and_the_stream_keeps_one_id() -> None:

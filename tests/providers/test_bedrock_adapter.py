@@ -32,7 +32,9 @@ from turnout.errors import (
 )
 from turnout.providers.bedrock.adapter import BedrockAdapter, create_adapter
 from turnout.providers.bedrock.signing import AwsCredentials
-from turnout.testing import ManualClock
+from turnout.providers.http import HttpProvider
+from turnout.testing import ManualClock, MockTransport
+from turnout.upstream import UpstreamReply, UpstreamRequest
 from turnout.wire import Operation
 
 CLOCK = ManualClock(epoch=1_800_000_000.0)
@@ -440,19 +442,32 @@ def _converse(content: list[dict[str, Any]], stop: str = "end_turn", **usage: in
     )
 
 
-def test_a_text_answer_is_a_chat_completion() -> None:
-    adapter = _adapter()
-    answer = adapter.parse(
-        _deployment(),
-        _chat(),
-        _converse(
-            [{"text": "Hello "}, {"text": "there"}],
-            cacheReadInputTokens=10,
-            cacheWriteInputTokens=3,
-            totalTokens=30,
-        ),
-        {"x-amzn-requestid": "req-1"},
+async def test_a_text_answer_is_a_chat_completion() -> None:
+    # Through its provider on a `MockTransport`, which checks the signature as Bedrock would.
+    raw = _converse(
+        [{"text": "Hello "}, {"text": "there"}],
+        cacheReadInputTokens=10,
+        cacheWriteInputTokens=3,
+        totalTokens=30,
     )
+
+    def bedrock(call: UpstreamRequest) -> UpstreamReply:
+        headers = dict(call.headers)
+        signed = check(
+            headers["authorization"],
+            method=call.method,
+            url=call.url,
+            headers=headers,
+            body=call.body,
+            api_key=None,
+            keys=KEYS,
+        )
+        assert signed == "sigv4"
+        return UpstreamReply(200, {"X-Amzn-RequestId": "req-1"}, raw)
+
+    transport = MockTransport(bedrock)
+    answer = await HttpProvider(_adapter(), transport).complete(_deployment(), _chat())
+    assert len(transport.requests) == 1
     assert answer.body == {
         "id": "chatcmpl-req-1",
         "object": "chat.completion",

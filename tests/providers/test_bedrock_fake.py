@@ -26,7 +26,7 @@ from turnout.errors import (
 from turnout.providers.bedrock.adapter import create_adapter
 from turnout.providers.http import HttpProvider
 from turnout.testing import ManualClock
-from turnout.upstream.aiohttp import Upstream
+from turnout.upstream.aiohttp import AiohttpTransport
 from turnout.wire import Operation, StreamChunk
 
 ARN = "arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-3-haiku-v1:0"
@@ -40,12 +40,12 @@ async def fake() -> AsyncIterator[FakeBedrock]:
 
 @pytest.fixture
 async def provider() -> AsyncIterator[HttpProvider]:
-    upstream = Upstream()
+    transport = AiohttpTransport()
     try:
         # The real clock: the fake checks signatures, not their age.
-        yield HttpProvider(create_adapter("bedrock", {}, SystemClock()), upstream)
+        yield HttpProvider(create_adapter("bedrock", {}, SystemClock()), transport)
     finally:
-        await upstream.close()
+        await transport.aclose()
 
 
 def _deployment(fake: FakeBedrock, model: str = ARN, **params: Any) -> Deployment:

@@ -9,7 +9,7 @@ from turnout.config.load import ServerConfig
 from turnout.providers.credentials import build_redactor, deployment_secrets, secrets_in
 from turnout.providers.openai import OpenAICompatibleAdapter
 from turnout.providers.registry import native_adapter, provider_set
-from turnout.upstream.aiohttp import Upstream
+from turnout.upstream.aiohttp import AiohttpTransport
 
 
 def _deployment(**fields: Any) -> Deployment:
@@ -94,10 +94,10 @@ def test_native_adapters_hand_over_the_keys_they_read_from_the_environment() -> 
 
 async def test_the_provider_set_shares_one_redactor_with_the_gateways_secrets() -> None:
     config = RouterConfig(model_list=(_deployment(id="a", api_key=Secret("deploy-a-key-1")),))
-    upstream = Upstream()
+    transport = AiohttpTransport()
     try:
-        built = provider_set(config, upstream, secrets=[Secret("gw-master-key-2")])
+        built = provider_set(config, transport, secrets=[Secret("gw-master-key-2")])
     finally:
-        await upstream.close()
+        await transport.aclose()
     assert set(built.providers) == {"openai"}
     assert built.redactor.redact("deploy-a-key-1 gw-master-key-2") == "********** **********"

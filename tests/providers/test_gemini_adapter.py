@@ -19,8 +19,10 @@ from turnout.errors import (
 )
 from turnout.providers.gemini.adapter import GeminiAdapter, create_adapter
 from turnout.providers.gemini.messages import call_id, signature_of
+from turnout.providers.http import HttpProvider
 from turnout.providers.registry import native_adapter
-from turnout.testing import ManualClock
+from turnout.testing import ManualClock, MockTransport
+from turnout.upstream import UpstreamReply
 from turnout.wire import Operation
 
 KEY = "AIza-secret-key"
@@ -496,9 +498,15 @@ def _parse(body: bytes, request: Request | None = None) -> Any:
     return _adapter().parse(DEPLOYMENT, request or _chat(), body, {})
 
 
-def test_a_text_answer_becomes_a_chat_completion() -> None:
+async def test_a_text_answer_becomes_a_chat_completion() -> None:
+    # Through its provider on a `MockTransport`: the call sent and the answer read back.
     thought = {"text": "thinking...", "thought": True}
-    answer = _parse(_answer(_candidate(thought, {"text": "Hello "}, {"text": "there"})))
+    raw = _answer(_candidate(thought, {"text": "Hello "}, {"text": "there"}))
+    transport = MockTransport(lambda call: UpstreamReply(200, {}, raw))
+    answer = await HttpProvider(_adapter(), transport).complete(DEPLOYMENT, _chat())
+    [sent] = transport.requests
+    assert sent.url.endswith("/models/gemini-2.0-flash:generateContent")
+    assert sent.headers["x-goog-api-key"] == KEY
     assert answer.body == {
         "id": "chatcmpl-resp1",
         "object": "chat.completion",

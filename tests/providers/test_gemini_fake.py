@@ -29,7 +29,7 @@ from turnout.errors import (
 from turnout.providers.gemini.adapter import GeminiAdapter
 from turnout.providers.http import HttpProvider
 from turnout.testing import ManualClock
-from turnout.upstream.aiohttp import Upstream
+from turnout.upstream.aiohttp import AiohttpTransport
 from turnout.wire import Operation, StreamChunk
 
 KEY = "gemini-test-key"
@@ -60,11 +60,11 @@ async def fake() -> AsyncIterator[FakeGemini]:
 
 @pytest.fixture
 async def provider() -> AsyncIterator[HttpProvider]:
-    upstream = Upstream()
+    transport = AiohttpTransport()
     try:
-        yield HttpProvider(GeminiAdapter("gemini", {}, ManualClock()), upstream)
+        yield HttpProvider(GeminiAdapter("gemini", {}, ManualClock()), transport)
     finally:
-        await upstream.close()
+        await transport.aclose()
 
 
 def _deployment(fake: FakeGemini, **fields: Any) -> Deployment:

@@ -1,6 +1,11 @@
 """The provider boundary: every `ProviderError` leaves `HttpProvider` redacted, answered whole or
 streamed, by status or by an error event, whether the configuration's redactor was given or
-not (then the failing deployment's own credentials are used)."""
+not (then the failing deployment's own credentials are used).
+
+Against `FakeOpenAI` the provider runs over the real HTTP transport; the replies no fake sends
+(an HTML page, another server's JSON, a text exception frame) need only their bytes, so each
+family's provider meets them through a `MockTransport` (the gateway's redaction tests serve
+the same replies over real HTTP)."""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import msgspec
 import pytest
 
 from fakes.fake_openai import FakeOpenAI, Fault
-from raw_upstream import RawReply, raw_upstream
+from raw_upstream import RawReply
 from straddled_keys import (
     MASK,
     RAW_FAMILIES,
@@ -29,7 +34,9 @@ from turnout.providers.http import MESSAGE_LIMIT, HttpProvider
 from turnout.providers.openai import OpenAICompatibleAdapter
 from turnout.providers.registry import provider_set
 from turnout.secrets import Redactor
-from turnout.upstream.aiohttp import Upstream
+from turnout.testing import MockTransport
+from turnout.upstream import UpstreamReply, UpstreamRequest
+from turnout.upstream.aiohttp import AiohttpTransport
 
 KEY = "q7LmX2vR9tKpW4zN"
 OTHER = "zX81mQ0pLr5sTuV3hG7k"
@@ -42,12 +49,12 @@ async def fake() -> AsyncIterator[FakeOpenAI]:
 
 
 @pytest.fixture
-async def upstream() -> AsyncIterator[Upstream]:
-    client = Upstream()
+async def transport() -> AsyncIterator[AiohttpTransport]:
+    client = AiohttpTransport()
     try:
         yield client
     finally:
-        await client.close()
+        await client.aclose()
 
 
 def _deployment(fake: FakeOpenAI) -> Deployment:
@@ -99,11 +106,11 @@ _BAD = "invalid_request_error"
     ids=["status-whole", "status-streamed", "first-event", "mid-stream-event"],
 )
 async def test_errors_leave_the_provider_redacted(
-    fake: FakeOpenAI, upstream: Upstream, fault: Fault, stream: bool
+    fake: FakeOpenAI, transport: AiohttpTransport, fault: Fault, stream: bool
 ) -> None:
     fake.enqueue(replace(fault, echo_credentials=True))
     adapter = OpenAICompatibleAdapter("openai-compatible", {})
-    provider = HttpProvider(adapter, upstream, Redactor([KEY, OTHER]))
+    provider = HttpProvider(adapter, transport, Redactor([KEY, OTHER]))
     error = await _fail(provider, _deployment(fake), stream)
     assert error.message.endswith(f"peer {MASK} (credentials received: {MASK})")
     assert str(error) == error.message
@@ -111,10 +118,10 @@ async def test_errors_leave_the_provider_redacted(
 
 
 async def test_without_a_redactor_the_failing_deployments_credentials_are_removed(
-    fake: FakeOpenAI, upstream: Upstream
+    fake: FakeOpenAI, transport: AiohttpTransport
 ) -> None:
     fake.enqueue(Fault("error_event", after_chunks=0, echo_credentials=True))
-    provider = HttpProvider(OpenAICompatibleAdapter("openai-compatible", {}), upstream)
+    provider = HttpProvider(OpenAICompatibleAdapter("openai-compatible", {}), transport)
     error = await _fail(provider, _deployment(fake), stream=True)
     assert KEY not in error.message
     assert error.message.endswith(f"(credentials received: {MASK})")
@@ -123,14 +130,25 @@ async def test_without_a_redactor_the_failing_deployments_credentials_are_remove
 # -- long upstream text: redacted before it is shortened -----------------------------------
 
 
-async def _fail_raw(family: RawFamily, reply: RawReply, upstream: Upstream, stream: bool) -> str:
+#: Where the mock upstream "is": no socket is opened.
+URL = "http://upstream.test"
+
+
+async def _fail_raw(family: RawFamily, reply: RawReply, stream: bool) -> str:
     """The message of the error the family's provider raises for `reply` (a real configuration's
-    provider and redactor, over real HTTP)."""
-    async with raw_upstream(reply) as raw:
-        deployment = family.deployment(raw.url)
-        providers = provider_set(RouterConfig(model_list=(deployment,)), upstream).providers
-        error = await _fail(providers[deployment.provider], deployment, stream)
-    assert raw.served == 1
+    provider and redactor, over a `MockTransport` answering with the reply's bytes)."""
+
+    def answer(call: UpstreamRequest) -> UpstreamReply:
+        headers = {"Content-Type": reply.content_type, **reply.headers}
+        return UpstreamReply(reply.status, headers, reply.body)
+
+    transport = MockTransport(answer)
+    deployment = family.deployment(URL)
+    providers = provider_set(RouterConfig(model_list=(deployment,)), transport).providers
+    error = await _fail(providers[deployment.provider], deployment, stream)
+    [sent] = transport.requests
+    assert sent.url.startswith(URL)  # the family's adapter built it for this deployment
+    assert transport.open_streams == 0  # a streamed reply was let go
     assert str(error) == error.message
     return error.message
 
@@ -145,27 +163,25 @@ def _assert_shortened_without_a_piece_of_the_key(message: str) -> None:
 @pytest.mark.parametrize("shape", ["html", "json"])
 @pytest.mark.parametrize("family", RAW_FAMILIES, ids=lambda family: family.name)
 async def test_a_key_straddling_the_cut_of_a_long_error_is_removed_first(
-    upstream: Upstream, family: RawFamily, shape: str, stream: bool
+    family: RawFamily, shape: str, stream: bool
 ) -> None:
     reply = html_error(html_text()) if shape == "html" else family.json_error(straddling())
-    message = await _fail_raw(family, reply, upstream, stream)
+    message = await _fail_raw(family, reply, stream)
     assert message.startswith(f"{family.name}: ")
     _assert_shortened_without_a_piece_of_the_key(message)
 
 
 @pytest.mark.parametrize("started", [False, True], ids=["first-frame", "mid-stream"])
 async def test_a_key_straddling_the_cut_of_a_text_exception_frame_is_removed_first(
-    upstream: Upstream, started: bool
+    started: bool,
 ) -> None:
     bedrock = next(family for family in RAW_FAMILIES if family.name == "bedrock")
     reply = bedrock_stream(straddling().encode(), started=started)
-    message = await _fail_raw(bedrock, reply, upstream, stream=True)
+    message = await _fail_raw(bedrock, reply, stream=True)
     _assert_shortened_without_a_piece_of_the_key(message)
 
 
-async def test_a_key_straddling_the_cut_of_a_quoted_guardrail_message_is_removed_first(
-    upstream: Upstream,
-) -> None:
+async def test_a_key_straddling_the_cut_of_a_quoted_guardrail_message_is_removed_first() -> None:
     bedrock = next(family for family in RAW_FAMILIES if family.name == "bedrock")
     blocked = straddling(offset=290)
     answer = {
@@ -174,6 +190,6 @@ async def test_a_key_straddling_the_cut_of_a_quoted_guardrail_message_is_removed
         "usage": {"inputTokens": 3, "outputTokens": 5, "totalTokens": 8},
     }
     reply = RawReply(200, msgspec.json.encode(answer), "application/json")
-    message = await _fail_raw(bedrock, reply, upstream, stream=False)
+    message = await _fail_raw(bedrock, reply, stream=False)
     assert "blocked by a content filter or guardrail" in message
     _assert_shortened_without_a_piece_of_the_key(message)

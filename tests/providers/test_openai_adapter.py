@@ -1,4 +1,8 @@
-"""The OpenAI-compatible adapter: requests out, answers, chunks and errors back."""
+"""The OpenAI-compatible adapter: requests out, answers, chunks and errors back.
+
+Most tests call the adapter directly; those marked "through its provider" run it inside
+`HttpProvider` on a `MockTransport`, as the router calls it, with no socket.
+"""
 
 from __future__ import annotations
 
@@ -22,12 +26,15 @@ from turnout.errors import (
     UpstreamNotFoundError,
     UpstreamTimeoutError,
 )
+from turnout.providers.http import HttpProvider
 from turnout.providers.openai import (
     OpenAICompatibleAdapter,
     parse_duration,
     rate_limit_hints,
     retry_after_seconds,
 )
+from turnout.testing import MockStream, MockTransport
+from turnout.upstream import UpstreamReply
 from turnout.wire import Operation
 
 DEPLOYMENT = Deployment(
@@ -79,9 +86,15 @@ def test_providers_without_a_default_url_need_one() -> None:
         )
 
 
-def test_parse_keeps_the_bytes_and_reads_only_usage() -> None:
+async def test_parse_keeps_the_bytes_and_reads_only_usage() -> None:
+    # Through its provider: what it sends, and the reply's very bytes back.
     raw = b'{"id":"x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}'
-    answer = OpenAICompatibleAdapter("openai", environ={}).parse(DEPLOYMENT, _request(), raw, {})
+    transport = MockTransport(lambda call: UpstreamReply(200, {}, raw))
+    provider = HttpProvider(OpenAICompatibleAdapter("groq", environ={}), transport)
+    answer = await provider.complete(DEPLOYMENT, _request())
+    [sent] = transport.requests
+    assert sent.url == "https://api.groq.com/openai/v1/chat/completions"
+    assert sent.headers["authorization"] == "Bearer gsk_secret"
     assert answer.raw is raw
     assert (answer.usage.prompt_tokens, answer.usage.completion_tokens) == (3, 4)
     assert answer.body["id"] == "x"
@@ -209,16 +222,20 @@ def test_all_choices_must_finish_before_the_answer_is_complete() -> None:
         (b'data: {"error": {"message": "slow", "type": "rate_limit_error"}}\n\n', RateLimitError),
     ],
 )
-def test_a_bad_event_is_raised_after_the_good_chunks_before_it(
+async def test_a_bad_event_is_raised_after_the_good_chunks_before_it(
     bad: bytes, error: type[ProviderError]
 ) -> None:
-    translator = OpenAICompatibleAdapter("openai", environ={}).translator(
-        DEPLOYMENT, _request(stream=True)
-    )
-    chunks = translator.feed(_chunk("one") + _chunk("two") + bad + _chunk("three"))
-    assert len(chunks) == 2
+    # Through its provider, the body arriving in pieces that split the events.
+    body = _chunk("one") + _chunk("two") + bad + _chunk("three")
+    pieces = [body[start : start + 7] for start in range(0, len(body), 7)]
+    transport = MockTransport(lambda call: MockStream(pieces))
+    provider = HttpProvider(OpenAICompatibleAdapter("openai", environ={}), transport)
+    chunks = []
     with pytest.raises(error):
-        translator.check()
+        async for chunk in provider.stream(DEPLOYMENT, _request(stream=True)):
+            chunks.append(chunk)
+    assert [chunk.data["choices"][0]["delta"]["content"] for chunk in chunks] == ["one", "two"]
+    assert transport.open_streams == 0  # the provider let the stream go
 
 
 def test_capabilities_by_model_family() -> None:

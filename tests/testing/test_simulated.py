@@ -671,6 +671,8 @@ def test_testing_package_exports_its_public_names() -> None:
         "Behaviour",
         "Call",
         "ManualClock",
+        "MockStream",
+        "MockTransport",
         "SimulatedProvider",
     ]
     for name in turnout.testing.__all__:

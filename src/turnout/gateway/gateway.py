@@ -1,4 +1,8 @@
-"""One gateway process: its router, upstream client, metrics, access rules, limits and config.
+"""One gateway process: its router, upstream transport, metrics, access rules, limits and config.
+
+The composition root: one pooled HTTP transport shared by every provider across reloads,
+owned by the router (closing the router closes it), and the providers built on it, with the
+redactor of the whole configuration that the gateway applies again to every error it answers.
 
 A reload applies every setting it can at once: the model list, the master key, /metrics access,
 the body limit, the connection timeouts and cap (idle timeout: for connections opened after it)
@@ -25,7 +29,8 @@ from turnout.observe.metrics import GatewayMetrics
 from turnout.providers.credentials import secrets_in
 from turnout.providers.registry import ProviderSet, provider_set
 from turnout.router.router import Router
-from turnout.upstream.aiohttp import Upstream
+from turnout.upstream import Transport
+from turnout.upstream.aiohttp import AiohttpTransport
 
 logger = logging.getLogger("turnout.gateway")
 
@@ -40,11 +45,11 @@ class Gateway:
         self, config: GatewayConfig, *, clock: Clock | None = None, routing_detail: bool = False
     ) -> None:
         self.config = config
-        self.upstream = Upstream()
+        self.transport: Transport = AiohttpTransport()
         self.metrics = GatewayMetrics()
         self._clock = clock
         self._logs = LogObserver(config.router.routing.strategy, routing_detail=routing_detail)
-        built = _providers(config, self.upstream, clock)
+        built = _providers(config, self.transport, clock)
         #: Applied to every error as it leaves the gateway (the providers apply it first).
         self.redactor = built.redactor
         self.router = Router(
@@ -52,6 +57,7 @@ class Gateway:
             built.providers,
             clock=clock,
             observers=[self.metrics, self._logs],
+            transport=self.transport,
         )
         self.auth: Authenticator = authenticator_for(config.server.master_key)
         self.metrics_auth: Authenticator = metrics_authenticator(config.server)
@@ -79,7 +85,7 @@ class Gateway:
         # seconds of CPU: off the event loop, so that serving goes on meanwhile.
         config = await asyncio.to_thread(load_config, source)
         config = with_command_line(config, dict(self.config.command_line))
-        built = _providers(config, self.upstream, self._clock)
+        built = _providers(config, self.transport, self._clock)
         await self.router.reload(config.router, built.providers)
         self.redactor = built.redactor
         self.auth = authenticator_for(config.server.master_key)
@@ -122,12 +128,13 @@ class Gateway:
         }
 
     async def close(self) -> None:
-        await self.upstream.close()
+        """Close the router: its providers and the transport, with every upstream connection."""
+        await self.router.aclose()
 
 
-def _providers(config: GatewayConfig, upstream: Upstream, clock: Clock | None) -> ProviderSet:
+def _providers(config: GatewayConfig, transport: Transport, clock: Clock | None) -> ProviderSet:
     """The providers and the redactor: every deployment's secrets and the gateway's own."""
-    return provider_set(config.router, upstream, clock, secrets=secrets_in(config.server))
+    return provider_set(config.router, transport, clock, secrets=secrets_in(config.server))
 
 
 def _described(config: GatewayConfig) -> list[tuple[str, str, str]]:

@@ -2,29 +2,19 @@
 
 An adapter turns an OpenAI-shaped request into the bytes of an upstream call, and the upstream's
 reply (a body, each stream event, an error) back into OpenAI's shape and turnout's error tree. It
-never opens a socket: `turnout.providers.http.HttpProvider` pairs an adapter with the one
-upstream I/O seam (`turnout.upstream.aiohttp`).
+never opens a socket: `turnout.providers.http.HttpProvider` pairs an adapter with a
+`turnout.upstream.Transport`, the one upstream I/O seam.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import Protocol
 
 from turnout.config.router import Deployment
 from turnout.errors import ProviderError
+from turnout.upstream import UpstreamRequest
 from turnout.wire import ProviderResponse, RateLimitHints, Request, StreamChunk
-
-
-@dataclass(frozen=True, slots=True)
-class UpstreamRequest:
-    """One HTTP call to an upstream, fully built."""
-
-    url: str
-    body: bytes
-    headers: Mapping[str, str] = field(default_factory=dict)
-    method: str = "POST"
 
 
 class StreamTranslator(Protocol):

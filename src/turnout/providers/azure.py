@@ -47,7 +47,6 @@ from turnout.errors import (
     RateLimitError,
     UpstreamNotFoundError,
 )
-from turnout.providers.adapter import UpstreamRequest
 from turnout.providers.capabilities import Capabilities, Capable
 from turnout.providers.chunks import wants_usage
 from turnout.providers.openai import (
@@ -60,6 +59,7 @@ from turnout.providers.openai import (
     read_usage,
 )
 from turnout.secrets import Secret
+from turnout.upstream import UpstreamRequest
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request
 
 NAME = "azure"

@@ -9,7 +9,7 @@ before the first chunk count as failures to open it, errors after it as interrup
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from turnout.config.router import Deployment
 from turnout.wire import ProviderResponse, Request, StreamChunk
@@ -27,3 +27,11 @@ class Provider(Protocol):
     async def embed(self, deployment: Deployment, request: Request) -> ProviderResponse:
         """Embeddings of the request's input."""
         ...
+
+
+@runtime_checkable
+class Closable(Protocol):
+    """A provider holding something to release (a client of its own, a background task):
+    `turnout.Router.aclose` closes the providers that are."""
+
+    async def aclose(self) -> None: ...

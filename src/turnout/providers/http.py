@@ -1,4 +1,7 @@
-"""A provider that speaks HTTP: an adapter's translation over the one upstream seam.
+"""A provider that speaks HTTP: an adapter's translation over a `turnout.upstream.Transport`.
+
+Every upstream call of every HTTP provider goes through the transport it was given, and through
+nothing else, so a transport that wraps another (adding a tracing header, say) sees them all.
 
 This is where upstream text first enters turnout's errors (error bodies, error events in a
 stream, whatever a translator raises), so every `ProviderError` leaving it is redacted here:
@@ -19,7 +22,7 @@ from turnout.providers.adapter import Adapter
 from turnout.providers.capabilities import Capabilities
 from turnout.providers.credentials import deployment_secrets
 from turnout.secrets import Redactor
-from turnout.upstream.aiohttp import Upstream
+from turnout.upstream import Transport
 from turnout.wire import ProviderResponse, Request, StreamChunk
 
 #: Longest error message (provider name included) that leaves a provider: an upstream's error
@@ -35,19 +38,19 @@ class HttpProvider:
     adapter's, and of anything shaped like a key.
     """
 
-    __slots__ = ("_adapter", "_redactor", "_upstream")
+    __slots__ = ("_adapter", "_redactor", "_transport")
 
     def __init__(
-        self, adapter: Adapter, upstream: Upstream, redactor: Redactor | None = None
+        self, adapter: Adapter, transport: Transport, redactor: Redactor | None = None
     ) -> None:
         self._adapter = adapter
-        self._upstream = upstream
+        self._transport = transport
         self._redactor = redactor
 
     async def complete(self, deployment: Deployment, request: Request) -> ProviderResponse:
         adapter = self._adapter
         try:
-            reply = await self._upstream.send(
+            reply = await self._transport.send(
                 adapter.build(deployment, request), deployment.timeouts
             )
             if reply.status >= 300:
@@ -68,7 +71,7 @@ class HttpProvider:
     async def stream(self, deployment: Deployment, request: Request) -> AsyncIterator[StreamChunk]:
         adapter = self._adapter
         try:
-            reply = await self._upstream.open(
+            reply = await self._transport.open(
                 adapter.build(deployment, request), deployment.timeouts
             )
         except ProviderError as error:

@@ -30,10 +30,10 @@ from turnout.errors import (
     ServerError,
     StreamInterruptedError,
 )
-from turnout.providers.adapter import UpstreamRequest
 from turnout.providers.capabilities import Capabilities, Capable
 from turnout.providers.chunks import SSETranslator, UsagePolicy, wants_usage
 from turnout.providers.statuses import by_status
+from turnout.upstream import UpstreamRequest
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request, StreamChunk, Usage
 
 

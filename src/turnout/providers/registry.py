@@ -20,7 +20,7 @@ from turnout.providers.http import HttpProvider
 from turnout.providers.openai import PRESETS, OpenAICompatibleAdapter
 from turnout.providers.simulated import Behaviour, SimulatedProvider
 from turnout.secrets import Redactor, Secret
-from turnout.upstream.aiohttp import Upstream
+from turnout.upstream import Transport
 
 #: Deployments of the built-in simulated provider take their behaviour from this parameter.
 SIMULATE_PARAM = "simulate"
@@ -80,21 +80,22 @@ class ProviderSet:
 
 
 def build_providers(
-    config: RouterConfig, upstream: Upstream, clock: Clock | None = None
+    config: RouterConfig, transport: Transport, clock: Clock | None = None
 ) -> dict[str, Provider]:
     """One provider per name used in the model list; an unknown name is a config error."""
-    return provider_set(config, upstream, clock).providers
+    return provider_set(config, transport, clock).providers
 
 
 def provider_set(
     config: RouterConfig,
-    upstream: Upstream,
+    transport: Transport,
     clock: Clock | None = None,
     *,
     secrets: Iterable[Secret | str | None] = (),
 ) -> ProviderSet:
     """`build_providers`, with the one `Redactor` of the configuration: every deployment's
-    credentials, the keys adapters read from the environment, and `secrets` (the gateway's)."""
+    credentials, the keys adapters read from the environment, and `secrets` (the gateway's).
+    Every HTTP provider sends through `transport`."""
     adapters: dict[str, Adapter] = {}
     for name in sorted({d.provider for d in config.model_list}):
         if name in PRESETS:
@@ -108,7 +109,7 @@ def provider_set(
             )
     redactor = build_redactor(config, adapters.values(), secrets)
     providers: dict[str, Provider] = {
-        name: HttpProvider(adapter, upstream, redactor) for name, adapter in adapters.items()
+        name: HttpProvider(adapter, transport, redactor) for name, adapter in adapters.items()
     }
     if any(d.provider == "simulated" for d in config.model_list):
         providers["simulated"] = simulated_provider(config, clock)

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from types import MappingProxyType
-from typing import Any
+from types import MappingProxyType, TracebackType
+from typing import Any, Self
 
 from turnout.clock import Clock, SystemClock
 from turnout.config.router import Deployment, RouterConfig
@@ -27,7 +28,7 @@ from turnout.errors import (
 from turnout.health.record import BreakerPhase, CooldownReason
 from turnout.observe.events import Observer
 from turnout.observe.stats import RouterStats
-from turnout.providers.base import Provider
+from turnout.providers.base import Closable, Provider
 from turnout.router.attempt import Call
 from turnout.router.execution import ConfigBundle, Executor, retry_budget_for
 from turnout.router.hedging import Hedger
@@ -36,6 +37,7 @@ from turnout.router.streaming import Stream
 from turnout.router.table import ModelTable
 from turnout.state.base import StateStore
 from turnout.state.memory import MemoryStateStore
+from turnout.upstream import Transport
 from turnout.wire import Request, Response
 
 
@@ -63,7 +65,9 @@ class Router:
 
     ``providers`` maps each deployment's ``provider`` name to the object that calls it. The
     clock, random generator and state store are injected so that tests control time and chance
-    and so that several gateway instances can share state.
+    and so that several gateway instances can share state. ``transport``, when given, is the
+    upstream transport the providers send through, which the router then owns: `aclose`
+    closes it. `turnout.open_router` builds a router with real providers from a config.
     """
 
     def __init__(
@@ -75,8 +79,11 @@ class Router:
         clock: Clock | None = None,
         rng: random.Random | None = None,
         observers: Sequence[Observer] = (),
+        transport: Transport | None = None,
     ) -> None:
         self._clock: Clock = clock or SystemClock()
+        self._transport = transport
+        self._closed = False
         self._rng = rng or random.Random()
         self._store: StateStore = state or MemoryStateStore()
         self._observers = tuple(observers)
@@ -158,6 +165,38 @@ class Router:
             retry_budget=retry_budget,
             hedger=hedger,
         )
+
+    # ---- lifetime ------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        """Close the current providers that hold something (`Closable` ones), then the
+        transport the router owns, releasing its connections. Idempotent.
+
+        Requests still running fail once their provider is closed; providers a reload replaced
+        are their owner's to close (requests started before the reload may still use them).
+        """
+        if self._closed:
+            return
+        self._closed = True
+        # Every close runs even when one fails (and the failure is raised after); the
+        # transport, which the providers send through, closes last.
+        async with AsyncExitStack() as closing:
+            if self._transport is not None:
+                closing.push_async_callback(self._transport.aclose)
+            for provider in {id(p): p for p in self._bundle.providers.values()}.values():
+                if isinstance(provider, Closable):
+                    closing.push_async_callback(provider.aclose)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
 
     # ---- operator controls ---------------------------------------------------------------
 

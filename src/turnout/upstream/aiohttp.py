@@ -1,15 +1,14 @@
-"""The one seam through which every upstream call passes.
+"""The HTTP transport: turnout's one user of the aiohttp client.
 
-It owns the HTTP client: one connection pool with keep-alive shared by all upstreams, connect
-timeouts, and the mapping of transport failures into turnout's error tree, done here and only
-here. Adapters build requests and read replies; they never see a socket.
+It owns one connection pool with keep-alive shared by all upstreams, connect timeouts, and the
+mapping of aiohttp's failures into turnout's error tree, done here and only here. Adapters build
+requests and read replies; they never see a socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -21,7 +20,7 @@ from turnout.errors import (
     UpstreamConnectionError,
     UpstreamTimeoutError,
 )
-from turnout.providers.adapter import UpstreamRequest
+from turnout.upstream import UpstreamReply, UpstreamRequest
 
 #: Applied when a deployment sets no connect timeout: a dead host should fail fast.
 DEFAULT_CONNECT_TIMEOUT = 10.0
@@ -29,15 +28,8 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 PIECE_BYTES = 16 * 1024
 
 
-@dataclass(frozen=True, slots=True)
-class UpstreamReply:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-class UpstreamStream:
-    """An open streamed reply: status and headers now, the body piece by piece."""
+class AiohttpStream:
+    """An open streamed reply (`turnout.upstream.UpstreamStream`) over an aiohttp response."""
 
     __slots__ = ("_response", "_url", "headers", "status")
 
@@ -84,16 +76,23 @@ class UpstreamStream:
             self._response.close()
 
 
-class Upstream:
-    """The shared HTTP client. Create it inside the running event loop; close it at exit."""
+class AiohttpTransport:
+    """The shared HTTP client, a `turnout.upstream.Transport`. Its session is made at the first
+    call, inside the running event loop; `aclose` releases it for good."""
+
+    __slots__ = ("_closed", "_connector_limits", "_session")
 
     def __init__(self, *, max_connections: int = 1000, per_host: int = 0) -> None:
         self._connector_limits = (max_connections, per_host)
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     def _client(self) -> aiohttp.ClientSession:
         session = self._session
         if session is None or session.closed:
+            if self._closed:
+                # Opening a new pool here would leak it: nobody closes this transport again.
+                raise RuntimeError("the upstream transport is closed")
             limit, per_host = self._connector_limits
             connector = aiohttp.TCPConnector(
                 limit=limit, limit_per_host=per_host, keepalive_timeout=60, ttl_dns_cache=300
@@ -106,14 +105,22 @@ class Upstream:
             )
         return session
 
-    async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        """Close the pool and every connection in it. Idempotent."""
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None and not session.closed:
+            await session.close()
 
     async def send(self, call: UpstreamRequest, timeouts: Timeouts) -> UpstreamReply:
         """One call, read whole."""
+        client = self._client()
         try:
-            async with self._client().request(
+            async with client.request(
                 call.method,
                 call.url,
                 data=call.body,
@@ -127,10 +134,11 @@ class Upstream:
         except Exception as exc:
             raise transport_error(exc, _host(call.url)) from None
 
-    async def open(self, call: UpstreamRequest, timeouts: Timeouts) -> UpstreamStream:
+    async def open(self, call: UpstreamRequest, timeouts: Timeouts) -> AiohttpStream:
         """A call whose body will be streamed: returns once the headers arrived."""
+        client = self._client()
         try:
-            response = await self._client().request(
+            response = await client.request(
                 call.method,
                 call.url,
                 data=call.body,
@@ -139,7 +147,7 @@ class Upstream:
             )
         except Exception as exc:
             raise transport_error(exc, _host(call.url)) from None
-        return UpstreamStream(response, call.url)
+        return AiohttpStream(response, call.url)
 
 
 def transport_error(exc: BaseException, host: str) -> ProviderError:

@@ -25,13 +25,13 @@ import msgspec
 from turnout.clock import Clock
 from turnout.config.router import Deployment
 from turnout.errors import InvalidRequestError, ProviderError
-from turnout.providers.adapter import UpstreamRequest
 from turnout.providers.anthropic.errors import classify, describe, rate_limit_hints
 from turnout.providers.anthropic.request import RequestTranslator
 from turnout.providers.anthropic.response import completion
 from turnout.providers.anthropic.stream import AnthropicStreamTranslator
 from turnout.providers.capabilities import Capabilities, Capable
 from turnout.providers.chunks import wants_usage
+from turnout.upstream import UpstreamRequest
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"

@@ -34,7 +34,6 @@ import msgspec
 from turnout.clock import Clock
 from turnout.config.router import Deployment
 from turnout.errors import AuthenticationError, ConfigError, InvalidRequestError, ProviderError
-from turnout.providers.adapter import UpstreamRequest
 from turnout.providers.bedrock.errors import http_error
 from turnout.providers.bedrock.messages import PROVIDER
 from turnout.providers.bedrock.request import (
@@ -53,6 +52,7 @@ from turnout.providers.bedrock.signing import AwsCredentials, credentials_from, 
 from turnout.providers.bedrock.stream import ConverseStreamTranslator
 from turnout.providers.capabilities import Capabilities, Capable
 from turnout.providers.chunks import wants_usage
+from turnout.upstream import UpstreamRequest
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request, Usage
 
 #: Deployment params the adapter reads itself; the rest are default request fields.

@@ -28,13 +28,13 @@ import msgspec
 from turnout.clock import Clock
 from turnout.config.router import Deployment
 from turnout.errors import InvalidRequestError, ProviderError
-from turnout.providers.adapter import UpstreamRequest
 from turnout.providers.capabilities import Capabilities, Capable
 from turnout.providers.chunks import wants_usage
 from turnout.providers.gemini.errors import error_from_body
 from turnout.providers.gemini.request import chat_body, embedding_body, with_defaults
 from turnout.providers.gemini.response import completion, embeddings
 from turnout.providers.gemini.stream import GeminiStreamTranslator
+from turnout.upstream import UpstreamRequest
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request
 
 GEMINI_URL = "https://generativelanguage.googleapis.com"
