@@ -172,8 +172,9 @@ class Router:
         """Close the current providers that hold something (`Closable` ones), then the
         transport the router owns, releasing its connections. Idempotent.
 
-        Requests still running fail once their provider is closed; providers a reload replaced
-        are their owner's to close (requests started before the reload may still use them).
+        Later requests raise `RuntimeError`; requests still running fail once their provider
+        is closed. Providers a reload replaced are their owner's to close (requests started
+        before the reload may still use them).
         """
         if self._closed:
             return
@@ -270,6 +271,8 @@ class Router:
         """
         if not request.stream:
             request.body["stream"] = True
+        if self._closed:
+            raise _closed()
         _, outcome = await self._executor.run(self._bundle, request, Call.STREAM)
         assert isinstance(outcome, Stream)
         return outcome
@@ -295,6 +298,8 @@ class Router:
         return await self.complete(Request(model=model, body=body))
 
     async def _answer(self, request: Request, call: Call) -> Response:
+        if self._closed:
+            raise _closed()
         run, outcome = await self._executor.run(self._bundle, request, call)
         assert isinstance(outcome, tuple)
         result, deployment, cost = outcome
@@ -305,6 +310,11 @@ class Router:
             cost=cost,
             latency=self._clock.now() - run.started,
         )
+
+
+def _closed() -> RuntimeError:
+    # Refused before routing: a provider closed under a request would count as its failure.
+    return RuntimeError("the router is closed")
 
 
 __all__ = ["DeploymentHealth", "Router"]

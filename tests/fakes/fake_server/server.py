@@ -114,6 +114,12 @@ class FakeServer(ABC, Generic[F, R]):
         return self._url
 
     @property
+    def open_connections(self) -> int:
+        """Client connections open to the fake now (kept alive between requests or not)."""
+        server = self._runner.server if self._runner is not None else None
+        return 0 if server is None else len(server.connections)
+
+    @property
     def queued(self) -> tuple[F, ...]:
         """Faults not consumed yet, oldest first."""
         return tuple(self._queue)
