@@ -19,6 +19,7 @@ from turnout.config.router import (
 from turnout.errors import TurnoutError
 from turnout.observe.events import Event, Observer
 from turnout.providers.base import Provider
+from turnout.router.result import Response
 from turnout.router.router import DeploymentHealth, Router
 from turnout.router.streaming import Stream
 from turnout.secrets import Secret
@@ -27,7 +28,6 @@ from turnout.wire import (
     ProviderResponse,
     RateLimitHints,
     Request,
-    Response,
     StreamChunk,
     Usage,
 )
