@@ -211,3 +211,70 @@ def test_modules_keep_to_the_size_budget() -> None:
     too_big = {module: lines for module, lines in sizes.items() if lines > MAX_LINES}
     assert too_big == {}
     assert statistics.median(sizes.values()) <= MEDIAN_LINES
+
+
+def _modules_importing(prefix: str) -> set[str]:
+    found = set()
+    for module, path in MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                names = [node.module or ""]
+            else:
+                continue
+            if any(name == prefix or name.startswith(prefix + ".") for name in names):
+                found.add(module)
+    return found
+
+
+def test_only_the_transport_and_the_gateway_speak_http() -> None:
+    # The upstream client lives behind the transport; the web server behind the gateway.
+    speakers = _modules_importing("aiohttp")
+    assert {m for m in speakers if not m.startswith("turnout.gateway")} == {
+        "turnout.upstream.aiohttp"
+    }
+
+
+def test_secrets_are_revealed_only_where_they_are_sent_or_checked() -> None:
+    # Adapters put credentials on the wire, the gateway compares the caller's key, the redactor
+    # learns what to hide; nothing else ever holds a secret in the clear.
+    revealing = {
+        module
+        for module, path in MODULES.items()
+        if ".reveal()" in path.read_text() and module != "turnout.secrets"
+    }
+    allowed = {"turnout.gateway.auth"}
+    assert {m for m in revealing if not m.startswith("turnout.providers.")} <= allowed
+
+
+def _package(module: str) -> str:
+    """The unit drawn in the graph: the layer prefix a module falls under."""
+    best = module
+    for prefixes in LAYERS:
+        for prefix in prefixes:
+            if prefix != "turnout" and (module == prefix or module.startswith(prefix + ".")):
+                best = prefix
+    return best.removeprefix("turnout.") or "turnout"
+
+
+def draw() -> str:
+    """The import graph between packages, in Graphviz's DOT, one rank per layer."""
+    lines = ["digraph turnout {", "  rankdir=BT;", "  node [shape=box];"]
+    for index, prefixes in enumerate(LAYERS):
+        names = " ".join(f'"{p.removeprefix("turnout.") or "turnout"}"' for p in prefixes)
+        lines.append(f"  {{ rank=same; {names} }}  // layer {index + 1}")
+    edges = {
+        (_package(module), _package(target))
+        for module, targets in GRAPH.items()
+        for target in targets
+        if _package(module) != _package(target)
+    }
+    lines += [f'  "{a}" -> "{b}";' for a, b in sorted(edges)]
+    lines.append("}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    # `python tests/test_layers.py | dot -Tsvg > layers.svg` draws the graph the tests check.
+    print(draw())
