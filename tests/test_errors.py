@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from turnout.errors import (
+    AttemptRecord,
     AuthenticationError,
     ContentPolicyError,
     ContextWindowExceededError,
@@ -18,7 +19,6 @@ from turnout.errors import (
     fallback_kind,
     most_informative,
 )
-from turnout.router.attempt import AttemptRecord
 
 
 @pytest.mark.parametrize(

@@ -7,8 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from turnout import Deployment, Secret
-from turnout.errors import FailureKind, ServerError
-from turnout.router.attempt import AttemptRecord
+from turnout.errors import AttemptRecord, FailureKind, ServerError
 from turnout.secrets import Redactor
 
 

@@ -21,6 +21,7 @@ from turnout.errors import TurnoutError
 from turnout.observe.events import Event, Observer
 from turnout.providers.base import Provider
 from turnout.router.assembly import open_router
+from turnout.router.result import Response
 from turnout.router.router import DeploymentHealth, Router
 from turnout.router.streaming import Stream
 from turnout.secrets import Secret
@@ -29,7 +30,6 @@ from turnout.wire import (
     ProviderResponse,
     RateLimitHints,
     Request,
-    Response,
     StreamChunk,
     Usage,
 )

@@ -33,11 +33,9 @@ The mapping to an OpenAI error body happens in exactly one place: `TurnoutError.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, ClassVar
-
-if TYPE_CHECKING:
-    from turnout.router.attempt import AttemptRecord
+from typing import Any, ClassVar
 
 
 class FailureKind(StrEnum):
@@ -357,3 +355,32 @@ def summarize_attempts(attempts: Sequence[AttemptRecord]) -> str:
     """One line per failed attempt, for error messages: which deployment, what went wrong."""
     parts = [attempt.describe() for attempt in attempts]
     return f"{len(attempts)} attempt{'s' if len(attempts) != 1 else ''}: " + "; ".join(parts)
+
+
+#: Longest upstream message kept in an attempt record (they end up in error messages).
+_MESSAGE_LIMIT = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AttemptRecord:
+    """One try of one deployment within a request."""
+
+    deployment_id: str
+    model_group: str
+    #: Monotonic start time on the router's clock.
+    started: float
+    duration: float
+    #: None when the attempt succeeded.
+    error: FailureKind | None = None
+    status: int | None = None
+    message: str | None = None
+
+    def describe(self) -> str:
+        if self.error is None:
+            return f"{self.deployment_id} ({self.model_group}): ok in {self.duration:.3f}s"
+        status = f" {self.status}" if self.status is not None else ""
+        message = self.message or ""
+        if len(message) > _MESSAGE_LIMIT:
+            message = message[: _MESSAGE_LIMIT - 1] + "…"
+        detail = f": {message}" if message else ""
+        return f"{self.deployment_id} ({self.model_group}): {self.error}{status}{detail}"

@@ -26,13 +26,11 @@ from turnout.errors import (
     UpstreamNotFoundError,
     UpstreamTimeoutError,
 )
+from turnout.providers.headers import openai_rate_limits as rate_limit_hints
+from turnout.providers.headers import parse_duration
+from turnout.providers.headers import retry_after as retry_after_at
 from turnout.providers.http import HttpProvider
-from turnout.providers.openai import (
-    OpenAICompatibleAdapter,
-    parse_duration,
-    rate_limit_hints,
-    retry_after_seconds,
-)
+from turnout.providers.openai import OpenAICompatibleAdapter
 from turnout.testing import MockStream, MockTransport
 from turnout.upstream import UpstreamReply
 from turnout.wire import Operation
@@ -149,8 +147,8 @@ def test_error_param_and_message_are_kept() -> None:
 def test_retry_after_comes_from_headers_in_every_form() -> None:
     assert _error(429, {}, **{"retry-after": "3"}).retry_after == 3.0
     assert _error(429, {}, **{"retry-after-ms": "1500"}).retry_after == 1.5
-    assert retry_after_seconds({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0
-    assert retry_after_seconds({}) is None
+    assert retry_after_at({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}, lambda: 2e9) == 0.0
+    assert retry_after_at({}, lambda: 0.0) is None
 
 
 def test_reset_durations_and_rate_limit_hints() -> None:

@@ -197,6 +197,32 @@ class HybridWeights(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
             raise ConfigError("hybrid weights must not all be zero")
 
 
+#: The routing strategies a config may name. The config layer owns the names so that it can check
+#: them at load without importing the router; the router's registry implements exactly these (a
+#: test holds the two together).
+STRATEGY_NAMES: tuple[str, ...] = (
+    "weighted-random",
+    "round-robin",
+    "least-busy",
+    "lowest-latency",
+    "lowest-cost",
+    "usage-based",
+    "priority",
+    "rate-limit-aware",
+    "hybrid",
+)
+
+#: LiteLLM's ``routing_strategy`` names, accepted as aliases. Its ``least-busy`` is already one of
+#: turnout's names.
+STRATEGY_ALIASES: dict[str, str] = {
+    "simple-shuffle": "weighted-random",
+    "latency-based-routing": "lowest-latency",
+    "cost-based-routing": "lowest-cost",
+    "usage-based-routing": "usage-based",
+    "usage-based-routing-v2": "usage-based",
+}
+
+
 class RoutingConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Which strategy picks among healthy candidates, and its knobs."""
 
@@ -210,10 +236,8 @@ class RoutingConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     latency_ewma_alpha: Annotated[float, Meta(gt=0, le=1)] = 0.3
 
     def __post_init__(self) -> None:
-        from turnout.router.strategies import strategy_names
-
-        if self.strategy not in strategy_names():
-            known = ", ".join(strategy_names())
+        if self.strategy not in STRATEGY_NAMES and self.strategy not in STRATEGY_ALIASES:
+            known = ", ".join(sorted([*STRATEGY_NAMES, *STRATEGY_ALIASES]))
             raise ConfigError(f"unknown strategy {self.strategy!r}; known: {known}")
 
 

@@ -25,8 +25,9 @@ from turnout.gateway import framing
 from turnout.gateway.body import check_declared_length, read_body
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.requests import build_request, parse_body
+from turnout.router.result import Response
 from turnout.secrets import SHAPES_ONLY, Redactor
-from turnout.wire import Operation, Response
+from turnout.wire import Operation
 
 logger = logging.getLogger("turnout.gateway")
 

@@ -37,7 +37,7 @@ from urllib.parse import quote
 
 import msgspec
 
-from turnout.clock import Clock
+from turnout.clock import Clock, SystemClock
 from turnout.config.router import Deployment
 from turnout.errors import (
     ConfigError,
@@ -49,13 +49,12 @@ from turnout.errors import (
 )
 from turnout.providers.capabilities import Capabilities, Capable
 from turnout.providers.chunks import wants_usage
+from turnout.providers.headers import openai_rate_limits, parse_duration, retry_after
 from turnout.providers.openai import (
     OpenAIStreamTranslator,
     classify_error,
     error_fields,
-    parse_duration,
     prepare_call,
-    rate_limit_hints,
     read_usage,
 )
 from turnout.secrets import Secret
@@ -111,9 +110,10 @@ class AzureAdapter(Capable):
         ("text-embedding-", Capabilities(tools=False, embeddings=True, streaming=False)),
     )
 
-    __slots__ = ("_base", "_key", "_version")
+    __slots__ = ("_base", "_clock", "_key", "_version")
 
-    def __init__(self, environ: Mapping[str, str]) -> None:
+    def __init__(self, environ: Mapping[str, str], clock: Clock | None = None) -> None:
+        self._clock = clock or SystemClock()
         self._base = _first(environ, _BASE_VARIABLES)
         self._key = _first(environ, _KEY_VARIABLES)
         self._version = _first(environ, _VERSION_VARIABLES)
@@ -162,13 +162,14 @@ class AzureAdapter(Capable):
             return ContentPolicyError(f"{NAME}: {message}", status=status, param=param)
         if code == "DeploymentNotFound":
             return UpstreamNotFoundError(f"{NAME}: {message}", status=status)
-        failure = classify_error(status, message, code, kind, param, headers, NAME)
+        wait = retry_after(headers, self._clock.wall)
+        failure = classify_error(status, message, code, kind, param, NAME, wait)
         if isinstance(failure, RateLimitError) and failure.retry_after is None:
             failure.retry_after = _retry_after(headers, message)
         return failure
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimitHints | None:
-        hints = rate_limit_hints(headers)
+        hints = openai_rate_limits(headers)
         if hints is None:
             return None
         # Azure sends -1 for a quota it does not know (seen on some deployments).
@@ -264,7 +265,7 @@ def _carries(choice: _ChoiceView) -> bool:
 
 def create_adapter(name: str, environ: Mapping[str, str], clock: Clock) -> AzureAdapter:
     """The registry's factory (`turnout.providers.registry.NATIVE`)."""
-    return AzureAdapter(environ)
+    return AzureAdapter(environ, clock)
 
 
 def _first(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:

@@ -13,14 +13,13 @@ finish chunk instead.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import msgspec
 
+from turnout.clock import Clock, SystemClock
 from turnout.config.router import Deployment
 from turnout.errors import (
     ConfigError,
@@ -32,6 +31,7 @@ from turnout.errors import (
 )
 from turnout.providers.capabilities import Capabilities, Capable
 from turnout.providers.chunks import SSETranslator, UsagePolicy, wants_usage
+from turnout.providers.headers import openai_rate_limits, retry_after
 from turnout.providers.statuses import by_status
 from turnout.upstream import UpstreamRequest
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request, StreamChunk, Usage
@@ -149,13 +149,16 @@ class OpenAICompatibleAdapter(Capable):
         ("mistral-embed", _EMBEDDING),
     )
 
-    __slots__ = ("_default_key", "name", "preset")
+    __slots__ = ("_clock", "_default_key", "name", "preset")
 
-    def __init__(self, name: str, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, name: str, environ: Mapping[str, str] | None = None, clock: Clock | None = None
+    ) -> None:
         if name not in PRESETS:
             raise ConfigError(f"unknown OpenAI-compatible provider {name!r}")
         self.name = name
         self.preset = PRESETS[name]
+        self._clock = clock or SystemClock()
         env = os.environ if environ is None else environ
         variable = self.preset.key_variable
         self._default_key = env.get(variable) if variable else None
@@ -193,10 +196,11 @@ class OpenAICompatibleAdapter(Capable):
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
         message, code, kind, param = _describe_error(body)
-        return classify_error(status, message, code, kind, param, headers, self.name)
+        wait = retry_after(headers, self._clock.wall)
+        return classify_error(status, message, code, kind, param, self.name, wait)
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimitHints | None:
-        return rate_limit_hints(headers)
+        return openai_rate_limits(headers)
 
 
 def prepare_call(
@@ -308,7 +312,7 @@ class OpenAIStreamTranslator(SSETranslator):
             raise StreamInterruptedError(f"{self._name}: sent a malformed stream event") from None
         if view.error is not None:
             message, code, kind, param = error_fields(view.error)
-            raise classify_error(None, message, code, kind, param, {}, self._name)
+            raise classify_error(None, message, code, kind, param, self._name, None)
         usage = None
         if view.usage is not None:
             usage = view.usage.usage(self._cached_tokens)
@@ -377,10 +381,14 @@ def classify_error(
     code: str | None,
     kind: str | None,
     param: str | None,
-    headers: Mapping[str, str],
     provider: str,
+    wait: float | None,
 ) -> ProviderError:
-    """Map an OpenAI-style error (HTTP status or in-stream error object) into turnout's tree."""
+    """Map an OpenAI-style error (HTTP status or in-stream error object) into turnout's tree.
+
+    `wait` is what the reply's headers said about retrying (`headers.retry_after`); an error met
+    inside a stream has no headers of its own.
+    """
     text = f"{provider}: {message}"
     lowered = f"{code or ''} {kind or ''} {message}".lower()
     if status is None:
@@ -398,73 +406,5 @@ def classify_error(
         lowered=lowered,
         hints=_HINTS,
         param=param,
-        retry_after=retry_after_seconds(headers),
+        retry_after=wait,
     )
-
-
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-
-
-def parse_duration(value: str) -> float | None:
-    """OpenAI's reset durations ("1s", "6m0s", "20ms", "1h2m3.5s") in seconds."""
-    parts = _DURATION.findall(value)
-    if not parts:
-        try:
-            return float(value)
-        except ValueError:
-            return None
-    return sum(float(number) * _UNITS[unit] for number, unit in parts)
-
-
-def retry_after_seconds(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait, from ``retry-after-ms``, ``retry-after`` (seconds or an HTTP date)."""
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            return max(0.0, float(value) / 1000.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    import time
-
-    return max(0.0, moment.timestamp() - time.time())
-
-
-def rate_limit_hints(headers: Mapping[str, str]) -> RateLimitHints | None:
-    """OpenAI's ``x-ratelimit-*`` headers (shared by most of the family)."""
-    remaining = headers.get("x-ratelimit-remaining-requests")
-    remaining_tokens = headers.get("x-ratelimit-remaining-tokens")
-    if remaining is None and remaining_tokens is None:
-        return None
-    return RateLimitHints(
-        remaining_requests=_int(remaining),
-        limit_requests=_int(headers.get("x-ratelimit-limit-requests")),
-        remaining_tokens=_int(remaining_tokens),
-        limit_tokens=_int(headers.get("x-ratelimit-limit-tokens")),
-        reset_requests=_duration(headers.get("x-ratelimit-reset-requests")),
-        reset_tokens=_duration(headers.get("x-ratelimit-reset-tokens")),
-    )
-
-
-def _int(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(float(value))
-    except ValueError:
-        return None
-
-
-def _duration(value: str | None) -> float | None:
-    return parse_duration(value) if value is not None else None

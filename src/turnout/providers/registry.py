@@ -99,7 +99,7 @@ def provider_set(
     adapters: dict[str, Adapter] = {}
     for name in sorted({d.provider for d in config.model_list}):
         if name in PRESETS:
-            adapters[name] = OpenAICompatibleAdapter(name)
+            adapters[name] = OpenAICompatibleAdapter(name, clock=clock)
         elif name in NATIVE:
             adapters[name] = native_adapter(name, clock=clock)
         elif name != "simulated":

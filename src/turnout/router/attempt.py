@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING
 
 from turnout.clock import Clock
 from turnout.config.router import Deployment
-from turnout.errors import FailureKind, TurnoutError
+from turnout.errors import AttemptRecord, FailureKind, TurnoutError
 from turnout.health.rules import HealthPolicy, Outcome
 from turnout.observe.events import AttemptFinished, Event, Observer
 from turnout.pricing.price import price
@@ -27,34 +26,6 @@ if TYPE_CHECKING:
     from turnout.router.execution import ConfigBundle
 
 logger = logging.getLogger("turnout.router")
-
-#: Longest upstream message kept in an attempt record (they end up in error messages).
-_MESSAGE_LIMIT = 200
-
-
-@dataclass(frozen=True, slots=True)
-class AttemptRecord:
-    """One try of one deployment within a request."""
-
-    deployment_id: str
-    model_group: str
-    #: Monotonic start time on the router's clock.
-    started: float
-    duration: float
-    #: None when the attempt succeeded.
-    error: FailureKind | None = None
-    status: int | None = None
-    message: str | None = None
-
-    def describe(self) -> str:
-        if self.error is None:
-            return f"{self.deployment_id} ({self.model_group}): ok in {self.duration:.3f}s"
-        status = f" {self.status}" if self.status is not None else ""
-        message = self.message or ""
-        if len(message) > _MESSAGE_LIMIT:
-            message = message[: _MESSAGE_LIMIT - 1] + "…"
-        detail = f": {message}" if message else ""
-        return f"{self.deployment_id} ({self.model_group}): {self.error}{status}{detail}"
 
 
 class Call(Enum):

@@ -32,13 +32,14 @@ from turnout.providers.base import Closable, Provider
 from turnout.router.attempt import Call
 from turnout.router.execution import ConfigBundle, Executor, retry_budget_for
 from turnout.router.hedging import Hedger
+from turnout.router.result import Response
 from turnout.router.strategies import create_strategy
 from turnout.router.streaming import Stream
 from turnout.router.table import ModelTable
 from turnout.state.base import StateStore
 from turnout.state.memory import MemoryStateStore
 from turnout.upstream import Transport
-from turnout.wire import Request, Response
+from turnout.wire import Request
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from turnout.clock import Clock
 from turnout.config.router import Deployment
 from turnout.errors import (
+    AttemptRecord,
     DeadlineExceededError,
     FailureKind,
     ProviderError,
@@ -27,7 +28,7 @@ from turnout.errors import (
     TurnoutError,
 )
 from turnout.observe.events import RequestFinished
-from turnout.router.attempt import Attempt, AttemptRecord, emit
+from turnout.router.attempt import Attempt, emit
 from turnout.router.continuation import Rewriter
 from turnout.router.transcript import Transcript, TranscriptBuilder
 from turnout.wire import RateLimitHints, StreamChunk, Usage

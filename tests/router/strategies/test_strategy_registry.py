@@ -3,9 +3,9 @@ import random
 import pytest
 from strategy_builders import WALL, deployments, request, states
 
-from turnout.config.router import RoutingConfig
+from turnout.config.router import STRATEGY_ALIASES, STRATEGY_NAMES, RoutingConfig
 from turnout.errors import ConfigError
-from turnout.router.strategies import ALIASES, REGISTRY, create_strategy, strategy_names
+from turnout.router.strategies import REGISTRY, create_strategy, strategy_names
 
 CANONICAL = [
     "weighted-random",
@@ -31,11 +31,13 @@ LITELLM = {
 
 def test_registry_holds_exactly_the_canonical_names() -> None:
     assert sorted(REGISTRY) == sorted(CANONICAL)
+    # The names the config layer checks at load are the ones the router implements.
+    assert sorted(STRATEGY_NAMES) == sorted(REGISTRY)
 
 
 def test_aliases_point_at_canonical_names() -> None:
-    assert set(ALIASES.values()) <= set(REGISTRY)
-    assert not set(ALIASES) & set(REGISTRY)
+    assert set(STRATEGY_ALIASES.values()) <= set(REGISTRY)
+    assert not set(STRATEGY_ALIASES) & set(REGISTRY)
     assert strategy_names() == sorted({*CANONICAL, *LITELLM})
 
 

@@ -30,9 +30,7 @@ remains, and when it resets as an RFC 3339 timestamp, turned into seconds on the
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import datetime
-from email.utils import parsedate_to_datetime
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -44,6 +42,8 @@ from turnout.errors import (
     ProviderError,
     StreamInterruptedError,
 )
+from turnout.providers.headers import Now, seconds_until
+from turnout.providers.headers import retry_after as header_wait
 from turnout.providers.statuses import by_status
 from turnout.wire import RateLimitHints
 
@@ -68,8 +68,6 @@ _HINTS = (
     (_POLICY_HINTS, ContentPolicyError),
     (_BILLING_HINTS, PermissionDeniedError),
 )
-
-Now = Callable[[], float]
 
 
 def describe(body: bytes) -> tuple[str | None, str]:
@@ -130,18 +128,11 @@ def classify(
 def retry_after(headers: Mapping[str, str], now: Now) -> float | None:
     """Seconds to wait: ``retry-after`` (seconds or an HTTP date), else the reset time of a
     quota the rate-limit headers report as used up."""
-    value = headers.get("retry-after")
-    if value is not None:
-        try:
-            return max(0.0, float(value))
-        except ValueError:
-            pass
-        try:
-            return max(0.0, parsedate_to_datetime(value).timestamp() - now())
-        except (TypeError, ValueError):
-            pass
+    wait = header_wait(headers, now)
+    if wait is not None:
+        return wait
     waits = [
-        _until(headers.get(f"anthropic-ratelimit-{quota}-reset"), now)
+        seconds_until(headers.get(f"anthropic-ratelimit-{quota}-reset"), now)
         for quota in ("requests", "tokens", "input-tokens", "output-tokens")
         if _int(headers.get(f"anthropic-ratelimit-{quota}-remaining")) == 0
     ]
@@ -162,22 +153,9 @@ def rate_limit_hints(headers: Mapping[str, str], now: Now) -> RateLimitHints | N
         limit_requests=_int(headers.get(f"{requests}-limit")),
         remaining_tokens=_int(headers.get(f"{tokens}-remaining")),
         limit_tokens=_int(headers.get(f"{tokens}-limit")),
-        reset_requests=_until(headers.get(f"{requests}-reset"), now),
-        reset_tokens=_until(headers.get(f"{tokens}-reset"), now),
+        reset_requests=seconds_until(headers.get(f"{requests}-reset"), now),
+        reset_tokens=seconds_until(headers.get(f"{tokens}-reset"), now),
     )
-
-
-def _until(value: str | None, now: Now) -> float | None:
-    """Seconds from now until an RFC 3339 timestamp."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        return None
-    return max(0.0, moment.timestamp() - now())
 
 
 def _int(value: str | None) -> int | None:

@@ -241,7 +241,7 @@ class BedrockAdapter(Capable):
         )
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
-        return http_error(status, body, headers)
+        return http_error(status, body, headers, self._clock.wall)
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimitHints | None:
         # Bedrock sends no quota headers (its quotas live in Service Quotas).

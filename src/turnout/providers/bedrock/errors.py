@@ -28,7 +28,7 @@ from turnout.errors import (
     ServerError,
     StreamInterruptedError,
 )
-from turnout.providers.openai import classify_error, retry_after_seconds
+from turnout.providers.headers import Now, retry_after
 from turnout.providers.statuses import by_status, mentions
 
 PROVIDER = "bedrock"
@@ -103,7 +103,7 @@ class _ErrorView(msgspec.Struct):
 _ERROR = msgspec.json.Decoder(_ErrorView)
 
 
-def http_error(status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+def http_error(status: int, body: bytes, headers: Mapping[str, str], now: Now) -> ProviderError:
     """The error of a non-2xx reply, from its ``x-amzn-ErrorType`` and JSON body."""
     kind = _header(headers, "x-amzn-errortype")
     try:
@@ -113,7 +113,7 @@ def http_error(status: int, body: bytes, headers: Mapping[str, str]) -> Provider
     else:
         message = view.message or view.Message or ""
         kind = kind or view.code or view.type_
-    return classify(_name(kind), message or "no error message", status, headers)
+    return classify(_name(kind), message or "no error message", status, retry_after(headers, now))
 
 
 def stream_exception(exception_type: str, payload: bytes) -> ProviderError:
@@ -123,20 +123,19 @@ def stream_exception(exception_type: str, payload: bytes) -> ProviderError:
         message = view.message or view.Message or ""
     except (msgspec.DecodeError, msgspec.ValidationError):
         message = payload.decode("utf-8", "replace").strip()
-    return classify(_name(exception_type), message or "no error message", None, {})
+    return classify(_name(exception_type), message or "no error message", None, None)
 
 
-def classify(
-    kind: str, message: str, status: int | None, headers: Mapping[str, str]
-) -> ProviderError:
+def classify(kind: str, message: str, status: int | None, wait: float | None) -> ProviderError:
     """Map one Bedrock exception (its name, text, HTTP status if any) to turnout's tree.
 
     ``kind`` is empty when the reply named none; the status decides then, as for any upstream.
+    `wait` is what the reply's headers said about retrying (None inside a stream).
     """
     text = f"{PROVIDER}: {_display(kind)}{message}"
     name = kind.lower()
     lowered = message.lower()
-    retry_after = retry_after_seconds(headers)
+    retry_after = wait
     if name in _AUTHENTICATION:
         return AuthenticationError(text, status=status)
     if name in _SERVER:
@@ -155,7 +154,7 @@ def classify(
         return StreamInterruptedError(text)
     if status == 403 and mentions(lowered, _AUTHENTICATION_HINTS):
         return AuthenticationError(text, status=status)
-    return classify_error(status, _display(kind) + message, None, None, None, headers, PROVIDER)
+    return by_status(text, status, lowered=lowered, hints=_HINTS, retry_after=retry_after)
 
 
 def _name(kind: str | None) -> str:

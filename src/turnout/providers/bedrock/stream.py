@@ -97,7 +97,7 @@ class ConverseStreamTranslator(Translator):
             raise stream_exception(str(headers.get(":exception-type", "")), payload)
         if kind == "error":
             message = str(headers.get(":error-message") or "no error message")
-            raise classify(str(headers.get(":error-code", "")), message, None, {})
+            raise classify(str(headers.get(":error-code", "")), message, None, None)
         try:
             event = _EVENT.decode(payload) if payload else _EventView()
         except (msgspec.DecodeError, msgspec.ValidationError):

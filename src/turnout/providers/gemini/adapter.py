@@ -128,7 +128,7 @@ class GeminiAdapter(Capable):
         )
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
-        return error_from_body(status, body, headers)
+        return error_from_body(status, body, headers, self._clock.wall)
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimitHints | None:
         # Gemini sends no rate-limit headers; its 429s say how long to wait instead.

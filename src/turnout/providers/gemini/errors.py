@@ -27,7 +27,7 @@ from turnout.errors import (
     ProviderError,
     StreamInterruptedError,
 )
-from turnout.providers.openai import retry_after_seconds
+from turnout.providers.headers import Now, retry_after
 from turnout.providers.statuses import REJECTED, by_status, mentions
 
 PROVIDER = "gemini"
@@ -67,19 +67,26 @@ _POLICY_HINTS = ("safety", "prohibited content", "blocked due to")
 _HINTS = ((_CONTEXT_HINTS, ContextWindowExceededError), (_POLICY_HINTS, ContentPolicyError))
 
 
-def error_from_body(status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
+def error_from_body(
+    status: int, body: bytes, headers: Mapping[str, str], now: Now
+) -> ProviderError:
     """The classified error of a non-2xx reply."""
     error = _error_object(body)
+    wait = retry_after(headers, now)
     if error is None:
         text = body.decode("utf-8", "replace").strip() or f"HTTP {status}"
-        return classify(status, {"message": text}, headers)
-    return classify(status, error, headers)
+        return classify(status, {"message": text}, wait)
+    return classify(status, error, wait)
 
 
 def classify(
-    status: int | None, error: Mapping[str, Any], headers: Mapping[str, str]
+    status: int | None, error: Mapping[str, Any], header_wait: float | None
 ) -> ProviderError:
-    """Map one Google error object (HTTP status, or None inside a stream) into the tree."""
+    """Map one Google error object (HTTP status, or None inside a stream) into the tree.
+
+    `header_wait` is what the reply's headers said about retrying; the error's own RetryInfo
+    detail, when present, says it more precisely.
+    """
     message = str(error.get("message") or "no error message")
     name = error.get("status")
     code = error.get("code")
@@ -108,7 +115,7 @@ def classify(
         return PermissionDeniedError(text, status=status)
     wait = retry_delay(details)
     if wait is None:
-        wait = retry_after_seconds(headers)
+        wait = header_wait
     return by_status(text, status, lowered=lowered, hints=_HINTS, retry_after=wait)
 
 

@@ -78,7 +78,7 @@ class GeminiStreamTranslator(SSETranslator):
         except (msgspec.DecodeError, msgspec.ValidationError):
             raise StreamInterruptedError(f"{PROVIDER}: sent a malformed stream event") from None
         if view.error is not None:
-            raise classify(None, view.error, {})
+            raise classify(None, view.error, None)
         check_blocked(view)
         if view.usage_metadata is not None:
             self._meta = view.usage_metadata

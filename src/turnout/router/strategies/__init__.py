@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from turnout.config.router import RoutingConfig
+from turnout.config.router import STRATEGY_ALIASES, STRATEGY_NAMES, RoutingConfig
 from turnout.router.strategies.base import Strategy, StrategyFactory
 from turnout.router.strategies.cost import LowestCost
 from turnout.router.strategies.hybrid import Hybrid
@@ -31,23 +31,14 @@ REGISTRY: dict[str, StrategyFactory] = {
     "hybrid": Hybrid,
 }
 
-#: LiteLLM's ``routing_strategy`` names. Its ``least-busy`` is already a canonical name.
-ALIASES: dict[str, str] = {
-    "simple-shuffle": "weighted-random",
-    "latency-based-routing": "lowest-latency",
-    "cost-based-routing": "lowest-cost",
-    "usage-based-routing": "usage-based",
-    "usage-based-routing-v2": "usage-based",
-}
-
 
 def strategy_names() -> list[str]:
     """Every name a config may use, canonical names and aliases."""
-    return sorted([*REGISTRY, *ALIASES])
+    return sorted([*STRATEGY_NAMES, *STRATEGY_ALIASES])
 
 
 def create_strategy(name: str, config: RoutingConfig, rng: random.Random) -> Strategy:
-    factory = REGISTRY[ALIASES.get(name, name)]
+    factory = REGISTRY[STRATEGY_ALIASES.get(name, name)]
     return factory(config, rng)
 
 
