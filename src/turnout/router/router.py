@@ -270,10 +270,10 @@ class Router:
         ``async with await router.stream(request) as stream:``, so that the deployment's
         in-flight slot is freed.
         """
-        if not request.stream:
-            request.body["stream"] = True
         if self._closed:
             raise _closed()
+        if not request.stream:
+            request.body["stream"] = True
         _, outcome = await self._executor.run(self._bundle, request, Call.STREAM)
         assert isinstance(outcome, Stream)
         return outcome
