@@ -22,7 +22,22 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     from turnout.errors import TurnoutError
 
-_REDACTED: Final = "**********"
+#: What stands in for a secret wherever one would show.
+REDACTED: Final = "**********"
+_REDACTED: Final = REDACTED
+
+#: A setting, parameter or header whose name says its (plain text) value is a credential...
+_SECRET_NAME = re.compile(
+    r"key|secret|token|password|passwd|credential|authorization|signature|cookie", re.IGNORECASE
+)
+#: ...unless the name holds counts or limits, never credentials.
+_NOT_SECRET_NAME = re.compile(r"tokens|token_count|keep", re.IGNORECASE)
+
+
+def names_secret(name: str) -> bool:
+    """Whether a setting, parameter or header called `name` holds a credential
+    (``Authorization``, ``x-api-key``, ``client_secret``; not ``max_tokens``)."""
+    return _SECRET_NAME.search(name) is not None and _NOT_SECRET_NAME.search(name) is None
 
 
 class Secret:
