@@ -341,7 +341,15 @@ def test_a_router_config_round_trips_through_plain_data_with_its_settings() -> N
 
 # -- no secret in any repr -----------------------------------------------------------------------
 
-SECRETS = ("sk-one", "eyJ-token", "aws-secret", "AKIAEXAMPLE", "hdr-token-1", "body-secret-2")
+SECRETS = (
+    "sk-one",
+    "eyJ-token",
+    "aws-secret",
+    "AKIAEXAMPLE",
+    "hdr-token-1",
+    "body-secret-2",
+    "param-secret-3",
+)
 
 
 def _with_credential_headers(data: dict[str, Any]) -> dict[str, Any]:
@@ -349,6 +357,8 @@ def _with_credential_headers(data: dict[str, Any]) -> dict[str, Any]:
     params = entry.get("params", entry.get("litellm_params"))
     params["extra_headers"] = {"Authorization": "Bearer hdr-token-1", "X-Team": "shown"}
     params["extra_body"] = {"auth": [{"client_secret": "body-secret-2"}]}
+    if "params" in entry:  # LiteLLM's import ignores keys it does not know
+        params["client_secret"] = "param-secret-3"
     return data
 
 
@@ -358,6 +368,7 @@ def _in_code() -> tuple[Deployment, ...]:
             model_name="c",
             model="m",
             api_key=Secret("sk-one"),
+            params={"client_secret": "param-secret-3"},
             settings=OpenAISettings(
                 extra_headers={"Authorization": "Bearer hdr-token-1", "X-Team": "shown"},
                 extra_body={"auth": [{"client_secret": "body-secret-2"}]},

@@ -40,6 +40,27 @@ def names_secret(name: str) -> bool:
     return _SECRET_NAME.search(name) is not None and _NOT_SECRET_NAME.search(name) is None
 
 
+#: Deepest nesting `masked` looks into (configs are shallow; this only bounds a cycle).
+_MASK_DEPTH = 8
+
+
+def masked(value: Any, depth: int = 0) -> Any:
+    """`value` (mappings and lists of plain data) with every item under a credential's name
+    replaced by `REDACTED`: what a repr of settings may show."""
+    if depth > _MASK_DEPTH:
+        return value
+    if isinstance(value, dict):
+        return {
+            name: REDACTED
+            if isinstance(name, str) and names_secret(name)
+            else masked(item, depth + 1)
+            for name, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [masked(item, depth + 1) for item in value]
+    return value
+
+
 class Secret:
     """A string whose repr and str are redacted; `reveal()` returns the value."""
 

@@ -41,10 +41,7 @@ from turnout.config.decoding import convert
 from turnout.config.simulated import Behaviour
 from turnout.config.urls import check_base_url
 from turnout.errors import ConfigError
-from turnout.secrets import REDACTED, Secret, names_secret
-
-#: Deepest nesting of ``extra_body`` masked in a repr (configs are shallow).
-_DEPTH = 8
+from turnout.secrets import Secret, masked
 
 
 class ProviderSettings(
@@ -73,7 +70,7 @@ class ProviderSettings(
         return f"{type(self).__name__}({shown})"
 
     def __rich_repr__(self) -> list[tuple[str, Any]]:
-        return [(name, _masked(getattr(self, name), 0)) for name in self.__struct_fields__]
+        return [(name, masked(getattr(self, name))) for name in self.__struct_fields__]
 
 
 class HttpSettings(ProviderSettings, frozen=True, kw_only=True):
@@ -259,20 +256,6 @@ def _header_texts(value: Any) -> Any:
         name: str(item) if isinstance(item, bool | int | float) else item
         for name, item in value.items()
     }
-
-
-def _masked(value: Any, depth: int) -> Any:
-    """`value` with every item under a credential's name masked (for reprs)."""
-    if isinstance(value, Mapping) and depth <= _DEPTH:
-        return {
-            name: REDACTED
-            if isinstance(name, str) and names_secret(name)
-            else _masked(item, depth + 1)
-            for name, item in value.items()
-        }
-    if isinstance(value, list | tuple) and depth <= _DEPTH:
-        return [_masked(item, depth + 1) for item in value]
-    return value
 
 
 __all__ = [

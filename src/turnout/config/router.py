@@ -20,7 +20,7 @@ from turnout.config.decoding import decode_secret, split_validation_error
 from turnout.config.providers import Settings, resolve_settings
 from turnout.config.urls import check_base_url
 from turnout.errors import ConfigError
-from turnout.secrets import Secret
+from turnout.secrets import Secret, masked
 
 NonNegative = Annotated[float, Meta(ge=0)]
 Positive = Annotated[float, Meta(gt=0)]
@@ -96,6 +96,18 @@ class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
         params, settings = resolve_settings(self.provider, self.params, self.settings)
         msgspec.structs.force_setattr(self, "params", params)
         msgspec.structs.force_setattr(self, "settings", settings)
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
+        return f"Deployment({shown})"
+
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        # A request default under a credential's name (``params.api_key``...) is masked too.
+        return [
+            (name, masked(value) if name == "params" else value)
+            for name in self.__struct_fields__
+            for value in (getattr(self, name),)
+        ]
 
 
 def derive_deployment_id(deployment: Deployment) -> str:
