@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from turnout import Deployment, RouterConfig, Secret, parse_router_config
+from turnout.config.providers import BedrockSettings
 from turnout.config.router import HybridWeights
 from turnout.errors import ConfigError
 
@@ -185,9 +186,9 @@ def test_base_urls_that_work_are_accepted(url: str) -> None:
 
 def test_credential_params_never_show_in_a_repr_whichever_format_gave_them() -> None:
     secrets = {
+        "aws_access_key_id": "AKIDPLAINTEXT1",
         "aws_secret_access_key": "plain-aws-secret-9f8e7d",
         "aws_session_token": "plain-session-token-1a2b3c",
-        "azure_ad_token": "plain-ad-token-4d5e6f",
     }
     deployment = Deployment(
         model_name="chat",
@@ -195,17 +196,30 @@ def test_credential_params_never_show_in_a_repr_whichever_format_gave_them() -> 
         provider="bedrock",
         params={**secrets, "aws_region_name": "us-east-1"},
     )
-    shown = repr(deployment) + str(deployment) + repr(deployment.params)
+    shown = repr(deployment) + str(deployment) + repr(deployment.settings)
     for value in secrets.values():
         assert value not in shown
     for name, value in secrets.items():
-        held = deployment.params[name]
+        held = getattr(deployment.settings, name)
         assert isinstance(held, Secret)
         assert held.reveal() == value
-    assert deployment.params["aws_region_name"] == "us-east-1"
+    assert isinstance(deployment.settings, BedrockSettings)
+    assert deployment.settings.aws_region_name == "us-east-1"
+    assert deployment.params == {}
 
 
 def test_deployments_that_differ_only_in_a_secret_param_keep_distinct_ids() -> None:
-    one = Deployment(model_name="c", model="m", params={"aws_session_token": "tok-12345678"})
-    other = Deployment(model_name="c", model="m", params={"aws_session_token": "tok-87654321"})
+    keys = {"aws_access_key_id": "AKID", "aws_secret_access_key": "s"}
+    one = Deployment(
+        model_name="c",
+        model="m",
+        provider="bedrock",
+        params={**keys, "aws_session_token": "tok-12345678"},
+    )
+    other = Deployment(
+        model_name="c",
+        model="m",
+        provider="bedrock",
+        params={**keys, "aws_session_token": "tok-87654321"},
+    )
     assert one.id != other.id

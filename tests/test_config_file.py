@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import msgspec
 import pytest
@@ -429,9 +429,11 @@ def test_documented_example_needs_its_key() -> None:
 def test_documented_example_explains_every_setting() -> None:
     """Every field of every section appears in the example, so none goes unexplained."""
     text = (EXAMPLES / "turnout.yaml").read_text(encoding="utf-8")
+    from turnout.config import providers
     from turnout.config import router as router_config
 
     structs: list[type[msgspec.Struct]] = [
+        *get_args(providers.Settings),
         ServerConfig,
         router_config.Deployment,
         router_config.Timeouts,

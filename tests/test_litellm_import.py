@@ -10,6 +10,7 @@ import pytest
 from turnout import Secret
 from turnout.config.litellm import PROVIDERS, convert_litellm, import_litellm
 from turnout.config.load import GatewayConfig, load_config, parse_config
+from turnout.config.providers import AzureSettings, BedrockSettings, GeminiSettings, OpenAISettings
 from turnout.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "litellm-config.yaml"
@@ -76,9 +77,12 @@ def test_example_deployments(example: GatewayConfig) -> None:
     assert claude.input_cost_per_token == 0.000003
     assert claude.output_cost_per_token == 0.000015
     assert bedrock.api_key is None
-    assert bedrock.params["aws_region_name"] == "us-east-1"
-    assert bedrock.params["aws_access_key_id"] == "AKIAEXAMPLE"
-    assert bedrock.params["aws_secret_access_key"] == Secret("aws-secret")
+    assert bedrock.params == {}
+    assert bedrock.settings == BedrockSettings(
+        aws_region_name="us-east-1",
+        aws_access_key_id=Secret("AKIAEXAMPLE"),
+        aws_secret_access_key=Secret("aws-secret"),
+    )
     assert "aws-secret" not in repr(bedrock)
 
 
@@ -218,7 +222,8 @@ def test_bare_name_of_another_family_is_openai_with_a_warning() -> None:
 def test_vertex_without_api_base_warns() -> None:
     config = _load(_one({"model": "vertex_ai/gemini-1.5-pro", "vertex_project": "p"}))
     assert config.router.model_list[0].provider == "gemini"
-    assert config.router.model_list[0].params == {"vertex_project": "p"}
+    assert config.router.model_list[0].params == {}
+    assert config.router.model_list[0].settings == GeminiSettings(vertex_project="p")
     [warning] = config.warnings
     assert warning.startswith("model_list[0].litellm_params.model: vertex_ai is served by")
     assert "vertex_project" in warning
@@ -282,39 +287,56 @@ def test_deployment_fields_map() -> None:
     assert _paths(config.warnings) == ["model_list[0].litellm_params.order"]
 
 
-def test_request_parameters_go_to_params_without_warnings() -> None:
+def test_request_parameters_go_to_params_and_settings_to_settings_without_warnings() -> None:
     request = {
         "temperature": 0.1,
         "max_tokens": 100,
         "top_p": 0.9,
         "seed": 7,
         "stop": ["\n"],
-        "extra_headers": {"X-Team": "a"},
-        "extra_body": {"safe": True},
         "frequency_penalty": 0.5,
         "presence_penalty": 0.5,
         "response_format": {"type": "json_object"},
         "user": "u",
     }
     provider = {
+        "extra_headers": {"X-Team": "a"},
+        "extra_body": {"safe": True},
         "aws_region_name": "eu-west-1",
         "aws_access_key_id": "AKIA",
         "aws_secret_access_key": "secret-1",
         "aws_session_token": "token-1",
-        "vertex_project": "p",
-        "vertex_location": "europe-west4",
-        "organization": "org-1",
+        "aws_bedrock_runtime_endpoint": "https://bedrock.example",
     }
     config = _load(_one({"model": "bedrock/x", **request, **provider}))
-    params = config.router.model_list[0].params
+    [deployment] = config.router.model_list
     assert config.warnings == ()
-    secrets = {"aws_secret_access_key", "aws_session_token"}
-    assert {k: v for k, v in params.items() if k not in secrets} == {
-        **request,
-        **{k: v for k, v in provider.items() if k not in secrets},
-    }
-    assert params["aws_secret_access_key"] == Secret("secret-1")
-    assert params["aws_session_token"] == Secret("token-1")
+    assert deployment.params == request
+    assert deployment.settings == BedrockSettings(
+        extra_headers={"X-Team": "a"},
+        extra_body={"safe": True},
+        aws_region_name="eu-west-1",
+        aws_access_key_id=Secret("AKIA"),
+        aws_secret_access_key=Secret("secret-1"),
+        aws_session_token=Secret("token-1"),
+        aws_bedrock_runtime_endpoint="https://bedrock.example",
+    )
+    vertex = _load(
+        _one(
+            {
+                "model": "vertex_ai/gemini-1.5-pro",
+                "api_base": "https://v.example",
+                "vertex_project": "p",
+                "vertex_location": "europe-west4",
+            }
+        )
+    )
+    assert vertex.warnings == ()
+    assert vertex.router.model_list[0].settings == GeminiSettings(
+        vertex_project="p", vertex_location="europe-west4"
+    )
+    openai = _load(_one({"model": "openai/gpt-4o", "organization": "org-1"}))
+    assert openai.router.model_list[0].settings == OpenAISettings(organization="org-1")
 
 
 def test_other_litellm_params_are_ignored_with_their_paths() -> None:
@@ -342,7 +364,7 @@ def test_other_litellm_params_are_ignored_with_their_paths() -> None:
 def test_azure_ad_tokens_are_kept_as_secrets_for_the_adapter() -> None:
     config = _load(_one({"model": "azure/gpt-4o", "azure_ad_token": "eyJ-token"}))
     [deployment] = config.router.model_list
-    assert deployment.params["azure_ad_token"] == Secret("eyJ-token")
+    assert deployment.settings == AzureSettings(azure_ad_token=Secret("eyJ-token"))
     assert "eyJ-token" not in repr(deployment)
     assert config.warnings == ()
 
@@ -441,7 +463,9 @@ def test_credentials_fill_the_deployment_and_its_own_values_win() -> None:
     assert first.api_key == Secret("from-env")
     assert first.base_url == "https://cred.example"
     assert first.api_version == "2025-01-01"
-    assert first.params == {"aws_region_name": "eu-west-1"}
+    # The credential's Bedrock setting is not one of Azure's: a credential may serve several.
+    assert first.params == {}
+    assert first.settings == AzureSettings()
     assert second.api_key is None
     assert Counter(_paths(config.warnings)) == Counter(
         [

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from turnout import Deployment, Secret
 from turnout.errors import AttemptRecord, FailureKind, ServerError
-from turnout.secrets import Redactor
+from turnout.secrets import Redactor, masked, names_secret
 
 
 def test_secret_never_shows_its_value() -> None:
@@ -181,3 +181,17 @@ def test_no_configured_secret_survives_anywhere_in_any_text(
     redacted = Redactor(secrets).redact(text)
     for secret in secrets:
         assert secret not in redacted
+
+
+def test_masked_hides_values_under_credential_names_at_any_depth() -> None:
+    value = {
+        "Authorization": "Bearer abc",
+        "max_tokens": 5,
+        "nested": [{"client_secret": "s", "name": "kept"}],
+    }
+    assert masked(value) == {
+        "Authorization": MASK,
+        "max_tokens": 5,
+        "nested": [{"client_secret": MASK, "name": "kept"}],
+    }
+    assert names_secret("x-api-key") and not names_secret("max_completion_tokens")

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import msgspec
+
 from turnout.config.load import GatewayConfig, ServerConfig
+from turnout.config.providers import SimulatedSettings
 from turnout.config.router import (
     Deployment,
     FallbackConfig,
@@ -19,6 +22,7 @@ from turnout.config.router import (
     RouterConfig,
     RoutingConfig,
 )
+from turnout.config.simulated import Behaviour
 
 
 def _simulated(
@@ -32,7 +36,8 @@ def _simulated(
         input_cost_per_token=price[0],
         output_cost_per_token=price[1],
         context_window=window,
-        params={"simulate": behaviour},
+        # Converted, not built, so that msgspec checks the ranges of the behaviour's fields.
+        settings=SimulatedSettings(simulate=msgspec.convert(behaviour, Behaviour)),
     )
 
 

@@ -22,7 +22,43 @@ from urllib.parse import quote
 if TYPE_CHECKING:
     from turnout.errors import TurnoutError
 
-_REDACTED: Final = "**********"
+#: What stands in for a secret wherever one would show.
+REDACTED: Final = "**********"
+_REDACTED: Final = REDACTED
+
+#: A setting, parameter or header whose name says its (plain text) value is a credential...
+_SECRET_NAME = re.compile(
+    r"key|secret|token|password|passwd|credential|authorization|signature|cookie", re.IGNORECASE
+)
+#: ...unless the name holds counts or limits, never credentials.
+_NOT_SECRET_NAME = re.compile(r"tokens|token_count|keep", re.IGNORECASE)
+
+
+def names_secret(name: str) -> bool:
+    """Whether a setting, parameter or header called `name` holds a credential
+    (``Authorization``, ``x-api-key``, ``client_secret``; not ``max_tokens``)."""
+    return _SECRET_NAME.search(name) is not None and _NOT_SECRET_NAME.search(name) is None
+
+
+#: Deepest nesting `masked` looks into (configs are shallow; this only bounds a cycle).
+_MASK_DEPTH = 8
+
+
+def masked(value: Any, depth: int = 0) -> Any:
+    """`value` (mappings and lists of plain data) with every item under a credential's name
+    replaced by `REDACTED`: what a repr of settings may show."""
+    if depth > _MASK_DEPTH:
+        return value
+    if isinstance(value, dict):
+        return {
+            name: REDACTED
+            if isinstance(name, str) and names_secret(name)
+            else masked(item, depth + 1)
+            for name, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [masked(item, depth + 1) for item in value]
+    return value
 
 
 class Secret:

@@ -92,8 +92,6 @@ def test_key_from_the_environment_version_and_extras_from_the_deployment() -> No
             "extra_headers": {"anthropic-beta": "prompt-caching-2024-07-31"},
             "extra_body": {"container": "c1"},
             "temperature": 0.2,
-            "organization": "org-1",
-            "aws_region_name": "us-east-1",
         },
     )
     adapter = _adapter({"ANTHROPIC_API_KEY": "sk-ant-env"})
@@ -106,7 +104,7 @@ def test_key_from_the_environment_version_and_extras_from_the_deployment() -> No
     assert call.headers["anthropic-beta"] == "prompt-caching-2024-07-31"
     assert body["container"] == "c1"
     assert body["temperature"] == 0.2  # a deployment default
-    assert "organization" not in body and "aws_region_name" not in body
+    assert "extra_headers" not in body and "extra_body" not in body
     assert _native(deployment, temperature=0.7)["temperature"] == 0.7  # the caller wins
 
 

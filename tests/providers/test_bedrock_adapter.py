@@ -158,17 +158,16 @@ def test_missing_credentials_region_or_unsupported_settings_fail_without_reveali
     assert caught.value.message.startswith("bedrock: ")
     with pytest.raises(ConfigError, match="needs a region"):
         _adapter({"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}).build(bare, _chat())
-    half = Deployment(
-        model_name="c",
-        provider="bedrock",
-        model="m",
-        params={"aws_region_name": "us-east-1", "aws_access_key_id": "AKIDHALF"},
-    )
-    environ = {"AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "env-secret"}
-    with pytest.raises(AuthenticationError, match="no credentials"):
-        _adapter(environ).build(half, _chat())
+    # Half a key pair is never completed with the environment's: refused when built (at load).
+    with pytest.raises(ConfigError, match="aws_access_key_id is set but aws_secret_access_key"):
+        Deployment(
+            model_name="c",
+            provider="bedrock",
+            model="m",
+            params={"aws_region_name": "us-east-1", "aws_access_key_id": "AKIDHALF"},
+        )
     with pytest.raises(ConfigError, match="aws_role_name") as refused:
-        _adapter().build(_deployment(params={"aws_role_name": "arn:role"}), _chat())
+        _deployment(params={"aws_role_name": "arn:role"})
     assert KEYS.secret_key not in str(refused.value)
     credentials = AwsCredentials("AKIDX", Secret("very-secret"), Secret("very-token"))
     assert "very-secret" not in repr(credentials)

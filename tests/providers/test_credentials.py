@@ -24,16 +24,17 @@ def test_a_deployments_key_params_and_headers_are_found() -> None:
             "aws_access_key_id": "AKIDPLAINTEXT",
             "aws_secret_access_key": "plain-secret-789",
             "aws_session_token": Secret("session-token-0ab"),
-            "azure_ad_token": Secret("ad-token-cde"),
             "extra_headers": {"Authorization": "Bearer hdr-token-fgh", "X-Trace": "visible"},
             "extra_body": {"nested": [{"client_secret": "deep-secret-ijk"}]},
             "max_tokens": 100,
             "max_completion_tokens_hint": "not-a-secret",
             "temperature": 0.2,
             "region": "us-east-1",
+            "aws_region_name": "us-east-1",
         },
     )
-    found = set(deployment_secrets(deployment))
+    azure = _deployment(provider="azure", params={"azure_ad_token": Secret("ad-token-cde")})
+    found = set(deployment_secrets(deployment)) | set(deployment_secrets(azure))
     assert {
         "key-one-123",
         "AKIDPLAINTEXT",

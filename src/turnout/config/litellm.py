@@ -13,7 +13,9 @@ What maps where (LiteLLM -> turnout):
   and model (a bare name -> openai); ``api_key``; ``api_base`` -> ``base_url``; ``api_version``;
   ``rpm``; ``tpm``; ``weight``; ``order`` -> ``priority``; ``timeout`` -> ``timeouts.request``;
   ``stream_timeout`` -> ``timeouts.first_token``; ``max_parallel_requests``; costs; ``tags``;
-  ``cooldown_time``; request parameters and provider settings -> ``params``;
+  ``cooldown_time``; request parameters -> ``params``; the settings of the deployment's provider
+  family (`turnout.config.providers`) -> ``params`` too, which moves them into its typed
+  settings (another family's settings are ignored, with a warning);
   ``model_info.id`` -> ``id``; ``model_info.max_input_tokens`` -> ``context_window``;
   ``litellm_credential_name`` -> the credential's values from ``credential_list``.
 - ``router_settings`` (over the same keys in ``litellm_settings``): strategy, retries, cooldowns,
@@ -32,6 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from turnout.config.providers import is_setting, setting_names
 from turnout.errors import ConfigError
 
 #: Top-level sections only a LiteLLM config has.
@@ -95,26 +98,10 @@ _REQUEST_PARAMS: Final = frozenset(
         "top_p",
         "seed",
         "stop",
-        "extra_headers",
-        "extra_body",
         "frequency_penalty",
         "presence_penalty",
         "response_format",
         "user",
-    }
-)
-
-#: Provider settings kept in ``params`` under their names, for the provider adapters.
-_PROVIDER_PARAMS: Final = frozenset(
-    {
-        "aws_region_name",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "vertex_project",
-        "vertex_location",
-        "organization",
-        "azure_ad_token",
     }
 )
 
@@ -298,7 +285,8 @@ class _Deployment:
         self.origins[f"{self.target}.{section}.{key}"] = origin
 
     def param(self, key: str, value: Any, origin: str) -> None:
-        # Credentials among them become `Secret` in `Deployment`, as for every config format.
+        # Provider settings among them move into the deployment's typed settings (credentials
+        # as `Secret`) when `Deployment` is built, as for every config format.
         self.put_in("params", key, value, origin)
 
 
@@ -375,7 +363,7 @@ class _Converter:
                 elif key not in ("credential_name", "credential_values"):
                     self.ignore(f"{path}.{key}", _UNKNOWN_REASON)
             for key in values:
-                if key not in _CREDENTIAL_FIELDS and key not in _PROVIDER_PARAMS:
+                if key not in _CREDENTIAL_FIELDS and not is_setting(key):
                     self.ignore(f"{path}.credential_values.{key}", _UNKNOWN_REASON)
             if name in self.credentials:
                 raise ConfigError(
@@ -434,13 +422,16 @@ class _Converter:
         provider, model = self.split_model(params, params_path)
         out.put("provider", provider, f"{params_path}.model")
         out.put("model", model, f"{params_path}.model")
-        self.litellm_params(out, params, params_path)
+        self.litellm_params(out, provider, params, params_path)
         if "litellm_credential_name" in params:
-            self.credential(out, params["litellm_credential_name"], params_path)
+            self.credential(out, provider, params["litellm_credential_name"], params_path)
         self.model_info(out, entry.get("model_info"), f"{path}.model_info")
         return out.data
 
-    def litellm_params(self, out: _Deployment, params: Mapping[Any, Any], path: str) -> None:
+    def litellm_params(
+        self, out: _Deployment, provider: str, params: Mapping[Any, Any], path: str
+    ) -> None:
+        settings = setting_names(provider)
         for key, value in params.items():
             origin = f"{path}.{key}"
             if key in ("model", "custom_llm_provider", "litellm_credential_name"):
@@ -454,13 +445,16 @@ class _Converter:
                     self.orders.append(origin)
             elif key in _TIMEOUTS:
                 out.put_in("timeouts", _TIMEOUTS[key], value, origin)
-            elif key in _REQUEST_PARAMS or key in _PROVIDER_PARAMS:
+            elif key in _REQUEST_PARAMS or key in settings:
                 out.param(key, value, origin)
+            elif is_setting(key):
+                self.ignore(origin, f"a setting turnout's {provider} provider does not take")
             else:
                 self.ignore(origin, _DEPLOYMENT_REASONS.get(key, _UNKNOWN_REASON))
 
-    def credential(self, out: _Deployment, value: Any, path: str) -> None:
-        """The values of a ``credential_list`` entry, where the deployment sets none itself."""
+    def credential(self, out: _Deployment, provider: str, value: Any, path: str) -> None:
+        """The values of a ``credential_list`` entry, where the deployment sets none itself
+        (settings only of the deployment's family: a credential may serve several)."""
         origin = f"{path}.litellm_credential_name"
         name = _text(value, origin)
         credential = self.credentials.get(name)
@@ -472,12 +466,13 @@ class _Converter:
             )
             return
         credential.used = True
+        settings = setting_names(provider)
         for key, setting in credential.values.items():
             source = f"{credential.path}.credential_values.{key}"
             field = _CREDENTIAL_FIELDS.get(key)
             if field is not None and field not in out.data:
                 out.put(field, setting, source)
-            elif key in _PROVIDER_PARAMS and key not in out.data.get("params", {}):
+            elif key in settings and key not in out.data.get("params", {}):
                 out.param(key, setting, source)
 
     def model_info(self, out: _Deployment, value: Any, path: str) -> None:

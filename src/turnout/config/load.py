@@ -33,13 +33,9 @@ from typing import Annotated, Any, Literal
 import msgspec
 from msgspec import Meta
 
+from turnout.config.decoding import decode_secret, split_validation_error
 from turnout.config.litellm import LiteLLMImport, import_litellm, is_litellm_config
-from turnout.config.router import (
-    RouterConfig,
-    decode_secret,
-    parse_router_config,
-    split_validation_error,
-)
+from turnout.config.router import RouterConfig, parse_router_config
 from turnout.config.yaml_reader import read_yaml
 from turnout.errors import ConfigError
 from turnout.secrets import Secret

@@ -12,13 +12,15 @@ import hashlib
 import json
 from collections.abc import Mapping
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta, Struct, field
 
+from turnout.config.decoding import decode_secret, split_validation_error
+from turnout.config.providers import Settings, resolve_settings
+from turnout.config.urls import check_base_url
 from turnout.errors import ConfigError
-from turnout.secrets import Secret
+from turnout.secrets import Secret, masked
 
 NonNegative = Annotated[float, Meta(ge=0)]
 Positive = Annotated[float, Meta(gt=0)]
@@ -37,11 +39,6 @@ class Timeouts(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     first_token: Positive | None = None
     #: Between two chunks of a stream.
     idle: Positive | None = None
-
-
-#: Provider settings in ``params`` that are credentials: held as `Secret` whichever config
-#: format gave them, so that no repr, log line or error shows them.
-SECRET_PARAMS = frozenset({"aws_secret_access_key", "aws_session_token", "azure_ad_token"})
 
 
 class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -78,8 +75,13 @@ class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     timeouts: Timeouts = Timeouts()
     #: Drop request parameters this provider cannot honour instead of answering 400.
     drop_params: bool = False
-    #: Extra parameters sent upstream with every request (temperature, headers, ...).
+    #: Defaults for the request's own fields (temperature, max_tokens, ...): the caller's
+    #: values win. Given with the provider's settings mixed in (as config files write them),
+    #: it keeps only the defaults once built; the settings move to `settings`.
     params: dict[str, Any] = field(default_factory=dict)
+    #: The provider family's settings (credentials, region, extra headers and body...), typed
+    #: and checked at load (see `turnout.config.providers`). Never None once built.
+    settings: Settings | None = None
 
     def __post_init__(self) -> None:
         if not self.model_name:
@@ -89,89 +91,35 @@ class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
         if self.base_url:
             check_base_url(self.base_url)
         if not self.id:
+            # From the params as given, settings included: the ids of existing configs stay.
             msgspec.structs.force_setattr(self, "id", derive_deployment_id(self))
-        params = self.params
-        for name in SECRET_PARAMS.intersection(params):
-            if isinstance(params[name], str):
-                # After the id: deployments that differ only in such a secret keep distinct ids.
-                params[name] = Secret(params[name])
+        params, settings = resolve_settings(self.provider, self.params, self.settings)
+        msgspec.structs.force_setattr(self, "params", params)
+        msgspec.structs.force_setattr(self, "settings", settings)
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.__rich_repr__())
+        return f"Deployment({shown})"
 
-def check_base_url(url: str) -> None:
-    """Refuse a base URL that could only fail on every call, naming the fix.
-
-    Adapters append their paths (``/chat/completions``, ``/v1/messages``, ...) to the base URL
-    and send the result with aiohttp, so a URL without an http(s) scheme or a host, or with a
-    query or fragment the paths would land in, fails each request. Credentials in the URL
-    (``user:password@``) clash with the Authorization header the adapters set: aiohttp refuses
-    the combination with a ValueError on every call. The URL is shown with its userinfo and
-    query masked, as they may hold secrets.
-    """
-    scheme, authority, tail = _url_parts(url)
-    shown = repr(_masked(scheme, authority, tail))
-    if "@" in authority:
-        raise ConfigError(
-            f"{shown} carries credentials (user:password@), which turnout does not send: "
-            "give the key as api_key, or send your own Authorization header through "
-            "params.extra_headers",
-            path="base_url",
-        )
-    if not scheme:
-        raise ConfigError(
-            f"{shown} has no scheme: write https://... or http://...", path="base_url"
-        )
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        raise ConfigError(
-            f"{shown} is not a valid URL (its port or IPv6 address is malformed)",
-            path="base_url",
-        ) from None
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ConfigError(
-            f"{shown}: scheme {parts.scheme!r} is not supported: use https:// or http://",
-            path="base_url",
-        )
-    if not parts.hostname:
-        raise ConfigError(f"{shown} has no host", path="base_url")
-    if port == 0:
-        raise ConfigError(f"{shown}: port 0 cannot be connected to", path="base_url")
-    if "?" in url or "#" in url:
-        raise ConfigError(
-            f"{shown} has a query or fragment, which would end up after the API paths turnout "
-            "appends: give the endpoint without it",
-            path="base_url",
-        )
-
-
-def _url_parts(url: str) -> tuple[str, str, str]:
-    """(``scheme://`` or "", the authority, the rest from the first ``/``, ``?`` or ``#``)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        scheme, rest = "", url
-    cut = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    return scheme + sep, rest[:cut], rest[cut:]
-
-
-def _masked(scheme: str, authority: str, tail: str) -> str:
-    """The URL with anything up to its last ``@`` and anything after ``?`` or ``#`` as ``***``.
-
-    Up to the last ``@`` of the whole URL, not of the authority only: a password holding an
-    unencoded ``/`` would otherwise show in part.
-    """
-    rest = authority + tail
-    cut = min((i for i in (rest.find(c) for c in "?#") if i >= 0), default=len(rest))
-    before, after = rest[:cut], rest[cut:]
-    if "@" in before:
-        before = "***@" + before.rpartition("@")[2]
-    if after:
-        after = after[0] + "***"
-    return f"{scheme}{before}{after}"
+    def __rich_repr__(self) -> list[tuple[str, Any]]:
+        # A request default under a credential's name (``params.api_key``...) is masked too.
+        return [
+            (name, masked(value) if name == "params" else value)
+            for name in self.__struct_fields__
+            for value in (getattr(self, name),)
+        ]
 
 
 def derive_deployment_id(deployment: Deployment) -> str:
-    """A stable id from what makes a deployment distinct (a key enters only as a digest)."""
+    """A stable id from what makes a deployment distinct (a key enters only as a digest).
+
+    The params enter as a config gives them, provider settings included (settings given in code
+    enter as the params that would give them), so that a deployment keeps its id whichever way
+    its settings were written.
+    """
+    params = deployment.params
+    if deployment.settings is not None:
+        params = {**params, **deployment.settings.given()}
     identity = {
         "model_name": deployment.model_name,
         "provider": deployment.provider,
@@ -179,7 +127,7 @@ def derive_deployment_id(deployment: Deployment) -> str:
         "base_url": deployment.base_url,
         "api_version": deployment.api_version,
         "key": deployment.api_key.fingerprint() if deployment.api_key else None,
-        "params": deployment.params,
+        "params": params,
     }
     text = json.dumps(identity, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -434,14 +382,6 @@ def check_aliases(aliases: Mapping[str, str], groups: set[str]) -> None:
             )
 
 
-def decode_secret(kind: type, value: Any) -> Any:
-    """msgspec decode hook for `Secret` fields (strings only)."""
-    if kind is Secret and isinstance(value, str):
-        return Secret(value)
-    # A TypeError becomes msgspec's ValidationError, which carries the path of the value.
-    raise TypeError(f"Expected `str`, got `{type(value).__name__}`")
-
-
 def parse_router_config(data: Mapping[str, Any]) -> RouterConfig:
     """Build a `RouterConfig` from plain data (parsed YAML or JSON), naming any bad path."""
     try:
@@ -449,17 +389,3 @@ def parse_router_config(data: Mapping[str, Any]) -> RouterConfig:
     except msgspec.ValidationError as exc:
         problem, path = split_validation_error(exc)
         raise ConfigError(problem, path=path or None) from None
-
-
-def split_validation_error(error: msgspec.ValidationError) -> tuple[str, str]:
-    """msgspec says 'problem - at `$.a[1].b`'; turnout reports ('problem', 'a[1].b')."""
-    problem, sep, where = str(error).rpartition(" - at `")
-    path = where.rstrip("`").removeprefix("$").removeprefix(".") if sep else ""
-    if not sep:
-        problem = str(error)
-    cause = error.__cause__
-    if isinstance(cause, ConfigError) and cause.path:
-        # A struct's own check named the field: report the field's full path.
-        problem = str(cause).removeprefix(f"{cause.path}: ")
-        path = f"{path}.{cause.path}" if path else cause.path
-    return problem, path

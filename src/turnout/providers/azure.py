@@ -12,7 +12,7 @@ The body and the stream are OpenAI's, so the translation is the OpenAI-compatibl
   deployment, else ``AZURE_API_BASE`` / ``AZURE_OPENAI_ENDPOINT``.
 - Auth. An ``api-key`` header (the deployment's key, else ``AZURE_API_KEY`` /
   ``AZURE_OPENAI_API_KEY``), or a Microsoft Entra ID token given as the ``azure_ad_token``
-  parameter, sent as ``Authorization: Bearer``.
+  setting, sent as ``Authorization: Bearer``.
 - Dated versions before 2024-09-01-preview lack ``stream_options``, ``max_completion_tokens``
   and ``parallel_tool_calls``: a 400 here, or dropped with ``drop_params``; streams on them
   carry no usage.
@@ -38,6 +38,7 @@ from urllib.parse import quote
 import msgspec
 
 from turnout.clock import Clock, SystemClock
+from turnout.config.providers import AzureSettings, settings_of
 from turnout.config.router import Deployment
 from turnout.errors import (
     ConfigError,
@@ -57,7 +58,6 @@ from turnout.providers.openai import (
     prepare_call,
     read_usage,
 )
-from turnout.secrets import Secret
 from turnout.upstream import UpstreamRequest
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request
 
@@ -66,8 +66,6 @@ NAME = "azure"
 DEFAULT_API_VERSION = "2024-10-21"
 #: Values of ``api_version`` that select the v1 API, and the api-version query each sends.
 V1_VERSIONS: Mapping[str, str | None] = {"v1": None, "preview": "preview", "latest": "latest"}
-#: Deployment parameter holding a Microsoft Entra ID access token.
-AD_TOKEN_PARAM = "azure_ad_token"
 
 _BASE_VARIABLES = ("AZURE_API_BASE", "AZURE_OPENAI_ENDPOINT")
 _KEY_VARIABLES = ("AZURE_API_KEY", "AZURE_OPENAI_API_KEY")
@@ -125,12 +123,11 @@ class AzureAdapter(Capable):
     def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
         base, version = self._endpoint(deployment)
         modern = _modern(version)
-        body, headers = prepare_call(
-            deployment, request, stream_usage=modern, own_params=(AD_TOKEN_PARAM,)
-        )
+        settings = settings_of(deployment.settings, AzureSettings)
+        body, headers = prepare_call(deployment, request, settings, stream_usage=modern)
         if not modern:
             _drop_unsupported(body, deployment, version)
-        headers.update(self._auth(deployment))
+        headers.update(self._auth(deployment, settings))
         path = _OPERATIONS[request.operation]
         if version in V1_VERSIONS:
             query = V1_VERSIONS[version]
@@ -191,12 +188,10 @@ class AzureAdapter(Capable):
         base = base.removesuffix("/openai")
         return base, version or self._version or DEFAULT_API_VERSION
 
-    def _auth(self, deployment: Deployment) -> dict[str, str]:
-        token = deployment.params.get(AD_TOKEN_PARAM)
-        if isinstance(token, Secret):
-            token = token.reveal()
+    def _auth(self, deployment: Deployment, settings: AzureSettings) -> dict[str, str]:
+        token = settings.azure_ad_token
         if token:
-            return {"authorization": f"Bearer {token}"}
+            return {"authorization": f"Bearer {token.reveal()}"}
         key = deployment.api_key.reveal() if deployment.api_key else self._key
         return {"api-key": key} if key else {}
 

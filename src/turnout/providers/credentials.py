@@ -1,17 +1,17 @@
 """Where a configuration keeps credentials, gathered for the `turnout.secrets.Redactor`.
 
 A deployment's key is its ``api_key``, but not only: Azure AD tokens, AWS secret access keys,
-session tokens and access key ids live in ``params`` (as `Secret` when the LiteLLM import
-stored them, as plain text when a config wrote them there), headers such as ``Authorization``
-in ``params.extra_headers`` (a ``base_url`` cannot carry any: credentials or a query in it are
-refused at load). Adapters also hold keys read from the environment for deployments that set
+session tokens and access key ids are `Secret` fields of its typed settings
+(`turnout.config.providers`), headers such as ``Authorization`` sit in the settings'
+``extra_headers``, and a value under a credential's name may hide in ``extra_body`` or the
+request defaults in ``params`` (a ``base_url`` cannot carry any: credentials or a query in it
+are refused at load). Adapters also hold keys read from the environment for deployments that set
 none. Every one of them, of every deployment, goes into the one redactor, because an upstream can
 echo any of them.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -19,22 +19,18 @@ import msgspec
 
 from turnout.config.router import Deployment, RouterConfig
 from turnout.providers.adapter import Adapter
-from turnout.secrets import Redactor, Secret
+from turnout.secrets import Redactor, Secret, names_secret
 
-#: A parameter or header whose name says its (plain text) value is a credential.
-_SECRET_NAME = re.compile(
-    r"key|secret|token|password|passwd|credential|authorization|signature|cookie", re.IGNORECASE
-)
-#: Names that contain a word above but hold counts or limits, never credentials.
-_NOT_SECRET_NAME = re.compile(r"tokens|token_count|keep", re.IGNORECASE)
 #: Deepest nesting of ``params`` looked into (configs are shallow; this only bounds a cycle).
 _DEPTH = 8
 
 
 def deployment_secrets(deployment: Deployment) -> Iterator[str]:
-    """Every credential `deployment` carries: its key and its params' secrets."""
+    """Every credential `deployment` carries: its key, its settings' secrets and credential
+    headers, and whatever its params hold under a credential's name."""
     if deployment.api_key:
         yield deployment.api_key.reveal()
+    yield from _in_value(deployment.settings, secret=False, depth=0)
     yield from _in_value(deployment.params, secret=False, depth=0)
 
 
@@ -78,7 +74,7 @@ def _in_value(value: Any, *, secret: bool, depth: int, by_name: bool = True) -> 
                 yield rest.strip()
     elif isinstance(value, Mapping):
         for name, item in value.items():
-            named = by_name and isinstance(name, str) and _names_secret(name)
+            named = by_name and isinstance(name, str) and names_secret(name)
             yield from _in_value(item, secret=secret or named, depth=depth + 1, by_name=by_name)
     elif isinstance(value, list | tuple | set | frozenset):
         for item in value:
@@ -88,7 +84,3 @@ def _in_value(value: Any, *, secret: bool, depth: int, by_name: bool = True) -> 
             yield from _in_value(
                 getattr(value, name), secret=secret, depth=depth + 1, by_name=by_name
             )
-
-
-def _names_secret(name: str) -> bool:
-    return _SECRET_NAME.search(name) is not None and _NOT_SECRET_NAME.search(name) is None

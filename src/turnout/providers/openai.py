@@ -13,13 +13,14 @@ finish chunk instead.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
 from turnout.clock import Clock, SystemClock
+from turnout.config.providers import OpenAISettings, settings_of
 from turnout.config.router import Deployment
 from turnout.errors import (
     ConfigError,
@@ -69,9 +70,6 @@ _PATHS = {
 
 #: Request fields turnout reads for itself and does not forward.
 _TURNOUT_FIELDS = ("tags",)
-#: Deployment parameters that are HTTP headers or body merges rather than request fields.
-_HEADER_PARAMS = "extra_headers"
-_BODY_PARAMS = "extra_body"
 
 
 class _UsageView(msgspec.Struct):
@@ -176,7 +174,10 @@ class OpenAICompatibleAdapter(Capable):
         return base.rstrip("/")
 
     def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
-        body, headers = prepare_call(deployment, request, stream_usage=self.preset.stream_usage)
+        settings = settings_of(deployment.settings, OpenAISettings)
+        body, headers = prepare_call(
+            deployment, request, settings, stream_usage=self.preset.stream_usage
+        )
         key = deployment.api_key.reveal() if deployment.api_key else self._default_key
         if key:
             headers["authorization"] = f"Bearer {key}"
@@ -204,37 +205,27 @@ class OpenAICompatibleAdapter(Capable):
 
 
 def prepare_call(
-    deployment: Deployment,
-    request: Request,
-    *,
-    stream_usage: bool,
-    own_params: Collection[str] = (),
+    deployment: Deployment, request: Request, settings: OpenAISettings, *, stream_usage: bool
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The body and headers every member of the family sends, before auth and URL.
 
-    The caller's body without turnout's own fields, the deployment's parameters where the caller
-    set none (``extra_headers`` and ``organization`` become headers, ``extra_body`` is merged),
-    ``model`` set to the deployment's, and for streams the ask for usage when `stream_usage`.
-    Parameters named in `own_params` belong to the adapter (credentials, say) and are skipped.
+    The caller's body without turnout's own fields, the deployment's default parameters and then
+    its ``extra_body`` where the caller set none, its ``extra_headers`` and ``organization`` as
+    headers, ``model`` set to the deployment's, and for streams the ask for usage when
+    `stream_usage`.
     """
     body = dict(request.body)
     for name in _TURNOUT_FIELDS:
         body.pop(name, None)
+    for name, value in deployment.params.items():
+        body.setdefault(name, value)
+    for name, value in settings.extra_body.items():
+        body.setdefault(name, value)
     headers = {"content-type": "application/json"}
-    params = deployment.params
-    if params:
-        for name, value in params.items():
-            if name in own_params:
-                continue
-            if name == _HEADER_PARAMS and isinstance(value, Mapping):
-                headers.update({str(k): str(v) for k, v in value.items()})
-            elif name == _BODY_PARAMS and isinstance(value, Mapping):
-                for key, item in value.items():
-                    body.setdefault(key, item)
-            elif name == "organization":
-                headers["openai-organization"] = str(value)
-            else:
-                body.setdefault(name, value)
+    if settings.extra_headers:
+        headers.update(settings.extra_headers)
+    if settings.organization:
+        headers["openai-organization"] = settings.organization
     body["model"] = deployment.model
     if request.stream and stream_usage:
         options = body.get("stream_options")

@@ -8,9 +8,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
 from turnout.clock import Clock, SystemClock
+from turnout.config.providers import SimulatedSettings, settings_of
 from turnout.config.router import RouterConfig
 from turnout.errors import ConfigError
 from turnout.providers.adapter import Adapter
@@ -18,13 +17,9 @@ from turnout.providers.base import Provider
 from turnout.providers.credentials import build_redactor
 from turnout.providers.http import HttpProvider
 from turnout.providers.openai import PRESETS, OpenAICompatibleAdapter
-from turnout.providers.simulated import Behaviour, SimulatedProvider
+from turnout.providers.simulated import SimulatedProvider
 from turnout.secrets import Redactor, Secret
 from turnout.upstream import Transport
-
-#: Deployments of the built-in simulated provider take their behaviour from this parameter.
-SIMULATE_PARAM = "simulate"
-
 
 #: Native adapters: provider name -> module defining
 #: ``create_adapter(name: str, environ: Mapping[str, str], clock: Clock) -> Adapter``.
@@ -117,16 +112,10 @@ def provider_set(
 
 
 def simulated_provider(config: RouterConfig, clock: Clock | None) -> SimulatedProvider:
-    """A simulated provider whose deployments behave as their ``simulate`` parameter says."""
-    behaviours: dict[str, Behaviour] = {}
-    for index, deployment in enumerate(config.model_list):
-        if deployment.provider != "simulated":
-            continue
-        spec: Any = deployment.params.get(SIMULATE_PARAM, {})
-        try:
-            behaviours[deployment.id] = msgspec.convert(spec, Behaviour)
-        except msgspec.ValidationError as exc:
-            raise ConfigError(
-                str(exc), path=f"model_list[{index}].params.{SIMULATE_PARAM}"
-            ) from None
+    """A simulated provider whose deployments behave as their ``simulate`` setting says."""
+    behaviours = {
+        deployment.id: settings_of(deployment.settings, SimulatedSettings).simulate
+        for deployment in config.model_list
+        if deployment.provider == "simulated"
+    }
     return SimulatedProvider(clock, behaviours=behaviours)

@@ -7,9 +7,9 @@ and rate-limit headers). This module ties them into the `Adapter` protocol.
 
 Calls carry ``x-api-key`` (the deployment's key, else ``ANTHROPIC_API_KEY``) and
 ``anthropic-version`` (the deployment's ``api_version``, else ``2023-06-01``). A deployment's
-``params`` are defaults for the OpenAI-shaped request, except ``extra_headers`` (sent as HTTP
-headers, e.g. ``anthropic-beta``) and ``extra_body`` (merged into the native body as is); the
-AWS, Vertex and OpenAI-organization settings a LiteLLM import may carry mean nothing here.
+``params`` are defaults for the OpenAI-shaped request; its settings' ``extra_headers`` are sent
+as HTTP headers (e.g. ``anthropic-beta``) and its ``extra_body`` is merged into the native body
+as is.
 
 Anthropic has no embeddings and no legacy text completions: those operations are refused with
 `InvalidRequestError` naming ``model``.
@@ -23,6 +23,7 @@ from typing import Any
 import msgspec
 
 from turnout.clock import Clock
+from turnout.config.providers import AnthropicSettings, settings_of
 from turnout.config.router import Deployment
 from turnout.errors import InvalidRequestError, ProviderError
 from turnout.providers.anthropic.errors import classify, describe, rate_limit_hints
@@ -37,20 +38,6 @@ from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 KEY_VARIABLE = "ANTHROPIC_API_KEY"
-_HEADER_PARAMS = "extra_headers"
-_BODY_PARAMS = "extra_body"
-#: Settings of other providers a LiteLLM import may leave in ``params``: nothing for Anthropic.
-_OTHER_PROVIDERS_PARAMS = frozenset(
-    {
-        "aws_region_name",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "vertex_project",
-        "vertex_location",
-        "organization",
-    }
-)
 
 _CLAUDE_3_AND_LATER = Capabilities(
     tools=True, vision=True, json_mode=False, assistant_prefill=True, embeddings=False
@@ -97,18 +84,15 @@ class AnthropicAdapter(Capable):
                 "completions only",
                 param="model",
             )
+        settings = settings_of(deployment.settings, AnthropicSettings)
         body: dict[str, Any] = dict(request.body)
-        headers = {"content-type": "application/json"}
-        extra: dict[str, Any] = {}
         for name, value in deployment.params.items():
-            if name == _HEADER_PARAMS and isinstance(value, Mapping):
-                headers.update({str(k).lower(): str(v) for k, v in value.items()})
-            elif name == _BODY_PARAMS and isinstance(value, Mapping):
-                extra.update(value)
-            elif name not in _OTHER_PROVIDERS_PARAMS:
-                body.setdefault(name, value)
+            body.setdefault(name, value)
+        headers = {"content-type": "application/json"}
+        for name, value in settings.extra_headers.items():
+            headers[name.lower()] = value
         native: dict[str, Any] = {"model": deployment.model}
-        native.update(RequestTranslator(self.name, deployment).body(body, extra))
+        native.update(RequestTranslator(self.name, deployment).body(body, settings.extra_body))
         headers["anthropic-version"] = deployment.api_version or API_VERSION
         key = deployment.api_key.reveal() if deployment.api_key else self._default_key
         if key:

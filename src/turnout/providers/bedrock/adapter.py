@@ -2,20 +2,21 @@
 InvokeModel (Amazon Titan Text Embeddings and Cohere Embed).
 
 Calls go to ``https://bedrock-runtime.{region}.amazonaws.com`` (or the deployment's
-``base_url``, or ``params.aws_bedrock_runtime_endpoint``): ``POST /model/{modelId}/converse``,
+``base_url``, or its ``aws_bedrock_runtime_endpoint`` setting): ``POST /model/{modelId}/converse``,
 ``/converse-stream`` and ``/invoke``. The model id may be an ARN or an inference-profile id, so
 it is percent-encoded into one path segment (``/`` as ``%2F``), except ``:``, which is legal in
 a path and which turnout's HTTP client (aiohttp, through yarl) would decode back to ``:``
 anyway: the SigV4 signature must cover the path exactly as sent. A LiteLLM-style ``converse/``
 (or ``invoke/``) route prefix on the model is dropped.
 
-The region is ``params.aws_region_name``, else ``AWS_REGION`` or ``AWS_DEFAULT_REGION``. Auth is a
-Bedrock API key when there is one (the deployment's ``api_key``, else ``AWS_BEARER_TOKEN_BEDROCK``),
-else SigV4 with static credentials (see `turnout.providers.bedrock.signing`), signed at the
-injected clock's wall time. ``params.extra_headers`` are sent (and signed); ``params.extra_body``
-is merged into the native body, the way to pass Converse fields turnout does not map
-(``guardrailConfig``, ``additionalModelRequestFields``...); other params are default OpenAI
-request fields, translated like the caller's own.
+The region is the ``aws_region_name`` setting, else ``AWS_REGION`` or ``AWS_DEFAULT_REGION``.
+Auth is a Bedrock API key when there is one (the deployment's ``api_key``, else
+``AWS_BEARER_TOKEN_BEDROCK``), else SigV4 with static credentials (see
+`turnout.providers.bedrock.signing`), signed at the injected clock's wall time. The settings'
+``extra_headers`` are sent (and signed); their ``extra_body`` is merged into the native body,
+the way to pass Converse fields turnout does not map (``guardrailConfig``,
+``additionalModelRequestFields``...); ``params`` are default OpenAI request fields, translated
+like the caller's own. The settings are checked at load (`turnout.config.providers`).
 
 The modules: `bedrock_messages` and `bedrock_request` (requests), `bedrock_response` (answers),
 `bedrock_stream` (event-stream decoding), `bedrock_errors` (the error mapping) and
@@ -32,6 +33,7 @@ from urllib.parse import quote
 import msgspec
 
 from turnout.clock import Clock
+from turnout.config.providers import BedrockSettings, settings_of
 from turnout.config.router import Deployment
 from turnout.errors import AuthenticationError, ConfigError, InvalidRequestError, ProviderError
 from turnout.providers.bedrock.errors import http_error
@@ -48,26 +50,13 @@ from turnout.providers.bedrock.response import (
     embedding_list,
     titan_embeddings,
 )
-from turnout.providers.bedrock.signing import AwsCredentials, credentials_from, reveal, sign
+from turnout.providers.bedrock.signing import credentials_from, own_credentials, sign
 from turnout.providers.bedrock.stream import ConverseStreamTranslator
 from turnout.providers.capabilities import Capabilities, Capable
 from turnout.providers.chunks import wants_usage
 from turnout.upstream import UpstreamRequest
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request, Usage
 
-#: Deployment params the adapter reads itself; the rest are default request fields.
-_OWN_PARAMS = frozenset(
-    {
-        "aws_region_name",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "aws_bedrock_runtime_endpoint",
-        "extra_headers",
-        "extra_body",
-        "input_type",
-    }
-)
 #: Cross-region inference profiles prefix a model id with a geography.
 _GEOGRAPHIES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca.")
 _TITAN_EMBED = "amazon.titan-embed"
@@ -104,7 +93,7 @@ class BedrockAdapter(Capable):
         self._clock = clock
         self._region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or None
         self._bearer = environ.get("AWS_BEARER_TOKEN_BEDROCK") or None
-        self._credentials = credentials_from({}, environ)
+        self._credentials = credentials_from(environ)
 
     def credentials(self) -> tuple[str, ...]:
         """The keys this adapter read from the environment, for redaction."""
@@ -121,16 +110,11 @@ class BedrockAdapter(Capable):
     # -- requests ------------------------------------------------------------------------------
 
     def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
+        settings = settings_of(deployment.settings, BedrockSettings)
         model = model_id(deployment.model)
-        for key in deployment.params:
-            if key.startswith("aws_") and key not in _OWN_PARAMS:
-                raise ConfigError(
-                    f"deployment {deployment.id!r}: params.{key} is not supported: turnout's "
-                    f"{self.name} provider signs with static credentials or an API key"
-                )
         body = _with_defaults(request.body, deployment.params)
         if request.operation is Operation.EMBEDDING:
-            native, action = self._embedding_body(deployment, model, body), "invoke"
+            native, action = self._embedding_body(deployment, settings, model, body), "invoke"
             headers = {"content-type": "application/json", "accept": "application/json"}
         elif request.operation is Operation.CHAT:
             native = converse_body(body, deployment.drop_params)
@@ -141,72 +125,67 @@ class BedrockAdapter(Capable):
                 f"{PROVIDER}: text completions are not supported; use chat completions",
                 param="prompt",
             )
-        extra = deployment.params.get("extra_body")
-        if isinstance(extra, Mapping):
-            for key, value in extra.items():
-                native.setdefault(str(key), value)
-        extra_headers = deployment.params.get("extra_headers")
-        if isinstance(extra_headers, Mapping):
-            headers.update({str(k).lower(): str(v) for k, v in extra_headers.items()})
-        region = reveal(deployment.params.get("aws_region_name")) or self._region
-        url = f"{self._base_url(deployment, region)}/model/{quote(model, safe=':')}/{action}"
+        for key, value in settings.extra_body.items():
+            native.setdefault(key, value)
+        for name, text in settings.extra_headers.items():
+            headers[name.lower()] = text
+        region = settings.aws_region_name or self._region
+        base = self._base_url(deployment, settings, region)
+        url = f"{base}/model/{quote(model, safe=':')}/{action}"
         payload = _ENCODE(native)
-        headers = self._authorize(deployment, region, url, payload, headers)
+        headers = self._authorize(deployment, settings, region, url, payload, headers)
         return UpstreamRequest(url, payload, headers)
 
-    def _base_url(self, deployment: Deployment, region: str | None) -> str:
-        base = deployment.base_url or reveal(deployment.params.get("aws_bedrock_runtime_endpoint"))
+    def _base_url(
+        self, deployment: Deployment, settings: BedrockSettings, region: str | None
+    ) -> str:
+        base = deployment.base_url or settings.aws_bedrock_runtime_endpoint
         if base:
             return base.rstrip("/")
         if region is None:
             raise ConfigError(
                 f"deployment {deployment.id!r}: provider {self.name!r} needs a region "
-                "(params.aws_region_name, AWS_REGION or AWS_DEFAULT_REGION) or a base_url"
+                "(aws_region_name, AWS_REGION or AWS_DEFAULT_REGION) or a base_url"
             )
         return f"https://bedrock-runtime.{region}.amazonaws.com"
 
     def _authorize(
         self,
         deployment: Deployment,
+        settings: BedrockSettings,
         region: str | None,
         url: str,
         payload: bytes,
         headers: dict[str, str],
     ) -> dict[str, str]:
         key = deployment.api_key.reveal() if deployment.api_key else None
-        if key or (self._bearer and not _has_keys(deployment.params)):
+        own = own_credentials(settings)
+        if key or (self._bearer and own is None):
             headers["authorization"] = f"Bearer {key or self._bearer}"
             return headers
-        credentials = self._credentials_for(deployment)
-        if region is None:
-            raise ConfigError(
-                f"deployment {deployment.id!r}: SigV4 signing needs a region "
-                "(params.aws_region_name, AWS_REGION or AWS_DEFAULT_REGION)"
-            )
-        return sign("POST", url, payload, headers, credentials, region, self._clock.wall())
-
-    def _credentials_for(self, deployment: Deployment) -> AwsCredentials:
-        if _has_keys(deployment.params):
-            # The deployment's own keys, both of them: never half of them with the environment's.
-            credentials = credentials_from(deployment.params, {})
-        else:
-            credentials = self._credentials
+        # The deployment's own keys, else the environment's: never half of each (refused at load).
+        credentials = own or self._credentials
         if credentials is None:
             raise AuthenticationError(
                 f"{PROVIDER}: deployment {deployment.id!r} has no credentials: set its api_key "
-                "(a Bedrock API key), params aws_access_key_id and aws_secret_access_key, or "
+                "(a Bedrock API key), settings aws_access_key_id and aws_secret_access_key, or "
                 "AWS_BEARER_TOKEN_BEDROCK / AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
             )
-        return credentials
+        if region is None:
+            raise ConfigError(
+                f"deployment {deployment.id!r}: SigV4 signing needs a region "
+                "(aws_region_name, AWS_REGION or AWS_DEFAULT_REGION)"
+            )
+        return sign("POST", url, payload, headers, credentials, region, self._clock.wall())
 
     def _embedding_body(
-        self, deployment: Deployment, model: str, body: dict[str, Any]
+        self, deployment: Deployment, settings: BedrockSettings, model: str, body: dict[str, Any]
     ) -> dict[str, Any]:
         if model.startswith(_TITAN_EMBED):
             return titan_body(body, deployment.drop_params)
         if model.startswith(_COHERE_EMBED):
-            input_type = deployment.params.get("input_type", COHERE_INPUT_TYPE)
-            return cohere_body(body, str(input_type), deployment.drop_params)
+            input_type = settings.input_type or COHERE_INPUT_TYPE
+            return cohere_body(body, input_type, deployment.drop_params)
         raise InvalidRequestError(
             f"{PROVIDER}: embeddings are supported for {_TITAN_EMBED}* and {_COHERE_EMBED}* "
             f"models, not {model!r}",
@@ -263,13 +242,9 @@ def _family(model: str) -> str:
     return model
 
 
-def _has_keys(params: Mapping[str, Any]) -> bool:
-    return bool(params.get("aws_access_key_id") or params.get("aws_secret_access_key"))
-
-
 def _with_defaults(body: dict[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     """The caller's body, with the deployment's default request fields where it set none."""
-    defaults = {k: v for k, v in params.items() if k not in _OWN_PARAMS and k not in body}
+    defaults = {k: v for k, v in params.items() if k not in body}
     return {**body, **defaults} if defaults else body
 
 

@@ -3,7 +3,7 @@
 Bedrock API keys go in ``Authorization: Bearer <key>``, as AWS documents for direct HTTP calls
 (the same value the SDKs read from ``AWS_BEARER_TOKEN_BEDROCK``). Without one, the call is
 signed with SigV4 for service ``bedrock`` in the deployment's region, with the access key,
-secret and optional session token of the deployment's params or the standard environment
+secret and optional session token of the deployment's settings or the standard environment
 variables.
 
 The signature is computed with botocore's own SigV4 pieces (canonical request, string to sign,
@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from botocore.auth import SIGV4_TIMESTAMP, SigV4Auth  # type: ignore[import-untyped]
 from botocore.awsrequest import AWSRequest  # type: ignore[import-untyped]
 from botocore.credentials import Credentials  # type: ignore[import-untyped]
 
+from turnout.config.providers import BedrockSettings
 from turnout.secrets import Secret
 
 #: The SigV4 signing name of bedrock-runtime (its endpoint prefix differs: see the API model).
@@ -42,29 +42,23 @@ class AwsCredentials:
         return f"AwsCredentials(access_key={self.access_key!r})"
 
 
-def reveal(value: Any) -> str | None:
-    """A param that may be a `Secret` (as the LiteLLM import stores secrets) or plain text."""
-    if isinstance(value, Secret):
-        return value.reveal() or None
-    if isinstance(value, str):
-        return value or None
-    return None
-
-
-def credentials_from(
-    params: Mapping[str, Any], environ: Mapping[str, str]
-) -> AwsCredentials | None:
-    """The deployment's own keys, else the environment's; None when neither has a pair."""
-    key = reveal(params.get("aws_access_key_id"))
-    secret = reveal(params.get("aws_secret_access_key"))
-    token = reveal(params.get("aws_session_token"))
-    if key is None and secret is None:
-        key = environ.get("AWS_ACCESS_KEY_ID") or None
-        secret = environ.get("AWS_SECRET_ACCESS_KEY") or None
-        token = token or environ.get("AWS_SESSION_TOKEN") or None
+def credentials_from(environ: Mapping[str, str]) -> AwsCredentials | None:
+    """The standard environment variables' keys; None when they hold no pair."""
+    key = environ.get("AWS_ACCESS_KEY_ID") or None
+    secret = environ.get("AWS_SECRET_ACCESS_KEY") or None
+    token = environ.get("AWS_SESSION_TOKEN") or None
     if key is None or secret is None:
         return None
     return AwsCredentials(key, Secret(secret), Secret(token) if token else None)
+
+
+def own_credentials(settings: BedrockSettings) -> AwsCredentials | None:
+    """The deployment's own keys (both or neither: loading refuses half a pair)."""
+    key, secret = settings.aws_access_key_id, settings.aws_secret_access_key
+    if not key or not secret:
+        return None
+    token = settings.aws_session_token
+    return AwsCredentials(key.reveal(), secret, token or None)
 
 
 def sign(

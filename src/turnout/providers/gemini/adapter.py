@@ -6,7 +6,7 @@ Chat goes to ``POST /v1beta/models/{model}:generateContent`` (streams to
 ``:batchEmbedContents``. A ``base_url`` replaces ``https://generativelanguage.googleapis.com``;
 one that already ends in an API version (``/v1beta``, ``/v1``) keeps it.
 
-A deployment with a ``vertex_project`` param is served by Vertex AI instead, which takes the
+A deployment with a ``vertex_project`` setting is served by Vertex AI instead, which takes the
 same bodies at ``https://{location}-aiplatform.googleapis.com/v1/projects/{project}/locations/
 {location}/publishers/google/models/{model}:generateContent`` (``vertex_location``, default
 us-central1; ``global`` is served by ``aiplatform.googleapis.com``). Its ``api_key`` is sent as
@@ -26,6 +26,7 @@ from collections.abc import Mapping
 import msgspec
 
 from turnout.clock import Clock
+from turnout.config.providers import GeminiSettings, settings_of
 from turnout.config.router import Deployment
 from turnout.errors import InvalidRequestError, ProviderError
 from turnout.providers.capabilities import Capabilities, Capable
@@ -75,18 +76,19 @@ class GeminiAdapter(Capable):
         return super().capabilities(model.removeprefix("models/"))
 
     def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
+        settings = settings_of(deployment.settings, GeminiSettings)
         body = with_defaults(deployment, request.body)
         model = deployment.model.removeprefix("models/")
-        vertex = deployment.params.get("vertex_project")
+        vertex = settings.vertex_project
         if request.operation is Operation.EMBEDDING:
             if vertex:
                 raise InvalidRequestError(
                     "gemini: embeddings through Vertex AI are not supported", param="model"
                 )
-            native = embedding_body(deployment, body, f"models/{model}")
+            native = embedding_body(deployment, body, f"models/{model}", settings.extra_body)
             method = "batchEmbedContents"
         elif request.operation is Operation.CHAT:
-            native = chat_body(deployment, body)
+            native = chat_body(deployment, body, settings.extra_body)
             method = "streamGenerateContent?alt=sse" if request.stream else "generateContent"
         else:
             raise InvalidRequestError(
@@ -94,12 +96,12 @@ class GeminiAdapter(Capable):
                 param="prompt",
             )
         headers = {"content-type": "application/json"}
-        extra = deployment.params.get("extra_headers")
-        if isinstance(extra, Mapping):
-            headers.update({str(k): str(v) for k, v in extra.items()})
+        if settings.extra_headers:
+            headers.update(settings.extra_headers)
         key = deployment.api_key.reveal() if deployment.api_key else self._default_key
         if vertex:
-            url = self._vertex_url(deployment, str(vertex), model, method)
+            location = settings.vertex_location or DEFAULT_VERTEX_LOCATION
+            url = self._vertex_url(deployment, vertex, location, model, method)
             if key:
                 headers["authorization"] = f"Bearer {key}"
         else:
@@ -139,8 +141,9 @@ class GeminiAdapter(Capable):
         return int(self._clock.wall()), uuid.uuid4().hex
 
     @staticmethod
-    def _vertex_url(deployment: Deployment, project: str, model: str, method: str) -> str:
-        location = str(deployment.params.get("vertex_location") or DEFAULT_VERTEX_LOCATION)
+    def _vertex_url(
+        deployment: Deployment, project: str, location: str, model: str, method: str
+    ) -> str:
         host = "aiplatform.googleapis.com"
         if location != "global":
             host = f"{location}-{host}"

@@ -7,10 +7,10 @@ Sampling parameters go to ``generationConfig`` (``maxOutputTokens``, ``topP``, `
 400 naming it, unless the deployment sets ``drop_params``; ``user`` has no Gemini counterpart
 and, being advisory, is left out silently.
 
-The deployment's ``params`` are defaults for the caller's OpenAI parameters, except for a few
-that are Gemini's own: ``safety_settings`` (Gemini's ``safetySettings`` list), ``extra_body``
-(merged into the native body), ``extra_headers`` and the Vertex AI location settings (read by the
-adapter).
+The deployment's ``params`` are defaults for the caller's OpenAI parameters, among them Gemini's
+own ``safety_settings`` (Gemini's ``safetySettings`` list); its settings' ``extra_body`` is merged
+into the native body (the adapter reads the other settings: headers and Vertex AI's project and
+location).
 """
 
 from __future__ import annotations
@@ -23,8 +23,6 @@ from turnout.errors import InvalidRequestError
 from turnout.providers.gemini.messages import conversation
 from turnout.providers.gemini.schema import gemini_schema
 
-#: Deployment params that are not defaults for OpenAI request fields.
-ADAPTER_PARAMS = frozenset({"extra_headers", "extra_body", "vertex_project", "vertex_location"})
 #: Request fields turnout or the adapter reads for itself.
 _COMMON = frozenset({"model", "user", "tags"})
 _CHAT = _COMMON | {
@@ -76,13 +74,15 @@ def with_defaults(deployment: Deployment, body: Mapping[str, Any]) -> dict[str, 
     """The caller's body, with the deployment's default parameters where the caller set none."""
     merged = dict(body)
     for name, value in deployment.params.items():
-        if name not in ADAPTER_PARAMS:
-            merged.setdefault(name, value)
+        merged.setdefault(name, value)
     return merged
 
 
-def chat_body(deployment: Deployment, body: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``generateContent`` body for an OpenAI chat request (defaults already applied)."""
+def chat_body(
+    deployment: Deployment, body: Mapping[str, Any], extra: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The ``generateContent`` body for an OpenAI chat request (defaults already applied),
+    with `extra` (the deployment's ``extra_body``) merged in."""
     unsupported = _rejecter(deployment)
     _check_fields(body, _CHAT, unsupported)
     system, contents = conversation(body.get("messages"))
@@ -103,13 +103,14 @@ def chat_body(deployment: Deployment, body: Mapping[str, Any]) -> dict[str, Any]
     safety = body.get("safety_settings")
     if safety is not None:
         native["safetySettings"] = safety
-    return _with_extra_body(deployment, native)
+    return _with_extra_body(extra, native)
 
 
 def embedding_body(
-    deployment: Deployment, body: Mapping[str, Any], resource: str
+    deployment: Deployment, body: Mapping[str, Any], resource: str, extra_body: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """The ``batchEmbedContents`` body; `resource` is the model's name ("models/<model>")."""
+    """The ``batchEmbedContents`` body; `resource` is the model's name ("models/<model>"), and
+    `extra_body` the deployment's ``extra_body``."""
     _check_fields(body, _EMBEDDING, _rejecter(deployment))
     value = body.get("input")
     texts = [value] if isinstance(value, str) else value
@@ -130,7 +131,7 @@ def embedding_body(
     requests = [
         {"model": resource, "content": {"parts": [{"text": text}]}, **extra} for text in texts
     ]
-    return _with_extra_body(deployment, {"requests": requests})
+    return _with_extra_body(extra_body, {"requests": requests})
 
 
 def _generation_config(
@@ -245,11 +246,8 @@ def _rejecter(deployment: Deployment) -> _Unsupported:
     return unsupported
 
 
-def _with_extra_body(deployment: Deployment, native: dict[str, Any]) -> dict[str, Any]:
+def _with_extra_body(extra: Mapping[str, Any], native: dict[str, Any]) -> dict[str, Any]:
     """Merge the deployment's ``extra_body`` in: what the adapter set wins, one level deep."""
-    extra = deployment.params.get("extra_body")
-    if not isinstance(extra, Mapping):
-        return native
     for key, value in extra.items():
         mine = native.get(key)
         if isinstance(mine, dict) and isinstance(value, Mapping):
