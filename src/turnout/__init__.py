@@ -17,13 +17,16 @@ from turnout.config.router import (
     parse_router_config,
 )
 from turnout.errors import TurnoutError
-from turnout.observe.events import Event, Observer
+from turnout.observe.bus import Observer
+from turnout.observe.events import Event
+from turnout.observe.stats import RouterStats
 from turnout.providers.base import Provider
 from turnout.router.router import DeploymentHealth, Router
 from turnout.router.streaming import Stream
 from turnout.secrets import Secret
 from turnout.wire import (
     Operation,
+    Principal,
     ProviderResponse,
     RateLimitHints,
     Request,
@@ -45,6 +48,7 @@ __all__ = [
     "HybridWeights",
     "Observer",
     "Operation",
+    "Principal",
     "Provider",
     "ProviderResponse",
     "RateLimitHints",
@@ -53,6 +57,7 @@ __all__ = [
     "RetryConfig",
     "Router",
     "RouterConfig",
+    "RouterStats",
     "RoutingConfig",
     "Secret",
     "Stream",

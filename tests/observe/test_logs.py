@@ -320,7 +320,7 @@ def test_a_hard_cap_bounds_what_is_remembered_when_endings_go_unreported(
         logs.on_event(_failed(f"req-{number}"))
         logs.on_event(_failed(f"req-{number}"))
     assert logs.tracked_requests == 50
-    logs.on_event(RequestFinished("req-9999"))
+    logs.on_event(RequestFinished("req-9999", "chat", None, 0.0))
     assert logs.tracked_requests == 49
 
 

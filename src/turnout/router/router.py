@@ -25,8 +25,7 @@ from turnout.errors import (
     InvalidRequestError,
 )
 from turnout.health.record import BreakerPhase, CooldownReason
-from turnout.observe.events import Observer
-from turnout.observe.stats import RouterStats
+from turnout.observe.bus import Bus, Observer
 from turnout.providers.base import Provider
 from turnout.router.attempt import Call
 from turnout.router.execution import ConfigBundle, Executor, retry_budget_for
@@ -79,8 +78,8 @@ class Router:
         self._clock: Clock = clock or SystemClock()
         self._rng = rng or random.Random()
         self._store: StateStore = state or MemoryStateStore()
-        self._observers = tuple(observers)
-        self.stats = RouterStats()
+        #: Every event of the router goes through it; subscribe to it to observe them.
+        self.bus = Bus(observers)
         #: What requests take from the current config; replaced whole, never changed, so that
         #: a request that read it once keeps a consistent configuration to its end.
         self._bundle = self._build_bundle(config, providers, None)
@@ -88,8 +87,7 @@ class Router:
             clock=self._clock,
             rng=self._rng,
             store=self._store,
-            observers=self._observers,
-            stats=self.stats,
+            bus=self.bus,
         )
 
     # ---- configuration -------------------------------------------------------------------
