@@ -73,8 +73,8 @@ def test_every_observer_gets_each_event_in_subscription_order_before_the_next() 
 
 
 def test_an_empty_bus_is_inactive_until_an_observer_subscribes() -> None:
+    assert [Bus().active, Bus([Recorder()]).active] == [False, True]
     bus = Bus()
-    assert not bus.active
     bus.emit(started())  # harmless
     recorder = Recorder()
     bus.subscribe(recorder)
@@ -89,7 +89,7 @@ def test_a_failing_observer_stops_neither_the_others_nor_the_emitter(
 ) -> None:
     before, broken, after = Recorder(), Broken(), Recorder()
     bus = Bus([before, broken, after])
-    events = [started("r1"), budget("r1"), started("r2")]
+    events: list[Event] = [started("r1"), budget("r1"), started("r2")]
     for event in events:
         bus.emit(event)
     assert before.events == after.events == events
