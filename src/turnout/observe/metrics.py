@@ -33,6 +33,8 @@ from turnout.observe.events import (
     HedgeSettled,
     HttpRequestFinished,
     PoisonRequest,
+    RequestFinished,
+    RequestStarted,
     RetryScheduled,
     StreamFailover,
 )
@@ -268,7 +270,19 @@ class GatewayMetrics:
 
     def on_event(self, event: Event) -> None:
         """Record one router event; events of any other type are ignored."""
+        # The events of every request first: each case is a type check.
         match event:
+            case AttemptFinished():
+                self._attempt_finished(event)
+            case AttemptStarted():
+                gauges = self._deployment_gauges(event.deployment_id)
+                if gauges is not None:
+                    gauges.running += 1
+                    gauges.in_flight.inc()
+            case HttpRequestFinished():
+                self._request_finished(event)
+            case RequestStarted() | RequestFinished():
+                return
             case HedgeFired():
                 self._count(self.hedges, event.model_group, "fired")
             case HedgeSettled():
@@ -285,15 +299,6 @@ class GatewayMetrics:
                 self._count(self.budget_exhausted, event.model_group, event.kind)
             case PoisonRequest():
                 self._count(self.poison_requests, event.model_group)
-            case AttemptFinished():
-                self._attempt_finished(event)
-            case AttemptStarted():
-                gauges = self._deployment_gauges(event.deployment_id)
-                if gauges is not None:
-                    gauges.running += 1
-                    gauges.in_flight.inc()
-            case HttpRequestFinished():
-                self._request_finished(event)
             case RetryScheduled():
                 key = (event.model_group, event.error)
                 counter = self._retries.get(key)
