@@ -269,7 +269,7 @@ class GatewayMetrics:
         counter.inc()
 
     def on_event(self, event: Event) -> None:
-        """Record one router event; events of any other type are ignored."""
+        """Record one event; events of any other type are ignored."""
         # The events of every request first: each case is a type check.
         match event:
             case AttemptFinished():

@@ -62,7 +62,9 @@ class Router:
 
     ``providers`` maps each deployment's ``provider`` name to the object that calls it. The
     clock, random generator and state store are injected so that tests control time and chance
-    and so that several gateway instances can share state.
+    and so that several gateway instances can share state. ``observers`` receive every event
+    the router emits, through its `bus` (where more may subscribe later; `RouterStats` counts
+    from them); with none, no event is built.
     """
 
     def __init__(
