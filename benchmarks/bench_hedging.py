@@ -20,7 +20,7 @@ import asyncio
 import random
 import statistics
 
-from turnout import Deployment, Request, Router, RouterConfig, RoutingConfig
+from turnout import Deployment, Request, Router, RouterConfig, RouterStats, RoutingConfig
 from turnout.config.router import HedgeConfig
 from turnout.testing import Behaviour, ManualClock, SimulatedProvider
 
@@ -44,7 +44,10 @@ async def run(hedge: HedgeConfig | None, requests: int, seed: int) -> tuple[list
         routing=RoutingConfig(strategy="round-robin"),
         hedging={"chat": hedge} if hedge is not None else {},
     )
-    router = Router(config, {"sim": provider}, clock=clock, rng=random.Random(seed))
+    stats = RouterStats()
+    router = Router(
+        config, {"sim": provider}, clock=clock, rng=random.Random(seed), observers=[stats]
+    )
     latencies = []
     for index in range(requests):
         request = Request(
@@ -55,7 +58,7 @@ async def run(hedge: HedgeConfig | None, requests: int, seed: int) -> tuple[list
         latencies.append(clock.now() - started)
         clock.advance(0.05)  # requests arrive spaced out
     upstream = sum(len(provider.calls(d.id)) for d in deployments)
-    return latencies, upstream, router.stats.hedges
+    return latencies, upstream, stats.hedges
 
 
 async def main() -> None:

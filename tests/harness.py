@@ -15,6 +15,7 @@ import pytest
 from turnout import Deployment, Request, Router, RouterConfig
 from turnout.errors import TurnoutError
 from turnout.observe.events import Event
+from turnout.observe.stats import RouterStats
 from turnout.testing import ManualClock, SimulatedProvider
 from turnout.wire import ProviderResponse, StreamChunk
 
@@ -80,13 +81,15 @@ class Scripted:
 
 
 class Harness:
-    """A router, its simulated provider, its clock and an event recorder, built together."""
+    """A router, its simulated provider, its clock, an event recorder and the counters derived
+    from its events, built together."""
 
     def __init__(self) -> None:
         self.clock = ManualClock()
         self.sim = SimulatedProvider(self.clock, seed=7)
         self.scripted = Scripted(self.sim)
         self.recorder = Recorder()
+        self.stats = RouterStats()
         self._router: Router | None = None
 
     def router(self, *deployments: Deployment, **config: Any) -> Router:
@@ -95,7 +98,7 @@ class Harness:
             {"sim": self.scripted},
             clock=self.clock,
             rng=random.Random(3),
-            observers=[self.recorder],
+            observers=[self.recorder, self.stats],
         )
         return self._router
 

@@ -18,7 +18,9 @@ from turnout.config.router import (
     parse_router_config,
 )
 from turnout.errors import TurnoutError
-from turnout.observe.events import Event, Observer
+from turnout.observe.bus import Observer
+from turnout.observe.events import Event
+from turnout.observe.stats import RouterStats
 from turnout.providers.base import Provider
 from turnout.router.assembly import open_router
 from turnout.router.result import Response
@@ -27,6 +29,7 @@ from turnout.router.streaming import Stream
 from turnout.secrets import Secret
 from turnout.wire import (
     Operation,
+    Principal,
     ProviderResponse,
     RateLimitHints,
     Request,
@@ -47,6 +50,7 @@ __all__ = [
     "HybridWeights",
     "Observer",
     "Operation",
+    "Principal",
     "Provider",
     "ProviderResponse",
     "RateLimitHints",
@@ -55,6 +59,7 @@ __all__ = [
     "RetryConfig",
     "Router",
     "RouterConfig",
+    "RouterStats",
     "RoutingConfig",
     "Secret",
     "Stream",

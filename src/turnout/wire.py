@@ -33,6 +33,19 @@ class Operation(StrEnum):
     EMBEDDING = "embedding"
 
 
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a request is attributed to: the caller the gateway authenticated.
+
+    A name, never a credential: the principal travels on the request into events, logs and
+    (to come) spend records, so it holds nothing a caller could authenticate with. The gateway
+    names its callers ``master`` (the master key) and ``anonymous`` (no key is configured); a
+    virtual key will be a principal of its own, named by its id.
+    """
+
+    name: str
+
+
 @dataclass(slots=True)
 class Request:
     """One caller request, addressed to a model group or alias."""
@@ -45,6 +58,8 @@ class Request:
     #: The caller's own overall deadline in seconds (the router's default applies otherwise).
     timeout: float | None = None
     request_id: str = field(default_factory=new_request_id)
+    #: Who the request is attributed to; None when the router is used as a library.
+    principal: Principal | None = None
     _prompt_tokens: int | None = field(default=None, repr=False)
 
     @property

@@ -3,7 +3,10 @@
 The observer remembers a request's failed attempts to name them on its served line. Real routers
 on a manual clock drive many requests to every kind of ending (failed on every attempt and
 fallback, judged poison, cut by the deadline, cancelled, streams broken beyond repair, left by
-their reader or stalled, hedged races lost or won): afterwards the observer holds nothing.
+their reader or stalled, hedged races lost or won): afterwards the observer holds nothing. The
+same runs check the request lifecycle the observer relies on: each request's events open with
+one `RequestStarted` and close with one `RequestFinished`, whichever way it ended, and carry
+the request's principal.
 """
 
 from __future__ import annotations
@@ -36,19 +39,30 @@ from turnout.errors import (
 )
 from turnout.observe.events import (
     AttemptFinished,
+    Event,
     FallbackTaken,
     HedgeFired,
     PoisonRequest,
     RequestFinished,
+    RequestStarted,
     StreamFailover,
 )
 from turnout.observe.logs import LogObserver
 from turnout.testing import ManualClock, SimulatedProvider
-from turnout.wire import ProviderResponse, StreamChunk
+from turnout.wire import Principal, ProviderResponse, StreamChunk
 
 #: Requests driven to each kind of ending.
 REQUESTS = 12
 FOREVER = 1e6
+#: Who every request comes from: it must reach each of the request's lifecycle and attempt events.
+CALLER = Principal("key-7f3a")
+
+
+def ask(model: str, text: str) -> Request:
+    """A chat request from `CALLER`."""
+    request = chat(model, text)
+    request.principal = CALLER
+    return request
 
 
 class Upstreams:
@@ -146,7 +160,7 @@ class World:
     async def healthy(self) -> None:
         """A served request between the others (and evidence that the deployments answer)."""
         for group in ("chat", "backup"):
-            response = await self.router.complete(chat(group, "fine"))
+            response = await self.router.complete(ask(group, "fine"))
             assert response.body["choices"]
 
     async def failing(self, request: Request) -> TurnoutError:
@@ -187,58 +201,58 @@ class World:
 
 
 async def _failed_everywhere(world: World) -> None:
-    error = await world.failing(chat("chat", "fail"))
+    error = await world.failing(ask("chat", "fail"))
     assert error.kind is FailureKind.CONNECTION
 
 
 async def _poison(world: World) -> None:
-    await world.failing(chat("chat", "poison"))
+    await world.failing(ask("chat", "poison"))
 
 
 async def _deadline(world: World) -> None:
-    error = await world.failing(chat("chat", "hang"))
+    error = await world.failing(ask("chat", "hang"))
     assert error.kind is FailureKind.DEADLINE
 
 
 async def _cancelled(world: World) -> None:
-    await world.cancelled(chat("chat", "hang"))
+    await world.cancelled(ask("chat", "hang"))
 
 
 async def _stream_broken(world: World) -> None:
     with pytest.raises(StreamInterruptedError):
-        await world.read(chat("chat", "cut"))
+        await world.read(ask("chat", "cut"))
 
 
 async def _stream_failed_before_start(world: World) -> None:
     with pytest.raises(TurnoutError):
-        await world.read(chat("chat", "fail"))
+        await world.read(ask("chat", "fail"))
 
 
 async def _stream_stalled(world: World) -> None:
     with pytest.raises(TurnoutError) as caught:
-        await world.read(chat("chat", "stall"))
+        await world.read(ask("chat", "stall"))
     assert caught.value.kind is FailureKind.DEADLINE
 
 
 async def _stream_left(world: World) -> None:
-    await world.read(chat("chat", "stall"), chunks=1)
+    await world.read(ask("chat", "stall"), chunks=1)
 
 
 async def _stream_cancelled(world: World) -> None:
-    await world.cancelled(chat("chat", "stall"), stream=True)
+    await world.cancelled(ask("chat", "stall"), stream=True)
 
 
 async def _hedged_failed(world: World) -> None:
-    await world.failing(chat("hedged", "late-fail"))
+    await world.failing(ask("hedged", "late-fail"))
 
 
 async def _hedged_won(world: World) -> None:
-    response = await world.router.complete(chat("hedged", "slow"))
+    response = await world.router.complete(ask("hedged", "slow"))
     assert response.body["choices"]
 
 
 async def _served_after_failures(world: World) -> None:
-    response = await world.router.complete(chat("chat", "stall"))
+    response = await world.router.complete(ask("chat", "stall"))
     assert response.body["choices"]
 
 
@@ -279,6 +293,30 @@ async def test_the_observer_holds_nothing_once_requests_end(
     finished = Counter(e.request_id for e in world.recorder.of(RequestFinished))
     assert len(finished) == REQUESTS * 3
     assert set(finished.values()) == {1}
+    started = Counter(e.request_id for e in world.recorder.of(RequestStarted))
+    assert started == finished
+    assert_framed(world.recorder.events)
+
+
+def assert_framed(events: list[Event]) -> None:
+    """Each request's events open with its `RequestStarted` and close with its
+    `RequestFinished`, both naming its model and principal, as each of its attempts does."""
+    by_request: dict[str, list[Event]] = {}
+    for event in events:
+        request_id = getattr(event, "request_id", None)
+        if request_id is not None:
+            by_request.setdefault(request_id, []).append(event)
+    for request_events in by_request.values():
+        first, *middle, last = request_events
+        assert isinstance(first, RequestStarted), request_events
+        assert isinstance(last, RequestFinished), request_events
+        assert not [e for e in middle if isinstance(e, RequestStarted | RequestFinished)]
+        assert first.principal == last.principal == CALLER
+        assert first.model == last.model
+        assert first.at <= last.at
+        attempts = [e for e in middle if isinstance(e, AttemptFinished)]
+        assert attempts
+        assert all(e.principal == CALLER for e in attempts)
 
 
 async def test_a_served_line_still_names_the_failures_before_it(
@@ -320,7 +358,7 @@ def test_a_hard_cap_bounds_what_is_remembered_when_endings_go_unreported(
         logs.on_event(_failed(f"req-{number}"))
         logs.on_event(_failed(f"req-{number}"))
     assert logs.tracked_requests == 50
-    logs.on_event(RequestFinished("req-9999"))
+    logs.on_event(RequestFinished("req-9999", "chat", None, 0.0))
     assert logs.tracked_requests == 49
 
 

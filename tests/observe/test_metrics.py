@@ -24,6 +24,7 @@ from turnout.observe.events import (
     FallbackTaken,
     HedgeFired,
     HedgeSettled,
+    HttpRequestFinished,
     PoisonRequest,
     RetryScheduled,
     StreamFailover,
@@ -98,15 +99,19 @@ def test_render_returns_the_prometheus_text_format() -> None:
 def test_requests_are_counted_by_route_group_and_status() -> None:
     metrics = GatewayMetrics()
     for status in (200, 200, 429):
-        metrics.request_finished(
-            route="/v1/chat/completions",
-            model_group="chat",
-            status=status,
-            duration=0.3,
-            stream=False,
+        metrics.on_event(
+            HttpRequestFinished(
+                route="/v1/chat/completions",
+                model_group="chat",
+                status=status,
+                duration=0.3,
+                stream=False,
+            )
         )
-    metrics.request_finished(
-        route="/v1/embeddings", model_group="embed", status=200, duration=0.02, stream=False
+    metrics.on_event(
+        HttpRequestFinished(
+            route="/v1/embeddings", model_group="embed", status=200, duration=0.02, stream=False
+        )
     )
     assert series(metrics, "turnout_requests_total") == {
         key(route="/v1/chat/completions", model_group="chat", status="200"): 2,
@@ -123,7 +128,9 @@ def test_requests_are_counted_by_route_group_and_status() -> None:
 
 def test_request_durations_use_buckets_from_5_ms_to_two_minutes() -> None:
     metrics = GatewayMetrics()
-    metrics.request_finished(route="/r", model_group="g", status=200, duration=90, stream=False)
+    metrics.on_event(
+        HttpRequestFinished(route="/r", model_group="g", status=200, duration=90, stream=False)
+    )
     buckets = series(metrics, "turnout_request_duration_seconds_bucket")
     bounds = sorted(float(dict(labels)["le"]) for labels in buckets)
     assert bounds[0] == 0.005
@@ -136,14 +143,22 @@ def test_request_durations_use_buckets_from_5_ms_to_two_minutes() -> None:
 
 def test_time_to_first_token_is_observed_for_streams_only() -> None:
     metrics = GatewayMetrics()
-    metrics.request_finished(
-        route="/r", model_group="chat", status=200, duration=2.0, stream=True, ttft=0.15
+    metrics.on_event(
+        HttpRequestFinished(
+            route="/r", model_group="chat", status=200, duration=2.0, stream=True, ttft=0.15
+        )
     )
-    metrics.request_finished(
-        route="/r", model_group="chat", status=200, duration=2.0, stream=False, ttft=2.0
+    metrics.on_event(
+        HttpRequestFinished(
+            route="/r", model_group="chat", status=200, duration=2.0, stream=False, ttft=2.0
+        )
     )
-    metrics.request_finished(route="/r", model_group="chat", status=502, duration=1, stream=True)
-    metrics.request_finished(route="/e", model_group="embed", status=200, duration=1, stream=False)
+    metrics.on_event(
+        HttpRequestFinished(route="/r", model_group="chat", status=502, duration=1, stream=True)
+    )
+    metrics.on_event(
+        HttpRequestFinished(route="/e", model_group="embed", status=200, duration=1, stream=False)
+    )
     assert set(series(metrics, "turnout_time_to_first_token_seconds_count")) == {
         key(model_group="chat")
     }
@@ -316,7 +331,9 @@ def test_two_instances_share_nothing() -> None:
     first.deployments([("d1", "chat", "openai")])
     first.on_event(started())
     first.on_event(finished(usage=Usage(3, 4)))
-    first.request_finished(route="/r", model_group="chat", status=200, duration=1, stream=False)
+    first.on_event(
+        HttpRequestFinished(route="/r", model_group="chat", status=200, duration=1, stream=False)
+    )
     second.on_event(started())
     assert value(first, "turnout_in_flight", deployment="d1") == 0
     assert value(second, "turnout_in_flight", deployment="d1") == 1
@@ -378,13 +395,15 @@ def feed_everything(metrics: GatewayMetrics, deployment: str, group: str = "chat
     ]
     for event in events:
         metrics.on_event(event)
-    metrics.request_finished(
-        route="/v1/chat/completions",
-        model_group=group,
-        status=401,
-        duration=0.1,
-        stream=True,
-        ttft=0.05,
+    metrics.on_event(
+        HttpRequestFinished(
+            route="/v1/chat/completions",
+            model_group=group,
+            status=401,
+            duration=0.1,
+            stream=True,
+            ttft=0.05,
+        )
     )
 
 

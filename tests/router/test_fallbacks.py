@@ -30,7 +30,7 @@ async def test_general_fallback_after_the_group_fails(h: Harness) -> None:
     assert [(e.from_group, e.to_group, e.kind.value) for e in h.recorder.of(FallbackTaken)] == [
         ("chat", "backup", "general")
     ]
-    assert router.stats.fallbacks == 1
+    assert h.stats.fallbacks == 1
 
 
 async def test_each_kind_uses_its_own_list(h: Harness) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from harness import Recorder, chat, dep
-from turnout import Deployment, Request, Router, RouterConfig
+from turnout import Deployment, Request, Router, RouterConfig, RouterStats
 from turnout.config.router import FallbackConfig, HealthConfig, HedgeConfig, PoisonRequestConfig
 from turnout.errors import FailureKind, PoisonRequestError, ServerError, TurnoutError
 from turnout.health.record import BreakerPhase, CooldownReason
@@ -78,6 +78,7 @@ class World:
         self.clock = ManualClock()
         self.upstreams = Upstreams(self.clock)
         self.recorder = Recorder()
+        self.stats = RouterStats()
         self.store = MemoryStateStore()
         health = config.pop("health", HealthConfig())
         health = HealthConfig(
@@ -92,7 +93,7 @@ class World:
             clock=self.clock,
             rng=random.Random(seed),
             state=self.store,
-            observers=[self.recorder],
+            observers=[self.recorder, self.stats],
         )
 
     async def serve(self, model: str = "chat", count: int = 1) -> None:
@@ -172,7 +173,7 @@ async def test_poison_requests_do_not_take_out_a_group_of_several_deployments() 
     for health in await world.router.health():
         assert health.reliability == 1.0  # not one failure counted
     assert len(world.recorder.of(PoisonRequest)) == 4
-    assert world.router.stats.poison_requests == 4
+    assert world.stats.poison_requests == 4
 
 
 async def test_poison_requests_in_a_row_with_nothing_served_between_count_from_the_second() -> None:

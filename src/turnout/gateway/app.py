@@ -25,6 +25,7 @@ from turnout.gateway import framing
 from turnout.gateway.body import check_declared_length, read_body
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.requests import build_request, parse_body
+from turnout.observe.events import HttpRequestFinished
 from turnout.router.result import Response
 from turnout.secrets import SHAPES_ONLY, Redactor
 from turnout.wire import Operation
@@ -32,7 +33,8 @@ from turnout.wire import Operation
 logger = logging.getLogger("turnout.gateway")
 
 GATEWAY = web.AppKey("gateway", Gateway)
-#: What the metrics middleware learns about a request from its handler.
+#: What the error middleware learns about a request from its handler, for its
+#: `HttpRequestFinished` event.
 ROUTE = web.RequestKey("route", str)
 MODEL_GROUP = web.RequestKey("model_group", str)
 STREAMED = web.RequestKey("streamed", bool)
@@ -102,14 +104,18 @@ async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamRe
     finally:
         route = request.get(ROUTE)
         if route is not None:
-            request.app[GATEWAY].metrics.request_finished(
-                route=route,
-                model_group=request.get(MODEL_GROUP, "unknown"),
-                status=status,
-                duration=time.perf_counter() - started,
-                stream=request.get(STREAMED, False),
-                ttft=request.get(FIRST_BYTE),
-            )
+            bus = request.app[GATEWAY].bus
+            if bus.active:
+                bus.emit(
+                    HttpRequestFinished(
+                        route,
+                        request.get(MODEL_GROUP, "unknown"),
+                        status,
+                        time.perf_counter() - started,
+                        request.get(STREAMED, False),
+                        request.get(FIRST_BYTE),
+                    )
+                )
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:
@@ -151,9 +157,9 @@ def _completion_route(operation: Operation) -> Handler:
         started = time.perf_counter()
         http[ROUTE] = route
         gateway = http.app[GATEWAY]
-        gateway.auth.authenticate(http.headers)
+        principal = gateway.auth.authenticate(http.headers)
         body = parse_body(await read_body(http, gateway.config.server.max_body_bytes))
-        request = build_request(body, operation, http.headers)
+        request = build_request(body, operation, http.headers, principal)
         router = gateway.router
         http[MODEL_GROUP] = router.group_of(request.model)
         if request.stream:
@@ -324,9 +330,9 @@ async def _metrics(http: web.Request) -> web.Response:
 
 async def _reload(http: web.Request) -> web.Response:
     gateway = http.app[GATEWAY]
-    caller = gateway.auth.authenticate(http.headers)
+    principal = gateway.auth.authenticate(http.headers)
     if gateway.config.server.master_key is None:
         raise InvalidRequestError("reloading over HTTP needs a master key to be configured")
-    del caller
+    logger.info("reload requested over HTTP by %s", principal.name)
     summary = await gateway.reload()
     return web.Response(body=_ENCODE(summary), content_type=_JSON)

@@ -1,6 +1,7 @@
 """Who may call the gateway.
 
-An `Authenticator` looks at a request's headers and either returns who is calling or raises
+An `Authenticator` looks at a request's headers and either returns who is calling (a
+`Principal`, which the gateway puts on the router request: never the key itself) or raises
 `UnauthorizedError`. Today there is the master key (compared in constant time) or no key at all,
 and for /metrics also a separate token for scrapers; virtual keys with budgets slot in as another
 authenticator without touching the routes. A key header whose bytes are not UTF-8 is a 401,
@@ -11,29 +12,21 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
 from turnout.config.load import ServerConfig
 from turnout.errors import UnauthorizedError
 from turnout.gateway.requests import is_text
 from turnout.secrets import Secret
+from turnout.wire import Principal
 
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    """Who made a request, as far as the gateway knows."""
-
-    name: str
-
-
-ANONYMOUS = Caller("anonymous")
-MASTER = Caller("master")
-METRICS = Caller("metrics")
+ANONYMOUS = Principal("anonymous")
+MASTER = Principal("master")
+METRICS = Principal("metrics")
 
 
 class Authenticator(Protocol):
-    def authenticate(self, headers: Mapping[str, str]) -> Caller: ...
+    def authenticate(self, headers: Mapping[str, str]) -> Principal: ...
 
 
 #: The headers a client's key may come in.
@@ -43,7 +36,7 @@ KEY_HEADERS = ("authorization", "api-key", "x-api-key")
 class OpenAccess:
     """No key configured: everyone may call (with key headers that are at least text)."""
 
-    def authenticate(self, headers: Mapping[str, str]) -> Caller:
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
         for name in KEY_HEADERS:
             value = headers.get(name)
             if value is not None:
@@ -54,13 +47,13 @@ class OpenAccess:
 class KeyRing:
     """Every request must carry one of the keys as a bearer token (or in ``api-key``)."""
 
-    __slots__ = ("_caller", "_keys")
+    __slots__ = ("_keys", "_principal")
 
-    def __init__(self, keys: Sequence[Secret], caller: Caller) -> None:
+    def __init__(self, keys: Sequence[Secret], principal: Principal) -> None:
         self._keys = tuple(key.reveal().encode() for key in keys)
-        self._caller = caller
+        self._principal = principal
 
-    def authenticate(self, headers: Mapping[str, str]) -> Caller:
+    def authenticate(self, headers: Mapping[str, str]) -> Principal:
         presented = bearer_token(headers)
         if presented is None:
             raise UnauthorizedError(
@@ -73,7 +66,7 @@ class KeyRing:
             matched |= hmac.compare_digest(token, key)
         if not matched:
             raise UnauthorizedError("Incorrect API key provided")
-        return self._caller
+        return self._principal
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:

@@ -59,6 +59,9 @@ class Gateway:
             observers=[self.metrics, self._logs],
             transport=self.transport,
         )
+        #: The router's bus, which the gateway's own events go through too; subscribe to it
+        #: to observe everything (tracing, spend).
+        self.bus = self.router.bus
         self.auth: Authenticator = authenticator_for(config.server.master_key)
         self.metrics_auth: Authenticator = metrics_authenticator(config.server)
         self.limits = ConnectionLimits.of(config.server)

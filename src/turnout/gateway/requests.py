@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from turnout.errors import InvalidRequestError
-from turnout.wire import Operation, Request
+from turnout.wire import Operation, Principal, Request
 
 _DECODE = msgspec.json.Decoder().decode
 
@@ -72,9 +72,13 @@ def _nested_deeper(value: dict[str, Any], limit: int) -> bool:
 
 
 def build_request(
-    body: dict[str, Any], operation: Operation, headers: Mapping[str, str]
+    body: dict[str, Any],
+    operation: Operation,
+    headers: Mapping[str, str],
+    principal: Principal | None = None,
 ) -> Request:
-    """A router request from a decoded body, or an `InvalidRequestError` naming the field."""
+    """A router request from a decoded body, or an `InvalidRequestError` naming the field;
+    `principal`: who the gateway authenticated, carried on the request."""
     model = body.get("model")
     if model is None:
         raise InvalidRequestError("you must provide a model parameter", param="model")
@@ -98,6 +102,7 @@ def build_request(
         operation=operation,
         tags=_tags(body, headers),
         timeout=_deadline(headers, streamed=stream is True),
+        principal=principal,
     )
 
 

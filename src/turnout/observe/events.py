@@ -1,18 +1,37 @@
-"""Typed events the router emits, and the observer interface that receives them.
+"""Typed events the router and the gateway emit (through `turnout.observe.bus`).
 
 The core never calls a metrics, tracing or logging library. It emits these plain records to its
 observers; metrics, logs, traces and spend tracking subscribe. Observers are called inline on the
 hot path, so they must be cheap: queue anything slow.
+
+A request's events come in a fixed frame: `RequestStarted` first, before any of its attempts;
+then its attempts, retries, fallbacks, hedges and failovers; `RequestFinished` last, once,
+however it ended. Both carry the request's `Principal` (the caller the gateway authenticated;
+None for library calls), as does each `AttemptFinished`, so that spend can be attributed.
+No event carries a credential or a request's content: ids, names, numbers and error kinds only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
 
 from turnout.errors import FailureKind, FallbackKind
 from turnout.health.record import BreakerPhase, CooldownReason
-from turnout.wire import Usage
+from turnout.wire import Principal, Usage
+
+
+@dataclass(frozen=True, slots=True)
+class RequestStarted:
+    """A request reached the router. Emitted once per request, before any of its attempts."""
+
+    request_id: str
+    #: The model name the caller asked for: a model group or an alias.
+    model: str
+    #: Who the request is attributed to; None when the router is used as a library.
+    principal: Principal | None
+    #: Monotonic time on the router's clock.
+    at: float
+    stream: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +61,8 @@ class AttemptFinished:
     #: Time to first token, for streams.
     ttft: float | None
     stream: bool
+    #: Who the request is attributed to (what spend is charged to).
+    principal: Principal | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,11 +175,35 @@ class RequestFinished:
     know when to drop it."""
 
     request_id: str
+    #: The model name the caller asked for, as in `RequestStarted`.
+    model: str
+    principal: Principal | None
+    #: Monotonic time on the router's clock.
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class HttpRequestFinished:
+    """The gateway answered an HTTP request on a routed path (a completion, a stream, an
+    embedding), whichever way: served, refused (401, 400) or failed. Emitted once per such
+    request, when its answer was written."""
+
+    #: The route's name (``chat_completions``, ``completions``, ``embeddings``).
+    route: str
+    #: The model group asked for, or ``unknown`` when the request never named a valid one.
+    model_group: str
+    status: int
+    #: Seconds from receiving the request to finishing its answer.
+    duration: float
+    stream: bool
+    #: Seconds to the first byte of a stream's answer; None when none was sent.
+    ttft: float | None = None
 
 
 HealthEvent = CooldownEntered | CooldownLeft | BreakerTransition
 Event = (
-    AttemptStarted
+    RequestStarted
+    | AttemptStarted
     | AttemptFinished
     | FallbackTaken
     | RetryScheduled
@@ -168,11 +213,6 @@ Event = (
     | BudgetExhausted
     | PoisonRequest
     | RequestFinished
+    | HttpRequestFinished
     | HealthEvent
 )
-
-
-class Observer(Protocol):
-    """Receives every event the router emits."""
-
-    def on_event(self, event: Event) -> None: ...

@@ -29,8 +29,10 @@ from turnout.observe.events import (
     FallbackTaken,
     HedgeFired,
     HedgeSettled,
+    HttpRequestFinished,
     PoisonRequest,
     RequestFinished,
+    RequestStarted,
     RetryScheduled,
     StreamFailover,
 )
@@ -70,8 +72,8 @@ class LogObserver:
     def on_event(self, event: Event) -> None:
         if isinstance(event, AttemptFinished):
             self._attempt(event)
-        elif isinstance(event, AttemptStarted):
-            return  # the commonest event, and nothing to log
+        elif isinstance(event, (AttemptStarted, RequestStarted, HttpRequestFinished)):
+            return  # the commonest events, and nothing to log
         elif isinstance(event, RequestFinished):
             if self._failed:
                 self._failed.pop(event.request_id, None)

@@ -1,8 +1,10 @@
-"""Prometheus metrics for one gateway, fed by the router's events and the server's requests.
+"""Prometheus metrics for one gateway, built only from events: the router's and the gateway's.
 
 `GatewayMetrics` owns its registry: two gateways in one process (or many tests) never share a
 series. It is an `Observer`, called inline on every attempt, so each event costs a dictionary
 lookup and a few increments: the labelled children are created once per label tuple and cached.
+Besides events it learns only the configured deployments (`deployments`), to show their gauges
+before any traffic and drop them when a reload removes them.
 
 Labels are only names the configuration chose (model groups, deployment ids, providers), routes,
 status codes and the values of turnout's own enums. Nothing an event carries beyond those reaches
@@ -29,7 +31,10 @@ from turnout.observe.events import (
     FallbackTaken,
     HedgeFired,
     HedgeSettled,
+    HttpRequestFinished,
     PoisonRequest,
+    RequestFinished,
+    RequestStarted,
     RetryScheduled,
     StreamFailover,
 )
@@ -82,9 +87,8 @@ class _RequestSeries:
 class GatewayMetrics:
     """The gateway's Prometheus metrics, in a registry of their own.
 
-    Feed it router events (`on_event`, as an `Observer`) and finished HTTP requests
-    (`request_finished`); tell it the configured deployments at start and on every reload
-    (`deployments`); serve `render()` at ``/metrics``.
+    Subscribe it to the gateway's bus (it is an `Observer`); tell it the configured deployments
+    at start and on every reload (`deployments`); serve `render()` at ``/metrics``.
     """
 
     def __init__(self) -> None:
@@ -230,36 +234,6 @@ class GatewayMetrics:
         """The exposition body and its content type, for ``GET /metrics``."""
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
-    def request_finished(
-        self,
-        *,
-        route: str,
-        model_group: str,
-        status: int,
-        duration: float,
-        stream: bool,
-        ttft: float | None = None,
-    ) -> None:
-        """Count one answered request.
-
-        `route` is the route's template and `model_group` a configured group name (or a fixed
-        placeholder): never raw caller input, which would make the label set unbounded. The
-        time to first token counts only for streams, where it differs from the duration.
-        """
-        series = self._requests.get((route, model_group))
-        if series is None:
-            series = self._requests[route, model_group] = _RequestSeries(self, route, model_group)
-        counter = series.statuses.get(status)
-        if counter is None:
-            counter = series.statuses[status] = self.requests.labels(route, model_group, status)
-        counter.inc()
-        series.duration.observe(duration)
-        if stream and ttft is not None:
-            histogram = self._ttft.get(model_group)
-            if histogram is None:
-                histogram = self._ttft[model_group] = self.ttft.labels(model_group)
-            histogram.observe(ttft)
-
     def deployments(self, deployments: Iterable[tuple[str, str, str]]) -> None:
         """Set the configured deployments: (id, model group, provider) for each.
 
@@ -295,8 +269,20 @@ class GatewayMetrics:
         counter.inc()
 
     def on_event(self, event: Event) -> None:
-        """Record one router event; events of any other type are ignored."""
+        """Record one event; events of any other type are ignored."""
+        # The events of every request first: each case is a type check.
         match event:
+            case AttemptFinished():
+                self._attempt_finished(event)
+            case AttemptStarted():
+                gauges = self._deployment_gauges(event.deployment_id)
+                if gauges is not None:
+                    gauges.running += 1
+                    gauges.in_flight.inc()
+            case HttpRequestFinished():
+                self._request_finished(event)
+            case RequestStarted() | RequestFinished():
+                return
             case HedgeFired():
                 self._count(self.hedges, event.model_group, "fired")
             case HedgeSettled():
@@ -313,13 +299,6 @@ class GatewayMetrics:
                 self._count(self.budget_exhausted, event.model_group, event.kind)
             case PoisonRequest():
                 self._count(self.poison_requests, event.model_group)
-            case AttemptFinished():
-                self._attempt_finished(event)
-            case AttemptStarted():
-                gauges = self._deployment_gauges(event.deployment_id)
-                if gauges is not None:
-                    gauges.running += 1
-                    gauges.in_flight.inc()
             case RetryScheduled():
                 key = (event.model_group, event.error)
                 counter = self._retries.get(key)
@@ -358,6 +337,28 @@ class GatewayMetrics:
                 gauges = self._deployment_gauges(event.deployment_id)
                 if gauges is not None:
                     gauges.breaker.set(int(event.current))
+
+    def _request_finished(self, event: HttpRequestFinished) -> None:
+        """Count one answered request.
+
+        The route is the route's name and the model group a configured group name (or a fixed
+        placeholder): never raw caller input, which would make the label set unbounded. The
+        time to first token counts only for streams, where it differs from the duration.
+        """
+        route, model_group, status = event.route, event.model_group, event.status
+        series = self._requests.get((route, model_group))
+        if series is None:
+            series = self._requests[route, model_group] = _RequestSeries(self, route, model_group)
+        counter = series.statuses.get(status)
+        if counter is None:
+            counter = series.statuses[status] = self.requests.labels(route, model_group, status)
+        counter.inc()
+        series.duration.observe(event.duration)
+        if event.stream and event.ttft is not None:
+            histogram = self._ttft.get(model_group)
+            if histogram is None:
+                histogram = self._ttft[model_group] = self.ttft.labels(model_group)
+            histogram.observe(event.ttft)
 
     def _attempt_finished(self, event: AttemptFinished) -> None:
         deployment_id = event.deployment_id

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from turnout.clock import Clock
 from turnout.config.router import RouterConfig
-from turnout.observe.events import Observer
+from turnout.observe.bus import Observer
 from turnout.router.router import Router
 from turnout.state.base import StateStore
 from turnout.upstream import Transport

@@ -8,7 +8,6 @@ ended, records it, and emits the events, whether the try succeeded, failed or wa
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from enum import Enum
 from typing import TYPE_CHECKING
 
@@ -16,7 +15,8 @@ from turnout.clock import Clock
 from turnout.config.router import Deployment
 from turnout.errors import AttemptRecord, FailureKind, TurnoutError
 from turnout.health.rules import HealthPolicy, Outcome
-from turnout.observe.events import AttemptFinished, Event, Observer
+from turnout.observe.bus import Bus
+from turnout.observe.events import AttemptFinished
 from turnout.pricing.price import price
 from turnout.router.poison import FAILING, Hold, suspect
 from turnout.state.base import StateStore
@@ -77,25 +77,16 @@ class Run:
         self.holds: list[Hold] | None = [] if hold_failures else None
 
 
-def emit(observers: Sequence[Observer], event: Event) -> None:
-    """Hand an event to every observer; a failing observer never fails a request."""
-    for observer in observers:
-        try:
-            observer.on_event(event)
-        except Exception:
-            logger.exception("observer %r failed on %s", observer, type(event).__name__)
-
-
 class Attempt:
     """One try of one deployment, settled exactly once."""
 
     __slots__ = (
+        "bus",
         "clock",
         "deployment",
         "group",
         "lost_race",
         "number",
-        "observers",
         "policy",
         "probe",
         "request",
@@ -115,7 +106,7 @@ class Attempt:
         probe: bool,
         clock: Clock,
         store: StateStore,
-        observers: Sequence[Observer],
+        bus: Bus,
         request: Request | None = None,
     ) -> None:
         self.run = run
@@ -127,7 +118,7 @@ class Attempt:
         self.probe = probe
         self.clock = clock
         self.store = store
-        self.observers = observers
+        self.bus = bus
         run.number += 1
         self.number = run.number
         self.started = clock.now()
@@ -237,9 +228,8 @@ class Attempt:
                 message=error.message if error is not None else None,
             )
         )
-        if self.observers:
-            emit(
-                self.observers,
+        if self.bus.active:
+            self.bus.emit(
                 AttemptFinished(
                     request_id=self.run.request.request_id,
                     model_group=self.group,
@@ -253,7 +243,8 @@ class Attempt:
                     cost=cost,
                     ttft=outcome.ttft,
                     stream=self.run.request.stream,
+                    principal=self.run.request.principal,
                 ),
             )
             for event in events:
-                emit(self.observers, event)
+                self.bus.emit(event)

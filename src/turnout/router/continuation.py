@@ -62,6 +62,7 @@ def continuation_request(original: Request, sent: str, *, prefill: bool) -> Requ
         tags=original.tags,
         timeout=original.timeout,
         request_id=original.request_id,
+        principal=original.principal,
     )
 
 

@@ -39,19 +39,19 @@ from turnout.errors import (
 )
 from turnout.health.breaker import Admission
 from turnout.health.record import DeploymentState
+from turnout.observe.bus import Bus
 from turnout.observe.events import (
     AttemptStarted,
     BudgetExhausted,
     Event,
     FallbackTaken,
-    Observer,
     PoisonRequest,
     RequestFinished,
+    RequestStarted,
     RetryScheduled,
 )
-from turnout.observe.stats import RouterStats
 from turnout.providers.base import Provider
-from turnout.router.attempt import Attempt, Call, Run, emit
+from turnout.router.attempt import Attempt, Call, Run
 from turnout.router.backoff import backoff_delay
 from turnout.router.budget import WindowBudget
 from turnout.router.failover import continue_stream
@@ -106,7 +106,7 @@ def retry_budget_for(table: ModelTable) -> WindowBudget | None:
 
 class Executor:
     """The request machinery behind `turnout.Router`: what lives as long as the router (clock,
-    chance, state, observers, counters). What a config decides comes with each request, in the
+    chance, state, the event bus). What a config decides comes with each request, in the
     `ConfigBundle` it started with."""
 
     def __init__(
@@ -115,14 +115,12 @@ class Executor:
         clock: Clock,
         rng: random.Random,
         store: StateStore,
-        observers: tuple[Observer, ...],
-        stats: RouterStats,
+        bus: Bus,
     ) -> None:
         self.clock = clock
         self.rng = rng
         self.store = store
-        self.observers = observers
-        self.stats = stats
+        self.bus = bus
         #: Continues a stream that broke after content was sent (see `turnout.router.failover`).
         self.failover = functools.partial(continue_stream, self)
 
@@ -141,7 +139,12 @@ class Executor:
             bundle,
             hold_failures=config.health.poison_requests.enabled,
         )
-        self.stats.requests += 1
+        if self.bus.active:
+            self.bus.emit(
+                RequestStarted(
+                    request.request_id, request.model, request.principal, started, request.stream
+                )
+            )
         if bundle.retry_budget is not None:
             bundle.retry_budget.record_request(started)
         #: Whether a stream took the request over (it then reports the request's end itself).
@@ -171,8 +174,12 @@ class Executor:
                 # Not the request's fault after all (or never known): the held failures count.
                 await self._count_holds(run)
             run.holds = None
-            if not streaming and self.observers:
-                emit(self.observers, RequestFinished(request.request_id))
+            if not streaming and self.bus.active:
+                self.bus.emit(
+                    RequestFinished(
+                        request.request_id, request.model, request.principal, clock.now()
+                    )
+                )
         error.attempts = tuple(run.attempts)
         raise error
 
@@ -196,10 +203,8 @@ class Executor:
                     continue
                 run.hops += 1
                 run.visited.add(target)
-                self.stats.fallbacks += 1
-                if self.observers:
-                    emit(
-                        self.observers,
+                if self.bus.active:
+                    self.bus.emit(
                         FallbackTaken(run.request.request_id, group, target, kind, error.kind),
                     )
                 try:
@@ -258,7 +263,6 @@ class Executor:
                 if not self.spend_retry(run, group):
                     raise
                 retries += 1
-                self.stats.retries += 1
                 for failed in {deployment.id, error.deployment_id or deployment.id}:
                     (banned if error.kind in _NOT_HERE_AGAIN else tried).add(failed)
                 avoid = banned | spared if spared and run.holds is not None else banned
@@ -280,7 +284,6 @@ class Executor:
             self.emit_all(events)
         if admission is Admission.REFUSED:
             return None
-        self.stats.selections[deployment.id] += 1
         return Attempt(
             run=run,
             group=group,
@@ -289,7 +292,7 @@ class Executor:
             probe=admission is Admission.PROBE,
             clock=self.clock,
             store=self.store,
-            observers=self.observers,
+            bus=self.bus,
         )
 
     # ---- poison requests -----------------------------------------------------------------
@@ -318,15 +321,13 @@ class Executor:
             return  # nobody has seen these deployments serve lately: no evidence either way
         run.holds = None
         await self.store.drop_holds([(held.deployment_id, held.token) for held in holds])
-        self.stats.poison_requests += 1
-        if self.observers:
+        if self.bus.active:
             request = run.request
             try:
                 group = table.resolve(request.model)
             except TurnoutError:
                 group = ""
-            emit(
-                self.observers,
+            self.bus.emit(
                 PoisonRequest(request.request_id, group, tuple(clean), len(run.attempts)),
             )
         raise PoisonRequestError(clean)
@@ -376,7 +377,6 @@ class Executor:
             candidates, candidate_states = _fitting(candidates, candidate_states, time_left)
         if len(candidates) == 1:
             return candidates[0], rejections
-        self.stats.strategy_evaluations += 1
         index = bundle.strategy.choose(group, candidates, candidate_states, request, wall)
         return candidates[index], rejections
 
@@ -390,9 +390,8 @@ class Executor:
         budget = run.bundle.retry_budget
         if budget is None or budget.try_spend(self.clock.now()):
             return True
-        self.stats.budget_refusals += 1
-        if self.observers:
-            emit(self.observers, BudgetExhausted(run.request.request_id, group, "retry"))
+        if self.bus.active:
+            self.bus.emit(BudgetExhausted(run.request.request_id, group, "retry"))
         return False
 
     async def _before_retry(
@@ -451,9 +450,8 @@ class Executor:
             s.latency is None or s.latency <= time_left for s in other_states
         ):
             raise error
-        if self.observers:
-            emit(
-                self.observers,
+        if self.bus.active:
+            self.bus.emit(
                 RetryScheduled(
                     run.request.request_id, group, error.deployment_id or "", delay, error.kind
                 ),
@@ -467,9 +465,8 @@ class Executor:
         deployment = attempt.deployment
         request = attempt.request
         bundle = attempt.run.bundle
-        if self.observers:
-            emit(
-                self.observers,
+        if self.bus.active:
+            self.bus.emit(
                 AttemptStarted(
                     request.request_id,
                     attempt.group,
@@ -548,9 +545,7 @@ class Executor:
             self.emit_all(await self.store.lift_cooldown(deployment_id))
 
     def emit_all(self, events: Sequence[Event]) -> None:
-        if self.observers:
-            for event in events:
-                emit(self.observers, event)
+        self.bus.emit_all(events)
 
 
 def _fitting(

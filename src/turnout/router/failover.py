@@ -12,7 +12,7 @@ from turnout.config.router import Deployment
 from turnout.errors import BadRequestError, TurnoutError
 from turnout.observe.events import StreamFailover
 from turnout.providers.capabilities import Capabilities
-from turnout.router.attempt import Attempt, Call, Run, emit
+from turnout.router.attempt import Attempt, Call, Run
 from turnout.router.continuation import added_prompt_tokens, continuation_request
 from turnout.router.streaming import Segment, Stream
 from turnout.router.table import ModelTable
@@ -86,9 +86,8 @@ async def _open_continuation(
     if attempt is None:
         return None
     attempt.request = request
-    if executor.observers:
-        emit(
-            executor.observers,
+    if executor.bus.active:
+        executor.bus.emit(
             StreamFailover(
                 run.request.request_id,
                 group,
@@ -106,7 +105,6 @@ async def _open_continuation(
     except TimeoutError:
         return None
     assert isinstance(opened, Stream)
-    executor.stats.stream_failovers += 1
     segment = opened._segment
     segment.prefill = prefill
     segment.added_prompt = added_prompt_tokens(run.request, request)

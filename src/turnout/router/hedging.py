@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from turnout.config.router import HedgeConfig
 from turnout.errors import TurnoutError, most_informative
 from turnout.observe.events import BudgetExhausted, HedgeFired, HedgeSettled
-from turnout.router.attempt import Attempt, Run, emit
+from turnout.router.attempt import Attempt, Run
 from turnout.router.budget import WindowBudget
 from turnout.router.latency_window import LatencyWindow
 from turnout.router.streaming import Stream
@@ -108,10 +108,8 @@ async def hedged(
             return await primary
         task, second = hedge
         racing[task] = second
-        executor.stats.hedges += 1
-        if executor.observers:
-            emit(
-                executor.observers,
+        if executor.bus.active:
+            executor.bus.emit(
                 HedgeFired(
                     run.request.request_id,
                     group,
@@ -141,9 +139,8 @@ async def _start_hedge(
 ) -> tuple[asyncio.Future[Outcome], Attempt] | None:
     now, wall = executor.clock.now(), executor.clock.wall()
     if not run.bundle.hedger.try_spend(group, now):
-        executor.stats.budget_refusals += 1
-        if executor.observers:
-            emit(executor.observers, BudgetExhausted(run.request.request_id, group, "hedge"))
+        if executor.bus.active:
+            executor.bus.emit(BudgetExhausted(run.request.request_id, group, "hedge"))
         return None
     others = {*exclude, attempt.deployment.id}
     second, _ = await executor.decide(run.bundle, group, run.request, others, now, wall)
@@ -167,17 +164,15 @@ async def _race(
             if error is None:
                 winner = racing[task]
                 hedge_won = winner is not next(iter(racing.values()))
-                executor.stats.hedges_won += hedge_won
                 for other in pending:
                     racing[other].lost_race = True
                     other.cancel()
                 for other in racing:
                     if other is not task and _succeeded(other):
                         await _discard(other)
-                if executor.observers:
+                if executor.bus.active:
                     loser = next((a for t, a in racing.items() if t is not task), None)
-                    emit(
-                        executor.observers,
+                    executor.bus.emit(
                         HedgeSettled(
                             run.request.request_id,
                             group,
@@ -191,8 +186,8 @@ async def _race(
                 failures.append(error)
             else:
                 raise error
-    if executor.observers:
-        emit(executor.observers, HedgeSettled(run.request.request_id, group, None, False, None))
+    if executor.bus.active:
+        executor.bus.emit(HedgeSettled(run.request.request_id, group, None, False, None))
     raise most_informative(failures)
 
 

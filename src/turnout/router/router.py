@@ -26,8 +26,7 @@ from turnout.errors import (
     InvalidRequestError,
 )
 from turnout.health.record import BreakerPhase, CooldownReason
-from turnout.observe.events import Observer
-from turnout.observe.stats import RouterStats
+from turnout.observe.bus import Bus, Observer
 from turnout.providers.base import Closable, Provider
 from turnout.router.attempt import Call
 from turnout.router.execution import ConfigBundle, Executor, retry_budget_for
@@ -69,6 +68,8 @@ class Router:
     and so that several gateway instances can share state. ``transport``, when given, is the
     upstream transport the providers send through, which the router then owns: `aclose`
     closes it. `turnout.open_router` builds a router with real providers from a config.
+    ``observers`` receive every event the router emits, through its `bus` (where more may
+    subscribe later; `RouterStats` counts from them); with none, no event is built.
     """
 
     def __init__(
@@ -87,8 +88,8 @@ class Router:
         self._closed = False
         self._rng = rng or random.Random()
         self._store: StateStore = state or MemoryStateStore()
-        self._observers = tuple(observers)
-        self.stats = RouterStats()
+        #: Every event of the router goes through it; subscribe to it to observe them.
+        self.bus = Bus(observers)
         #: What requests take from the current config; replaced whole, never changed, so that
         #: a request that read it once keeps a consistent configuration to its end.
         self._bundle = self._build_bundle(config, providers, None)
@@ -96,8 +97,7 @@ class Router:
             clock=self._clock,
             rng=self._rng,
             store=self._store,
-            observers=self._observers,
-            stats=self.stats,
+            bus=self.bus,
         )
 
     # ---- configuration -------------------------------------------------------------------

@@ -28,7 +28,7 @@ from turnout.errors import (
     TurnoutError,
 )
 from turnout.observe.events import RequestFinished
-from turnout.router.attempt import Attempt, emit
+from turnout.router.attempt import Attempt
 from turnout.router.continuation import Rewriter
 from turnout.router.transcript import Transcript, TranscriptBuilder
 from turnout.wire import RateLimitHints, StreamChunk, Usage
@@ -193,8 +193,13 @@ class Stream:
             return
         self._carries_request = False
         attempt = self._segment.attempt
-        if attempt.observers:
-            emit(attempt.observers, RequestFinished(attempt.run.request.request_id))
+        if attempt.bus.active:
+            request = attempt.run.request
+            attempt.bus.emit(
+                RequestFinished(
+                    request.request_id, request.model, request.principal, self._clock.now()
+                )
+            )
 
     async def _pull(self, segment: Segment) -> AsyncIterator[StreamChunk]:
         """The segment's chunks, each wait bounded; a break raises a `TurnoutError`."""

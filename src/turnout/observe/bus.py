@@ -1,0 +1,86 @@
+"""The observer interface, and the bus that hands every event to every observer.
+
+The router and the gateway emit through one `Bus`. It calls its observers inline, in the order
+they subscribed, each event to all of them before the next event; observers must be cheap, so
+anything slow (a network export, a database write) belongs behind a queue in the observer.
+
+Two promises keep observers from costing a request anything:
+
+- **No observers, no cost.** `Bus.active` is the one emptiness guard: hot paths test it before
+  they build an event, so a router nobody observes allocates no events at all.
+- **Observers are isolated.** An observer that raises never stops the observers after it, nor
+  the request that emitted. Each kind of failure (observer type, event type, exception type) is
+  logged once, by type names and code locations only: never the exception's message or the
+  event, whose text is not the bus's to judge safe. Later failures are counted in `failures`.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+from turnout.observe.events import Event
+
+logger = logging.getLogger("turnout.observe")
+
+#: Distinct kinds of observer failure remembered as logged, at most (each is logged once).
+_MAX_REPORTED = 256
+
+
+class Observer(Protocol):
+    """Receives every event emitted through the bus it subscribed to."""
+
+    def on_event(self, event: Event) -> None: ...
+
+
+class Bus:
+    """Fans events out to observers; see the module docstring for its promises."""
+
+    __slots__ = ("_observers", "_reported", "active", "failures")
+
+    def __init__(self, observers: Iterable[Observer] = ()) -> None:
+        self._observers: tuple[Observer, ...] = tuple(observers)
+        #: Whether any observer listens: test it before building an event on a hot path.
+        self.active = bool(self._observers)
+        #: Observer calls that raised, over the bus's life.
+        self.failures = 0
+        self._reported: set[tuple[type, type, type]] = set()
+
+    @property
+    def observers(self) -> tuple[Observer, ...]:
+        return self._observers
+
+    def subscribe(self, observer: Observer) -> None:
+        """Add an observer after the others; it receives the events emitted from now on."""
+        self._observers = (*self._observers, observer)
+        self.active = True
+
+    def emit(self, event: Event) -> None:
+        """Hand `event` to every observer, in order; a failing observer fails nothing else."""
+        for observer in self._observers:
+            try:
+                observer.on_event(event)
+            except Exception as exc:
+                self._failed(observer, event, exc)
+
+    def emit_all(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self.emit(event)
+
+    def _failed(self, observer: Observer, event: Event, exc: Exception) -> None:
+        self.failures += 1
+        kind = (type(observer), type(event), type(exc))
+        if kind in self._reported or len(self._reported) >= _MAX_REPORTED:
+            return
+        self._reported.add(kind)
+        frames = traceback.extract_tb(exc.__traceback__)[1:]  # the bus's own frame first
+        where = " <- ".join(f"{f.filename}:{f.lineno} in {f.name}" for f in reversed(frames))
+        logger.error(
+            "observer %s failed on %s with %s at %s (logged once; the request went on)",
+            type(observer).__qualname__,
+            type(event).__name__,
+            type(exc).__qualname__,
+            where or "?",
+        )
