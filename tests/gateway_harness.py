@@ -18,7 +18,7 @@ from aiohttp import web
 
 from fakes.fake_openai import FakeOpenAI
 from turnout import Deployment, RouterConfig, Secret
-from turnout.config.load import GatewayConfig, ServerConfig
+from turnout.config.server import GatewayConfig, ServerConfig
 from turnout.gateway.app import create_app
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.site import GatewaySite

@@ -9,13 +9,8 @@ import pytest
 import yaml
 
 from turnout import Secret
-from turnout.config.load import (
-    TOP_LEVEL_KEYS,
-    GatewayConfig,
-    ServerConfig,
-    load_config,
-    parse_config,
-)
+from turnout.config.load import TOP_LEVEL_KEYS, load_config, parse_config
+from turnout.config.server import GatewayConfig, ServerConfig
 from turnout.errors import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"

@@ -9,8 +9,9 @@ import pytest
 
 from turnout import Secret
 from turnout.config.litellm import PROVIDERS, convert_litellm, import_litellm
-from turnout.config.load import GatewayConfig, load_config, parse_config
+from turnout.config.load import load_config, parse_config
 from turnout.config.providers import AzureSettings, BedrockSettings, GeminiSettings, OpenAISettings
+from turnout.config.server import GatewayConfig
 from turnout.errors import ConfigError
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "litellm-config.yaml"

@@ -8,7 +8,8 @@ import sys
 from collections.abc import Sequence
 
 from turnout import __version__
-from turnout.config.load import GatewayConfig, load_config, with_command_line
+from turnout.config.load import load_config
+from turnout.config.server import GatewayConfig, with_command_line
 from turnout.errors import ConfigError
 from turnout.providers.registry import check_supported
 

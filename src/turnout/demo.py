@@ -13,7 +13,6 @@ from typing import Any
 
 import msgspec
 
-from turnout.config.load import GatewayConfig, ServerConfig
 from turnout.config.providers import SimulatedSettings
 from turnout.config.router import (
     Deployment,
@@ -22,6 +21,7 @@ from turnout.config.router import (
     RouterConfig,
     RoutingConfig,
 )
+from turnout.config.server import GatewayConfig, ServerConfig
 from turnout.config.simulated import Behaviour
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from turnout import Deployment, RouterConfig, Secret
-from turnout.config.load import ServerConfig
+from turnout.config.server import ServerConfig
 from turnout.providers.credentials import build_redactor, deployment_secrets, secrets_in
 from turnout.providers.openai import OpenAICompatibleAdapter
 from turnout.providers.registry import native_adapter, provider_set

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from gateway_harness import gateway_config, simulated, threaded_gateway
 from turnout import Deployment, Secret
-from turnout.config.load import GatewayConfig
+from turnout.config.server import GatewayConfig
 
 PATHS = ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/models", "/metrics"]
 MODELS = ["chat", "up", "embed", "missing", ""]

@@ -17,7 +17,7 @@ import pytest
 from raw_http import BODY, WITHIN, closed_after, connection, read_response, request
 
 from gateway_harness import RunningGateway, gateway_config, running_gateway, simulated
-from turnout.config.load import GatewayConfig, ServerConfig
+from turnout.config.server import GatewayConfig, ServerConfig
 from turnout.gateway.connections import ConnectionLimits, GatewayProtocol
 
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]

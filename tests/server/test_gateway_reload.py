@@ -20,7 +20,8 @@ import pytest
 import turnout.gateway.gateway as gateway_module
 from fakes.fake_openai import FakeOpenAI
 from gateway_harness import running_gateway
-from turnout.config.load import GatewayConfig, load_config
+from turnout.config.load import load_config
+from turnout.config.server import GatewayConfig
 
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]
 MASTER_KEY = "sk-master"

@@ -13,7 +13,8 @@ from raw_http import closed_after, connection, read_response, request
 
 from gateway_harness import RunningGateway, gateway_config, running_gateway, simulated
 from turnout import Secret
-from turnout.config.load import ServerConfig, load_config
+from turnout.config.load import load_config
+from turnout.config.server import ServerConfig
 from turnout.errors import ConfigError
 
 MASTER = "sk-gateway-master"

@@ -14,7 +14,7 @@ import hmac
 from collections.abc import Mapping, Sequence
 from typing import Protocol
 
-from turnout.config.load import ServerConfig
+from turnout.config.server import ServerConfig
 from turnout.errors import UnauthorizedError
 from turnout.gateway.requests import is_text
 from turnout.secrets import Secret

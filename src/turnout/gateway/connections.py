@@ -48,7 +48,7 @@ from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from turnout.config.load import ServerConfig
+from turnout.config.server import ServerConfig
 from turnout.errors import InvalidRequestError
 from turnout.gateway import framing
 

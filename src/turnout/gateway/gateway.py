@@ -20,7 +20,8 @@ from typing import Any, Final
 import msgspec
 
 from turnout.clock import Clock
-from turnout.config.load import GatewayConfig, load_config, with_command_line
+from turnout.config.load import load_config
+from turnout.config.server import GatewayConfig, with_command_line
 from turnout.errors import InvalidRequestError
 from turnout.gateway.auth import Authenticator, authenticator_for, metrics_authenticator
 from turnout.gateway.connections import ConnectionLimits

@@ -18,7 +18,7 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from turnout.config.load import GatewayConfig
+from turnout.config.server import GatewayConfig
 from turnout.errors import TurnoutError
 from turnout.gateway.app import create_app
 from turnout.gateway.gateway import Gateway
