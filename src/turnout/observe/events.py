@@ -2,7 +2,8 @@
 
 The core never calls a metrics, tracing or logging library. It emits these plain records to its
 observers; metrics, logs, traces and spend tracking subscribe. Observers are called inline on the
-hot path, so they must be cheap: queue anything slow.
+hot path, so they must be cheap: queue anything slow. The health events (cooldowns, breaker
+transitions) are defined with the health rules that produce them, and re-exported here.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from turnout.errors import FailureKind, FallbackKind
-from turnout.health.record import BreakerPhase, CooldownReason
+from turnout.health.events import BreakerTransition as BreakerTransition
+from turnout.health.events import CooldownEntered as CooldownEntered
+from turnout.health.events import CooldownLeft as CooldownLeft
+from turnout.health.events import HealthEvent as HealthEvent
 from turnout.wire import Usage
 
 
@@ -42,28 +46,6 @@ class AttemptFinished:
     #: Time to first token, for streams.
     ttft: float | None
     stream: bool
-
-
-@dataclass(frozen=True, slots=True)
-class CooldownEntered:
-    deployment_id: str
-    reason: CooldownReason
-    #: Monotonic time (on the router's clock) the cooldown ends.
-    until: float
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class CooldownLeft:
-    deployment_id: str
-    reason: CooldownReason
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerTransition:
-    deployment_id: str
-    previous: BreakerPhase
-    current: BreakerPhase
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +138,6 @@ class RequestFinished:
     request_id: str
 
 
-HealthEvent = CooldownEntered | CooldownLeft | BreakerTransition
 Event = (
     AttemptStarted
     | AttemptFinished
