@@ -20,5 +20,5 @@ class RouterStats:
     stream_failovers: int = 0
     #: Retries and fallback hops refused by the retry budget.
     budget_refusals: int = 0
-    #: Requests failed as the cause of the server errors they met (`turnout.router.poison`).
+    #: Requests failed as the cause of the server errors they met (`turnout.health.poison`).
     poison_requests: int = 0

@@ -189,14 +189,15 @@ class Dispatch:
     ) -> tuple[Deployment | None, Rejections]:
         """A routing decision alone: nothing starts."""
         clock = self.clock
-        choice = Choice(
-            bundle, group, request, (), clock.now(), clock.wall(), None, False, None, self.stats
+        now, wall = clock.now(), clock.wall()
+        states = await self.store.snapshot(bundle.table.ids[group])
+        rejections = Rejections()
+        deployment = decide(
+            bundle, group, request, states, (), now, wall, None, rejections, self.stats
         )
-        choice(await self.store.snapshot(bundle.table.ids[group]))
-        expired = choice.rejections.expired
-        for deployment_id in expired:
+        for deployment_id in rejections.expired:
             self.emit_all(await self.store.lift_cooldown(deployment_id))
-        return choice.deployment, choice.rejections
+        return deployment, rejections
 
     async def start(
         self,
