@@ -16,12 +16,24 @@ from turnout.health.snapshot import DeploymentSnapshot, snapshot_of
 from turnout.state.base import Chooser
 
 
+class _Group:
+    """The snapshots of one tuple of ids, and which of them changed since they were taken."""
+
+    __slots__ = ("ids", "stale", "views")
+
+    def __init__(self, ids: tuple[str, ...], views: tuple[DeploymentSnapshot, ...]) -> None:
+        self.ids = ids
+        self.views = views
+        #: Positions whose record changed: their snapshots are taken again on the next read.
+        self.stale: list[int] = []
+
+
 class MemoryStateStore:
     """Keeps each deployment's `DeploymentState` in a dict, and hands out snapshots of them.
 
-    A snapshot is built when its record changed since the last one, and a group's tuple of
-    snapshots is kept until one of its records changes: a routing decision on a group nothing
-    changed in costs one dict lookup.
+    A snapshot is taken when its record changed since the last one, and a group's tuple of
+    snapshots is kept and patched where its records changed: a routing decision costs one
+    dict lookup, and one snapshot per record changed since the last decision.
     """
 
     __slots__ = ("_groups", "_member_of", "_states", "_views")
@@ -30,9 +42,9 @@ class MemoryStateStore:
         self._states: dict[str, DeploymentState] = {}
         self._views: dict[str, DeploymentSnapshot] = {}
         #: Snapshots by the id tuple asked for (a group's tuple of ids is stable between
-        #: reloads), and which of those tuples each id is in, to forget them when it changes.
-        self._groups: dict[tuple[str, ...], tuple[DeploymentSnapshot, ...]] = {}
-        self._member_of: dict[str, set[tuple[str, ...]]] = {}
+        #: reloads), and where each id sits in those tuples, to patch them when it changes.
+        self._groups: dict[tuple[str, ...], _Group] = {}
+        self._member_of: dict[str, list[tuple[_Group, int]]] = {}
 
     def _state(self, deployment_id: str) -> DeploymentState:
         state = self._states.get(deployment_id)
@@ -47,27 +59,27 @@ class MemoryStateStore:
         return view
 
     def _changed(self, deployment_id: str) -> None:
-        """The record changed: its snapshot and its groups' snapshots are stale."""
-        self._views.pop(deployment_id, None)
-        groups = self._member_of.pop(deployment_id, None)
-        if groups:
-            for ids in groups:
-                self._groups.pop(ids, None)
+        """The record changed: its snapshot, and its place in its groups' snapshots, are stale."""
+        if self._views.pop(deployment_id, None) is not None:
+            for group, position in self._member_of.get(deployment_id, ()):
+                group.stale.append(position)
 
     def _snapshot(self, ids: Sequence[str]) -> Sequence[DeploymentSnapshot]:
         if type(ids) is not tuple:
             return [self._view(deployment_id) for deployment_id in ids]
-        cached = self._groups.get(ids)
-        if cached is None:
-            cached = self._groups[ids] = tuple([self._view(d) for d in ids])
+        group = self._groups.get(ids)
+        if group is None:
+            group = self._groups[ids] = _Group(ids, tuple([self._view(d) for d in ids]))
             member_of = self._member_of
-            for deployment_id in ids:
-                groups = member_of.get(deployment_id)
-                if groups is None:
-                    member_of[deployment_id] = {ids}
-                else:
-                    groups.add(ids)
-        return cached
+            for position, deployment_id in enumerate(ids):
+                member_of.setdefault(deployment_id, []).append((group, position))
+        elif group.stale:
+            views = list(group.views)
+            for position in group.stale:
+                views[position] = self._view(ids[position])
+            group.stale.clear()
+            group.views = tuple(views)
+        return group.views
 
     def load(self, state: DeploymentState) -> None:
         """Put a record in place of the deployment's (seeding state: a test's scenario, a warm
