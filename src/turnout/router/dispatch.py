@@ -49,7 +49,7 @@ from turnout.observe.stats import RouterStats
 from turnout.pricing.price import price
 from turnout.providers.base import Provider
 from turnout.router.attempt import Attempt, AttemptRecord, Call, Run
-from turnout.router.decision import can_finish, decide
+from turnout.router.decision import Choice, decide
 from turnout.router.filters import Rejections
 from turnout.router.runtime import ConfigBundle
 from turnout.router.segment import Segment, close_quietly
@@ -64,82 +64,6 @@ logger = logging.getLogger("turnout.router")
 Answer = tuple[ProviderResponse, Deployment, float | None]
 #: What one attempt delivers: a whole answer, or a stream opened on its first chunk.
 Delivery = Answer | Segment
-
-
-class Choice:
-    """One routing decision: the chooser a store's `begin` calls, then what it decided.
-
-    `deployment` is None when nothing could serve (`rejections` says why), or when, asked to
-    `must_fit`, no deployment of the group is predicted to answer in the time left (`fits`).
-    `attempt` is None also when the chosen deployment's breaker refused it.
-    """
-
-    __slots__ = (
-        "attempt",
-        "bundle",
-        "deployment",
-        "exclude",
-        "fits",
-        "group",
-        "must_fit",
-        "now",
-        "only",
-        "rejections",
-        "request",
-        "stats",
-        "time_left",
-        "wall",
-    )
-
-    def __init__(
-        self,
-        bundle: ConfigBundle,
-        group: str,
-        request: Request,
-        exclude: Collection[str],
-        now: float,
-        wall: float,
-        time_left: float | None,
-        must_fit: bool,
-        only: Deployment | None,
-        stats: RouterStats,
-    ) -> None:
-        self.bundle = bundle
-        self.group = group
-        self.request = request
-        self.exclude = exclude
-        self.now = now
-        self.wall = wall
-        self.time_left = time_left
-        self.must_fit = must_fit
-        self.only = only
-        self.stats = stats
-        self.rejections = Rejections()
-        self.deployment: Deployment | None = None
-        self.attempt: Attempt | None = None
-        self.fits = True
-
-    def __call__(self, states: Sequence[DeploymentSnapshot]) -> tuple[str | None, Sequence[str]]:
-        if self.only is not None:
-            self.deployment = self.only
-            return self.only.id, ()
-        if self.must_fit and not can_finish(states, self.time_left or 0.0):
-            self.fits = False
-            return None, ()
-        rejections = self.rejections
-        deployment = self.deployment = decide(
-            self.bundle,
-            self.group,
-            self.request,
-            states,
-            self.exclude,
-            self.now,
-            self.wall,
-            self.time_left,
-            rejections,
-            self.stats,
-        )
-        return (deployment.id if deployment is not None else None), rejections.expired
 
 
 class Dispatch:

@@ -14,7 +14,8 @@ import random
 from turnout.errors import PoisonRequestError, TurnoutError, fallback_kind
 from turnout.observe.events import FallbackTaken
 from turnout.router.attempt import Call, Run
-from turnout.router.dispatch import Choice, Delivery, Dispatch
+from turnout.router.decision import Choice
+from turnout.router.dispatch import Delivery, Dispatch
 from turnout.router.retries import with_retries
 
 

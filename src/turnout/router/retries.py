@@ -15,8 +15,8 @@ from turnout.errors import FailureKind, ProviderError, TurnoutError, fallback_ki
 from turnout.observe.events import RetryScheduled
 from turnout.router.attempt import Call, Run
 from turnout.router.backoff import backoff_delay
-from turnout.router.decision import can_finish
-from turnout.router.dispatch import Choice, Delivery, Dispatch
+from turnout.router.decision import Choice, can_finish
+from turnout.router.dispatch import Delivery, Dispatch
 from turnout.router.filters import Rejections, eligible
 from turnout.router.race import hedged
 
