@@ -147,7 +147,7 @@ class PayloadTooLargeError(InvalidRequestError):
 
 class PoisonRequestError(InvalidRequestError):
     """The request failed with a server error on several deployments that answer other
-    requests: the request itself appears to be the cause (`turnout.router.poison`).
+    requests: the request itself appears to be the cause (`turnout.health.poison`).
 
     A 4xx, because sending the same request again would fail the same way: clients (the
     official SDKs among them) retry a 5xx but not a 422, and 422 says what happened: the

@@ -11,6 +11,7 @@ from turnout import Deployment, Request, Router, RouterConfig, RoutingConfig
 from turnout.config.router import BreakerConfig
 from turnout.errors import ContextWindowExceededError, NoDeploymentsAvailableError
 from turnout.health.record import BreakerPhase, CooldownReason, DeploymentState
+from turnout.health.snapshot import snapshot_of
 from turnout.router.filters import Rejections, eligible
 from turnout.router.strategies import REGISTRY
 from turnout.state.memory import MemoryStateStore
@@ -45,7 +46,7 @@ def test_each_filter_names_its_reason() -> None:
     rejections = Rejections()
     chosen, _ = eligible(
         deployments,
-        [states[d.id] for d in deployments],
+        [snapshot_of(states[d.id]) for d in deployments],
         _request(),
         BREAKER,
         NOW,
@@ -71,7 +72,9 @@ def test_an_expired_cooldown_passes_and_is_marked_for_lifting() -> None:
     state = DeploymentState("d")
     state.cooldown_until, state.cooldown_reason = 50.0, CooldownReason.MANUAL
     rejections = Rejections()
-    chosen, _ = eligible([deployment], [state], _request(), BREAKER, NOW, WALL, (), rejections)
+    chosen, _ = eligible(
+        [deployment], [snapshot_of(state)], _request(), BREAKER, NOW, WALL, (), rejections
+    )
     assert chosen == [deployment]
     assert rejections.expired == ["d"]
 
@@ -132,9 +135,10 @@ async def test_no_strategy_ever_gets_an_unavailable_deployment(
         clock=clock,
         rng=random.Random(0),
     )
-    store_states = await store.snapshot([d.id for d in deployments])
     minute = int(WALL // 60)
-    for state, (_, spec) in zip(store_states, members, strict=True):
+    records = []
+    for deployment, (_, spec) in zip(deployments, members, strict=True):
+        state = DeploymentState(deployment.id)
         if spec["cooling"]:
             state.cooldown_until, state.cooldown_reason = NOW + 5, CooldownReason.MANUAL
         breaker = state.breaker
@@ -148,6 +152,10 @@ async def test_no_strategy_ever_gets_an_unavailable_deployment(
         state.minute = minute
         state.rpm_used = spec["rpm_used"]  # type: ignore[assignment]
         state.tpm_used = spec["tpm_used"]  # type: ignore[assignment]
+        store.load(state)
+        records.append(snapshot_of(state))
+    store_states = await store.snapshot([d.id for d in deployments])
+    assert list(store_states) == records
     request = _request(words)
     allowed = {
         d.id

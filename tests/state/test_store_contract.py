@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pytest
 
 from turnout.config.router import BreakerConfig, Deployment, RouterConfig
 from turnout.errors import FailureKind
+from turnout.health import poison
 from turnout.health.breaker import Admission
+from turnout.health.poison import Hold
 from turnout.health.record import BreakerPhase, CooldownReason
 from turnout.health.rules import HealthPolicy, Outcome
+from turnout.health.snapshot import DeploymentSnapshot
 from turnout.observe.events import BreakerTransition, CooldownEntered, CooldownLeft
-from turnout.router import poison
 from turnout.state.base import StateStore
 from turnout.state.memory import MemoryStateStore
 
@@ -31,6 +33,35 @@ def _policy(**breaker: object) -> HealthPolicy:
     return HealthPolicy.for_deployment(deployment, config)
 
 
+async def _begin(
+    store: StateStore, deployment_id: str, policy: HealthPolicy, now: float, wall: float
+) -> tuple[Admission, list[object]]:
+    """Start an attempt on `deployment_id`, chosen from a group of its own."""
+
+    def choose(states: Sequence[DeploymentSnapshot]) -> tuple[str | None, Sequence[str]]:
+        assert [s.deployment_id for s in states] == [deployment_id]
+        return deployment_id, ()
+
+    chosen, admission, events = await store.begin(
+        (deployment_id,), choose, {deployment_id: policy}, now, wall
+    )
+    assert chosen == deployment_id
+    return admission, list(events)
+
+
+async def _finish(
+    store: StateStore,
+    deployment_id: str,
+    outcome: Outcome,
+    policy: HealthPolicy,
+    now: float,
+    wall: float,
+) -> list[object]:
+    token, events = await store.finish(deployment_id, outcome, policy, now, wall)
+    assert token == 0
+    return list(events)
+
+
 async def test_unknown_ids_start_fresh(store: StateStore) -> None:
     [state] = await store.snapshot(["new"])
     assert state.in_flight == 0
@@ -40,12 +71,12 @@ async def test_unknown_ids_start_fresh(store: StateStore) -> None:
 
 async def test_begin_and_finish_count_in_flight_and_usage(store: StateStore) -> None:
     policy = _policy()
-    assert (await store.begin("d", policy, 0, WALL))[0] is Admission.NORMAL
-    assert (await store.begin("d", policy, 0, WALL))[0] is Admission.NORMAL
+    assert (await _begin(store, "d", policy, 0, WALL))[0] is Admission.NORMAL
+    assert (await _begin(store, "d", policy, 0, WALL))[0] is Admission.NORMAL
     [state] = await store.snapshot(["d"])
     assert state.in_flight == 2
     assert state.usage_this_minute(WALL) == (2, 0)
-    await store.finish("d", Outcome(None, 0.5, tokens=30), policy, 1, WALL + 1)
+    await _finish(store, "d", Outcome(None, 0.5, tokens=30), policy, 1, WALL + 1)
     [state] = await store.snapshot(["d"])
     assert state.in_flight == 1
     assert state.usage_this_minute(WALL + 1) == (2, 30)
@@ -54,9 +85,9 @@ async def test_begin_and_finish_count_in_flight_and_usage(store: StateStore) -> 
 
 async def test_failures_cool_down_and_cooldowns_can_be_lifted(store: StateStore) -> None:
     policy = _policy()
-    await store.begin("d", policy, 0, WALL)
-    events = await store.finish(
-        "d", Outcome(FailureKind.RATE_LIMITED, 0.1, retry_after=9), policy, 0, WALL
+    await _begin(store, "d", policy, 0, WALL)
+    events = await _finish(
+        store, "d", Outcome(FailureKind.RATE_LIMITED, 0.1, retry_after=9), policy, 0, WALL
     )
     assert events == [CooldownEntered("d", CooldownReason.RATE_LIMITED, 9.0, 9.0)]
     [state] = await store.snapshot(["d"])
@@ -74,21 +105,21 @@ async def test_manual_cooldown_never_shortens(store: StateStore) -> None:
 
 async def test_breaker_admission_is_bounded(store: StateStore) -> None:
     policy = _policy(failure_threshold=1, open_timeout=10, half_open_probes=1)
-    await store.begin("d", policy, 0, WALL)
-    events = await store.finish("d", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 0, WALL)
+    await _begin(store, "d", policy, 0, WALL)
+    events = await _finish(store, "d", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 0, WALL)
     assert BreakerTransition("d", BreakerPhase.CLOSED, BreakerPhase.OPEN) in events
-    assert (await store.begin("d", policy, 5, WALL))[0] is Admission.REFUSED
-    admission, events = await store.begin("d", policy, 10, WALL)
+    assert (await _begin(store, "d", policy, 5, WALL))[0] is Admission.REFUSED
+    admission, events = await _begin(store, "d", policy, 10, WALL)
     assert admission is Admission.PROBE
     assert events == [BreakerTransition("d", BreakerPhase.OPEN, BreakerPhase.HALF_OPEN)]
-    assert (await store.begin("d", policy, 10, WALL))[0] is Admission.REFUSED
+    assert (await _begin(store, "d", policy, 10, WALL))[0] is Admission.REFUSED
 
 
 async def test_finish_for_a_forgotten_deployment_is_harmless(store: StateStore) -> None:
     policy = _policy()
-    await store.begin("gone", policy, 0, WALL)
+    await _begin(store, "gone", policy, 0, WALL)
     await store.retain(["other"])
-    assert await store.finish("gone", Outcome(None, 0.1), policy, 0, WALL) == []
+    assert await _finish(store, "gone", Outcome(None, 0.1), policy, 0, WALL) == []
     [state] = await store.snapshot(["gone"])
     assert state.in_flight == 0
 
@@ -96,41 +127,45 @@ async def test_finish_for_a_forgotten_deployment_is_harmless(store: StateStore) 
 async def test_server_errors_are_held_until_their_request_is_judged(store: StateStore) -> None:
     policy = _policy()
     failed = Outcome(FailureKind.SERVER_ERROR, 0.1)
-    await store.begin("d", policy, 0, WALL)
-    await store.finish("d", failed, policy, 0, WALL)
-    await store.begin("d", policy, 0, WALL)
-    assert await store.finish_suspect("d", failed, policy, 0, WALL) == (0, [])  # it is failing
+    await _begin(store, "d", policy, 0, WALL)
+    await _finish(store, "d", failed, policy, 0, WALL)
+    await _begin(store, "d", policy, 0, WALL)
+    assert await store.finish("d", failed, policy, 0, WALL, []) == (0, [])  # it is failing
     for now in (1, 2, 2, 2, 2):
-        await store.begin("d", policy, now, WALL + now)
-        await store.finish("d", Outcome(None, 0.1), policy, now, WALL + now)
+        await _begin(store, "d", policy, now, WALL + now)
+        await _finish(store, "d", Outcome(None, 0.1), policy, now, WALL + now)
     tokens = []
     for _ in range(2):
-        await store.begin("d", policy, 3, WALL + 3)
-        token, events = await store.finish_suspect("d", failed, policy, 3, WALL + 3)
+        await _begin(store, "d", policy, 3, WALL + 3)
+        token, events = await store.finish("d", failed, policy, 3, WALL + 3, [])
         assert token and events == []
         assert await store.still_held("d", token)
         tokens.append(token)
     [state] = await store.snapshot(["d"])
     assert (state.in_flight, state.failures) == (0, 2)
-    assert await store.resolve_hold("d", tokens[0], False, policy, 4, WALL + 4) == []
-    await store.resolve_hold("d", tokens[1], True, policy, 4, WALL + 4)
+    assert await store.resolve_holds([Hold("d", tokens[0], policy)], False, 4, WALL + 4) == []
+    await store.resolve_holds([Hold("d", tokens[1], policy)], True, 4, WALL + 4)
     [state] = await store.snapshot(["d"])
     assert state.failures == 3
     assert not await store.still_held("d", tokens[1])
-    assert await store.resolve_hold("gone", 1, True, policy, 4, WALL + 4) == []
+    assert await store.resolve_holds([Hold("gone", 1, policy)], True, 4, WALL + 4) == []
 
 
 async def _held(store: StateStore, deployment_id: str, policy: HealthPolicy, now: float) -> int:
-    await store.begin(deployment_id, policy, now, WALL + now)
-    token, _ = await store.finish_suspect(
-        deployment_id, Outcome(FailureKind.SERVER_ERROR, 0.1), policy, now, WALL + now
+    await _begin(store, deployment_id, policy, now, WALL + now)
+    token, _ = await store.finish(
+        deployment_id, Outcome(FailureKind.SERVER_ERROR, 0.1), policy, now, WALL + now, []
     )
     return token
 
 
+def _holds(holds: list[tuple[str, int]], policy: HealthPolicy) -> list[Hold]:
+    return [Hold(deployment_id, token, policy) for deployment_id, token in holds]
+
+
 async def _served(store: StateStore, deployment_id: str, policy: HealthPolicy, now: float) -> None:
-    await store.begin(deployment_id, policy, now, WALL + now)
-    await store.finish(deployment_id, Outcome(None, 0.1), policy, now, WALL + now)
+    await _begin(store, deployment_id, policy, now, WALL + now)
+    await _finish(store, deployment_id, Outcome(None, 0.1), policy, now, WALL + now)
 
 
 async def test_a_dropped_failure_counts_until_a_deployment_of_its_verdict_serves(
@@ -142,21 +177,22 @@ async def test_a_dropped_failure_counts_until_a_deployment_of_its_verdict_serves
             await _served(store, deployment_id, policy, 1)
     holds = [("a", await _held(store, "a", policy, 2)), ("b", await _held(store, "b", policy, 2))]
     assert all(token > 0 for _, token in holds)
-    await store.drop_holds(holds)
+    assert await store.judge(_holds(holds, policy), 2, 60, 2) == ("a", "b")
     states = await store.snapshot(["a", "b"])
-    assert [(s.failures, s.held) for s in states] == [(0, None), (0, None)]
+    assert [s.failures for s in states] == [0, 0]
+    assert not any([await store.still_held(d, token) for d, token in holds])  # dropped
     # Nothing served since on a or b: a's next server error is not held; it counts with the
     # dropped one before it.
-    token, _ = await store.finish_suspect(
-        "a", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 3, WALL + 3
+    token, _ = await store.finish(
+        "a", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 3, WALL + 3, []
     )
     assert token == poison.FAILING
     [a] = await store.snapshot(["a"])
     assert (a.failures, a.consecutive_failures) == (2, 2)
     # b serves: its own dropped failure and every one of that verdict are explained.
     await _served(store, "b", policy, 4)
-    await store.begin("b", policy, 5, WALL + 5)
-    await store.finish("b", Outcome(FailureKind.CONNECTION, 0.1), policy, 5, WALL + 5)
+    await _begin(store, "b", policy, 5, WALL + 5)
+    await _finish(store, "b", Outcome(FailureKind.CONNECTION, 0.1), policy, 5, WALL + 5)
     [b] = await store.snapshot(["b"])
     assert (b.failures, b.consecutive_failures) == (1, 1)
 
@@ -166,13 +202,13 @@ async def test_another_deployments_success_explains_a_dropped_failure(store: Sta
     for deployment_id in ("a", "b"):
         await _served(store, deployment_id, policy, 1)
     holds = [("a", await _held(store, "a", policy, 2)), ("b", await _held(store, "b", policy, 2))]
-    await store.drop_holds(holds)
+    assert await store.judge(_holds(holds, policy), 2, 60, 2) == ("a", "b")
     await _served(store, "b", policy, 3)  # b serves; a serves nothing
     # a's dropped failure is explained: the next server error is held again, and a failure
     # that counts counts alone.
     assert await _held(store, "a", policy, 4) > 0
-    await store.begin("a", policy, 4, WALL + 4)
-    await store.finish("a", Outcome(FailureKind.CONNECTION, 0.1), policy, 4, WALL + 4)
+    await _begin(store, "a", policy, 4, WALL + 4)
+    await _finish(store, "a", Outcome(FailureKind.CONNECTION, 0.1), policy, 4, WALL + 4)
     [a] = await store.snapshot(["a"])
     assert (a.failures, a.consecutive_failures) == (2, 2)  # the held one, then this one
     # A verdict only remembers deployments whose hold was still clean.
@@ -181,11 +217,11 @@ async def test_another_deployments_success_explains_a_dropped_failure(store: Sta
     await _served(store, "c", policy, 5)
     late = [("a", await _held(store, "a", policy, 6)), ("c", await _held(store, "c", policy, 6))]
     assert all(token > 0 for _, token in late)
-    await store.begin("c", policy, 6, WALL + 6)
-    await store.finish("c", Outcome(FailureKind.CONNECTION, 0.1), policy, 6, WALL + 6)
-    await store.drop_holds(late)
+    await _begin(store, "c", policy, 6, WALL + 6)
+    await _finish(store, "c", Outcome(FailureKind.CONNECTION, 0.1), policy, 6, WALL + 6)
+    assert await store.judge(_holds(late, policy), 1, 60, 6) == ("a",)
     await _served(store, "c", policy, 7)  # c was failing: its success explains nothing for a
-    token, _ = await store.finish_suspect(
-        "a", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 8, WALL + 8
+    token, _ = await store.finish(
+        "a", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 8, WALL + 8, []
     )
     assert token == poison.FAILING

@@ -12,11 +12,12 @@ from enum import IntEnum
 
 from turnout.config.router import BreakerConfig
 from turnout.health.record import Breaker, BreakerPhase
+from turnout.health.snapshot import BreakerSnapshot
 
 Transition = tuple[BreakerPhase, BreakerPhase]
 
 
-def can_admit(breaker: Breaker, config: BreakerConfig, now: float) -> bool:
+def can_admit(breaker: Breaker | BreakerSnapshot, config: BreakerConfig, now: float) -> bool:
     """Whether a request may be sent now (without taking a probe slot)."""
     phase = breaker.phase
     if phase is BreakerPhase.CLOSED or not config.enabled:

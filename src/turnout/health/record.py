@@ -1,8 +1,9 @@
 """Per-deployment runtime state: compact, O(1) to read and update.
 
 One `DeploymentState` exists per deployment id for the life of the router (it survives hot
-reloads while the id does). Every field is a slot, so the record costs a few hundred bytes,
-and every question a filter or strategy asks of it is answered in constant time.
+reloads while the id does). Every field is a slot, so the record costs a few hundred bytes.
+Only the health rules change a record, inside a state store; everything else reads immutable
+snapshots of it (`turnout.health.snapshot`).
 """
 
 from __future__ import annotations
@@ -101,9 +102,9 @@ class DeploymentState:
         #: Monotonic time of the last successful attempt (0: none yet).
         self.last_success = 0.0
         #: Successful attempts ever: another deployment compares it with what it was when a
-        #: request was judged the cause of failures on both (see `turnout.router.poison`).
+        #: request was judged the cause of failures on both (see `turnout.health.poison`).
         self.served = 0
-        #: Server errors held until their request's verdict (see `turnout.router.poison`):
+        #: Server errors held until their request's verdict (see `turnout.health.poison`):
         #: hold token -> whether a later failure has already made it count.
         self.held: dict[int, bool] | None = None
         #: Tokens of the failures held (or dropped as the request's fault) since the last
@@ -127,43 +128,5 @@ class DeploymentState:
         self.successes = self.failures = self.rpm_used = self.tpm_used = 0
         self.consecutive_failures = 0
 
-    def rolling_counts(self, wall: float) -> tuple[float, float]:
-        """Successes and failures over the last sixty seconds (sliding-window estimate)."""
-        minute, carry = window_position(wall)
-        return self.rolling_counts_at(minute, carry)
-
-    def rolling_counts_at(self, minute: int, carry: float) -> tuple[float, float]:
-        """`rolling_counts` with the window position computed once for many deployments."""
-        if minute == self.minute:
-            return (
-                self.successes + self.prev_successes * carry,
-                self.failures + self.prev_failures * carry,
-            )
-        if minute == self.minute + 1:
-            return self.successes * carry, self.failures * carry
-        return 0.0, 0.0
-
-    def reliability(self, wall: float) -> float:
-        """Share of recent attempts that succeeded, smoothed so that no data reads as 1.0."""
-        minute, carry = window_position(wall)
-        return self.reliability_at(minute, carry)
-
-    def reliability_at(self, minute: int, carry: float) -> float:
-        """`reliability` with the window position computed once for many deployments."""
-        successes, failures = self.rolling_counts_at(minute, carry)
-        return (successes + 1.0) / (successes + failures + 1.0)
-
-    def usage_this_minute(self, wall: float) -> tuple[int, int]:
-        """Requests and tokens used in the current minute."""
-        if int(wall // 60) != self.minute:
-            return 0, 0
-        return self.rpm_used, self.tpm_used
-
     def cooling(self, now: float) -> bool:
         return self.cooldown_until > now
-
-
-def window_position(wall: float) -> tuple[int, float]:
-    """The wall-clock minute, and how much of the previous minute still counts (1.0 -> 0.0)."""
-    minute = int(wall // 60)
-    return minute, 1.0 - (wall / 60.0 - minute)

@@ -9,7 +9,7 @@ Retry-After stretches the cooldown (up to ``max_cooldown``), and a new cooldown 
 one already running. The circuit breaker (`turnout.health.breaker`) is fed the same outcomes.
 
 A server error on a deployment that answers other requests may be held until its request's
-verdict (`turnout.router.poison`); the next failure that counts (or that would take the
+verdict (`turnout.health.poison`); the next failure that counts (or that would take the
 deployment out) counts every held one of the streak first, so thresholds trip at the same
 failure as if nothing had been held. Failures dropped as their requests' fault stay in the
 streak until explained: by this deployment's next success, or by another success of a
@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from turnout.config.router import BreakerConfig, Deployment, RouterConfig
 from turnout.errors import FailureKind
 from turnout.health import breaker as breaker_rules
+from turnout.health.events import BreakerTransition, CooldownEntered, CooldownLeft, HealthEvent
 from turnout.health.record import BreakerPhase, CooldownReason, DeploymentState
-from turnout.observe.events import BreakerTransition, CooldownEntered, CooldownLeft, HealthEvent
 from turnout.wire import RateLimitHints
 
 #: Failures that take a deployment out of rotation at once, and the reason recorded.

@@ -9,6 +9,8 @@ then its attempts, retries, fallbacks, hedges and failovers; `RequestFinished` l
 however it ended. Both carry the request's `Principal` (the caller the gateway authenticated;
 None for library calls), as does each `AttemptFinished`, so that spend can be attributed.
 No event carries a credential or a request's content: ids, names, numbers and error kinds only.
+The health events (cooldowns, breaker transitions) are defined with the health rules that
+produce them, and re-exported here.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from turnout.errors import FailureKind, FallbackKind
-from turnout.health.record import BreakerPhase, CooldownReason
+from turnout.health.events import BreakerTransition as BreakerTransition
+from turnout.health.events import CooldownEntered as CooldownEntered
+from turnout.health.events import CooldownLeft as CooldownLeft
+from turnout.health.events import HealthEvent as HealthEvent
 from turnout.wire import Principal, Usage
 
 
@@ -63,28 +68,6 @@ class AttemptFinished:
     stream: bool
     #: Who the request is attributed to (what spend is charged to).
     principal: Principal | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CooldownEntered:
-    deployment_id: str
-    reason: CooldownReason
-    #: Monotonic time (on the router's clock) the cooldown ends.
-    until: float
-    seconds: float
-
-
-@dataclass(frozen=True, slots=True)
-class CooldownLeft:
-    deployment_id: str
-    reason: CooldownReason
-
-
-@dataclass(frozen=True, slots=True)
-class BreakerTransition:
-    deployment_id: str
-    previous: BreakerPhase
-    current: BreakerPhase
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,7 +183,6 @@ class HttpRequestFinished:
     ttft: float | None = None
 
 
-HealthEvent = CooldownEntered | CooldownLeft | BreakerTransition
 Event = (
     RequestStarted
     | AttemptStarted

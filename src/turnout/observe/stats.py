@@ -38,7 +38,7 @@ class RouterStats:
     stream_failovers: int = 0
     #: Retries, fallback hops and hedges refused by their budget.
     budget_refusals: int = 0
-    #: Requests failed as the cause of the server errors they met (`turnout.router.poison`).
+    #: Requests failed as the cause of the server errors they met (`turnout.health.poison`).
     poison_requests: int = 0
 
     def on_event(self, event: Event) -> None:

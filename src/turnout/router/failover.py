@@ -1,36 +1,30 @@
 """Continuing a broken stream: choosing the deployment, asking it, opening the continuation.
 
 The pure parts (what the caller saw, the continuation request, stitching the chunks on) live in
-`turnout.router.continuation`; this module does the routing and I/O through the executor.
+`turnout.router.continuation`; this module does the routing and I/O, over the dispatch seam.
 """
 
 from __future__ import annotations
-
-from typing import TYPE_CHECKING
 
 from turnout.config.router import Deployment
 from turnout.errors import BadRequestError, TurnoutError
 from turnout.observe.events import StreamFailover
 from turnout.providers.capabilities import Capabilities
-from turnout.router.attempt import Attempt, Call, Run
+from turnout.router.attempt import Attempt, Call
 from turnout.router.continuation import added_prompt_tokens, continuation_request
-from turnout.router.streaming import Segment, Stream
-from turnout.router.table import ModelTable
+from turnout.router.dispatch import Dispatch
+from turnout.router.runtime import ConfigBundle
+from turnout.router.segment import Segment
 from turnout.router.transcript import Transcript
-
-if TYPE_CHECKING:
-    from turnout.router.execution import ConfigBundle, Executor
 
 
 async def continue_stream(
-    executor: Executor, failed: Attempt, transcript: Transcript, error: TurnoutError
+    dispatch: Dispatch, failed: Attempt, transcript: Transcript, error: TurnoutError
 ) -> Segment | TurnoutError | None:
     """Open a continuation of a broken stream on another deployment of its group. Else the
     error of the last continuation tried, or None when none could be tried (no deployment,
     or the budget, the deadline or a tool call forbid it)."""
     run = failed.run
-    bundle = run.bundle
-    table = bundle.table
     group = failed.group
     if transcript.in_tool_call:
         return None
@@ -39,76 +33,68 @@ async def continue_stream(
     exclude = {a.deployment_id for a in run.attempts if a.error is not None}
     retry_without_prefill: Deployment | None = None
     refused: TurnoutError | None = None
+    clock = dispatch.clock
     for _ in range(3):
-        now, wall = executor.clock.now(), executor.clock.wall()
-        if now >= run.deadline or not executor.spend_retry(run, group):
+        now = clock.now()
+        if now >= run.deadline or not dispatch.spend_retry(run, group):
             return refused
         if retry_without_prefill is not None:
-            deployment: Deployment | None = retry_without_prefill
+            choice = await dispatch.start(run, group, only=retry_without_prefill)
             prefill, retry_without_prefill = False, None
         else:
-            deployment, _ = await executor.decide(
-                bundle, group, run.request, exclude, now, wall, run.deadline - now
-            )
-            if deployment is None:
+            choice = await dispatch.start(run, group, exclude, time_left=run.deadline - now)
+            if choice.deployment is None:
                 return refused
-            exclude.add(deployment.id)
-            prefill = _capabilities(bundle, deployment).assistant_prefill
-        assert deployment is not None
-        segment = await _open_continuation(
-            executor, table, group, run, failed, deployment, transcript, error, prefill
-        )
+            exclude.add(choice.deployment.id)
+            prefill = _capabilities(run.bundle, choice.deployment).assistant_prefill
+        attempt = choice.attempt
+        if attempt is None:
+            continue  # its breaker's last probe slot went to a concurrent request
+        segment = await _open_continuation(dispatch, failed, attempt, transcript, error, prefill)
         if isinstance(segment, Segment):
             return segment
         if isinstance(segment, TurnoutError):
             refused = segment
             if prefill and isinstance(segment, BadRequestError):
                 # The target refused the prefill itself: ask it again, by instruction.
-                retry_without_prefill = deployment
+                retry_without_prefill = attempt.deployment
     return refused
 
 
 async def _open_continuation(
-    executor: Executor,
-    table: ModelTable,
-    group: str,
-    run: Run,
+    dispatch: Dispatch,
     failed: Attempt,
-    deployment: Deployment,
+    attempt: Attempt,
     transcript: Transcript,
     error: TurnoutError,
     prefill: bool,
 ) -> Segment | TurnoutError | None:
-    """One try at continuing on `deployment`: its segment, or why it could not."""
-    now, wall = executor.clock.now(), executor.clock.wall()
+    """One try at continuing on the attempt's deployment: its segment, or why it could not."""
+    run = attempt.run
     request = continuation_request(run.request, transcript.text, prefill=prefill)
-    attempt = await executor.begin(table, group, run, deployment, now, wall)
-    if attempt is None:
-        return None
     attempt.request = request
-    if executor.bus.active:
-        executor.bus.emit(
+    if dispatch.bus.active:
+        dispatch.bus.emit(
             StreamFailover(
                 run.request.request_id,
-                group,
+                attempt.group,
                 failed.deployment.id,
                 error.kind,
                 len(transcript.text),
                 "prefill" if prefill else "instruction",
-            ),
+            )
         )
     try:
-        async with executor.clock.timeout_at(run.deadline):
-            opened = await executor.call_deployment(attempt, Call.STREAM)
+        async with dispatch.clock.timeout_at(run.deadline):
+            opened = await dispatch.call(attempt, Call.STREAM)
     except TurnoutError as refused:
         return refused
     except TimeoutError:
         return None
-    assert isinstance(opened, Stream)
-    segment = opened._segment
-    segment.prefill = prefill
-    segment.added_prompt = added_prompt_tokens(run.request, request)
-    return segment
+    assert isinstance(opened, Segment)
+    opened.prefill = prefill
+    opened.added_prompt = added_prompt_tokens(run.request, request)
+    return opened
 
 
 def _capabilities(bundle: ConfigBundle, deployment: Deployment) -> Capabilities:

@@ -20,7 +20,8 @@ from turnout.errors import (
     TurnoutError,
 )
 from turnout.health import breaker as breaker_rules
-from turnout.health.record import CooldownReason, DeploymentState
+from turnout.health.record import CooldownReason
+from turnout.health.snapshot import DeploymentSnapshot
 from turnout.wire import Request
 
 #: The tag that marks deployments serving requests whose tags match no deployment.
@@ -84,14 +85,14 @@ def _utc(wall: float) -> str:
 
 def eligible(
     deployments: Sequence[Deployment],
-    states: Sequence[DeploymentState],
+    states: Sequence[DeploymentSnapshot],
     request: Request,
     breaker: BreakerConfig,
     now: float,
     wall: float,
     tried: Collection[str],
     rejections: Rejections,
-) -> tuple[list[Deployment], list[DeploymentState]]:
+) -> tuple[list[Deployment], list[DeploymentSnapshot]]:
     """The deployments that may serve `request` now, with their states, in group order.
 
     This runs on every routing decision, so the common case (nothing cooling, circuit closed,
@@ -104,7 +105,7 @@ def eligible(
     minute = int(wall // 60)
     prompt = -1
     chosen: list[Deployment] = []
-    chosen_states: list[DeploymentState] = []
+    chosen_states: list[DeploymentSnapshot] = []
     for deployment, state in zip(deployments, states, strict=True):
         if tried and deployment.id in tried:
             rejections.tried += 1
@@ -152,7 +153,7 @@ def eligible(
     return chosen, chosen_states
 
 
-def _reported_quota_exhausted(state: DeploymentState, prompt: int) -> str | None:
+def _reported_quota_exhausted(state: DeploymentSnapshot, prompt: int) -> str | None:
     """Which quota the provider said is used up (valid while its hint has not expired)."""
     if state.remaining_requests == 0:
         return "provider-reported request quota"
@@ -164,9 +165,9 @@ def _reported_quota_exhausted(state: DeploymentState, prompt: int) -> str | None
 
 def _tagged(
     deployments: Sequence[Deployment],
-    states: Sequence[DeploymentState],
+    states: Sequence[DeploymentSnapshot],
     tags: frozenset[str],
-) -> tuple[list[Deployment], list[DeploymentState]]:
+) -> tuple[list[Deployment], list[DeploymentSnapshot]]:
     """Deployments sharing a tag with the request; else those tagged `default`."""
     for wanted in (tags, frozenset({DEFAULT_TAG})):
         pairs = [(d, s) for d, s in zip(deployments, states, strict=True) if d.tags & wanted]

@@ -1,28 +1,18 @@
-"""Hedged requests: when a group's first attempt is slow, race a duplicate on another deployment.
+"""Hedged requests: which groups hedge, after how long, and how often.
 
-Which groups hedge, after how long, and how often: a fixed delay or a quantile of the group's
-recent latencies (times to first token for streams), and a budget that caps duplicates to a
-share of the group's requests. `hedged` runs the race for the executor.
+When a group's first attempt is slow, a duplicate races it on another deployment
+(`turnout.router.race`). The delay is fixed or a quantile of the group's recent latencies
+(times to first token for streams), and a budget caps duplicates to a share of the group's
+requests.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Collection, Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
 
 from turnout.config.router import HedgeConfig
-from turnout.errors import TurnoutError, most_informative
-from turnout.observe.events import BudgetExhausted, HedgeFired, HedgeSettled
-from turnout.router.attempt import Attempt, Run
 from turnout.router.budget import WindowBudget
 from turnout.router.latency_window import LatencyWindow
-from turnout.router.streaming import Stream
-from turnout.router.table import ModelTable
-
-if TYPE_CHECKING:
-    from turnout.router.attempt import Call
-    from turnout.router.execution import Executor, Outcome
 
 
 class _GroupHedging:
@@ -81,122 +71,3 @@ class Hedger:
     def try_spend(self, group: str, now: float) -> bool:
         state = self._group(group)
         return state is not None and state.budget.try_spend(now)
-
-
-async def hedged(
-    executor: Executor,
-    table: ModelTable,
-    group: str,
-    run: Run,
-    call: Call,
-    attempt: Attempt,
-    exclude: Collection[str],
-) -> Outcome:
-    """Race the attempt against a duplicate started if it has not delivered after the
-    group's hedge delay; the first to deliver wins and the other is cancelled."""
-    delay = run.bundle.hedger.delay(group, run.request.stream)
-    assert delay is not None
-    primary = asyncio.ensure_future(executor.call_deployment(attempt, call))
-    timer = asyncio.ensure_future(executor.clock.sleep(delay))
-    racing: dict[asyncio.Future[Outcome], Attempt] = {primary: attempt}
-    try:
-        await asyncio.wait({primary, timer}, return_when=asyncio.FIRST_COMPLETED)
-        if primary.done():
-            return primary.result()
-        hedge = await _start_hedge(executor, table, group, run, call, attempt, exclude)
-        if hedge is None:
-            return await primary
-        task, second = hedge
-        racing[task] = second
-        if executor.bus.active:
-            executor.bus.emit(
-                HedgeFired(
-                    run.request.request_id,
-                    group,
-                    attempt.deployment.id,
-                    second.deployment.id,
-                    executor.clock.now() - attempt.started,
-                ),
-            )
-        return await _race(executor, run, group, racing)
-    finally:
-        timer.cancel()
-        for task, racer in racing.items():
-            if not task.done():
-                racer.lost_race = True
-                task.cancel()
-        await asyncio.gather(*racing, timer, return_exceptions=True)
-
-
-async def _start_hedge(
-    executor: Executor,
-    table: ModelTable,
-    group: str,
-    run: Run,
-    call: Call,
-    attempt: Attempt,
-    exclude: Collection[str],
-) -> tuple[asyncio.Future[Outcome], Attempt] | None:
-    now, wall = executor.clock.now(), executor.clock.wall()
-    if not run.bundle.hedger.try_spend(group, now):
-        if executor.bus.active:
-            executor.bus.emit(BudgetExhausted(run.request.request_id, group, "hedge"))
-        return None
-    others = {*exclude, attempt.deployment.id}
-    second, _ = await executor.decide(run.bundle, group, run.request, others, now, wall)
-    if second is None:
-        return None
-    hedge_attempt = await executor.begin(table, group, run, second, now, wall)
-    if hedge_attempt is None:
-        return None
-    return asyncio.ensure_future(executor.call_deployment(hedge_attempt, call)), hedge_attempt
-
-
-async def _race(
-    executor: Executor, run: Run, group: str, racing: dict[asyncio.Future[Outcome], Attempt]
-) -> Outcome:
-    pending = set(racing)
-    failures: list[TurnoutError] = []
-    while pending:
-        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            error = task.exception()
-            if error is None:
-                winner = racing[task]
-                hedge_won = winner is not next(iter(racing.values()))
-                for other in pending:
-                    racing[other].lost_race = True
-                    other.cancel()
-                for other in racing:
-                    if other is not task and _succeeded(other):
-                        await _discard(other)
-                if executor.bus.active:
-                    loser = next((a for t, a in racing.items() if t is not task), None)
-                    executor.bus.emit(
-                        HedgeSettled(
-                            run.request.request_id,
-                            group,
-                            winner.deployment.id,
-                            hedge_won,
-                            loser.deployment.id if loser is not None else None,
-                        ),
-                    )
-                return task.result()
-            if isinstance(error, TurnoutError):
-                failures.append(error)
-            else:
-                raise error
-    if executor.bus.active:
-        executor.bus.emit(HedgeSettled(run.request.request_id, group, None, False, None))
-    raise most_informative(failures)
-
-
-def _succeeded(task: asyncio.Future[Outcome]) -> bool:
-    return task.done() and not task.cancelled() and task.exception() is None
-
-
-async def _discard(task: asyncio.Future[Outcome]) -> None:
-    """A racer that also finished, but second: close its stream if it opened one."""
-    result = task.result()
-    if isinstance(result, Stream):
-        await result.aclose()

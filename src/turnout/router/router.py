@@ -29,9 +29,11 @@ from turnout.health.record import BreakerPhase, CooldownReason
 from turnout.observe.bus import Bus, Observer
 from turnout.providers.base import Closable, Provider
 from turnout.router.attempt import Call
-from turnout.router.execution import ConfigBundle, Executor, retry_budget_for
+from turnout.router.dispatch import Dispatch
+from turnout.router.execution import Executor
 from turnout.router.hedging import Hedger
 from turnout.router.result import Response
+from turnout.router.runtime import ConfigBundle, retry_budget_for
 from turnout.router.strategies import create_strategy
 from turnout.router.streaming import Stream
 from turnout.router.table import ModelTable
@@ -87,18 +89,16 @@ class Router:
         self._transport = transport
         self._closed = False
         self._rng = rng or random.Random()
-        self._store: StateStore = state or MemoryStateStore()
         #: Every event of the router goes through it; subscribe to it to observe them.
         self.bus = Bus(observers)
         #: What requests take from the current config; replaced whole, never changed, so that
         #: a request that read it once keeps a consistent configuration to its end.
         self._bundle = self._build_bundle(config, providers, None)
-        self._executor = Executor(
-            clock=self._clock,
-            rng=self._rng,
-            store=self._store,
-            bus=self.bus,
+        #: The one way to the state store, and to the bus for attempt events.
+        self._dispatch = Dispatch(
+            clock=self._clock, store=state or MemoryStateStore(), bus=self.bus
         )
+        self._executor = Executor(self._dispatch, self._rng)
 
     # ---- configuration -------------------------------------------------------------------
 
@@ -129,7 +129,7 @@ class Router:
             config, previous.providers if providers is None else providers, previous
         )
         self._bundle = bundle
-        await self._store.retain(bundle.table.by_id)
+        await self._dispatch.retain(bundle.table.by_id)
 
     def _build_bundle(
         self,
@@ -207,24 +207,19 @@ class Router:
         table = self._bundle.table
         if deployment_id not in table.by_id:
             raise InvalidRequestError(f"no deployment with id {deployment_id!r}")
-        events = await self._store.cool_down(
-            deployment_id,
-            CooldownReason.MANUAL,
-            seconds,
-            table.policies[deployment_id],
-            self._clock.now(),
+        await self._dispatch.cool_down(
+            deployment_id, CooldownReason.MANUAL, seconds, table.policies[deployment_id]
         )
-        self._executor.emit_all(events)
 
     async def lift_cooldown(self, deployment_id: str) -> None:
         """Put a cooling deployment back in rotation now."""
-        self._executor.emit_all(await self._store.lift_cooldown(deployment_id))
+        await self._dispatch.lift_cooldown(deployment_id)
 
     async def health(self) -> list[DeploymentHealth]:
         """Every deployment's current health."""
         table = self._bundle.table
         ids = list(table.by_id)
-        states = await self._store.snapshot(ids)
+        states = await self._dispatch.states(ids)
         now, wall = self._clock.now(), self._clock.wall()
         report = []
         for deployment_id, state in zip(ids, states, strict=True):
@@ -285,12 +280,9 @@ class Router:
         """
         bundle = self._bundle
         group = bundle.table.resolve(request.model)
-        clock = self._clock
-        deployment, rejections = await self._executor.decide(
-            bundle, group, request, (), clock.now(), clock.wall()
-        )
+        deployment, rejections = await self._dispatch.pick(bundle, group, request)
         if deployment is None:
-            raise rejections.error(group, request, clock.wall())
+            raise rejections.error(group, request, self._clock.wall())
         return deployment
 
     async def chat(self, model: str, messages: list[dict[str, Any]], **params: Any) -> Response:

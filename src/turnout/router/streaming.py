@@ -13,11 +13,8 @@ without a finish reason never ends quietly: a cut answer never looks complete.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
 
-from turnout.clock import Clock
 from turnout.config.router import Deployment
 from turnout.errors import (
     AttemptRecord,
@@ -27,31 +24,15 @@ from turnout.errors import (
     StreamInterruptedError,
     TurnoutError,
 )
-from turnout.observe.events import RequestFinished
 from turnout.router.attempt import Attempt
 from turnout.router.continuation import Rewriter
+from turnout.router.dispatch import Dispatch
+from turnout.router.segment import Segment, close_quietly
 from turnout.router.transcript import Transcript, TranscriptBuilder
-from turnout.wire import RateLimitHints, StreamChunk, Usage
+from turnout.wire import StreamChunk, Usage
 
 #: Continuations one stream may take before its failure is reported.
 MAX_FAILOVERS = 2
-
-
-@dataclass(slots=True)
-class Segment:
-    """One upstream stream feeding the caller's stream."""
-
-    attempt: Attempt
-    first: StreamChunk
-    chunks: AsyncIterator[StreamChunk]
-    ttft: float
-    #: For a continuation: how it was asked for, and the prompt tokens it added.
-    prefill: bool = False
-    added_prompt: int = 0
-    usage: Usage | None = None
-    content_chunks: int = 0
-    finished: bool = False
-    rate_limits: RateLimitHints | None = None
 
 
 #: Given the failed segment, what the caller saw and why it broke: a continuation, or why
@@ -64,7 +45,7 @@ class Stream:
 
     __slots__ = (
         "_carries_request",
-        "_clock",
+        "_dispatch",
         "_failover",
         "_iterated",
         "_segment",
@@ -74,24 +55,18 @@ class Stream:
     )
 
     def __init__(
-        self,
-        *,
-        attempt: Attempt,
-        first: StreamChunk,
-        chunks: AsyncIterator[StreamChunk],
-        ttft: float,
-        clock: Clock,
-        failover: Failover | None = None,
+        self, segment: Segment, dispatch: Dispatch, failover: Failover | None = None
     ) -> None:
-        self._segment = Segment(attempt, first, chunks, ttft, rate_limits=first.rate_limits)
-        self._clock = clock
+        self._segment = segment
+        #: Settles the stream's attempts and reports the request's end.
+        self._dispatch = dispatch
         self._failover = failover
         self._iterated = False
         #: Whether this stream is the request's answer, whose end is the request's end (not
         #: a hedged race's second, nor a continuation's opening).
         self._carries_request = False
         #: Seconds from the attempt's start to its first chunk.
-        self.ttft = ttft
+        self.ttft = segment.ttft
         #: Known once the stream has ended (for the whole answer, across continuations).
         self.usage: Usage | None = None
         self.cost: float | None = None
@@ -134,8 +109,7 @@ class Stream:
         self._iterated = True
         segment = self._segment
         if not segment.attempt.settled:
-            await close_quietly(segment.chunks)
-            await segment.attempt.abandon()
+            await self._dispatch.discard(segment)
         self._finish_request()
 
     async def _relay(self) -> AsyncIterator[StreamChunk]:
@@ -183,8 +157,7 @@ class Stream:
         finally:
             if not segment.attempt.settled:
                 # The consumer stopped early (broke out, was cancelled): no verdict upstream.
-                await close_quietly(segment.chunks)
-                await segment.attempt.abandon()
+                await self._dispatch.discard(segment)
             self._finish_request()
 
     def _finish_request(self) -> None:
@@ -192,21 +165,14 @@ class Stream:
         if not self._carries_request:
             return
         self._carries_request = False
-        attempt = self._segment.attempt
-        if attempt.bus.active:
-            request = attempt.run.request
-            attempt.bus.emit(
-                RequestFinished(
-                    request.request_id, request.model, request.principal, self._clock.now()
-                )
-            )
+        self._dispatch.request_finished(self._segment.attempt.run)
 
     async def _pull(self, segment: Segment) -> AsyncIterator[StreamChunk]:
         """The segment's chunks, each wait bounded; a break raises a `TurnoutError`."""
         attempt = segment.attempt
         deadline = attempt.run.deadline
         idle = attempt.deployment.timeouts.idle
-        clock = self._clock
+        clock = self._dispatch.clock
         chunk = segment.first
         while True:
             if chunk.usage is not None:
@@ -246,11 +212,11 @@ class Stream:
         if isinstance(error, ProviderError):
             error.deployment_id = attempt.deployment.id
         if isinstance(error, DeadlineExceededError):
-            await attempt.abandon(FailureKind.DEADLINE)
+            await self._dispatch.abandon(attempt, FailureKind.DEADLINE)
         else:
             # What was sent before the break was generated, and is billed: account it.
             usage = Usage(attempt.request.prompt_tokens, segment.content_chunks)
-            await attempt.fail(error, usage)
+            await self._dispatch.fail(attempt, error, usage)
         error.attempts = tuple(attempt.run.attempts)
 
     async def _succeeded(self, segment: Segment, rewriter: Rewriter | None) -> None:
@@ -259,7 +225,7 @@ class Stream:
         if usage is None:
             # No usage from upstream: estimate, one token per content chunk.
             usage = Usage(attempt.request.prompt_tokens, segment.content_chunks)
-        cost = await attempt.succeed(usage, segment.rate_limits, segment.ttft)
+        cost = await self._dispatch.succeed(attempt, usage, segment.rate_limits, segment.ttft)
         self.usage = rewriter.usage if rewriter is not None and rewriter.usage else usage
         self.cost = cost
 
@@ -273,11 +239,3 @@ def _reported(original: TurnoutError, latest: TurnoutError) -> TurnoutError:
         original.args = (original.message,)
         original.attempts = latest.attempts or original.attempts
     return original
-
-
-async def close_quietly(chunks: AsyncIterator[StreamChunk]) -> None:
-    """Close an upstream stream whose outcome is already decided; a failure to close is moot."""
-    close = getattr(chunks, "aclose", None)
-    if close is not None:
-        with contextlib.suppress(Exception):
-            await close()

@@ -1,75 +1,96 @@
 """The state-store protocol: where per-deployment runtime state lives.
 
-The router speaks to state only through these few async operations, each an intent ("an attempt
-starts", "an attempt ended like this", "cool this deployment down"), never through field writes.
+The router speaks to state only through these few async operations, each an intent ("start an
+attempt on the deployment this chooser picks", "an attempt ended like this", "cool this
+deployment down"), never through field writes, and only from `turnout.router.dispatch`. The
+protocol is typed in health types alone: a store runs the health rules (`turnout.health`) on
+its records and hands out immutable snapshots of them.
+
+Each operation is one round trip to a shared store, and the operations are merged so that a
+clean request makes two: `begin` (the routing decision and the attempt's start) and `finish`.
 An in-memory store answers them from local records; a shared store (Redis) can answer the same
-intents atomically across gateway instances without any change to the router.
+intents atomically across gateway instances without any change to the router, for instance by
+choosing on the snapshot its last round trip brought back, and pipelining the start with a
+fresh read of the group.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
 from turnout.health.breaker import Admission
-from turnout.health.record import CooldownReason, DeploymentState
+from turnout.health.events import HealthEvent
+from turnout.health.poison import Hold
+from turnout.health.record import CooldownReason
 from turnout.health.rules import HealthPolicy, Outcome
-from turnout.observe.events import HealthEvent
+from turnout.health.snapshot import DeploymentSnapshot
+
+#: Picks a deployment from a group's snapshots (in the order of the ids given): its id, or None
+#: when none may serve; and the ids whose cooldown has run out, to be lifted. Pure and
+#: synchronous: the store calls it inside `begin`.
+Chooser = Callable[[Sequence[DeploymentSnapshot]], tuple[str | None, Sequence[str]]]
 
 
 class StateStore(Protocol):
-    async def snapshot(self, ids: Sequence[str]) -> Sequence[DeploymentState]:
-        """Current state of these deployments, in order, for one routing decision.
-
-        Strategies and filters read it and must not write it.
-        """
+    async def snapshot(self, ids: Sequence[str]) -> Sequence[DeploymentSnapshot]:
+        """Current state of these deployments, in order (immutable values)."""
         ...
 
     async def begin(
-        self, deployment_id: str, policy: HealthPolicy, now: float, wall: float
-    ) -> tuple[Admission, list[HealthEvent]]:
-        """An attempt wants to start: count it in flight and against RPM, if the breaker admits."""
+        self,
+        ids: Sequence[str],
+        choose: Chooser,
+        policies: Mapping[str, HealthPolicy],
+        now: float,
+        wall: float,
+    ) -> tuple[str | None, Admission, list[HealthEvent]]:
+        """One routing decision and the start of its attempt, in one step: lift the cooldowns
+        `choose` found expired, and count the chosen deployment's attempt in flight and against
+        its RPM if its breaker admits it. Returns the chosen id (None: nothing to choose) and
+        its admission (`REFUSED` when its breaker turned it away: its last probe slot went to
+        a concurrent request)."""
         ...
 
     async def finish(
-        self, deployment_id: str, outcome: Outcome, policy: HealthPolicy, now: float, wall: float
-    ) -> list[HealthEvent]:
-        """An attempt ended: update averages, counters, cooldown and breaker."""
+        self,
+        deployment_id: str,
+        outcome: Outcome,
+        policy: HealthPolicy,
+        now: float,
+        wall: float,
+        holds: Sequence[Hold] | None = None,
+    ) -> tuple[int, list[HealthEvent]]:
+        """An attempt ended: update averages, counters, cooldown and breaker. Token 0.
+
+        With `holds` (the request's holds so far: its server error may be its own fault,
+        `turnout.health.poison`), the failure is held until the request's verdict when the
+        deployment answers other requests, returning the hold's token. When it counts now
+        instead because a dropped failure of the deployment's streak is unexplained, the token
+        is `poison.FAILING` and every hold of `holds` is counted too (the request has become
+        an ordinary failing one).
+
+        Both first prune the dropped failures that a deployment of their verdict explained by
+        serving since (`poison.explain`): reading those few deployments' success counts, in
+        the same step."""
         ...
 
-    async def finish_suspect(
-        self, deployment_id: str, outcome: Outcome, policy: HealthPolicy, now: float, wall: float
-    ) -> tuple[int, list[HealthEvent]]:
-        """An attempt ended in a server error its request may have caused: hold it until the
-        request's verdict when the deployment answers other requests (returning the hold's
-        token), else `finish` it (token 0, or `turnout.router.poison.FAILING` when a dropped
-        failure of its streak is still unexplained). See `turnout.router.poison`.
+    async def judge(
+        self, holds: Sequence[Hold], needed: int, window: float, now: float
+    ) -> tuple[str, ...]:
+        """The verdict on a request from its held failures (`poison.judge`): the deployments it
+        is judged the cause on, its holds all dropped; or () when it is not the cause."""
+        ...
 
-        `finish` and this first prune the dropped failures that a deployment of their verdict
-        explained by serving since (`poison.explain`): reading those few deployments' success
-        counts, in the same step."""
+    async def resolve_holds(
+        self, holds: Sequence[Hold], blame: bool, now: float, wall: float
+    ) -> list[HealthEvent]:
+        """The held failures' request has its verdict: count them (`blame`) or drop each as
+        its deployment's own (`poison.resolve`)."""
         ...
 
     async def still_held(self, deployment_id: str, token: int) -> bool:
         """Whether the held failure is clean: no later failure of the deployment counted it."""
-        ...
-
-    async def resolve_hold(
-        self,
-        deployment_id: str,
-        token: int,
-        blame: bool,
-        policy: HealthPolicy,
-        now: float,
-        wall: float,
-    ) -> list[HealthEvent]:
-        """The held failure's request has its verdict: count the failure (`blame`) or drop it."""
-        ...
-
-    async def drop_holds(self, holds: Sequence[tuple[str, int]]) -> None:
-        """A request was judged the cause of its held failures (deployment id, token): drop
-        them all at once, each recording the deployments whose hold was still clean, with
-        their count of successes now (`poison.verdict_marks`, `poison.drop`)."""
         ...
 
     async def cool_down(

@@ -8,6 +8,7 @@ from typing import Any
 
 from turnout.config.router import Deployment, RoutingConfig
 from turnout.health.record import DeploymentState
+from turnout.health.snapshot import DeploymentSnapshot, snapshot_of
 from turnout.router.strategies import REGISTRY
 from turnout.router.strategies.base import Strategy
 from turnout.wire import Request
@@ -25,7 +26,7 @@ def deployments(count: int, **fields: Any) -> list[Deployment]:
     return [deployment(index, **fields) for index in range(count)]
 
 
-def state(index: int = 0, **fields: Any) -> DeploymentState:
+def state(index: int = 0, **fields: Any) -> DeploymentSnapshot:
     """A state whose per-minute counters belong to `WALL`'s minute, with `fields` set.
 
     Provider quota hints given in `fields` are valid at `WALL` unless `hint_expires` says not.
@@ -35,10 +36,10 @@ def state(index: int = 0, **fields: Any) -> DeploymentState:
     record.hint_expires = WALL + 30.0
     for name, value in fields.items():
         setattr(record, name, value)
-    return record
+    return snapshot_of(record)
 
 
-def states(count: int, **fields: Any) -> list[DeploymentState]:
+def states(count: int, **fields: Any) -> list[DeploymentSnapshot]:
     return [state(index, **fields) for index in range(count)]
 
 
@@ -58,7 +59,7 @@ def make(name: str, seed: int = 0, **routing: Any) -> Strategy:
 def picks(
     strategy: Strategy,
     candidates: Sequence[Deployment],
-    records: Sequence[DeploymentState],
+    records: Sequence[DeploymentSnapshot],
     draws: int,
     req: Request | None = None,
 ) -> list[int]:

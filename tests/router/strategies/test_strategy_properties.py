@@ -15,6 +15,7 @@ from strategy_builders import MINUTE, WALL, deployment, deployments, make, reque
 
 from turnout.config.router import Deployment, HybridWeights, RoutingConfig
 from turnout.health.record import DeploymentState
+from turnout.health.snapshot import DeploymentSnapshot, snapshot_of
 from turnout.pricing.price import price
 from turnout.router.strategies import REGISTRY
 from turnout.router.strategies.round_robin import RoundRobin
@@ -28,7 +29,7 @@ T = TypeVar("T")
 @dataclass
 class Case:
     candidates: list[Deployment]
-    states: list[DeploymentState]
+    states: list[DeploymentSnapshot]
     request: Request
 
 
@@ -54,7 +55,7 @@ used_tokens = st.integers(min_value=0, max_value=100_000)
 
 
 @st.composite
-def member(draw: st.DrawFn, index: int) -> tuple[Deployment, DeploymentState]:
+def member(draw: st.DrawFn, index: int) -> tuple[Deployment, DeploymentSnapshot]:
     config = deployment(
         index,
         weight=draw(weights),
@@ -78,7 +79,7 @@ def member(draw: st.DrawFn, index: int) -> tuple[Deployment, DeploymentState]:
     record.remaining_tokens = draw(tokens)
     record.limit_tokens = draw(tokens)
     record.hint_expires = draw(expiries)
-    return config, record
+    return config, snapshot_of(record)
 
 
 @st.composite
@@ -107,8 +108,8 @@ def choices(name: str, config: RoutingConfig, seed: int, case: Case, times: int)
     ]
 
 
-def snapshot(records: list[DeploymentState]) -> list[list[object]]:
-    return [[getattr(record, slot) for slot in DeploymentState.__slots__] for record in records]
+def snapshot(records: list[DeploymentSnapshot]) -> list[DeploymentSnapshot]:
+    return list(records)
 
 
 # One property run covers every strategy: drawing cases is what costs time, not choosing.
@@ -120,7 +121,7 @@ def test_every_strategy_keeps_the_contract(case: Case, config: RoutingConfig, se
         assert all(0 <= index < len(case.candidates) for index in picked), name
         # Deterministic given the seed.
         assert picked == choices(name, config, seed, case, 8), name
-        # Read-only: a strategy ranks, the health layer records.
+        # Read-only (snapshots are immutable): a strategy ranks, the health layer records.
         assert snapshot(case.states) == before, name
 
 
@@ -245,7 +246,7 @@ def test_strategies_use_only_the_injected_rng() -> None:
         assert first == second
 
 
-def reference_headroom(d: Deployment, s: DeploymentState, prompt: int) -> float:
+def reference_headroom(d: Deployment, s: DeploymentSnapshot, prompt: int) -> float:
     """The rate-limit-aware rule, written out independently of the strategy's code."""
     used_requests, used_tokens = (s.rpm_used, s.tpm_used) if s.minute == MINUTE else (0, 0)
     hinted = s.hint_expires > WALL

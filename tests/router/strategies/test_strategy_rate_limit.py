@@ -1,4 +1,5 @@
 import pytest
+from msgspec.structs import replace
 from strategy_builders import WALL, deployment, make, picks, request, state, states
 
 from turnout.router.strategies.rate_limit import headroom
@@ -100,5 +101,5 @@ def test_expired_provider_hints_are_ignored() -> None:
     records = [stale, state(1, rpm_used=50)]
     assert headroom(candidates[0], stale, WALL, 0) == 0.9
     assert strategy.choose("g", candidates, records, request(), WALL) == 0
-    stale.hint_expires = WALL + 1.0
+    records[0] = replace(stale, hint_expires=WALL + 1.0)
     assert strategy.choose("g", candidates, records, request(), WALL) == 1

@@ -1,3 +1,4 @@
+from msgspec.structs import replace
 from strategy_builders import MINUTE, WALL, deployment, make, picks, request, state
 
 
@@ -23,7 +24,7 @@ def test_unlimited_is_measured_against_the_largest_limit() -> None:
     records = [state(0, tpm_used=20), state(1, tpm_used=300), state(2, tpm_used=250)]
     assert strategy.choose("g", candidates, records, request(), WALL) == 0
     # Scores: 0.5, 0.3, 0.25.
-    records[0].tpm_used = 50
+    records[0] = replace(records[0], tpm_used=50)
     assert strategy.choose("g", candidates, records, request(), WALL) == 2
 
 

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from turnout.config.router import Deployment, RoutingConfig
-from turnout.health.record import DeploymentState
+from turnout.health.snapshot import DeploymentSnapshot
 from turnout.wire import Request
 
 
@@ -21,7 +21,7 @@ class Strategy(Protocol):
         self,
         group: str,
         candidates: Sequence[Deployment],
-        states: Sequence[DeploymentState],
+        states: Sequence[DeploymentSnapshot],
         request: Request,
         wall: float,
     ) -> int:

@@ -21,7 +21,7 @@ import random
 from collections.abc import Sequence
 
 from turnout.config.router import Deployment, RoutingConfig
-from turnout.health.record import DeploymentState
+from turnout.health.snapshot import DeploymentSnapshot
 from turnout.pricing.price import price
 from turnout.router.strategies.base import random_among_best
 from turnout.router.strategies.latency import latency_scores
@@ -39,7 +39,7 @@ class LowestCost:
         self,
         group: str,
         candidates: Sequence[Deployment],
-        states: Sequence[DeploymentState],
+        states: Sequence[DeploymentSnapshot],
         request: Request,
         wall: float,
     ) -> int:

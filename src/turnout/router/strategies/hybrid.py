@@ -23,7 +23,7 @@ import random
 from collections.abc import Sequence
 
 from turnout.config.router import Deployment, RoutingConfig
-from turnout.health.record import DeploymentState, window_position
+from turnout.health.snapshot import DeploymentSnapshot, window_position
 from turnout.pricing.price import price
 from turnout.router.strategies.base import random_among_best
 from turnout.router.strategies.latency import latency_scores
@@ -79,7 +79,7 @@ class Hybrid:
         self,
         group: str,
         candidates: Sequence[Deployment],
-        states: Sequence[DeploymentState],
+        states: Sequence[DeploymentSnapshot],
         request: Request,
         wall: float,
     ) -> int:

@@ -22,7 +22,7 @@ import random
 from collections.abc import Sequence
 
 from turnout.config.router import Deployment, RoutingConfig
-from turnout.health.record import DeploymentState
+from turnout.health.snapshot import DeploymentSnapshot
 from turnout.router.strategies.base import random_among_best
 from turnout.wire import Request
 
@@ -30,7 +30,7 @@ from turnout.wire import Request
 _UNKNOWN = -1.0
 
 
-def latency_scores(states: Sequence[DeploymentState], stream: bool) -> list[float]:
+def latency_scores(states: Sequence[DeploymentSnapshot], stream: bool) -> list[float]:
     """Each candidate's expected latency in seconds; unknown ones get the mean of known ones.
 
     Ranked by time to first token when `stream` and some candidate has one, else by whole-request
@@ -79,7 +79,7 @@ class LowestLatency:
         self,
         group: str,
         candidates: Sequence[Deployment],
-        states: Sequence[DeploymentState],
+        states: Sequence[DeploymentSnapshot],
         request: Request,
         wall: float,
     ) -> int:

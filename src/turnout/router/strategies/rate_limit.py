@@ -26,7 +26,7 @@ import random
 from collections.abc import Sequence
 
 from turnout.config.router import Deployment, RoutingConfig
-from turnout.health.record import DeploymentState
+from turnout.health.snapshot import DeploymentSnapshot
 from turnout.router.strategies.base import random_among_best
 from turnout.wire import Request
 
@@ -39,7 +39,7 @@ def _reported_fraction(left: int, limit: int | None) -> float:
 
 
 def headroom(
-    deployment: Deployment, state: DeploymentState, wall: float, prompt_tokens: int
+    deployment: Deployment, state: DeploymentSnapshot, wall: float, prompt_tokens: int
 ) -> float:
     """The smaller of the request and token fractions left, once this request's prompt is spent."""
     rpm = deployment.rpm
@@ -81,7 +81,7 @@ class RateLimitAware:
         self,
         group: str,
         candidates: Sequence[Deployment],
-        states: Sequence[DeploymentState],
+        states: Sequence[DeploymentSnapshot],
         request: Request,
         wall: float,
     ) -> int:

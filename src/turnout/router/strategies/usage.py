@@ -20,7 +20,7 @@ import random
 from collections.abc import Sequence
 
 from turnout.config.router import Deployment, RoutingConfig
-from turnout.health.record import DeploymentState
+from turnout.health.snapshot import DeploymentSnapshot
 from turnout.router.strategies.base import random_among_best
 from turnout.wire import Request
 
@@ -35,7 +35,7 @@ class UsageBased:
         self,
         group: str,
         candidates: Sequence[Deployment],
-        states: Sequence[DeploymentState],
+        states: Sequence[DeploymentSnapshot],
         request: Request,
         wall: float,
     ) -> int:

@@ -10,7 +10,7 @@ import random
 from collections.abc import Sequence
 
 from turnout.config.router import Deployment, RoutingConfig
-from turnout.health.record import DeploymentState
+from turnout.health.snapshot import DeploymentSnapshot
 from turnout.router.strategies.base import weighted_index
 from turnout.wire import Request
 
@@ -36,7 +36,7 @@ class WeightedRandom:
         self,
         group: str,
         candidates: Sequence[Deployment],
-        states: Sequence[DeploymentState],
+        states: Sequence[DeploymentSnapshot],
         request: Request,
         wall: float,
     ) -> int:

@@ -8,6 +8,7 @@ from turnout.config.router import Deployment, HealthConfig, RouterConfig
 from turnout.errors import FailureKind
 from turnout.health.record import BreakerPhase, CooldownReason, DeploymentState
 from turnout.health.rules import HealthPolicy, Outcome, cool_down, settle
+from turnout.health.snapshot import snapshot_of
 from turnout.observe.events import BreakerTransition, CooldownEntered
 from turnout.wire import RateLimitHints
 
@@ -181,10 +182,12 @@ def test_rolling_window_carries_the_previous_minute() -> None:
     policy = _policy(min_requests=1000)
     for _ in range(4):
         _fail(state, FailureKind.SERVER_ERROR, policy, now=0)
-    successes, failures = state.rolling_counts(WALL + 60 + 15)  # a quarter into the next minute
+    successes, failures = snapshot_of(state).rolling_counts(
+        WALL + 60 + 15
+    )  # a quarter into the next minute
     assert successes == 0.0
     assert failures == pytest.approx(3.0)
-    assert state.rolling_counts(WALL + 200) == (0.0, 0.0)
+    assert snapshot_of(state).rolling_counts(WALL + 200) == (0.0, 0.0)
 
 
 def test_deployment_state_is_compact() -> None:

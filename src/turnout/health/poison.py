@@ -50,9 +50,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from turnout.errors import FailureKind, ProviderError, TurnoutError
+from turnout.health.events import HealthEvent
 from turnout.health.record import BreakerPhase, DeploymentState
 from turnout.health.rules import HealthPolicy, Outcome, count_failure, would_take_out
-from turnout.observe.events import HealthEvent
 
 #: Upstream statuses that speak of the upstream's capacity or its edge, never of one request.
 _CAPACITY_STATUSES = frozenset({502, 503, 504, 529})
@@ -86,7 +86,7 @@ def hold(
     state: DeploymentState, outcome: Outcome, policy: HealthPolicy, now: float, wall: float
 ) -> int:
     """Hold a server error on a deployment answering other requests; its token, or 0 (or
-    `FAILING`) when it must be counted now (by `turnout.router.health.settle`).
+    `FAILING`) when it must be counted now (by `turnout.health.rules.settle`).
 
     The state's explained failures must have been pruned first (`explain`).
     """
@@ -162,6 +162,33 @@ def verdict_marks(states: Sequence[DeploymentState], tokens: Sequence[int]) -> M
             seen.add(state.deployment_id)
             marks.append((state.deployment_id, state.served))
     return tuple(marks)
+
+
+def judge(
+    states: Sequence[DeploymentState],
+    tokens: Sequence[int],
+    needed: int,
+    window: float,
+    now: float,
+) -> tuple[str, ...]:
+    """A request's verdict from its held failures (`tokens`, each held on the state at the same
+    position): the deployments it is judged the cause on, or () when it is not.
+
+    It is the cause once at least `needed` deployments hold one of its failures still clean
+    (no other request's failure made it count meanwhile) and one of those answered another
+    request within `window` seconds: nobody having seen them serve lately is no evidence
+    either way. Judged, every hold is dropped (`drop`), remembered in its deployment's streak
+    until a deployment of the verdict serves again.
+    """
+    marks = verdict_marks(states, tokens)
+    if len(marks) < needed:
+        return ()
+    clean = {deployment_id for deployment_id, _ in marks}
+    if not any(answering(s, window, now) for s in states if s.deployment_id in clean):
+        return ()
+    for state, token in zip(states, tokens, strict=True):
+        drop(state, token, marks)
+    return tuple(deployment_id for deployment_id, _ in marks)
 
 
 def drop(state: DeploymentState, token: int, marks: Marks) -> None:

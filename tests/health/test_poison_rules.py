@@ -1,4 +1,4 @@
-"""The state-side rules of held failures (`turnout.router.poison`), on bare records."""
+"""The state-side rules of held failures (`turnout.health.poison`), on bare records."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from turnout.errors import (
     UpstreamConnectionError,
     UpstreamTimeoutError,
 )
+from turnout.health import poison
 from turnout.health.record import BreakerPhase, DeploymentState
 from turnout.health.rules import HealthPolicy, Outcome, settle
 from turnout.observe.events import CooldownEntered
-from turnout.router import poison
 
 WALL = 1_800_000_000.0  # the start of a minute
 FAILED = Outcome(FailureKind.SERVER_ERROR, 0.1)

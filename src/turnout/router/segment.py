@@ -1,0 +1,36 @@
+"""One upstream stream feeding the caller's stream: an attempt's opened stream and what its
+chunks told so far."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from turnout.router.attempt import Attempt
+from turnout.wire import RateLimitHints, StreamChunk, Usage
+
+
+@dataclass(slots=True)
+class Segment:
+    """One upstream stream feeding the caller's stream."""
+
+    attempt: Attempt
+    first: StreamChunk
+    chunks: AsyncIterator[StreamChunk]
+    ttft: float
+    #: For a continuation: how it was asked for, and the prompt tokens it added.
+    prefill: bool = False
+    added_prompt: int = 0
+    usage: Usage | None = None
+    content_chunks: int = 0
+    finished: bool = False
+    rate_limits: RateLimitHints | None = None
+
+
+async def close_quietly(chunks: AsyncIterator[StreamChunk]) -> None:
+    """Close an upstream stream whose outcome is already decided; a failure to close is moot."""
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        with contextlib.suppress(Exception):
+            await close()

@@ -1,0 +1,193 @@
+"""The dispatch seam: how many store calls a request makes, and who may touch the store.
+
+Each store call is a network round trip once state lives in a shared store, so the counts
+below are the budget a Redis store will pay: two for a clean request.
+"""
+
+from __future__ import annotations
+
+import ast
+import random
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from harness import Harness, chat, dep
+from turnout import Deployment, Router, RouterConfig
+from turnout.config.router import FallbackConfig
+from turnout.errors import ServerError
+from turnout.state.base import StateStore
+from turnout.state.memory import MemoryStateStore
+
+SRC = Path(__file__).parents[2] / "src" / "turnout"
+
+
+class Counting:
+    """A state store that records the name of every call made to the store it wraps."""
+
+    def __init__(self, inner: StateStore) -> None:
+        self.inner = inner
+        self.calls: list[str] = []
+
+    def __getattr__(self, name: str) -> Callable[..., Awaitable[Any]]:
+        method = getattr(self.inner, name)
+
+        async def counted(*args: Any, **kwargs: Any) -> Any:
+            self.calls.append(name)
+            return await method(*args, **kwargs)
+
+        return counted
+
+
+def _router(h: Harness, store: Counting, *deployments: Deployment, **config: Any) -> Router:
+    return Router(
+        RouterConfig(model_list=deployments, **config),
+        {"sim": h.scripted},
+        state=cast(StateStore, store),
+        clock=h.clock,
+        rng=random.Random(3),
+        observers=[h.recorder],
+    )
+
+
+async def test_a_clean_request_makes_two_store_calls(h: Harness) -> None:
+    store = Counting(MemoryStateStore())
+    router = _router(h, store, dep("a"), dep("b"))
+    await router.complete(chat())
+    assert store.calls == ["begin", "finish"]
+
+
+async def test_a_clean_stream_makes_two_store_calls(h: Harness) -> None:
+    store = Counting(MemoryStateStore())
+    router = _router(h, store, dep("a"), dep("b"))
+    async with await router.stream(chat(stream=True)) as stream:
+        assert [chunk async for chunk in stream]
+    assert store.calls == ["begin", "finish"]
+
+
+_FALLBACK = FallbackConfig(general={"chat": ["backup"]})
+
+
+async def test_a_request_that_falls_back_once_after_its_retries(h: Harness) -> None:
+    store = Counting(MemoryStateStore())
+    router = _router(h, store, dep("a"), dep("b", group="backup"), fallbacks=_FALLBACK)
+    h.scripted.fail("a", *[ServerError("busy", status=503) for _ in range(3)])
+    response = await router.complete(chat())
+    assert [a.deployment_id for a in response.attempts] == ["a", "a", "a", "b"]
+    # Each attempt is one call to start and one to settle; each retry reads its group once to
+    # decide whether to back off; the hop to the fallback group is part of its first start.
+    assert store.calls == ["begin", "finish", "snapshot"] * 2 + ["begin", "finish"] * 2
+
+
+async def test_a_held_failure_then_a_fallback(h: Harness) -> None:
+    store = Counting(MemoryStateStore())
+    router = _router(h, store, dep("a"), dep("b", group="backup"), fallbacks=_FALLBACK)
+    h.scripted.fail("a", ServerError("boom", status=500))
+    response = await router.complete(chat())
+    assert [a.deployment_id for a in response.attempts] == ["a", "b"]
+    # The server error is held against the request's verdict, and counted when it ends served.
+    assert store.calls == ["begin", "finish", "snapshot", "begin", "finish", "resolve_holds"]
+
+
+async def test_a_decision_alone_reads_the_group_once(h: Harness) -> None:
+    store = Counting(MemoryStateStore())
+    router = _router(h, store, dep("a"), dep("b"))
+    await router.pick(chat())
+    assert store.calls == ["snapshot"]
+
+
+# ---- who may touch what -----------------------------------------------------------------------
+
+
+def _imports(path: Path) -> set[str]:
+    """Every turnout module `path` imports, counting TYPE_CHECKING and function-local ones."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("turnout"):
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("turnout"))
+    return found
+
+
+def _package(name: str) -> list[Path]:
+    return sorted((SRC / name).rglob("*.py"))
+
+
+@pytest.mark.parametrize(
+    ("package", "allowed"),
+    [
+        ("health", ("errors", "secrets", "clock", "tokens", "wire", "config", "health")),
+        ("state", ("errors", "secrets", "clock", "tokens", "wire", "config", "health", "state")),
+    ],
+)
+def test_health_and_state_import_only_lower_layers(package: str, allowed: tuple[str, ...]) -> None:
+    for path in _package(package):
+        for module in _imports(path):
+            top = module.split(".")[1] if "." in module else ""
+            assert top in allowed, f"{path.relative_to(SRC)} imports {module}"
+
+
+def test_only_dispatch_reaches_the_state_store() -> None:
+    for path in _package("router"):
+        reaches = {m for m in _imports(path) if m.startswith("turnout.state")}
+        if path.name == "dispatch.py":
+            continue
+        if path.name == "router.py":  # builds the default store and hands it to dispatch
+            assert reaches <= {
+                "turnout.state.base",
+                "turnout.state.base.StateStore",
+                "turnout.state.memory",
+                "turnout.state.memory.MemoryStateStore",
+            }
+            assert ".store." not in path.read_text()
+            continue
+        assert not reaches, f"{path.name} imports {reaches}"
+
+
+def test_only_dispatch_emits_attempt_events() -> None:
+    for path in _package("router"):
+        text = path.read_text()
+        if path.name != "dispatch.py":
+            assert "AttemptStarted(" not in text and "AttemptFinished(" not in text, path.name
+
+
+def test_router_modules_form_no_cycle() -> None:
+    modules = {
+        ".".join(("turnout", *p.relative_to(SRC).with_suffix("").parts)).removesuffix(
+            ".__init__"
+        ): p
+        for p in _package("router")
+    }
+    assert "turnout.router.strategies" in modules and "turnout.router.dispatch" in modules
+    edges = {
+        name: {m for m in _imports(path) if m in modules and m != name}
+        for name, path in modules.items()
+    }
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        assert name not in path, " -> ".join((*path, name))
+        if name in done:
+            return
+        for target in edges[name]:
+            visit(target, (*path, name))
+        done.add(name)
+
+    for name in modules:
+        visit(name, ())
+
+
+def test_failover_reads_no_private_attribute_of_a_stream() -> None:
+    tree = ast.parse((SRC / "router" / "failover.py").read_text())
+    private = [
+        node.attr
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Attribute)
+        and node.attr.startswith("_")
+        and not node.attr.startswith("__")
+    ]
+    assert private == []
