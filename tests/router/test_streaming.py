@@ -6,12 +6,13 @@ import pytest
 
 from harness import Harness, chat, dep
 from turnout import RetryConfig, RoutingConfig, Timeouts
+from turnout.config.router import FallbackConfig
 from turnout.errors import (
     DeadlineExceededError,
     ServerError,
     StreamInterruptedError,
 )
-from turnout.observe.events import AttemptFinished
+from turnout.observe.events import AttemptFinished, StreamFailover
 from turnout.testing import Behaviour
 from turnout.wire import StreamChunk
 
@@ -160,3 +161,44 @@ async def test_a_stream_used_as_a_context_manager_is_always_closed(h: Harness) -
     async with await router.stream(chat()) as stream:
         await _drain(stream)
     assert stream.usage is not None  # a finished stream keeps its verdict
+
+
+async def _texts_of(stream: object) -> str:
+    text = ""
+    async for chunk in stream:  # type: ignore[attr-defined]
+        if chunk.data["choices"]:
+            text += chunk.data["choices"][0]["delta"].get("content") or ""
+    return text
+
+
+async def test_a_broken_stream_continues_on_the_fallback_group(h: Harness) -> None:
+    # One deployment per model plus fallbacks: nothing else in the group can continue.
+    h.sim.set_behaviour("a", Behaviour(stream_failure="cut", fail_after_chunks=3))
+    router = h.router(
+        dep("a"), dep("b", group="backup"), fallbacks=FallbackConfig(general={"chat": ["backup"]})
+    )
+    stream = await router.stream(chat())
+    text = await _texts_of(stream)
+    assert text
+    assert stream.deployment.id == "b"
+    [failover] = h.recorder.of(StreamFailover)
+    assert (failover.model_group, failover.failed) == ("backup", "a")
+    assert h.stats.stream_failovers == 1
+
+
+async def test_continuation_walks_the_fallback_chain_in_order_and_depth(h: Harness) -> None:
+    h.sim.set_behaviour("a", Behaviour(stream_failure="cut", fail_after_chunks=3))
+    h.sim.set_behaviour("b", Behaviour(error_rate=1.0))
+    router = h.router(
+        dep("a"),
+        dep("b", group="second"),
+        dep("c", group="third"),
+        dep("d", group="beyond"),
+        fallbacks=FallbackConfig(
+            general={"chat": ["second", "third"], "third": ["beyond"]}, max_depth=1
+        ),
+    )
+    stream = await router.stream(chat())
+    await _texts_of(stream)
+    assert stream.deployment.id == "c"
+    assert [f.model_group for f in h.recorder.of(StreamFailover)] == ["second", "third"]
