@@ -11,6 +11,7 @@ from turnout import Secret
 from turnout.config.litellm import PROVIDERS, convert_litellm, import_litellm
 from turnout.config.load import load_config, parse_config
 from turnout.config.providers import AzureSettings, BedrockSettings, GeminiSettings, OpenAISettings
+from turnout.config.router import Timeouts
 from turnout.config.server import GatewayConfig
 from turnout.errors import ConfigError
 
@@ -71,8 +72,9 @@ def test_example_deployments(example: GatewayConfig) -> None:
     assert (ca.rpm, ca.tpm) == (6, 240000)
     assert openai.api_key == Secret("sk-openai")
     assert (openai.rpm, openai.tpm) == (1440, 2000000)
-    assert openai.timeouts.request == 30.0
-    assert openai.timeouts.first_token == 10.0
+    # Its own per-call limits; the others take router_settings.timeout for every call.
+    assert openai.timeouts == Timeouts(request=30.0, first_token=10.0, idle=10.0)
+    assert eu.timeouts == claude.timeouts == Timeouts(request=30.0, first_token=30.0, idle=30.0)
     assert mini.params == {"temperature": 0.2}
     assert mini.tags == frozenset({"free", "default"})
     assert claude.input_cost_per_token == 0.000003
@@ -91,7 +93,8 @@ def test_example_router_settings(example: GatewayConfig) -> None:
     router = example.router
     assert router.routing.strategy == "usage-based-routing-v2"
     assert router.retries.num_retries == 3  # router_settings wins over litellm_settings' 5
-    assert router.timeout == 30.0  # router_settings.timeout wins over request_timeout
+    # router_settings.timeout is a per-call limit (above); the overall deadline is turnout's.
+    assert router.timeout == 600.0
     assert router.health.allowed_fails == 3
     assert router.health.cooldown_time == 30.0
     assert router.fallbacks.general == {
@@ -538,7 +541,10 @@ def test_router_settings_map() -> None:
     assert router.fallbacks.context_window == {"a": ["c"]}
     assert router.fallbacks.content_policy == {"b": ["a"]}
     assert router.fallbacks.max_depth == 3
-    assert router.timeout == 45.0
+    assert router.timeout == 600.0  # turnout's own deadline: LiteLLM's timeout is per call
+    assert {d.timeouts for d in router.model_list} == {
+        Timeouts(request=45.0, first_token=45.0, idle=45.0)
+    }
     assert router.aliases == {"x": "a", "y": "b"}
     assert _paths(config.warnings) == ["router_settings.routing_strategy_args.ttl"]
 
@@ -561,7 +567,8 @@ def test_litellm_settings_apply_when_router_settings_lack_the_key() -> None:
     )
     router = config.router
     assert router.retries.num_retries == 6
-    assert router.timeout == 120.0
+    assert router.timeout == 600.0
+    assert {d.timeouts.request for d in router.model_list} == {120.0}
     assert router.health.allowed_fails == 1
     assert router.health.cooldown_time == 3.0
     assert router.fallbacks.general == {"a": ["b"], "*": ["c"]}
@@ -616,7 +623,6 @@ def test_every_other_setting_is_ignored_once_with_its_path() -> None:
         "retry_policy": {"TimeoutErrorRetries": 2},
         "allowed_fails_policy": {"RateLimitErrorAllowedFails": 100},
         "provider_budget_config": {"openai": {"budget_limit": 1, "time_period": "1d"}},
-        "stream_timeout": 10,
         "something_new": 1,
     }
     module = {
@@ -625,6 +631,8 @@ def test_every_other_setting_is_ignored_once_with_its_path() -> None:
         "cache_params": {"type": "redis"},
         "set_verbose": True,
         "routing_strategy": "least-busy",
+        "timeout": 30,
+        "stream_timeout": 10,
     }
     general = {"database_url": "postgres://x", "store_model_in_db": True}
     config = _load(
@@ -801,3 +809,89 @@ def test_a_credentials_api_base_that_cannot_work_is_rejected_at_its_litellm_path
 def test_a_working_api_base_is_kept() -> None:
     config = _load(_one({"model": "hosted_vllm/llama", "api_base": "http://127.0.0.1:8000/v1"}))
     assert config.router.model_list[0].base_url == "http://127.0.0.1:8000/v1"
+
+
+# -- timeouts: per call, never the request's deadline ------------------------------------------
+
+
+def test_timeouts_resolve_per_deployment_in_litellms_order() -> None:
+    data = _groups(router_settings={"timeout": 20, "stream_timeout": 4})
+    a, b, _ = (entry["litellm_params"] for entry in data["model_list"])
+    a.update(timeout=60, stream_timeout=5)  # its own win over the router's
+    b.update(request_timeout=45)  # LiteLLM reads it when timeout is not set
+    config = _load(data)
+    assert [d.timeouts for d in config.router.model_list] == [
+        Timeouts(request=60.0, first_token=5.0, idle=5.0),
+        # A stream's limit: the router's stream_timeout comes before the deployment's timeout.
+        Timeouts(request=45.0, first_token=4.0, idle=4.0),
+        Timeouts(request=20.0, first_token=4.0, idle=4.0),
+    ]
+    assert config.router.timeout == 600.0
+    assert config.warnings == ()
+
+
+def test_without_a_stream_timeout_a_stream_has_the_call_limit_for_each_wait() -> None:
+    config = _load(_one({"model": "openai/x", "timeout": 30}))
+    assert config.router.model_list[0].timeouts == Timeouts(
+        request=30.0, first_token=30.0, idle=30.0
+    )
+
+
+def test_no_litellm_timeout_leaves_turnouts_own_limits() -> None:
+    config = _load(_one({"model": "openai/x"}))
+    assert config.router.model_list[0].timeouts == Timeouts()
+    assert config.router.timeout == 600.0
+
+
+def test_the_top_level_timeout_is_turnouts_overall_deadline() -> None:
+    config = _load({**_groups(router_settings={"timeout": 30}), "timeout": 90})
+    assert config.router.timeout == 90.0
+    assert {d.timeouts.request for d in config.router.model_list} == {30.0}
+    assert config.warnings == ()
+    with pytest.raises(ConfigError, match=r"^timeout: Expected `float` > 0.0"):
+        _load({**_groups(), "timeout": 0})
+
+
+def test_timeout_keys_turnout_cannot_honour_warn_by_path() -> None:
+    data = _groups(
+        router_settings={"timeout": 30},
+        litellm_settings={"timeout": 5, "stream_timeout": 5},
+    )
+    a, b, _ = (entry["litellm_params"] for entry in data["model_list"])
+    a.update(timeout=0)  # 0 is no limit in LiteLLM: the router's applies
+    b.update(timeout=10, request_timeout=20)
+    config = _load(data)
+    assert [d.timeouts.request for d in config.router.model_list] == [30.0, 10.0, 30.0]
+    warnings = dict(warning.split(": ", 1) for warning in config.warnings)
+    assert set(warnings) == {
+        "model_list[0].litellm_params.timeout",
+        "model_list[1].litellm_params.request_timeout",
+        "litellm_settings.timeout",
+        "litellm_settings.stream_timeout",
+    }
+    assert "0 sets no limit" in warnings["model_list[0].litellm_params.timeout"]
+    assert warnings["model_list[1].litellm_params.request_timeout"] == (
+        "ignored: timeout is set and wins"
+    )
+
+
+def test_a_per_call_limit_not_under_the_deadline_warns_once_by_path() -> None:
+    data = _groups(litellm_settings={"request_timeout": 600})
+    data["model_list"][0]["litellm_params"]["stream_timeout"] = 900
+    config = _load(data)
+    assert _paths(config.warnings) == [
+        "litellm_settings.request_timeout",
+        "model_list[0].litellm_params.stream_timeout",
+    ]
+    assert "leaves no time for another deployment or a fallback" in config.warnings[0]
+    # Under a longer deadline of turnout's own, the same limits are fine.
+    assert _load({**data, "timeout": 1200}).warnings == ()
+
+
+def test_timeout_errors_name_the_litellm_path() -> None:
+    with pytest.raises(ConfigError, match=r"^router_settings\.stream_timeout: Expected `float"):
+        _load(_groups(router_settings={"stream_timeout": "soon"}))
+    with pytest.raises(ConfigError, match=r"^model_list\[1\]\.litellm_params\.request_timeout: "):
+        data = _groups()
+        data["model_list"][1]["litellm_params"]["request_timeout"] = -3
+        _load(data)

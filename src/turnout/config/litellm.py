@@ -11,15 +11,20 @@ What maps where (LiteLLM -> turnout):
 
 - ``model_list[i]``: ``model_name``; ``litellm_params.model`` ``<provider>/<model>`` -> provider
   and model (a bare name -> openai); ``api_key``; ``api_base`` -> ``base_url``; ``api_version``;
-  ``rpm``; ``tpm``; ``weight``; ``order`` -> ``priority``; ``timeout`` -> ``timeouts.request``;
-  ``stream_timeout`` -> ``timeouts.first_token``; ``max_parallel_requests``; costs; ``tags``;
+  ``rpm``; ``tpm``; ``weight``; ``order`` -> ``priority``; ``timeout`` (or ``request_timeout``)
+  and ``stream_timeout`` -> ``timeouts`` (per-call limits: `turnout.config.litellm_timeouts`);
+  ``max_parallel_requests``; costs; ``tags``;
   ``cooldown_time``; request parameters -> ``params``; the settings of the deployment's provider
   family (`turnout.config.providers`) -> ``params`` too, which moves them into its typed
   settings (another family's settings are ignored, with a warning);
   ``model_info.id`` -> ``id``; ``model_info.max_input_tokens`` -> ``context_window``;
   ``litellm_credential_name`` -> the credential's values from ``credential_list``.
 - ``router_settings`` (over the same keys in ``litellm_settings``): strategy, retries, cooldowns,
-  fallbacks of every kind, ``max_fallbacks``, ``timeout``, ``model_group_alias`` -> ``aliases``.
+  fallbacks of every kind, ``max_fallbacks``, ``model_group_alias`` -> ``aliases``; ``timeout``,
+  ``stream_timeout`` and ``litellm_settings.request_timeout`` -> the per-call limits of every
+  deployment that sets none itself (LiteLLM's defaults for each call, not a deadline).
+- turnout's overall deadline is its own top-level ``timeout`` beside LiteLLM's sections (default
+  600 s), as its own ``server`` section may be.
 - ``general_settings.master_key`` -> the server's ``master_key``. turnout's own ``server``
   section may sit beside LiteLLM's sections, and its ``master_key`` wins.
 
@@ -34,6 +39,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from turnout.config.litellm_timeouts import (
+    DEFAULT_DEADLINE,
+    DEPLOYMENT_KEYS,
+    TimeoutKeys,
+    deployment_timeouts,
+    router_keys,
+    warn_past_deadline,
+)
 from turnout.config.providers import is_setting, setting_names
 from turnout.errors import ConfigError
 
@@ -86,9 +99,6 @@ _FIELDS: Final[Mapping[str, str]] = {
     "tags": "tags",
     "cooldown_time": "cooldown_time",
 }
-
-#: ``litellm_params`` keys that are per-deployment time limits in turnout.
-_TIMEOUTS: Final[Mapping[str, str]] = {"timeout": "request", "stream_timeout": "first_token"}
 
 #: Request parameters sent upstream with every request of the deployment.
 _REQUEST_PARAMS: Final = frozenset(
@@ -190,7 +200,10 @@ _SETTINGS_REASONS: Final[Mapping[str, str]] = {
     "allowed_fails_policy": "per-error allowed fails are not supported: allowed_fails applies",
     "provider_budget_config": _NO_BUDGETS,
     "max_budget": _NO_BUDGETS,
-    "stream_timeout": "set stream_timeout per deployment in litellm_params",
+    "timeout": (
+        "LiteLLM reads request_timeout here: set request_timeout, or router_settings.timeout"
+    ),
+    "stream_timeout": "LiteLLM's router reads stream_timeout from router_settings",
     "default_max_parallel_requests": "set max_parallel_requests per deployment",
     "drop_params": (
         "not supported yet: parameters a provider cannot honour are rejected with a 400"
@@ -269,12 +282,14 @@ class _Credential:
 class _Deployment:
     """One deployment's data in turnout's shape, recording where each value came from."""
 
-    __slots__ = ("data", "origins", "target")
+    __slots__ = ("data", "origins", "target", "timeouts")
 
     def __init__(self, target: str, origins: dict[str, str]) -> None:
         self.data: dict[str, Any] = {}
         self.target = target
         self.origins = origins
+        #: Its own timeout keys; the router's defaults are applied once the settings are read.
+        self.timeouts = TimeoutKeys()
 
     def put(self, key: str, value: Any, origin: str) -> None:
         self.data[key] = value
@@ -299,6 +314,9 @@ class _Converter:
         self.credentials: dict[str, _Credential] = {}
         #: LiteLLM paths of the deployments' ``order`` keys.
         self.orders: list[str] = []
+        self.deployments: list[_Deployment] = []
+        #: The router's default per-call limits (``router_settings.timeout``...).
+        self.router_timeouts = TimeoutKeys()
 
     def warn(self, path: str, text: str) -> None:
         self.warnings.append(f"{path}: {text}")
@@ -321,6 +339,7 @@ class _Converter:
             _mapping(data.get("litellm_settings"), "litellm_settings"),
         )
         self.priority_tiers()
+        self.timeouts(data)
         # turnout's own server section may sit beside LiteLLM's sections.
         for key, value in _mapping(data.get("server"), "server").items():
             self.server[key] = value
@@ -341,7 +360,10 @@ class _Converter:
                 "set them in the environment",
             )
         for key in data:
-            if key == "include":
+            if key == "timeout":
+                self.router["timeout"] = data[key]  # turnout's own overall deadline
+                self.origins["timeout"] = "timeout"
+            elif key == "include":
                 self.ignore("include", "not supported: merge the included files into this one")
             elif key not in ("model_list", "server") and key not in LITELLM_SECTIONS:
                 self.ignore(str(key), _UNKNOWN_REASON)
@@ -409,6 +431,7 @@ class _Converter:
 
     def deployment(self, entry: Mapping[Any, Any], path: str, target: str) -> dict[str, Any]:
         out = _Deployment(target, self.origins)
+        self.deployments.append(out)
         for key in entry:
             if key == "model_name":
                 out.put("model_name", entry[key], f"{path}.model_name")
@@ -443,8 +466,8 @@ class _Converter:
                 out.put(_FIELDS[key], value, origin)
                 if key == "order":
                     self.orders.append(origin)
-            elif key in _TIMEOUTS:
-                out.put_in("timeouts", _TIMEOUTS[key], value, origin)
+            elif key in DEPLOYMENT_KEYS:
+                out.timeouts.take(key, value, origin, self.warn)
             elif key in _REQUEST_PARAMS or key in settings:
                 out.param(key, value, origin)
             elif is_setting(key):
@@ -540,6 +563,7 @@ class _Converter:
                 effective[name] = (value, path)
         for key, value in router.items():
             effective[key] = (value, f"router_settings.{key}")
+        self.router_timeouts, effective = router_keys(effective, self.warn)
 
         for key, (value, path) in effective.items():
             if key in _SETTINGS:
@@ -551,9 +575,6 @@ class _Converter:
                 self.fallbacks(_FALLBACKS[key], value, path)
             elif key == "default_fallbacks":
                 pass  # after the group lists, which win over it
-            elif key == "timeout":
-                self.router["timeout"] = value
-                self.origins["timeout"] = path
             elif key == "routing_strategy_args":
                 self.strategy_args(value, path)
             elif key == "model_group_alias":
@@ -577,6 +598,18 @@ class _Converter:
                     _text(name, f"{path}[{i}]") for i, name in enumerate(_sequence(value, path))
                 ]
                 self.origins["fallbacks.general.*"] = path
+
+    def timeouts(self, data: Mapping[Any, Any]) -> None:
+        """Each deployment's per-call limits, its own or the router's (see
+        `turnout.config.litellm_timeouts`), and a warning for any not under the deadline."""
+        limits = []
+        for out in self.deployments:
+            fields = deployment_timeouts(out.timeouts, self.router_timeouts, self.warn)
+            for name, (value, origin) in fields.items():
+                out.put_in("timeouts", name, value, origin)
+            limits.append(fields)
+        deadline = data.get("timeout", DEFAULT_DEADLINE)
+        warn_past_deadline(limits, deadline, "timeout" if "timeout" in data else "", self.warn)
 
     def priority_tiers(self) -> None:
         """LiteLLM tries ``order`` tiers under any strategy; turnout's ``priority`` strategy does.

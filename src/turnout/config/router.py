@@ -29,9 +29,16 @@ Fraction = Annotated[float, Meta(ge=0, le=1)]
 
 
 class Timeouts(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Per-deployment time limits, in seconds (None: no limit of that kind)."""
+    """Per-deployment time limits of each attempt, in seconds (None: no limit of that kind).
 
-    #: One whole attempt, from sending the request to the last byte.
+    Each bounds one attempt on this deployment, never the whole request (that is
+    `RouterConfig.timeout`): an attempt that runs out of one fails with a timeout, is not tried
+    on this deployment again for the request, and the request moves on to another deployment or
+    a fallback. LiteLLM's ``timeout`` and ``stream_timeout`` are these limits.
+    """
+
+    #: One whole attempt answered whole, from sending the request to the last byte (for a
+    #: stream: its first chunk, unless `first_token` is set).
     request: Positive | None = None
     #: Opening the connection to the upstream.
     connect: Positive | None = None
@@ -320,7 +327,8 @@ class RouterConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     fallbacks: FallbackConfig = FallbackConfig()
     health: HealthConfig = HealthConfig()
     breaker: BreakerConfig = BreakerConfig()
-    #: Overall deadline of one request, across every attempt, retry and fallback (seconds).
+    #: Overall deadline of one request, across every attempt, retry and fallback (seconds); a
+    #: deployment's per-attempt limits are its `Timeouts`.
     timeout: Positive = 600.0
     #: Hedged requests by model group (``*``: every group). Off unless configured.
     hedging: dict[str, HedgeConfig] = field(default_factory=dict)

@@ -21,8 +21,16 @@ from turnout.router.filters import Rejections, eligible
 from turnout.router.race import hedged
 
 #: Failures that say this deployment cannot serve the request: retry elsewhere, never here.
+#: A timeout is one: a deployment that used up its per-call limit (or answered 408/504) would
+#: most likely use it up again, so the request moves on to another deployment or a fallback,
+#: keeping the rest of its deadline for them.
 _NOT_HERE_AGAIN = frozenset(
-    {FailureKind.AUTHENTICATION, FailureKind.PERMISSION, FailureKind.NOT_FOUND}
+    {
+        FailureKind.AUTHENTICATION,
+        FailureKind.PERMISSION,
+        FailureKind.NOT_FOUND,
+        FailureKind.TIMEOUT,
+    }
 )
 _NOTHING: frozenset[str] = frozenset()
 
