@@ -59,7 +59,8 @@ class FailureKind(StrEnum):
 
 
 class FallbackKind(StrEnum):
-    """Which fallback list a failure consults; a kind with no list uses the general one."""
+    """Which fallback list a failure consults; a kind with no list uses the general one, except
+    content policy (`turnout.router.table.ModelTable.fallbacks`)."""
 
     GENERAL = "general"
     CONTEXT_WINDOW = "context_window"

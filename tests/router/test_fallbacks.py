@@ -71,6 +71,38 @@ async def test_a_kind_without_a_list_uses_the_general_list(h: Harness) -> None:
     assert (await router.complete(chat())).deployment.id == "b"
 
 
+async def test_a_refusal_without_a_content_policy_list_does_not_fall_back(h: Harness) -> None:
+    """The general list is not for refusals: the caller gets the provider's reason, and the
+    request is neither retried nor sent anywhere else."""
+    h.router(
+        dep("a"),
+        dep("a2"),
+        dep("b", group="backup"),
+        fallbacks=FallbackConfig(general={"*": ["backup"]}, context_window={"backup": ["chat"]}),
+    )
+    h.scripted.fail("a", ContentPolicyError("refused by the safety system", status=400))
+    h.scripted.fail("a2", ContentPolicyError("refused by the safety system", status=400))
+    error = await h.failure(chat())
+    assert isinstance(error, ContentPolicyError)
+    assert error.status == 400
+    assert "refused by the safety system" in str(error)
+    assert len(h.scripted.calls) == 1
+    assert h.recorder.of(FallbackTaken) == []
+
+
+async def test_a_refusal_goes_where_a_content_policy_list_says(h: Harness) -> None:
+    router = h.router(
+        dep("a"),
+        dep("b", group="backup"),
+        dep("lenient", group="lenient"),
+        fallbacks=FallbackConfig(general={"chat": ["backup"]}, content_policy={"*": ["lenient"]}),
+    )
+    h.scripted.fail("a", ContentPolicyError("refused", status=400))
+    response = await router.complete(chat())
+    assert response.deployment.id == "lenient"
+    assert h.scripted.calls == ["a", "lenient"]
+
+
 async def test_wildcard_fallbacks_apply_to_every_group(h: Harness) -> None:
     router = h.router(
         dep("a"),

@@ -253,7 +253,8 @@ class FallbackConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tr
     """Where to go when a whole model group fails, by kind of failure.
 
     Each map goes from a group (or ``*`` for any group) to an ordered list of groups. A kind with
-    no entry for a group uses the general list.
+    no entry for a group uses the general list, except content policy: a refusal goes to another
+    model only where `content_policy` names one.
     """
 
     general: dict[str, list[str]] = field(default_factory=dict)

@@ -17,6 +17,9 @@ from turnout.errors import FallbackKind, ModelNotFoundError
 from turnout.health.rules import HealthPolicy
 from turnout.pricing.lookup import with_known_prices
 
+#: Kinds that never borrow the general list: no list of their own, no fallback.
+_OWN_LIST_ONLY = frozenset({FallbackKind.GENERAL, FallbackKind.CONTENT_POLICY})
+
 
 class ModelTable:
     __slots__ = ("aliases", "by_id", "config", "groups", "ids", "policies")
@@ -55,7 +58,12 @@ class ModelTable:
         return sorted([*self.groups, *self.aliases])
 
     def fallbacks(self, kind: FallbackKind, group: str) -> list[str]:
-        """Groups to try after `group` failed with a failure of `kind`, in order."""
+        """Groups to try after `group` failed with a failure of `kind`, in order.
+
+        A kind with no list for the group uses the general list, as LiteLLM does, except
+        content policy: a refusal is the provider's verdict on the request, and another model
+        answers it only where a `content_policy` list says so (else the caller gets the
+        refusal)."""
         config = self.config.fallbacks
         table: Mapping[str, list[str]] = {
             FallbackKind.GENERAL: config.general,
@@ -66,7 +74,7 @@ class ModelTable:
         targets = table.get(group)
         if targets is None:
             targets = table.get("*")
-        if targets is None and kind is not FallbackKind.GENERAL:
+        if targets is None and kind not in _OWN_LIST_ONLY:
             targets = config.general.get(group, config.general.get("*"))
         return [self.resolve(target) for target in targets or ()]
 
