@@ -108,6 +108,27 @@ def test_retry_after_stretches_the_cooldown_within_the_bound() -> None:
     assert events == [CooldownEntered("e", CooldownReason.RATE_LIMITED, 60.0, 60.0)]
 
 
+def test_retry_after_shorter_than_the_default_sets_the_cooldown() -> None:
+    state = DeploymentState("d")
+    policy = _policy(cooldown_time=5, max_cooldown=60)
+    events = _fail(state, FailureKind.RATE_LIMITED, policy, retry_after=2)
+    assert events == [CooldownEntered("d", CooldownReason.RATE_LIMITED, 2.0, 2.0)]
+    assert not state.cooling(2.0)
+
+
+def test_a_429_without_retry_after_cools_for_the_default() -> None:
+    state = DeploymentState("d")
+    events = _fail(state, FailureKind.RATE_LIMITED, _policy(cooldown_time=5))
+    assert events == [CooldownEntered("d", CooldownReason.RATE_LIMITED, 5.0, 5.0)]
+
+
+def test_retry_after_does_not_turn_disabled_cooldowns_on() -> None:
+    state = DeploymentState("d")
+    policy = _policy(disable_cooldowns=True)
+    assert _fail(state, FailureKind.RATE_LIMITED, policy, retry_after=2) == []
+    assert not state.cooling(0)
+
+
 def test_a_new_cooldown_never_shortens_a_running_one() -> None:
     state = DeploymentState("d")
     policy = _policy(cooldown_time=5)

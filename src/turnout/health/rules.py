@@ -5,8 +5,9 @@ window, content policy) or by the caller's own deadline never counts against a d
 failures cool a deployment down at once (rate limited, authentication, not found, timeout); the
 rest count towards two per-minute rules, applied once ``min_requests`` were seen this minute:
 more than ``allowed_fails`` consecutive failures, or a failure rate above the threshold. A 429's
-Retry-After stretches the cooldown (up to ``max_cooldown``), and a new cooldown never shortens
-one already running. The circuit breaker (`turnout.health.breaker`) is fed the same outcomes.
+Retry-After sets the cooldown to what the provider asked (up to ``max_cooldown``), shorter or
+longer than the default, which applies when it gave none; a new cooldown never shortens one
+already running. The circuit breaker (`turnout.health.breaker`) is fed the same outcomes.
 
 A server error on a deployment that answers other requests may be held until its request's
 verdict (`turnout.health.poison`); the next failure that counts (or that would take the
@@ -235,13 +236,22 @@ def cool_down(
     retry_after: float | None = None,
     seconds: float | None = None,
 ) -> CooldownEntered | None:
-    """Take a deployment out of rotation; never shortens a cooldown already running."""
-    duration = policy.cooldown_time if seconds is None else seconds
+    """Take a deployment out of rotation; never shortens a cooldown already running.
+
+    `seconds`: an explicit length (an operator's call). Else a provider's `retry_after` is
+    the length, bounded by the policy's maximum: the provider knows when it will take
+    requests again, and keeping it out longer only sends traffic elsewhere for nothing.
+    Without one, the policy's cooldown time. Cooldowns disabled by the policy stay off.
+    """
+    if seconds is not None:
+        duration = seconds
+    else:
+        if policy.cooldown_time <= 0:
+            return None
+        duration = policy.cooldown_time if retry_after is None else retry_after
+        duration = min(duration, policy.max_cooldown)
     if duration <= 0:
         return None
-    if retry_after is not None and retry_after > duration:
-        duration = retry_after
-    duration = min(duration, policy.max_cooldown) if seconds is None else duration
     until = now + duration
     if until <= state.cooldown_until:
         return None

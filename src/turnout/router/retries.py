@@ -1,17 +1,25 @@
 """Retries within one model group, over the dispatch seam.
 
-A retryable failure goes to another healthy deployment of the group at once, or, when none is
-left, back to one already tried after an exponential backoff with full jitter that honours
-Retry-After. The group's first attempt may be hedged (`turnout.router.race`). Retries draw on
-the router-wide retry budget, and none starts that cannot finish before the deadline. A
-request whose held failures (`turnout.health.poison`) add up to a verdict fails as the cause.
+A retryable failure goes to another healthy deployment of the group at once. When none is
+left, a rate limit hands the request to a fallback group that can answer now rather than wait;
+otherwise the retry goes back to a deployment already tried, after the provider's Retry-After
+or an exponential backoff with full jitter. The group's first attempt may be hedged
+(`turnout.router.race`). Retries draw on the router-wide retry budget, and none starts that
+cannot finish before the deadline. A request whose held failures (`turnout.health.poison`) add
+up to a verdict fails as the cause.
 """
 
 from __future__ import annotations
 
 import random
 
-from turnout.errors import FailureKind, ProviderError, TurnoutError, fallback_kind
+from turnout.errors import (
+    FailureKind,
+    NoMatchingDeploymentError,
+    ProviderError,
+    TurnoutError,
+    fallback_kind,
+)
 from turnout.observe.events import RetryScheduled
 from turnout.router.attempt import Call, Run
 from turnout.router.backoff import backoff_delay
@@ -88,16 +96,24 @@ async def with_retries(
                     spared.update(held.deployment_id for held in run.holds)
             if not error.retryable or retries >= config.retries.num_retries:
                 raise
-            if not dispatch.spend_retry(run, group):
-                raise
-            retries += 1
             for failed in {deployment.id, error.deployment_id or deployment.id}:
                 (banned if error.kind in _NOT_HERE_AGAIN else tried).add(failed)
             avoid = banned | spared if spared and run.holds is not None else banned
-            await _before_retry(dispatch, rng, group, run, tried, avoid, error, retries)
+            delay = await _retry_delay(dispatch, rng, group, run, tried, avoid, error, retries)
+            if not dispatch.spend_retry(run, group):
+                raise
+            retries += 1
+            if dispatch.bus.active:
+                dispatch.bus.emit(
+                    RetryScheduled(
+                        request.request_id, group, error.deployment_id or "", delay, error.kind
+                    )
+                )
+            if delay > 0:
+                await clock.sleep(delay)
 
 
-async def _before_retry(
+async def _retry_delay(
     dispatch: Dispatch,
     rng: random.Random,
     group: str,
@@ -106,10 +122,16 @@ async def _before_retry(
     banned: set[str],
     error: ProviderError,
     retries: int,
-) -> None:
-    """Go on at once when another deployment can take the retry; otherwise back off (at
-    least Retry-After, and until a cooling deployment returns) before trying one again.
-    A retry that cannot finish before the deadline is not started."""
+) -> float:
+    """Seconds to wait before the group's next try; raises `error` when it should not retry.
+
+    Another deployment of the group takes the retry at once. When none can, a fallback group
+    that can answer now takes the request instead (raising hands it to the fallbacks), rather
+    than waiting out a rate limit here. Only when nothing else can answer does the retry wait:
+    after a rate limit, as long as the provider asked (bounded by ``max_retry_after``) or
+    until the cooling deployment returns; after other failures, a jittered backoff. A retry
+    that cannot finish before the deadline is not started.
+    """
     clock = dispatch.clock
     table = run.bundle.table
     config = table.config
@@ -128,10 +150,14 @@ async def _before_retry(
     )
     delay = 0.0
     if not others:
-        if error.retry_after is not None and error.retry_after > config.retries.max_retry_after:
+        retry_after = error.retry_after
+        if retry_after is not None and retry_after > config.retries.max_retry_after:
+            raise error
+        waits = error.kind is FailureKind.RATE_LIMITED or retry_after is not None
+        if waits and await _answers_elsewhere(dispatch, group, run, error, now, wall):
             raise error
         tried.clear()
-        delay = backoff_delay(retries - 1, config.retries, rng, error.retry_after)
+        delay = backoff_delay(retries, config.retries, rng, retry_after)
         rejections = Rejections()
         again, other_states = eligible(
             deployments, states, run.request, config.breaker, now, wall, banned, rejections
@@ -150,14 +176,45 @@ async def _before_retry(
             other_states = list(states)  # the ones coming back after the wait
     if not can_finish(other_states, run.deadline - now - delay):
         raise error
-    if dispatch.bus.active:
-        dispatch.bus.emit(
-            RetryScheduled(
-                run.request.request_id, group, error.deployment_id or "", delay, error.kind
+    return delay
+
+
+async def _answers_elsewhere(
+    dispatch: Dispatch, group: str, run: Run, error: TurnoutError, now: float, wall: float
+) -> bool:
+    """Whether a fallback group this request may still take can serve it now, in time.
+
+    Asked only when the group itself would make the request wait (a rate limit on its last
+    deployment), so its store reads never touch a clean request.
+    """
+    kind = fallback_kind(error)
+    if kind is None:
+        return False
+    table = run.bundle.table
+    config = table.config
+    if run.hops >= config.fallbacks.max_depth:
+        return False
+    time_left = run.deadline - now
+    for target in table.fallbacks(kind, group):
+        if target in run.visited or target == group:
+            continue
+        states = await dispatch.states(table.ids[target])
+        try:
+            found, found_states = eligible(
+                table.groups[target],
+                states,
+                run.request,
+                config.breaker,
+                now,
+                wall,
+                _NOTHING,
+                Rejections(),
             )
-        )
-    if delay > 0:
-        await clock.sleep(delay)
+        except NoMatchingDeploymentError:
+            continue
+        if found and can_finish(found_states, time_left):
+            return True
+    return False
 
 
 def _fallback_left(group: str, run: Run, error: TurnoutError) -> bool:
