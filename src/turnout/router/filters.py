@@ -76,6 +76,7 @@ class Rejections:
             f"No deployments available for model `{group}`: {detail}",
             retry_after=self.wait_hint(),
             rate_limited=rate_limited,
+            cooling_left=min((left for _, _, left in self.cooling), default=None),
         )
 
 
