@@ -64,6 +64,25 @@ def test_retry_after_becomes_headers_rounded_up_never_shorter() -> None:
     assert retry_headers(RateLimitError("x"), 60, 60) == {"x-should-retry": "false"}
 
 
+def test_a_repeat_is_advised_only_where_a_bounded_wait_fits_the_deadline() -> None:
+    limited = RateLimitError("x", retry_after=3)
+    assert retry_headers(limited, 10, 60)["x-should-retry"] == "true"
+    assert retry_headers(limited, 10, 2) == {"x-should-retry": "false"}  # over the bound
+    assert retry_headers(limited, 3, 60) == {"x-should-retry": "false"}  # past the deadline
+    cooling = NoDeploymentsAvailableError("x", retry_after=1, cooling_left=2)
+    assert retry_headers(cooling, 10, 60)["retry-after-ms"] == "2000"
+    circuit_open = NoDeploymentsAvailableError("x", retry_after=1)
+    assert retry_headers(circuit_open, 10, 60) == {"x-should-retry": "false"}
+    for error in (
+        ServerError("x", retry_after=1),
+        UpstreamTimeoutError("x"),
+        DeadlineExceededError("x"),
+        AuthenticationError("x"),
+        ContentPolicyError("x"),
+    ):
+        assert retry_headers(error, 10, 60) == {"x-should-retry": "false"}
+
+
 def test_attempt_summary_is_appended_to_the_message() -> None:
     error = ServerError("upstream broke", status=500)
     error.attempts = (

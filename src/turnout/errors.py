@@ -335,8 +335,9 @@ class NoDeploymentsAvailableError(TurnoutError):
         #: Seconds until the first cooling or breaker-open deployment may be tried again.
         self.retry_after = retry_after
         self.rate_limited = rate_limited
-        #: Seconds until the first cooling deployment returns (None: none is cooling down,
-        #: only open circuits, which a repeat cannot fix soon, or limits).
+        #: Seconds until the first deployment cooling down for a passing cause returns (None:
+        #: none is; only open circuits, limits, refused keys or missing models, which a
+        #: repeat cannot fix soon).
         self.cooling_left = cooling_left
 
     def client_wait(self) -> float | None:
