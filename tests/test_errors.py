@@ -19,6 +19,7 @@ from turnout.errors import (
     fallback_kind,
     most_informative,
 )
+from turnout.gateway.advice import retry_headers
 
 
 @pytest.mark.parametrize(
@@ -26,7 +27,7 @@ from turnout.errors import (
     [
         (ModelNotFoundError("nope"), 404, "invalid_request_error", "model_not_found"),
         (RateLimitError("slow"), 429, "rate_limit_error", "rate_limit_exceeded"),
-        (AuthenticationError("who"), 401, "authentication_error", "invalid_api_key"),
+        (AuthenticationError("who"), 502, "api_error", "upstream_credentials_refused"),
         (
             ContextWindowExceededError("long"),
             400,
@@ -49,10 +50,37 @@ def test_each_error_knows_its_openai_shape(
     assert body["error"]["code"] == code
 
 
-def test_retry_after_becomes_a_header_in_whole_seconds() -> None:
-    assert RateLimitError("x", retry_after=2.4).headers() == {"retry-after": "2"}
-    assert RateLimitError("x", retry_after=0.2).headers() == {"retry-after": "1"}
-    assert RateLimitError("x").headers() == {}
+def test_retry_after_becomes_headers_rounded_up_never_shorter() -> None:
+    assert retry_headers(RateLimitError("x", retry_after=2.4), 60, 60) == {
+        "x-should-retry": "true",
+        "retry-after-ms": "2400",
+        "retry-after": "3",
+    }
+    assert retry_headers(RateLimitError("x", retry_after=0.2), 60, 60) == {
+        "x-should-retry": "true",
+        "retry-after-ms": "200",
+        "retry-after": "1",
+    }
+    assert retry_headers(RateLimitError("x"), 60, 60) == {"x-should-retry": "false"}
+
+
+def test_a_repeat_is_advised_only_where_a_bounded_wait_fits_the_deadline() -> None:
+    limited = RateLimitError("x", retry_after=3)
+    assert retry_headers(limited, 10, 60)["x-should-retry"] == "true"
+    assert retry_headers(limited, 10, 2) == {"x-should-retry": "false"}  # over the bound
+    assert retry_headers(limited, 3, 60) == {"x-should-retry": "false"}  # past the deadline
+    cooling = NoDeploymentsAvailableError("x", retry_after=1, cooling_left=2)
+    assert retry_headers(cooling, 10, 60)["retry-after-ms"] == "2000"
+    circuit_open = NoDeploymentsAvailableError("x", retry_after=1)
+    assert retry_headers(circuit_open, 10, 60) == {"x-should-retry": "false"}
+    for error in (
+        ServerError("x", retry_after=1),
+        UpstreamTimeoutError("x"),
+        DeadlineExceededError("x"),
+        AuthenticationError("x"),
+        ContentPolicyError("x"),
+    ):
+        assert retry_headers(error, 10, 60) == {"x-should-retry": "false"}
 
 
 def test_attempt_summary_is_appended_to_the_message() -> None:

@@ -16,8 +16,9 @@ the failure means for the deployment's health and which fallback list applies::
     │   ├── BadRequestError        400   upstream rejected the request as malformed
     │   │   ├── ContextWindowExceededError   prompt too long for the model
     │   │   └── ContentPolicyError           refused by a content filter
-    │   ├── AuthenticationError    401
-    │   ├── PermissionDeniedError  403
+    │   ├── CredentialsRefusedError 502  the provider refused the gateway's own credentials
+    │   │   ├── AuthenticationError        (upstream 401)
+    │   │   └── PermissionDeniedError      (upstream 403)
     │   ├── UpstreamNotFoundError  404   the upstream model or endpoint does not exist
     │   ├── RateLimitError         429   carries retry_after when the provider said
     │   ├── UpstreamTimeoutError   504
@@ -27,7 +28,9 @@ the failure means for the deployment's health and which fallback list applies::
     ├── NoDeploymentsAvailableError 429/503 everything is cooling down, breaker-open or at a limit
     └── DeadlineExceededError      504   the request's overall deadline passed
 
-The mapping to an OpenAI error body happens in exactly one place: `TurnoutError.to_openai`.
+The mapping to an OpenAI error body happens in exactly one place: `TurnoutError.to_openai`;
+whether a client's repeat of the request could succeed, and after how long, in
+`TurnoutError.client_wait` (the gateway turns it into ``x-should-retry`` and Retry-After).
 """
 
 from __future__ import annotations
@@ -86,9 +89,11 @@ class TurnoutError(Exception):
         self.param = param
         self.attempts: tuple[AttemptRecord, ...] = ()
 
-    def headers(self) -> dict[str, str]:
-        """HTTP headers that belong with this error (for example Retry-After)."""
-        return {}
+    def client_wait(self) -> float | None:
+        """Seconds after which the client's repeat of the request could succeed where this
+        attempt did not; None when a repeat cannot fix it soon (the request is wrong, or the
+        gateway already retried and fell back as far as it usefully could)."""
+        return None
 
     def to_openai(self) -> dict[str, Any]:
         """The error as OpenAI's error body: the one place this mapping happens."""
@@ -199,11 +204,6 @@ class ProviderError(TurnoutError):
         self.retry_after = retry_after
         self.deployment_id = deployment_id
 
-    def headers(self) -> dict[str, str]:
-        if self.retry_after is not None:
-            return {"retry-after": str(max(1, round(self.retry_after)))}
-        return {}
-
 
 class BadRequestError(ProviderError):
     """The upstream rejected the request itself: no other deployment will accept it either."""
@@ -227,16 +227,45 @@ class ContentPolicyError(BadRequestError):
     fallback = FallbackKind.CONTENT_POLICY
 
 
-class AuthenticationError(ProviderError):
-    status = 401
-    openai_type = "authentication_error"
-    openai_code = "invalid_api_key"
+class CredentialsRefusedError(ProviderError):
+    """The provider refused the gateway's own credentials for a deployment (a wrong, revoked
+    or under-privileged key in the gateway's configuration): the deployment's fault, never
+    the caller's. To the caller it is a server-side error (502, ``api_error``) naming the
+    deployment, not the provider's ``invalid_api_key`` 401, which the SDKs would surface as the
+    caller's own `AuthenticationError`. The provider's words stay in the attempts summary."""
+
+    status = 502
+    openai_type = "api_error"
+    openai_code = "upstream_credentials_refused"
+
+    def to_openai(self) -> dict[str, Any]:
+        shown = f" with {self.upstream_status}" if self.upstream_status is not None else ""
+        where = f"deployment `{self.deployment_id}`" if self.deployment_id else "a deployment"
+        message = (
+            f"The provider refused the gateway's credentials for {where}{shown}: the "
+            "gateway's configuration holds a wrong, revoked or unauthorised key for it"
+        )
+        if self.attempts:
+            message = f"{message} [{summarize_attempts(self.attempts)}]"
+        return {
+            "error": {
+                "message": message,
+                "type": self.openai_type,
+                "param": None,
+                "code": self.openai_code,
+            }
+        }
+
+
+class AuthenticationError(CredentialsRefusedError):
+    """The provider said 401: the key is wrong or revoked."""
+
     kind = FailureKind.AUTHENTICATION
 
 
-class PermissionDeniedError(ProviderError):
-    status = 403
-    openai_type = "permission_error"
+class PermissionDeniedError(CredentialsRefusedError):
+    """The provider said 403 (or refused the key for billing): the key lacks access."""
+
     kind = FailureKind.PERMISSION
 
 
@@ -253,6 +282,10 @@ class RateLimitError(ProviderError):
     openai_code = "rate_limit_exceeded"
     kind = FailureKind.RATE_LIMITED
     fallback = FallbackKind.RATE_LIMIT
+
+    def client_wait(self) -> float | None:
+        # Busy, not broken: waiting as long as the provider asked is what helps.
+        return self.retry_after
 
 
 class UpstreamTimeoutError(ProviderError):
@@ -297,15 +330,19 @@ class NoDeploymentsAvailableError(TurnoutError):
         *,
         retry_after: float | None = None,
         rate_limited: bool = False,
+        cooling_left: float | None = None,
     ) -> None:
         super().__init__(message)
+        #: Seconds until the first cooling or breaker-open deployment may be tried again.
         self.retry_after = retry_after
         self.rate_limited = rate_limited
+        #: Seconds until the first deployment cooling down for a passing cause returns (None:
+        #: none is; only open circuits, limits, refused keys or missing models, which a
+        #: repeat cannot fix soon).
+        self.cooling_left = cooling_left
 
-    def headers(self) -> dict[str, str]:
-        if self.retry_after is not None:
-            return {"retry-after": str(max(1, round(self.retry_after)))}
-        return {}
+    def client_wait(self) -> float | None:
+        return self.cooling_left
 
 
 class DeadlineExceededError(TurnoutError):

@@ -246,7 +246,7 @@ EXPECTED: dict[Failure, tuple[type[openai.APIStatusError], int, str | None]] = {
     "rate_limited": (openai.RateLimitError, 429, "rate_limit_exceeded"),
     "server_error": (openai.InternalServerError, 502, None),
     "overloaded": (openai.InternalServerError, 502, None),
-    "authentication": (openai.AuthenticationError, 401, None),
+    "authentication": (openai.InternalServerError, 502, "upstream_credentials_refused"),
     "context_window": (openai.BadRequestError, 400, "context_length_exceeded"),
     "content_policy": (openai.BadRequestError, 400, "content_policy_violation"),
     "bad_request": (openai.BadRequestError, 400, None),

@@ -141,7 +141,7 @@ async def test_everything_cooling_down_says_which_and_until_when(h: Harness) -> 
     assert isinstance(error, NoDeploymentsAvailableError)
     assert "a cooling down (manual) for 30.0s more, until 08:00:30 UTC" in error.message
     assert "b cooling down (manual) for 10.0s more" in error.message
-    assert error.headers() == {"retry-after": "10"}
+    assert error.client_wait() == 10
     assert error.status == 429
 
 

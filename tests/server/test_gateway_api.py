@@ -182,8 +182,12 @@ async def test_upstream_failures_map_to_the_sdk_classes() -> None:
         with pytest.raises(openai.RateLimitError) as cooling:
             await client.chat.completions.create(model="limited", messages=MESSAGES)
         assert "cooling down (rate_limited)" in cooling.value.message
-        with pytest.raises(openai.AuthenticationError):
+        # The provider refused the gateway's own key: a server-side fault, not the caller's.
+        with pytest.raises(openai.InternalServerError) as locked:
             await client.chat.completions.create(model="locked", messages=MESSAGES)
+        assert locked.value.status_code == 502
+        assert "credentials for deployment `locked`" in locked.value.message
+        assert locked.value.response.headers["x-should-retry"] == "false"
         with pytest.raises(openai.InternalServerError) as broken:
             await client.chat.completions.create(model="broken", messages=MESSAGES)
         assert broken.value.status_code == 502

@@ -115,7 +115,7 @@ async def test_tool_calls_stream_through_intact() -> None:
 @pytest.mark.parametrize(
     ("fault", "error", "status"),
     [
-        (Fault.unauthorized(), openai.AuthenticationError, 401),
+        (Fault.unauthorized(), openai.InternalServerError, 502),
         (Fault.context_length_exceeded(), openai.BadRequestError, 400),
         (Fault.content_policy(), openai.BadRequestError, 400),
         (Fault.server_error(), openai.InternalServerError, 502),

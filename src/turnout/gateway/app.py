@@ -18,15 +18,18 @@ import msgspec
 from aiohttp import HttpVersion11, web
 
 from turnout.errors import (
+    DeadlineExceededError,
     InvalidRequestError,
     TurnoutError,
 )
 from turnout.gateway import framing
+from turnout.gateway.advice import retry_headers
 from turnout.gateway.body import check_declared_length, read_body
 from turnout.gateway.gateway import Gateway
-from turnout.gateway.requests import build_request, parse_body
+from turnout.gateway.requests import build_request, parse_body, sdk_wait
 from turnout.observe.events import HttpRequestFinished
 from turnout.router.result import Response
+from turnout.router.streaming import Stream
 from turnout.secrets import SHAPES_ONLY, Redactor
 from turnout.wire import Operation
 
@@ -39,6 +42,8 @@ ROUTE = web.RequestKey("route", str)
 MODEL_GROUP = web.RequestKey("model_group", str)
 STREAMED = web.RequestKey("streamed", bool)
 FIRST_BYTE = web.RequestKey("first_byte", float)
+#: When the caller stops waiting (`time.perf_counter`), for the retry advice of an error.
+DEADLINE = web.RequestKey("deadline", float)
 _ENCODE = msgspec.json.Encoder().encode
 _SSE_DONE = b"data: [DONE]\n\n"
 _JSON = "application/json"
@@ -65,13 +70,16 @@ def create_app(gateway: Gateway) -> web.Application:
 # ---- errors ------------------------------------------------------------------------------
 
 
-def error_response(error: TurnoutError, redactor: Redactor = SHAPES_ONLY) -> web.Response:
-    """The error as OpenAI's body, redacted: the last pass before a client sees it."""
+def error_response(
+    error: TurnoutError, redactor: Redactor = SHAPES_ONLY, headers: dict[str, str] | None = None
+) -> web.Response:
+    """The error as OpenAI's body, redacted: the last pass before a client sees it. `headers`:
+    the retry advice (`turnout.gateway.advice`); without it, no repeat is advised."""
     return web.Response(
         status=error.status,
         body=_ENCODE(redactor.error_body(error)),
         content_type=_JSON,
-        headers=error.headers(),
+        headers=headers if headers is not None else retry_headers(error, 0.0, 0.0),
     )
 
 
@@ -85,7 +93,11 @@ async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamRe
         return response
     except TurnoutError as error:
         status = error.status
-        response = error_response(error, request.app[GATEWAY].redactor)
+        gateway = request.app[GATEWAY]
+        deadline = request.get(DEADLINE)
+        time_left = 0.0 if deadline is None else deadline - time.perf_counter()
+        advice = retry_headers(error, time_left, gateway.router.config.retries.max_retry_after)
+        response = error_response(error, gateway.redactor, advice)
         if not request.content.is_eof():
             response.force_close()  # the body was not read: this connection cannot carry more
         return response
@@ -161,6 +173,8 @@ def _completion_route(operation: Operation) -> Handler:
         body = parse_body(await read_body(http, gateway.config.server.max_body_bytes))
         request = build_request(body, operation, http.headers, principal)
         router = gateway.router
+        limit = request.timeout if request.timeout is not None else router.config.timeout
+        http[DEADLINE] = started + limit
         http[MODEL_GROUP] = router.group_of(request.model)
         if request.stream:
             http[STREAMED] = True
@@ -216,7 +230,7 @@ async def _relay_stream(
     """Relay chunk by chunk. Failures before the first chunk never reach the client (the router
     retried or failed over, or this raises into an ordinary error response); a failure after it
     ends the stream with an error event and no ``[DONE]``, so it cannot pass for complete."""
-    stream = await gateway.router.stream(request)
+    stream = await _first_chunk(http, gateway, request, started)
     first_byte = time.perf_counter() - started
     http[FIRST_BYTE] = first_byte
     upstream = stream.ttft + sum(a.duration for a in stream.attempts)
@@ -251,6 +265,25 @@ async def _relay_stream(
     finally:
         await stream.aclose()
     return response
+
+
+async def _first_chunk(http: web.Request, gateway: Gateway, request: Any, started: float) -> Stream:
+    """The router's stream once its first chunk is in, within the SDK's read timeout: the
+    response begins with that chunk, and an SDK that sees nothing by then gives up and
+    repeats the request. Past it, the caller gets a 504 that advises no repeat."""
+    wait = sdk_wait(http.headers)
+    if wait is None or http[DEADLINE] <= started + wait:
+        return await gateway.router.stream(request)
+    http[DEADLINE] = started + wait
+    clock = gateway.clock
+    try:
+        async with clock.timeout_at(clock.now() + started + wait - time.perf_counter()):
+            return await gateway.router.stream(request)
+    except TimeoutError:
+        raise DeadlineExceededError(
+            f"No answer began within the client's read timeout (of which {wait:.3g}s are "
+            "kept, the rest being the answer's way back)"
+        ) from None
 
 
 def _bound_send_buffer(http: web.Request, size: int) -> None:

@@ -19,7 +19,7 @@ from typing import Any, Final
 
 import msgspec
 
-from turnout.clock import Clock
+from turnout.clock import Clock, SystemClock
 from turnout.config.load import load_config
 from turnout.config.server import GatewayConfig, with_command_line
 from turnout.errors import InvalidRequestError
@@ -49,6 +49,8 @@ class Gateway:
         self.transport: Transport = AiohttpTransport()
         self.metrics = GatewayMetrics()
         self._clock = clock
+        #: The router's clock, for the gateway's own limits on a request (one deadline heap).
+        self.clock: Clock = clock or SystemClock()
         self._logs = LogObserver(config.router.routing.strategy, routing_detail=routing_detail)
         built = _providers(config, self.transport, clock)
         #: Applied to every error as it leaves the gateway (the providers apply it first).
@@ -56,7 +58,7 @@ class Gateway:
         self.router = Router(
             config.router,
             built.providers,
-            clock=clock,
+            clock=self.clock,
             observers=[self.metrics, self._logs],
             transport=self.transport,
         )

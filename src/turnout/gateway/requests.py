@@ -23,6 +23,10 @@ TAGS_HEADER = "x-turnout-tags"
 TIMEOUT_HEADER = "x-turnout-timeout-ms"
 #: The OpenAI SDK's read timeout in seconds: for a request answered whole, the time it waits.
 SDK_TIMEOUT_HEADER = "x-stainless-read-timeout"
+#: What is kept of the SDK's read timeout for the answer's way back to it, which must arrive
+#: before the SDK gives up (it would retry, twice by default): 5% of it, within these bounds.
+SDK_MARGIN = 0.05
+SDK_MARGIN_CAP = 1.0
 
 
 #: Deepest nesting of arrays and objects accepted in a body. Real requests (tool schemas
@@ -107,28 +111,42 @@ def build_request(
 
 
 def _deadline(headers: Mapping[str, str], *, streamed: bool) -> float | None:
-    """Seconds the caller will wait: its explicit deadline, else the SDK's read timeout
-    (which, for a stream, bounds each wait between chunks rather than the whole answer)."""
+    """Seconds the caller will wait for the whole answer: the sooner of its explicit deadline
+    and, for an answer sent whole, the SDK's read timeout (less a margin, so that the answer,
+    or the error, arrives before the SDK gives up on its own and retries)."""
     value = headers.get(TIMEOUT_HEADER)
+    explicit: float | None = None
     if value is not None:
         try:
             milliseconds = float(value)
         except ValueError:
             milliseconds = 0.0
-        if not milliseconds > 0:
+        if not milliseconds > 0 or milliseconds == float("inf"):
             raise InvalidRequestError(
                 f"`{TIMEOUT_HEADER}` must be a positive number of milliseconds",
                 param=TIMEOUT_HEADER,
             )
-        return milliseconds / 1000.0
+        explicit = milliseconds / 1000.0
+    sdk = None if streamed else sdk_wait(headers)
+    if sdk is None or (explicit is not None and explicit <= sdk):
+        return explicit
+    return sdk
+
+
+def sdk_wait(headers: Mapping[str, str]) -> float | None:
+    """Seconds within which the SDK must see the response begin (its read timeout, less a
+    margin for the way back), or None when it did not say. For an answer sent whole that is
+    the whole answer; for a stream, its first chunk (the response starts with it)."""
     value = headers.get(SDK_TIMEOUT_HEADER)
-    if value is not None and not streamed:
-        try:
-            seconds = float(value)
-        except ValueError:
-            return None
-        return seconds if seconds > 0 else None
-    return None
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    if not 0 < seconds < float("inf"):
+        return None
+    return seconds - min(max(SDK_MARGIN, seconds * 0.05), SDK_MARGIN_CAP, seconds / 2)
 
 
 def _check_prompt(body: Mapping[str, Any], operation: Operation) -> None:

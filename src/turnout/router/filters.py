@@ -76,7 +76,15 @@ class Rejections:
             f"No deployments available for model `{group}`: {detail}",
             retry_after=self.wait_hint(),
             rate_limited=rate_limited,
+            cooling_left=min(
+                (left for _, reason, left in self.cooling if reason not in _NOT_SOON),
+                default=None,
+            ),
         )
+
+
+#: Cooldowns whose end does not fix what caused them: a refused key, a missing model.
+_NOT_SOON = frozenset({CooldownReason.AUTHENTICATION, CooldownReason.NOT_FOUND})
 
 
 def _utc(wall: float) -> str:
