@@ -95,9 +95,13 @@ class TurnoutError(Exception):
         gateway already retried and fell back as far as it usefully could)."""
         return None
 
+    def public_message(self) -> str:
+        """What the caller is told, before the attempts summary (the error's own message)."""
+        return self.message
+
     def to_openai(self) -> dict[str, Any]:
         """The error as OpenAI's error body: the one place this mapping happens."""
-        message = self.message
+        message = self.public_message()
         if self.attempts:
             message = f"{message} [{summarize_attempts(self.attempts)}]"
         return {
@@ -238,23 +242,13 @@ class CredentialsRefusedError(ProviderError):
     openai_type = "api_error"
     openai_code = "upstream_credentials_refused"
 
-    def to_openai(self) -> dict[str, Any]:
+    def public_message(self) -> str:
         shown = f" with {self.upstream_status}" if self.upstream_status is not None else ""
         where = f"deployment `{self.deployment_id}`" if self.deployment_id else "a deployment"
-        message = (
+        return (
             f"The provider refused the gateway's credentials for {where}{shown}: the "
             "gateway's configuration holds a wrong, revoked or unauthorised key for it"
         )
-        if self.attempts:
-            message = f"{message} [{summarize_attempts(self.attempts)}]"
-        return {
-            "error": {
-                "message": message,
-                "type": self.openai_type,
-                "param": None,
-                "code": self.openai_code,
-            }
-        }
 
 
 class AuthenticationError(CredentialsRefusedError):

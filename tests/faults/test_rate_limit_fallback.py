@@ -23,6 +23,7 @@ import pytest
 
 from fakes.fake_openai import FakeOpenAI, Fault
 from gateway_harness import RunningGateway, running_gateway
+from litellm_shape import one_per_model
 from turnout.config.load import load_config
 
 QUESTION: Any = [{"role": "user", "content": "Tell me about turnouts"}]
@@ -60,21 +61,7 @@ class Pair:
 
 def _litellm_config(path: Path, primary: str, spare: str) -> Path:
     """One deployment per model, a general fallback, LiteLLM's usual settings, else defaults."""
-    data = {
-        "model_list": [
-            {
-                "model_name": name,
-                "litellm_params": {
-                    "model": "openai/gpt-4o-mini",
-                    "api_base": url,
-                    "api_key": "sk-fake",
-                },
-                "model_info": {"id": name},
-            }
-            for name, url in (("chat", primary), ("spare", spare))
-        ],
-        "router_settings": {"num_retries": 2, "timeout": 30, "fallbacks": [{"chat": ["spare"]}]},
-    }
+    data = one_per_model(primary, spare, ids=True, num_retries=2, timeout=30)
     path.write_text(json.dumps(data))  # JSON is YAML
     return path
 

@@ -19,11 +19,11 @@ import pytest
 
 from fakes.fake_openai import FakeOpenAI, Fault
 from gateway_harness import RunningGateway, running_gateway
+from litellm_shape import one_per_model
 from turnout.config.load import parse_config
 
 QUESTION: Any = [{"role": "user", "content": "Tell me about turnouts"}]
 ANSWER = "Fake answer to: Tell me about turnouts"
-KEY = "sk-fake"
 
 
 @dataclass
@@ -34,36 +34,12 @@ class Shape:
     client: openai.AsyncOpenAI
 
 
-def litellm_config(primary: str, fallback: str, **router_settings: Any) -> dict[str, Any]:
-    return {
-        "model_list": [
-            {
-                "model_name": "gpt-4o",
-                "litellm_params": {
-                    "model": "openai/gpt-4o",
-                    "api_base": primary,
-                    "api_key": KEY,
-                },
-            },
-            {
-                "model_name": "gpt-4o-mini",
-                "litellm_params": {
-                    "model": "openai/gpt-4o-mini",
-                    "api_base": fallback,
-                    "api_key": KEY,
-                },
-            },
-        ],
-        "router_settings": {"fallbacks": [{"gpt-4o": ["gpt-4o-mini"]}], **router_settings},
-    }
-
-
 @asynccontextmanager
 async def shape(**router_settings: Any) -> AsyncIterator[Shape]:
     async with AsyncExitStack() as stack:
         primary = await stack.enter_async_context(FakeOpenAI(chunk_delay=0.005, models=None))
         fallback = await stack.enter_async_context(FakeOpenAI(chunk_delay=0.005, models=None))
-        config = parse_config(litellm_config(primary.url, fallback.url, **router_settings))
+        config = parse_config(one_per_model(primary.url, fallback.url, **router_settings))
         gateway = await stack.enter_async_context(running_gateway(config))
         client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="anything")
         stack.push_async_callback(client.close)
@@ -75,7 +51,7 @@ def chats(fake: FakeOpenAI) -> list[Any]:
 
 
 async def streamed(client: openai.AsyncOpenAI) -> tuple[str, set[str], str | None]:
-    stream = await client.chat.completions.create(model="gpt-4o", messages=QUESTION, stream=True)
+    stream = await client.chat.completions.create(model="chat", messages=QUESTION, stream=True)
     text, ids, finish = "", set(), None
     async for chunk in stream:
         ids.add(chunk.id)
@@ -113,7 +89,7 @@ async def test_a_broken_stream_is_finished_by_the_fallback_model(fault: Fault) -
 async def test_without_fallbacks_a_broken_stream_still_fails_cleanly() -> None:
     async with AsyncExitStack() as stack:
         primary = await stack.enter_async_context(FakeOpenAI(chunk_delay=0.005, models=None))
-        data = litellm_config(primary.url, primary.url)
+        data = one_per_model(primary.url, primary.url)
         del data["router_settings"]
         gateway = await stack.enter_async_context(running_gateway(parse_config(data)))
         client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="anything")

@@ -17,27 +17,15 @@ import openai
 
 from fakes.fake_openai import FakeOpenAI, Fault
 from gateway_harness import running_gateway
+from litellm_shape import one_per_model
 from turnout.config.load import parse_config
 
 MESSAGES: Any = [{"role": "user", "content": "Tell me something"}]
 
 
 def _litellm_config(primary: str, backup: str, **router_settings: Any) -> dict[str, Any]:
-    return {
-        "model_list": [
-            {
-                "model_name": name,
-                "litellm_params": {
-                    "model": "openai/gpt-4o-mini",
-                    "api_base": url,
-                    "api_key": "sk-fake",
-                },
-            }
-            for name, url in (("primary", primary), ("backup", backup))
-        ],
-        "router_settings": {"fallbacks": [{"primary": ["backup"]}], **router_settings},
-        "server": {"port": 0},
-    }
+    data = one_per_model(primary, backup, names=("primary", "backup"), **router_settings)
+    return {**data, "server": {"port": 0}}
 
 
 @asynccontextmanager
