@@ -29,9 +29,12 @@ LAYERS: tuple[tuple[str, ...], ...] = (
 #: Pairs inside one layer that must stay apart (importer prefix, imported prefix).
 APART: tuple[tuple[str, str], ...] = (
     ("turnout.state", "turnout.observe"),
+    ("turnout.state", "turnout.upstream"),
     ("turnout.observe", "turnout.state"),
     ("turnout.upstream", "turnout.state"),
     ("turnout.upstream", "turnout.observe"),
+    # Health rules read config and nothing priced: the same rules run in every store.
+    ("turnout.health", "turnout.pricing"),
 )
 
 #: Provider families: none imports another, except Azure, which speaks the OpenAI family's API.

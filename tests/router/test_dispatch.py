@@ -12,9 +12,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, cast
 
-import pytest
-
 from harness import Harness, chat, dep
+from test_layers import GRAPH
 from turnout import Deployment, Router, RouterConfig
 from turnout.config.router import FallbackConfig
 from turnout.errors import ServerError
@@ -101,50 +100,27 @@ async def test_a_decision_alone_reads_the_group_once(h: Harness) -> None:
 # ---- who may touch what -----------------------------------------------------------------------
 
 
-def _imports(path: Path) -> set[str]:
-    """Every turnout module `path` imports, counting TYPE_CHECKING and function-local ones."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("turnout"):
-            found.add(node.module)
-            found.update(f"{node.module}.{alias.name}" for alias in node.names)
-        elif isinstance(node, ast.Import):
-            found.update(a.name for a in node.names if a.name.startswith("turnout"))
-    return found
-
-
 def _package(name: str) -> list[Path]:
     return sorted((SRC / name).rglob("*.py"))
 
 
-@pytest.mark.parametrize(
-    ("package", "allowed"),
-    [
-        ("health", ("errors", "secrets", "clock", "tokens", "wire", "config", "health")),
-        ("state", ("errors", "secrets", "clock", "tokens", "wire", "config", "health", "state")),
-    ],
-)
-def test_health_and_state_import_only_lower_layers(package: str, allowed: tuple[str, ...]) -> None:
-    for path in _package(package):
-        for module in _imports(path):
-            top = module.split(".")[1] if "." in module else ""
-            assert top in allowed, f"{path.relative_to(SRC)} imports {module}"
+def _module(path: Path) -> str:
+    return ".".join(("turnout", *path.relative_to(SRC).with_suffix("").parts)).removesuffix(
+        ".__init__"
+    )
 
 
 def test_only_dispatch_reaches_the_state_store() -> None:
+    # Layers, cycles and what health and state may import are `tests/test_layers.py`'s; this is
+    # the rule inside the router: one module speaks to the store.
     for path in _package("router"):
-        reaches = {m for m in _imports(path) if m.startswith("turnout.state")}
+        reaches = {m for m in GRAPH[_module(path)] if m.startswith("turnout.state")}
         if path.name == "dispatch.py":
             continue
         # The router builds the default store and hands it to dispatch; the assembly passes a
         # caller's store through to the router. Neither calls it.
         if path.name in ("router.py", "assembly.py"):
-            assert reaches <= {
-                "turnout.state.base",
-                "turnout.state.base.StateStore",
-                "turnout.state.memory",
-                "turnout.state.memory.MemoryStateStore",
-            }
+            assert reaches <= {"turnout.state.base", "turnout.state.memory"}
             assert ".store." not in path.read_text()
             continue
         assert not reaches, f"{path.name} imports {reaches}"
@@ -155,32 +131,6 @@ def test_only_dispatch_emits_attempt_events() -> None:
         text = path.read_text()
         if path.name != "dispatch.py":
             assert "AttemptStarted(" not in text and "AttemptFinished(" not in text, path.name
-
-
-def test_router_modules_form_no_cycle() -> None:
-    modules = {
-        ".".join(("turnout", *p.relative_to(SRC).with_suffix("").parts)).removesuffix(
-            ".__init__"
-        ): p
-        for p in _package("router")
-    }
-    assert "turnout.router.strategies" in modules and "turnout.router.dispatch" in modules
-    edges = {
-        name: {m for m in _imports(path) if m in modules and m != name}
-        for name, path in modules.items()
-    }
-    done: set[str] = set()
-
-    def visit(name: str, path: tuple[str, ...]) -> None:
-        assert name not in path, " -> ".join((*path, name))
-        if name in done:
-            return
-        for target in edges[name]:
-            visit(target, (*path, name))
-        done.add(name)
-
-    for name in modules:
-        visit(name, ())
 
 
 def test_failover_reads_no_private_attribute_of_a_stream() -> None:
