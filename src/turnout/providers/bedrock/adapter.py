@@ -52,7 +52,7 @@ from turnout.providers.bedrock.response import (
 )
 from turnout.providers.bedrock.signing import credentials_from, own_credentials, sign
 from turnout.providers.bedrock.stream import ConverseStreamTranslator
-from turnout.providers.capabilities import Capabilities, Capable
+from turnout.providers.capabilities import Capabilities, Capable, Feature
 from turnout.providers.chunks import wants_usage
 from turnout.upstream import UpstreamRequest
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request, Usage
@@ -62,7 +62,21 @@ _GEOGRAPHIES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca."
 _TITAN_EMBED = "amazon.titan-embed"
 _COHERE_EMBED = "cohere.embed"
 
-_CHAT = Capabilities(tools=True)
+#: What Converse has no field for (``metadata`` is ``requestMetadata``, a JSON schema
+#: ``outputConfig.textFormat``; plain JSON mode has no counterpart).
+_LACKS = frozenset(
+    {
+        Feature.N,
+        Feature.LOGPROBS,
+        Feature.SEED,
+        Feature.LOGIT_BIAS,
+        Feature.PENALTIES,
+        Feature.SERIAL_TOOL_CALLS,
+        Feature.JSON_OBJECT,
+    }
+)
+_CHAT = Capabilities(tools=True, unsupported=_LACKS)
+_VISION = Capabilities(tools=True, vision=True, unsupported=_LACKS)
 _EMBEDDINGS = Capabilities(tools=False, embeddings=True, streaming=False)
 _ENCODE = msgspec.json.Encoder().encode
 
@@ -72,14 +86,17 @@ class BedrockAdapter(Capable):
 
     CAPABILITIES = (
         ("", _CHAT),
-        ("anthropic.claude", Capabilities(tools=True, vision=True, assistant_prefill=True)),
+        (
+            "anthropic.claude",
+            Capabilities(tools=True, vision=True, assistant_prefill=True, unsupported=_LACKS),
+        ),
         ("meta.llama", _CHAT),
-        ("meta.llama3-2-11b", Capabilities(tools=True, vision=True)),
-        ("meta.llama3-2-90b", Capabilities(tools=True, vision=True)),
-        ("meta.llama4", Capabilities(tools=True, vision=True)),
+        ("meta.llama3-2-11b", _VISION),
+        ("meta.llama3-2-90b", _VISION),
+        ("meta.llama4", _VISION),
         ("mistral.", _CHAT),
-        ("mistral.pixtral", Capabilities(tools=True, vision=True)),
-        ("amazon.nova-", Capabilities(tools=True, vision=True)),
+        ("mistral.pixtral", _VISION),
+        ("amazon.nova-", _VISION),
         ("amazon.nova-micro", _CHAT),
         ("cohere.command-", _CHAT),
         (_TITAN_EMBED, _EMBEDDINGS),

@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from turnout.errors import InvalidRequestError
+from turnout.errors import InvalidRequestError, UnsupportedParameterError
 from turnout.providers.bedrock.messages import PROVIDER, converse_messages
 
 #: Request fields read elsewhere (routing, streaming, the translator) or turnout's own.
@@ -85,7 +85,7 @@ def converse_body(body: dict[str, Any], drop_params: bool) -> dict[str, Any]:
 def _refuser(drop_params: bool) -> Callable[[str], None]:
     def refuse(name: str) -> None:
         if not drop_params:
-            raise InvalidRequestError(
+            raise UnsupportedParameterError(
                 f"{PROVIDER}: the Converse API does not support `{name}`", param=name
             )
 
