@@ -411,3 +411,22 @@ async def test_json_mode_with_tools_of_its_own_goes_where_response_format_is_nat
             )
             assert raw.headers["x-turnout-deployment"] == "openai-chat"
         assert s.messages_calls() == []
+
+
+async def test_a_deployment_that_drops_parameters_is_the_last_resort() -> None:
+    def dropping(openai_url: str, anthropic_url: str) -> GatewayConfig:
+        return gateway_config(
+            _openai(openai_url, "chat"),
+            _anthropic(anthropic_url, "chat", drop_params=True),
+            routing=RoutingConfig(strategy="round-robin"),
+        )
+
+    async with serving(dropping) as s:
+        # While the deployment that honours `n` is there, it takes every such request.
+        for _ in range(4):
+            assert await ask(s, n=2) == (ANSWER, "openai-chat")
+        assert s.messages_calls() == []
+        # Without it, the one that drops `n` answers rather than nothing.
+        s.openai_fake.set_default(OpenAIFault.server_error())
+        assert await ask(s, n=2) == (ANSWER, "anthropic-chat")
+        assert "n" not in s.messages_calls()[-1].json

@@ -8,8 +8,10 @@ import msgspec
 import pytest
 
 from turnout import Deployment, RouterConfig, Secret
+from turnout.config.router import CAPABILITY_PARAMS
 from turnout.errors import (
     BadRequestError,
+    ConfigError,
     ContextWindowExceededError,
     NoDeploymentsAvailableError,
     ServerError,
@@ -18,7 +20,7 @@ from turnout.errors import (
 )
 from turnout.providers.anthropic.adapter import AnthropicAdapter
 from turnout.providers.bedrock.adapter import BedrockAdapter
-from turnout.providers.capabilities import Feature, lacked_by, needs_of
+from turnout.providers.capabilities import PARAM_FEATURES, Feature, lacked_by, needs_of
 from turnout.providers.gemini.adapter import GeminiAdapter
 from turnout.providers.openai import OpenAICompatibleAdapter
 from turnout.providers.registry import build_providers
@@ -101,18 +103,38 @@ def test_declared_capabilities_per_family() -> None:
     assert Feature.JSON_SCHEMA not in bedrock.unsupported  # outputConfig.textFormat
 
 
-def test_drop_params_honours_everything_and_the_table_lists_only_deployments_that_lack() -> None:
+def test_the_table_lists_what_each_deployment_lacks_and_whether_it_drops_it() -> None:
     claude = _deployment("anthropic", "claude-sonnet-4-5", id="claude")
     dropping = _deployment("anthropic", "claude-sonnet-4-5", id="dropping", drop_params=True)
     gpt = _deployment("openai", "gpt-4o-mini", id="gpt")
     config = RouterConfig(model_list=(claude, dropping, gpt))
     providers = build_providers(config, MockTransport(_never), CLOCK)
-    assert lacked_by(providers["anthropic"], dropping) == frozenset()
     table = ModelTable(config, providers)
-    assert set(table.lacks) == {"claude"}
-    assert Feature.N in table.lacks["claude"]
+    assert set(table.lacks) == {"claude", "dropping"}
+    assert Feature.N in table.lacks["claude"].features and not table.lacks["claude"].dropped
+    assert table.lacks["dropping"].dropped
     # A config whose deployments honour everything makes the pre-filter free.
     assert ModelTable(RouterConfig(model_list=(gpt,)), providers).lacks == {}
+
+
+def test_a_deployment_declares_what_its_provider_does_not_know() -> None:
+    vllm = _deployment("vllm", "my-model", unsupported_params=frozenset({"n", "response_format"}))
+    newer = _deployment("anthropic", "claude-next", supported_params=frozenset({"seed"}))
+    config = RouterConfig(model_list=(vllm, newer))
+    providers = build_providers(config, MockTransport(_never), CLOCK)
+    assert lacked_by(providers["vllm"], vllm) == {
+        Feature.N,
+        Feature.JSON_OBJECT,
+        Feature.JSON_SCHEMA,
+    }
+    assert Feature.SEED not in lacked_by(providers["anthropic"], newer)
+    assert Feature.N in lacked_by(providers["anthropic"], newer)
+
+
+def test_parameter_names_are_checked_at_load_and_match_the_pre_filter() -> None:
+    assert set(CAPABILITY_PARAMS) == set(PARAM_FEATURES)
+    with pytest.raises(ConfigError, match=r"unknown parameter.*'best_of'"):
+        _deployment("openai", "gpt-4o", unsupported_params=frozenset({"best_of"}))
 
 
 def _openai_error(status: int, error: dict[str, Any]) -> Any:

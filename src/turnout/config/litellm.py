@@ -98,6 +98,7 @@ _FIELDS: Final[Mapping[str, str]] = {
     "output_cost_per_token": "output_cost_per_token",
     "tags": "tags",
     "cooldown_time": "cooldown_time",
+    "drop_params": "drop_params",
 }
 
 #: Request parameters sent upstream with every request of the deployment.
@@ -205,9 +206,6 @@ _SETTINGS_REASONS: Final[Mapping[str, str]] = {
     ),
     "stream_timeout": "LiteLLM's router reads stream_timeout from router_settings",
     "default_max_parallel_requests": "set max_parallel_requests per deployment",
-    "drop_params": (
-        "not supported yet: parameters a provider cannot honour are rejected with a 400"
-    ),
     "callbacks": _NO_CALLBACKS,
     "success_callback": _NO_CALLBACKS,
     "failure_callback": _NO_CALLBACKS,
@@ -555,7 +553,12 @@ class _Converter:
         for key, value in module.items():
             path = f"litellm_settings.{key}"
             name = "timeout" if key == "request_timeout" else key
-            if key not in _SHARED_KEYS and key != "request_timeout":
+            if key == "drop_params":
+                # LiteLLM's module-wide default: every deployment that sets none of its own.
+                for out in self.deployments:
+                    if "drop_params" not in out.data:
+                        out.put("drop_params", value, path)
+            elif key not in _SHARED_KEYS and key != "request_timeout":
                 self.ignore(path, _SETTINGS_REASONS.get(key, _UNKNOWN_REASON))
             elif name in router:
                 self.ignore(path, f"router_settings.{name} is set and wins")

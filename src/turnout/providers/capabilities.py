@@ -17,7 +17,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
+
+from turnout.config.router import Deployment
 
 
 class Feature(StrEnum):
@@ -170,15 +172,51 @@ class Capable:
         return best[1]
 
 
-def declared(provider: object, deployment: Any) -> Capabilities:
+def declared(provider: object, deployment: Deployment) -> Capabilities:
     """What a provider declares for a deployment (a provider that declares nothing: defaults)."""
     ask = getattr(provider, "capabilities", None)
     found = ask(deployment) if ask is not None else None
     return found if isinstance(found, Capabilities) else Capabilities()
 
 
-def lacked_by(provider: object, deployment: Any) -> frozenset[Feature]:
-    """The features a deployment cannot honour: none when it drops what it cannot send."""
-    if getattr(deployment, "drop_params", False):
-        return _NONE
-    return declared(provider, deployment).lacking()
+#: What each name a deployment's ``unsupported_params``/``supported_params`` may use
+#: (`turnout.config.router.CAPABILITY_PARAMS`) stands for.
+PARAM_FEATURES: dict[str, frozenset[Feature]] = {
+    "n": frozenset({Feature.N}),
+    "logprobs": frozenset({Feature.LOGPROBS}),
+    "top_logprobs": frozenset({Feature.LOGPROBS}),
+    "seed": frozenset({Feature.SEED}),
+    "metadata": frozenset({Feature.METADATA, Feature.METADATA_USER_ID}),
+    "response_format": frozenset({Feature.JSON_OBJECT, Feature.JSON_SCHEMA}),
+    "response_format.json_object": frozenset({Feature.JSON_OBJECT}),
+    "response_format.json_schema": frozenset({Feature.JSON_SCHEMA}),
+    "logit_bias": frozenset({Feature.LOGIT_BIAS}),
+    "presence_penalty": frozenset({Feature.PENALTIES}),
+    "frequency_penalty": frozenset({Feature.PENALTIES}),
+    "parallel_tool_calls": frozenset({Feature.SERIAL_TOOL_CALLS}),
+    "tools": frozenset({Feature.TOOLS}),
+}
+
+
+def _features(names: frozenset[str]) -> frozenset[Feature]:
+    return frozenset().union(*(PARAM_FEATURES[name] for name in names)) if names else _NONE
+
+
+class Lacking(NamedTuple):
+    """What one deployment cannot honour, and whether it drops it (``drop_params``) rather
+    than refuse."""
+
+    features: frozenset[Feature]
+    dropped: bool
+
+
+def lacked_by(provider: object, deployment: Deployment) -> frozenset[Feature]:
+    """The features a deployment cannot honour: what its provider declares for the model, with
+    the deployment's own `unsupported_params` added and `supported_params` taken away.
+
+    With ``drop_params`` the deployment accepts them all the same (it drops them); the router
+    then prefers a deployment of the group that honours them, and takes this one only when no
+    such deployment is available (`turnout.router.filters`).
+    """
+    lacking = declared(provider, deployment).lacking() | _features(deployment.unsupported_params)
+    return lacking - _features(deployment.supported_params)

@@ -28,7 +28,7 @@ from turnout.errors import (
 from turnout.health import breaker as breaker_rules
 from turnout.health.record import CooldownReason
 from turnout.health.snapshot import DeploymentSnapshot
-from turnout.providers.capabilities import Feature, needs_of
+from turnout.providers.capabilities import Feature, Lacking, needs_of
 from turnout.wire import Request
 
 #: The tag that marks deployments serving requests whose tags match no deployment.
@@ -135,7 +135,7 @@ def eligible(
     wall: float,
     tried: Collection[str],
     rejections: Rejections,
-    lacks: Mapping[str, frozenset[Feature]] | None = None,
+    lacks: Mapping[str, Lacking] | None = None,
 ) -> tuple[list[Deployment], list[DeploymentSnapshot]]:
     """The deployments that may serve `request` now, with their states, in group order.
 
@@ -144,6 +144,8 @@ def eligible(
     is estimated only if some deployment has a limit that needs it. `lacks` (the model table's)
     maps a deployment id to the request features it cannot honour; the request's own features
     are read only when some deployment lacks one, and then with one set test when it uses none.
+    A deployment that would drop what it lacks (``drop_params``) is chosen only when no
+    deployment that honours the request is.
     """
     tags = request.tags
     if tags:
@@ -153,15 +155,20 @@ def eligible(
     prompt = -1
     chosen: list[Deployment] = []
     chosen_states: list[DeploymentSnapshot] = []
+    #: Deployments that would drop a parameter of the request: the last resort.
+    dropping: list[tuple[Deployment, DeploymentSnapshot]] = []
     for deployment, state in zip(deployments, states, strict=True):
         if tried and deployment.id in tried:
             rejections.tried += 1
             continue
+        drops = False
         if needs and lacks:
             lacking = lacks.get(deployment.id)
-            if lacking is not None and not needs.isdisjoint(lacking):
-                rejections.incapable.append((deployment, min(needs & lacking)))
-                continue
+            if lacking is not None and not needs.isdisjoint(lacking.features):
+                if not lacking.dropped:
+                    rejections.incapable.append((deployment, min(needs & lacking.features)))
+                    continue
+                drops = True
         if state.cooldown_until:
             if state.cooldown_until > now:
                 rejections.cooling.append(
@@ -200,8 +207,13 @@ def eligible(
             if window is not None and prompt > window:
                 rejections.context.append((deployment.id, window))
                 continue
+        if drops:
+            dropping.append((deployment, state))
+            continue
         chosen.append(deployment)
         chosen_states.append(state)
+    if dropping and not chosen:
+        return [d for d, _ in dropping], [s for _, s in dropping]
     return chosen, chosen_states
 
 

@@ -16,7 +16,7 @@ from turnout.config.router import Deployment, RouterConfig
 from turnout.errors import FallbackKind, ModelNotFoundError
 from turnout.health.rules import HealthPolicy
 from turnout.pricing.lookup import with_known_prices
-from turnout.providers.capabilities import Feature, lacked_by
+from turnout.providers.capabilities import Lacking, lacked_by
 
 #: Kinds that never borrow the general list: no list of their own, no fallback.
 _OWN_LIST_ONLY = frozenset({FallbackKind.GENERAL, FallbackKind.CONTENT_POLICY})
@@ -47,12 +47,14 @@ class ModelTable:
         #: Deployment id to the request features it cannot honour, as its provider declares
         #: (`turnout.providers.capabilities`); only deployments that lack some are listed, so
         #: a config whose deployments honour everything makes the pre-filter free.
-        self.lacks: dict[str, frozenset[Feature]] = {}
+        #: A deployment with ``drop_params`` accepts such requests (it drops what it lacks),
+        #: but one that honours them is preferred.
+        self.lacks: dict[str, Lacking] = {}
         for deployment in deployments if providers is not None else ():
             provider = providers.get(deployment.provider) if providers is not None else None
             lacking = lacked_by(provider, deployment)
             if lacking:
-                self.lacks[deployment.id] = lacking
+                self.lacks[deployment.id] = Lacking(lacking, deployment.drop_params)
 
     def resolve(self, name: str) -> str:
         """The model group a public name (group or alias) refers to."""
