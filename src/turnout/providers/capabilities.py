@@ -111,7 +111,8 @@ def needs_of(body: Mapping[str, Any]) -> frozenset[Feature]:
     n = get("n")
     if isinstance(n, int) and n > 1:
         found.add(Feature.N)
-    if get("logprobs") is True or (get("top_logprobs") or 0) > 0:
+    top = get("top_logprobs")
+    if get("logprobs") is True or (isinstance(top, int | float) and top > 0):
         found.add(Feature.LOGPROBS)
     if get("seed") is not None:
         found.add(Feature.SEED)
