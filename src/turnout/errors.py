@@ -14,8 +14,8 @@ the failure means for the deployment's health and which fallback list applies::
     ├── UnauthorizedError          401   the caller's gateway key is missing or wrong
     ├── ProviderError                    an upstream deployment failed; carries deployment id
     │   ├── BadRequestError        400   upstream rejected the request as malformed
-    │   ├── UnsupportedParameterError 400 a deployment cannot honour a parameter (declared or
-    │   │                                 refused upstream): tried elsewhere, neutral for health
+    │   │   ├── UnsupportedParameterError a deployment cannot honour a parameter (declared,
+    │   │   │                              or refused upstream): tried elsewhere, no health verdict
     │   │   ├── ContextWindowExceededError   prompt too long for the model
     │   │   └── ContentPolicyError           refused by a content filter
     │   ├── CredentialsRefusedError 502  the provider refused the gateway's own credentials
@@ -236,7 +236,7 @@ class ContentPolicyError(BadRequestError):
     fallback = FallbackKind.CONTENT_POLICY
 
 
-class UnsupportedParameterError(ProviderError):
+class UnsupportedParameterError(BadRequestError):
     """A deployment cannot honour a parameter of the request: its provider or model lacks it.
 
     Raised before anything is sent, when a group's declared capabilities rule out every
@@ -249,10 +249,10 @@ class UnsupportedParameterError(ProviderError):
     `most_informative`).
     """
 
-    status = 400
-    openai_type = "invalid_request_error"
     openai_code = "unsupported_parameter"
     kind = FailureKind.UNSUPPORTED_PARAMETER
+    retryable = True
+    fallback = FallbackKind.GENERAL
 
     def __init__(
         self,

@@ -314,11 +314,13 @@ def test_tool_choice_none_withholds_the_tools_unless_the_history_needs_them() ->
     ],
 )
 def test_parameters_converse_cannot_honour_are_refused_or_dropped(field: str, value: Any) -> None:
+    # JSON mode is honoured on Claude (a forced tool), not on models without tool choice.
+    llama = "meta.llama3-1-70b-instruct-v1:0"
     with pytest.raises(UnsupportedParameterError, match=f"does not support `{field}`") as caught:
-        _adapter().build(_deployment(), _chat(**{field: value}))
+        _adapter().build(_deployment(model=llama), _chat(**{field: value}))
     assert caught.value.param == field
     assert caught.value.message.startswith("bedrock: ")
-    body = _native(_deployment(drop_params=True), _chat(**{field: value}))
+    body = _native(_deployment(model=llama, drop_params=True), _chat(**{field: value}))
     assert body == {"messages": [{"role": "user", "content": [{"text": "Hello"}]}]}
 
 

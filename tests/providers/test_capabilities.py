@@ -98,9 +98,12 @@ def test_declared_capabilities_per_family() -> None:
     gemini = GeminiAdapter("gemini", {}, CLOCK).capabilities("gemini-2.5-flash")
     assert Feature.N not in gemini.unsupported and Feature.SEED not in gemini.unsupported
     assert Feature.LOGPROBS in gemini.unsupported
-    bedrock = BedrockAdapter("bedrock", {}, CLOCK).capabilities("anthropic.claude-3-5-sonnet")
-    assert {Feature.N, Feature.JSON_OBJECT} <= bedrock.unsupported
-    assert Feature.JSON_SCHEMA not in bedrock.unsupported  # outputConfig.textFormat
+    bedrock = BedrockAdapter("bedrock", {}, CLOCK)
+    llama = bedrock.capabilities("meta.llama3-1-70b-instruct-v1:0")
+    assert {Feature.N, Feature.JSON_OBJECT} <= llama.unsupported
+    assert Feature.JSON_SCHEMA not in llama.unsupported  # outputConfig.textFormat
+    claude = bedrock.capabilities("us.anthropic.claude-3-5-sonnet-20240620-v1:0")
+    assert Feature.JSON_OBJECT not in claude.unsupported  # a forced tool, as on Anthropic
 
 
 def test_the_table_lists_what_each_deployment_lacks_and_whether_it_drops_it() -> None:
