@@ -911,3 +911,28 @@ def test_drop_params_per_deployment_and_module_wide() -> None:
     assert a.drop_params is True  # LiteLLM's module-wide default
     assert b.drop_params is False  # the deployment's own wins
     assert not any("drop_params" in warning for warning in config.warnings)
+
+
+def test_model_info_capability_flags_become_what_the_deployment_lacks_or_has() -> None:
+    config = parse_config(
+        {
+            "model_list": [
+                {
+                    "model_name": "local",
+                    "litellm_params": {
+                        "model": "hosted_vllm/my-model",
+                        "api_base": "http://127.0.0.1:8000/v1",
+                        "unsupported_params": ["n"],
+                    },
+                    "model_info": {
+                        "supports_function_calling": False,
+                        "supports_response_schema": True,
+                    },
+                }
+            ]
+        }
+    )
+    (local,) = config.router.model_list
+    assert local.unsupported_params == {"n", "tools"}
+    assert local.supported_params == {"response_format.json_schema"}
+    assert not config.warnings
