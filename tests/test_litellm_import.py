@@ -120,7 +120,6 @@ def test_example_lists_every_ignored_key_exactly_once_with_its_path(
         "router_settings.model_group_alias.claude.hidden",
         "litellm_settings.num_retries",
         "litellm_settings.request_timeout",
-        "litellm_settings.drop_params",
         "litellm_settings.callbacks",
         "litellm_settings.success_callback",
         "general_settings.database_url",
@@ -132,9 +131,7 @@ def test_example_lists_every_ignored_key_exactly_once_with_its_path(
 
 def test_example_warnings_explain_themselves(example: GatewayConfig) -> None:
     by_path = dict(warning.split(": ", 1) for warning in example.warnings)
-    assert by_path["litellm_settings.drop_params"] == (
-        "ignored: not supported yet: parameters a provider cannot honour are rejected with a 400"
-    )
+    assert "litellm_settings.drop_params" not in by_path
     assert "/metrics" in by_path["litellm_settings.callbacks"]
     assert "router_settings.num_retries" in by_path["litellm_settings.num_retries"]
     assert "wildcard" in by_path["model_list[6]"]
@@ -895,3 +892,47 @@ def test_timeout_errors_name_the_litellm_path() -> None:
         data = _groups()
         data["model_list"][1]["litellm_params"]["request_timeout"] = -3
         _load(data)
+
+
+def test_drop_params_per_deployment_and_module_wide() -> None:
+    config = parse_config(
+        {
+            "model_list": [
+                {"model_name": "a", "litellm_params": {"model": "anthropic/claude-sonnet-4-5"}},
+                {
+                    "model_name": "b",
+                    "litellm_params": {"model": "openai/gpt-4o", "drop_params": False},
+                },
+            ],
+            "litellm_settings": {"drop_params": True},
+        }
+    )
+    a, b = config.router.model_list
+    assert a.drop_params is True  # LiteLLM's module-wide default
+    assert b.drop_params is False  # the deployment's own wins
+    assert not any("drop_params" in warning for warning in config.warnings)
+
+
+def test_model_info_capability_flags_become_what_the_deployment_lacks_or_has() -> None:
+    config = parse_config(
+        {
+            "model_list": [
+                {
+                    "model_name": "local",
+                    "litellm_params": {
+                        "model": "hosted_vllm/my-model",
+                        "api_base": "http://127.0.0.1:8000/v1",
+                        "unsupported_params": ["n"],
+                    },
+                    "model_info": {
+                        "supports_function_calling": False,
+                        "supports_response_schema": True,
+                    },
+                }
+            ]
+        }
+    )
+    (local,) = config.router.model_list
+    assert local.unsupported_params == {"n", "tools"}
+    assert local.supported_params == {"response_format.json_schema"}
+    assert not config.warnings

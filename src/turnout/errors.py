@@ -14,6 +14,8 @@ the failure means for the deployment's health and which fallback list applies::
     ├── UnauthorizedError          401   the caller's gateway key is missing or wrong
     ├── ProviderError                    an upstream deployment failed; carries deployment id
     │   ├── BadRequestError        400   upstream rejected the request as malformed
+    │   │   ├── UnsupportedParameterError a deployment cannot honour a parameter (declared,
+    │   │   │                              or refused upstream): tried elsewhere, no health verdict
     │   │   ├── ContextWindowExceededError   prompt too long for the model
     │   │   └── ContentPolicyError           refused by a content filter
     │   ├── CredentialsRefusedError 502  the provider refused the gateway's own credentials
@@ -56,6 +58,9 @@ class FailureKind(StrEnum):
     CONTEXT_WINDOW = "context_window"
     CONTENT_POLICY = "content_policy"
     BAD_REQUEST = "bad_request"
+    #: The deployment cannot honour a parameter of the request (`n`, `logprobs`, ...): no
+    #: verdict on its health, and another deployment or model may.
+    UNSUPPORTED_PARAMETER = "unsupported_parameter"
     UNAVAILABLE = "unavailable"
     DEADLINE = "deadline"
     #: The caller went away (disconnected, cancelled, stopped reading a stream).
@@ -232,6 +237,44 @@ class ContentPolicyError(BadRequestError):
     fallback = FallbackKind.CONTENT_POLICY
 
 
+class UnsupportedParameterError(BadRequestError):
+    """A deployment cannot honour a parameter of the request: its provider or model lacks it.
+
+    Raised before anything is sent, when a group's declared capabilities rule out every
+    deployment (`turnout.router.filters`), and for an upstream's own refusal of a parameter
+    (Anthropic's "Extra inputs are not permitted", OpenAI's ``unsupported_parameter``). It says
+    nothing about the deployment's health, is never retried on the deployment that refused,
+    and goes on to another deployment of the group, then the general fallback list. Only when
+    nothing could honour the parameter does the caller get it: a 400 naming the parameter
+    (``param``) and each deployment's limitation (`limits`, merged across the groups tried by
+    `most_informative`).
+    """
+
+    openai_code = "unsupported_parameter"
+    kind = FailureKind.UNSUPPORTED_PARAMETER
+    retryable = True
+    fallback = FallbackKind.GENERAL
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        param: str | None = None,
+        deployment_id: str | None = None,
+        limits: Sequence[str] = (),
+    ) -> None:
+        super().__init__(message, status=status, param=param, deployment_id=deployment_id)
+        #: One line per deployment that cannot honour the parameter, for the caller.
+        self.limits: tuple[str, ...] = tuple(limits) or (message,)
+
+    def public_message(self) -> str:
+        if len(self.limits) == 1:
+            return self.limits[0]
+        what = f"`{self.param}`" if self.param else "a parameter of the request"
+        return f"No deployment can honour {what}: " + "; ".join(self.limits)
+
+
 class CredentialsRefusedError(ProviderError):
     """The provider refused the gateway's own credentials for a deployment (a wrong, revoked
     or under-privileged key in the gateway's configuration): the deployment's fault, never
@@ -400,6 +443,9 @@ _INFORMATIVENESS: dict[FailureKind, int] = {
     FailureKind.CONNECTION: 40,
     FailureKind.DEADLINE: 30,
     FailureKind.UNAVAILABLE: 10,
+    #: Below "nothing available": a deployment that could honour the parameter but is cooling
+    #: down (or failed) tells the caller more than one that never could.
+    FailureKind.UNSUPPORTED_PARAMETER: 5,
     FailureKind.CANCELLED: 0,
 }
 
@@ -410,6 +456,13 @@ def most_informative(errors: Sequence[TurnoutError]) -> TurnoutError:
     for error in errors[1:]:
         if _INFORMATIVENESS[error.kind] >= _INFORMATIVENESS[best.kind]:
             best = error
+    if isinstance(best, UnsupportedParameterError):
+        # Nothing anywhere could honour it: the caller hears every deployment's limitation.
+        limits: dict[str, None] = {}
+        for error in errors:
+            if isinstance(error, UnsupportedParameterError):
+                limits.update(dict.fromkeys(error.limits))
+        best.limits = tuple(limits)
     return best
 
 

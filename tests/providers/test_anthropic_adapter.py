@@ -9,7 +9,12 @@ import msgspec
 import pytest
 
 from turnout import Deployment, Request, Secret
-from turnout.errors import ContentPolicyError, InvalidRequestError, ServerError
+from turnout.errors import (
+    ContentPolicyError,
+    InvalidRequestError,
+    ServerError,
+    UnsupportedParameterError,
+)
 from turnout.providers.anthropic.adapter import AnthropicAdapter, create_adapter
 from turnout.providers.http import HttpProvider
 from turnout.providers.registry import native_adapter
@@ -309,12 +314,13 @@ def test_sampling_limits_stops_user_and_stream() -> None:
         ("seed", 7),
         ("logprobs", True),
         ("presence_penalty", 0.5),
-        ("response_format", {"type": "json_object"}),
+        ("metadata", {"user_id": "u1", "team": "a"}),
         ("functions", [{"name": "f"}]),
     ],
 )
 def test_parameters_anthropic_lacks_are_refused_unless_dropped(param: str, value: Any) -> None:
-    with pytest.raises(InvalidRequestError) as caught:
+    # Refused as unsupported (not as the caller's error), so the router tries elsewhere.
+    with pytest.raises(UnsupportedParameterError) as caught:
         _native(**{param: value})
     assert caught.value.param == param
     assert caught.value.message.startswith("anthropic: ")
@@ -356,7 +362,8 @@ def test_the_registry_builds_it_and_capabilities_follow_the_model() -> None:
     assert isinstance(adapter, AnthropicAdapter)
     claude_4 = adapter.capabilities("claude-sonnet-4-5-20250929")
     assert (claude_4.tools, claude_4.vision, claude_4.assistant_prefill) == (True, True, True)
-    assert (claude_4.embeddings, claude_4.json_mode) == (False, False)
+    # JSON mode through a forced tool (`anthropic_json_mode`).
+    assert (claude_4.embeddings, claude_4.json_mode) == (False, True)
     assert adapter.capabilities("claude-3-5-haiku-20241022").vision
     assert not adapter.capabilities("claude-2.1").tools
 

@@ -27,6 +27,7 @@ from turnout.errors import (
     RateLimitError,
     ServerError,
     StreamInterruptedError,
+    UnsupportedParameterError,
     UpstreamNotFoundError,
     UpstreamTimeoutError,
 )
@@ -290,7 +291,7 @@ def test_tool_choice_none_withholds_the_tools_unless_the_history_needs_them() ->
         },
         {"role": "tool", "tool_call_id": "t1", "content": "Rain"},
     ]
-    with pytest.raises(InvalidRequestError) as caught:
+    with pytest.raises(UnsupportedParameterError) as caught:
         _adapter().build(_deployment(), _chat(*history, tools=[WEATHER], tool_choice="none"))
     assert caught.value.param == "tool_choice"
     dropped = _native(
@@ -313,11 +314,13 @@ def test_tool_choice_none_withholds_the_tools_unless_the_history_needs_them() ->
     ],
 )
 def test_parameters_converse_cannot_honour_are_refused_or_dropped(field: str, value: Any) -> None:
-    with pytest.raises(InvalidRequestError, match=f"does not support `{field}`") as caught:
-        _adapter().build(_deployment(), _chat(**{field: value}))
+    # JSON mode is honoured on Claude (a forced tool), not on models without tool choice.
+    llama = "meta.llama3-1-70b-instruct-v1:0"
+    with pytest.raises(UnsupportedParameterError, match=f"does not support `{field}`") as caught:
+        _adapter().build(_deployment(model=llama), _chat(**{field: value}))
     assert caught.value.param == field
     assert caught.value.message.startswith("bedrock: ")
-    body = _native(_deployment(drop_params=True), _chat(**{field: value}))
+    body = _native(_deployment(model=llama, drop_params=True), _chat(**{field: value}))
     assert body == {"messages": [{"role": "user", "content": [{"text": "Hello"}]}]}
 
 
@@ -412,7 +415,7 @@ def test_cohere_embeds_all_inputs_at_once_and_reports_usage_from_the_header() ->
     first = answer.body["data"][0]["embedding"]
     assert struct.unpack("<2f", base64.b64decode(first)) == (1.0, 0.0)
     assert answer.usage.prompt_tokens == 4
-    with pytest.raises(InvalidRequestError, match="`dimensions`"):
+    with pytest.raises(UnsupportedParameterError, match="`dimensions`"):
         _adapter().build(cohere, _embed(cohere.model, input="a", dimensions=8))
     plain = _deployment(model="cohere.embed-english-v3")
     assert msgspec.json.decode(_adapter().build(plain, _embed("m", input="a")).body) == {

@@ -16,6 +16,7 @@ from turnout.errors import (
     ContentPolicyError,
     InvalidRequestError,
     ServerError,
+    UnsupportedParameterError,
 )
 from turnout.providers.gemini.adapter import GeminiAdapter, create_adapter
 from turnout.providers.gemini.messages import call_id, signature_of
@@ -413,7 +414,7 @@ def test_tools_and_tool_choice() -> None:
     ],
 )
 def test_parameters_gemini_cannot_honour_are_a_400_unless_dropped(field: str, value: Any) -> None:
-    with pytest.raises(InvalidRequestError) as caught:
+    with pytest.raises(UnsupportedParameterError) as caught:
         _adapter().build(DEPLOYMENT, _chat(**{field: value}))
     assert caught.value.param == field
     assert caught.value.message == f"gemini: Gemini does not support `{field}`"

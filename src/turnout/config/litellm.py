@@ -17,7 +17,10 @@ What maps where (LiteLLM -> turnout):
   ``cooldown_time``; request parameters -> ``params``; the settings of the deployment's provider
   family (`turnout.config.providers`) -> ``params`` too, which moves them into its typed
   settings (another family's settings are ignored, with a warning);
+  ``drop_params`` (also module-wide from ``litellm_settings``);
   ``model_info.id`` -> ``id``; ``model_info.max_input_tokens`` -> ``context_window``;
+  ``model_info.supports_function_calling``/``supports_response_schema`` -> the deployment's
+  ``unsupported_params`` (false) or ``supported_params`` (true);
   ``litellm_credential_name`` -> the credential's values from ``credential_list``.
 - ``router_settings`` (over the same keys in ``litellm_settings``): strategy, retries, cooldowns,
   fallbacks of every kind, ``max_fallbacks``, ``model_group_alias`` -> ``aliases``; ``timeout``,
@@ -98,6 +101,10 @@ _FIELDS: Final[Mapping[str, str]] = {
     "output_cost_per_token": "output_cost_per_token",
     "tags": "tags",
     "cooldown_time": "cooldown_time",
+    "drop_params": "drop_params",
+    # turnout's own, for what a deployment lacks beyond its provider's declaration.
+    "unsupported_params": "unsupported_params",
+    "supported_params": "supported_params",
 }
 
 #: Request parameters sent upstream with every request of the deployment.
@@ -130,6 +137,13 @@ _MODEL_INFO_FIELDS: Final[Mapping[str, str]] = {
     "max_input_tokens": "context_window",
     "input_cost_per_token": "input_cost_per_token",
     "output_cost_per_token": "output_cost_per_token",
+}
+
+#: ``model_info`` capability flags, as the request parameters they speak of: false adds the
+#: parameter to the deployment's ``unsupported_params``, true to its ``supported_params``.
+_MODEL_INFO_SUPPORTS: Final[Mapping[str, str]] = {
+    "supports_function_calling": "tools",
+    "supports_response_schema": "response_format.json_schema",
 }
 
 #: ``credential_values`` keys that are deployment fields in turnout.
@@ -205,9 +219,6 @@ _SETTINGS_REASONS: Final[Mapping[str, str]] = {
     ),
     "stream_timeout": "LiteLLM's router reads stream_timeout from router_settings",
     "default_max_parallel_requests": "set max_parallel_requests per deployment",
-    "drop_params": (
-        "not supported yet: parameters a provider cannot honour are rejected with a 400"
-    ),
     "callbacks": _NO_CALLBACKS,
     "success_callback": _NO_CALLBACKS,
     "failure_callback": _NO_CALLBACKS,
@@ -502,7 +513,11 @@ class _Converter:
         for key, setting in _mapping(value, path).items():
             origin = f"{path}.{key}"
             field = _MODEL_INFO_FIELDS.get(key)
-            if field is None:
+            if key in _MODEL_INFO_SUPPORTS and isinstance(setting, bool):
+                target = "supported_params" if setting else "unsupported_params"
+                names = set(out.data.get(target) or ())
+                out.put(target, sorted(names | {_MODEL_INFO_SUPPORTS[key]}), origin)
+            elif field is None:
                 self.ignore(origin, _UNKNOWN_REASON)
             elif field in out.data:
                 self.ignore(origin, f"litellm_params.{key} is set and wins")
@@ -555,7 +570,12 @@ class _Converter:
         for key, value in module.items():
             path = f"litellm_settings.{key}"
             name = "timeout" if key == "request_timeout" else key
-            if key not in _SHARED_KEYS and key != "request_timeout":
+            if key == "drop_params":
+                # LiteLLM's module-wide default: every deployment that sets none of its own.
+                for out in self.deployments:
+                    if "drop_params" not in out.data:
+                        out.put("drop_params", value, path)
+            elif key not in _SHARED_KEYS and key != "request_timeout":
                 self.ignore(path, _SETTINGS_REASONS.get(key, _UNKNOWN_REASON))
             elif name in router:
                 self.ignore(path, f"router_settings.{name} is set and wins")

@@ -82,6 +82,12 @@ class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     timeouts: Timeouts = Timeouts()
     #: Drop request parameters this provider cannot honour instead of answering 400.
     drop_params: bool = False
+    #: Request parameters (names of `CAPABILITY_PARAMS`) this deployment cannot honour, beyond
+    #: what its provider declares for the model: the router sends it no request using them.
+    unsupported_params: frozenset[str] = frozenset()
+    #: Request parameters this deployment honours although its provider's declaration for the
+    #: model says otherwise (a newer model, a compatible server that has them).
+    supported_params: frozenset[str] = frozenset()
     #: Defaults for the request's own fields (temperature, max_tokens, ...): the caller's
     #: values win. Given with the provider's settings mixed in (as config files write them),
     #: it keeps only the defaults once built; the settings move to `settings`.
@@ -97,6 +103,13 @@ class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             raise ConfigError("model must not be empty")
         if self.base_url:
             check_base_url(self.base_url)
+        for name in ("unsupported_params", "supported_params"):
+            unknown = sorted(set(getattr(self, name)) - set(CAPABILITY_PARAMS))
+            if unknown:
+                raise ConfigError(
+                    f"{name}: unknown parameter(s) {', '.join(map(repr, unknown))}; known: "
+                    + ", ".join(CAPABILITY_PARAMS)
+                )
         if not self.id:
             # From the params as given, settings included: the ids of existing configs stay.
             msgspec.structs.force_setattr(self, "id", derive_deployment_id(self))
@@ -115,6 +128,28 @@ class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
             for name in self.__struct_fields__
             for value in (getattr(self, name),)
         ]
+
+
+#: The request parameters a deployment's `unsupported_params`/`supported_params` may name. The
+#: config layer owns the names so that it can check them at load; the router's capability
+#: pre-filter (`turnout.providers.capabilities`) maps each to what it means (a test holds the
+#: two together). ``response_format`` stands for both JSON kinds, ``presence_penalty`` and
+#: ``frequency_penalty`` for both penalties.
+CAPABILITY_PARAMS: tuple[str, ...] = (
+    "n",
+    "logprobs",
+    "top_logprobs",
+    "seed",
+    "metadata",
+    "response_format",
+    "response_format.json_object",
+    "response_format.json_schema",
+    "logit_bias",
+    "presence_penalty",
+    "frequency_penalty",
+    "parallel_tool_calls",
+    "tools",
+)
 
 
 def derive_deployment_id(deployment: Deployment) -> str:

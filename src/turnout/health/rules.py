@@ -41,6 +41,7 @@ IMMEDIATE_COOLDOWN: dict[FailureKind, CooldownReason] = {
 NEUTRAL: frozenset[FailureKind] = frozenset(
     {
         FailureKind.BAD_REQUEST,
+        FailureKind.UNSUPPORTED_PARAMETER,
         FailureKind.CONTEXT_WINDOW,
         FailureKind.CONTENT_POLICY,
         FailureKind.DEADLINE,

@@ -82,8 +82,8 @@ _DATED = re.compile(r"\d{4}-\d{2}-\d{2}")
 _RETRY_IN_MESSAGE = re.compile(r"retry after (\d+(?:\.\d+)?) second", re.IGNORECASE)
 _ENCODE = msgspec.json.Encoder().encode
 
-_CHAT = Capabilities(tools=True, vision=True, json_mode=True)
-_TEXT_ONLY = Capabilities(tools=True, json_mode=True)
+_CHAT = Capabilities(tools=True, vision=True)
+_TEXT_ONLY = Capabilities(tools=True)
 
 
 class AzureAdapter(Capable):

@@ -12,6 +12,7 @@ finish chunk instead.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from turnout.errors import (
     ServerError,
     StreamInterruptedError,
 )
-from turnout.providers.capabilities import Capabilities, Capable
+from turnout.providers.capabilities import Capabilities, Capable, Feature
 from turnout.providers.chunks import SSETranslator, UsagePolicy, wants_usage
 from turnout.providers.headers import openai_rate_limits, retry_after
 from turnout.providers.statuses import by_status
@@ -119,8 +120,20 @@ _POLICY_HINTS = ("content_policy", "content_filter", "content management policy"
 _HINTS = ((_CONTEXT_HINTS, ContextWindowExceededError), (_POLICY_HINTS, ContentPolicyError))
 
 
-_CHAT = Capabilities(tools=True, json_mode=True)
-_VISION = Capabilities(tools=True, vision=True, json_mode=True)
+_CHAT = Capabilities(tools=True)
+_VISION = Capabilities(tools=True, vision=True)
+#: OpenAI's reasoning models refuse sampling controls: "Unsupported parameter: 'logprobs' is
+#: not supported with this model" (likewise ``logit_bias`` and the penalties).
+_REASONING = Capabilities(
+    tools=True,
+    vision=True,
+    unsupported=frozenset({Feature.LOGPROBS, Feature.LOGIT_BIAS, Feature.PENALTIES}),
+)
+#: What members of the family lack whatever the model, by their API references: Groq answers
+#: 400 to ``logprobs``, ``top_logprobs`` and ``logit_bias``, and to any ``n`` but 1.
+PRESET_LACKS: dict[str, frozenset[Feature]] = {
+    "groq": frozenset({Feature.N, Feature.LOGPROBS, Feature.LOGIT_BIAS}),
+}
 _EMBEDDING = Capabilities(tools=False, embeddings=True, streaming=False)
 
 
@@ -137,9 +150,9 @@ class OpenAICompatibleAdapter(Capable):
         ("gpt-4.1", _VISION),
         ("gpt-4.5", _VISION),
         ("gpt-5", _VISION),
-        ("o1", _VISION),
-        ("o3", _VISION),
-        ("o4", _VISION),
+        ("o1", _REASONING),
+        ("o3", _REASONING),
+        ("o4", _REASONING),
         ("chatgpt-4o", _VISION),
         ("gpt-3.5", _CHAT),
         ("text-embedding", _EMBEDDING),
@@ -164,6 +177,13 @@ class OpenAICompatibleAdapter(Capable):
     def credentials(self) -> tuple[str, ...]:
         """The keys this adapter read from the environment, for redaction."""
         return (self._default_key,) if self._default_key else ()
+
+    def capabilities(self, model: str) -> Capabilities:
+        found = super().capabilities(model)
+        lacks = PRESET_LACKS.get(self.name)
+        if lacks is None:
+            return found
+        return dataclasses.replace(found, unsupported=found.unsupported | lacks)
 
     def base_url(self, deployment: Deployment) -> str:
         base = deployment.base_url or self.preset.base_url

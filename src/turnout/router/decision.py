@@ -44,6 +44,7 @@ def decide(
         wall,
         exclude,
         rejections,
+        table.lacks,
     )
     if not candidates:
         return None

@@ -1,15 +1,20 @@
 """Pre-filters: which deployments of a group may take this request right now.
 
-Run before any strategy, in one pass over the group: not already tried by this request, not
-cooling down, breaker not open (half-open admits while probe slots are free), under its rpm,
-tpm and parallel-request limits and under the quota its provider last reported, a context window
-large enough for the estimated prompt, and carrying one of the request's tags when it has any.
-When nothing passes, `Rejections` explains why, to the caller, in one error.
+Run before any strategy, in one pass over the group: not already tried by this request, able to
+honour the request's parameters (`turnout.providers.capabilities`: ``n`` > 1, ``logprobs``,
+``seed``, JSON mode ... as its provider declares), not cooling down, breaker not open (half-open
+admits while probe slots are free), under its rpm, tpm and parallel-request limits and under the
+quota its provider last reported, a context window large enough for the estimated prompt, and
+carrying one of the request's tags when it has any.
+When nothing passes, `Rejections` explains why, to the caller, in one error: when the only
+reason was a parameter no deployment can honour, an `UnsupportedParameterError` naming it, which
+the router takes on to the general fallback list (sending nothing, so spending no retry budget)
+and which reaches the caller as a 400 only when nothing in the fallback chain can honour it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime
 
 from turnout.config.router import BreakerConfig, Deployment
@@ -20,10 +25,12 @@ from turnout.errors import (
     NoDeploymentsAvailableError,
     NoMatchingDeploymentError,
     TurnoutError,
+    UnsupportedParameterError,
 )
 from turnout.health import breaker as breaker_rules
 from turnout.health.record import CooldownReason
 from turnout.health.snapshot import DeploymentSnapshot
+from turnout.providers.capabilities import Feature, Lacking, needs_of
 from turnout.wire import Request
 
 #: The tag that marks deployments serving requests whose tags match no deployment.
@@ -33,7 +40,15 @@ DEFAULT_TAG = "default"
 class Rejections:
     """Why deployments were left out, collected only as far as an error message needs."""
 
-    __slots__ = ("breaker_open", "context", "cooling", "expired", "limited", "tried")
+    __slots__ = (
+        "breaker_open",
+        "context",
+        "cooling",
+        "expired",
+        "incapable",
+        "limited",
+        "tried",
+    )
 
     def __init__(self) -> None:
         #: (deployment id, reason, seconds left)
@@ -44,6 +59,8 @@ class Rejections:
         self.limited: list[tuple[str, str]] = []
         #: (deployment id, its context window)
         self.context: list[tuple[str, int]] = []
+        #: (deployment, a feature of the request it cannot honour)
+        self.incapable: list[tuple[Deployment, Feature]] = []
         self.tried = 0
         #: Deployments whose cooldown has run out and should be lifted.
         self.expired: list[str] = []
@@ -55,6 +72,10 @@ class Rejections:
 
     def error(self, group: str, request: Request, wall: float) -> TurnoutError:
         """The error that best explains an empty candidate list (`wall`: the time now)."""
+        if self.incapable and not (
+            self.cooling or self.breaker_open or self.limited or self.context or self.tried
+        ):
+            return self._unsupported(group)
         if self.context and not (self.cooling or self.breaker_open or self.limited):
             largest = max(window for _, window in self.context)
             return ContextWindowExceededError(
@@ -74,6 +95,7 @@ class Rejections:
         parts += [f"{d} circuit open, probing in {left:.1f}s" for d, left in self.breaker_open]
         parts += [f"{d} at its {limit} limit" for d, limit in self.limited]
         parts += [f"{d} context window {w} too small" for d, w in self.context]
+        parts += [f"{d.id} cannot honour {f.described}" for d, f in self.incapable]
         detail = "; ".join(parts) if parts else "every deployment was already tried"
         rate_limited = bool(self.limited) or any(
             reason is CooldownReason.RATE_LIMITED for _, reason, _ in self.cooling
@@ -86,6 +108,19 @@ class Rejections:
                 (left for _, reason, left in self.cooling if reason not in _NOT_SOON),
                 default=None,
             ),
+        )
+
+    def _unsupported(self, group: str) -> UnsupportedParameterError:
+        """No deployment of the group can honour a parameter: which, and why not."""
+        feature = self.incapable[0][1]
+        limits = [
+            f"`{group}` on {d.provider} (`{d.model}`) does not support {f.described}"
+            for d, f in self.incapable
+        ]
+        return UnsupportedParameterError(
+            f"No deployment of `{group}` can honour {feature.described}: " + "; ".join(limits),
+            param=feature.param,
+            limits=limits,
         )
 
 
@@ -131,24 +166,40 @@ def eligible(
     wall: float,
     tried: Collection[str],
     rejections: Rejections,
+    lacks: Mapping[str, Lacking] | None = None,
 ) -> tuple[list[Deployment], list[DeploymentSnapshot]]:
     """The deployments that may serve `request` now, with their states, in group order.
 
     This runs on every routing decision, so the common case (nothing cooling, circuit closed,
     under every limit) costs a handful of attribute reads per deployment, and the prompt size
-    is estimated only if some deployment has a limit that needs it.
+    is estimated only if some deployment has a limit that needs it. `lacks` (the model table's)
+    maps a deployment id to the request features it cannot honour; the request's own features
+    are read only when some deployment lacks one, and then with one set test when it uses none.
+    A deployment that would drop what it lacks (``drop_params``) is chosen only when no
+    deployment that honours the request is.
     """
     tags = request.tags
     if tags:
         deployments, states = _tagged(deployments, states, tags)
+    needs = needs_of(request.body) if lacks else None
     minute = int(wall // 60)
     prompt = -1
     chosen: list[Deployment] = []
     chosen_states: list[DeploymentSnapshot] = []
+    #: Deployments that would drop a parameter of the request: the last resort.
+    dropping: list[tuple[Deployment, DeploymentSnapshot]] = []
     for deployment, state in zip(deployments, states, strict=True):
         if tried and deployment.id in tried:
             rejections.tried += 1
             continue
+        drops = False
+        if needs and lacks:
+            lacking = lacks.get(deployment.id)
+            if lacking is not None and not needs.isdisjoint(lacking.features):
+                if not lacking.dropped:
+                    rejections.incapable.append((deployment, min(needs & lacking.features)))
+                    continue
+                drops = True
         if state.cooldown_until:
             if state.cooldown_until > now:
                 rejections.cooling.append(
@@ -187,8 +238,13 @@ def eligible(
             if window is not None and prompt > window:
                 rejections.context.append((deployment.id, window))
                 continue
+        if drops:
+            dropping.append((deployment, state))
+            continue
         chosen.append(deployment)
         chosen_states.append(state)
+    if dropping and not chosen:
+        return [d for d, _ in dropping], [s for _, s in dropping]
     return chosen, chosen_states
 
 

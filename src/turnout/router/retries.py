@@ -38,6 +38,7 @@ _NOT_HERE_AGAIN = frozenset(
         FailureKind.PERMISSION,
         FailureKind.NOT_FOUND,
         FailureKind.TIMEOUT,
+        FailureKind.UNSUPPORTED_PARAMETER,
     }
 )
 _NOTHING: frozenset[str] = frozenset()
@@ -147,6 +148,7 @@ async def _retry_delay(
         wall,
         tried | banned,
         Rejections(),
+        table.lacks,
     )
     delay = 0.0
     if not others:
@@ -160,7 +162,15 @@ async def _retry_delay(
         delay = backoff_delay(retries, config.retries, rng, retry_after)
         rejections = Rejections()
         again, other_states = eligible(
-            deployments, states, run.request, config.breaker, now, wall, banned, rejections
+            deployments,
+            states,
+            run.request,
+            config.breaker,
+            now,
+            wall,
+            banned,
+            rejections,
+            table.lacks,
         )
         if not again:
             # Everything is cooling down or open. Waiting for it is worth it only when the
@@ -209,6 +219,7 @@ async def _answers_elsewhere(
                 wall,
                 _NOTHING,
                 Rejections(),
+                table.lacks,
             )
         except NoMatchingDeploymentError:
             continue

@@ -146,7 +146,7 @@ class Router:
                 f"no provider registered for {', '.join(map(repr, missing))}; "
                 f"registered: {', '.join(sorted(providers)) or 'none'}"
             )
-        table = ModelTable(config)
+        table = ModelTable(config, providers)
         if previous is not None and config.routing == previous.table.config.routing:
             strategy = previous.strategy
         else:

@@ -16,15 +16,16 @@ from turnout.config.router import Deployment, RouterConfig
 from turnout.errors import FallbackKind, ModelNotFoundError
 from turnout.health.rules import HealthPolicy
 from turnout.pricing.lookup import with_known_prices
+from turnout.providers.capabilities import Lacking, lacked_by
 
 #: Kinds that never borrow the general list: no list of their own, no fallback.
 _OWN_LIST_ONLY = frozenset({FallbackKind.GENERAL, FallbackKind.CONTENT_POLICY})
 
 
 class ModelTable:
-    __slots__ = ("aliases", "by_id", "config", "groups", "ids", "policies")
+    __slots__ = ("aliases", "by_id", "config", "groups", "ids", "lacks", "policies")
 
-    def __init__(self, config: RouterConfig) -> None:
+    def __init__(self, config: RouterConfig, providers: Mapping[str, object] | None = None) -> None:
         self.config = config
         deployments = [with_known_prices(d) for d in config.model_list]
         groups: dict[str, list[Deployment]] = {}
@@ -43,6 +44,17 @@ class ModelTable:
         self.aliases: dict[str, str] = {
             alias: _final(alias, config.aliases) for alias in config.aliases
         }
+        #: Deployment id to the request features it cannot honour, as its provider declares
+        #: (`turnout.providers.capabilities`); only deployments that lack some are listed, so
+        #: a config whose deployments honour everything makes the pre-filter free.
+        #: A deployment with ``drop_params`` accepts such requests (it drops what it lacks),
+        #: but one that honours them is preferred.
+        self.lacks: dict[str, Lacking] = {}
+        for deployment in deployments if providers is not None else ():
+            provider = providers.get(deployment.provider) if providers is not None else None
+            lacking = lacked_by(provider, deployment)
+            if lacking:
+                self.lacks[deployment.id] = Lacking(lacking, deployment.drop_params)
 
     def resolve(self, name: str) -> str:
         """The model group a public name (group or alias) refers to."""
@@ -60,10 +72,12 @@ class ModelTable:
     def fallbacks(self, kind: FallbackKind, group: str) -> list[str]:
         """Groups to try after `group` failed with a failure of `kind`, in order.
 
-        A kind with no list for the group uses the general list, as LiteLLM does, except
-        content policy: a refusal is the provider's verdict on the request, and another model
-        answers it only where a `content_policy` list says so (else the caller gets the
-        refusal)."""
+        A request no deployment of the group can honour (a parameter its providers lack,
+        `turnout.router.filters`) fails with an `UnsupportedParameterError`, which takes the general
+        list: those are the models the operator counts as substitutes. A kind with no list for the
+        group uses the general list, as LiteLLM does, except content policy: a refusal is the
+        provider's verdict on the request, and another model answers it only where a
+        `content_policy` list says so (else the caller gets the refusal)."""
         config = self.config.fallbacks
         table: Mapping[str, list[str]] = {
             FallbackKind.GENERAL: config.general,

@@ -6,7 +6,8 @@ continue, the rest of that answer), one token per word, cut at ``max_tokens`` (`
 "max_tokens"``) or before the first of the ``stop_sequences`` found (``"stop_sequence"``). A
 request offering tools whose last turn is the user's own words (not tool results) gets a call of
 the chosen (else the first) tool, with placeholder arguments for the schema's required
-properties, streamed in fragments. A ``refusal`` fault keeps only its first words.
+properties (a forced tool whose schema requires nothing, as for JSON mode, gets the answer's text
+as ``{"answer": ...}``), streamed in fragments. A ``refusal`` fault keeps only its first words.
 """
 
 from __future__ import annotations
@@ -175,11 +176,13 @@ def tool_call(body: dict[str, Any], messages: list[Any]) -> tuple[str, str, str]
     tool = next((tool for tool in tools if tool.get("name") == wanted), tools[0])
     schema = tool.get("input_schema") or {}
     properties = schema.get("properties") or {}
-    arguments = {
+    arguments: dict[str, Any] = {
         name: _placeholder(properties.get(name))
         for name in schema.get("required") or ()
         if isinstance(name, str)
     }
+    if not arguments and wanted is not None:
+        arguments = {"answer": answer_text(messages, None)}
     call_id = f"toolu_{uuid.uuid4().hex[:24]}"
     return call_id, str(tool.get("name")), msgspec.json.encode(arguments).decode()
 

@@ -78,8 +78,10 @@ def check(body: Any, models: Sequence[str] | None) -> None:
     ):
         raise invalid("stop_sequences: Input should be a valid list of strings")
     metadata = body.get("metadata")
-    if metadata is not None and (not isinstance(metadata, dict) or set(metadata) - {"user_id"}):
-        raise invalid("metadata: only `user_id` is permitted")
+    if metadata is not None and not isinstance(metadata, dict):
+        raise invalid("metadata: Input should be a valid dictionary")
+    for name in sorted(set(metadata or ()) - {"user_id"}):
+        raise invalid(f"metadata.{name}: Extra inputs are not permitted")
     _check_system(body.get("system"))
     _check_messages(body.get("messages"))
     _check_tools(body.get("tools"), body.get("tool_choice"))

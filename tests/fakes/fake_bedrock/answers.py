@@ -4,8 +4,10 @@ The conventions of every turnout fake: a text answer is "Fake answer to: <the la
 (quoted like `fakes.fake_openai.answers.quote`), one token per word, cut at
 ``inferenceConfig.maxTokens``; a request with ``toolConfig`` whose last turn is the user's own
 (not tool results) gets a call of the chosen (else the first) tool, with placeholder arguments
-for the schema's required properties. Usage counts are positive and consistent. Requests
-Bedrock would refuse are refused with `BedrockError` (a 400 ``ValidationException``).
+for the schema's required properties (a forced tool whose schema requires nothing, as for JSON
+mode, gets the answer's text as ``{"answer": ...}``). Usage counts are positive and
+consistent. Requests Bedrock would refuse are refused with `BedrockError` (a 400
+``ValidationException``).
 """
 
 from __future__ import annotations
@@ -247,6 +249,8 @@ def tool_call(config: Any, messages: list[dict[str, Any]]) -> tuple[str, str, st
     schema = (spec.get("inputSchema") or {}).get("json") or {}
     properties = schema.get("properties") or {}
     arguments = {name: _placeholder(properties.get(name)) for name in schema.get("required") or ()}
+    if not arguments and chosen is not None:
+        arguments = {"answer": f"Fake answer to: {quote(last_user_text(messages))}"}
     tool_id = "tooluse_" + "".join(
         secrets.choice(string.ascii_letters + string.digits) for _ in range(22)
     )

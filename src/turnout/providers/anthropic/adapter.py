@@ -26,11 +26,12 @@ from turnout.clock import Clock
 from turnout.config.providers import AnthropicSettings, settings_of
 from turnout.config.router import Deployment
 from turnout.errors import InvalidRequestError, ProviderError
+from turnout.providers.anthropic import json_mode
 from turnout.providers.anthropic.errors import classify, describe, rate_limit_hints
 from turnout.providers.anthropic.request import RequestTranslator
 from turnout.providers.anthropic.response import completion
 from turnout.providers.anthropic.stream import AnthropicStreamTranslator
-from turnout.providers.capabilities import Capabilities, Capable
+from turnout.providers.capabilities import Capabilities, Capable, Feature
 from turnout.providers.chunks import wants_usage
 from turnout.upstream import UpstreamRequest
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request
@@ -39,11 +40,29 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 KEY_VARIABLE = "ANTHROPIC_API_KEY"
 
-_CLAUDE_3_AND_LATER = Capabilities(
-    tools=True, vision=True, json_mode=False, assistant_prefill=True, embeddings=False
+#: What the Messages API has no counterpart for. JSON mode and structured output are honoured
+#: through a forced tool, ``parallel_tool_calls: false`` as ``disable_parallel_tool_use`` and a
+#: ``metadata`` of only ``user_id`` as Anthropic's own metadata.
+_LACKS = frozenset(
+    {
+        Feature.N,
+        Feature.LOGPROBS,
+        Feature.SEED,
+        Feature.METADATA,
+        Feature.LOGIT_BIAS,
+        Feature.PENALTIES,
+    }
 )
+_CLAUDE_3_AND_LATER = Capabilities(
+    tools=True, vision=True, assistant_prefill=True, embeddings=False, unsupported=_LACKS
+)
+#: No tools, so no forced tool for JSON mode either.
 _CLAUDE_2 = Capabilities(
-    tools=False, vision=False, json_mode=False, assistant_prefill=True, embeddings=False
+    tools=False,
+    vision=False,
+    assistant_prefill=True,
+    embeddings=False,
+    unsupported=_LACKS | {Feature.JSON_OBJECT, Feature.JSON_SCHEMA, Feature.SERIAL_TOOL_CALLS},
 )
 
 
@@ -102,7 +121,8 @@ class AnthropicAdapter(Capable):
     def parse(
         self, deployment: Deployment, request: Request, body: bytes, headers: Mapping[str, str]
     ) -> ProviderResponse:
-        answer, usage = completion(self.name, deployment.model, self._created(), body)
+        json_tool = _json_tool(deployment, request)
+        answer, usage = completion(self.name, deployment.model, self._created(), body, json_tool)
         return ProviderResponse(answer, usage=usage, rate_limits=self.rate_limits(headers))
 
     def translator(self, deployment: Deployment, request: Request) -> AnthropicStreamTranslator:
@@ -112,6 +132,7 @@ class AnthropicAdapter(Capable):
             self._created(),
             wants_usage(request.body),
             self._clock.wall,
+            _json_tool(deployment, request),
         )
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
@@ -123,6 +144,11 @@ class AnthropicAdapter(Capable):
 
     def _created(self) -> int:
         return int(self._clock.wall())
+
+
+def _json_tool(deployment: Deployment, request: Request) -> str | None:
+    """The forced tool's name when the request asked for JSON mode (`anthropic_json_mode`)."""
+    return json_mode.TOOL_NAME if json_mode.requested(request.body, deployment.params) else None
 
 
 def create_adapter(name: str, environ: Mapping[str, str], clock: Clock) -> AnthropicAdapter:

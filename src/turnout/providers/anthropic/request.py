@@ -11,10 +11,13 @@ The two APIs carry the same conversation in different shapes, and Anthropic is s
 - ``max_tokens`` is required by Anthropic; the adapter sends `DEFAULT_MAX_TOKENS` when the
   caller set none. A final assistant message is sent as is: Claude continues it (prefill).
 
-Parameters with no Anthropic equivalent are refused with `InvalidRequestError` naming them,
-unless the deployment sets ``drop_params``; values that ask for nothing (``n: 1``,
-``presence_penalty: 0``, ...) pass silently. A few Anthropic-native fields (`NATIVE_FIELDS`) are
-forwarded as they came, and a deployment's ``extra_body`` reaches the native body untouched.
+``response_format`` (JSON mode, structured output) becomes a forced tool (`anthropic_json_mode`),
+and a ``metadata`` of only ``user_id`` becomes Anthropic's own ``metadata``. Parameters with no
+Anthropic equivalent are refused with `UnsupportedParameterError` naming them (so the router tries a
+deployment that has them), unless the deployment sets ``drop_params``; values that ask for nothing
+(``n: 1``, ``presence_penalty: 0``, ...) pass silently. A few Anthropic-native fields
+(`NATIVE_FIELDS`) are forwarded as they came, and a deployment's ``extra_body`` reaches the native
+body untouched.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from typing import Any
 import msgspec
 
 from turnout.config.router import Deployment
-from turnout.errors import InvalidRequestError
+from turnout.errors import InvalidRequestError, UnsupportedParameterError
+from turnout.providers.anthropic import json_mode
 
 #: Sent when the caller gives no ``max_tokens``/``max_completion_tokens`` (Anthropic needs one).
 DEFAULT_MAX_TOKENS = 4096
@@ -81,11 +85,14 @@ class RequestTranslator:
         user = fields.pop("user", None)
         if user is not None:
             native["metadata"] = {"user_id": user}
+        metadata = fields.pop("metadata", None)
+        if isinstance(metadata, Mapping) and metadata.keys() == {"user_id"}:
+            native["metadata"] = {"user_id": metadata["user_id"]}
+        elif metadata:
+            self._unsupported("metadata", "`metadata` other than `user_id`")
         self._add_tools(native, fields)
         fields.pop("parallel_tool_calls", None)
-        response_format = fields.pop("response_format", None)
-        if isinstance(response_format, Mapping) and response_format.get("type") != "text":
-            self._unsupported("response_format", "JSON mode")
+        self._json_mode(native, fields.pop("response_format", None))
         for name, value in fields.items():
             if value not in _NEUTRAL.get(name, ()):
                 self._unsupported(name)
@@ -95,10 +102,28 @@ class RequestTranslator:
     def _unsupported(self, param: str, what: str | None = None) -> None:
         if self._drop:
             return
-        raise InvalidRequestError(
+        raise UnsupportedParameterError(
             f"{self._name}: Anthropic does not support {what or f'`{param}`'} (`{param}`)",
             param=param,
         )
+
+    def _json_mode(self, native: dict[str, Any], response_format: Any) -> None:
+        """JSON mode or structured output as a forced tool (`anthropic_json_mode`)."""
+        try:
+            tool = json_mode.forced_tool(response_format)
+        except ValueError as error:
+            raise self._invalid(str(error), "response_format") from None
+        if tool is None:
+            return
+        if native.get("tools"):
+            self._unsupported("response_format", "JSON mode together with tools")
+            return
+        thinking = native.get("thinking")
+        if isinstance(thinking, Mapping) and thinking.get("type") == "enabled":
+            self._unsupported("response_format", "JSON mode with extended thinking")
+            return
+        native["tools"] = [tool]
+        native["tool_choice"] = json_mode.choice()
 
     def _invalid(self, message: str, param: str = "messages") -> InvalidRequestError:
         return InvalidRequestError(f"{self._name}: {message}", param=param)

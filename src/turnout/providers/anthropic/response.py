@@ -60,9 +60,12 @@ def refusal(provider: str, stop_details: Any) -> ContentPolicyError:
 
 
 def completion(
-    provider: str, model: str, created: int, body: bytes
+    provider: str, model: str, created: int, body: bytes, json_tool: str | None = None
 ) -> tuple[dict[str, Any], Usage]:
-    """An OpenAI ``chat.completion`` and its usage from the bytes of an Anthropic Message."""
+    """An OpenAI ``chat.completion`` and its usage from the bytes of an Anthropic Message.
+
+    `json_tool`: the name of the tool forced for JSON mode, whose input is the answer's content.
+    """
     try:
         message = msgspec.json.decode(body)
     except msgspec.DecodeError:
@@ -71,13 +74,19 @@ def completion(
         raise ServerError(f"{provider}: the answer is not a Message")
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
+    forced = False
     for block in message["content"]:
         kind = block.get("type") if isinstance(block, dict) else None
         if kind == "text" and isinstance(block.get("text"), str):
             texts.append(block["text"])
+        elif kind == "tool_use" and json_tool is not None and block.get("name") == json_tool:
+            texts.append(tool_call(None, None, block.get("input"))["function"]["arguments"])
+            forced = True
         elif kind == "tool_use":
             calls.append(tool_call(block.get("id"), block.get("name"), block.get("input")))
     stop_reason = message.get("stop_reason")
+    if forced and stop_reason == "tool_use":
+        stop_reason = "end_turn"
     if stop_reason == "refusal" and not texts and not calls:
         raise refusal(provider, message.get("stop_details"))
     text = "".join(texts)

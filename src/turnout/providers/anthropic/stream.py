@@ -9,6 +9,8 @@ end it early, and unknown event types are skipped as Anthropic asks. Translated:
   ``text_delta`` is a content chunk;
 - a ``tool_use`` block opens a tool call (index counted over tool calls, not blocks; id, name,
   empty arguments), and each ``input_json_delta`` is a fragment of its arguments;
+- with JSON mode (`anthropic_json_mode`), the forced tool's block is the answer's text: each of
+  its ``input_json_delta``s is a content chunk, and its ``tool_use`` stop finishes with ``stop``;
 - ``message_delta`` is the finish chunk. Its usage rides on that chunk's `StreamChunk.usage`,
   or, when the caller asked for ``stream_options.include_usage``, on a choices-less usage chunk
   after it; ``message_stop`` completes the answer.
@@ -41,10 +43,25 @@ _USAGE_FIELDS = (
 class AnthropicStreamTranslator(SSETranslator):
     """One streamed answer's events into chunks; knows when the answer is complete."""
 
-    __slots__ = ("_chunks", "_name", "_now", "_tools", "_usage", "_usage_policy")
+    __slots__ = (
+        "_chunks",
+        "_json_blocks",
+        "_json_tool",
+        "_name",
+        "_now",
+        "_tools",
+        "_usage",
+        "_usage_policy",
+    )
 
     def __init__(
-        self, name: str, model: str, created: int, wants_usage: bool, now: Callable[[], float]
+        self,
+        name: str,
+        model: str,
+        created: int,
+        wants_usage: bool,
+        now: Callable[[], float],
+        json_tool: str | None = None,
     ) -> None:
         super().__init__()
         self._name = name
@@ -55,6 +72,9 @@ class AnthropicStreamTranslator(SSETranslator):
         self._tools: dict[int, int] = {}
         #: The cumulative usage fields seen so far.
         self._usage: dict[str, int] = {}
+        #: The tool forced for JSON mode, and the blocks of it met (their input is content).
+        self._json_tool = json_tool
+        self._json_blocks: set[int] = set()
 
     def _event(self, data: bytes, out: list[StreamChunk]) -> None:
         try:
@@ -91,6 +111,15 @@ class AnthropicStreamTranslator(SSETranslator):
             text = block.get("text")
             if not self._chunks.started() or text:
                 out.append(self._chunks.chunk({"content": text if isinstance(text, str) else ""}))
+        elif (
+            kind == "tool_use"
+            and isinstance(index, int)
+            and self._json_tool is not None
+            and block.get("name") == self._json_tool
+        ):
+            self._json_blocks.add(index)
+            if not self._chunks.started():
+                out.append(self._chunks.chunk({"content": ""}))
         elif kind == "tool_use" and isinstance(index, int):
             position = self._tools[index] = len(self._tools)
             function = {"name": block.get("name"), "arguments": ""}
@@ -106,6 +135,10 @@ class AnthropicStreamTranslator(SSETranslator):
             text = delta.get("text")
             if isinstance(text, str) and (text or not self._chunks.started()):
                 out.append(self._chunks.chunk({"content": text}))
+        elif kind == "input_json_delta" and index in self._json_blocks:
+            fragment = delta.get("partial_json")
+            if isinstance(fragment, str) and fragment:
+                out.append(self._chunks.chunk({"content": fragment}))
         elif kind == "input_json_delta" and index in self._tools:
             fragment = delta.get("partial_json")
             if isinstance(fragment, str) and fragment:
@@ -116,6 +149,8 @@ class AnthropicStreamTranslator(SSETranslator):
     def _finish(self, stop_reason: Any, stop_details: Any, out: list[StreamChunk]) -> None:
         if stop_reason == "refusal" and not self._chunks.started():
             raise refusal(self._name, stop_details)
+        if stop_reason == "tool_use" and self._json_blocks and not self._tools:
+            stop_reason = "end_turn"
         reason = finish_reason(stop_reason)
         delta: dict[str, Any] = {} if self._chunks.started() else {"content": ""}
         self._usage_policy.finish(self._chunks.chunk(delta, reason), out)

@@ -40,6 +40,7 @@ from turnout.providers.bedrock.errors import http_error
 from turnout.providers.bedrock.messages import PROVIDER
 from turnout.providers.bedrock.request import (
     COHERE_INPUT_TYPE,
+    JSON_TOOL,
     cohere_body,
     converse_body,
     titan_body,
@@ -52,7 +53,7 @@ from turnout.providers.bedrock.response import (
 )
 from turnout.providers.bedrock.signing import credentials_from, own_credentials, sign
 from turnout.providers.bedrock.stream import ConverseStreamTranslator
-from turnout.providers.capabilities import Capabilities, Capable
+from turnout.providers.capabilities import Capabilities, Capable, Feature
 from turnout.providers.chunks import wants_usage
 from turnout.upstream import UpstreamRequest
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request, Usage
@@ -62,7 +63,21 @@ _GEOGRAPHIES = ("us.", "eu.", "apac.", "global.", "us-gov.", "jp.", "au.", "ca."
 _TITAN_EMBED = "amazon.titan-embed"
 _COHERE_EMBED = "cohere.embed"
 
-_CHAT = Capabilities(tools=True)
+#: What Converse has no field for (``metadata`` is ``requestMetadata``, a JSON schema
+#: ``outputConfig.textFormat``; plain JSON mode has no counterpart).
+_LACKS = frozenset(
+    {
+        Feature.N,
+        Feature.LOGPROBS,
+        Feature.SEED,
+        Feature.LOGIT_BIAS,
+        Feature.PENALTIES,
+        Feature.SERIAL_TOOL_CALLS,
+        Feature.JSON_OBJECT,
+    }
+)
+_CHAT = Capabilities(tools=True, unsupported=_LACKS)
+_VISION = Capabilities(tools=True, vision=True, unsupported=_LACKS)
 _EMBEDDINGS = Capabilities(tools=False, embeddings=True, streaming=False)
 _ENCODE = msgspec.json.Encoder().encode
 
@@ -72,14 +87,23 @@ class BedrockAdapter(Capable):
 
     CAPABILITIES = (
         ("", _CHAT),
-        ("anthropic.claude", Capabilities(tools=True, vision=True, assistant_prefill=True)),
+        (
+            "anthropic.claude",
+            # JSON mode through a forced tool, as on Anthropic's own API.
+            Capabilities(
+                tools=True,
+                vision=True,
+                assistant_prefill=True,
+                unsupported=_LACKS - {Feature.JSON_OBJECT},
+            ),
+        ),
         ("meta.llama", _CHAT),
-        ("meta.llama3-2-11b", Capabilities(tools=True, vision=True)),
-        ("meta.llama3-2-90b", Capabilities(tools=True, vision=True)),
-        ("meta.llama4", Capabilities(tools=True, vision=True)),
+        ("meta.llama3-2-11b", _VISION),
+        ("meta.llama3-2-90b", _VISION),
+        ("meta.llama4", _VISION),
         ("mistral.", _CHAT),
-        ("mistral.pixtral", Capabilities(tools=True, vision=True)),
-        ("amazon.nova-", Capabilities(tools=True, vision=True)),
+        ("mistral.pixtral", _VISION),
+        ("amazon.nova-", _VISION),
         ("amazon.nova-micro", _CHAT),
         ("cohere.command-", _CHAT),
         (_TITAN_EMBED, _EMBEDDINGS),
@@ -117,7 +141,8 @@ class BedrockAdapter(Capable):
             native, action = self._embedding_body(deployment, settings, model, body), "invoke"
             headers = {"content-type": "application/json", "accept": "application/json"}
         elif request.operation is Operation.CHAT:
-            native = converse_body(body, deployment.drop_params)
+            forced = self.capabilities(deployment.model).json_mode
+            native = converse_body(body, deployment.drop_params, json_tool=forced)
             action = "converse-stream" if request.stream else "converse"
             headers = {"content-type": "application/json"}
         else:
@@ -209,15 +234,27 @@ class BedrockAdapter(Capable):
             return ProviderResponse(body=answer, usage=Usage(prompt_tokens=tokens))
         response_id = f"chatcmpl-{headers.get('x-amzn-requestid') or uuid.uuid4().hex}"
         created = int(self._clock.wall())
-        answer, usage = chat_completion(body, deployment.model, response_id, created)
+        json_tool = self._json_tool(deployment, request)
+        answer, usage = chat_completion(body, deployment.model, response_id, created, json_tool)
         return ProviderResponse(body=answer, usage=usage)
 
     def translator(self, deployment: Deployment, request: Request) -> ConverseStreamTranslator:
         response_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(self._clock.wall())
         return ConverseStreamTranslator(
-            response_id, deployment.model, created, wants_usage(request.body)
+            response_id,
+            deployment.model,
+            created,
+            wants_usage(request.body),
+            self._json_tool(deployment, request),
         )
+
+    def _json_tool(self, deployment: Deployment, request: Request) -> str | None:
+        """The tool forced for JSON mode, when the request asked for it and the model takes
+        one (`turnout.providers.bedrock.request.converse_body`)."""
+        value = request.body.get("response_format", deployment.params.get("response_format"))
+        asked = isinstance(value, dict) and value.get("type") == "json_object"
+        return JSON_TOOL if asked and self.capabilities(deployment.model).json_mode else None
 
     def error(self, status: int, body: bytes, headers: Mapping[str, str]) -> ProviderError:
         return http_error(status, body, headers, self._clock.wall)

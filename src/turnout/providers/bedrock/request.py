@@ -22,7 +22,7 @@ from typing import Any
 
 import msgspec
 
-from turnout.errors import InvalidRequestError
+from turnout.errors import InvalidRequestError, UnsupportedParameterError
 from turnout.providers.bedrock.messages import PROVIDER, converse_messages
 
 #: Request fields read elsewhere (routing, streaming, the translator) or turnout's own.
@@ -38,8 +38,19 @@ _HARMLESS: dict[str, Callable[[Any], bool]] = {
 COHERE_INPUT_TYPE = "search_document"
 
 
-def converse_body(body: dict[str, Any], drop_params: bool) -> dict[str, Any]:
-    """The Converse (or ConverseStream) request body for an OpenAI chat body."""
+#: The tool forced for JSON mode on models that take one (the name the Anthropic adapter uses).
+JSON_TOOL = "json_tool_call"
+
+
+def converse_body(
+    body: dict[str, Any], drop_params: bool, json_tool: bool = False
+) -> dict[str, Any]:
+    """The Converse (or ConverseStream) request body for an OpenAI chat body.
+
+    `json_tool`: the model takes a forced tool (Claude), so JSON mode (``json_object``) is one
+    tool, `JSON_TOOL`, taking any object, with ``toolChoice`` forcing it; its input is the
+    answer (`turnout.providers.bedrock.response`).
+    """
     system, messages = converse_messages(body.get("messages"))
     native: dict[str, Any] = {"messages": messages}
     if system:
@@ -49,6 +60,7 @@ def converse_body(body: dict[str, Any], drop_params: bool) -> dict[str, Any]:
     metadata: dict[str, str] = {}
     tools: Any = None
     choice: Any = None
+    forced: dict[str, Any] | None = None
     for name, value in body.items():
         if name in _HANDLED or value is None:
             continue
@@ -65,7 +77,13 @@ def converse_body(body: dict[str, Any], drop_params: bool) -> dict[str, Any]:
         elif name == "tool_choice":
             choice = value
         elif name == "response_format":
-            _response_format(native, value, refuse)
+            if json_tool and isinstance(value, dict) and value.get("type") == "json_object":
+                if body.get("tools"):
+                    refuse("response_format")
+                else:
+                    forced = _json_tool_config()
+            else:
+                _response_format(native, value, refuse)
         elif name == "user":
             metadata["user"] = str(value)
         elif name == "metadata" and isinstance(value, dict):
@@ -76,16 +94,26 @@ def converse_body(body: dict[str, Any], drop_params: bool) -> dict[str, Any]:
         native["inferenceConfig"] = inference
     if metadata:
         native["requestMetadata"] = metadata
-    tool_config = _tool_config(tools, choice, messages, refuse)
+    tool_config = forced if forced is not None else _tool_config(tools, choice, messages, refuse)
     if tool_config is not None:
         native["toolConfig"] = tool_config
     return native
 
 
+def _json_tool_config() -> dict[str, Any]:
+    """The ``toolConfig`` forcing `JSON_TOOL`, which takes any object."""
+    spec = {
+        "name": JSON_TOOL,
+        "description": "Respond with a JSON object.",
+        "inputSchema": {"json": {"type": "object", "additionalProperties": True}},
+    }
+    return {"tools": [{"toolSpec": spec}], "toolChoice": {"tool": {"name": JSON_TOOL}}}
+
+
 def _refuser(drop_params: bool) -> Callable[[str], None]:
     def refuse(name: str) -> None:
         if not drop_params:
-            raise InvalidRequestError(
+            raise UnsupportedParameterError(
                 f"{PROVIDER}: the Converse API does not support `{name}`", param=name
             )
 

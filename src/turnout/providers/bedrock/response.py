@@ -101,9 +101,10 @@ def finish_reason(stop_reason: str | None, *, useful: bool, said: str = "") -> s
 
 
 def chat_completion(
-    body: bytes, model: str, response_id: str, created: int
+    body: bytes, model: str, response_id: str, created: int, json_tool: str | None = None
 ) -> tuple[dict[str, Any], Usage]:
-    """A Converse reply as a ``chat.completion`` body, and its usage."""
+    """A Converse reply as a ``chat.completion`` body, and its usage. `json_tool`: the tool
+    forced for JSON mode, whose input is the answer's content (finishing with ``stop``)."""
     try:
         view = _CONVERSE.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError):
@@ -112,18 +113,27 @@ def chat_completion(
     texts: list[str] = []
     reasoning: list[str] = []
     calls: list[dict[str, Any]] = []
+    forced = False
     for block in blocks:
         if isinstance(block.get("text"), str):
             texts.append(block["text"])
         elif isinstance(block.get("toolUse"), dict):
-            calls.append(tool_call(block["toolUse"]))
+            call = tool_call(block["toolUse"])
+            if json_tool is not None and call["function"]["name"] == json_tool:
+                texts.append(call["function"]["arguments"])
+                forced = True
+            else:
+                calls.append(call)
         elif isinstance(block.get("reasoningContent"), dict):
             text = (block["reasoningContent"].get("reasoningText") or {}).get("text")
             if isinstance(text, str):
                 reasoning.append(text)
+    stop_reason = view.stopReason
+    if forced and not calls and stop_reason == "tool_use":
+        stop_reason = "end_turn"
     # A guardrail's whole answer is its own canned message: nothing useful of the model's.
-    useful = bool(calls) or (bool("".join(texts)) and view.stopReason != "guardrail_intervened")
-    finish = finish_reason(view.stopReason, useful=useful, said="".join(texts))
+    useful = bool(calls) or (bool("".join(texts)) and stop_reason != "guardrail_intervened")
+    finish = finish_reason(stop_reason, useful=useful, said="".join(texts))
     message: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
     if calls:
         message["tool_calls"] = calls

@@ -53,9 +53,16 @@ _EVENT = msgspec.json.Decoder(_EventView)
 class ConverseStreamTranslator(Translator):
     """One ConverseStream answer, frame by frame, into OpenAI chunks."""
 
-    __slots__ = ("_buffer", "_chunks", "_stopped", "_tools", "_usage")
+    __slots__ = ("_buffer", "_chunks", "_json_blocks", "_json_tool", "_stopped", "_tools", "_usage")
 
-    def __init__(self, response_id: str, model: str, created: int, wants_usage: bool) -> None:
+    def __init__(
+        self,
+        response_id: str,
+        model: str,
+        created: int,
+        wants_usage: bool,
+        json_tool: str | None = None,
+    ) -> None:
         super().__init__()
         self._buffer = EventStreamBuffer()
         self._chunks = ChunkBuilder(response_id, model, created)
@@ -64,6 +71,9 @@ class ConverseStreamTranslator(Translator):
         #: Content block index -> OpenAI tool-call index, for the blocks that are tool calls.
         self._tools: dict[int, int] = {}
         self._stopped = False
+        #: The tool forced for JSON mode, and its blocks met: their input is the content.
+        self._json_tool = json_tool
+        self._json_blocks: set[int | None] = set()
 
     def feed(self, piece: bytes) -> list[StreamChunk]:
         out: list[StreamChunk] = []
@@ -123,6 +133,9 @@ class ConverseStreamTranslator(Translator):
         if not isinstance(tool, dict):
             return
         self._open(out)
+        if self._json_tool is not None and tool.get("name") == self._json_tool:
+            self._json_blocks.add(event.contentBlockIndex)
+            return
         index = self._tools[event.contentBlockIndex] = len(self._tools)
         function = {"name": tool.get("name"), "arguments": ""}
         call = {"index": index, "id": tool.get("toolUseId"), "type": "function"}
@@ -133,6 +146,12 @@ class ConverseStreamTranslator(Translator):
         self._open(out)
         if isinstance(delta.get("text"), str):
             out.append(self._chunks.chunk({"content": delta["text"]}))
+        elif (
+            isinstance(delta.get("toolUse"), dict) and event.contentBlockIndex in self._json_blocks
+        ):
+            fragment = delta["toolUse"].get("input") or ""
+            if fragment:
+                out.append(self._chunks.chunk({"content": fragment}))
         elif isinstance(delta.get("toolUse"), dict):
             index = self._tools.get(event.contentBlockIndex)
             if index is None:
@@ -149,8 +168,11 @@ class ConverseStreamTranslator(Translator):
 
     def _stop(self, event: _EventView, out: list[StreamChunk]) -> None:
         self._open(out)
+        stop_reason = event.stopReason
+        if stop_reason == "tool_use" and self._json_blocks and not self._tools:
+            stop_reason = "end_turn"
         try:
-            finish = finish_reason(event.stopReason, useful=True)
+            finish = finish_reason(stop_reason, useful=True)
         except ProviderError as error:
             raise StreamInterruptedError(error.message) from None
         self._stopped = True

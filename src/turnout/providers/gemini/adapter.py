@@ -29,7 +29,7 @@ from turnout.clock import Clock
 from turnout.config.providers import GeminiSettings, settings_of
 from turnout.config.router import Deployment
 from turnout.errors import InvalidRequestError, ProviderError
-from turnout.providers.capabilities import Capabilities, Capable
+from turnout.providers.capabilities import Capabilities, Capable, Feature
 from turnout.providers.chunks import wants_usage
 from turnout.providers.gemini.errors import error_from_body
 from turnout.providers.gemini.request import chat_body, embedding_body, with_defaults
@@ -44,7 +44,18 @@ DEFAULT_VERTEX_LOCATION = "us-central1"
 _VERSIONS = ("/v1beta", "/v1", "/v1alpha")
 _ENCODE = msgspec.json.Encoder().encode
 
-_CHAT_MODEL = Capabilities(tools=True, vision=True, json_mode=True)
+#: What Gemini has no counterpart for: ``n`` is ``candidateCount``, ``seed``, the penalties and
+#: ``response_format`` (``responseMimeType``/``responseSchema``) are mapped, the rest is not.
+_LACKS = frozenset(
+    {
+        Feature.LOGPROBS,
+        Feature.LOGIT_BIAS,
+        Feature.METADATA,
+        Feature.METADATA_USER_ID,
+        Feature.SERIAL_TOOL_CALLS,
+    }
+)
+_CHAT_MODEL = Capabilities(tools=True, vision=True, unsupported=_LACKS)
 _EMBEDDING_MODEL = Capabilities(tools=False, embeddings=True, streaming=False)
 
 
@@ -52,7 +63,7 @@ class GeminiAdapter(Capable):
     """The adapter for provider ``gemini``; see the module docstring."""
 
     CAPABILITIES = (
-        ("", Capabilities()),
+        ("", Capabilities(unsupported=_LACKS)),
         ("gemini-1.5", _CHAT_MODEL),
         ("gemini-2", _CHAT_MODEL),
         ("gemini-3", _CHAT_MODEL),

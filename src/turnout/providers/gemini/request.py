@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from turnout.config.router import Deployment
-from turnout.errors import InvalidRequestError
+from turnout.errors import InvalidRequestError, UnsupportedParameterError
 from turnout.providers.gemini.messages import conversation
 from turnout.providers.gemini.schema import gemini_schema
 
@@ -241,7 +241,7 @@ def _rejecter(deployment: Deployment) -> _Unsupported:
 
     def unsupported(name: str) -> None:
         if not deployment.drop_params:
-            raise InvalidRequestError(f"gemini: Gemini does not support `{name}`", param=name)
+            raise UnsupportedParameterError(f"gemini: Gemini does not support `{name}`", param=name)
 
     return unsupported
 
