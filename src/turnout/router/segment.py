@@ -25,6 +25,8 @@ class Segment:
     usage: Usage | None = None
     content_chunks: int = 0
     finished: bool = False
+    #: The longest wait between two chunks, once the segment ended well.
+    longest_gap: float = 0.0
     rate_limits: RateLimitHints | None = None
 
 
