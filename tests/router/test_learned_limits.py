@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from harness import Harness, chat, dep
-from turnout import FallbackConfig, Router, Timeouts
+from turnout import FallbackConfig, Router, RouterConfig, Timeouts
 from turnout.config.load import parse_config
 from turnout.config.router import LearnedTimeouts, LimitBounds
 from turnout.errors import ConfigError, StreamInterruptedError, UpstreamTimeoutError
@@ -367,3 +367,52 @@ async def test_stream_interrupted_by_a_request_idle_limit(h: Harness) -> None:
     with pytest.raises(StreamInterruptedError, match="set by the request"):
         async for _chunk in stream:
             pass
+
+
+async def test_a_late_stall_under_a_read_timeout_leaves_the_continuation_its_time(
+    h: Harness,
+) -> None:
+    """The continuation's first chunk is due a read timeout after the last chunk, not after
+    the stream began: a stream that ran for a minute is still continued, and the continuation
+    (which has a fallback of its own) is given the time left of that read timeout."""
+    from turnout import RoutingConfig
+
+    h.sim.set_behaviour(
+        "a",
+        Behaviour(
+            ttft=0.3,
+            chunk_interval=2.0,
+            output_tokens=64,
+            stream_failure="stall",
+            fail_after_chunks=30,
+        ),
+    )
+    h.sim.set_behaviour("b", Behaviour(ttft=1.0, chunk_interval=0.05, output_tokens=8))
+    router = h.router(
+        dep("a", priority=0),
+        dep("b", priority=1),
+        dep("spare", group="spare"),
+        routing=RoutingConfig(strategy="priority"),
+        fallbacks=FallbackConfig(general={"chat": ["spare"]}),
+    )
+    request = chat(stream=True)
+    request.start_within = 29.0
+    stream = await router.stream(request)
+    chunks = [chunk async for chunk in stream]
+    assert chunks and stream.deployment.id == "b"
+    assert h.scripted.calls == ["a", "b"]
+    assert h.clock.now() == pytest.approx(0.3 + 60.0 + 29.0 * 0.6 + 1.0 + 0.4, abs=0.5)
+
+
+async def test_samples_survive_a_reload_and_leave_with_their_deployment(h: Harness) -> None:
+    router = h.router(dep("a"), dep("b"))
+    limits = router._bundle.limits
+    for _ in range(10):
+        limits.observe_whole("a", 4.0, 10)
+        limits.observe_whole("b", 5.0, 10)
+    learned = {i: limits.learned(REQUEST, i) for i in ("a", "b")}
+    assert learned == {"a": (12.0, 10), "b": (15.0, 10)}
+    await router.reload(RouterConfig(model_list=(dep("a"), dep("c"))))
+    assert router._bundle.limits is limits
+    assert limits.learned(REQUEST, "a") == learned["a"]
+    assert limits.learned(REQUEST, "b") == (120.0, 0)  # forgotten with its deployment

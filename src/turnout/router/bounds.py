@@ -69,9 +69,9 @@ def attempt_bound(attempt: Attempt, kind: str) -> Bound | None:
     )
     limit = limits.limit(kind, deployment, attempt.request, bool(following))
     until = None if limit is None else started + limit.seconds
-    if following and limits.config.enabled:
+    end = run.open_by
+    if following and limits.config.enabled and end > started:
         stream = kind == FIRST_TOKEN
-        end = run.open_by
         reserve = limits.reserve(following, stream, end - started)
         keep = end - reserve
         usual = limits.expected(deployment.id, stream)

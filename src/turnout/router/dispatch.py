@@ -225,8 +225,7 @@ class Dispatch:
             raise error from exc
         cost = await self.succeed(attempt, result.usage, result.rate_limits)
         took = self.clock.now() - attempt.started
-        if call is not Call.EMBED:
-            bundle.limits.observe_whole(deployment.id, took, result.usage.completion_tokens)
+        bundle.limits.observe_whole(deployment.id, took, result.usage.completion_tokens)
         if bundle.hedger.active:
             bundle.hedger.observe(attempt.group, False, took)
         return result, deployment, cost

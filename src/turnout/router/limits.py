@@ -32,7 +32,7 @@ quantile read, re-sorted at most once per 16 new samples.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -118,6 +118,11 @@ class LearnedLimits:
         if samples is None:
             samples = self._by_id[deployment_id] = _Samples(self.config.samples)
         return samples
+
+    def retain(self, ids: Collection[str]) -> None:
+        """Forget the samples of deployments no longer configured (after a reload)."""
+        for gone in [i for i in self._by_id if i not in ids]:
+            del self._by_id[gone]
 
     # ---- samples (successes only) ---------------------------------------------------------
 

@@ -164,6 +164,7 @@ class Router:
             retry_budget, hedger = retry_budget_for(table), Hedger(config.hedging)
         if previous is not None and config.learned_timeouts == previous.limits.config:
             limits = previous.limits
+            limits.retain(table.by_id)
         else:
             limits = LearnedLimits(config.learned_timeouts)
         return ConfigBundle(

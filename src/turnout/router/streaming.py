@@ -145,6 +145,7 @@ class Stream:
                     ):
                         raise _reported(original, error) from None
                     transcript = sent.transcript()
+                    _restart_read(segment)
                     continuation = await self._failover(segment.attempt, transcript, original)
                     if not isinstance(continuation, Segment):
                         raise _reported(original, continuation or error) from None
@@ -191,7 +192,7 @@ class Stream:
             if chunk.rate_limits is not None:
                 segment.rate_limits = chunk.rate_limits
             yield chunk
-            now = clock.now()
+            now = segment.waiting_since = clock.now()
             bound = deadline if idle is None else min(deadline, now + idle)
             try:
                 async with clock.timeout_at(bound):
@@ -238,6 +239,15 @@ class Stream:
         attempt.run.bundle.limits.observe_stream(attempt.deployment.id, segment.longest_gap)
         self.usage = rewriter.usage if rewriter is not None and rewriter.usage else usage
         self.cost = cost
+
+
+def _restart_read(segment: Segment) -> None:
+    """A continuation's first chunk must reach a caller reading with a timeout within that
+    timeout of the last chunk it saw: that is when its answer must resume."""
+    run = segment.attempt.run
+    within = run.request.start_within
+    if within is not None and segment.waiting_since:
+        run.open_by = min(run.deadline, segment.waiting_since + within)
 
 
 def _stalled(seconds: float, limit: Limit | None, reserved: bool) -> StreamInterruptedError:
