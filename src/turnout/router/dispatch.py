@@ -211,11 +211,11 @@ class Dispatch:
         except LeftForNext as left:
             # Cut to keep time for the next candidate before it had a fair chance: no verdict
             # on the deployment, but the request moves on all the same.
+            left.deployment_id = deployment.id
             if left.verdict:
                 await self.fail(attempt, left)
             else:
                 await self.abandon(attempt, FailureKind.DEADLINE)
-            left.deployment_id = deployment.id
             raise
         except Exception as exc:
             error = _classify(exc, deployment)

@@ -297,7 +297,9 @@ def _asked(kind: str, request: Request) -> float | None:
     if limits is None:
         return None
     if kind == FIRST_TOKEN:
-        return limits.first_token
+        # As a deployment's `request` limit does, the request's bounds a stream's first chunk
+        # unless it sets one for the first chunk itself.
+        return limits.first_token if limits.first_token is not None else limits.request
     if kind == IDLE:
         return limits.idle
     return limits.request
