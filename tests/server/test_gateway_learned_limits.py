@@ -44,7 +44,9 @@ class Setup:
 
 
 @asynccontextmanager
-async def _gateway(learned: dict[str, Any] | None = SCALED) -> AsyncIterator[Setup]:
+async def _gateway(
+    learned: dict[str, Any] | None = SCALED, sdk_timeout: float = 30
+) -> AsyncIterator[Setup]:
     async with AsyncExitStack() as stack:
         primary = await stack.enter_async_context(FakeOpenAI())
         backup = await stack.enter_async_context(FakeOpenAI())
@@ -58,7 +60,9 @@ async def _gateway(learned: dict[str, Any] | None = SCALED) -> AsyncIterator[Set
         assert config.format == "litellm"
         gateway = await stack.enter_async_context(running_gateway(config))
         # The official SDK as users run it: its default retries, a 30 s timeout.
-        client = openai.AsyncOpenAI(base_url=f"{gateway.url}/v1", api_key="sk-anything", timeout=30)
+        client = openai.AsyncOpenAI(
+            base_url=f"{gateway.url}/v1", api_key="sk-anything", timeout=sdk_timeout
+        )
         await stack.enter_async_context(client)
         yield Setup(primary, backup, client, gateway)
 
@@ -212,3 +216,51 @@ async def test_health_shows_each_deployments_learned_limits() -> None:
     assert primary["first_token"]["samples"] == 4
     assert primary["first_token"]["seconds"] == 0.3
     assert backup["first_token"] == {"seconds": 1.5, "source": "cold", "samples": 0}
+
+
+# ---- at turnout's defaults: the time kept for the fallback inside the SDK's timeout ---------
+
+
+async def test_at_the_defaults_a_silent_primary_leaves_the_fallback_time_to_answer() -> None:
+    async with _gateway(learned=None, sdk_timeout=3) as setup:
+        setup.primary.enqueue(Fault("hang"))
+        started = time.monotonic()
+        raw = await setup.client.chat.completions.with_raw_response.create(
+            model="primary", messages=MESSAGES
+        )
+        elapsed = time.monotonic() - started
+    assert raw.headers["x-turnout-model-group"] == "backup"
+    # 40% of the 2.85 s the SDK waits (less the gateway's margin) is kept for the fallback.
+    assert 1.6 <= elapsed < 2.85, elapsed
+    assert len(setup.primary.requests) == 1  # not retried, by the gateway or the SDK
+    assert len(setup.backup.requests) == 1
+
+
+async def test_at_the_defaults_a_slow_first_token_leaves_the_fallback_time_to_start() -> None:
+    async with _gateway(learned=None, sdk_timeout=3) as setup:
+        setup.primary.enqueue(Fault("slow_first_token", seconds=20))
+        started = time.monotonic()
+        stream = await setup.client.chat.completions.create(
+            model="primary", messages=MESSAGES, stream=True
+        )
+        text = await _read(stream)
+        elapsed = time.monotonic() - started
+    assert text == "Fake answer to: Tell me something"
+    assert 1.6 <= elapsed < 2.85, elapsed
+    assert len(setup.primary.requests) == 1
+    assert len(setup.backup.requests) == 1
+
+
+async def test_at_the_defaults_a_stall_is_continued_within_the_sdks_read_timeout() -> None:
+    async with _gateway(learned=None, sdk_timeout=3) as setup:
+        setup.primary.enqueue(Fault("stall", after_chunks=3))
+        started = time.monotonic()
+        stream = await setup.client.chat.completions.create(
+            model="primary", messages=MESSAGES, stream=True
+        )
+        text = await _read(stream)
+        elapsed = time.monotonic() - started
+    assert text
+    assert 1.6 <= elapsed < 2.85, elapsed
+    assert len(setup.primary.requests) == 1
+    assert len(setup.backup.requests) == 1
