@@ -292,8 +292,7 @@ async def test_timeouts_are_not_samples(h: Harness) -> None:
     for _ in range(10):
         async for _chunk in await router.stream(chat(stream=True)):
             pass
-    limits = router._bundle.limits
-    assert limits.learned(FIRST_TOKEN, "a") == (5.0, 10)
+    assert await _first_token(router, "a") == (5.0, "learned", 10)
     h.sim.set_behaviour("a", SILENT)
     for _ in range(3):
         await router.lift_cooldown("a")
@@ -301,7 +300,17 @@ async def test_timeouts_are_not_samples(h: Harness) -> None:
         async for _chunk in stream:
             pass
         assert stream.deployment.id == "b"
-    assert limits.learned(FIRST_TOKEN, "a") == (5.0, 10)
+    assert await _first_token(router, "a") == (5.0, "learned", 10)
+
+
+async def _first_token(router: Router, deployment_id: str) -> tuple[float, str, int] | None:
+    """The deployment's first-token limit as /health reports it (None: not configured)."""
+    for entry in await router.health():
+        if entry.deployment_id == deployment_id:
+            assert entry.limits is not None and entry.limits.first_token is not None
+            limit = entry.limits.first_token
+            return limit.seconds, limit.source, limit.samples
+    return None
 
 
 async def test_a_group_of_several_moves_to_the_next_deployment_at_the_learned_limit(
@@ -405,14 +414,17 @@ async def test_a_late_stall_under_a_read_timeout_leaves_the_continuation_its_tim
 
 
 async def test_samples_survive_a_reload_and_leave_with_their_deployment(h: Harness) -> None:
-    router = h.router(dep("a"), dep("b"))
-    limits = router._bundle.limits
+    from turnout import RoutingConfig
+
+    h.sim.set_behaviour("a", Behaviour(ttft=1.0, output_tokens=4))
+    priority = RoutingConfig(strategy="priority")
+    router = h.router(dep("a", priority=0), dep("b", priority=1), routing=priority)
     for _ in range(10):
-        limits.observe_whole("a", 4.0, 10)
-        limits.observe_whole("b", 5.0, 10)
-    learned = {i: limits.learned(REQUEST, i) for i in ("a", "b")}
-    assert learned == {"a": (12.0, 10), "b": (15.0, 10)}
-    await router.reload(RouterConfig(model_list=(dep("a"), dep("c"))))
-    assert router._bundle.limits is limits
-    assert limits.learned(REQUEST, "a") == learned["a"]
-    assert limits.learned(REQUEST, "b") == (120.0, 0)  # forgotten with its deployment
+        async for _chunk in await router.stream(chat(stream=True)):
+            pass
+    assert await _first_token(router, "a") == (5.0, "learned", 10)
+    await router.reload(RouterConfig(model_list=(dep("a"), dep("c")), routing=priority))
+    assert await _first_token(router, "a") == (5.0, "learned", 10)  # kept across the reload
+    await router.reload(RouterConfig(model_list=(dep("c"),), routing=priority))
+    await router.reload(RouterConfig(model_list=(dep("a"),), routing=priority))
+    assert await _first_token(router, "a") == (60.0, "cold", 0)  # forgotten once it left
