@@ -14,6 +14,7 @@ request moves on all the same. Past the floor it counts as any timeout.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from turnout.errors import UpstreamTimeoutError
@@ -77,7 +78,7 @@ def attempt_bound(attempt: Attempt, kind: str) -> Bound | None:
         usual = limits.expected(deployment.id, stream)
         if usual is not None:
             keep = max(keep, min(started + usual, end))
-        if until is None or keep < until:
+        if (until is None or keep < until) and keep < end:
             bounds = limits.config.first_token if stream else limits.config.request
             return Bound(keep, limit, end - keep, bounds.floor)
     return None if until is None else Bound(until, limit)
@@ -91,12 +92,10 @@ def idle_bound(attempt: Attempt, escape: bool) -> tuple[Limit | None, float | No
     bundle = run.bundle
     limits = bundle.limits
     deployment = attempt.deployment
-    following: tuple[str, ...] | list[str] = ()
+    following: Sequence[str] = ()
     if escape:
-        following = list(
-            next_candidates(
-                bundle.table, attempt.group, deployment.id, run.attempts, run.visited, run.hops
-            )
+        following = next_candidates(
+            bundle.table, attempt.group, deployment.id, run.attempts, run.visited, run.hops
         )
     limit = limits.limit(IDLE, deployment, attempt.request, bool(following))
     within = run.request.start_within
