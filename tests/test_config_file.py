@@ -276,6 +276,7 @@ def test_top_level_keys_are_server_and_the_router_fields() -> None:
         "timeout",
         "hedging",
         "stream_failover",
+        "learned_timeouts",
     }
 
 

@@ -46,6 +46,19 @@ class Principal:
     name: str
 
 
+@dataclass(frozen=True, slots=True)
+class AttemptLimits:
+    """A caller's own limits on each attempt of its request, in seconds (None: the
+    deployment's, learned or configured). A deployment's configured limit still bounds them."""
+
+    #: From sending a streaming attempt to its first chunk.
+    first_token: float | None = None
+    #: Between two chunks of a stream.
+    idle: float | None = None
+    #: One whole attempt answered whole.
+    request: float | None = None
+
+
 @dataclass(slots=True)
 class Request:
     """One caller request, addressed to a model group or alias."""
@@ -57,6 +70,11 @@ class Request:
     tags: frozenset[str] = frozenset()
     #: The caller's own overall deadline in seconds (the router's default applies otherwise).
     timeout: float | None = None
+    #: The caller's own limits on each attempt (None: the deployments' own).
+    limits: AttemptLimits | None = None
+    #: For a stream: seconds within which its first chunk must reach the caller (the SDK's
+    #: read timeout), which may come before `timeout`. Time is kept for a fallback within it.
+    start_within: float | None = None
     request_id: str = field(default_factory=new_request_id)
     #: Who the request is attributed to; None when the router is used as a library.
     principal: Principal | None = None

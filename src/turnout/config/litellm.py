@@ -27,7 +27,8 @@ What maps where (LiteLLM -> turnout):
   ``stream_timeout`` and ``litellm_settings.request_timeout`` -> the per-call limits of every
   deployment that sets none itself (LiteLLM's defaults for each call, not a deadline).
 - turnout's overall deadline is its own top-level ``timeout`` beside LiteLLM's sections (default
-  600 s), as its own ``server`` section may be.
+  600 s), as its own ``server`` section and ``learned_timeouts`` (learned per-deployment limits)
+  may be.
 - ``general_settings.master_key`` -> the server's ``master_key``. turnout's own ``server``
   section may sit beside LiteLLM's sections, and its ``master_key`` wins.
 
@@ -371,9 +372,10 @@ class _Converter:
                 "set them in the environment",
             )
         for key in data:
-            if key == "timeout":
-                self.router["timeout"] = data[key]  # turnout's own overall deadline
-                self.origins["timeout"] = "timeout"
+            if key in ("timeout", "learned_timeouts"):
+                # turnout's own overall deadline, and its learned per-deployment limits.
+                self.router[key] = data[key]
+                self.origins[key] = key
             elif key == "include":
                 self.ignore("include", "not supported: merge the included files into this one")
             elif key not in ("model_list", "server") and key not in LITELLM_SECTIONS:

@@ -17,6 +17,10 @@ A value of 0 counts as unset in that chain, as it does in LiteLLM. In turnout's 
 - the stream limit is ``first_token`` and ``idle``: LiteLLM's HTTP client applies its timeout to
   every read of a stream, so it bounds the wait for the first chunk and every gap after it.
 
+These are upper bounds: turnout's learned limits (`turnout.config.router.LearnedTimeouts`, on by
+default) may leave a silent or stalled deployment sooner, never later. A ``timeout: 30`` thus
+still lets a deployment that usually answers in a second be left after a few seconds.
+
 turnout's overall deadline over every attempt, retry and fallback is a setting of its own (the
 top-level ``timeout``, beside LiteLLM's sections), never taken from these. A limit that is not
 under that deadline would let an attempt that times out use up the whole request: each such key

@@ -352,6 +352,56 @@ class BreakerConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
     success_threshold: PositiveInt = 2
 
 
+class LimitBounds(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How one learned limit is clamped, and what it is before anything was learned (seconds)."""
+
+    #: Never tighter than this, however fast the deployment has been.
+    floor: Positive
+    #: Never looser than this, however slow it has been.
+    cap: Positive
+    #: The limit while fewer than `LearnedTimeouts.min_samples` successes were seen.
+    cold: Positive
+
+    def __post_init__(self) -> None:
+        if self.floor > self.cap:
+            raise ConfigError(f"floor ({self.floor:g}) must not exceed cap ({self.cap:g})")
+        if not self.floor <= self.cold <= self.cap:
+            raise ConfigError(f"cold ({self.cold:g}) must lie between floor and cap")
+
+
+class LearnedTimeouts(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Per-deployment attempt limits learned from what each deployment has been doing.
+
+    Each limit is the `quantile` of a deployment's recent successful samples times `factor`,
+    clamped to its bounds; with fewer than `min_samples` samples it is the bounds' `cold` value.
+    It applies only while something else could still answer the request (another deployment of
+    the group or a fallback group): then a silent or stalled upstream is left after seconds, not
+    at the deadline. An attempt with nowhere else to go waits up to the `cap` instead, so a
+    learned limit never fails a request that patience would have answered. A deployment's
+    explicit `Timeouts` are upper bounds: a learned limit may be tighter, never looser. See
+    docs/timeouts.md for the reasoning behind the defaults.
+    """
+
+    enabled: bool = True
+    #: Which quantile of the samples is taken.
+    quantile: Annotated[float, Meta(gt=0, le=1)] = 0.99
+    #: How far past that quantile an attempt may run.
+    factor: Annotated[float, Meta(ge=1)] = 3.0
+    #: Successful samples needed before the learned value replaces the cold one.
+    min_samples: PositiveInt = 10
+    #: Samples kept per deployment and kind (the most recent).
+    samples: Annotated[int, Meta(ge=8, le=4096)] = 200
+    #: Time to a stream's first chunk.
+    first_token: LimitBounds = LimitBounds(floor=5.0, cap=120.0, cold=60.0)
+    #: The longest gap between two chunks of one stream (learned per stream: its longest gap).
+    idle: LimitBounds = LimitBounds(floor=10.0, cap=120.0, cold=30.0)
+    #: A whole (non-streamed) answer: the quantile of whole-answer durations, or, when the
+    #: request sets max_tokens, of seconds per output token times it, whichever is longer.
+    request: LimitBounds = LimitBounds(floor=10.0, cap=600.0, cold=120.0)
+    #: When the fallback's own time is unknown, the share of the time left kept for it.
+    reserve_fraction: Annotated[float, Meta(ge=0, lt=1)] = 0.4
+
+
 class RouterConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """Everything a `Router` needs to know, in one validated object."""
 
@@ -370,6 +420,8 @@ class RouterConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     hedging: dict[str, HedgeConfig] = field(default_factory=dict)
     #: Continue a stream that breaks after content was sent on another deployment.
     stream_failover: bool = True
+    #: First-token, idle and whole-answer limits learned per deployment (on by default).
+    learned_timeouts: LearnedTimeouts = LearnedTimeouts()
 
     def __post_init__(self) -> None:
         seen: dict[str, int] = {}

@@ -28,6 +28,7 @@ from turnout.gateway.body import check_declared_length, read_body
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.requests import build_request, parse_body, sdk_wait
 from turnout.observe.events import HttpRequestFinished
+from turnout.router.limits import LimitsView
 from turnout.router.result import Response
 from turnout.router.streaming import Stream
 from turnout.secrets import SHAPES_ONLY, Redactor
@@ -345,11 +346,28 @@ async def _health(http: web.Request) -> web.Response:
             "latency_ms": round(entry.latency * 1000, 2) if entry.latency is not None else None,
             "ttft_ms": round(entry.ttft * 1000, 2) if entry.ttft is not None else None,
             "reliability": round(entry.reliability, 4),
+            "timeouts": _limits(entry.limits),
         }
         for entry in await gateway.router.health()
     ]
     body = {"status": "draining" if gateway.draining else "ok", "deployments": deployments}
     return web.Response(body=_ENCODE(body), content_type=_JSON)
+
+
+def _limits(view: LimitsView | None) -> dict[str, Any] | None:
+    """A deployment's current attempt limits: seconds and where each comes from."""
+    if view is None:
+        return None
+    return {
+        name: None
+        if limit is None
+        else {"seconds": round(limit.seconds, 3), "source": limit.source, "samples": limit.samples}
+        for name, limit in (
+            ("first_token", view.first_token),
+            ("idle", view.idle),
+            ("request", view.request),
+        )
+    }
 
 
 async def _metrics(http: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 
 from turnout.errors import InvalidRequestError
-from turnout.wire import Operation, Principal, Request
+from turnout.wire import AttemptLimits, Operation, Principal, Request
 
 _DECODE = msgspec.json.Decoder().decode
 
@@ -27,6 +27,12 @@ SDK_TIMEOUT_HEADER = "x-stainless-read-timeout"
 #: before the SDK gives up (it would retry, twice by default): 5% of it, within these bounds.
 SDK_MARGIN = 0.05
 SDK_MARGIN_CAP = 1.0
+#: The caller's limits on each attempt, in milliseconds: a stream's first chunk, the gap
+#: between two chunks, and an answer sent whole. They replace the deployment's learned limits
+#: for this request; a deployment's configured limit still bounds them.
+FIRST_TOKEN_HEADER = "x-turnout-first-token-timeout-ms"
+IDLE_HEADER = "x-turnout-idle-timeout-ms"
+ATTEMPT_HEADER = "x-turnout-attempt-timeout-ms"
 
 
 #: Deepest nesting of arrays and objects accepted in a body. Real requests (tool schemas
@@ -106,8 +112,62 @@ def build_request(
         operation=operation,
         tags=_tags(body, headers),
         timeout=_deadline(headers, streamed=stream is True),
+        limits=attempt_limits(body, headers, streamed=stream is True),
+        start_within=sdk_wait(headers) if stream is True else None,
         principal=principal,
     )
+
+
+def attempt_limits(
+    body: dict[str, Any], headers: Mapping[str, str], *, streamed: bool
+) -> AttemptLimits | None:
+    """The caller's limits on each attempt, from headers (milliseconds) or LiteLLM's body
+    fields ``timeout`` and ``stream_timeout`` (seconds, per call, as LiteLLM reads them: for a
+    stream ``stream_timeout``, else ``timeout``, bounds the first chunk and each gap). The body
+    fields are taken out of the body: upstreams do not know them. A header wins over the
+    body."""
+    call = _body_seconds(body, "timeout")
+    streaming = _body_seconds(body, "stream_timeout")
+    first = _header_seconds(headers, FIRST_TOKEN_HEADER)
+    idle = _header_seconds(headers, IDLE_HEADER)
+    whole = _header_seconds(headers, ATTEMPT_HEADER)
+    per_read = (streaming or call) if streamed else None
+    first = first if first is not None else per_read
+    idle = idle if idle is not None else per_read
+    whole = whole if whole is not None else call
+    if first is None and idle is None and whole is None:
+        return None
+    return AttemptLimits(first_token=first, idle=idle, request=whole)
+
+
+def _positive(value: Any) -> bool:
+    return (
+        isinstance(value, int | float) and not isinstance(value, bool) and 0 < value < float("inf")
+    )
+
+
+def _body_seconds(body: dict[str, Any], name: str) -> float | None:
+    if name not in body:
+        return None
+    value = body.pop(name)
+    if value is None:
+        return None
+    if not _positive(value):
+        raise InvalidRequestError(f"`{name}` must be a positive number of seconds", param=name)
+    return float(value)
+
+
+def _header_seconds(headers: Mapping[str, str], name: str) -> float | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        milliseconds = float(value)
+    except ValueError:
+        milliseconds = 0.0
+    if not _positive(milliseconds):
+        raise InvalidRequestError(f"`{name}` must be a positive number of milliseconds", param=name)
+    return milliseconds / 1000.0
 
 
 def _deadline(headers: Mapping[str, str], *, streamed: bool) -> float | None:

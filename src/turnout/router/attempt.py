@@ -36,6 +36,7 @@ class Run:
         "holds",
         "hops",
         "number",
+        "open_by",
         "request",
         "started",
         "visited",
@@ -55,6 +56,11 @@ class Run:
         self.bundle = bundle
         self.started = started
         self.deadline = deadline
+        #: When the answer must begin: the deadline, or for a stream whose caller reads with a
+        #: timeout (`Request.start_within`), the end of that wait if sooner.
+        self.open_by = deadline
+        if request.start_within is not None and request.stream:
+            self.open_by = min(deadline, started + request.start_within)
         self.attempts: list[AttemptRecord] = []
         self.errors: list[TurnoutError] = []
         #: Attempts started so far (the next attempt's number is this plus one).

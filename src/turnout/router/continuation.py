@@ -61,6 +61,7 @@ def continuation_request(original: Request, sent: str, *, prefill: bool) -> Requ
         operation=original.operation,
         tags=original.tags,
         timeout=original.timeout,
+        limits=original.limits,
         request_id=original.request_id,
         principal=original.principal,
     )

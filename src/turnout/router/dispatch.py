@@ -50,8 +50,10 @@ from turnout.observe.events import (
 from turnout.pricing.price import price
 from turnout.providers.base import Provider
 from turnout.router.attempt import Attempt, Call, Run
+from turnout.router.bounds import Bound, LeftForNext, attempt_bound
 from turnout.router.decision import Choice, decide
 from turnout.router.filters import Rejections
+from turnout.router.limits import FIRST_TOKEN, REQUEST
 from turnout.router.runtime import ConfigBundle
 from turnout.router.segment import Segment, close_quietly
 from turnout.state.base import StateStore
@@ -196,15 +198,24 @@ class Dispatch:
             if call is Call.STREAM:
                 return await self._open_stream(attempt, provider)
             method = provider.embed if call is Call.EMBED else provider.complete
-            limit = deployment.timeouts.request
-            if limit is None:
+            bound = attempt_bound(attempt, REQUEST)
+            if bound is None:
                 result = await method(deployment, request)
             else:
-                result = await self._within(limit, attempt.started, method(deployment, request))
+                result = await self._within(bound, attempt.started, method(deployment, request))
         except asyncio.CancelledError:
             # The caller went away, a hedge won, or the request's deadline cancelled it.
             late = self.clock.now() >= attempt.run.deadline
             await self.abandon(attempt, FailureKind.DEADLINE if late else FailureKind.CANCELLED)
+            raise
+        except LeftForNext as left:
+            # Cut to keep time for the next candidate before it had a fair chance: no verdict
+            # on the deployment, but the request moves on all the same.
+            left.deployment_id = deployment.id
+            if left.verdict:
+                await self.fail(attempt, left)
+            else:
+                await self.abandon(attempt, FailureKind.DEADLINE)
             raise
         except Exception as exc:
             error = _classify(exc, deployment)
@@ -213,34 +224,38 @@ class Dispatch:
                 raise
             raise error from exc
         cost = await self.succeed(attempt, result.usage, result.rate_limits)
+        took = self.clock.now() - attempt.started
+        bundle.limits.observe_whole(deployment.id, took, result.usage.completion_tokens)
         if bundle.hedger.active:
-            bundle.hedger.observe(attempt.group, False, self.clock.now() - attempt.started)
+            bundle.hedger.observe(attempt.group, False, took)
         return result, deployment, cost
 
     async def _open_stream(self, attempt: Attempt, provider: Provider) -> Segment:
         deployment = attempt.deployment
         chunks = provider.stream(deployment, attempt.request)
-        limit = deployment.timeouts.first_token or deployment.timeouts.request
+        bound = attempt_bound(attempt, FIRST_TOKEN)
         try:
-            first = await self._within(limit, attempt.started, anext(chunks))
+            first = await self._within(bound, attempt.started, anext(chunks))
         except StopAsyncIteration:
             raise StreamInterruptedError("The stream ended before its first chunk") from None
         except BaseException:  # includes cancellation: the upstream must be closed either way
             await close_quietly(chunks)
             raise
         ttft = self.clock.now() - attempt.started
-        attempt.run.bundle.hedger.observe(attempt.group, True, ttft)
+        bundle = attempt.run.bundle
+        bundle.limits.observe_first_token(deployment.id, ttft)
+        bundle.hedger.observe(attempt.group, True, ttft)
         return Segment(attempt, first, chunks, ttft, rate_limits=first.rate_limits)
 
-    async def _within(self, limit: float | None, started: float, work: Awaitable[T]) -> T:
-        """Await `work`, bounded by `limit` seconds from `started` when a limit is set."""
-        if limit is None:
+    async def _within(self, bound: Bound | None, started: float, work: Awaitable[T]) -> T:
+        """Await `work`, within the attempt's bound when it has one."""
+        if bound is None:
             return await work
         try:
-            async with self.clock.timeout_at(started + limit):
+            async with self.clock.timeout_at(bound.until):
                 return await work
         except TimeoutError:
-            raise UpstreamTimeoutError(f"No answer within {limit:g}s") from None
+            raise bound.error(self.clock.now() - started) from None
 
     async def discard(self, segment: Segment) -> None:
         """Give up a stream opened but not wanted (a hedged race's second to deliver)."""

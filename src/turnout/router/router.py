@@ -32,6 +32,7 @@ from turnout.router.attempt import Call
 from turnout.router.dispatch import Dispatch
 from turnout.router.execution import Executor
 from turnout.router.hedging import Hedger
+from turnout.router.limits import LearnedLimits, LimitsView
 from turnout.router.result import Response
 from turnout.router.runtime import ConfigBundle, retry_budget_for
 from turnout.router.strategies import create_strategy
@@ -60,6 +61,9 @@ class DeploymentHealth:
     latency: float | None
     ttft: float | None
     reliability: float
+    #: The attempt limits it gets now while something else could answer (learned, cold or
+    #: configured; see `turnout.router.limits`).
+    limits: LimitsView | None = None
 
 
 class Router:
@@ -158,6 +162,11 @@ class Router:
             retry_budget, hedger = previous.retry_budget, previous.hedger
         else:
             retry_budget, hedger = retry_budget_for(table), Hedger(config.hedging)
+        if previous is not None and config.learned_timeouts == previous.limits.config:
+            limits = previous.limits
+            limits.retain(table.by_id)
+        else:
+            limits = LearnedLimits(config.learned_timeouts)
         return ConfigBundle(
             table=table,
             # A copy no caller can change under the requests that use it.
@@ -165,6 +174,7 @@ class Router:
             strategy=strategy,
             retry_budget=retry_budget,
             hedger=hedger,
+            limits=limits,
         )
 
     # ---- lifetime ------------------------------------------------------------------------
@@ -220,6 +230,7 @@ class Router:
         table = self._bundle.table
         ids = list(table.by_id)
         states = await self._dispatch.states(ids)
+        limits = self._bundle.limits
         now, wall = self._clock.now(), self._clock.wall()
         report = []
         for deployment_id, state in zip(ids, states, strict=True):
@@ -239,6 +250,7 @@ class Router:
                     latency=state.latency,
                     ttft=state.ttft,
                     reliability=state.reliability(wall),
+                    limits=limits.view(deployment),
                 )
             )
         return report

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from turnout.providers.base import Provider
 from turnout.router.budget import WindowBudget
 from turnout.router.hedging import Hedger
+from turnout.router.limits import LearnedLimits
 from turnout.router.strategies import Strategy
 from turnout.router.table import ModelTable
 
@@ -29,6 +30,8 @@ class ConfigBundle:
     retry_budget: WindowBudget | None
     #: Shared likewise while the hedging settings do not change.
     hedger: Hedger
+    #: Attempt limits learned per deployment; shared likewise while their settings hold.
+    limits: LearnedLimits
 
 
 def retry_budget_for(table: ModelTable) -> WindowBudget | None:

@@ -25,6 +25,10 @@ class Segment:
     usage: Usage | None = None
     content_chunks: int = 0
     finished: bool = False
+    #: When the wait for the next chunk began (monotonic; 0 before the first wait).
+    waiting_since: float = 0.0
+    #: The longest wait between two chunks, once the segment ended well.
+    longest_gap: float = 0.0
     rate_limits: RateLimitHints | None = None
 
 

@@ -25,8 +25,10 @@ from turnout.errors import (
     TurnoutError,
 )
 from turnout.router.attempt import Attempt
+from turnout.router.bounds import idle_bound
 from turnout.router.continuation import Rewriter
 from turnout.router.dispatch import Dispatch
+from turnout.router.limits import Limit
 from turnout.router.segment import Segment, close_quietly
 from turnout.router.transcript import Transcript, TranscriptBuilder
 from turnout.wire import StreamChunk, Usage
@@ -143,6 +145,7 @@ class Stream:
                     ):
                         raise _reported(original, error) from None
                     transcript = sent.transcript()
+                    _restart_read(segment)
                     continuation = await self._failover(segment.attempt, transcript, original)
                     if not isinstance(continuation, Segment):
                         raise _reported(original, continuation or error) from None
@@ -171,9 +174,14 @@ class Stream:
         """The segment's chunks, each wait bounded; a break raises a `TurnoutError`."""
         attempt = segment.attempt
         deadline = attempt.run.deadline
-        idle = attempt.deployment.timeouts.idle
+        limit, readable = idle_bound(attempt, self._failover is not None)
+        idle = None if limit is None else limit.seconds
+        reserved = readable is not None and (idle is None or readable < idle)
+        if reserved:
+            idle = readable
         clock = self._dispatch.clock
         chunk = segment.first
+        longest = 0.0
         while True:
             if chunk.usage is not None:
                 segment.usage = chunk.usage
@@ -184,7 +192,7 @@ class Stream:
             if chunk.rate_limits is not None:
                 segment.rate_limits = chunk.rate_limits
             yield chunk
-            now = clock.now()
+            now = segment.waiting_since = clock.now()
             bound = deadline if idle is None else min(deadline, now + idle)
             try:
                 async with clock.timeout_at(bound):
@@ -196,15 +204,17 @@ class Stream:
                     raise DeadlineExceededError(
                         "The stream did not finish within the request's deadline"
                     ) from None
-                raise StreamInterruptedError(
-                    f"The stream stalled: no chunk for {idle:g}s"
-                ) from None
+                raise _stalled(idle or 0.0, limit, reserved) from None
             except (ProviderError, asyncio.CancelledError, GeneratorExit):
                 raise
             except Exception as exc:
                 raise StreamInterruptedError(f"The stream broke: {type(exc).__name__}") from exc
+            gap = clock.now() - now
+            if gap > longest:
+                longest = gap
         if not segment.finished:
             raise StreamInterruptedError("The stream ended without a finish reason")
+        segment.longest_gap = longest
 
     async def _failed(self, segment: Segment, error: TurnoutError) -> None:
         attempt = segment.attempt
@@ -226,8 +236,29 @@ class Stream:
             # No usage from upstream: estimate, one token per content chunk.
             usage = Usage(attempt.request.prompt_tokens, segment.content_chunks)
         cost = await self._dispatch.succeed(attempt, usage, segment.rate_limits, segment.ttft)
+        attempt.run.bundle.limits.observe_stream(attempt.deployment.id, segment.longest_gap)
         self.usage = rewriter.usage if rewriter is not None and rewriter.usage else usage
         self.cost = cost
+
+
+def _restart_read(segment: Segment) -> None:
+    """A continuation's first chunk must reach a caller reading with a timeout within that
+    timeout of the last chunk it saw: that is when its answer must resume."""
+    run = segment.attempt.run
+    within = run.request.start_within
+    if within is not None and segment.waiting_since:
+        run.open_by = min(run.deadline, segment.waiting_since + within)
+
+
+def _stalled(seconds: float, limit: Limit | None, reserved: bool) -> StreamInterruptedError:
+    """The failure of a stream that sent nothing for `seconds`, naming the limit it hit."""
+    if reserved:
+        why = "the caller's read timeout, less the time kept for a continuation to start"
+    elif limit is not None:
+        why = limit.describe()
+    else:
+        why = "the idle limit"
+    return StreamInterruptedError(f"The stream stalled: no chunk for {seconds:.3g}s ({why})")
 
 
 def _reported(original: TurnoutError, latest: TurnoutError) -> TurnoutError:
