@@ -32,7 +32,7 @@ from turnout.errors import (
     TurnoutError,
     UpstreamTimeoutError,
 )
-from turnout.health.breaker import Admission
+from turnout.health.ejection import Admission
 from turnout.health.poison import FAILING, Hold, suspect
 from turnout.health.record import CooldownReason
 from turnout.health.rules import HealthPolicy, Outcome
@@ -121,7 +121,7 @@ class Dispatch:
         rejections = Rejections()
         deployment = decide(bundle, group, request, states, (), now, wall, None, rejections)
         for deployment_id in rejections.expired:
-            self.emit_all(await self.store.lift_cooldown(deployment_id))
+            self.emit_all(await self.store.expire(deployment_id, now))
         return deployment, rejections
 
     async def start(

@@ -1,7 +1,7 @@
 """Pre-filters: which deployments of a group may take this request right now.
 
 Run before any strategy, in one pass over the group: not already tried by this request, not
-cooling down, breaker not open (half-open admits while probe slots are free), under its rpm,
+ejected (a probing deployment admits while probe slots are free), under its rpm,
 tpm and parallel-request limits and under the quota its provider last reported, a context window
 large enough for the estimated prompt, and carrying one of the request's tags when it has any.
 When nothing passes, `Rejections` explains why, to the caller, in one error.
@@ -19,7 +19,6 @@ from turnout.errors import (
     NoMatchingDeploymentError,
     TurnoutError,
 )
-from turnout.health import breaker as breaker_rules
 from turnout.health.record import CooldownReason
 from turnout.health.snapshot import DeploymentSnapshot
 from turnout.wire import Request
@@ -36,14 +35,14 @@ class Rejections:
     def __init__(self) -> None:
         #: (deployment id, reason, seconds left)
         self.cooling: list[tuple[str, CooldownReason | None, float]] = []
-        #: (deployment id, seconds until probes are admitted)
+        #: (deployment id, seconds until probes are admitted; 0: probing, its slots taken)
         self.breaker_open: list[tuple[str, float]] = []
         #: (deployment id, which limit)
         self.limited: list[tuple[str, str]] = []
         #: (deployment id, its context window)
         self.context: list[tuple[str, int]] = []
         self.tried = 0
-        #: Deployments whose cooldown has run out and should be lifted.
+        #: Deployments whose ejection has run out: they move to probing.
         self.expired: list[str] = []
 
     def wait_hint(self) -> float | None:
@@ -65,7 +64,12 @@ class Rejections:
             f"until {_utc(wall + left)}"
             for d, reason, left in self.cooling
         ]
-        parts += [f"{d} circuit open, probing in {left:.1f}s" for d, left in self.breaker_open]
+        parts += [
+            f"{d} circuit open, probing in {left:.1f}s"
+            if left
+            else f"{d} probing, its probe slots taken"
+            for d, left in self.breaker_open
+        ]
         parts += [f"{d} at its {limit} limit" for d, limit in self.limited]
         parts += [f"{d} context window {w} too small" for d, w in self.context]
         detail = "; ".join(parts) if parts else "every deployment was already tried"
@@ -118,18 +122,20 @@ def eligible(
         if tried and deployment.id in tried:
             rejections.tried += 1
             continue
-        if state.cooldown_until:
-            if state.cooldown_until > now:
-                rejections.cooling.append(
-                    (deployment.id, state.cooldown_reason, state.cooldown_until - now)
-                )
+        if state.phase:
+            until = state.cooldown_until
+            if until > now:
+                reason = state.cooldown_reason
+                if reason is CooldownReason.CONSECUTIVE_FAILURES:
+                    rejections.breaker_open.append((deployment.id, until - now))
+                else:
+                    rejections.cooling.append((deployment.id, reason, until - now))
                 continue
-            rejections.expired.append(deployment.id)
-        circuit = state.breaker
-        if circuit.phase and not breaker_rules.can_admit(circuit, breaker, now):
-            wait = circuit.opened_at + breaker.open_timeout - now
-            rejections.breaker_open.append((deployment.id, max(0.0, wait)))
-            continue
+            if until:
+                rejections.expired.append(deployment.id)  # probing, no probe in flight yet
+            elif state.probes >= breaker.half_open_probes:
+                rejections.breaker_open.append((deployment.id, 0.0))
+                continue
         parallel = deployment.max_parallel_requests
         if parallel is not None and state.in_flight >= parallel:
             rejections.limited.append((deployment.id, "max parallel requests"))
