@@ -70,6 +70,8 @@ class Ejection(Protocol):
     @property
     def cooldown_until(self) -> float: ...
     @property
+    def cooldown_reason(self) -> CooldownReason | None: ...
+    @property
     def probes(self) -> int: ...
     @property
     def ejections(self) -> int: ...
@@ -86,10 +88,11 @@ class Admission(IntEnum):
 
 
 def phase_at(state: Ejection, now: float) -> BreakerPhase:
-    """The phase at `now`: an ejection whose expiry has passed is probing, noticed or not."""
+    """The phase at `now`: an ejection whose expiry has passed is probing (or, after a 429 or
+    an operator's ejection, back in rotation), noticed or not."""
     phase = state.phase
     if phase is OPEN and state.cooldown_until <= now:
-        return HALF_OPEN
+        return CLOSED if state.cooldown_reason in _FIXED else HALF_OPEN
     return phase
 
 
@@ -111,6 +114,15 @@ def count_at(state: Ejection, decay: float, now: float) -> int:
     return count
 
 
+def _decay(state: DeploymentState, decay: float, now: float) -> None:
+    """Apply the decay earned in rotation so far; the time towards the next step carries."""
+    if state.phase is CLOSED and state.ejections and state.returned_at and decay > 0:
+        steps = int((now - state.returned_at) / decay)
+        if steps:
+            state.ejections = max(0, state.ejections - steps)
+            state.returned_at += steps * decay
+
+
 def duration(base: float, count: int, policy: Schedule) -> float:
     """Seconds of the `count`-th consecutive ejection starting from `base`."""
     seconds = base * policy.ejection_multiplier ** (count - 2) if count > 2 else base
@@ -130,6 +142,8 @@ def admit(
         if state.cooldown_until > now:
             return Admission.REFUSED, events
         expire(state, now, events)
+        if state.phase is CLOSED:
+            return Admission.NORMAL, events
     if state.probes >= policy.probes:
         return Admission.REFUSED, events
     state.probes += 1
@@ -137,8 +151,13 @@ def admit(
 
 
 def expire(state: DeploymentState, now: float, events: list[HealthEvent]) -> None:
-    """An ejection whose expiry has passed: probing from now on (its reason is kept)."""
+    """An ejection whose expiry has passed: probing from now on (its reason is kept). After a
+    429 or an operator's ejection, which say nothing of the deployment's health, back in
+    rotation at once, as the provider or the operator said."""
     if state.phase is not OPEN or state.cooldown_until > now:
+        return
+    if state.cooldown_reason in _FIXED:
+        reinstate(state, now, events)
         return
     state.phase = HALF_OPEN
     state.cooldown_until = 0.0
@@ -167,9 +186,8 @@ def eject(
     """
     previous = phase_at(state, now)
     if previous is CLOSED:
-        count = state.ejections = count_at(state, policy.ejection_decay, now)
-    else:
-        count = state.ejections
+        _decay(state, policy.ejection_decay, now)
+    count = state.ejections
     ejected = previous is OPEN
     fixed = seconds is not None or reason in _FIXED
     if seconds is not None:
@@ -235,14 +253,16 @@ def reinstate(state: DeploymentState, now: float, events: list[HealthEvent]) -> 
     reason = state.cooldown_reason
     if previous is OPEN and reason is not None:
         events.append(CooldownLeft(state.deployment_id, reason))
+    fixed = reason in _FIXED
     state.phase = CLOSED
     state.cooldown_until = 0.0
     state.cooldown_reason = None
     state.probes = 0
     state.probe_successes = 0
-    state.returned_at = now
     if not now:
         state.ejections = 0
+    if not fixed or not state.returned_at:
+        state.returned_at = now  # after a 429, the decay goes on from where it was
     events.append(BreakerTransition(state.deployment_id, previous, CLOSED))
 
 
