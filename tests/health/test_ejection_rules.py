@@ -3,6 +3,8 @@ rules' own clock values (no sleeping anywhere)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -51,7 +53,7 @@ def _attempt(
     return admission, found
 
 
-def _ejections(events: list[object]) -> list[CooldownEntered]:
+def _ejections(events: Sequence[object]) -> list[CooldownEntered]:
     return [e for e in events if isinstance(e, CooldownEntered)]
 
 
@@ -137,9 +139,9 @@ def test_retry_after_sets_the_ejection_without_growing_it() -> None:
     _, events = _attempt(state, POLICY, 100.0, FailureKind.RATE_LIMITED, retry_after=2.0)
     assert _ejections(events) == [CooldownEntered("d", CooldownReason.RATE_LIMITED, 102.0, 2.0, 3)]
     # What the provider asked is over: back in rotation at once, no probing.
-    admission, events = ejection.admit(state, POLICY, 102.0)
+    admission, moved = ejection.admit(state, POLICY, 102.0)
     assert admission is Admission.NORMAL
-    assert events == [
+    assert moved == [
         CooldownLeft("d", CooldownReason.RATE_LIMITED),
         BreakerTransition("d", OPEN, CLOSED),
     ]
