@@ -75,7 +75,7 @@ def test_first_ejection_lasts_the_cooldown_time_then_one_probe_brings_it_back() 
         BreakerTransition("d", HALF_OPEN, CLOSED),
     ]
     assert (state.phase, state.cooldown_reason, state.returned_at) == (CLOSED, None, 15.0)
-    assert ejection.admit(state, POLICY, 15.0) == (Admission.NORMAL, [])
+    assert ejection.admit(state, POLICY, 15.0) == (Admission.NORMAL, ())
 
 
 def test_failing_probes_eject_for_longer_up_to_the_cap() -> None:

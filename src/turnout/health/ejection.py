@@ -31,6 +31,7 @@ Nothing runs on a timer: expiry and decay are computed when the record is next t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from enum import IntEnum
 from typing import Protocol
 
@@ -131,12 +132,13 @@ def duration(base: float, count: int, policy: Schedule) -> float:
 
 def admit(
     state: DeploymentState, policy: Schedule, now: float
-) -> tuple[Admission, list[HealthEvent]]:
+) -> tuple[Admission, Sequence[HealthEvent]]:
     """Let one request through if the deployment's phase allows it, taking a probe slot while
-    probing (an expired ejection turns into probing here)."""
+    probing (an expired ejection turns into probing here). In rotation, the common case, it
+    allocates nothing."""
     phase = state.phase
     if phase is CLOSED:
-        return Admission.NORMAL, []
+        return Admission.NORMAL, ()
     events: list[HealthEvent] = []
     if phase is OPEN:
         if state.cooldown_until > now:
