@@ -186,7 +186,9 @@ def eject(
     `seconds`: an operator's length, taken as given. `retry_after`: a provider's, for a 429.
     While already ejected, only a longer explicit length extends the ejection.
     """
-    previous = phase_at(state, now)
+    if state.phase is OPEN and state.cooldown_until <= now:
+        expire(state, now, events)  # its time was over: say so before the next one
+    previous = state.phase
     if previous is CLOSED:
         _decay(state, policy.ejection_decay, now)
     count = state.ejections
