@@ -207,7 +207,7 @@ async def main() -> None:
         )
     if theirs is None:
         print(f"\nFull Router.complete, zero-latency simulated provider: {full:.1f} µs")
-    print(f"\nPer-deployment state (ejection included): {state_size()} bytes")
+    print(f"\nPer-deployment state: {state_size()} bytes, ejection included")
 
 
 if __name__ == "__main__":
