@@ -19,13 +19,14 @@ the failure means for the deployment's health and which fallback list applies::
     │   ├── CredentialsRefusedError 502  the provider refused the gateway's own credentials
     │   │   ├── AuthenticationError        (upstream 401)
     │   │   └── PermissionDeniedError      (upstream 403)
-    │   ├── UpstreamNotFoundError  404   the upstream model or endpoint does not exist
+    │   ├── UpstreamNotFoundError  502   the upstream does not know the deployment's model or path
     │   ├── RateLimitError         429   carries retry_after when the provider said
     │   ├── UpstreamTimeoutError   504
     │   ├── UpstreamConnectionError 502
     │   ├── ServerError            500/502/503/529 ...
     │   └── StreamInterruptedError 502   a stream broke after it had started
     ├── NoDeploymentsAvailableError 429/503 everything is cooling down, breaker-open or at a limit
+    │   └── DeploymentsMisconfiguredError 502 ... each for an unknown model or a refused key
     └── DeadlineExceededError      504   the request's overall deadline passed
 
 The mapping to an OpenAI error body happens in exactly one place: `TurnoutError.to_openai`;
@@ -264,10 +265,24 @@ class PermissionDeniedError(CredentialsRefusedError):
 
 
 class UpstreamNotFoundError(ProviderError):
-    status = 404
-    openai_type = "invalid_request_error"
-    openai_code = "model_not_found"
+    """The provider does not know the deployment's model (or its endpoint path): the gateway's
+    configuration is wrong for that deployment, not the caller's request. To the caller it is a
+    server-side error (502, ``api_error``) naming the deployment, not the provider's 404, which
+    the SDKs would surface as the caller's own `NotFoundError`, as if the gateway had no such
+    model. The provider's words stay in the attempts summary."""
+
+    status = 502
+    openai_type = "api_error"
+    openai_code = "upstream_model_not_found"
     kind = FailureKind.NOT_FOUND
+
+    def public_message(self) -> str:
+        where = f"deployment `{self.deployment_id}`" if self.deployment_id else "a deployment"
+        shown = f" ({self.upstream_status})" if self.upstream_status is not None else ""
+        return (
+            f"The provider does not know the model configured for {where}{shown}: the "
+            "gateway's configuration names a wrong model or endpoint for it"
+        )
 
 
 class RateLimitError(ProviderError):
@@ -337,6 +352,21 @@ class NoDeploymentsAvailableError(TurnoutError):
 
     def client_wait(self) -> float | None:
         return self.cooling_left
+
+
+class DeploymentsMisconfiguredError(NoDeploymentsAvailableError):
+    """Every deployment of the group is out because its provider does not know its model (or
+    refused the gateway's own credentials, the subclass): waiting will not bring one back, and
+    it is no fault of the caller. A server-side error (502) that says so, as the attempt that
+    put them out said, never a 429 that invites the caller to wait and repeat."""
+
+    status = 502
+    openai_type = "api_error"
+    openai_code = "upstream_model_not_found"
+
+
+class DeploymentsCredentialsRefusedError(DeploymentsMisconfiguredError):
+    openai_code = "upstream_credentials_refused"
 
 
 class DeadlineExceededError(TurnoutError):

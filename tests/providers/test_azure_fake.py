@@ -220,10 +220,15 @@ async def test_a_filtered_stream_ends_with_content_filter(
     assert chunks[-1].choices[0].finish_reason == "content_filter"
 
 
-async def test_a_missing_deployment_is_not_found(
+async def test_a_missing_deployment_is_the_gateways_fault(
     fake: FakeAzure, client: openai.AsyncOpenAI
 ) -> None:
+    """Azure's 404 for a deployment the resource does not have is a wrong config, not the
+    caller's model: a 502 naming the deployment, with Azure's words in the attempts."""
     fake.enqueue(fake_azure.deployment_not_found())
-    with pytest.raises(openai.NotFoundError) as caught:
+    with pytest.raises(openai.InternalServerError) as caught:
         await client.chat.completions.create(model="dated", messages=MESSAGES)
+    assert caught.value.status_code == 502
+    assert caught.value.code == "upstream_model_not_found"
+    assert "configured for deployment `dated`" in str(caught.value)
     assert "azure: The API deployment" in str(caught.value)

@@ -614,7 +614,7 @@ def _error(status: int, kind: str | None, message: str, **headers: str) -> Provi
             AuthenticationError,
             502,
         ),
-        (404, "ResourceNotFoundException", "Model not found", UpstreamNotFoundError, 404),
+        (404, "ResourceNotFoundException", "Model not found", UpstreamNotFoundError, 502),
         (
             429,
             "ThrottlingException",

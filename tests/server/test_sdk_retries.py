@@ -357,14 +357,16 @@ async def test_a_group_cooling_for_a_refused_key_is_not_repeated(tmp_path: Path)
         with pytest.raises(openai.InternalServerError):
             await client.chat.completions.create(model="chat", messages=MESSAGES)
         started = time.perf_counter()
-        with pytest.raises(openai.RateLimitError) as caught:
+        with pytest.raises(openai.InternalServerError) as caught:
             await client.chat.completions.create(model="chat", messages=MESSAGES)
-    # Both cool down for a refused key: waiting the cooldown out would not fix it.
-    assert "cooling down (authentication)" in caught.value.message
+    # Both cool down for a refused key: waiting the cooldown out would not fix it, and the
+    # caller hears what the first request heard, not a rate limit inviting a repeat.
+    assert caught.value.code == "upstream_credentials_refused"
+    assert "refused the gateway's credentials for `" in caught.value.message
     assert caught.value.response.headers["x-should-retry"] == "false"
     assert "retry-after" not in caught.value.response.headers
     assert time.perf_counter() - started < 1.0
-    assert env.seen.statuses == [502, 429]
+    assert env.seen.statuses == [502, 502]
     assert (len(env.primary.requests), len(env.backup.requests)) == (1, 1)
 
 
@@ -384,3 +386,26 @@ async def test_a_callers_own_wrong_key_stays_a_401(tmp_path: Path) -> None:
     assert caught.value.status_code == 401
     assert caught.value.response.headers["x-should-retry"] == "false"
     assert fake.requests == []
+
+
+async def test_a_model_the_provider_does_not_know_is_the_gateways_fault(tmp_path: Path) -> None:
+    """A deployment naming a model its provider does not have (a typo in the config) is cooled
+    down and the fallback answers; with both wrong, every request gets the same 502 naming the
+    deployments, never the provider's 404 (which the SDK would raise as the caller's own
+    NotFoundError) nor a 429 inviting a repeat."""
+    async with litellm_env(tmp_path) as env, env.sdk() as client:
+        env.primary.models = ("gpt-4o",)
+        answer = await client.chat.completions.with_raw_response.create(
+            model="chat", messages=MESSAGES
+        )
+        assert answer.headers["x-turnout-deployment"] == "backup-deployment"
+        env.backup.models = ("gpt-4o",)
+        # The first: the attempt's own 404; then: both groups out, the last one named.
+        for expected in ("for deployment `backup-deployment`", "for `backup-deployment`"):
+            with pytest.raises(openai.InternalServerError) as caught:
+                await client.chat.completions.create(model="chat", messages=MESSAGES)
+            assert caught.value.code == "upstream_model_not_found"
+            assert expected in caught.value.message
+            assert caught.value.response.headers["x-should-retry"] == "false"
+    assert env.seen.statuses == [200, 502, 502]
+    assert (len(env.primary.requests), len(env.backup.requests)) == (1, 2)

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from turnout.config.router import BreakerConfig, Deployment
 from turnout.errors import (
     ContextWindowExceededError,
+    DeploymentsCredentialsRefusedError,
+    DeploymentsMisconfiguredError,
     NoDeploymentsAvailableError,
     NoMatchingDeploymentError,
     TurnoutError,
@@ -59,6 +61,10 @@ class Rejections:
                 f"of every deployment of `{group}` (largest: {largest} tokens)",
                 param="messages",
             )
+        if self.cooling and not (self.breaker_open or self.limited or self.context):
+            misconfigured = _misconfigured(self.cooling, group)
+            if misconfigured is not None:
+                return misconfigured
         parts = [
             f"{d} cooling down ({reason or 'manual'}) for {left:.1f}s more, "
             f"until {_utc(wall + left)}"
@@ -89,6 +95,31 @@ class Rejections:
 
 #: Cooldowns whose end does not fix what caused them: a refused key, a missing model.
 _NOT_SOON = frozenset({CooldownReason.AUTHENTICATION, CooldownReason.NOT_FOUND})
+
+
+def _misconfigured(
+    cooling: list[tuple[str, CooldownReason | None, float]], group: str
+) -> DeploymentsMisconfiguredError | None:
+    """When every deployment is out because its provider refused the gateway's key or does
+    not know its model, the error that says so (a 502, as the attempt that put it out was)."""
+    if any(reason not in _NOT_SOON for _, reason, _ in cooling):
+        return None
+    refused = [d for d, reason, _ in cooling if reason is CooldownReason.AUTHENTICATION]
+    unknown = [d for d, reason, _ in cooling if reason is CooldownReason.NOT_FOUND]
+    causes = []
+    if refused:
+        causes.append(f"the provider refused the gateway's credentials for {_names(refused)}")
+    if unknown:
+        causes.append(f"the provider does not know the model configured for {_names(unknown)}")
+    error = DeploymentsCredentialsRefusedError if refused else DeploymentsMisconfiguredError
+    return error(
+        f"No deployments available for model `{group}`: {'; '.join(causes)} (the gateway's "
+        "configuration needs fixing; they are tried again after their cooldown)"
+    )
+
+
+def _names(ids: list[str]) -> str:
+    return ", ".join(f"`{d}`" for d in ids)
 
 
 def _utc(wall: float) -> str:

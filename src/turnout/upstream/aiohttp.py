@@ -26,6 +26,13 @@ from turnout.upstream import UpstreamReply, UpstreamRequest
 DEFAULT_CONNECT_TIMEOUT = 10.0
 #: Most bytes of a streamed body handed on at once (whatever has arrived, up to this).
 PIECE_BYTES = 16 * 1024
+#: Largest reply body read whole. The largest real ones are embedding batches (2,048 inputs of
+#: 3,072 dimensions are about 130 MB of JSON); anything beyond is a broken or hostile upstream
+#: that would otherwise hold the gateway's memory.
+MAX_REPLY_BYTES = 256 * 1024 * 1024
+#: Most of an error reply's body kept: providers' error bodies are a few hundred bytes, and only
+#: their message is ever used.
+MAX_ERROR_BYTES = 64 * 1024
 
 
 class AiohttpStream:
@@ -40,10 +47,10 @@ class AiohttpStream:
         self.headers: Mapping[str, str] = response.headers
 
     async def read(self) -> bytes:
-        """The whole body (for error replies)."""
+        """The body of an error reply, its first `MAX_ERROR_BYTES` at most."""
         try:
-            return await self._response.read()
-        except (TimeoutError, aiohttp.ClientError):
+            return await _read_capped(self._response, MAX_ERROR_BYTES, truncate=True)
+        except (TimeoutError, aiohttp.ClientError, ConnectionError):
             return b""
 
     async def pieces(self) -> AsyncIterator[bytes]:
@@ -127,7 +134,9 @@ class AiohttpTransport:
                 headers=call.headers,
                 timeout=_timeout(timeouts),
             ) as response:
-                body = await response.read()
+                failed = response.status >= 400
+                cap = MAX_ERROR_BYTES if failed else MAX_REPLY_BYTES
+                body = await _read_capped(response, cap, truncate=failed)
                 return UpstreamReply(response.status, response.headers, body)
         except ProviderError:
             raise
@@ -148,6 +157,35 @@ class AiohttpTransport:
         except Exception as exc:
             raise transport_error(exc, _host(call.url)) from None
         return AiohttpStream(response, call.url)
+
+
+async def _read_capped(response: aiohttp.ClientResponse, cap: int, *, truncate: bool) -> bytes:
+    """The body, at most `cap` bytes: beyond it the rest is dropped with the connection
+    (`truncate`, for error replies whose message is all that is used) or the reply fails."""
+    declared = response.content_length
+    if declared is not None and declared <= cap:
+        return await response.read()
+    if declared is not None and not truncate:
+        response.close()
+        raise _too_large(response, cap)
+    pieces: list[bytes] = []
+    size = 0
+    async for piece in response.content.iter_any():
+        size += len(piece)
+        if size > cap:
+            response.close()
+            if truncate:
+                pieces.append(piece[: cap - (size - len(piece))])
+                break
+            raise _too_large(response, cap)
+        pieces.append(piece)
+    return b"".join(pieces)
+
+
+def _too_large(response: aiohttp.ClientResponse, cap: int) -> UpstreamConnectionError:
+    return UpstreamConnectionError(
+        f"{_host(str(response.url))} sent a reply of more than {cap // (1024 * 1024)} MiB"
+    )
 
 
 def transport_error(exc: BaseException, host: str) -> ProviderError:
