@@ -182,6 +182,29 @@ async def test_probes_are_one_at_a_time_under_concurrency_and_the_rest_fall_back
     assert {r.deployment.id for r in responses} == {"chat"}  # back in rotation
 
 
+async def test_a_streaming_probe_brings_the_deployment_back_at_its_first_chunk() -> None:
+    """A probe that streams has answered once its first chunk arrives: the deployment is back
+    in rotation then, not after the whole answer."""
+    clock = ManualClock()
+    upstreams = Outage(clock)
+    recorder = Recorder()
+    router = _router(_litellm_shape(), clock, upstreams, recorder)
+    upstreams.windows["chat"] = (0.0, 1000.0)
+    health = await _eject(router)
+    upstreams.windows["chat"] = (0.0, 0.0)
+    await clock.sleep(health.cooldown_left)
+    stream = await router.stream(chat("chat"))  # the probe: its first chunk is here
+    assert stream.deployment.id == "chat"
+    [health] = [h for h in await router.health() if h.deployment_id == "chat"]
+    assert (health.breaker, health.probing) == (BreakerPhase.CLOSED, False)
+    response = await router.complete(chat("chat"))  # while the probe still streams
+    assert response.deployment.id == "chat"
+    chunks = [chunk async for chunk in stream]
+    assert chunks
+    [health] = [h for h in await router.health() if h.deployment_id == "chat"]
+    assert (health.breaker, health.in_flight, health.probes) == (BreakerPhase.CLOSED, 0, 0)
+
+
 async def test_a_group_of_several_deployments_routes_around_the_outage_and_takes_it_back() -> None:
     clock = ManualClock()
     upstreams = Outage(clock)

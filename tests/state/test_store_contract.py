@@ -128,6 +128,21 @@ async def test_probe_admission_is_bounded(store: StateStore) -> None:
     assert (await _begin(store, "d", policy, 11, WALL + 11))[0] is Admission.NORMAL
 
 
+async def test_a_streaming_probes_first_chunk_counts_as_its_success(store: StateStore) -> None:
+    policy = _policy(failure_threshold=1)
+    await _begin(store, "d", policy, 0, WALL)
+    await _finish(store, "d", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 0, WALL)
+    assert (await _begin(store, "d", policy, 5, WALL + 5))[0] is Admission.PROBE
+    assert await store.probe_answered("d", policy, 5.5) == [
+        BreakerTransition("d", BreakerPhase.HALF_OPEN, BreakerPhase.CLOSED)
+    ]
+    [state] = await store.snapshot(["d"])
+    assert (state.phase, state.probes, state.in_flight) == (BreakerPhase.CLOSED, 0, 1)
+    # The stream ends later, settled as an ordinary attempt.
+    assert await _finish(store, "d", Outcome(None, 3.0), policy, 8, WALL + 8) == []
+    assert await store.probe_answered("gone", policy, 8) == []
+
+
 async def test_an_expired_ejection_moves_to_probing(store: StateStore) -> None:
     policy = _policy(failure_threshold=1)
     await _begin(store, "d", policy, 0, WALL)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Sequence
 from typing import TypeVar
 
 from turnout.clock import Clock
@@ -55,7 +55,7 @@ from turnout.router.filters import Rejections
 from turnout.router.runtime import ConfigBundle
 from turnout.router.segment import Segment, close_quietly
 from turnout.state.base import StateStore
-from turnout.wire import ProviderResponse, RateLimitHints, Request, Usage
+from turnout.wire import ProviderResponse, RateLimitHints, Request, StreamChunk, Usage
 
 T = TypeVar("T")
 
@@ -229,8 +229,23 @@ class Dispatch:
             await close_quietly(chunks)
             raise
         ttft = self.clock.now() - attempt.started
+        if attempt.probe:
+            await self._probe_answered(attempt, chunks)
         attempt.run.bundle.hedger.observe(attempt.group, True, ttft)
         return Segment(attempt, first, chunks, ttft, rate_limits=first.rate_limits)
+
+    async def _probe_answered(self, attempt: Attempt, chunks: AsyncIterator[StreamChunk]) -> None:
+        """A probe's stream has started: its deployment is back in rotation now, not when the
+        stream ends; the attempt settles as an ordinary one."""
+        try:
+            events = await self.store.probe_answered(
+                attempt.deployment.id, attempt.policy, self.clock.now()
+            )
+        except BaseException:
+            await close_quietly(chunks)
+            raise
+        attempt.probe = False
+        self.emit_all(events)
 
     async def _within(self, limit: float | None, started: float, work: Awaitable[T]) -> T:
         """Await `work`, bounded by `limit` seconds from `started` when a limit is set."""

@@ -113,6 +113,14 @@ class StateStore(Protocol):
         """Move the deployment to probing if its ejection has run out by `now`."""
         ...
 
+    async def probe_answered(
+        self, deployment_id: str, policy: HealthPolicy, now: float
+    ) -> list[HealthEvent]:
+        """A probe that streams delivered its first chunk: the deployment answers, so the probe
+        counts as successful now (`turnout.health.ejection.on_success`), not when the stream
+        ends; the attempt settles later as an ordinary one."""
+        ...
+
     async def retain(self, ids: Collection[str]) -> None:
         """Forget every deployment not in `ids` (after a reload removed it)."""
         ...

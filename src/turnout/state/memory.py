@@ -209,6 +209,16 @@ class MemoryStateStore:
                 self._changed(deployment_id)
         return events
 
+    async def probe_answered(
+        self, deployment_id: str, policy: HealthPolicy, now: float
+    ) -> list[HealthEvent]:
+        state = self._states.get(deployment_id)
+        events: list[HealthEvent] = []
+        if state is not None:
+            ejection.on_success(state, policy, True, now, events)
+            self._changed(deployment_id)
+        return events
+
     async def retain(self, ids: Collection[str]) -> None:
         keep = set(ids)
         for deployment_id in [d for d in self._states if d not in keep]:
