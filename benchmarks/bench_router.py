@@ -168,9 +168,8 @@ async def bench_litellm(quick: bool) -> tuple[dict[str, float], float] | None:
     return picks, full
 
 
-def state_sizes() -> tuple[int, int]:
-    state = DeploymentState("0123456789abcdef")
-    return sys.getsizeof(state), sys.getsizeof(state.breaker)
+def state_size() -> int:
+    return sys.getsizeof(DeploymentState("0123456789abcdef"))
 
 
 async def main() -> None:
@@ -208,8 +207,7 @@ async def main() -> None:
         )
     if theirs is None:
         print(f"\nFull Router.complete, zero-latency simulated provider: {full:.1f} µs")
-    state, breaker = state_sizes()
-    print(f"\nPer-deployment state: {state} bytes, of which circuit breaker: {breaker} bytes")
+    print(f"\nPer-deployment state: {state_size()} bytes, ejection included")
 
 
 if __name__ == "__main__":

@@ -76,7 +76,7 @@ def test_a_failure_is_held_on_a_deployment_answering_others_or_idle() -> None:
     assert _hold(state, _policy(enabled=False)) == 0
     probe = Outcome(FailureKind.SERVER_ERROR, 0.1, probe=True)
     assert poison.hold(state, probe, policy, 2.0, WALL + 2.0) == 0
-    state.breaker.phase = BreakerPhase.HALF_OPEN
+    state.phase = BreakerPhase.HALF_OPEN
     assert _hold(state, policy) == 0
 
 
@@ -86,7 +86,7 @@ def test_a_verdict_counts_or_drops_the_held_failure() -> None:
     _served(state, policy, 5)
     counted = _hold(state, policy)
     assert poison.resolve(state, counted, True, policy, 3.0, WALL + 3.0) == []
-    assert (state.failures, state.consecutive_failures, state.breaker.failures) == (1, 1, 1)
+    assert (state.failures, state.consecutive_failures, state.streak) == (1, 1, 1)
     _served(state, policy, 1)
     dropped = _hold(state, policy)
     poison.resolve(state, dropped, False, policy, 3.0, WALL + 3.0)
@@ -101,7 +101,7 @@ def test_a_held_failure_confirmed_after_a_success_counts_towards_the_rate_only()
     token = _hold(state, policy)
     _served(state, policy, 1, now=2.5)
     poison.resolve(state, token, True, policy, 3.0, WALL + 3.0)
-    assert (state.failures, state.consecutive_failures, state.breaker.failures) == (1, 0, 0)
+    assert (state.failures, state.consecutive_failures, state.streak) == (1, 0, 0)
 
 
 def test_another_failure_counts_the_held_ones_first() -> None:

@@ -32,6 +32,11 @@ def _fail(
     return list(settle(state, Outcome(kind, 0.1, retry_after=retry_after), policy, now, WALL + now))
 
 
+def _entered(events: list[object]) -> list[object]:
+    """The ejections among `events` (each also moves the phase: a `BreakerTransition`)."""
+    return [e for e in events if isinstance(e, CooldownEntered)]
+
+
 def _ok(state: DeploymentState, policy: HealthPolicy, now: float = 0.0) -> None:
     state.in_flight += 1
     settle(state, Outcome(None, 0.2, ttft=0.05, tokens=10), policy, now, WALL + now)
@@ -50,7 +55,9 @@ def _ok(state: DeploymentState, policy: HealthPolicy, now: float = 0.0) -> None:
 def test_some_failures_cool_down_at_once(kind: FailureKind, reason: CooldownReason) -> None:
     state = DeploymentState("d")
     events = _fail(state, kind, _policy(cooldown_time=5))
-    assert events[0] == CooldownEntered("d", reason, 5.0, 5.0)
+    grows = 0 if reason is CooldownReason.RATE_LIMITED else 1
+    assert events[0] == CooldownEntered("d", reason, 5.0, 5.0, grows)
+    assert BreakerTransition("d", BreakerPhase.CLOSED, BreakerPhase.OPEN) in events
     assert state.cooling(4.9)
     assert not state.cooling(5.0)
 
@@ -64,7 +71,7 @@ def test_caller_faults_never_count_against_the_deployment(kind: FailureKind) -> 
     for _ in range(20):
         assert _fail(state, kind, policy) == []
     assert state.failures == 0
-    assert state.breaker.phase is BreakerPhase.CLOSED
+    assert state.phase is BreakerPhase.CLOSED
     assert not state.cooling(0)
 
 
@@ -74,7 +81,7 @@ def test_consecutive_failures_cool_down_past_allowed_fails_once_enough_requests(
     assert _fail(state, FailureKind.SERVER_ERROR, policy) == []
     assert _fail(state, FailureKind.SERVER_ERROR, policy) == []
     events = _fail(state, FailureKind.SERVER_ERROR, policy)
-    assert events == [CooldownEntered("d", CooldownReason.FAILURES, 5.0, 5.0)]
+    assert _entered(events) == [CooldownEntered("d", CooldownReason.FAILURES, 5.0, 5.0, 1)]
 
 
 def test_failure_rate_above_threshold_cools_down() -> None:
@@ -102,24 +109,24 @@ def test_retry_after_stretches_the_cooldown_within_the_bound() -> None:
     state = DeploymentState("d")
     policy = _policy(cooldown_time=5, max_cooldown=60)
     events = _fail(state, FailureKind.RATE_LIMITED, policy, retry_after=30)
-    assert events == [CooldownEntered("d", CooldownReason.RATE_LIMITED, 30.0, 30.0)]
+    assert _entered(events) == [CooldownEntered("d", CooldownReason.RATE_LIMITED, 30.0, 30.0)]
     other = DeploymentState("e")
     events = _fail(other, FailureKind.RATE_LIMITED, policy, retry_after=3600)
-    assert events == [CooldownEntered("e", CooldownReason.RATE_LIMITED, 60.0, 60.0)]
+    assert _entered(events) == [CooldownEntered("e", CooldownReason.RATE_LIMITED, 60.0, 60.0)]
 
 
 def test_retry_after_shorter_than_the_default_sets_the_cooldown() -> None:
     state = DeploymentState("d")
     policy = _policy(cooldown_time=5, max_cooldown=60)
     events = _fail(state, FailureKind.RATE_LIMITED, policy, retry_after=2)
-    assert events == [CooldownEntered("d", CooldownReason.RATE_LIMITED, 2.0, 2.0)]
+    assert _entered(events) == [CooldownEntered("d", CooldownReason.RATE_LIMITED, 2.0, 2.0)]
     assert not state.cooling(2.0)
 
 
 def test_a_429_without_retry_after_cools_for_the_default() -> None:
     state = DeploymentState("d")
     events = _fail(state, FailureKind.RATE_LIMITED, _policy(cooldown_time=5))
-    assert events == [CooldownEntered("d", CooldownReason.RATE_LIMITED, 5.0, 5.0)]
+    assert _entered(events) == [CooldownEntered("d", CooldownReason.RATE_LIMITED, 5.0, 5.0)]
 
 
 def test_retry_after_does_not_turn_disabled_cooldowns_on() -> None:
@@ -151,16 +158,17 @@ def test_deployment_cooldown_time_overrides_the_default() -> None:
     assert HealthPolicy.for_deployment(deployment, config).cooldown_time == 0
 
 
-def test_rate_limits_do_not_trip_the_breaker_but_errors_do() -> None:
+def test_rate_limits_do_not_count_as_consecutive_failures_but_errors_do() -> None:
     state = DeploymentState("d")
     policy = _policy(cooldown_time=0)
     for _ in range(10):
         _fail(state, FailureKind.RATE_LIMITED, policy)
-    assert state.breaker.phase is BreakerPhase.CLOSED
+    assert state.phase is BreakerPhase.CLOSED
     events: list[object] = []
-    for _ in range(policy.breaker.failure_threshold):
+    for _ in range(policy.consecutive_failures):
         events += _fail(state, FailureKind.SERVER_ERROR, policy)
     assert BreakerTransition("d", BreakerPhase.CLOSED, BreakerPhase.OPEN) in events
+    assert state.cooldown_reason is CooldownReason.CONSECUTIVE_FAILURES
 
 
 def test_success_updates_averages_usage_and_in_flight() -> None:
@@ -195,7 +203,8 @@ def test_rate_limit_hints_are_kept_until_they_reset() -> None:
 def test_manual_cooldown_is_not_capped() -> None:
     state = DeploymentState("d")
     entered = cool_down(state, CooldownReason.MANUAL, _policy(max_cooldown=10), 0, seconds=600)
-    assert entered == CooldownEntered("d", CooldownReason.MANUAL, 600.0, 600.0)
+    assert entered[0] == CooldownEntered("d", CooldownReason.MANUAL, 600.0, 600.0)
+    assert state.ejections == 0  # an operator's ejection does not grow the next ones
 
 
 def test_rolling_window_carries_the_previous_minute() -> None:
@@ -214,4 +223,4 @@ def test_rolling_window_carries_the_previous_minute() -> None:
 def test_deployment_state_is_compact() -> None:
     state = DeploymentState("d")
     assert not hasattr(state, "__dict__")
-    assert sys.getsizeof(state) + sys.getsizeof(state.breaker) <= 400
+    assert sys.getsizeof(state) <= 400

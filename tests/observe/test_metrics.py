@@ -241,8 +241,11 @@ def test_a_cooldown_is_counted_and_its_gauge_goes_to_one_and_back() -> None:
     assert value(metrics, "turnout_cooldowns_total", deployment="d1", reason="rate_limited") == 1
     metrics.on_event(CooldownLeft("d1", CooldownReason.RATE_LIMITED))
     assert value(metrics, "turnout_deployment_cooling_down", deployment="d1") == 0
-    metrics.on_event(CooldownEntered("d1", CooldownReason.FAILURES, until=90.0, seconds=30.0))
+    metrics.on_event(
+        CooldownEntered("d1", CooldownReason.FAILURES, until=90.0, seconds=30.0, ejections=3)
+    )
     assert value(metrics, "turnout_deployment_cooling_down", deployment="d1") == 1
+    assert value(metrics, "turnout_deployment_ejections", deployment="d1") == 3
     assert series(metrics, "turnout_cooldowns_total") == {
         key(deployment="d1", reason="rate_limited"): 1,
         key(deployment="d1", reason="failures"): 1,
@@ -270,7 +273,12 @@ def test_breaker_state_follows_its_phases_and_transitions_are_counted() -> None:
 def test_deployments_creates_zeroed_gauges_and_an_info_series() -> None:
     metrics = GatewayMetrics()
     metrics.deployments([("d1", "chat", "openai"), ("d2", "chat", "anthropic")])
-    for name in ("turnout_in_flight", "turnout_deployment_cooling_down", "turnout_breaker_state"):
+    for name in (
+        "turnout_in_flight",
+        "turnout_deployment_cooling_down",
+        "turnout_breaker_state",
+        "turnout_deployment_ejections",
+    ):
         assert series(metrics, name) == {
             key(deployment="d1"): 0,
             key(deployment="d2"): 0,
@@ -366,6 +374,7 @@ EXPECTED_LABELS = {
     "turnout_retries": {"model_group", "reason"},
     "turnout_cooldowns": {"deployment", "reason"},
     "turnout_deployment_cooling_down": {"deployment"},
+    "turnout_deployment_ejections": {"deployment"},
     "turnout_breaker_state": {"deployment"},
     "turnout_breaker_transitions": {"deployment", "to"},
     "turnout_deployment_info": {"deployment", "model_group", "provider"},

@@ -19,11 +19,15 @@ from turnout.testing import ManualClock, SimulatedProvider
 
 WALL = 1_800_000_000.0
 NOW = 100.0
-BREAKER = BreakerConfig(open_timeout=30, half_open_probes=1)
+BREAKER = BreakerConfig(half_open_probes=1)
 
 
 def _request(words: int = 5) -> Request:
     return Request(model="g", body={"messages": [{"role": "user", "content": "word " * words}]})
+
+
+def _eject(state: DeploymentState, until: float, reason: CooldownReason) -> None:
+    state.phase, state.cooldown_until, state.cooldown_reason = BreakerPhase.OPEN, until, reason
 
 
 def test_each_filter_names_its_reason() -> None:
@@ -38,8 +42,8 @@ def test_each_filter_names_its_reason() -> None:
         Deployment(model_name="g", model="m", id="ok"),
     ]
     states = {d.id: DeploymentState(d.id) for d in deployments}
-    states["cool"].cooldown_until, states["cool"].cooldown_reason = 110.0, CooldownReason.TIMEOUT
-    states["open"].breaker.phase, states["open"].breaker.opened_at = BreakerPhase.OPEN, 90.0
+    _eject(states["cool"], 110.0, CooldownReason.TIMEOUT)
+    _eject(states["open"], 120.0, CooldownReason.CONSECUTIVE_FAILURES)
     states["busy"].in_flight = 1
     states["rpm"].minute, states["rpm"].rpm_used = int(WALL // 60), 1
     states["quota"].remaining_requests, states["quota"].hint_expires = 0, WALL + 5
@@ -67,22 +71,31 @@ def test_each_filter_names_its_reason() -> None:
     assert rejections.wait_hint() == 10.0
 
 
-def test_an_expired_cooldown_passes_and_is_marked_for_lifting() -> None:
+def test_an_expired_ejection_passes_and_is_marked_for_probing() -> None:
     deployment = Deployment(model_name="g", model="m", id="d")
     state = DeploymentState("d")
-    state.cooldown_until, state.cooldown_reason = 50.0, CooldownReason.MANUAL
+    _eject(state, 50.0, CooldownReason.FAILURES)
     rejections = Rejections()
     chosen, _ = eligible(
         [deployment], [snapshot_of(state)], _request(), BREAKER, NOW, WALL, (), rejections
     )
     assert chosen == [deployment]
     assert rejections.expired == ["d"]
+    # Probing with its one probe slot taken: nothing more until the probe ends.
+    state.phase, state.cooldown_until, state.probes = BreakerPhase.HALF_OPEN, 0.0, 1
+    rejections = Rejections()
+    chosen, _ = eligible(
+        [deployment], [snapshot_of(state)], _request(), BREAKER, NOW, WALL, (), rejections
+    )
+    assert chosen == []
+    assert rejections.breaker_open == [("d", 0.0)]
+    assert "d probing, its probe slots taken" in str(rejections.error("g", _request(), WALL))
 
 
 _state_for = st.fixed_dictionaries(
     {
-        "cooling": st.booleans(),
-        "breaker": st.sampled_from(["closed", "open", "open-expired", "half-open-full"]),
+        "reason": st.sampled_from(list(CooldownReason)),
+        "ejection": st.sampled_from(["in-rotation", "ejected", "ejected-expired", "probing-full"]),
         "in_flight": st.integers(0, 3),
         "rpm_used": st.integers(0, 5),
         "tpm_used": st.integers(0, 500),
@@ -139,15 +152,13 @@ async def test_no_strategy_ever_gets_an_unavailable_deployment(
     records = []
     for deployment, (_, spec) in zip(deployments, members, strict=True):
         state = DeploymentState(deployment.id)
-        if spec["cooling"]:
-            state.cooldown_until, state.cooldown_reason = NOW + 5, CooldownReason.MANUAL
-        breaker = state.breaker
-        if spec["breaker"] == "open":
-            breaker.phase, breaker.opened_at = BreakerPhase.OPEN, NOW - 1
-        elif spec["breaker"] == "open-expired":
-            breaker.phase, breaker.opened_at = BreakerPhase.OPEN, NOW - 100
-        elif spec["breaker"] == "half-open-full":
-            breaker.phase, breaker.probes = BreakerPhase.HALF_OPEN, 1
+        reason: CooldownReason = spec["reason"]  # type: ignore[assignment]
+        if spec["ejection"] == "ejected":
+            _eject(state, NOW + 5, reason)
+        elif spec["ejection"] == "ejected-expired":
+            _eject(state, NOW - 1, reason)
+        elif spec["ejection"] == "probing-full":
+            state.phase, state.cooldown_reason, state.probes = BreakerPhase.HALF_OPEN, reason, 1
         state.in_flight = spec["in_flight"]  # type: ignore[assignment]
         state.minute = minute
         state.rpm_used = spec["rpm_used"]  # type: ignore[assignment]

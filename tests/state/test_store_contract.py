@@ -9,7 +9,7 @@ import pytest
 from turnout.config.router import BreakerConfig, Deployment, RouterConfig
 from turnout.errors import FailureKind
 from turnout.health import poison
-from turnout.health.breaker import Admission
+from turnout.health.ejection import Admission
 from turnout.health.poison import Hold
 from turnout.health.record import BreakerPhase, CooldownReason
 from turnout.health.rules import HealthPolicy, Outcome
@@ -89,21 +89,27 @@ async def test_failures_cool_down_and_cooldowns_can_be_lifted(store: StateStore)
     events = await _finish(
         store, "d", Outcome(FailureKind.RATE_LIMITED, 0.1, retry_after=9), policy, 0, WALL
     )
-    assert events == [CooldownEntered("d", CooldownReason.RATE_LIMITED, 9.0, 9.0)]
+    assert events == [
+        CooldownEntered("d", CooldownReason.RATE_LIMITED, 9.0, 9.0),
+        BreakerTransition("d", BreakerPhase.CLOSED, BreakerPhase.OPEN),
+    ]
     [state] = await store.snapshot(["d"])
     assert state.cooling(8.9)
-    assert await store.lift_cooldown("d") == [CooldownLeft("d", CooldownReason.RATE_LIMITED)]
+    assert await store.lift_cooldown("d") == [
+        CooldownLeft("d", CooldownReason.RATE_LIMITED),
+        BreakerTransition("d", BreakerPhase.OPEN, BreakerPhase.CLOSED),
+    ]
     [state] = await store.snapshot(["d"])
     assert not state.cooling(0)
 
 
 async def test_manual_cooldown_never_shortens(store: StateStore) -> None:
     policy = _policy()
-    assert len(await store.cool_down("d", CooldownReason.MANUAL, 60, policy, 0)) == 1
+    assert len(await store.cool_down("d", CooldownReason.MANUAL, 60, policy, 0)) == 2
     assert await store.cool_down("d", CooldownReason.MANUAL, 5, policy, 0) == []
 
 
-async def test_breaker_admission_is_bounded(store: StateStore) -> None:
+async def test_probe_admission_is_bounded(store: StateStore) -> None:
     policy = _policy(failure_threshold=1, open_timeout=10, half_open_probes=1)
     await _begin(store, "d", policy, 0, WALL)
     events = await _finish(store, "d", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 0, WALL)
@@ -111,8 +117,45 @@ async def test_breaker_admission_is_bounded(store: StateStore) -> None:
     assert (await _begin(store, "d", policy, 5, WALL))[0] is Admission.REFUSED
     admission, events = await _begin(store, "d", policy, 10, WALL)
     assert admission is Admission.PROBE
-    assert events == [BreakerTransition("d", BreakerPhase.OPEN, BreakerPhase.HALF_OPEN)]
+    assert events == [
+        CooldownLeft("d", CooldownReason.CONSECUTIVE_FAILURES),
+        BreakerTransition("d", BreakerPhase.OPEN, BreakerPhase.HALF_OPEN),
+    ]
     assert (await _begin(store, "d", policy, 10, WALL))[0] is Admission.REFUSED
+    # The first successful probe puts it back in rotation.
+    events = await _finish(store, "d", Outcome(None, 0.1, probe=True), policy, 11, WALL + 11)
+    assert events == [BreakerTransition("d", BreakerPhase.HALF_OPEN, BreakerPhase.CLOSED)]
+    assert (await _begin(store, "d", policy, 11, WALL + 11))[0] is Admission.NORMAL
+
+
+async def test_a_streaming_probes_first_chunk_counts_as_its_success(store: StateStore) -> None:
+    policy = _policy(failure_threshold=1)
+    await _begin(store, "d", policy, 0, WALL)
+    await _finish(store, "d", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 0, WALL)
+    assert (await _begin(store, "d", policy, 5, WALL + 5))[0] is Admission.PROBE
+    assert await store.probe_answered("d", policy, 5.5) == [
+        BreakerTransition("d", BreakerPhase.HALF_OPEN, BreakerPhase.CLOSED)
+    ]
+    [state] = await store.snapshot(["d"])
+    assert (state.phase, state.probes, state.in_flight) == (BreakerPhase.CLOSED, 0, 1)
+    # The stream ends later, settled as an ordinary attempt.
+    assert await _finish(store, "d", Outcome(None, 3.0), policy, 8, WALL + 8) == []
+    assert await store.probe_answered("gone", policy, 8) == []
+
+
+async def test_an_expired_ejection_moves_to_probing(store: StateStore) -> None:
+    policy = _policy(failure_threshold=1)
+    await _begin(store, "d", policy, 0, WALL)
+    await _finish(store, "d", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 0, WALL)
+    assert await store.expire("d", 4.9) == []
+    assert await store.expire("d", 5.0) == [
+        CooldownLeft("d", CooldownReason.CONSECUTIVE_FAILURES),
+        BreakerTransition("d", BreakerPhase.OPEN, BreakerPhase.HALF_OPEN),
+    ]
+    [state] = await store.snapshot(["d"])
+    assert (state.phase, state.ejections, state.cooldown_until) == (BreakerPhase.HALF_OPEN, 1, 0)
+    assert await store.expire("d", 6.0) == []
+    assert await store.expire("unknown", 6.0) == []
 
 
 async def test_finish_for_a_forgotten_deployment_is_harmless(store: StateStore) -> None:

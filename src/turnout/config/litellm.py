@@ -26,6 +26,10 @@ What maps where (LiteLLM -> turnout):
   fallbacks of every kind, ``max_fallbacks``, ``model_group_alias`` -> ``aliases``; ``timeout``,
   ``stream_timeout`` and ``litellm_settings.request_timeout`` -> the per-call limits of every
   deployment that sets none itself (LiteLLM's defaults for each call, not a deadline).
+- Cooldowns: ``cooldown_time`` (a deployment's, or the router's) is the length of a first
+  ejection, as long as LiteLLM's cooldown; ``allowed_fails`` and ``disable_cooldowns`` keep
+  LiteLLM's meaning. What turnout adds (probing, longer ejections for a deployment that keeps
+  failing) is `turnout.health.ejection`, at its defaults.
 - turnout's overall deadline is its own top-level ``timeout`` beside LiteLLM's sections (default
   600 s), as its own ``server`` section and ``learned_timeouts`` (learned per-deployment limits)
   may be.

@@ -321,35 +321,57 @@ class PoisonRequestConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 
 class HealthConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """When a deployment is taken out of rotation, and for how long."""
+    """When a deployment is ejected (taken out of rotation), and for how long.
 
-    #: Default seconds of cooldown (a deployment's own cooldown_time overrides it).
+    One ejection state per deployment: in rotation -> ejected (one reason, one expiry) ->
+    probing (``breaker.half_open_probes`` requests at a time) -> back in rotation after
+    ``breaker.success_threshold`` successful probes, or ejected again, for longer, on a
+    failing probe. The k-th consecutive ejection lasts ``cooldown_time`` for k = 1 and 2 (a
+    blip a little longer than one cooldown is not penalised), then ``cooldown_time *
+    ejection_multiplier ** (k - 2)``, never more than ``max_cooldown``. Each
+    ``ejection_decay`` seconds in rotation takes one off the count. A 429's Retry-After sets
+    its ejection to what the provider asked (up to ``max_cooldown``) without growing it.
+    """
+
+    #: Seconds of the first ejection (a deployment's own cooldown_time overrides it); 0 turns
+    #: off the cooldown triggers (failure kinds, allowed_fails, failure rate).
     cooldown_time: NonNegative = 5.0
-    #: Failures in the current minute a deployment is allowed before it cools down.
+    #: Failures in the current minute a deployment is allowed before it is ejected.
     allowed_fails: Annotated[int, Meta(ge=0)] = 3
     #: Requests in the current minute before the failure rules apply.
     min_requests: PositiveInt = 5
-    #: Failure rate in the current minute above which a deployment cools down.
+    #: Failure rate in the current minute above which a deployment is ejected.
     failure_rate_threshold: Fraction = 0.5
-    #: Upper bound on a cooldown stretched by a provider's Retry-After.
+    #: Longest ejection: the cap of the growing ones and of a provider's Retry-After.
     max_cooldown: NonNegative = 300.0
+    #: Growth of consecutive ejections (1: every ejection lasts the base time).
+    ejection_multiplier: Annotated[float, Meta(ge=1.0)] = 2.0
+    #: Seconds in rotation that take one off a deployment's count of consecutive ejections.
+    ejection_decay: Positive = 30.0
+    #: LiteLLM's switch: no cooldown triggers (the consecutive-failures trigger of `breaker`
+    #: stays, unless `breaker.enabled` is false).
     disable_cooldowns: bool = False
     #: Requests that fail on every deployment they reach count against none of them.
     poison_requests: PoisonRequestConfig = PoisonRequestConfig()
 
 
 class BreakerConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Per-deployment circuit breaker: closed -> open -> half-open -> closed."""
+    """The circuit-breaker side of the ejection policy (see `HealthConfig`): the
+    consecutive-failures trigger and probing. There is no second timer: an ejection this
+    trigger starts is the deployment's one ejection, on the same schedule as any other.
+    """
 
+    #: Whether ``failure_threshold`` consecutive failures eject a deployment.
     enabled: bool = True
-    #: Consecutive failures that open the circuit.
+    #: Consecutive failures (across minutes, whatever the failure rate) that eject.
     failure_threshold: PositiveInt = 5
-    #: Seconds the circuit stays open before admitting probes.
-    open_timeout: Positive = 30.0
-    #: Probes admitted at once while half-open.
+    #: Base seconds of the ejections the consecutive-failures trigger starts (unset: the
+    #: cooldown time; with cooldowns disabled or 0, 5 s). They grow like every ejection.
+    open_timeout: Positive | None = None
+    #: Requests let through at once while a deployment is probing.
     half_open_probes: PositiveInt = 1
-    #: Consecutive successful probes that close the circuit.
-    success_threshold: PositiveInt = 2
+    #: Successful probes that put a deployment back in rotation.
+    success_threshold: PositiveInt = 1
 
 
 class LimitBounds(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -27,6 +27,7 @@ from turnout.gateway.advice import retry_headers
 from turnout.gateway.body import check_declared_length, read_body
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.requests import build_request, parse_body, sdk_wait
+from turnout.health.record import BreakerPhase
 from turnout.observe.events import HttpRequestFinished
 from turnout.router.limits import LimitsView
 from turnout.router.result import Response
@@ -48,6 +49,12 @@ DEADLINE = web.RequestKey("deadline", float)
 _ENCODE = msgspec.json.Encoder().encode
 _SSE_DONE = b"data: [DONE]\n\n"
 _JSON = "application/json"
+#: The ejection phase as `/health` names it (the "breaker" key keeps the older names).
+_EJECTION_PHASES = {
+    BreakerPhase.CLOSED: "in_rotation",
+    BreakerPhase.OPEN: "ejected",
+    BreakerPhase.HALF_OPEN: "probing",
+}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -343,6 +350,9 @@ async def _health(http: web.Request) -> web.Response:
             "cooldown_reason": entry.cooldown_reason.value if entry.cooldown_reason else None,
             "cooldown_seconds_left": round(entry.cooldown_left, 3),
             "breaker": entry.breaker.name.lower(),
+            "ejection": _EJECTION_PHASES[entry.breaker],
+            "ejections": entry.ejections,
+            "probes_in_flight": entry.probes,
             "latency_ms": round(entry.latency * 1000, 2) if entry.latency is not None else None,
             "ttft_ms": round(entry.ttft * 1000, 2) if entry.ttft is not None else None,
             "reliability": round(entry.reliability, 4),

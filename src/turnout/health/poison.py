@@ -9,7 +9,7 @@ for its request's verdict.
 * The request fails like that on ``min_deployments`` deployments (the group's own or its
   fallbacks'), each held and still clean: the request is the cause. It fails at once with
   `PoisonRequestError` and its held failures are dropped: no deployment's counters, cooldown,
-  breaker or reliability moves.
+  ejection or reliability moves.
 * The request ends any other way (served elsewhere, out of deployments, deadline, caller gone):
   its held failures count, as they would have without holding.
 * The deployment fails another request in a way that counts (a timeout, a 503, a probe, any
@@ -27,7 +27,7 @@ for its request's verdict.
   its request goes on as without holding: retries and fallbacks as usual, its own error, no
   verdict (`FAILING`). In an outage of everything only the first request can be misjudged;
   from the second on, behaviour and counting are the same as without holding, so cooldowns
-  and breakers trip at the same failure (the first request's saved retries and fallback
+  and ejections trip at the same failure (the first request's saved retries and fallback
   attempts are the only failures missing). The price: poison requests with nothing served
   between them on the deployments they failed on look like that outage, and from the second
   on they count.
@@ -95,10 +95,10 @@ def hold(
         return 0
     if state.dropped is not None:
         return FAILING
-    if state.breaker.phase is not BreakerPhase.CLOSED or state.cooling(now):
+    if state.phase is not BreakerPhase.CLOSED:  # ejected or probing
         return 0
     state.roll(wall)
-    if not answering(state, window, now) and (state.consecutive_failures or state.breaker.failures):
+    if not answering(state, window, now) and (state.consecutive_failures or state.streak):
         return 0
     streak = state.held_streak
     if would_take_out(state, policy, (len(streak) if streak else 0) + 1):

@@ -12,9 +12,20 @@ from enum import IntEnum, StrEnum
 
 
 class BreakerPhase(IntEnum):
+    """Where a deployment stands in its ejection cycle (`turnout.health.ejection`).
+
+    The names are a circuit breaker's, as users and dashboards know them: ``CLOSED`` in
+    rotation, ``OPEN`` ejected until its expiry, ``HALF_OPEN`` probing (a bounded number of
+    requests at a time, until one succeeds).
+    """
+
     CLOSED = 0
     OPEN = 1
     HALF_OPEN = 2
+
+
+#: The same phases, under the name the ejection policy gives them.
+EjectionPhase = BreakerPhase
 
 
 class CooldownReason(StrEnum):
@@ -24,34 +35,21 @@ class CooldownReason(StrEnum):
     TIMEOUT = "timeout"
     FAILURES = "failures"
     FAILURE_RATE = "failure_rate"
+    #: ``breaker.failure_threshold`` consecutive failures (what opened the old circuit).
+    CONSECUTIVE_FAILURES = "consecutive_failures"
     MANUAL = "manual"
-
-
-class Breaker:
-    """A circuit breaker's state (the rules that move it live in `turnout.health.breaker`)."""
-
-    __slots__ = ("failures", "opened_at", "phase", "probes", "successes")
-
-    def __init__(self) -> None:
-        self.phase = BreakerPhase.CLOSED
-        #: Consecutive failures (closed) or consecutive successful probes (half-open).
-        self.failures = 0
-        self.successes = 0
-        self.opened_at = 0.0
-        #: Probes in flight while half-open.
-        self.probes = 0
 
 
 class DeploymentState:
     """What the router knows about one deployment right now."""
 
     __slots__ = (
-        "breaker",
         "consecutive_failures",
         "cooldown_reason",
         "cooldown_until",
         "deployment_id",
         "dropped",
+        "ejections",
         "failures",
         "held",
         "held_streak",
@@ -63,12 +61,17 @@ class DeploymentState:
         "limit_requests",
         "limit_tokens",
         "minute",
+        "phase",
         "prev_failures",
         "prev_successes",
+        "probe_successes",
+        "probes",
         "remaining_requests",
         "remaining_tokens",
+        "returned_at",
         "rpm_used",
         "served",
+        "streak",
         "successes",
         "tpm_used",
         "ttft",
@@ -89,10 +92,20 @@ class DeploymentState:
         self.prev_successes = 0
         self.prev_failures = 0
         self.consecutive_failures = 0
-        #: Monotonic time the cooldown ends (0: none) and why it started.
+        #: Consecutive counted failures, across minutes (reset by a success or an ejection):
+        #: what the consecutive-failures trigger reads.
+        self.streak = 0
+        #: The ejection (`turnout.health.ejection`): its phase; while ejected, the monotonic
+        #: time it ends (0 otherwise); its reason, kept while probing; consecutive ejections
+        #: (decaying while in rotation, from `returned_at`); probes in flight and probes
+        #: that succeeded in this probing phase.
+        self.phase = BreakerPhase.CLOSED
         self.cooldown_until = 0.0
         self.cooldown_reason: CooldownReason | None = None
-        self.breaker = Breaker()
+        self.ejections = 0
+        self.returned_at = 0.0
+        self.probes = 0
+        self.probe_successes = 0
         #: Quota the provider reported in rate-limit headers, valid until hint_expires (wall).
         self.remaining_requests: int | None = None
         self.limit_requests: int | None = None

@@ -1,13 +1,14 @@
-"""What each attempt's outcome means for a deployment's health.
+"""What each attempt's outcome means for a deployment's health: the triggers of an ejection.
 
 Failures are classified by `FailureKind`. A failure caused by the caller (bad request, context
 window, content policy) or by the caller's own deadline never counts against a deployment. Some
-failures cool a deployment down at once (rate limited, authentication, not found, timeout); the
-rest count towards two per-minute rules, applied once ``min_requests`` were seen this minute:
-more than ``allowed_fails`` consecutive failures, or a failure rate above the threshold. A 429's
-Retry-After sets the cooldown to what the provider asked (up to ``max_cooldown``), shorter or
-longer than the default, which applies when it gave none; a new cooldown never shortens one
-already running. The circuit breaker (`turnout.health.breaker`) is fed the same outcomes.
+failures eject a deployment at once (rate limited, authentication, not found, timeout); the
+rest count towards three rules: more than ``allowed_fails`` consecutive failures or a failure
+rate above the threshold (both per minute, once ``min_requests`` were seen this minute), and
+``breaker.failure_threshold`` consecutive failures whatever the minute. Whichever trips, the
+deployment gets its one ejection (`turnout.health.ejection`: how long, probing, coming back);
+a failing probe ejects it again. A 429 ejects for what its Retry-After asked (up to
+``max_cooldown``), and counts towards neither consecutive rule: busy is not broken.
 
 A server error on a deployment that answers other requests may be held until its request's
 verdict (`turnout.health.poison`); the next failure that counts (or that would take the
@@ -21,12 +22,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from turnout.config.router import BreakerConfig, Deployment, RouterConfig
+from turnout.config.router import Deployment, RouterConfig
 from turnout.errors import FailureKind
-from turnout.health import breaker as breaker_rules
-from turnout.health.events import BreakerTransition, CooldownEntered, CooldownLeft, HealthEvent
+from turnout.health import ejection
+from turnout.health.events import HealthEvent
 from turnout.health.record import BreakerPhase, CooldownReason, DeploymentState
 from turnout.wire import RateLimitHints
+
+#: Length of the first ejection the consecutive-failures trigger starts when neither
+#: ``breaker.open_timeout`` nor a cooldown time gives one.
+DEFAULT_BASE = 5.0
 
 #: Failures that take a deployment out of rotation at once, and the reason recorded.
 IMMEDIATE_COOLDOWN: dict[FailureKind, CooldownReason] = {
@@ -55,36 +60,56 @@ NEUTRAL: frozenset[FailureKind] = frozenset(
 class HealthPolicy:
     """The health rules for one deployment: router defaults with its own overrides applied."""
 
+    #: Length of the first ejection by a cooldown trigger; 0: those triggers are off.
     cooldown_time: float
     allowed_fails: int
     min_requests: int
     failure_rate_threshold: float
+    #: Longest ejection.
     max_cooldown: float
-    breaker: BreakerConfig
     ewma_alpha: float
     #: Seconds since its last success during which a deployment counts as answering other
     #: requests, so that a server error may be held as the request's fault (0: never held).
     hold_window: float = 0.0
+    #: Consecutive failures that eject, whatever the minute (0: that trigger is off).
+    consecutive_failures: int = 5
+    #: Length of the first ejection by the consecutive-failures trigger.
+    consecutive_base: float = DEFAULT_BASE
+    ejection_multiplier: float = 2.0
+    ejection_decay: float = 30.0
+    #: Probes let through at once, and successful probes that end the probing.
+    probes: int = 1
+    probe_successes: int = 1
 
     @classmethod
     def for_deployment(cls, deployment: Deployment, config: RouterConfig) -> HealthPolicy:
         health = config.health
+        breaker = config.breaker
         cooldown = (
             deployment.cooldown_time
             if deployment.cooldown_time is not None
             else health.cooldown_time
         )
+        if breaker.open_timeout is not None:
+            consecutive_base = breaker.open_timeout
+        else:
+            consecutive_base = cooldown if cooldown > 0 else DEFAULT_BASE
         return cls(
             cooldown_time=0.0 if health.disable_cooldowns else cooldown,
             allowed_fails=health.allowed_fails,
             min_requests=health.min_requests,
             failure_rate_threshold=health.failure_rate_threshold,
             max_cooldown=health.max_cooldown,
-            breaker=config.breaker,
             ewma_alpha=config.routing.latency_ewma_alpha,
             hold_window=health.poison_requests.success_window
             if health.poison_requests.enabled
             else 0.0,
+            consecutive_failures=breaker.failure_threshold if breaker.enabled else 0,
+            consecutive_base=consecutive_base,
+            ejection_multiplier=health.ejection_multiplier,
+            ejection_decay=health.ejection_decay,
+            probes=breaker.half_open_probes,
+            probe_successes=breaker.success_threshold,
         )
 
 
@@ -99,7 +124,7 @@ class Outcome:
     tokens: int = 0
     retry_after: float | None = None
     rate_limits: RateLimitHints | None = None
-    #: Whether the attempt ran as a half-open breaker probe.
+    #: Whether the attempt ran as a probe of a deployment coming back from an ejection.
     probe: bool = False
 
 
@@ -115,7 +140,6 @@ def settle(
         record_rate_limits(state, outcome.rate_limits, wall)
     events: list[HealthEvent] = []
     error = outcome.error
-    breaker = state.breaker
     if error is None:
         state.successes += 1
         state.consecutive_failures = 0
@@ -130,10 +154,9 @@ def settle(
         state.latency = _ewma(state.latency, outcome.duration, alpha)
         if outcome.ttft is not None:
             state.ttft = _ewma(state.ttft, outcome.ttft, alpha)
-        transition = breaker_rules.on_success(breaker, policy.breaker, outcome.probe)
+        ejection.on_success(state, policy, outcome.probe, now, events)
     elif error in NEUTRAL:
-        breaker_rules.on_neutral(breaker, outcome.probe)
-        return events
+        ejection.on_neutral(state, outcome.probe)
     else:
         if error is FailureKind.TIMEOUT:
             # A timed-out attempt was at least this slow: let the average know.
@@ -141,9 +164,6 @@ def settle(
         if state.held_streak is not None:
             count_held_streak(state, policy, now, events)
         count_failure(state, error, policy, now, events, outcome.retry_after, outcome.probe)
-        return events
-    if transition is not None:
-        events.append(BreakerTransition(state.deployment_id, *transition))
     return events
 
 
@@ -158,26 +178,34 @@ def count_failure(
     *,
     consecutive: bool = True,
 ) -> None:
-    """Count one failure against the deployment: counters, cooldown rules, breaker.
+    """Count one failure against the deployment: counters, then the ejection triggers.
 
     A failure that is not `consecutive` (a held one confirmed after a later success) counts
     towards the failure rate only.
     """
     state.failures += 1
+    if probe:
+        ejection.on_neutral(state, probe)  # its slot is free, whatever comes of the failure
+    if error is FailureKind.RATE_LIMITED:
+        if consecutive:
+            state.consecutive_failures += 1
+        if policy.cooldown_time > 0:
+            ejection.eject(
+                state, CooldownReason.RATE_LIMITED, policy, now, events, retry_after=retry_after
+            )
+        return
     if consecutive:
         state.consecutive_failures += 1
-    reason = _cooldown_reason(state, error, policy)
+        state.streak += 1
+    reason = _ejection_reason(state, error, policy)
+    if reason is None and consecutive:
+        threshold = policy.consecutive_failures
+        if threshold and state.streak >= threshold:
+            reason = CooldownReason.CONSECUTIVE_FAILURES
+        elif ejection.phase_at(state, now) is BreakerPhase.HALF_OPEN:
+            reason = ejection.probe_failure_reason(state)  # a failing probe
     if reason is not None:
-        entered = cool_down(state, reason, policy, now, retry_after)
-        if entered is not None:
-            events.append(entered)
-    if error is FailureKind.RATE_LIMITED or not consecutive:
-        # Busy is not broken: the cooldown honours the provider; the breaker stays put.
-        breaker_rules.on_neutral(state.breaker, probe)
-        return
-    transition = breaker_rules.on_failure(state.breaker, policy.breaker, probe, now)
-    if transition is not None:
-        events.append(BreakerTransition(state.deployment_id, *transition))
+        ejection.eject(state, reason, policy, now, events)
 
 
 def count_held_streak(
@@ -195,8 +223,8 @@ def count_held_streak(
 
 
 def would_take_out(state: DeploymentState, policy: HealthPolicy, failures: int) -> bool:
-    """Whether `failures` more consecutive failures would cool the deployment down or open its
-    circuit (for a state already rolled to the current minute)."""
+    """Whether `failures` more consecutive failures would eject the deployment (for a state
+    in rotation, already rolled to the current minute)."""
     if policy.cooldown_time > 0:
         requests = state.successes + state.failures + failures
         if requests >= policy.min_requests and (
@@ -204,18 +232,15 @@ def would_take_out(state: DeploymentState, policy: HealthPolicy, failures: int) 
             or (state.failures + failures) / requests > policy.failure_rate_threshold
         ):
             return True
-    config = policy.breaker
-    circuit = state.breaker
-    return (
-        config.enabled
-        and circuit.phase is BreakerPhase.CLOSED
-        and circuit.failures + failures >= config.failure_threshold
-    )
+    threshold = policy.consecutive_failures
+    return bool(threshold) and state.streak + failures >= threshold
 
 
-def _cooldown_reason(
+def _ejection_reason(
     state: DeploymentState, error: FailureKind, policy: HealthPolicy
 ) -> CooldownReason | None:
+    if policy.cooldown_time <= 0:
+        return None
     immediate = IMMEDIATE_COOLDOWN.get(error)
     if immediate is not None:
         return immediate
@@ -234,39 +259,21 @@ def cool_down(
     reason: CooldownReason,
     policy: HealthPolicy,
     now: float,
-    retry_after: float | None = None,
-    seconds: float | None = None,
-) -> CooldownEntered | None:
-    """Take a deployment out of rotation; never shortens a cooldown already running.
-
-    `seconds`: an explicit length (an operator's call). Else a provider's `retry_after` is
-    the length, bounded by the policy's maximum: the provider knows when it will take
-    requests again, and keeping it out longer only sends traffic elsewhere for nothing.
-    Without one, the policy's cooldown time. Cooldowns disabled by the policy stay off.
-    """
-    if seconds is not None:
-        duration = seconds
-    else:
-        if policy.cooldown_time <= 0:
-            return None
-        duration = policy.cooldown_time if retry_after is None else retry_after
-        duration = min(duration, policy.max_cooldown)
-    if duration <= 0:
-        return None
-    until = now + duration
-    if until <= state.cooldown_until:
-        return None
-    state.cooldown_until = until
-    state.cooldown_reason = reason
-    return CooldownEntered(state.deployment_id, reason, until, duration)
+    seconds: float,
+) -> list[HealthEvent]:
+    """Eject a deployment for `seconds` (an operator's call): never shortens an ejection
+    already running, and does not count towards the growth of the next ones."""
+    events: list[HealthEvent] = []
+    ejection.eject(state, reason, policy, now, events, seconds=seconds)
+    return events
 
 
-def lift_cooldown(state: DeploymentState) -> CooldownLeft | None:
-    """End a cooldown now (an operator's call, or noticing that it expired)."""
-    reason = state.cooldown_reason
-    state.cooldown_until = 0.0
-    state.cooldown_reason = None
-    return CooldownLeft(state.deployment_id, reason) if reason is not None else None
+def lift_cooldown(state: DeploymentState) -> list[HealthEvent]:
+    """Back in rotation now, with the count of consecutive ejections forgotten (an operator's
+    call: whoever lifts an ejection by hand vouches for the deployment)."""
+    events: list[HealthEvent] = []
+    ejection.reinstate(state, 0.0, events)
+    return events
 
 
 def record_rate_limits(state: DeploymentState, hints: RateLimitHints, wall: float) -> None:

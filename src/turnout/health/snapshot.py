@@ -13,18 +13,6 @@ from msgspec import Struct
 from turnout.health.record import BreakerPhase, CooldownReason, DeploymentState
 
 
-class BreakerSnapshot(Struct, frozen=True, gc=False):
-    """A circuit breaker's state at one moment (see `turnout.health.breaker`)."""
-
-    phase: BreakerPhase = BreakerPhase.CLOSED
-    opened_at: float = 0.0
-    #: Probes in flight while half-open.
-    probes: int = 0
-
-
-_CLOSED = BreakerSnapshot()
-
-
 class DeploymentSnapshot(Struct, frozen=True, gc=False):
     """What the router knew about one deployment when the snapshot was taken.
 
@@ -44,9 +32,13 @@ class DeploymentSnapshot(Struct, frozen=True, gc=False):
     prev_successes: int = 0
     prev_failures: int = 0
     consecutive_failures: int = 0
+    #: The ejection (`turnout.health.ejection`).
+    phase: BreakerPhase = BreakerPhase.CLOSED
     cooldown_until: float = 0.0
     cooldown_reason: CooldownReason | None = None
-    breaker: BreakerSnapshot = _CLOSED
+    ejections: int = 0
+    returned_at: float = 0.0
+    probes: int = 0
     remaining_requests: int | None = None
     limit_requests: int | None = None
     remaining_tokens: int | None = None
@@ -99,7 +91,6 @@ def window_position(wall: float) -> tuple[int, float]:
 
 def snapshot_of(state: DeploymentState) -> DeploymentSnapshot:
     """The record's current values, as an immutable snapshot."""
-    breaker = state.breaker
     return DeploymentSnapshot(
         state.deployment_id,
         state.in_flight,
@@ -113,11 +104,12 @@ def snapshot_of(state: DeploymentState) -> DeploymentSnapshot:
         state.prev_successes,
         state.prev_failures,
         state.consecutive_failures,
+        state.phase,
         state.cooldown_until,
         state.cooldown_reason,
-        _CLOSED
-        if breaker.phase is BreakerPhase.CLOSED and not breaker.probes and not breaker.opened_at
-        else BreakerSnapshot(breaker.phase, breaker.opened_at, breaker.probes),
+        state.ejections,
+        state.returned_at,
+        state.probes,
         state.remaining_requests,
         state.limit_requests,
         state.remaining_tokens,

@@ -79,10 +79,11 @@ class LogObserver:
                 self._failed.pop(event.request_id, None)
         elif isinstance(event, CooldownEntered):
             logger.warning(
-                "cooldown deployment=%s reason=%s seconds=%.1f",
+                "cooldown deployment=%s reason=%s seconds=%.1f ejections=%d",
                 event.deployment_id,
                 event.reason.value,
                 event.seconds,
+                event.ejections,
             )
         elif isinstance(event, CooldownLeft):
             logger.info("cooldown-over deployment=%s reason=%s", event.deployment_id, event.reason)

@@ -65,12 +65,13 @@ class _AttemptSeries:
 class _DeploymentGauges:
     """The gauges of one deployment, and the in-flight count that keeps its gauge >= 0."""
 
-    __slots__ = ("breaker", "cooling", "in_flight", "running")
+    __slots__ = ("breaker", "cooling", "ejections", "in_flight", "running")
 
     def __init__(self, metrics: GatewayMetrics, deployment: str) -> None:
         self.in_flight = metrics.in_flight.labels(deployment)
         self.cooling = metrics.cooling_down.labels(deployment)
         self.breaker = metrics.breaker_state.labels(deployment)
+        self.ejections = metrics.ejections.labels(deployment)
         self.running = 0
 
 
@@ -160,26 +161,33 @@ class GatewayMetrics:
         )
         self.cooldowns = Counter(
             "turnout_cooldowns",
-            "Cooldowns entered, by reason.",
+            "Ejections (cooldowns) entered, by reason.",
             ("deployment", "reason"),
             registry,
         )
         self.cooling_down = Gauge(
             "turnout_deployment_cooling_down",
-            "1 while the deployment is cooling down, else 0.",
+            "1 while the deployment is ejected (out of rotation until its expiry), else 0.",
             ("deployment",),
             registry,
         )
         self.breaker_state = Gauge(
             "turnout_breaker_state",
-            "Circuit breaker phase: 0 closed, 1 open, 2 half-open.",
+            "Ejection phase: 0 closed (in rotation), 1 open (ejected), 2 half-open (probing).",
             ("deployment",),
             registry,
         )
         self.breaker_transitions = Counter(
             "turnout_breaker_transitions",
-            "Circuit breaker transitions, by the phase entered.",
+            "Ejection phase transitions, by the phase entered.",
             ("deployment", "to"),
+            registry,
+        )
+        self.ejections = Gauge(
+            "turnout_deployment_ejections",
+            "Consecutive ejections as of the deployment's last ejection (what the next one's "
+            "length grows from; the count decays while the deployment stays in rotation).",
+            ("deployment",),
             registry,
         )
         self.hedges = Counter(
@@ -252,6 +260,7 @@ class GatewayMetrics:
                 self.in_flight.remove(deployment_id)
                 self.cooling_down.remove(deployment_id)
                 self.breaker_state.remove(deployment_id)
+                self.ejections.remove(deployment_id)
                 self._retired.add(deployment_id)
         for deployment_id, (group, provider) in configured.items():
             self._retired.discard(deployment_id)
@@ -322,6 +331,7 @@ class GatewayMetrics:
                 gauges = self._deployment_gauges(event.deployment_id)
                 if gauges is not None:
                     gauges.cooling.set(1)
+                    gauges.ejections.set(event.ejections)
             case CooldownLeft():
                 gauges = self._deployment_gauges(event.deployment_id)
                 if gauges is not None:

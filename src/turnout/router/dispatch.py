@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Collection, Sequence
 from typing import TypeVar
 
 from turnout.clock import Clock
@@ -32,7 +32,7 @@ from turnout.errors import (
     TurnoutError,
     UpstreamTimeoutError,
 )
-from turnout.health.breaker import Admission
+from turnout.health.ejection import Admission
 from turnout.health.poison import FAILING, Hold, suspect
 from turnout.health.record import CooldownReason
 from turnout.health.rules import HealthPolicy, Outcome
@@ -57,7 +57,7 @@ from turnout.router.limits import FIRST_TOKEN, REQUEST
 from turnout.router.runtime import ConfigBundle
 from turnout.router.segment import Segment, close_quietly
 from turnout.state.base import StateStore
-from turnout.wire import ProviderResponse, RateLimitHints, Request, Usage
+from turnout.wire import ProviderResponse, RateLimitHints, Request, StreamChunk, Usage
 
 T = TypeVar("T")
 
@@ -123,7 +123,7 @@ class Dispatch:
         rejections = Rejections()
         deployment = decide(bundle, group, request, states, (), now, wall, None, rejections)
         for deployment_id in rejections.expired:
-            self.emit_all(await self.store.lift_cooldown(deployment_id))
+            self.emit_all(await self.store.expire(deployment_id, now))
         return deployment, rejections
 
     async def start(
@@ -244,8 +244,23 @@ class Dispatch:
         ttft = self.clock.now() - attempt.started
         bundle = attempt.run.bundle
         bundle.limits.observe_first_token(deployment.id, ttft)
+        if attempt.probe:
+            await self._probe_answered(attempt, chunks)
         bundle.hedger.observe(attempt.group, True, ttft)
         return Segment(attempt, first, chunks, ttft, rate_limits=first.rate_limits)
+
+    async def _probe_answered(self, attempt: Attempt, chunks: AsyncIterator[StreamChunk]) -> None:
+        """A probe's stream has started: its deployment is back in rotation now, not when the
+        stream ends; the attempt settles as an ordinary one."""
+        try:
+            events = await self.store.probe_answered(
+                attempt.deployment.id, attempt.policy, self.clock.now()
+            )
+        except BaseException:
+            await close_quietly(chunks)
+            raise
+        attempt.probe = False
+        self.emit_all(events)
 
     async def _within(self, bound: Bound | None, started: float, work: Awaitable[T]) -> T:
         """Await `work`, within the attempt's bound when it has one."""

@@ -2,9 +2,9 @@
 
 Run before any strategy, in one pass over the group: not already tried by this request, able to
 honour the request's parameters (`turnout.providers.capabilities`: ``n`` > 1, ``logprobs``,
-``seed``, JSON mode ... as its provider declares), not cooling down, breaker not open (half-open
-admits while probe slots are free), under its rpm, tpm and parallel-request limits and under the
-quota its provider last reported, a context window large enough for the estimated prompt, and
+``seed``, JSON mode ... as its provider declares), not ejected (a probing deployment admits
+while probe slots are free), under its rpm, tpm and parallel-request limits and under the quota
+its provider last reported, a context window large enough for the estimated prompt, and
 carrying one of the request's tags when it has any.
 When nothing passes, `Rejections` explains why, to the caller, in one error: when the only
 reason was a parameter no deployment can honour, an `UnsupportedParameterError` naming it, which
@@ -27,7 +27,6 @@ from turnout.errors import (
     TurnoutError,
     UnsupportedParameterError,
 )
-from turnout.health import breaker as breaker_rules
 from turnout.health.record import CooldownReason
 from turnout.health.snapshot import DeploymentSnapshot
 from turnout.providers.capabilities import Feature, Lacking, needs_of
@@ -53,7 +52,7 @@ class Rejections:
     def __init__(self) -> None:
         #: (deployment id, reason, seconds left)
         self.cooling: list[tuple[str, CooldownReason | None, float]] = []
-        #: (deployment id, seconds until probes are admitted)
+        #: (deployment id, seconds until probes are admitted; 0: probing, its slots taken)
         self.breaker_open: list[tuple[str, float]] = []
         #: (deployment id, which limit)
         self.limited: list[tuple[str, str]] = []
@@ -62,7 +61,7 @@ class Rejections:
         #: (deployment, a feature of the request it cannot honour)
         self.incapable: list[tuple[Deployment, Feature]] = []
         self.tried = 0
-        #: Deployments whose cooldown has run out and should be lifted.
+        #: Deployments whose ejection has run out: they move to probing.
         self.expired: list[str] = []
 
     def wait_hint(self) -> float | None:
@@ -92,7 +91,12 @@ class Rejections:
             f"until {_utc(wall + left)}"
             for d, reason, left in self.cooling
         ]
-        parts += [f"{d} circuit open, probing in {left:.1f}s" for d, left in self.breaker_open]
+        parts += [
+            f"{d} circuit open, probing in {left:.1f}s"
+            if left
+            else f"{d} probing, its probe slots taken"
+            for d, left in self.breaker_open
+        ]
         parts += [f"{d} at its {limit} limit" for d, limit in self.limited]
         parts += [f"{d} context window {w} too small" for d, w in self.context]
         parts += [f"{d.id} cannot honour {f.described}" for d, f in self.incapable]
@@ -200,18 +204,20 @@ def eligible(
                     rejections.incapable.append((deployment, min(needs & lacking.features)))
                     continue
                 drops = True
-        if state.cooldown_until:
-            if state.cooldown_until > now:
-                rejections.cooling.append(
-                    (deployment.id, state.cooldown_reason, state.cooldown_until - now)
-                )
+        if state.phase:
+            until = state.cooldown_until
+            if until > now:
+                reason = state.cooldown_reason
+                if reason is CooldownReason.CONSECUTIVE_FAILURES:
+                    rejections.breaker_open.append((deployment.id, until - now))
+                else:
+                    rejections.cooling.append((deployment.id, reason, until - now))
                 continue
-            rejections.expired.append(deployment.id)
-        circuit = state.breaker
-        if circuit.phase and not breaker_rules.can_admit(circuit, breaker, now):
-            wait = circuit.opened_at + breaker.open_timeout - now
-            rejections.breaker_open.append((deployment.id, max(0.0, wait)))
-            continue
+            if until:
+                rejections.expired.append(deployment.id)  # probing, no probe in flight yet
+            elif state.probes >= breaker.half_open_probes:
+                rejections.breaker_open.append((deployment.id, 0.0))
+                continue
         parallel = deployment.max_parallel_requests
         if parallel is not None and state.in_flight >= parallel:
             rejections.limited.append((deployment.id, "max parallel requests"))

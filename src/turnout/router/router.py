@@ -25,6 +25,7 @@ from turnout.errors import (
     ConfigError,
     InvalidRequestError,
 )
+from turnout.health.ejection import count_at, phase_at
 from turnout.health.record import BreakerPhase, CooldownReason
 from turnout.observe.bus import Bus, Observer
 from turnout.providers.base import Closable, Provider
@@ -53,10 +54,13 @@ class DeploymentHealth:
     provider: str
     model: str
     in_flight: int
+    #: Ejected now (`turnout.health.ejection`): out of rotation until its expiry.
     cooling_down: bool
+    #: Why it was ejected, while ejected or probing (None in rotation).
     cooldown_reason: CooldownReason | None
-    #: Seconds of cooldown left (0 when not cooling down).
+    #: Seconds of the ejection left (0 when not ejected).
     cooldown_left: float
+    #: The phase: closed (in rotation), open (ejected), half-open (probing).
     breaker: BreakerPhase
     latency: float | None
     ttft: float | None
@@ -64,6 +68,13 @@ class DeploymentHealth:
     #: The attempt limits it gets now while something else could answer (learned, cold or
     #: configured; see `turnout.router.limits`).
     limits: LimitsView | None = None
+    #: Consecutive ejections (decayed by the time since it came back), which sets how long
+    #: the next one lasts.
+    ejections: int = 0
+    #: Probing: a bounded number of requests at a time until one succeeds.
+    probing: bool = False
+    #: Probes in flight.
+    probes: int = 0
 
 
 class Router:
@@ -213,7 +224,7 @@ class Router:
     # ---- operator controls ---------------------------------------------------------------
 
     async def cool_down(self, deployment_id: str, seconds: float) -> None:
-        """Take a deployment out of rotation for `seconds` (a manual cooldown)."""
+        """Eject a deployment for `seconds` (a manual ejection; it probes when it ends)."""
         table = self._bundle.table
         if deployment_id not in table.by_id:
             raise InvalidRequestError(f"no deployment with id {deployment_id!r}")
@@ -222,7 +233,8 @@ class Router:
         )
 
     async def lift_cooldown(self, deployment_id: str) -> None:
-        """Put a cooling deployment back in rotation now."""
+        """Put an ejected or probing deployment back in rotation now, its count of consecutive
+        ejections forgotten."""
         await self._dispatch.lift_cooldown(deployment_id)
 
     async def health(self) -> list[DeploymentHealth]:
@@ -236,6 +248,8 @@ class Router:
         for deployment_id, state in zip(ids, states, strict=True):
             deployment = table.by_id[deployment_id]
             cooling = state.cooling(now)
+            phase = phase_at(state, now)
+            policy = table.policies[deployment_id]
             report.append(
                 DeploymentHealth(
                     deployment_id=deployment_id,
@@ -244,13 +258,16 @@ class Router:
                     model=deployment.model,
                     in_flight=state.in_flight,
                     cooling_down=cooling,
-                    cooldown_reason=state.cooldown_reason if cooling else None,
+                    cooldown_reason=state.cooldown_reason if phase else None,
                     cooldown_left=state.cooldown_until - now if cooling else 0.0,
-                    breaker=state.breaker.phase,
+                    breaker=phase,
                     latency=state.latency,
                     ttft=state.ttft,
                     reliability=state.reliability(wall),
                     limits=limits.view(deployment),
+                    ejections=count_at(state, policy.ejection_decay, now),
+                    probing=phase is BreakerPhase.HALF_OPEN,
+                    probes=state.probes if phase is BreakerPhase.HALF_OPEN else 0,
                 )
             )
         return report

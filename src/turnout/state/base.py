@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Protocol
 
-from turnout.health.breaker import Admission
+from turnout.health.ejection import Admission
 from turnout.health.events import HealthEvent
 from turnout.health.poison import Hold
 from turnout.health.record import CooldownReason
@@ -27,7 +27,7 @@ from turnout.health.rules import HealthPolicy, Outcome
 from turnout.health.snapshot import DeploymentSnapshot
 
 #: Picks a deployment from a group's snapshots (in the order of the ids given): its id, or None
-#: when none may serve; and the ids whose cooldown has run out, to be lifted. Pure and
+#: when none may serve; and the ids whose ejection has run out, to move to probing. Pure and
 #: synchronous: the store calls it inside `begin`.
 Chooser = Callable[[Sequence[DeploymentSnapshot]], tuple[str | None, Sequence[str]]]
 
@@ -45,11 +45,12 @@ class StateStore(Protocol):
         now: float,
         wall: float,
     ) -> tuple[str | None, Admission, list[HealthEvent]]:
-        """One routing decision and the start of its attempt, in one step: lift the cooldowns
-        `choose` found expired, and count the chosen deployment's attempt in flight and against
-        its RPM if its breaker admits it. Returns the chosen id (None: nothing to choose) and
-        its admission (`REFUSED` when its breaker turned it away: its last probe slot went to
-        a concurrent request)."""
+        """One routing decision and the start of its attempt, in one step: move the ejections
+        `choose` found expired to probing, and count the chosen deployment's attempt in flight
+        and against its RPM if its phase admits it (`turnout.health.ejection.admit`, taking a
+        probe slot while probing). Returns the chosen id (None: nothing to choose) and its
+        admission (`REFUSED` when turned away: its last probe slot went to a concurrent
+        request)."""
         ...
 
     async def finish(
@@ -61,7 +62,7 @@ class StateStore(Protocol):
         wall: float,
         holds: Sequence[Hold] | None = None,
     ) -> tuple[int, list[HealthEvent]]:
-        """An attempt ended: update averages, counters, cooldown and breaker. Token 0.
+        """An attempt ended: update averages, counters and the ejection state. Token 0.
 
         With `holds` (the request's holds so far: its server error may be its own fault,
         `turnout.health.poison`), the failure is held until the request's verdict when the
@@ -101,11 +102,23 @@ class StateStore(Protocol):
         policy: HealthPolicy,
         now: float,
     ) -> list[HealthEvent]:
-        """Take a deployment out of rotation for `seconds` (never shortening a longer one)."""
+        """Eject a deployment for `seconds` (never shortening a longer ejection)."""
         ...
 
     async def lift_cooldown(self, deployment_id: str) -> list[HealthEvent]:
-        """Put a cooling deployment back in rotation now."""
+        """Put an ejected or probing deployment back in rotation now (an operator's call)."""
+        ...
+
+    async def expire(self, deployment_id: str, now: float) -> list[HealthEvent]:
+        """Move the deployment to probing if its ejection has run out by `now`."""
+        ...
+
+    async def probe_answered(
+        self, deployment_id: str, policy: HealthPolicy, now: float
+    ) -> list[HealthEvent]:
+        """A probe that streams delivered its first chunk: the deployment answers, so the probe
+        counts as successful now (`turnout.health.ejection.on_success`), not when the stream
+        ends; the attempt settles later as an ordinary one."""
         ...
 
     async def retain(self, ids: Collection[str]) -> None:

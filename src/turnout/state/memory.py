@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 
-from turnout.health import breaker as breaker_rules
-from turnout.health import poison
-from turnout.health.breaker import Admission
-from turnout.health.events import BreakerTransition, HealthEvent
+from turnout.health import ejection, poison
+from turnout.health.ejection import Admission
+from turnout.health.events import HealthEvent
 from turnout.health.poison import Hold
 from turnout.health.record import CooldownReason, DeploymentState
 from turnout.health.rules import HealthPolicy, Outcome, cool_down, lift_cooldown, settle
@@ -104,18 +103,18 @@ class MemoryStateStore:
         chosen, expired = choose(self._snapshot(ids))
         events: list[HealthEvent] = []
         for deployment_id in expired:
-            events += await self.lift_cooldown(deployment_id)
+            events += await self.expire(deployment_id, now)
         if chosen is None:
             return None, Admission.REFUSED, events
         state = self._state(chosen)
-        admission, transition = breaker_rules.admit(state.breaker, policies[chosen].breaker, now)
-        if transition is not None:
-            events.append(BreakerTransition(chosen, *transition))
+        admission, moved = ejection.admit(state, policies[chosen], now)
+        if moved:
+            events += moved
         if admission is not Admission.REFUSED:
             state.roll(wall)
             state.in_flight += 1
             state.rpm_used += 1
-        if transition is not None or admission is not Admission.REFUSED:
+        if moved or admission is not Admission.REFUSED:
             self._changed(chosen)
         return chosen, admission, events
 
@@ -189,19 +188,36 @@ class MemoryStateStore:
         policy: HealthPolicy,
         now: float,
     ) -> list[HealthEvent]:
-        entered = cool_down(self._state(deployment_id), reason, policy, now, seconds=seconds)
-        if entered is None:
-            return []
-        self._changed(deployment_id)
-        return [entered]
+        events = cool_down(self._state(deployment_id), reason, policy, now, seconds)
+        if events:
+            self._changed(deployment_id)
+        return events
 
     async def lift_cooldown(self, deployment_id: str) -> list[HealthEvent]:
         state = self._states.get(deployment_id)
         if state is None:
             return []
         self._changed(deployment_id)
-        left = lift_cooldown(state)
-        return [left] if left is not None else []
+        return lift_cooldown(state)
+
+    async def expire(self, deployment_id: str, now: float) -> list[HealthEvent]:
+        state = self._states.get(deployment_id)
+        events: list[HealthEvent] = []
+        if state is not None:
+            ejection.expire(state, now, events)
+            if events:
+                self._changed(deployment_id)
+        return events
+
+    async def probe_answered(
+        self, deployment_id: str, policy: HealthPolicy, now: float
+    ) -> list[HealthEvent]:
+        state = self._states.get(deployment_id)
+        events: list[HealthEvent] = []
+        if state is not None:
+            ejection.on_success(state, policy, True, now, events)
+            self._changed(deployment_id)
+        return events
 
     async def retain(self, ids: Collection[str]) -> None:
         keep = set(ids)
