@@ -7,7 +7,7 @@ from typing import Any
 from turnout import Deployment, Request
 from turnout.config.router import BreakerConfig
 from turnout.errors import NoDeploymentsAvailableError, UnsupportedParameterError
-from turnout.health.record import CooldownReason, DeploymentState
+from turnout.health.record import BreakerPhase, CooldownReason, DeploymentState
 from turnout.health.snapshot import snapshot_of
 from turnout.providers.capabilities import Feature, Lacking
 from turnout.router.filters import Rejections, eligible
@@ -57,6 +57,7 @@ def test_nothing_capable_is_a_400_naming_the_parameter_and_the_provider() -> Non
 def test_a_capable_deployment_cooling_down_makes_it_a_wait_not_a_400() -> None:
     cooling = DeploymentState("gpt")
     cooling.cooldown_until, cooling.cooldown_reason = NOW + 5, CooldownReason.RATE_LIMITED
+    cooling.phase = BreakerPhase.OPEN
     chosen, rejections = _pick([CLAUDE, GPT], {"n": 2}, LACKS, {"gpt": cooling})
     assert chosen == []
     error = rejections.error("g", Request(model="g", body={}), WALL)
@@ -69,4 +70,5 @@ def test_a_deployment_that_drops_is_the_last_resort() -> None:
     assert _pick([CLAUDE, GPT], {"n": 2}, dropping)[0] == ["gpt"]
     broken = DeploymentState("gpt")
     broken.cooldown_until, broken.cooldown_reason = NOW + 5, CooldownReason.FAILURES
+    broken.phase = BreakerPhase.OPEN
     assert _pick([CLAUDE, GPT], {"n": 2}, dropping, {"gpt": broken})[0] == ["claude"]
