@@ -212,7 +212,7 @@ async def within(seconds: float, awaitable: Awaitable[T], what: str) -> T:
 
 
 def _litellm_file(
-    path: Path, urls: dict[str, str], claude_spare: bool, settings: dict[str, Any]
+    path: Path, urls: dict[str, str], claude_spare: bool, alone: bool, settings: dict[str, Any]
 ) -> Path:
     data = one_per_model(urls["chat"], urls["spare"], ids=True, num_retries=2, timeout=30)
     data["model_list"].append(
@@ -230,12 +230,16 @@ def _litellm_file(
             "api_key": "sk-ant-fake",
         }
     data["router_settings"]["context_window_fallbacks"] = [{"chat": ["long"]}]
+    if alone:
+        del data["router_settings"]["fallbacks"]
     data["router_settings"].update(settings)
     path.write_text(json.dumps(data, indent=2))  # JSON is YAML
     return path
 
 
-def _group_config(urls: dict[str, str], claude_spare: bool, settings: dict[str, Any]) -> Any:
+def _group_config(
+    urls: dict[str, str], claude_spare: bool, alone: bool, settings: dict[str, Any]
+) -> Any:
     def gpt(deployment_id: str, group: str, priority: int) -> Deployment:
         return Deployment(
             model_name=group,
@@ -247,10 +251,10 @@ def _group_config(urls: dict[str, str], claude_spare: bool, settings: dict[str, 
             priority=priority,
         )
 
-    spare = gpt("spare", "chat", 1)
+    spare = gpt("spare", "spare" if alone else "chat", 1)
     if claude_spare:
         spare = Deployment(
-            model_name="chat",
+            model_name="spare" if alone else "chat",
             provider="anthropic",
             model=CLAUDE,
             id="spare",
@@ -274,12 +278,14 @@ async def rig(
     tmp_path: Path,
     *,
     claude_spare: bool = False,
+    alone: bool = False,
     chunk_delay: float = 0.005,
     group_settings: dict[str, Any] | None = None,
     litellm_settings: dict[str, Any] | None = None,
 ) -> AsyncIterator[Rig]:
     """The gateway in `shape` over three fakes; `claude_spare` makes ``spare`` an Anthropic
-    deployment. Extra settings (only for scenarios about tuning) go to turnout's router config
+    deployment, and `alone` leaves ``chat`` with nothing to turn to (a group of one deployment,
+    a model without ``fallbacks``; ``spare`` is then a model of its own). Extra settings (only for scenarios about tuning) go to turnout's router config
     (``group``) or LiteLLM's ``router_settings`` (``litellm``)."""
     async with AsyncExitStack() as stack:
         primary = await stack.enter_async_context(FakeOpenAI(chunk_delay=chunk_delay))
@@ -292,12 +298,12 @@ async def rig(
         urls = {"chat": primary.url, "spare": spare.url, "long": long.url}
         if shape == "litellm":
             file = _litellm_file(
-                tmp_path / "config.yaml", urls, claude_spare, litellm_settings or {}
+                tmp_path / "config.yaml", urls, claude_spare, alone, litellm_settings or {}
             )
             config = load_config(file)
             assert config.format == "litellm"
         else:
-            config = _group_config(urls, claude_spare, group_settings or {})
+            config = _group_config(urls, claude_spare, alone, group_settings or {})
         gateway = await stack.enter_async_context(running_gateway(config))
         # The SDK as users leave it: two retries of its own; a realistic timeout.
         client = openai.AsyncOpenAI(

@@ -52,29 +52,62 @@ async def test_429_without_retry_after_goes_elsewhere_at_once(
         await r.healthy()
 
 
-async def test_429_with_nothing_else_up_waits_only_as_asked(shape: Shape, tmp_path: Path) -> None:
+async def test_429_with_a_long_retry_after_does_not_hold_the_request(
+    shape: Shape, tmp_path: Path
+) -> None:
+    async with rig(shape, tmp_path) as r:
+        r.primary.enqueue(Fault.rate_limited(retry_after=7))
+        answer = await r.ask()
+        assert (answer.text, answer.deployment) == (ANSWER, "spare")
+        assert answer.elapsed < 1.0
+        assert (len(chats(r.primary)), len(chats(r.spare))) == (1, 1)
+        assert 6.0 < (await r.deployment("chat"))["cooldown_seconds_left"] <= 7.0  # not doubled
+
+
+async def test_429_on_a_stream_goes_elsewhere_before_anything_is_sent(
+    shape: Shape, tmp_path: Path
+) -> None:
+    async with rig(shape, tmp_path) as r:
+        r.primary.enqueue(Fault.rate_limited(retry_after=2))
+        streamed = await r.stream()
+        assert (streamed.text, streamed.deployment) == (ANSWER, "spare")
+        assert streamed.elapsed < 1.0
+        assert (len(chats(r.primary)), len(chats(r.spare))) == (1, 1)
+
+
+@pytest.mark.parametrize("retry_after", [1.0, None], ids=["retry-after-1", "no-retry-after"])
+async def test_429_with_nothing_else_up_waits_only_as_asked(
+    shape: Shape, tmp_path: Path, retry_after: float | None
+) -> None:
     async with rig(shape, tmp_path) as r:
         await r.gateway.gateway.router.cool_down("spare", 60)
-        r.primary.enqueue(Fault.rate_limited(retry_after=1))
+        r.primary.enqueue(Fault.rate_limited(retry_after=retry_after))
         started = time.monotonic()
         answer = await r.ask()
         assert (answer.text, answer.deployment) == (ANSWER, "chat")
         first, second = arrivals(r.primary, started)
-        assert 0.95 <= second - first < 2.0  # the provider's 1 s, not the 5 s default
+        if retry_after is not None:
+            assert 0.95 <= second - first < 2.0  # the provider's 1 s, not the 5 s default
+        else:
+            assert 4.9 <= second - first < 6.5  # no hint: the default cooldown
         assert chats(r.spare) == []
 
 
-async def test_429_on_the_only_deployment_left_is_a_clean_bounded_429(
+async def test_429_on_a_deployment_alone_is_a_clean_bounded_429(
     shape: Shape, tmp_path: Path
 ) -> None:
-    async with rig(shape, tmp_path) as r:
-        await r.gateway.gateway.router.cool_down("spare", 60)
+    async with rig(shape, tmp_path, alone=True) as r:
         r.primary.set_default(Fault.rate_limited(retry_after=45))
         failed = await r.fails()
         assert failed.status == 429
         assert failed.elapsed < 2.0  # 45 s is past the caller's deadline: not waited out
         assert failed.should_retry == "false"  # nor by the SDK
         assert len(chats(r.primary)) == 1  # never hammered
+        failed = await r.fails()  # while it cools down, it is not asked at all
+        assert failed.status == 429
+        assert "cooling down" in str(failed.error)
+        assert failed.should_retry == "false"
+        assert len(chats(r.primary)) == 1
         assert chats(r.spare) == []
 
 
@@ -198,17 +231,20 @@ async def test_the_gateways_refused_key_fails_over(shape: Shape, tmp_path: Path)
         await r.healthy()
 
 
-async def test_the_gateways_refused_keys_everywhere_are_a_502(
-    shape: Shape, tmp_path: Path
+@pytest.mark.parametrize("alone", [False, True], ids=["spare-refused-too", "alone"])
+async def test_the_gateways_refused_keys_with_nothing_else_are_a_502(
+    shape: Shape, tmp_path: Path, alone: bool
 ) -> None:
-    async with rig(shape, tmp_path) as r:
+    async with rig(shape, tmp_path, alone=alone) as r:
         r.primary.api_key = r.spare.api_key = "sk-rotated"
         failed = await r.fails()
         assert failed.status == 502  # the gateway's fault, not the caller's 401
         assert failed.code == "upstream_credentials_refused"
+        assert "credentials" in str(failed.error)
         assert failed.should_retry == "false"
         assert "sk-fake" not in str(failed.error)
-        assert (len(chats(r.primary)), len(chats(r.spare))) == (1, 1)
+        assert len(chats(r.primary)) == 1
+        assert len(chats(r.spare)) == (0 if alone else 1)
 
 
 async def test_a_caller_deadline_is_met_with_the_sdk_retries_on(
