@@ -108,10 +108,18 @@ class Rig:
     #: The first choice (``chat``), its stand-in (``spare``: the group's second deployment or
     #: the fallback model) and the model for prompts too long (``long``).
     primary: FakeOpenAI
-    spare: FakeOpenAI | FakeAnthropic
+    spare: FakeOpenAI
     long: FakeOpenAI
     client: openai.AsyncOpenAI
+    #: With ``claude_spare``, the Anthropic deployment in ``spare``'s place (``spare``'s fake
+    #: is then in no deployment).
+    claude_fake: FakeAnthropic | None = None
     fakes: dict[str, FakeOpenAI | FakeAnthropic] = field(default_factory=dict)
+
+    @property
+    def claude(self) -> FakeAnthropic:
+        assert self.claude_fake is not None, "the rig has no Claude deployment"
+        return self.claude_fake
 
     async def ask(self, **options: Any) -> Answered:
         """One whole answer to the question; asserts it is the right one."""
@@ -171,12 +179,12 @@ class Rig:
             session.get(f"{self.gateway.url}/health") as response,
         ):
             assert response.status == 200
-            report: dict[str, Any] = msgspec.json.decode(await response.read())
-        return report
+            return msgspec.json.decode(await response.read(), type=dict[str, Any])
 
     async def deployment(self, deployment_id: str) -> dict[str, Any]:
         report = await self.health()
         [entry] = [d for d in report["deployments"] if d["id"] == deployment_id]
+        assert isinstance(entry, dict)
         return entry
 
     async def healthy(self, *, stream: bool = False) -> None:
@@ -285,17 +293,18 @@ async def rig(
 ) -> AsyncIterator[Rig]:
     """The gateway in `shape` over three fakes; `claude_spare` makes ``spare`` an Anthropic
     deployment, and `alone` leaves ``chat`` with nothing to turn to (a group of one deployment,
-    a model without ``fallbacks``; ``spare`` is then a model of its own). Extra settings (only for scenarios about tuning) go to turnout's router config
-    (``group``) or LiteLLM's ``router_settings`` (``litellm``)."""
+    a model without ``fallbacks``; ``spare`` is then a model of its own). Extra settings (only
+    for scenarios about tuning) go to turnout's router config (``group``) or LiteLLM's
+    ``router_settings`` (``litellm``)."""
     async with AsyncExitStack() as stack:
         primary = await stack.enter_async_context(FakeOpenAI(chunk_delay=chunk_delay))
-        spare: FakeOpenAI | FakeAnthropic
-        if claude_spare:
-            spare = await stack.enter_async_context(FakeAnthropic(chunk_delay=chunk_delay))
-        else:
-            spare = await stack.enter_async_context(FakeOpenAI(chunk_delay=chunk_delay))
+        spare = await stack.enter_async_context(FakeOpenAI(chunk_delay=chunk_delay))
         long = await stack.enter_async_context(FakeOpenAI(chunk_delay=chunk_delay))
+        claude = None
         urls = {"chat": primary.url, "spare": spare.url, "long": long.url}
+        if claude_spare:
+            claude = await stack.enter_async_context(FakeAnthropic(chunk_delay=chunk_delay))
+            urls["spare"] = claude.url
         if shape == "litellm":
             file = _litellm_file(
                 tmp_path / "config.yaml", urls, claude_spare, alone, litellm_settings or {}
@@ -310,5 +319,9 @@ async def rig(
             base_url=f"{gateway.url}/v1", api_key="sk-anything", timeout=SDK_TIMEOUT
         )
         stack.push_async_callback(client.close)
-        fakes = {"chat": primary, "spare": spare, "long": long}
-        yield Rig(shape, gateway, primary, spare, long, client, fakes)
+        fakes: dict[str, FakeOpenAI | FakeAnthropic] = {
+            "chat": primary,
+            "spare": claude or spare,
+            "long": long,
+        }
+        yield Rig(shape, gateway, primary, spare, long, client, claude, fakes)

@@ -25,16 +25,11 @@ from typing import Any, Literal
 
 import openai
 import pytest
-
-from fakes import fake_anthropic
-from fakes.fake_anthropic import FakeAnthropic
-from fakes.fake_openai import FakeOpenAI, Fault
 from fault_rig import (
     ANSWER,
     CLAUDE,
     GPT,
     LEAVE_WITHIN,
-    QUESTION,
     SDK_TIMEOUT,
     Failed,
     Rig,
@@ -42,6 +37,10 @@ from fault_rig import (
     rig,
     within,
 )
+
+from fakes import fake_anthropic
+from fakes.fake_anthropic import FakeAnthropic
+from fakes.fake_openai import FakeOpenAI, Fault
 from gateway_harness import running_gateway
 from turnout.config.load import load_config
 
@@ -253,13 +252,13 @@ async def malformed(tmp_path: Path) -> None:
 async def prefill_refused(tmp_path: Path) -> None:
     async with defaults(tmp_path, claude_spare=True) as r:
         r.primary.enqueue(Fault("cut", after_chunks=4))
-        r.spare.enqueue(
+        r.claude.enqueue(
             fake_anthropic.Fault.http_error(
                 400, "invalid_request_error", "This model does not support assistant prefill."
             )
         )
         await rescued_promptly(r, stream=True)
-        refused, accepted = chats(r.spare)
+        refused, accepted = chats(r.claude)
         assert refused.json["messages"][-1]["role"] == "assistant"
         assert accepted.json["messages"][-1]["role"] == "user"  # re-asked by instruction
 
@@ -326,15 +325,15 @@ async def claude_first(tmp_path: Path, *, one_group: bool) -> AsyncIterator[Rig]
         )
         stack.push_async_callback(client.close)
         fakes: dict[str, FakeOpenAI | FakeAnthropic] = {"chat": claude, "spare": gpt}
-        # `primary` is typed for OpenAI fakes; nothing here enqueues OpenAI faults on it.
-        yield Rig("litellm", gateway, gpt, gpt, gpt, client, fakes)
+        # Claude is `claude`; the OpenAI slots all hold the GPT deployment's fake.
+        yield Rig("litellm", gateway, gpt, gpt, gpt, client, claude, fakes)
 
 
 @scenario("n=2 on a Claude primary, GPT fallback", "rescued")
 async def unsupported_parameter_fallback(tmp_path: Path) -> None:
     async with claude_first(tmp_path, one_group=False) as r:
         answer = await r.ask(n=2)
-        assert (answer.text, answer.deployment) == (ANSWER, "spare")
+        assert (answer.text, answer.deployment, answer.choices) == (ANSWER, "spare", 2)
         assert answer.elapsed < PROMPTLY
 
 
@@ -343,8 +342,8 @@ async def unsupported_parameter_group(tmp_path: Path) -> None:
     async with claude_first(tmp_path, one_group=True) as r:
         for _ in range(4):
             answer = await r.ask(n=2)
-            assert (answer.text, answer.deployment) == (ANSWER, "spare")
-        assert chats(r.fakes["chat"]) == []  # routed by capability, not by trial
+            assert (answer.text, answer.deployment, answer.choices) == (ANSWER, "spare", 2)
+        assert chats(r.claude) == []  # routed by capability, not by trial
 
 
 # ---- the run -------------------------------------------------------------------------------

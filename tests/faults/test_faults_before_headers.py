@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 import pytest
+from fault_rig import ANSWER, LEAVE_WITHIN, SHAPES, Shape, arrivals, chats, rig, within
 
 from fakes.fake_openai import Fault
-from fault_rig import ANSWER, LEAVE_WITHIN, SHAPES, Shape, arrivals, chats, rig, within
 
 pytestmark = pytest.mark.parametrize("shape", SHAPES)
 
@@ -40,9 +40,7 @@ async def test_429_with_retry_after_is_answered_elsewhere_at_once_and_honoured(
         await r.healthy()
 
 
-async def test_429_without_retry_after_goes_elsewhere_at_once(
-    shape: Shape, tmp_path: Path
-) -> None:
+async def test_429_without_retry_after_goes_elsewhere_at_once(shape: Shape, tmp_path: Path) -> None:
     async with rig(shape, tmp_path) as r:
         r.primary.enqueue(Fault.rate_limited())
         answer = await r.ask()

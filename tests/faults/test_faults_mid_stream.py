@@ -13,10 +13,10 @@ from typing import Any
 
 import openai
 import pytest
+from fault_rig import ANSWER, LEAVE_WITHIN, QUESTION, SHAPES, Shape, chats, rig, within
 
 from fakes import fake_anthropic
 from fakes.fake_openai import Fault
-from fault_rig import ANSWER, LEAVE_WITHIN, QUESTION, SHAPES, Shape, chats, rig, within
 
 pytestmark = pytest.mark.parametrize("shape", SHAPES)
 
@@ -149,7 +149,7 @@ async def test_a_broken_stream_continues_on_claude_by_prefill(shape: Shape, tmp_
         streamed = await r.stream()
         assert streamed.text == ANSWER
         assert len(streamed.ids) == 1
-        [continuation] = chats(r.spare)
+        [continuation] = chats(r.claude)
         assert continuation.json["messages"][-1]["role"] == "assistant"  # Claude goes on
 
 
@@ -158,7 +158,7 @@ async def test_claude_refusing_the_prefill_is_asked_by_instruction(
 ) -> None:
     async with rig(shape, tmp_path, claude_spare=True) as r:
         r.primary.enqueue(Fault("cut", after_chunks=3))
-        r.spare.enqueue(
+        r.claude.enqueue(
             fake_anthropic.Fault.http_error(
                 400, "invalid_request_error", "This model does not support assistant prefill."
             )
@@ -166,7 +166,7 @@ async def test_claude_refusing_the_prefill_is_asked_by_instruction(
         streamed = await r.stream()
         assert streamed.text == ANSWER
         assert len(streamed.ids) == 1
-        refused, accepted = chats(r.spare)
+        refused, accepted = chats(r.claude)
         assert refused.json["messages"][-1]["role"] == "assistant"
         assert accepted.json["messages"][-1]["role"] == "user"  # the instruction to go on
         await r.healthy(stream=True)

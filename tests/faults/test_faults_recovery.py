@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 import pytest
+from fault_rig import ANSWER, SHAPES, Rig, Shape, chats, rig
 
 from fakes.fake_openai import Fault
-from fault_rig import ANSWER, SHAPES, Rig, Shape, chats, rig
 from turnout import HealthConfig
 from turnout.config.router import HedgeConfig
 
