@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -49,10 +50,13 @@ SDK_TIMEOUT = 30.0
 LEAVE_WITHIN = 10.0
 #: Quick normal requests that give a deployment the observations production traffic would.
 WARM_UP = 30
+_WARM_UP_BATCH = 5
 GPT = "gpt-4o-mini"
 CLAUDE = "claude-sonnet-4-5"
 
 T = TypeVar("T")
+#: Built once: every SDK client otherwise loads the system's CA bundle afresh (plain HTTP here).
+_TLS = ssl.create_default_context()
 
 
 @dataclass
@@ -163,13 +167,18 @@ class Rig:
         raise AssertionError("the request was answered; an error was expected")
 
     async def warm_up(self, *, stream: bool = False, count: int = WARM_UP) -> None:
-        """Quick normal requests, as production traffic would send before a fault, so that the
-        deployments' learned limits exist; then the fakes' records are cleared."""
-        for _ in range(count):
+        """Quick normal requests, as production traffic would send before a fault (a few at a
+        time), so that the deployments' learned limits exist; then the fakes' records are
+        cleared."""
+
+        async def one() -> None:
             if stream:
                 assert (await self.stream()).text == ANSWER
             else:
                 assert (await self.ask()).text == ANSWER
+
+        for start in range(0, count, _WARM_UP_BATCH):
+            await asyncio.gather(*(one() for _ in range(min(_WARM_UP_BATCH, count - start))))
         for fake in self.fakes.values():
             fake.requests.clear()
 
@@ -217,6 +226,16 @@ async def within(seconds: float, awaitable: Awaitable[T], what: str) -> T:
         return await asyncio.wait_for(awaitable, seconds)
     except TimeoutError:
         raise AssertionError(f"{what}: no outcome within {seconds:g}s") from None
+
+
+def sdk_client(gateway_url: str) -> openai.AsyncOpenAI:
+    """The SDK as users leave it: two retries of its own; a realistic timeout."""
+    return openai.AsyncOpenAI(
+        base_url=f"{gateway_url}/v1",
+        api_key="sk-anything",
+        timeout=SDK_TIMEOUT,
+        http_client=openai.DefaultAsyncHttpxClient(verify=_TLS),
+    )
 
 
 def _litellm_file(
@@ -314,10 +333,7 @@ async def rig(
         else:
             config = _group_config(urls, claude_spare, alone, group_settings or {})
         gateway = await stack.enter_async_context(running_gateway(config))
-        # The SDK as users leave it: two retries of its own; a realistic timeout.
-        client = openai.AsyncOpenAI(
-            base_url=f"{gateway.url}/v1", api_key="sk-anything", timeout=SDK_TIMEOUT
-        )
+        client = sdk_client(gateway.url)
         stack.push_async_callback(client.close)
         fakes: dict[str, FakeOpenAI | FakeAnthropic] = {
             "chat": primary,

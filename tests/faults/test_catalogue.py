@@ -23,18 +23,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import openai
 import pytest
 from fault_rig import (
     ANSWER,
     CLAUDE,
     GPT,
     LEAVE_WITHIN,
-    SDK_TIMEOUT,
     Failed,
     Rig,
     chats,
     rig,
+    sdk_client,
     within,
 )
 
@@ -320,9 +319,7 @@ async def claude_first(tmp_path: Path, *, one_group: bool) -> AsyncIterator[Rig]
         path = tmp_path / "config.yaml"
         path.write_text(json.dumps(data))
         gateway = await stack.enter_async_context(running_gateway(load_config(path)))
-        client = openai.AsyncOpenAI(
-            base_url=f"{gateway.url}/v1", api_key="sk-anything", timeout=SDK_TIMEOUT
-        )
+        client = sdk_client(gateway.url)
         stack.push_async_callback(client.close)
         fakes: dict[str, FakeOpenAI | FakeAnthropic] = {"chat": claude, "spare": gpt}
         # Claude is `claude`; the OpenAI slots all hold the GPT deployment's fake.

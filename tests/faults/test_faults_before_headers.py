@@ -260,3 +260,18 @@ async def test_a_caller_deadline_is_met_with_the_sdk_retries_on(
         r.primary.set_default(None)
         r.spare.set_default(None)
         await r.healthy()
+
+
+async def test_the_sdk_timeout_is_the_callers_deadline(shape: Shape, tmp_path: Path) -> None:
+    async with rig(shape, tmp_path) as r:
+        r.primary.set_default(Fault("delay", seconds=5))
+        r.spare.set_default(Fault("delay", seconds=5))
+        r.client = r.client.with_options(timeout=0.5)  # the SDK sends it along
+        failed = await r.fails()
+        # The gateway answers inside the caller's time, so the SDK does not time out and
+        # retry on its own: one bounded error, not three attempts' worth.
+        assert failed.status == 504
+        assert failed.should_retry == "false"
+        assert failed.elapsed < 1.0
+        assert len(chats(r.primary)) <= 1
+        assert len(chats(r.spare)) <= 1
