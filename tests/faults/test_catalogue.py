@@ -337,7 +337,7 @@ async def unsupported_parameter_fallback(tmp_path: Path) -> None:
 @scenario("n=2 in a mixed Claude and GPT group", "rescued")
 async def unsupported_parameter_group(tmp_path: Path) -> None:
     async with claude_first(tmp_path, one_group=True) as r:
-        for _ in range(4):
+        for _ in range(8):  # weighted-random by default: Claude would be picked by chance
             answer = await r.ask(n=2)
             assert (answer.text, answer.deployment, answer.choices) == (ANSWER, "spare", 2)
         assert chats(r.claude) == []  # routed by capability, not by trial
