@@ -171,6 +171,25 @@ async def test_reply_is_configurable_and_max_tokens_cuts_it(client: openai.Async
     assert newer.choices[0].message.content == "one"
 
 
+async def test_n_gives_as_many_choices_whole_and_streamed(client: openai.AsyncOpenAI) -> None:
+    whole = await client.chat.completions.create(model=CHAT, messages=HELLO, n=2)
+    assert [choice.index for choice in whole.choices] == [0, 1]
+    assert {choice.message.content for choice in whole.choices} == {"Fake answer to: hello there"}
+    assert whole.usage is not None
+    assert whole.usage.completion_tokens == 10
+    stream = await client.chat.completions.create(model=CHAT, messages=HELLO, n=2, stream=True)
+    texts = ["", ""]
+    finishes: list[str | None] = [None, None]
+    async for chunk in stream:
+        for choice in chunk.choices:
+            texts[choice.index] += choice.delta.content or ""
+            finishes[choice.index] = choice.finish_reason or finishes[choice.index]
+    assert texts == ["Fake answer to: hello there"] * 2
+    assert finishes == ["stop", "stop"]
+    with pytest.raises(openai.BadRequestError, match="'n'"):
+        await client.chat.completions.create(model=CHAT, messages=HELLO, n=0)
+
+
 async def test_chat_stream_with_usage(client: openai.AsyncOpenAI) -> None:
     stream = await client.chat.completions.create(
         model=CHAT, messages=HELLO, stream=True, stream_options={"include_usage": True}

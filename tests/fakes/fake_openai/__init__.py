@@ -11,8 +11,8 @@ error bodies, and records every request it receives::
         client = openai.AsyncOpenAI(base_url=fake.url, api_key="sk-fake")
 
 Answers are deterministic: "Fake answer to: <the last user message>" (or the configured
-``reply``), one token per word, cut at ``max_tokens``. A request with ``tools`` whose last
-message is the user's gets a call of the first tool instead.
+``reply``), one token per word, cut at ``max_tokens``, as ``n`` identical choices. A request
+with ``tools`` whose last message is the user's gets a call of the first tool instead.
 
 Faults are consumed one per request, oldest first (one with a ``path`` waits for a request to
 that path); `set_default` gives one to every request the queue leaves alone. A fault strikes

@@ -3,8 +3,9 @@
 Answers are deterministic: "Fake answer to: <the last user message>" (or the configured
 ``reply``), one token per word, cut at ``max_tokens``. A request with ``tools`` whose last
 message is the user's gets a call of the first (or the chosen) tool instead, with placeholder
-arguments that fit the tool's schema. Embeddings are unit vectors seeded by their input. Bad
-parameters are rejected with `ApiError`, as OpenAI rejects them.
+arguments that fit the tool's schema. ``n`` asks for that many choices, each the same answer.
+Embeddings are unit vectors seeded by their input. Bad parameters are rejected with `ApiError`,
+as OpenAI rejects them.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Answer:
     include_usage: bool
     created: int
     call_id: str
+    #: The choices asked for (``n``); each is the same answer, with its own index.
+    choices: int = 1
 
     @property
     def pieces(self) -> tuple[str, ...]:
@@ -58,7 +61,7 @@ class Answer:
         return tuple(text[start : start + step] for start in range(0, len(text), step))
 
     def usage(self) -> dict[str, Any]:
-        prompt, completion = self.prompt_tokens, len(self.pieces)
+        prompt, completion = self.prompt_tokens, len(self.pieces) * self.choices
         usage = {"prompt_tokens": prompt, "completion_tokens": completion}
         usage["total_tokens"] = prompt + completion
         return {**usage, **_USAGE_DETAILS} if self.chat else usage
@@ -75,32 +78,44 @@ class Answer:
             message = {"role": "assistant", "content": None, "tool_calls": calls}
             choice["message"] = {**message, "refusal": None}
         choice.update(logprobs=None, finish_reason=self.finish_reason)
-        return {**self._envelope([choice], chunk=False), "usage": self.usage()}
+        choices = [{**choice, "index": index} for index in range(self.choices)]
+        return {**self._envelope(choices, chunk=False), "usage": self.usage()}
 
     def events(self) -> tuple[list[bytes], list[bytes]]:
         """The stream's JSON payloads: the content events, then the closing ones."""
         content: list[dict[str, Any]] = []
+        for index in range(self.choices):
+            content.extend(self._content_events(index))
+        closing = [
+            self._chunk({} if self.chat else {"text": ""}, self.finish_reason, index)
+            for index in range(self.choices)
+        ]
+        if self.include_usage:
+            closing.append({**self._envelope([]), "usage": self.usage()})
+        encode = msgspec.json.encode
+        return [encode(event) for event in content], [encode(event) for event in closing]
+
+    def _content_events(self, index: int) -> list[dict[str, Any]]:
+        """The content events of one choice."""
+        events: list[dict[str, Any]] = []
         if self.chat and self.tool is None:
-            content.append(self._chunk({"role": "assistant", "content": "", "refusal": None}))
+            opening = {"role": "assistant", "content": "", "refusal": None}
+            events.append(self._chunk(opening, index=index))
         elif self.chat:
             delta = {
                 "role": "assistant",
                 "content": None,
                 "tool_calls": [self._call("", opening=True)],
             }
-            content.append(self._chunk({**delta, "refusal": None}))
+            events.append(self._chunk({**delta, "refusal": None}, index=index))
         for piece in self.pieces:
             if not self.chat:
-                content.append(self._chunk({"text": piece}))
+                events.append(self._chunk({"text": piece}, index=index))
             elif self.tool is None:
-                content.append(self._chunk({"content": piece}))
+                events.append(self._chunk({"content": piece}, index=index))
             else:
-                content.append(self._chunk({"tool_calls": [self._call(piece)]}))
-        closing = [self._chunk({} if self.chat else {"text": ""}, self.finish_reason)]
-        if self.include_usage:
-            closing.append({**self._envelope([]), "usage": self.usage()})
-        encode = msgspec.json.encode
-        return [encode(event) for event in content], [encode(event) for event in closing]
+                events.append(self._chunk({"tool_calls": [self._call(piece)]}, index=index))
+        return events
 
     def _call(self, arguments: str, opening: bool = False) -> dict[str, Any]:
         """A tool call, whole or as the opening delta; later deltas carry only arguments."""
@@ -110,8 +125,10 @@ class Answer:
         function = {"name": self.tool[0], "arguments": arguments}
         return {"index": 0, "id": self.call_id, "type": "function", "function": function}
 
-    def _chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
-        choice = {"index": 0, "delta": delta} if self.chat else {"index": 0, **delta}
+    def _chunk(
+        self, delta: dict[str, Any], finish_reason: str | None = None, index: int = 0
+    ) -> dict[str, Any]:
+        choice = {"index": index, "delta": delta} if self.chat else {"index": index, **delta}
         choice.update(logprobs=None, finish_reason=finish_reason)
         return self._envelope([choice])
 
@@ -148,6 +165,11 @@ def build_answer(
     if tool is None and cap is not None and cap < len(tokens):
         tokens, finish = tokens[:cap], "length"
     options = body.get("stream_options")
+    choices = body.get("n", 1)
+    if choices is None:
+        choices = 1
+    if not isinstance(choices, int) or isinstance(choices, bool) or not 1 <= choices <= 128:
+        raise ApiError(400, "Invalid 'n': expected an integer from 1 to 128.", param="n")
     return Answer(
         chat=chat,
         id=f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}",
@@ -159,6 +181,7 @@ def build_answer(
         include_usage=isinstance(options, dict) and options.get("include_usage") is True,
         created=int(time.time()),
         call_id=f"call_{uuid.uuid4().hex[:24]}",
+        choices=choices,
     )
 
 
