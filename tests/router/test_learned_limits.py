@@ -155,6 +155,18 @@ def test_bounds_are_checked() -> None:
         LimitBounds(floor=10, cap=5, cold=7)
     with pytest.raises(ConfigError):
         LimitBounds(floor=1, cap=5, cold=7)
+    with pytest.raises(ConfigError, match=r"cold \(200\) must lie between floor \(5\) and cap"):
+        LearnedTimeouts(first_token=LimitBounds(cold=200))
+
+
+def test_bounds_left_out_are_their_kinds_defaults() -> None:
+    data = {**_litellm(), "learned_timeouts": {"idle": {"cold": 12}, "request": {"floor": 3}}}
+    learned = parse_config(data, environ={}).router.learned_timeouts
+    assert learned.idle == LimitBounds(floor=10, cap=120, cold=12)
+    assert learned.request == LimitBounds(floor=3, cap=600, cold=120)
+    assert learned.first_token == LearnedTimeouts().first_token
+    with pytest.raises(ConfigError, match="learned_timeouts"):
+        parse_config({**_litellm(), "learned_timeouts": {"idle": {"cap": 5}}}, environ={})
 
 
 def test_the_section_loads_from_a_litellm_config() -> None:

@@ -106,6 +106,21 @@ async def test_chat_answer_has_openai_shape(clock: ManualClock) -> None:
     assert response.rate_limits is None
 
 
+@pytest.mark.parametrize("n", [2, 3])
+async def test_n_choices_are_answered_whole_and_streamed(clock: ManualClock, n: int) -> None:
+    sim = SimulatedProvider(clock, default=Behaviour(output_tokens=2))
+    whole = await sim.complete(ALPHA, chat(n=n))
+    choices = whole.body["choices"]
+    assert [c["index"] for c in choices] == list(range(n))
+    assert len({c["message"]["content"] for c in choices}) == 1
+    assert whole.usage.completion_tokens == 2 * n
+    chunks: list[StreamChunk] = []
+    await drain(sim.stream(ALPHA, chat(n=n, stream=True)), chunks)
+    assert all([c["index"] for c in chunk.data["choices"]] == list(range(n)) for chunk in chunks)
+    for bad in (1, 0, True, "2"):
+        assert len((await sim.complete(ALPHA, chat(n=bad))).body["choices"]) == 1
+
+
 async def test_completion_answer_has_text_completion_shape(clock: ManualClock) -> None:
     sim = SimulatedProvider(clock, default=Behaviour(output_tokens=2))
     clock.advance(90)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import msgspec
 from msgspec import Meta, Struct, field
+from msgspec.structs import force_setattr
 
 from turnout.config.decoding import decode_secret, split_validation_error
 from turnout.config.providers import Settings, resolve_settings
@@ -375,20 +376,49 @@ class BreakerConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=Tru
 
 
 class LimitBounds(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """How one learned limit is clamped, and what it is before anything was learned (seconds)."""
+    """How one learned limit is clamped, and what it is before anything was learned (seconds).
+
+    A value left out (or 0) is its kind's default, so ``idle: {cold: 5}`` changes only that.
+    """
 
     #: Never tighter than this, however fast the deployment has been.
-    floor: Positive
+    floor: NonNegative = 0.0
     #: Never looser than this, however slow it has been.
-    cap: Positive
+    cap: NonNegative = 0.0
     #: The limit while fewer than `LearnedTimeouts.min_samples` successes were seen.
-    cold: Positive
+    cold: NonNegative = 0.0
 
     def __post_init__(self) -> None:
-        if self.floor > self.cap:
-            raise ConfigError(f"floor ({self.floor:g}) must not exceed cap ({self.cap:g})")
-        if not self.floor <= self.cold <= self.cap:
-            raise ConfigError(f"cold ({self.cold:g}) must lie between floor and cap")
+        if self.floor and self.cap and self.cold:
+            _check_bounds(self)
+
+    def over(self, defaults: LimitBounds) -> LimitBounds:
+        """These bounds, with what they leave out taken from `defaults`."""
+        merged = LimitBounds(
+            floor=self.floor or defaults.floor,
+            cap=self.cap or defaults.cap,
+            cold=self.cold or defaults.cold,
+        )
+        _check_bounds(merged)
+        return merged
+
+
+def _check_bounds(bounds: LimitBounds) -> None:
+    if bounds.floor > bounds.cap:
+        raise ConfigError(f"floor ({bounds.floor:g}) must not exceed cap ({bounds.cap:g})")
+    if not bounds.floor <= bounds.cold <= bounds.cap:
+        raise ConfigError(
+            f"cold ({bounds.cold:g}) must lie between floor ({bounds.floor:g}) and cap "
+            f"({bounds.cap:g})"
+        )
+
+
+#: Each learned limit's defaults (see docs/timeouts.md for the reasoning).
+DEFAULT_BOUNDS: Final = {
+    "first_token": LimitBounds(floor=5.0, cap=120.0, cold=60.0),
+    "idle": LimitBounds(floor=10.0, cap=120.0, cold=30.0),
+    "request": LimitBounds(floor=10.0, cap=600.0, cold=120.0),
+}
 
 
 class LearnedTimeouts(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -414,14 +444,20 @@ class LearnedTimeouts(Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     #: Samples kept per deployment and kind (the most recent).
     samples: Annotated[int, Meta(ge=8, le=4096)] = 200
     #: Time to a stream's first chunk.
-    first_token: LimitBounds = LimitBounds(floor=5.0, cap=120.0, cold=60.0)
+    first_token: LimitBounds = DEFAULT_BOUNDS["first_token"]
     #: The longest gap between two chunks of one stream (learned per stream: its longest gap).
-    idle: LimitBounds = LimitBounds(floor=10.0, cap=120.0, cold=30.0)
+    idle: LimitBounds = DEFAULT_BOUNDS["idle"]
     #: A whole (non-streamed) answer: the quantile of whole-answer durations, or, when the
     #: request sets max_tokens, of seconds per output token times it, whichever is longer.
-    request: LimitBounds = LimitBounds(floor=10.0, cap=600.0, cold=120.0)
+    request: LimitBounds = DEFAULT_BOUNDS["request"]
     #: When the fallback's own time is unknown, the share of the time left kept for it.
     reserve_fraction: Annotated[float, Meta(ge=0, lt=1)] = 0.4
+
+    def __post_init__(self) -> None:
+        for kind, defaults in DEFAULT_BOUNDS.items():
+            given: LimitBounds = getattr(self, kind)
+            if given is not defaults:
+                force_setattr(self, kind, given.over(defaults))
 
 
 class RouterConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

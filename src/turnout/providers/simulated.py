@@ -285,7 +285,18 @@ class _Answer:
         count = wanted if cap is None else max(0, min(wanted, cap))
         self.finish_reason = "length" if count < wanted else "stop"
         self.tokens = _tokens(deployment.model, count)
-        self.usage = Usage(prompt_tokens=request.prompt_tokens, completion_tokens=count)
+        wanted_choices = request.body.get("n")
+        #: Choices asked for (``n``), each the same text: a stream carries them all in each chunk.
+        self.choices = (
+            min(wanted_choices, 128)
+            if isinstance(wanted_choices, int)
+            and not isinstance(wanted_choices, bool)
+            and wanted_choices > 1
+            else 1
+        )
+        self.usage = Usage(
+            prompt_tokens=request.prompt_tokens, completion_tokens=count * self.choices
+        )
         options = request.body.get("stream_options")
         self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
 
@@ -303,7 +314,7 @@ class _Answer:
             "object": "chat.completion" if self.chat else "text_completion",
             "created": self.created,
             "model": self.model,
-            "choices": [choice],
+            "choices": self._each(choice),
             "usage": self.usage.to_openai(),
         }
 
@@ -322,7 +333,12 @@ class _Answer:
             choice = {"index": 0, "text": content}
         choice["logprobs"] = None
         choice["finish_reason"] = finish_reason
-        return self._envelope([choice])
+        return self._envelope(self._each(choice))
+
+    def _each(self, choice: dict[str, Any]) -> list[dict[str, Any]]:
+        if self.choices == 1:
+            return [choice]
+        return [{**choice, "index": index} for index in range(self.choices)]
 
     def usage_chunk(self) -> dict[str, Any]:
         """OpenAI's extra last chunk when the caller asked for usage: no choices, only usage."""
