@@ -15,11 +15,11 @@ request moves on all the same. Past the floor it counts as any timeout.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from turnout.errors import UpstreamTimeoutError
 from turnout.router.attempt import Attempt
-from turnout.router.limits import FIRST_TOKEN, IDLE, Limit, next_candidates
+from turnout.router.limits import FIRST_TOKEN, IDLE, Limit, can_escape, next_candidates
 
 
 class LeftForNext(UpstreamTimeoutError):
@@ -28,9 +28,8 @@ class LeftForNext(UpstreamTimeoutError):
     verdict = True
 
 
-@dataclass(frozen=True, slots=True)
-class Bound:
-    """When an attempt's wait ends, and why."""
+class Bound(NamedTuple):
+    """When an attempt's wait ends, and why (a tuple: one is made for every attempt)."""
 
     #: Monotonic time on the router's clock.
     until: float
@@ -65,15 +64,21 @@ def attempt_bound(attempt: Attempt, kind: str) -> Bound | None:
     limits = bundle.limits
     deployment = attempt.deployment
     started = attempt.started
-    following = next_candidates(
-        bundle.table, attempt.group, deployment.id, run.attempts, run.visited, run.hops
-    )
-    limit = limits.limit(kind, deployment, attempt.request, bool(following))
+    where = (bundle.table, attempt.group, deployment.id, run.attempts, run.visited, run.hops)
+    escape = can_escape(*where)
+    limit = limits.limit(kind, deployment, attempt.request, escape)
     until = None if limit is None else started + limit.seconds
     end = run.open_by
-    if following and limits.config.enabled and end > started:
+    if (
+        escape
+        and limits.config.enabled
+        and end > started
+        and (until is None or until > started + (end - started) * limits.reserve_free_share)
+    ):
+        # Otherwise the reserve cannot bind: it never exceeds that share of the time left, and
+        # the limit ends first (the common case, a deadline far beyond the limit).
         stream = kind == FIRST_TOKEN
-        reserve = limits.reserve(following, stream, end - started)
+        reserve = limits.reserve(next_candidates(*where), stream, end - started)
         keep = end - reserve
         usual = limits.expected(deployment.id, stream)
         if usual is not None:

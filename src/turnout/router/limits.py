@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from turnout.config.router import Deployment, LearnedTimeouts, LimitBounds
 from turnout.errors import AttemptRecord
@@ -55,9 +55,9 @@ RESERVE_FACTOR: Final = 2.0
 MAX_RESERVE_SHARE: Final = 0.5
 
 
-@dataclass(frozen=True, slots=True)
-class Limit:
-    """One attempt's limit of one kind: seconds, and where the value came from."""
+class Limit(NamedTuple):
+    """One attempt's limit of one kind: seconds, and where the value came from (a tuple: one
+    is made for every attempt, and a tuple is the cheapest value to make)."""
 
     kind: str
     seconds: float
@@ -107,11 +107,14 @@ class LimitsView:
 class LearnedLimits:
     """Per-deployment samples and the limits drawn from them, for the router's lifetime."""
 
-    __slots__ = ("_by_id", "config")
+    __slots__ = ("_by_id", "config", "reserve_free_share")
 
     def __init__(self, config: LearnedTimeouts) -> None:
         self.config = config
         self._by_id: dict[str, _Samples] = {}
+        #: A limit ending within this share of the time left is never cut by the reserve,
+        #: which keeps at most the larger of these shares back (`reserve`).
+        self.reserve_free_share = 1.0 - max(MAX_RESERVE_SHARE, config.reserve_fraction)
 
     def _of(self, deployment_id: str) -> _Samples:
         samples = self._by_id.get(deployment_id)
@@ -233,6 +236,21 @@ class LearnedLimits:
         if expected is None:
             return time_left * self.config.reserve_fraction
         return min(expected * RESERVE_FACTOR, time_left * MAX_RESERVE_SHARE)
+
+
+def can_escape(
+    table: ModelTable,
+    group: str,
+    deployment_id: str,
+    attempts: Sequence[AttemptRecord],
+    visited: set[str],
+    hops: int,
+) -> bool:
+    """Whether `next_candidates` would find any, answered for every attempt without building
+    them: the first attempt in a group of several needs no more than its size."""
+    if len(table.ids[group]) > 1 and all(a.error is None for a in attempts):
+        return True
+    return bool(next_candidates(table, group, deployment_id, attempts, visited, hops))
 
 
 def next_candidates(
