@@ -93,8 +93,12 @@ class Harness:
         self._router: Router | None = None
 
     def router(self, *deployments: Deployment, **config: Any) -> Router:
+        return self.router_of(RouterConfig(model_list=deployments, **config))
+
+    def router_of(self, config: RouterConfig) -> Router:
+        """A router of a config built elsewhere (a parsed config file, say)."""
         self._router = Router(
-            RouterConfig(model_list=deployments, **config),
+            config,
             {"sim": self.scripted},
             clock=self.clock,
             rng=random.Random(3),

@@ -32,3 +32,19 @@ def one_per_model(
         "model_list": model_list,
         "router_settings": {"fallbacks": [{primary: [fallback]}], **router_settings},
     }
+
+
+def simulated_one_per_model(**router_settings: Any) -> dict[str, Any]:
+    """The same shape on the harness's simulated provider (``sim/...`` models): `primary`
+    falls back to `backup`, each deployment's id its model name."""
+    return {
+        "model_list": [
+            {
+                "model_name": name,
+                "litellm_params": {"model": f"sim/{name}"},
+                "model_info": {"id": name},
+            }
+            for name in ("primary", "backup")
+        ],
+        "router_settings": {"fallbacks": [{"primary": ["backup"]}], **router_settings},
+    }

@@ -6,12 +6,12 @@ the rest of the overall deadline goes to another deployment or the fallback.
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import pytest
 
 from harness import Harness, chat, dep
+from litellm_shape import simulated_one_per_model
 from turnout import FallbackConfig, Router, RoutingConfig, Timeouts
 from turnout.config.load import parse_config
 from turnout.errors import UpstreamTimeoutError
@@ -21,36 +21,14 @@ from turnout.testing import Behaviour
 SILENT = Behaviour(latency=10_000, ttft=10_000)
 
 
-def _litellm(**router_settings: Any) -> dict[str, Any]:
-    """A LiteLLM config as most users write one: one deployment per model plus fallbacks."""
-    return {
-        "model_list": [
-            {
-                "model_name": name,
-                "litellm_params": {"model": f"sim/{name}"},
-                "model_info": {"id": name},
-            }
-            for name in ("primary", "backup")
-        ],
-        "router_settings": {"fallbacks": [{"primary": ["backup"]}], **router_settings},
-    }
-
-
 def _router_from(h: Harness, data: dict[str, Any]) -> Router:
-    config = parse_config(data, environ={})
-    return Router(
-        config.router,
-        {"sim": h.scripted},
-        clock=h.clock,
-        rng=random.Random(3),
-        observers=[h.recorder, h.stats],
-    )
+    return h.router_of(parse_config(data, environ={}).router)
 
 
 async def test_litellm_timeout_moves_a_silent_primary_to_the_fallback_after_it() -> None:
     h = Harness()
     h.sim.set_behaviour("primary", SILENT)
-    router = _router_from(h, _litellm(timeout=2, num_retries=2))
+    router = _router_from(h, simulated_one_per_model(timeout=2, num_retries=2))
     assert router.config.timeout == 600.0  # the overall deadline stays turnout's own
     response = await router.complete(chat("primary"))
     assert response.deployment.model_name == "backup"
@@ -66,7 +44,7 @@ async def test_the_answer_arrives_well_inside_a_short_overall_deadline() -> None
     h = Harness()
     h.sim.set_behaviour("primary", SILENT)
     h.sim.set_behaviour("backup", Behaviour(latency=0.5))
-    router = _router_from(h, _litellm(timeout=2))
+    router = _router_from(h, simulated_one_per_model(timeout=2))
     request = chat("primary")
     request.timeout = 8.0  # the caller's deadline: three timed-out tries would not fit
     response = await router.complete(request)
@@ -78,7 +56,7 @@ async def test_the_answer_arrives_well_inside_a_short_overall_deadline() -> None
 async def test_a_stream_that_never_starts_moves_to_the_fallback_after_stream_timeout() -> None:
     h = Harness()
     h.sim.set_behaviour("primary", SILENT)
-    router = _router_from(h, _litellm(timeout=30, stream_timeout=2))
+    router = _router_from(h, simulated_one_per_model(timeout=30, stream_timeout=2))
     stream = await router.stream(chat("primary", stream=True))
     chunks = [chunk async for chunk in stream]
     assert chunks and stream.deployment.model_name == "backup"
@@ -116,7 +94,7 @@ async def test_a_timed_out_only_deployment_is_not_retried_without_a_fallback(h: 
 async def test_a_timed_out_deployment_is_not_retried_even_when_cooldowns_are_off() -> None:
     h = Harness()
     h.sim.set_behaviour("primary", SILENT)
-    data = _litellm(timeout=2, num_retries=2, disable_cooldowns=True)
+    data = simulated_one_per_model(timeout=2, num_retries=2, disable_cooldowns=True)
     router = _router_from(h, data)
     response = await router.complete(chat("primary"))
     assert response.deployment.model_name == "backup"

@@ -10,12 +10,12 @@ with nowhere else to go waits up to the cap.
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 import pytest
 
 from harness import Harness, chat, dep
+from litellm_shape import simulated_one_per_model
 from turnout import FallbackConfig, Router, RouterConfig, Timeouts
 from turnout.config.load import parse_config
 from turnout.config.router import LearnedTimeouts, LimitBounds
@@ -30,30 +30,8 @@ FAST = Behaviour(latency=0.4, ttft=0.3, chunk_interval=0.05, output_tokens=8)
 DEFAULTS = LearnedTimeouts()
 
 
-def _litellm(**router_settings: Any) -> dict[str, Any]:
-    """LiteLLM's config as most users write it: one deployment per model plus fallbacks."""
-    return {
-        "model_list": [
-            {
-                "model_name": name,
-                "litellm_params": {"model": f"sim/{name}"},
-                "model_info": {"id": name},
-            }
-            for name in ("primary", "backup")
-        ],
-        "router_settings": {"fallbacks": [{"primary": ["backup"]}], **router_settings},
-    }
-
-
 def _router(h: Harness, data: dict[str, Any]) -> Router:
-    config = parse_config(data, environ={})
-    return Router(
-        config.router,
-        {"sim": h.scripted},
-        clock=h.clock,
-        rng=random.Random(3),
-        observers=[h.recorder, h.stats],
-    )
+    return h.router_of(parse_config(data, environ={}).router)
 
 
 async def _warm(router: Router, h: Harness, count: int = 12, *, stream: bool) -> None:
@@ -160,18 +138,23 @@ def test_bounds_are_checked() -> None:
 
 
 def test_bounds_left_out_are_their_kinds_defaults() -> None:
-    data = {**_litellm(), "learned_timeouts": {"idle": {"cold": 12}, "request": {"floor": 3}}}
+    data = {
+        **simulated_one_per_model(),
+        "learned_timeouts": {"idle": {"cold": 12}, "request": {"floor": 3}},
+    }
     learned = parse_config(data, environ={}).router.learned_timeouts
     assert learned.idle == LimitBounds(floor=10, cap=120, cold=12)
     assert learned.request == LimitBounds(floor=3, cap=600, cold=120)
     assert learned.first_token == LearnedTimeouts().first_token
     with pytest.raises(ConfigError, match="learned_timeouts"):
-        parse_config({**_litellm(), "learned_timeouts": {"idle": {"cap": 5}}}, environ={})
+        parse_config(
+            {**simulated_one_per_model(), "learned_timeouts": {"idle": {"cap": 5}}}, environ={}
+        )
 
 
 def test_the_section_loads_from_a_litellm_config() -> None:
     data = {
-        **_litellm(),
+        **simulated_one_per_model(),
         "learned_timeouts": {"factor": 4, "first_token": {"floor": 1, "cap": 9, "cold": 3}},
     }
     config = parse_config(data, environ={})
@@ -187,7 +170,7 @@ async def test_a_cold_silent_primary_leaves_time_for_the_fallback_inside_a_30s_d
     h = Harness()
     h.sim.set_behaviour("primary", SILENT)
     h.sim.set_behaviour("backup", Behaviour(latency=3.0))
-    router = _router(h, _litellm(num_retries=2, timeout=30))
+    router = _router(h, simulated_one_per_model(num_retries=2, timeout=30))
     request = chat("primary")
     request.timeout = 29.0  # the SDK's timeout=30, less the gateway's margin
     response = await router.complete(request)
@@ -204,7 +187,7 @@ async def test_a_warm_silent_primary_is_left_at_its_learned_limit() -> None:
     h = Harness()
     for name in ("primary", "backup"):
         h.sim.set_behaviour(name, FAST)
-    router = _router(h, _litellm(num_retries=2, timeout=30))
+    router = _router(h, simulated_one_per_model(num_retries=2, timeout=30))
     await _warm(router, h, stream=False)
     h.sim.set_behaviour("primary", SILENT)
     started = h.clock.now()
@@ -219,7 +202,7 @@ async def test_a_20s_first_token_after_warm_up_moves_to_the_fallback_at_5s() -> 
     h = Harness()
     for name in ("primary", "backup"):
         h.sim.set_behaviour(name, FAST)
-    router = _router(h, _litellm(num_retries=2, timeout=30))
+    router = _router(h, simulated_one_per_model(num_retries=2, timeout=30))
     await _warm(router, h, stream=True)
     h.sim.set_behaviour("primary", Behaviour(ttft=20.0, chunk_interval=0.05, output_tokens=8))
     started = h.clock.now()
@@ -234,7 +217,7 @@ async def test_a_stalled_stream_is_cut_by_the_learned_idle_limit_and_continued()
     h = Harness()
     for name in ("primary", "backup"):
         h.sim.set_behaviour(name, FAST)
-    router = _router(h, _litellm(num_retries=2, timeout=30))
+    router = _router(h, simulated_one_per_model(num_retries=2, timeout=30))
     await _warm(router, h, stream=True)
     h.sim.set_behaviour(
         "primary",
@@ -258,7 +241,7 @@ async def test_a_cold_stall_under_the_callers_read_timeout_keeps_time_to_continu
         Behaviour(ttft=0.3, chunk_interval=0.05, stream_failure="stall", fail_after_chunks=3),
     )
     h.sim.set_behaviour("backup", FAST)
-    router = _router(h, _litellm(num_retries=2, timeout=30))
+    router = _router(h, simulated_one_per_model(num_retries=2, timeout=30))
     request = chat("primary", stream=True)
     request.start_within = 29.0  # the SDK reads each chunk with timeout=30
     stream = await router.stream(request)
@@ -273,7 +256,7 @@ async def test_a_slow_but_healthy_deployment_is_not_cut_once_its_pace_is_known()
     reasoning = Behaviour(ttft=35.0, chunk_interval=0.05, output_tokens=8)
     h.sim.set_behaviour("primary", reasoning)
     h.sim.set_behaviour("backup", FAST)
-    router = _router(h, _litellm())
+    router = _router(h, simulated_one_per_model())
     await _warm(router, h, stream=True)
     h.sim.set_behaviour("primary", Behaviour(ttft=70.0, chunk_interval=0.05, output_tokens=8))
     stream = await router.stream(chat("primary", stream=True))
@@ -350,7 +333,7 @@ async def test_a_short_deadline_cut_is_no_verdict_on_the_deployment() -> None:
     h = Harness()
     h.sim.set_behaviour("primary", Behaviour(latency=2.0))
     h.sim.set_behaviour("backup", Behaviour(latency=0.1))
-    router = _router(h, _litellm())
+    router = _router(h, simulated_one_per_model())
     request = chat("primary")
     request.timeout = 1.0
     response = await router.complete(request)
@@ -365,7 +348,7 @@ async def test_health_shows_each_deployments_limits() -> None:
     h = Harness()
     for name in ("primary", "backup"):
         h.sim.set_behaviour(name, FAST)
-    router = _router(h, _litellm(timeout=30))
+    router = _router(h, simulated_one_per_model(timeout=30))
     await _warm(router, h, stream=True)
     health = {entry.deployment_id: entry for entry in await router.health()}
     view = health["primary"].limits
