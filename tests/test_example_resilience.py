@@ -134,4 +134,4 @@ async def test_a_refused_gateway_key_fails_over_and_says_so(
     assert (await ask(client, "wrong-key"))[0] == "sim-steady"
     report = await gateway.gateway.router.health()
     [entry] = [h for h in report if h.model_group == "wrong-key"]
-    assert entry.cooldown_reason == "authentication"
+    assert entry.cooldown_reason == "auth"

@@ -225,7 +225,7 @@ async def test_the_gateways_refused_key_fails_over(shape: Shape, tmp_path: Path)
         assert len(chats(r.primary)) == 1  # a refused key is not tried again
         entry = await r.deployment("chat")
         assert entry["cooling_down"]
-        assert entry["cooldown_reason"] == "authentication"
+        assert entry["cooldown_reason"] == "auth"
         await r.healthy()
 
 

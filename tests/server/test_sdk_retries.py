@@ -314,7 +314,7 @@ async def test_a_refused_gateway_key_fails_over_and_cools_the_deployment(tmp_pat
     refused = health["chat-deployment"]
     assert refused.cooling_down
     assert refused.cooldown_reason is not None
-    assert refused.cooldown_reason.value == "authentication"
+    assert refused.cooldown_reason.value == "auth"
     # Tried once, then left alone while it cools down; the fallback answered both.
     assert len(env.primary.requests) == 1
     assert len(env.backup.requests) == 2

@@ -30,7 +30,7 @@ EjectionPhase = BreakerPhase
 
 class CooldownReason(StrEnum):
     RATE_LIMITED = "rate_limited"
-    AUTHENTICATION = "authentication"
+    AUTHENTICATION = "auth"
     NOT_FOUND = "not_found"
     TIMEOUT = "timeout"
     FAILURES = "failures"
