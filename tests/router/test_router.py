@@ -14,6 +14,7 @@ from turnout.errors import (
     ModelNotFoundError,
     NoDeploymentsAvailableError,
     NoMatchingDeploymentError,
+    UpstreamTimeoutError,
 )
 from turnout.observe.events import AttemptFinished, AttemptStarted, CooldownEntered, CooldownLeft
 from turnout.testing import Behaviour
@@ -143,6 +144,26 @@ async def test_everything_cooling_down_says_which_and_until_when(h: Harness) -> 
     assert "b cooling down (manual) for 10.0s more" in error.message
     assert error.client_wait() == 10
     assert error.status == 429
+
+
+async def test_a_caller_is_told_to_wait_out_a_blip_but_not_a_repeated_ejection(
+    h: Harness,
+) -> None:
+    """A first ejection may be a blip: its end is worth a caller's repeat. Ejected again at its
+    probe, the deployment's return is one more probe likely to fail: no wait is advised."""
+    h.router(dep("a"))
+    h.scripted.fail("a", UpstreamTimeoutError("silent"))
+    await h.failure(chat())
+    first = await h.failure(chat())
+    assert isinstance(first, NoDeploymentsAvailableError)
+    assert first.client_wait() == 5.0
+    h.clock.advance(5)
+    h.scripted.fail("a", UpstreamTimeoutError("silent again"))
+    await h.failure(chat())  # the probe
+    again = await h.failure(chat())
+    assert isinstance(again, NoDeploymentsAvailableError)
+    assert again.retry_after is not None  # when it will be probed, for the message
+    assert again.client_wait() is None
 
 
 async def test_cooldowns_end_and_are_reported_when_noticed(h: Harness) -> None:

@@ -47,11 +47,17 @@ class Rejections:
         "incapable",
         "limited",
         "tried",
+        "worth_waiting",
     )
 
     def __init__(self) -> None:
         #: (deployment id, reason, seconds left)
         self.cooling: list[tuple[str, CooldownReason | None, float]] = []
+        #: Seconds until each cooling deployment whose return a caller's repeat could use comes
+        #: back: a cooldown with a fixed end (a rate limit, an operator's), or a first ejection
+        #: (a blip). A deployment ejected again and again, a refused key or a missing model is
+        #: not worth a caller's wait: its return is only a probe that will likely fail.
+        self.worth_waiting: list[float] = []
         #: (deployment id, seconds until probes are admitted; 0: probing, its slots taken)
         self.breaker_open: list[tuple[str, float]] = []
         #: (deployment id, which limit)
@@ -108,10 +114,7 @@ class Rejections:
             f"No deployments available for model `{group}`: {detail}",
             retry_after=self.wait_hint(),
             rate_limited=rate_limited,
-            cooling_left=min(
-                (left for _, reason, left in self.cooling if reason not in _NOT_SOON),
-                default=None,
-            ),
+            cooling_left=min(self.worth_waiting, default=None),
         )
 
     def _unsupported(self, group: str) -> UnsupportedParameterError:
@@ -130,6 +133,9 @@ class Rejections:
 
 #: Cooldowns whose end does not fix what caused them: a refused key, a missing model.
 _NOT_SOON = frozenset({CooldownReason.AUTHENTICATION, CooldownReason.NOT_FOUND})
+#: Cooldowns that end when they were said to, with no probe: a provider's Retry-After, an
+#: operator's.
+_FIXED_END = frozenset({CooldownReason.RATE_LIMITED, CooldownReason.MANUAL})
 
 
 def _misconfigured(
@@ -212,6 +218,8 @@ def eligible(
                     rejections.breaker_open.append((deployment.id, until - now))
                 else:
                     rejections.cooling.append((deployment.id, reason, until - now))
+                    if reason in _FIXED_END or (state.ejections <= 1 and reason not in _NOT_SOON):
+                        rejections.worth_waiting.append(until - now)
                 continue
             if until:
                 rejections.expired.append(deployment.id)  # probing, no probe in flight yet
