@@ -60,7 +60,7 @@ class StateConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
     retry_interval: Annotated[float, Meta(gt=0, le=3600)] = 1.0
     #: An in-flight lease (and a probe token) lasts this long unless its instance renews it
     #: (every third of it): a crashed instance's attempts stop counting after at most this.
-    lease_ttl: Annotated[float, Meta(ge=3, le=86_400)] = 30.0
+    lease_ttl: Annotated[float, Meta(ge=1, le=86_400)] = 30.0
     #: Records of deployments nobody used for this long expire from Redis (seconds).
     record_ttl: Annotated[float, Meta(ge=60, le=30 * 86_400)] = 86_400.0
 
@@ -89,10 +89,23 @@ def split_password(url: str) -> tuple[str, Secret | None]:
     return urlunsplit(parts._replace(netloc=user + host)), Secret(unquote(parts.password))
 
 
-def redis_url_of(
-    host: str | None, port: int | str | None, url: str | None, tls: bool = False
-) -> str:
-    """The URL for LiteLLM's ``redis_host``/``redis_port``/``redis_url`` settings."""
-    if url:
-        return url
-    return f"{'rediss' if tls else 'redis'}://{host or '127.0.0.1'}:{port or 6379}/0"
+#: LiteLLM's ``router_settings`` keys that share its router's state in Redis.
+LITELLM_REDIS_KEYS = ("redis_url", "redis_host", "redis_port", "redis_password")
+
+
+def litellm_redis(keys: dict[str, tuple[object, str]]) -> dict[str, tuple[object, str]]:
+    """turnout's ``state`` fields (value, LiteLLM path) from LiteLLM's Redis settings:
+    ``redis_url`` as it is, else ``redis://redis_host:redis_port/0``; ``redis_password``."""
+    if not keys:
+        return {}
+    first = next(iter(keys.values()))[1]
+    fields: dict[str, tuple[object, str]] = {"backend": ("redis", first)}
+    if "redis_url" in keys:
+        fields["url"] = keys["redis_url"]
+    elif "redis_host" in keys or "redis_port" in keys:
+        host, where = keys.get("redis_host", ("127.0.0.1", first))
+        port, _ = keys.get("redis_port", (6379, first))
+        fields["url"] = (f"redis://{host}:{port}/0", where)
+    if "redis_password" in keys and keys["redis_password"][0] not in (None, ""):
+        fields["password"] = keys["redis_password"]
+    return fields

@@ -12,12 +12,12 @@ attempt, not a generic "no deployments available".
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from types import MappingProxyType, TracebackType
-import logging
 from typing import Any, Self
 
 from turnout.clock import Clock, SystemClock
@@ -79,6 +79,7 @@ class DeploymentHealth:
 
 
 logger = logging.getLogger("turnout.router")
+
 
 class Router:
     """Routes OpenAI-shaped requests to the deployments of model groups. Async, in-process.

@@ -37,6 +37,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import partial
 from typing import Any, TypeVar
 
 from turnout.clock import Clock, SystemClock
@@ -198,7 +199,7 @@ class RedisStore:
             type(exc).__name__,
         )
         local = MemoryStateStore()
-        for deployment_id, view in self._views.items():
+        for view in self._views.values():
             local.load(_state_of(view))
         self._local = local
         self._leases.clear()  # they expire in Redis on their own
@@ -294,7 +295,9 @@ class RedisStore:
                 views[ids.index(deployment_id)] = view
                 group.views = tuple(views)
 
-    def _read(self, answer: Sequence[Any], ids: Sequence[str], redis_now: float) -> list[DeploymentSnapshot]:
+    def _read(
+        self, answer: Sequence[Any], ids: Sequence[str], redis_now: float
+    ) -> list[DeploymentSnapshot]:
         """Snapshots from a script's answer: each record's fields, then its lease count."""
         clocks = self._clocks
         shift = clocks.minute_shift(self._clock.wall())
@@ -311,7 +314,7 @@ class RedisStore:
     async def _fetch(self, ids: tuple[str, ...]) -> tuple[DeploymentSnapshot, ...]:
         """Read the group's records in one round trip (the begin script, choosing nothing)."""
         keys = [self._key(d, "r") for d in ids] + [self._key(d, "l") for d in ids]
-        answer = await self._call(lambda c: self._begin(keys, [0, 0, 0, 0, "", 1, 1]))
+        answer = await self._call(lambda c: self._begin(keys, [0, 0, 0, 0, "", 1, 1, 0, 0]))
         views = tuple(self._read(answer[2:], ids, float(answer[1])))
         self._cache[ids] = _Group(views, time.monotonic())
         return views
@@ -349,7 +352,7 @@ class RedisStore:
                             pipe.delete(key)
                             fields = records.to_fields(state)
                             if fields:
-                                pipe.hset(key, mapping=fields)  # type: ignore[arg-type]
+                                pipe.hset(key, mapping=fields)
                                 pipe.expire(key, ttl)
                         if lease is not None:
                             pipe.zrem(self._key(release, "l"), lease)
@@ -358,7 +361,8 @@ class RedisStore:
                     except WatchError:
                         await pipe.reset()
 
-        result, states, counts = await self._call(run)
+        outcome: tuple[T, list[DeploymentState], list[int]] = await self._call(run)
+        result, states, counts = outcome
         clocks = self._clocks
         shift = clocks.minute_shift(self._clock.wall())
         redis_now = time.time() + clocks.real
@@ -369,6 +373,9 @@ class RedisStore:
             view = records.snapshot(state.deployment_id, fields, count, clocks, shift, redis_now)
             self._remember(state.deployment_id, view)
         return result
+
+    def _run_begin(self, keys: list[str], args: list[Any], client: Any) -> Any:
+        return self._begin(keys, args)
 
     def _take_lease(self, deployment_id: str) -> str | None:
         leases = self._leases.get(deployment_id)
@@ -425,10 +432,11 @@ class RedisStore:
             self._seq += 1
             member = f"{self._instance}:{self._seq}"
             position = ids.index(chosen) + 1
-            bound = policies[chosen].probes
-            args = [position, repr(shared_now), repr(shared_wall), bound, member]
+            policy = policies[chosen]
+            args = [position, repr(shared_now), repr(shared_wall), policy.probes, member]
             args += [self.config.lease_ttl, int(self.config.record_ttl)]
-            answer = await self._call(lambda c: self._begin(keys, args))
+            args += [policy.rpm or 0, policy.max_parallel or 0]
+            answer = await self._call(partial(self._run_begin, keys, args))
             views = tuple(self._read(answer[2:], ids, float(answer[1])))
             self._cache[ids] = _Group(views, time.monotonic())
             admission = int(answer[0])
@@ -529,25 +537,42 @@ class RedisStore:
         return token, events
 
     async def _served_counts(self, deployment_id: str) -> dict[str, int | None]:
-        """The success counts of the deployments this one's dropped failures name (explain)."""
-        view = self._views.get(deployment_id)
-        fields = await self._call(lambda c: c.hget(self._key(deployment_id, "r"), "x"))
-        if fields is None:
+        """The success counts of the deployments this one's dropped failures name (what
+        `poison.explain` compares), read before the transaction: two round trips, only when
+        an attempt ends badly."""
+        raw = await self._call(lambda c: c.hget(self._key(deployment_id, "r"), "x"))
+        if raw is None:
             return {}
-        del view
-        state = records.to_state(deployment_id, {"x": fields}, True)
-        names = {d for marks in (state.dropped or {}).values() for d, _ in marks}
+        state = records.to_state(deployment_id, {"x": raw}, True)
+        names = sorted({d for marks in (state.dropped or {}).values() for d, _ in marks})
+        if not names:
+            return {}
+        keys = [self._key(name, "r") for name in names]
+
+        async def read(client: Any) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hget(key, "sv")
+                    pipe.exists(key)
+                answer: list[Any] = await pipe.execute()
+                return answer
+
+        answer = await self._call(read)
         counts: dict[str, int | None] = {}
-        for name in names:
-            value = await self._call(lambda c, n=name: c.hget(self._key(n, "r"), "sv"))
-            counts[name] = int(float(value)) if value is not None else 0
+        for index, name in enumerate(names):
+            value, exists = answer[2 * index], answer[2 * index + 1]
+            counts[name] = None if not exists else int(float(value)) if value is not None else 0
         return counts
 
     async def judge(
         self, holds: Sequence[Hold], needed: int, window: float, now: float
     ) -> tuple[str, ...]:
         if self.shared:
-            ids = list(dict.fromkeys(h.deployment_id for h in holds if h.deployment_id not in self._forgotten))
+            ids = list(
+                dict.fromkeys(
+                    h.deployment_id for h in holds if h.deployment_id not in self._forgotten
+                )
+            )
             shared_now = now + self._clocks.monotonic
 
             def apply(states: list[DeploymentState]) -> tuple[str, ...]:
@@ -578,8 +603,12 @@ class RedisStore:
                 events: list[HealthEvent] = []
                 for held in kept:
                     events += poison.resolve(
-                        by_id[held.deployment_id], held.token, blame, held.policy,
-                        shared_now, shared_wall,
+                        by_id[held.deployment_id],
+                        held.token,
+                        blame,
+                        held.policy,
+                        shared_now,
+                        shared_wall,
                     )
                 return events
 
@@ -699,7 +728,9 @@ def _is_redis_failure(exc: BaseException) -> bool:
     from redis.exceptions import RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
-    return isinstance(exc, (RedisError, RedisConnectionError, RedisTimeoutError, OSError, TimeoutError))
+    return isinstance(
+        exc, (RedisError, RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
+    )
 
 
 def _state_of(view: DeploymentSnapshot) -> DeploymentState:

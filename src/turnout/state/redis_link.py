@@ -53,9 +53,11 @@ def connect(config: StateConfig, timeout: float) -> Any:
 
         path = [p for p in parts.path.split("/") if p]
         if not path:
-            raise ConfigError("a Sentinel URL names its service: .../service_name", path="state.url")
+            raise ConfigError(
+                "a Sentinel URL names its service: .../service_name", path="state.url"
+            )
         db = int(path[1]) if len(path) > 1 else 0
-        sentinel = Sentinel(
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
             _hosts(parts.netloc, 26379),
             sentinel_kwargs={"password": password, "socket_timeout": timeout},
             ssl=scheme.startswith("rediss"),

@@ -193,7 +193,9 @@ def snapshot(
         integer("cf"),
         phase,
         local("cu", clocks.monotonic) if get("cu") is not None else 0.0,
-        None if reason is None else _REASONS[reason.decode() if isinstance(reason, bytes) else reason],
+        None
+        if reason is None
+        else _REASONS[reason.decode() if isinstance(reason, bytes) else reason],
         integer("ej"),
         local("ra", clocks.monotonic) if get("ra") is not None else 0.0,
         probes,

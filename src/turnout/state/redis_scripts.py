@@ -33,7 +33,7 @@ local rnow = tonumber(t[1]) + tonumber(t[2]) / 1000000
 
 #: KEYS: the group's records, then their lease sets (same order). ARGV: the chosen position
 #: (1-based; 0: read only), now and wall (Redis time), the probe bound, the lease's member,
-#: lease ttl, record ttl. Answers: admission (1 normal, 2 probe, 0 refused, -1 none,
+#: lease ttl, record ttl, the rpm limit and the parallel-request limit (0: none). Answers: admission (1 normal, 2 probe, 0 refused, -1 none,
 #: -2 the rules must run first), Redis' TIME, then each record's fields and lease count.
 BEGIN = (
     _ROLL
@@ -46,7 +46,17 @@ local adm = -1
 if i > 0 then
   local r, l = KEYS[i], KEYS[n + i]
   local ph = tonumber(redis.call('HGET', r, 'ph') or '0')
-  if ph == 1 then
+  local rpm, parallel = tonumber(ARGV[8]), tonumber(ARGV[9])
+  local full = false
+  if rpm > 0 and tonumber(redis.call('HGET', r, 'm') or '0') == math.floor(wall / 60)
+      and tonumber(redis.call('HGET', r, 'ru') or '0') >= rpm then full = true end
+  if parallel > 0 then
+    redis.call('ZREMRANGEBYSCORE', l, '-inf', rnow)
+    if redis.call('ZCARD', l) >= parallel then full = true end
+  end
+  if full then
+    adm = 0
+  elseif ph == 1 then
     if tonumber(redis.call('HGET', r, 'cu') or '0') > now then adm = 0 else adm = -2 end
   elseif ph == 2 then
     local pr = tonumber(redis.call('HGET', r, 'pr') or '0')
