@@ -203,7 +203,8 @@ _NO_BUDGETS = "budgets are not supported yet"
 #: Why particular ``router_settings`` / ``litellm_settings`` keys are ignored.
 _SETTINGS_REASONS: Final[Mapping[str, str]] = {
     **dict.fromkeys(
-        ("redis_db",), "give the database in the URL: router_settings.redis_url: redis://host:6379/1"
+        ("redis_db",),
+        "give the database in the URL: router_settings.redis_url: redis://host:6379/1",
     ),
     "cache_kwargs": _NO_REDIS,
     "cache_responses": _NO_CACHE,

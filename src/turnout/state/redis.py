@@ -216,7 +216,7 @@ class RedisStore:
                     await self._recover()
 
     async def _renew_leases(self) -> None:
-        self._synced = False  # measure the clocks again too
+        await self._call(self._sync)  # measure the clocks again (clocks drift apart slowly)
         keys, members = [], []
         for deployment_id, leases in self._leases.items():
             for member in leases:
@@ -224,8 +224,6 @@ class RedisStore:
                 members.append(member)
         if keys:
             await self._call(lambda c: self._renew(keys, [self.config.lease_ttl, *members]))
-        else:
-            await self._call(lambda c: c.ping())
 
     async def _recover(self) -> None:
         client = self._ensure_client()
@@ -381,6 +379,18 @@ class RedisStore:
         leases = self._leases.get(deployment_id)
         return leases.pop() if leases else None
 
+    async def _ready(self) -> bool:
+        """Whether to serve from Redis: it is up, and the clocks are measured (the first call
+        measures them, so that no time is translated with unknown offsets)."""
+        if not self.shared:
+            return False
+        if not self._synced:
+            try:
+                await self._call(self._sync)
+            except _Down:
+                return False
+        return True
+
     def _shared_times(self, now: float, wall: float) -> tuple[float, float]:
         clocks = self._clocks
         return now + clocks.monotonic, wall + clocks.wall
@@ -388,7 +398,7 @@ class RedisStore:
     # ---- the protocol ----------------------------------------------------------------------
 
     async def snapshot(self, ids: Sequence[str]) -> Sequence[DeploymentSnapshot]:
-        if self.shared:
+        if await self._ready():
             key = tuple(ids)
             group = self._cache.get(key)
             if group is not None and time.monotonic() - group.at < self.config.cache_ms / 1000:
@@ -405,7 +415,7 @@ class RedisStore:
         now: float,
         wall: float,
     ) -> tuple[str | None, Admission, list[HealthEvent]]:
-        if self.shared:
+        if await self._ready():
             with contextlib.suppress(_Down):
                 return await self._begin_shared(tuple(ids), choose, policies, now, wall)
         return await self._local.begin(ids, choose, policies, now, wall)
@@ -463,7 +473,7 @@ class RedisStore:
     ) -> tuple[int, list[HealthEvent]]:
         if deployment_id in self._forgotten:
             return 0, []
-        if self.shared:
+        if await self._ready():
             with contextlib.suppress(_Down):
                 return await self._finish_shared(deployment_id, outcome, policy, now, wall, holds)
         return await self._local.finish(deployment_id, outcome, policy, now, wall, holds)
@@ -593,7 +603,7 @@ class RedisStore:
     async def resolve_holds(
         self, holds: Sequence[Hold], blame: bool, now: float, wall: float
     ) -> list[HealthEvent]:
-        if self.shared:
+        if await self._ready():
             kept = [h for h in holds if h.deployment_id not in self._forgotten]
             ids = list(dict.fromkeys(h.deployment_id for h in kept))
             shared_now, shared_wall = self._shared_times(now, wall)
@@ -621,7 +631,7 @@ class RedisStore:
     async def still_held(self, deployment_id: str, token: int) -> bool:
         if deployment_id in self._forgotten:
             return False
-        if self.shared:
+        if await self._ready():
             with contextlib.suppress(_Down):
                 raw = await self._call(lambda c: c.hget(self._key(deployment_id, "r"), "x"))
                 if raw is None:
@@ -636,7 +646,7 @@ class RedisStore:
         local: Callable[[], Any],
     ) -> list[HealthEvent]:
         """One transition of one record by the health rules, shared when Redis answers."""
-        if self.shared:
+        if await self._ready():
             with contextlib.suppress(_Down):
                 events = await self._transact([deployment_id], lambda states: rule(states[0]))
                 return records.local_events(events, self._clocks)
@@ -651,10 +661,9 @@ class RedisStore:
         policy: HealthPolicy,
         now: float,
     ) -> list[HealthEvent]:
-        shared_now = now + self._clocks.monotonic
         return await self._rule(
             deployment_id,
-            lambda state: cool_down(state, reason, policy, shared_now, seconds),
+            lambda state: cool_down(state, reason, policy, now + self._clocks.monotonic, seconds),
             lambda: self._local.cool_down(deployment_id, reason, seconds, policy, now),
         )
 
@@ -664,11 +673,9 @@ class RedisStore:
         )
 
     async def expire(self, deployment_id: str, now: float) -> list[HealthEvent]:
-        shared_now = now + self._clocks.monotonic
-
         def rule(state: DeploymentState) -> list[HealthEvent]:
             events: list[HealthEvent] = []
-            ejection.expire(state, shared_now, events)
+            ejection.expire(state, now + self._clocks.monotonic, events)
             return events
 
         return await self._rule(deployment_id, rule, lambda: self._local.expire(deployment_id, now))
@@ -678,11 +685,10 @@ class RedisStore:
     ) -> list[HealthEvent]:
         if deployment_id in self._forgotten:
             return []
-        shared_now = now + self._clocks.monotonic
 
         def rule(state: DeploymentState) -> list[HealthEvent]:
             events: list[HealthEvent] = []
-            ejection.on_success(state, policy, True, shared_now, events)
+            ejection.on_success(state, policy, True, now + self._clocks.monotonic, events)
             return events
 
         return await self._rule(
