@@ -33,8 +33,9 @@ def missing_service(reason: str) -> None:
 class RedisServer:
     """A private `redis-server` on a free loopback port, with nothing saved to disk."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *args: str) -> None:
         self.directory = directory
+        self.args = args
         self.port = _free_port()
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -56,6 +57,7 @@ class RedisServer:
                 "no",
                 "--dir",
                 str(self.directory),
+                *self.args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

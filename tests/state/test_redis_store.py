@@ -24,7 +24,7 @@ from turnout.health.ejection import Admission
 from turnout.health.record import BreakerPhase, CooldownReason
 from turnout.health.rules import HealthPolicy, Outcome
 from turnout.health.snapshot import DeploymentSnapshot
-from turnout.observe.events import AttemptFinished
+from turnout.observe.events import AttemptFinished, CooldownEntered
 from turnout.state.redis import RedisStore
 from turnout.state.redis_records import Clocks
 from turnout.testing import ManualClock, SimulatedProvider
@@ -35,9 +35,9 @@ WALL = 1_800_000_000.0
 
 
 @pytest.fixture
-async def server(redis_server: Any) -> AsyncIterator[Any]:
+def server(redis_server: Any) -> Any:
     redis_server.flush()
-    yield redis_server
+    return redis_server
 
 
 @pytest.fixture
@@ -103,7 +103,9 @@ async def test_times_are_kept_on_redis_clock(server: Any, raw: Any) -> None:
     assert abs(stored - (seconds + micros / 1e6 + 60)) < 2
     [state] = await store.snapshot(["d"])
     assert abs(state.cooldown_until - 65.0) < 0.5  # back on the router's clock
-    assert abs(events[0].until - 65.0) < 0.5  # type: ignore[attr-defined]
+    entered = events[0]
+    assert isinstance(entered, CooldownEntered)
+    assert abs(entered.until - 65.0) < 0.5
     await store.aclose()
 
 
@@ -190,7 +192,7 @@ def _served_by(recorder: Recorder) -> list[str]:
 
 
 async def test_a_failure_through_one_instance_steers_the_other(server: Any) -> None:
-    (ra, _, sa), (rb, rec_b, sb) = _routers(
+    (ra, _, sa), (rb, rec_b, _) = _routers(
         server, dep("a"), dep("b"), breaker=BreakerConfig(failure_threshold=1)
     )
     scripted = ra._bundle.providers["sim"]

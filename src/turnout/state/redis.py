@@ -119,6 +119,9 @@ class RedisStore:
         self._seq = 0
         self._local = MemoryStateStore()
         self._heartbeat: asyncio.Task[None] | None = None
+        #: Set when Redis goes down, so that the heartbeat starts retrying at once.
+        self._tripped = asyncio.Event()
+        self._recovering = False
         self._closed = False
         #: Whether state is shared now (False while Redis is down: local state serves).
         self.shared = True
@@ -155,7 +158,7 @@ class RedisStore:
 
     async def _call(self, make: Callable[[Any], Any]) -> Any:
         """One round trip, bounded by the timeout; a failure trips the breaker."""
-        if not self.shared:
+        if not self.shared and not self._recovering:
             raise _Down
         client = self._ensure_client()
         self.round_trips += 1
@@ -189,9 +192,10 @@ class RedisStore:
 
     def _trip(self, exc: BaseException) -> None:
         if not self.shared:
-            return
+            return  # already down (a failed re-sync): the outage goes on, said once
         self.shared = False
         self.outages += 1
+        self._tripped.set()
         logger.warning(
             "state: Redis at %s unavailable (%s); routing on this process's state until it "
             "answers again",
@@ -208,12 +212,18 @@ class RedisStore:
         """Renew this instance's leases while Redis is up; try it again while it is down."""
         while not self._closed:
             interval = self.config.lease_ttl / 3 if self.shared else self.config.retry_interval
-            await asyncio.sleep(interval)
-            with contextlib.suppress(_Down):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._tripped.wait(), interval)
+            self._tripped.clear()
+            try:
                 if self.shared:
                     await self._renew_leases()
                 else:
                     await self._recover()
+            except _Down:
+                pass
+            except Exception:  # the heartbeat must outlive any surprise: routing depends on it
+                logger.exception("state: the Redis heartbeat failed; trying again")
 
     async def _renew_leases(self) -> None:
         await self._call(self._sync)  # measure the clocks again (clocks drift apart slowly)
@@ -226,25 +236,28 @@ class RedisStore:
             await self._call(lambda c: self._renew(keys, [self.config.lease_ttl, *members]))
 
     async def _recover(self) -> None:
+        """Redis answers again: write what this process learnt meanwhile, then share again.
+        Requests keep using local state until the re-sync is done."""
         client = self._ensure_client()
-        try:
-            async with asyncio.timeout(self._timeout * 4):
-                self._synced = False
-                await self._sync(client)
-        except Exception as exc:
-            if _is_redis_failure(exc):
-                return
-            raise
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:  # connections from before the outage are dead: start afresh
+            with contextlib.suppress(Exception):
+                await pool.disconnect()
         local = self._local
-        self.shared = True
-        self._cache.clear()
+        self._recovering = True
         try:
+            await self._call(self._sync)
+            # Every deployment this process knows: Redis may have restarted empty, and an
+            # ejection kept through the outage must not be forgotten by the others.
             for deployment_id, view in list(self._views.items()):
                 [mine] = await local.snapshot([deployment_id])
-                if mine != view:
-                    await self._merge(deployment_id, _state_of(mine), view)
+                await self._merge(deployment_id, _state_of(mine), view)
         except _Down:
             return
+        finally:
+            self._recovering = False
+        self._cache.clear()
+        self.shared = True
         self._local = MemoryStateStore()
         self.recoveries += 1
         logger.warning("state: Redis at %s answers again; state is shared", describe(self.config))
@@ -257,7 +270,7 @@ class RedisStore:
 
         def apply(states: list[DeploymentState]) -> None:
             [shared] = states
-            if mine.phase is not shared.phase and mine.cooling(self._clock.now()):
+            if mine.cooling(self._clock.now()):
                 local_until = mine.cooldown_until + self._clocks.monotonic
                 if local_until > shared.cooldown_until:
                     shared.phase = mine.phase

@@ -33,8 +33,9 @@ local rnow = tonumber(t[1]) + tonumber(t[2]) / 1000000
 
 #: KEYS: the group's records, then their lease sets (same order). ARGV: the chosen position
 #: (1-based; 0: read only), now and wall (Redis time), the probe bound, the lease's member,
-#: lease ttl, record ttl, the rpm limit and the parallel-request limit (0: none). Answers: admission (1 normal, 2 probe, 0 refused, -1 none,
-#: -2 the rules must run first), Redis' TIME, then each record's fields and lease count.
+#: lease ttl, record ttl, the rpm limit and the parallel-request limit (0: none). Answers:
+#: admission (1 normal, 2 probe, 0 refused, -1 none, -2 the rules must run first), Redis'
+#: TIME, then each record's fields and lease count.
 BEGIN = (
     _ROLL
     + """
