@@ -111,6 +111,8 @@ class RedisStore:
         self._synced = clocks is not None
         self._groups: dict[str, str] = dict(groups or {})
         self._cache: dict[tuple[str, ...], _Group] = {}
+        #: Where each deployment sits in the cached groups, to patch them when it changes.
+        self._member_of: dict[str, list[tuple[_Group, int]]] = {}
         self._views: dict[str, DeploymentSnapshot] = {}
         self._forgotten: set[str] = set()
         #: This instance's open leases, per deployment (members of the lease sets).
@@ -122,6 +124,7 @@ class RedisStore:
         #: Set when Redis goes down, so that the heartbeat starts retrying at once.
         self._tripped = asyncio.Event()
         self._recovering = False
+        self._reported: set[type[BaseException]] = set()
         self._closed = False
         #: Whether state is shared now (False while Redis is down: local state serves).
         self.shared = True
@@ -222,8 +225,10 @@ class RedisStore:
                     await self._recover()
             except _Down:
                 pass
-            except Exception:  # the heartbeat must outlive any surprise: routing depends on it
-                logger.exception("state: the Redis heartbeat failed; trying again")
+            except Exception as exc:  # the heartbeat must outlive any surprise
+                if type(exc) not in self._reported:  # once per kind, not once per beat
+                    self._reported.add(type(exc))
+                    logger.exception("state: the Redis heartbeat failed; trying again")
 
     async def _renew_leases(self) -> None:
         await self._call(self._sync)  # measure the clocks again (clocks drift apart slowly)
@@ -256,7 +261,7 @@ class RedisStore:
             return
         finally:
             self._recovering = False
-        self._cache.clear()
+        self._forget_cache()
         self.shared = True
         self._local = MemoryStateStore()
         self.recoveries += 1
@@ -299,12 +304,26 @@ class RedisStore:
     # ---- records, cache and transactions -------------------------------------------------
 
     def _remember(self, deployment_id: str, view: DeploymentSnapshot) -> None:
+        """A record read or written alone: patch it into the cached groups it belongs to."""
         self._views[deployment_id] = view
-        for ids, group in self._cache.items():
-            if deployment_id in ids:
-                views = list(group.views)
-                views[ids.index(deployment_id)] = view
-                group.views = tuple(views)
+        for group, position in self._member_of.get(deployment_id, ()):
+            views = list(group.views)
+            views[position] = view
+            group.views = tuple(views)
+
+    def _cache_group(self, ids: tuple[str, ...], views: tuple[DeploymentSnapshot, ...]) -> None:
+        group = self._cache.get(ids)
+        if group is None:
+            group = self._cache[ids] = _Group(views, time.monotonic())
+            for position, deployment_id in enumerate(ids):
+                self._member_of.setdefault(deployment_id, []).append((group, position))
+        else:
+            group.views = views
+            group.at = time.monotonic()
+
+    def _forget_cache(self) -> None:
+        self._cache.clear()
+        self._member_of.clear()
 
     def _read(
         self, answer: Sequence[Any], ids: Sequence[str], redis_now: float
@@ -327,7 +346,7 @@ class RedisStore:
         keys = [self._key(d, "r") for d in ids] + [self._key(d, "l") for d in ids]
         answer = await self._call(lambda c: self._begin(keys, [0, 0, 0, 0, "", 1, 1, 0, 0]))
         views = tuple(self._read(answer[2:], ids, float(answer[1])))
-        self._cache[ids] = _Group(views, time.monotonic())
+        self._cache_group(ids, views)
         return views
 
     async def _transact(
@@ -461,13 +480,14 @@ class RedisStore:
             args += [policy.rpm or 0, policy.max_parallel or 0]
             answer = await self._call(partial(self._run_begin, keys, args))
             views = tuple(self._read(answer[2:], ids, float(answer[1])))
-            self._cache[ids] = _Group(views, time.monotonic())
+            self._cache_group(ids, views)
             admission = int(answer[0])
             if admission > 0:
                 self._leases.setdefault(chosen, []).append(member)
                 return chosen, Admission(admission), events
             if admission == -2:  # its ejection is over: the rules move it on, then again
                 events += await self.expire(chosen, now)
+                views = self._cache[ids].views
                 continue
             # Refused: another instance ejected it or took the last probe slot meanwhile;
             # choose again on the fresh records.
@@ -724,7 +744,7 @@ class RedisStore:
         for deployment_id in gone:
             self._views.pop(deployment_id, None)
             self._leases.pop(deployment_id, None)
-        self._cache.clear()
+        self._forget_cache()
         await self._local.retain(ids)
 
 
