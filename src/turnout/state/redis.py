@@ -102,6 +102,8 @@ class RedisStore:
         self.config = config
         self._clock = clock or SystemClock()
         self._timeout = config.timeout_ms / 1000
+        #: Opening a connection (TLS, asking Sentinel) may take longer than a command.
+        self._connect_timeout = max(1.0, 4 * self._timeout)
         self._client: Any = None
         self._begin: Any = None
         self._finish: Any = None
@@ -151,7 +153,7 @@ class RedisStore:
 
     def _ensure_client(self) -> Any:
         if self._client is None:
-            self._client = connect(self.config, self._timeout)
+            self._client = connect(self.config, self._timeout, self._connect_timeout)
             self._begin = self._client.register_script(BEGIN)
             self._finish = self._client.register_script(FINISH)
             self._renew = self._client.register_script(RENEW)
@@ -159,14 +161,16 @@ class RedisStore:
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
         return self._client
 
-    async def _call(self, make: Callable[[Any], Any]) -> Any:
-        """One round trip, bounded by the timeout; a failure trips the breaker."""
+    async def _call(self, make: Callable[[Any], Any], bound: float | None = None) -> Any:
+        """One round trip, bounded by the timeout; a failure trips the breaker. `bound`: a
+        longer bound, for calls that may open a connection first (TLS, Sentinel) off the
+        request path."""
         if not self.shared and not self._recovering:
             raise _Down
         client = self._ensure_client()
         self.round_trips += 1
         try:
-            async with asyncio.timeout(self._timeout):
+            async with asyncio.timeout(bound or self._timeout):
                 if not self._synced:
                     await self._sync(client)
                 return await make(client)
@@ -232,13 +236,19 @@ class RedisStore:
 
     async def _renew_leases(self) -> None:
         await self._call(self._sync)  # measure the clocks again (clocks drift apart slowly)
-        keys, members = [], []
+        by_group: dict[str, tuple[list[str], list[str]]] = {}
         for deployment_id, leases in self._leases.items():
+            key = self._key(deployment_id, "l")
+            keys, members = by_group.setdefault(self._groups.get(deployment_id, key), ([], []))
             for member in leases:
-                keys.append(self._key(deployment_id, "l"))
+                keys.append(key)
                 members.append(member)
-        if keys:
-            await self._call(lambda c: self._renew(keys, [self.config.lease_ttl, *members]))
+        # One script per group: its keys share a slot, as Redis Cluster requires.
+        for keys, members in by_group.values():
+            await self._call(partial(self._run_renew, keys, [self.config.lease_ttl, *members]))
+
+    def _run_renew(self, keys: list[str], args: list[Any], client: Any) -> Any:
+        return self._renew(keys, args)
 
     async def _recover(self) -> None:
         """Redis answers again: write what this process learnt meanwhile, then share again.
@@ -251,7 +261,7 @@ class RedisStore:
         local = self._local
         self._recovering = True
         try:
-            await self._call(self._sync)
+            await self._call(self._sync, self._connect_timeout)
             # Every deployment this process knows: Redis may have restarted empty, and an
             # ejection kept through the outage must not be forgotten by the others.
             for deployment_id, view in list(self._views.items()):
@@ -418,7 +428,7 @@ class RedisStore:
             return False
         if not self._synced:
             try:
-                await self._call(self._sync)
+                await self._call(self._sync, self._connect_timeout)
             except _Down:
                 return False
         return True

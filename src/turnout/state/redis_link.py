@@ -33,8 +33,9 @@ def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
     return hosts
 
 
-def connect(config: StateConfig, timeout: float) -> Any:
-    """A client for `config.url` (no I/O yet: it connects on its first command)."""
+def connect(config: StateConfig, timeout: float, connect_timeout: float) -> Any:
+    """A client for `config.url` (no I/O yet: it connects on its first command). `timeout`
+    bounds each command, `connect_timeout` opening a connection."""
     import redis.asyncio as redis
 
     password = config.password.reveal() if config.password is not None else None
@@ -45,7 +46,7 @@ def connect(config: StateConfig, timeout: float) -> Any:
         "password": password,
         "username": username,
         "socket_timeout": timeout,
-        "socket_connect_timeout": timeout,
+        "socket_connect_timeout": connect_timeout,
         "health_check_interval": 0,
     }
     if scheme.endswith("+sentinel"):
@@ -59,7 +60,7 @@ def connect(config: StateConfig, timeout: float) -> Any:
         db = int(path[1]) if len(path) > 1 else 0
         sentinel = Sentinel(  # type: ignore[no-untyped-call]
             _hosts(parts.netloc, 26379),
-            sentinel_kwargs={"password": password, "socket_timeout": timeout},
+            sentinel_kwargs={"password": password, "socket_timeout": connect_timeout},
             ssl=scheme.startswith("rediss"),
             **common,
         )
