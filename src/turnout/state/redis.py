@@ -60,7 +60,7 @@ from turnout.health.snapshot import DeploymentSnapshot
 from turnout.state import redis_records as records
 from turnout.state.base import Chooser
 from turnout.state.memory import MemoryStateStore
-from turnout.state.redis_link import connect, describe
+from turnout.state.redis_link import connect, describe, is_redis_failure
 from turnout.state.redis_scripts import BEGIN, FINISH, RENEW
 
 logger = logging.getLogger("turnout.state")
@@ -145,6 +145,7 @@ class RedisStore:
             "url": describe(self.config),
             "shared": self.shared,
             "outages": self.outages,
+            "round_trips": self.round_trips,
         }
 
     def _key(self, deployment_id: str, kind: str) -> str:
@@ -177,7 +178,7 @@ class RedisStore:
         except _Down:
             raise
         except Exception as exc:  # any failure of Redis: serve locally, never fail a request
-            if _is_redis_failure(exc):
+            if is_redis_failure(exc):
                 self._trip(exc)
                 raise _Down from None
             raise
@@ -211,7 +212,7 @@ class RedisStore:
         )
         local = MemoryStateStore()
         for view in self._views.values():
-            local.load(_state_of(view))
+            local.load(records.state_of(view))
         self._local = local
         self._leases.clear()  # they expire in Redis on their own
 
@@ -266,7 +267,7 @@ class RedisStore:
             # ejection kept through the outage must not be forgotten by the others.
             for deployment_id, view in list(self._views.items()):
                 [mine] = await local.snapshot([deployment_id])
-                await self._merge(deployment_id, _state_of(mine), view)
+                await self._merge(deployment_id, records.state_of(mine), view)
         except _Down:
             return
         finally:
@@ -383,7 +384,9 @@ class RedisStore:
                         ]
                         self.round_trips += 2 * len(ids) + 1
                         states = [
-                            records.to_state(d, records.decode(raw[i]), _probe_alive(raw[i], alive))
+                            records.to_state(
+                                d, records.decode(raw[i]), records.probe_alive(raw[i], alive)
+                            )
                             for i, d in enumerate(ids)
                         ]
                         result = apply(states)
@@ -409,7 +412,7 @@ class RedisStore:
         for state, count in zip(states, counts, strict=True):
             if state.deployment_id == release and lease is not None:
                 count = max(0, count - 1)
-            fields = {k: _text(v) for k, v in records.to_fields(state).items()}
+            fields = {k: records.text(v) for k, v in records.to_fields(state).items()}
             view = records.snapshot(state.deployment_id, fields, count, clocks, shift, redis_now)
             self._remember(state.deployment_id, view)
         return result
@@ -553,10 +556,10 @@ class RedisStore:
                 scratch = DeploymentState(deployment_id)
                 record_rate_limits(scratch, hints, shared_wall)
                 args += [
-                    _arg(scratch.remaining_requests),
-                    _arg(scratch.limit_requests),
-                    _arg(scratch.remaining_tokens),
-                    _arg(scratch.limit_tokens),
+                    records.arg(scratch.remaining_requests),
+                    records.arg(scratch.limit_requests),
+                    records.arg(scratch.remaining_tokens),
+                    records.arg(scratch.limit_tokens),
                     repr(scratch.hint_expires),
                 ]
             keys = [self._key(deployment_id, "r"), self._key(deployment_id, "l")]
@@ -756,36 +759,3 @@ class RedisStore:
             self._leases.pop(deployment_id, None)
         self._forget_cache()
         await self._local.retain(ids)
-
-
-def _arg(value: int | None) -> str:
-    return "" if value is None else str(value)
-
-
-def _text(value: bytes | str | int | float) -> bytes:
-    return value if isinstance(value, bytes) else str(value).encode()
-
-
-def _probe_alive(raw: Any, alive: float) -> bool:
-    fields = records.decode(raw)
-    expiry = fields.get("pe")
-    return expiry is None or float(expiry) >= alive
-
-
-def _is_redis_failure(exc: BaseException) -> bool:
-    from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import RedisError
-    from redis.exceptions import TimeoutError as RedisTimeoutError
-
-    return isinstance(
-        exc, (RedisError, RedisConnectionError, RedisTimeoutError, OSError, TimeoutError)
-    )
-
-
-def _state_of(view: DeploymentSnapshot) -> DeploymentState:
-    """A local record from a snapshot (seeding local state when Redis goes down)."""
-    state = DeploymentState(view.deployment_id)
-    for name in view.__struct_fields__:
-        if name != "deployment_id":
-            setattr(state, name, getattr(view, name))
-    return state

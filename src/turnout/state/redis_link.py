@@ -74,3 +74,10 @@ def connect(config: StateConfig, timeout: float, connect_timeout: float) -> Any:
     if "password" in query:
         raise ConfigError("put the Redis password in state.password", path="state.url")
     return redis.from_url(config.url, **common)
+
+
+def is_redis_failure(exc: BaseException) -> bool:
+    """Whether `exc` is Redis failing (unreachable, slow, refusing): routing then fails open."""
+    from redis.exceptions import RedisError
+
+    return isinstance(exc, (RedisError, OSError, TimeoutError))

@@ -215,3 +215,29 @@ def local_events(events: list[HealthEvent], clocks: Clocks) -> list[HealthEvent]
         if isinstance(event, CooldownEntered):
             events[index] = replace(event, until=event.until - clocks.monotonic)
     return events
+
+
+def arg(value: int | None) -> str:
+    """An optional number as a script argument ('' for None)."""
+    return "" if value is None else str(value)
+
+
+def text(value: bytes | str | int | float) -> bytes:
+    """A field value as Redis returns it."""
+    return value if isinstance(value, bytes) else str(value).encode()
+
+
+def probe_alive(raw: Any, alive: float) -> bool:
+    """Whether the record's probe tokens have not expired by `alive` (Redis time)."""
+    fields = decode(raw)
+    expiry = fields.get("pe")
+    return expiry is None or float(expiry) >= alive
+
+
+def state_of(view: DeploymentSnapshot) -> DeploymentState:
+    """A local record from a snapshot (seeding local state when Redis goes down)."""
+    state = DeploymentState(view.deployment_id)
+    for name in view.__struct_fields__:
+        if name != "deployment_id":
+            setattr(state, name, getattr(view, name))
+    return state
