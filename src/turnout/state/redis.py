@@ -211,8 +211,11 @@ class RedisStore:
             type(exc).__name__,
         )
         local = MemoryStateStore()
-        for view in self._views.values():
-            local.load(records.state_of(view))
+        for deployment_id, view in self._views.items():
+            state = records.state_of(view)
+            # Only this process's own attempts will ever finish here.
+            state.in_flight = len(self._leases.get(deployment_id, ()))
+            local.load(state)
         self._local = local
         self._leases.clear()  # they expire in Redis on their own
 
