@@ -1,3 +1,6 @@
 """The one conftest: loads the shared fixtures (tests/harness.py) everywhere."""
 
-pytest_plugins = ["harness"]  # gateway_harness is imported directly by the tests that use it
+pytest_plugins = [
+    "harness",
+    "services",
+]  # gateway_harness is imported directly by the tests that use it

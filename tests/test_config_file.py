@@ -11,6 +11,7 @@ import yaml
 from turnout import Secret
 from turnout.config.load import TOP_LEVEL_KEYS, load_config, parse_config
 from turnout.config.server import GatewayConfig, ServerConfig
+from turnout.config.state import StateConfig
 from turnout.errors import ConfigError
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -277,6 +278,7 @@ def test_top_level_keys_are_server_and_the_router_fields() -> None:
         "hedging",
         "stream_failover",
         "learned_timeouts",
+        "state",
     }
 
 
@@ -440,6 +442,7 @@ def test_documented_example_explains_every_setting() -> None:
         router_config.HealthConfig,
         router_config.BreakerConfig,
         router_config.RouterConfig,
+        StateConfig,
     ]
     missing = [
         f"{struct.__name__}.{name}"

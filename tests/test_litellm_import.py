@@ -27,6 +27,9 @@ EXAMPLE_ENV = {
     "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
     "AWS_SECRET_ACCESS_KEY": "aws-secret",
     "LITELLM_MASTER_KEY": "sk-1234",
+    "REDIS_HOST": "redis.internal",
+    "REDIS_PASSWORD": "redis-secret-password",
+    "REDIS_PORT": "6380",
 }
 
 
@@ -113,9 +116,6 @@ def test_example_lists_every_ignored_key_exactly_once_with_its_path(
     expected = [
         "model_list[2].litellm_params.max_retries",
         "model_list[6]",  # the wildcard entry, skipped
-        "router_settings.redis_host",
-        "router_settings.redis_password",
-        "router_settings.redis_port",
         "router_settings.enable_pre_call_checks",
         "router_settings.model_group_alias.claude.hidden",
         "litellm_settings.num_retries",
@@ -161,9 +161,10 @@ def test_convert_litellm_returns_plain_parts() -> None:
     assert router == {
         "model_list": [{"model_name": "chat", "provider": "azure", "model": "gpt-4o"}],
         "retries": {"num_retries": 1},
+        "state": {"backend": "redis", "url": "redis://localhost:6379/0"},
     }
     assert server == {"master_key": "sk-1234"}
-    assert _paths(warnings) == ["router_settings.redis_host"]
+    assert _paths(warnings) == []
 
 
 # -- model_list -------------------------------------------------------------------------------
@@ -615,7 +616,7 @@ def test_retry_after_explains_turnouts_backoff() -> None:
 
 def test_every_other_setting_is_ignored_once_with_its_path() -> None:
     router = {
-        "redis_url": "redis://x",
+        "redis_db": 1,
         "cache_responses": True,
         "retry_policy": {"TimeoutErrorRetries": 2},
         "allowed_fails_policy": {"RateLimitErrorAllowedFails": 100},
@@ -718,7 +719,7 @@ def test_deployment_errors_name_the_litellm_path() -> None:
 
 def test_variables_of_ignored_keys_are_not_needed_but_used_ones_are() -> None:
     data = _groups(
-        router_settings={"redis_host": "os.environ/REDIS_HOST", "num_retries": "${RETRIES}"},
+        router_settings={"redis_db": "os.environ/REDIS_DB", "num_retries": "${RETRIES}"},
         general_settings={"database_url": "os.environ/DATABASE_URL"},
     )
     with pytest.raises(

@@ -382,6 +382,7 @@ EXPECTED_LABELS = {
     "turnout_stream_failovers": {"model_group", "method", "error"},
     "turnout_budget_exhausted": {"model_group", "kind"},
     "turnout_poison_requests": {"model_group"},
+    "turnout_state_backend_up": {"backend"},
 }
 
 

@@ -120,7 +120,7 @@ def test_only_dispatch_reaches_the_state_store() -> None:
         # The router builds the default store and hands it to dispatch; the assembly passes a
         # caller's store through to the router. Neither calls it.
         if path.name in ("router.py", "assembly.py"):
-            assert reaches <= {"turnout.state.base", "turnout.state.memory"}
+            assert reaches <= {"turnout.state.base", "turnout.state.factory"}
             assert ".store." not in path.read_text()
             continue
         assert not reaches, f"{path.name} imports {reaches}"

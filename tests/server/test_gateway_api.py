@@ -225,7 +225,10 @@ async def test_health_ready_and_metrics() -> None:
             async with session.get(f"{gw.url}/metrics") as metrics:
                 text = await metrics.text()
     assert {d["id"] for d in report["deployments"]} == {"a", "b"}
+    assert report["state"] == {"backend": "memory", "shared": False}
     families = {family.name: family for family in text_string_to_metric_families(text)}
+    [up] = families["turnout_state_backend_up"].samples
+    assert (up.labels, up.value) == ({"backend": "memory"}, 1.0)
     served = [
         s
         for s in families["turnout_requests"].samples

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
 
 from turnout.config.router import BreakerConfig, Deployment, RouterConfig
+from turnout.config.state import StateConfig
 from turnout.errors import FailureKind
 from turnout.health import poison
 from turnout.health.ejection import Admission
@@ -17,14 +18,32 @@ from turnout.health.snapshot import DeploymentSnapshot
 from turnout.observe.events import BreakerTransition, CooldownEntered, CooldownLeft
 from turnout.state.base import StateStore
 from turnout.state.memory import MemoryStateStore
+from turnout.state.redis import RedisStore
+from turnout.state.redis_records import Clocks
 
 WALL = 1_800_000_000.0
-STORES: dict[str, Callable[[], StateStore]] = {"memory": MemoryStateStore}
 
 
-@pytest.fixture(params=sorted(STORES))
-def store(request: pytest.FixtureRequest) -> StateStore:
-    return STORES[request.param]()
+def _redis(request: pytest.FixtureRequest) -> StateStore:
+    """A Redis store on the private server, its clocks pinned to Redis' (times as given)."""
+    server = request.getfixturevalue("redis_server")
+    server.flush()
+    return RedisStore(StateConfig(backend="redis", url=server.url), clocks=Clocks())
+
+
+STORES: dict[str, Callable[[pytest.FixtureRequest], StateStore]] = {
+    "memory": lambda request: MemoryStateStore(),
+    "redis": _redis,
+}
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.services)])
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
+    made = STORES[request.param](request)
+    yield made
+    if isinstance(made, RedisStore):
+        assert made.shared, "the Redis store fell back to local state"
+        await made.aclose()
 
 
 def _policy(**breaker: object) -> HealthPolicy:

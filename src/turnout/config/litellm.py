@@ -56,6 +56,7 @@ from turnout.config.litellm_timeouts import (
     warn_past_deadline,
 )
 from turnout.config.providers import is_setting, setting_names
+from turnout.config.state import LITELLM_REDIS_KEYS, litellm_redis
 from turnout.errors import ConfigError
 
 #: Top-level sections only a LiteLLM config has.
@@ -189,7 +190,10 @@ _FALLBACKS: Final[Mapping[str, str]] = {
     "content_policy_fallbacks": "content_policy",
 }
 
-_NO_REDIS = "Redis is not supported yet: each turnout instance keeps its own routing state"
+_NO_REDIS = (
+    "turnout shares routing state in Redis from router_settings' redis_url, or redis_host, "
+    "redis_port and redis_password (see state: in turnout's format); it caches no responses"
+)
 _NO_CACHE = "turnout does not cache responses"
 _NO_CALLBACKS = (
     "LiteLLM callbacks are not supported: turnout exports Prometheus metrics at /metrics"
@@ -199,7 +203,8 @@ _NO_BUDGETS = "budgets are not supported yet"
 #: Why particular ``router_settings`` / ``litellm_settings`` keys are ignored.
 _SETTINGS_REASONS: Final[Mapping[str, str]] = {
     **dict.fromkeys(
-        ("redis_host", "redis_port", "redis_password", "redis_db", "redis_url"), _NO_REDIS
+        ("redis_db",),
+        "give the database in the URL: router_settings.redis_url: redis://host:6379/1",
     ),
     "cache_kwargs": _NO_REDIS,
     "cache_responses": _NO_CACHE,
@@ -590,6 +595,9 @@ class _Converter:
         for key, value in router.items():
             effective[key] = (value, f"router_settings.{key}")
         self.router_timeouts, effective = router_keys(effective, self.warn)
+        redis = {key: effective.pop(key) for key in LITELLM_REDIS_KEYS if key in effective}
+        for field, (value, path) in litellm_redis(redis).items():
+            self.put("state", field, value, path)
 
         for key, (value, path) in effective.items():
             if key in _SETTINGS:

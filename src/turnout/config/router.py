@@ -19,6 +19,7 @@ from msgspec.structs import force_setattr
 
 from turnout.config.decoding import decode_secret, split_validation_error
 from turnout.config.providers import Settings, resolve_settings
+from turnout.config.state import StateConfig
 from turnout.config.urls import check_base_url
 from turnout.errors import ConfigError
 from turnout.secrets import Secret, masked
@@ -480,6 +481,8 @@ class RouterConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
     stream_failover: bool = True
     #: First-token, idle and whole-answer limits learned per deployment (on by default).
     learned_timeouts: LearnedTimeouts = LearnedTimeouts()
+    #: Where runtime state lives: this process (default) or Redis, shared (`config.state`).
+    state: StateConfig = StateConfig()
 
     def __post_init__(self) -> None:
         seen: dict[str, int] = {}

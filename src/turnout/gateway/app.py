@@ -360,7 +360,11 @@ async def _health(http: web.Request) -> web.Response:
         }
         for entry in await gateway.router.health()
     ]
-    body = {"status": "draining" if gateway.draining else "ok", "deployments": deployments}
+    body = {
+        "status": "draining" if gateway.draining else "ok",
+        "state": gateway.router.state_status(),
+        "deployments": deployments,
+    }
     return web.Response(body=_ENCODE(body), content_type=_JSON)
 
 

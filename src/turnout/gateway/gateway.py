@@ -65,6 +65,7 @@ class Gateway:
         #: The router's bus, which the gateway's own events go through too; subscribe to it
         #: to observe everything (tracing, spend).
         self.bus = self.router.bus
+        self.metrics.state_source(self.router.state_status)
         self.auth: Authenticator = authenticator_for(config.server.master_key)
         self.metrics_auth: Authenticator = metrics_authenticator(config.server)
         self.limits = ConnectionLimits.of(config.server)

@@ -80,6 +80,10 @@ class HealthPolicy:
     #: Probes let through at once, and successful probes that end the probing.
     probes: int = 1
     probe_successes: int = 1
+    #: The deployment's own request limits, for a shared store to hold them atomically across
+    #: instances when it starts an attempt (the filters check them on a snapshot first).
+    rpm: int | None = None
+    max_parallel: int | None = None
 
     @classmethod
     def for_deployment(cls, deployment: Deployment, config: RouterConfig) -> HealthPolicy:
@@ -110,6 +114,8 @@ class HealthPolicy:
             ejection_decay=health.ejection_decay,
             probes=breaker.half_open_probes,
             probe_successes=breaker.success_threshold,
+            rpm=deployment.rpm,
+            max_parallel=deployment.max_parallel_requests,
         )
 
 

@@ -13,8 +13,8 @@ a label, so no key, URL or request content has a path into the exposition.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Final
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -221,6 +221,15 @@ class GatewayMetrics:
             ("deployment", "model_group", "provider"),
             registry,
         )
+        self.state_backend_up = Gauge(
+            "turnout_state_backend_up",
+            "1 while the state backend serves routing (in-process state always does); 0 while a "
+            "shared backend (Redis) is unreachable and this process routes on its own state.",
+            ("backend",),
+            registry,
+        )
+        #: Where runtime state lives, asked at each scrape (`state_source`).
+        self._state_status: Callable[[], Mapping[str, Any]] | None = None
         self._attempts: dict[tuple[str, str], _AttemptSeries] = {}
         self._gauges: dict[str, _DeploymentGauges] = {}
         self._requests: dict[tuple[str, str], _RequestSeries] = {}
@@ -240,7 +249,16 @@ class GatewayMetrics:
 
     def render(self) -> tuple[bytes, str]:
         """The exposition body and its content type, for ``GET /metrics``."""
+        if self._state_status is not None:
+            status = self._state_status()
+            up = status.get("shared", True) or status.get("backend") == "memory"
+            self.state_backend_up.labels(status.get("backend", "memory")).set(1.0 if up else 0.0)
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+    def state_source(self, status: Callable[[], Mapping[str, Any]]) -> None:
+        """Where to ask, at each scrape, whether the state backend is up (the router's
+        ``state_status``)."""
+        self._state_status = status
 
     def deployments(self, deployments: Iterable[tuple[str, str, str]]) -> None:
         """Set the configured deployments: (id, model group, provider) for each.

@@ -85,6 +85,7 @@ class Choice:
     __slots__ = (
         "attempt",
         "bundle",
+        "chosen",
         "deployment",
         "exclude",
         "fits",
@@ -123,6 +124,9 @@ class Choice:
         self.deployment: Deployment | None = None
         self.attempt: Attempt | None = None
         self.fits = True
+        #: Whether it decided once already: a shared store may ask again on fresher records
+        #: (its pick was refused meanwhile), and the rejections are the last decision's.
+        self.chosen = False
 
     def __call__(self, states: Sequence[DeploymentSnapshot]) -> tuple[str | None, Sequence[str]]:
         if self.only is not None:
@@ -132,6 +136,9 @@ class Choice:
             self.fits = False
             return None, ()
         rejections = self.rejections
+        if self.chosen:
+            rejections = self.rejections = Rejections()
+        self.chosen = True
         deployment = self.deployment = decide(
             self.bundle,
             self.group,

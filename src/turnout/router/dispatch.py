@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Collection, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from turnout.clock import Clock
 from turnout.config.router import Deployment
@@ -454,6 +454,20 @@ class Dispatch:
 
     async def retain(self, ids: Collection[str]) -> None:
         await self.store.retain(ids)
+
+    def state_status(self) -> dict[str, Any]:
+        """Where state lives and whether it is shared now (a Redis store down serves locally)."""
+        status = getattr(self.store, "status", None)
+        if status is None:
+            return {"backend": "memory", "shared": False}
+        result: dict[str, Any] = status()
+        return result
+
+    async def aclose(self) -> None:
+        """Close the store when it holds something (a connection, a heartbeat)."""
+        close = getattr(self.store, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def _classify(exc: Exception, deployment: Deployment) -> TurnoutError:

@@ -12,6 +12,7 @@ attempt, not a generic "no deployments available".
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Mapping, Sequence
 from contextlib import AsyncExitStack
@@ -40,7 +41,7 @@ from turnout.router.strategies import create_strategy
 from turnout.router.streaming import Stream
 from turnout.router.table import ModelTable
 from turnout.state.base import StateStore
-from turnout.state.memory import MemoryStateStore
+from turnout.state.factory import store_for
 from turnout.upstream import Transport
 from turnout.wire import Request
 
@@ -77,6 +78,9 @@ class DeploymentHealth:
     probes: int = 0
 
 
+logger = logging.getLogger("turnout.router")
+
+
 class Router:
     """Routes OpenAI-shaped requests to the deployments of model groups. Async, in-process.
 
@@ -111,7 +115,7 @@ class Router:
         self._bundle = self._build_bundle(config, providers, None)
         #: The one way to the state store, and to the bus for attempt events.
         self._dispatch = Dispatch(
-            clock=self._clock, store=state or MemoryStateStore(), bus=self.bus
+            clock=self._clock, store=state or store_for(config, self._clock), bus=self.bus
         )
         self._executor = Executor(self._dispatch, self._rng)
 
@@ -144,6 +148,8 @@ class Router:
             config, previous.providers if providers is None else providers, previous
         )
         self._bundle = bundle
+        if config.state != previous.table.config.state:
+            logger.warning("reload: state (the state backend) takes effect only on restart")
         await self._dispatch.retain(bundle.table.by_id)
 
     def _build_bundle(
@@ -188,6 +194,11 @@ class Router:
             limits=limits,
         )
 
+    def state_status(self) -> dict[str, Any]:
+        """Where runtime state lives (``backend``), and whether it is shared right now
+        (``shared``: False for in-process state, and for Redis while it is unreachable)."""
+        return self._dispatch.state_status()
+
     # ---- lifetime ------------------------------------------------------------------------
 
     async def aclose(self) -> None:
@@ -204,6 +215,7 @@ class Router:
         # Every close runs even when one fails (and the failure is raised after); the
         # transport, which the providers send through, closes last.
         async with AsyncExitStack() as closing:
+            closing.push_async_callback(self._dispatch.aclose)
             if self._transport is not None:
                 closing.push_async_callback(self._transport.aclose)
             for provider in {id(p): p for p in self._bundle.providers.values()}.values():

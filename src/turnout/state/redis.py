@@ -1,0 +1,764 @@
+"""The Redis state store: one view of every deployment's health across workers and instances.
+
+Shared, per deployment: the ejection (phase, reason, expiry, count) and its probe tokens (so the
+probe bound holds across the whole fleet), per-minute request/token usage and outcomes, the
+quota the provider reported, in-flight attempts (as leases that expire when their instance
+dies), the latency and time-to-first-token averages, and the poison-request holds. Stays per
+process: the round-robin position (each process starts at a random offset and is even on its
+own, so the fleet is even to within one request per process), the retry and hedge budgets and
+the learned-timeout samples (each process learns from its own traffic; a budget of N% allows
+N% per process).
+
+Round trips. Reads are served from a short-lived cache of each group's records (`cache_ms`),
+refreshed by every answer of the clean path, so the chooser costs nothing. A clean request is
+two scripts (`turnout.state.redis_scripts`): `begin` re-checks the pick against the record,
+takes the lease and counts it, and returns the group's fresh records; `finish` releases the
+lease, counts the outcome, merges the averages. Anything that judges a deployment runs the
+Python rules of `turnout.health` on the record inside an optimistic transaction (WATCH, read,
+apply, MULTI/EXEC, again on conflict), so there is one copy of the rules.
+
+Averages are merged by applying each sample to the shared value (an EWMA over the fleet's
+samples in the order Redis receives them), which is what one process would compute with all
+the traffic.
+
+Redis down or slow. Every command is bounded by `timeout_ms`; a failure trips a breaker and the
+store serves from an embedded `MemoryStateStore`, seeded with the last records it read (so an
+ejection stays in force), logged once. A heartbeat tries Redis every `retry_interval`; when it
+answers, the store re-syncs (ejections made locally meanwhile are written unless Redis has a
+longer one, the usage counted locally in the current minute is added) and goes back to shared
+state. A Redis failure never becomes a client error: routing state fails open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from functools import partial
+from typing import Any, TypeVar
+
+from turnout.clock import Clock, SystemClock
+from turnout.config.state import StateConfig
+from turnout.health import ejection, poison
+from turnout.health.ejection import Admission
+from turnout.health.events import HealthEvent
+from turnout.health.poison import Hold
+from turnout.health.record import CooldownReason, DeploymentState
+from turnout.health.rules import (
+    NEUTRAL,
+    HealthPolicy,
+    Outcome,
+    cool_down,
+    lift_cooldown,
+    record_rate_limits,
+    settle,
+)
+from turnout.health.snapshot import DeploymentSnapshot
+from turnout.state import redis_records as records
+from turnout.state.base import Chooser
+from turnout.state.memory import MemoryStateStore
+from turnout.state.redis_link import connect, describe, is_redis_failure
+from turnout.state.redis_scripts import BEGIN, FINISH, RENEW
+
+logger = logging.getLogger("turnout.state")
+
+T = TypeVar("T")
+
+#: Kinds of end the clean path's script settles: a success, or an end that says nothing.
+_SUCCESS, _NEUTRAL = 1, 2
+
+
+class _Down(Exception):
+    """Redis did not answer in time: serve this call locally."""
+
+
+class _Group:
+    __slots__ = ("at", "views")
+
+    def __init__(self, views: tuple[DeploymentSnapshot, ...], at: float) -> None:
+        self.views = views
+        self.at = at
+
+
+class RedisStore:
+    """A `StateStore` over Redis, failing open to an embedded memory store.
+
+    `groups`: each deployment's model group (its keys share the group's hash tag, so one
+    script can touch the whole group on Redis Cluster); a reload's `retain` passes the new
+    ones. `clocks`: fixed offsets to Redis time instead of measured ones (tests).
+    """
+
+    def __init__(
+        self,
+        config: StateConfig,
+        *,
+        clock: Clock | None = None,
+        groups: Mapping[str, str] | None = None,
+        clocks: records.Clocks | None = None,
+    ) -> None:
+        self.config = config
+        self._clock = clock or SystemClock()
+        self._timeout = config.timeout_ms / 1000
+        #: Opening a connection (TLS, asking Sentinel) may take longer than a command.
+        self._connect_timeout = max(1.0, 4 * self._timeout)
+        self._client: Any = None
+        self._begin: Any = None
+        self._finish: Any = None
+        self._renew: Any = None
+        self._fixed_clocks = clocks is not None
+        self._clocks = clocks or records.Clocks()
+        self._synced = clocks is not None
+        self._groups: dict[str, str] = dict(groups or {})
+        self._cache: dict[tuple[str, ...], _Group] = {}
+        #: Where each deployment sits in the cached groups, to patch them when it changes.
+        self._member_of: dict[str, list[tuple[_Group, int]]] = {}
+        self._views: dict[str, DeploymentSnapshot] = {}
+        self._forgotten: set[str] = set()
+        #: This instance's open leases, per deployment (members of the lease sets).
+        self._leases: dict[str, list[str]] = {}
+        self._instance = os.urandom(6).hex()
+        self._seq = 0
+        self._local = MemoryStateStore()
+        self._heartbeat: asyncio.Task[None] | None = None
+        #: Set when Redis goes down, so that the heartbeat starts retrying at once.
+        self._tripped = asyncio.Event()
+        self._recovering = False
+        self._reported: set[type[BaseException]] = set()
+        self._closed = False
+        #: Whether state is shared now (False while Redis is down: local state serves).
+        self.shared = True
+        #: Round trips to Redis so far (what the clean path's budget is checked against).
+        self.round_trips = 0
+        #: Times Redis went down, and came back.
+        self.outages = 0
+        self.recoveries = 0
+
+    # ---- the connection, its breaker and its heartbeat -----------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """What /health and metrics show of the store."""
+        return {
+            "backend": "redis",
+            "url": describe(self.config),
+            "shared": self.shared,
+            "outages": self.outages,
+            "round_trips": self.round_trips,
+        }
+
+    def _key(self, deployment_id: str, kind: str) -> str:
+        group = self._groups.get(deployment_id, deployment_id)
+        return f"{self.config.prefix}:{{{group}}}:{kind}:{deployment_id}"
+
+    def _ensure_client(self) -> Any:
+        if self._client is None:
+            self._client = connect(self.config, self._timeout, self._connect_timeout)
+            self._begin = self._client.register_script(BEGIN)
+            self._finish = self._client.register_script(FINISH)
+            self._renew = self._client.register_script(RENEW)
+        if self._heartbeat is None and not self._closed:
+            self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
+        return self._client
+
+    async def _call(self, make: Callable[[Any], Any], bound: float | None = None) -> Any:
+        """One round trip, bounded by the timeout; a failure trips the breaker. `bound`: a
+        longer bound, for calls that may open a connection first (TLS, Sentinel) off the
+        request path."""
+        if not self.shared and not self._recovering:
+            raise _Down
+        client = self._ensure_client()
+        self.round_trips += 1
+        try:
+            async with asyncio.timeout(bound or self._timeout):
+                if not self._synced:
+                    await self._sync(client)
+                return await make(client)
+        except _Down:
+            raise
+        except Exception as exc:  # any failure of Redis: serve locally, never fail a request
+            if is_redis_failure(exc):
+                self._trip(exc)
+                raise _Down from None
+            raise
+
+    async def _sync(self, client: Any) -> None:
+        """Measure the offsets from this process's clocks to Redis' TIME."""
+        if self._fixed_clocks:
+            self._synced = True
+            return
+        clock = self._clock
+        now, wall, real = clock.now(), clock.wall(), time.time()
+        seconds, micros = await client.time()
+        took = (time.time() - real) / 2
+        redis_now = seconds + micros / 1e6
+        self._clocks = records.Clocks(
+            redis_now - now - took, redis_now - wall - took, redis_now - real - took
+        )
+        self._synced = True
+
+    def _trip(self, exc: BaseException) -> None:
+        if not self.shared:
+            return  # already down (a failed re-sync): the outage goes on, said once
+        self.shared = False
+        self.outages += 1
+        self._tripped.set()
+        logger.warning(
+            "state: Redis at %s unavailable (%s); routing on this process's state until it "
+            "answers again",
+            describe(self.config),
+            type(exc).__name__,
+        )
+        local = MemoryStateStore()
+        for deployment_id, view in self._views.items():
+            state = records.state_of(view)
+            # Only this process's own attempts will ever finish here.
+            state.in_flight = len(self._leases.get(deployment_id, ()))
+            local.load(state)
+        self._local = local
+        self._leases.clear()  # they expire in Redis on their own
+
+    async def _beat(self) -> None:
+        """Renew this instance's leases while Redis is up; try it again while it is down."""
+        while not self._closed:
+            interval = self.config.lease_ttl / 3 if self.shared else self.config.retry_interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._tripped.wait(), interval)
+            self._tripped.clear()
+            try:
+                if self.shared:
+                    await self._renew_leases()
+                else:
+                    await self._recover()
+            except _Down:
+                pass
+            except Exception as exc:  # the heartbeat must outlive any surprise
+                if type(exc) not in self._reported:  # once per kind, not once per beat
+                    self._reported.add(type(exc))
+                    logger.exception("state: the Redis heartbeat failed; trying again")
+
+    async def _renew_leases(self) -> None:
+        await self._call(self._sync)  # measure the clocks again (clocks drift apart slowly)
+        by_group: dict[str, tuple[list[str], list[str]]] = {}
+        for deployment_id, leases in self._leases.items():
+            key = self._key(deployment_id, "l")
+            keys, members = by_group.setdefault(self._groups.get(deployment_id, key), ([], []))
+            for member in leases:
+                keys.append(key)
+                members.append(member)
+        # One script per group: its keys share a slot, as Redis Cluster requires.
+        for keys, members in by_group.values():
+            await self._call(partial(self._run_renew, keys, [self.config.lease_ttl, *members]))
+
+    def _run_renew(self, keys: list[str], args: list[Any], client: Any) -> Any:
+        return self._renew(keys, args)
+
+    async def _recover(self) -> None:
+        """Redis answers again: write what this process learnt meanwhile, then share again.
+        Requests keep using local state until the re-sync is done."""
+        client = self._ensure_client()
+        pool = getattr(client, "connection_pool", None)
+        if pool is not None:  # connections from before the outage are dead: start afresh
+            with contextlib.suppress(Exception):
+                await pool.disconnect()
+        local = self._local
+        self._recovering = True
+        try:
+            await self._call(self._sync, self._connect_timeout)
+            # Every deployment this process knows: Redis may have restarted empty, and an
+            # ejection kept through the outage must not be forgotten by the others.
+            for deployment_id, view in list(self._views.items()):
+                [mine] = await local.snapshot([deployment_id])
+                await self._merge(deployment_id, records.state_of(mine), view)
+        except _Down:
+            return
+        finally:
+            self._recovering = False
+        self._forget_cache()
+        self.shared = True
+        self._local = MemoryStateStore()
+        self.recoveries += 1
+        logger.warning("state: Redis at %s answers again; state is shared", describe(self.config))
+
+    async def _merge(
+        self, deployment_id: str, mine: DeploymentState, before: DeploymentSnapshot
+    ) -> None:
+        """Write what this process learnt while Redis was down into the shared record."""
+        wall = self._clock.wall()
+
+        def apply(states: list[DeploymentState]) -> None:
+            [shared] = states
+            if mine.cooling(self._clock.now()):
+                local_until = mine.cooldown_until + self._clocks.monotonic
+                if local_until > shared.cooldown_until:
+                    shared.phase = mine.phase
+                    shared.cooldown_until = local_until
+                    shared.cooldown_reason = mine.cooldown_reason
+                    shared.ejections = max(shared.ejections, mine.ejections)
+            if int(wall // 60) == mine.minute == before.minute:
+                shared.roll(wall + self._clocks.wall)
+                shared.rpm_used += max(0, mine.rpm_used - before.rpm_used)
+                shared.tpm_used += max(0, mine.tpm_used - before.tpm_used)
+                shared.successes += max(0, mine.successes - before.successes)
+                shared.failures += max(0, mine.failures - before.failures)
+
+        await self._transact([deployment_id], apply)
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(BaseException):
+                await self._heartbeat
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.aclose()
+
+    # ---- records, cache and transactions -------------------------------------------------
+
+    def _remember(self, deployment_id: str, view: DeploymentSnapshot) -> None:
+        """A record read or written alone: patch it into the cached groups it belongs to."""
+        self._views[deployment_id] = view
+        for group, position in self._member_of.get(deployment_id, ()):
+            views = list(group.views)
+            views[position] = view
+            group.views = tuple(views)
+
+    def _cache_group(self, ids: tuple[str, ...], views: tuple[DeploymentSnapshot, ...]) -> None:
+        group = self._cache.get(ids)
+        if group is None:
+            group = self._cache[ids] = _Group(views, time.monotonic())
+            for position, deployment_id in enumerate(ids):
+                self._member_of.setdefault(deployment_id, []).append((group, position))
+        else:
+            group.views = views
+            group.at = time.monotonic()
+
+    def _forget_cache(self) -> None:
+        self._cache.clear()
+        self._member_of.clear()
+
+    def _read(
+        self, answer: Sequence[Any], ids: Sequence[str], redis_now: float
+    ) -> list[DeploymentSnapshot]:
+        """Snapshots from a script's answer: each record's fields, then its lease count."""
+        clocks = self._clocks
+        shift = clocks.minute_shift(self._clock.wall())
+        views = []
+        for position, deployment_id in enumerate(ids):
+            fields = records.decode(answer[2 * position])
+            view = records.snapshot(
+                deployment_id, fields, int(answer[2 * position + 1]), clocks, shift, redis_now
+            )
+            self._views[deployment_id] = view
+            views.append(view)
+        return views
+
+    async def _fetch(self, ids: tuple[str, ...]) -> tuple[DeploymentSnapshot, ...]:
+        """Read the group's records in one round trip (the begin script, choosing nothing)."""
+        keys = [self._key(d, "r") for d in ids] + [self._key(d, "l") for d in ids]
+        answer = await self._call(lambda c: self._begin(keys, [0, 0, 0, 0, "", 1, 1, 0, 0]))
+        views = tuple(self._read(answer[2:], ids, float(answer[1])))
+        self._cache_group(ids, views)
+        return views
+
+    async def _transact(
+        self, ids: Sequence[str], apply: Callable[[list[DeploymentState]], T], release: str = ""
+    ) -> T:
+        """Run `apply` on the records (on Redis time) under WATCH and write them back; again on
+        conflict, so `apply` must be a pure function of the records. `release`: a deployment
+        whose lease of this instance is released in the same step."""
+        from redis.exceptions import WatchError
+
+        keys = [self._key(d, "r") for d in ids]
+        lease = self._take_lease(release) if release else None
+        ttl = int(self.config.record_ttl)
+
+        async def run(client: Any) -> tuple[T, list[DeploymentState], list[int]]:
+            async with client.pipeline(transaction=True) as pipe:
+                while True:
+                    try:
+                        await pipe.watch(*keys)
+                        raw = [await pipe.hgetall(key) for key in keys]
+                        alive = time.time() + self._clocks.real
+                        counts = [
+                            int(await pipe.zcount(self._key(d, "l"), alive, "+inf")) for d in ids
+                        ]
+                        self.round_trips += 2 * len(ids) + 1
+                        states = [
+                            records.to_state(
+                                d, records.decode(raw[i]), records.probe_alive(raw[i], alive)
+                            )
+                            for i, d in enumerate(ids)
+                        ]
+                        result = apply(states)
+                        pipe.multi()
+                        for key, state in zip(keys, states, strict=True):
+                            pipe.delete(key)
+                            fields = records.to_fields(state)
+                            if fields:
+                                pipe.hset(key, mapping=fields)
+                                pipe.expire(key, ttl)
+                        if lease is not None:
+                            pipe.zrem(self._key(release, "l"), lease)
+                        await pipe.execute()
+                        return result, states, counts
+                    except WatchError:
+                        await pipe.reset()
+
+        outcome: tuple[T, list[DeploymentState], list[int]] = await self._call(run)
+        result, states, counts = outcome
+        clocks = self._clocks
+        shift = clocks.minute_shift(self._clock.wall())
+        redis_now = time.time() + clocks.real
+        for state, count in zip(states, counts, strict=True):
+            if state.deployment_id == release and lease is not None:
+                count = max(0, count - 1)
+            fields = {k: records.text(v) for k, v in records.to_fields(state).items()}
+            view = records.snapshot(state.deployment_id, fields, count, clocks, shift, redis_now)
+            self._remember(state.deployment_id, view)
+        return result
+
+    def _run_begin(self, keys: list[str], args: list[Any], client: Any) -> Any:
+        return self._begin(keys, args)
+
+    def _take_lease(self, deployment_id: str) -> str | None:
+        leases = self._leases.get(deployment_id)
+        return leases.pop() if leases else None
+
+    async def _ready(self) -> bool:
+        """Whether to serve from Redis: it is up, and the clocks are measured (the first call
+        measures them, so that no time is translated with unknown offsets)."""
+        if not self.shared:
+            return False
+        if not self._synced:
+            try:
+                await self._call(self._sync, self._connect_timeout)
+            except _Down:
+                return False
+        return True
+
+    def _shared_times(self, now: float, wall: float) -> tuple[float, float]:
+        clocks = self._clocks
+        return now + clocks.monotonic, wall + clocks.wall
+
+    # ---- the protocol ----------------------------------------------------------------------
+
+    async def snapshot(self, ids: Sequence[str]) -> Sequence[DeploymentSnapshot]:
+        if await self._ready():
+            key = tuple(ids)
+            group = self._cache.get(key)
+            if group is not None and time.monotonic() - group.at < self.config.cache_ms / 1000:
+                return group.views
+            with contextlib.suppress(_Down):
+                return await self._fetch(key)
+        return await self._local.snapshot(ids)
+
+    async def begin(
+        self,
+        ids: Sequence[str],
+        choose: Chooser,
+        policies: Mapping[str, HealthPolicy],
+        now: float,
+        wall: float,
+    ) -> tuple[str | None, Admission, list[HealthEvent]]:
+        if await self._ready():
+            with contextlib.suppress(_Down):
+                return await self._begin_shared(tuple(ids), choose, policies, now, wall)
+        return await self._local.begin(ids, choose, policies, now, wall)
+
+    async def _begin_shared(
+        self,
+        ids: tuple[str, ...],
+        choose: Chooser,
+        policies: Mapping[str, HealthPolicy],
+        now: float,
+        wall: float,
+    ) -> tuple[str | None, Admission, list[HealthEvent]]:
+        group = self._cache.get(ids)
+        views = group.views if group is not None else await self._fetch(ids)
+        events: list[HealthEvent] = []
+        keys = [self._key(d, "r") for d in ids] + [self._key(d, "l") for d in ids]
+        shared_now, shared_wall = self._shared_times(now, wall)
+        for _ in range(4):
+            chosen, expired = choose(views)
+            for deployment_id in expired:
+                events += await self.expire(deployment_id, now)
+            if chosen is None:
+                return None, Admission.REFUSED, events
+            self._seq += 1
+            member = f"{self._instance}:{self._seq}"
+            position = ids.index(chosen) + 1
+            policy = policies[chosen]
+            args = [position, repr(shared_now), repr(shared_wall), policy.probes, member]
+            args += [self.config.lease_ttl, int(self.config.record_ttl)]
+            args += [policy.rpm or 0, policy.max_parallel or 0]
+            answer = await self._call(partial(self._run_begin, keys, args))
+            views = tuple(self._read(answer[2:], ids, float(answer[1])))
+            self._cache_group(ids, views)
+            admission = int(answer[0])
+            if admission > 0:
+                self._leases.setdefault(chosen, []).append(member)
+                return chosen, Admission(admission), events
+            if admission == -2:  # its ejection is over: the rules move it on, then again
+                events += await self.expire(chosen, now)
+                views = self._cache[ids].views
+                continue
+            # Refused: another instance ejected it or took the last probe slot meanwhile;
+            # choose again on the fresh records.
+            if not any(v.deployment_id != chosen for v in views):
+                break
+        return chosen, Admission.REFUSED, events
+
+    async def finish(
+        self,
+        deployment_id: str,
+        outcome: Outcome,
+        policy: HealthPolicy,
+        now: float,
+        wall: float,
+        holds: Sequence[Hold] | None = None,
+    ) -> tuple[int, list[HealthEvent]]:
+        if deployment_id in self._forgotten:
+            return 0, []
+        if await self._ready():
+            with contextlib.suppress(_Down):
+                return await self._finish_shared(deployment_id, outcome, policy, now, wall, holds)
+        return await self._local.finish(deployment_id, outcome, policy, now, wall, holds)
+
+    async def _finish_shared(
+        self,
+        deployment_id: str,
+        outcome: Outcome,
+        policy: HealthPolicy,
+        now: float,
+        wall: float,
+        holds: Sequence[Hold] | None,
+    ) -> tuple[int, list[HealthEvent]]:
+        shared_now, shared_wall = self._shared_times(now, wall)
+        error = outcome.error
+        if holds is None and not outcome.probe and (error is None or error in NEUTRAL):
+            leases = self._leases.get(deployment_id)
+            member = leases[-1] if leases else ""
+            hints = outcome.rate_limits
+            args: list[Any] = [
+                member,
+                repr(shared_now),
+                repr(shared_wall),
+                _SUCCESS if error is None else _NEUTRAL,
+                repr(outcome.duration),
+                "" if outcome.ttft is None else repr(outcome.ttft),
+                outcome.tokens,
+                repr(policy.ewma_alpha),
+                int(self.config.record_ttl),
+            ]
+            if hints is None:
+                args += ["", "", "", "", ""]
+            else:
+                scratch = DeploymentState(deployment_id)
+                record_rate_limits(scratch, hints, shared_wall)
+                args += [
+                    records.arg(scratch.remaining_requests),
+                    records.arg(scratch.limit_requests),
+                    records.arg(scratch.remaining_tokens),
+                    records.arg(scratch.limit_tokens),
+                    repr(scratch.hint_expires),
+                ]
+            keys = [self._key(deployment_id, "r"), self._key(deployment_id, "l")]
+            answer = await self._call(lambda c: self._finish(keys, args))
+            if int(answer[0]) == 1:
+                if leases:
+                    leases.pop()
+                [view] = self._read(answer[2:], (deployment_id,), float(answer[1]))
+                self._remember(deployment_id, view)
+                return 0, []
+        served = await self._served_counts(deployment_id)
+
+        def apply(states: list[DeploymentState]) -> tuple[int, list[HealthEvent]]:
+            [state] = states
+            explain = served.get
+            if holds is None:
+                if state.dropped is not None and error is not None:
+                    poison.explain(state, explain)
+                return 0, settle(state, outcome, policy, shared_now, shared_wall)
+            if state.dropped is not None:
+                poison.explain(state, explain)
+            token = poison.hold(state, outcome, policy, shared_now, shared_wall)
+            if token > 0:
+                return token, []
+            return token, settle(state, outcome, policy, shared_now, shared_wall)
+
+        token, events = await self._transact([deployment_id], apply, release=deployment_id)
+        events = records.local_events(events, self._clocks)
+        if token == poison.FAILING and holds:
+            events += await self.resolve_holds(holds, True, now, wall)
+        return token, events
+
+    async def _served_counts(self, deployment_id: str) -> dict[str, int | None]:
+        """The success counts of the deployments this one's dropped failures name (what
+        `poison.explain` compares), read before the transaction: two round trips, only when
+        an attempt ends badly."""
+        raw = await self._call(lambda c: c.hget(self._key(deployment_id, "r"), "x"))
+        if raw is None:
+            return {}
+        state = records.to_state(deployment_id, {"x": raw}, True)
+        names = sorted({d for marks in (state.dropped or {}).values() for d, _ in marks})
+        if not names:
+            return {}
+        keys = [self._key(name, "r") for name in names]
+
+        async def read(client: Any) -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.hget(key, "sv")
+                    pipe.exists(key)
+                answer: list[Any] = await pipe.execute()
+                return answer
+
+        answer = await self._call(read)
+        counts: dict[str, int | None] = {}
+        for index, name in enumerate(names):
+            value, exists = answer[2 * index], answer[2 * index + 1]
+            counts[name] = None if not exists else int(float(value)) if value is not None else 0
+        return counts
+
+    async def judge(
+        self, holds: Sequence[Hold], needed: int, window: float, now: float
+    ) -> tuple[str, ...]:
+        if self.shared:
+            ids = list(
+                dict.fromkeys(
+                    h.deployment_id for h in holds if h.deployment_id not in self._forgotten
+                )
+            )
+            shared_now = now + self._clocks.monotonic
+
+            def apply(states: list[DeploymentState]) -> tuple[str, ...]:
+                by_id = {s.deployment_id: s for s in states}
+                kept = [h for h in holds if h.deployment_id in by_id]
+                return poison.judge(
+                    [by_id[h.deployment_id] for h in kept],
+                    [h.token for h in kept],
+                    needed,
+                    window,
+                    shared_now,
+                )
+
+            with contextlib.suppress(_Down):
+                return await self._transact(ids, apply)
+        return await self._local.judge(holds, needed, window, now)
+
+    async def resolve_holds(
+        self, holds: Sequence[Hold], blame: bool, now: float, wall: float
+    ) -> list[HealthEvent]:
+        if await self._ready():
+            kept = [h for h in holds if h.deployment_id not in self._forgotten]
+            ids = list(dict.fromkeys(h.deployment_id for h in kept))
+            shared_now, shared_wall = self._shared_times(now, wall)
+
+            def apply(states: list[DeploymentState]) -> list[HealthEvent]:
+                by_id = {s.deployment_id: s for s in states}
+                events: list[HealthEvent] = []
+                for held in kept:
+                    events += poison.resolve(
+                        by_id[held.deployment_id],
+                        held.token,
+                        blame,
+                        held.policy,
+                        shared_now,
+                        shared_wall,
+                    )
+                return events
+
+            if not ids:
+                return []
+            with contextlib.suppress(_Down):
+                return records.local_events(await self._transact(ids, apply), self._clocks)
+        return await self._local.resolve_holds(holds, blame, now, wall)
+
+    async def still_held(self, deployment_id: str, token: int) -> bool:
+        if deployment_id in self._forgotten:
+            return False
+        if await self._ready():
+            with contextlib.suppress(_Down):
+                raw = await self._call(lambda c: c.hget(self._key(deployment_id, "r"), "x"))
+                if raw is None:
+                    return False
+                return poison.still_held(records.to_state(deployment_id, {"x": raw}, True), token)
+        return await self._local.still_held(deployment_id, token)
+
+    async def _rule(
+        self,
+        deployment_id: str,
+        rule: Callable[[DeploymentState], list[HealthEvent]],
+        local: Callable[[], Any],
+    ) -> list[HealthEvent]:
+        """One transition of one record by the health rules, shared when Redis answers."""
+        if await self._ready():
+            with contextlib.suppress(_Down):
+                events = await self._transact([deployment_id], lambda states: rule(states[0]))
+                return records.local_events(events, self._clocks)
+        result: list[HealthEvent] = await local()
+        return result
+
+    async def cool_down(
+        self,
+        deployment_id: str,
+        reason: CooldownReason,
+        seconds: float,
+        policy: HealthPolicy,
+        now: float,
+    ) -> list[HealthEvent]:
+        return await self._rule(
+            deployment_id,
+            lambda state: cool_down(state, reason, policy, now + self._clocks.monotonic, seconds),
+            lambda: self._local.cool_down(deployment_id, reason, seconds, policy, now),
+        )
+
+    async def lift_cooldown(self, deployment_id: str) -> list[HealthEvent]:
+        return await self._rule(
+            deployment_id, lift_cooldown, lambda: self._local.lift_cooldown(deployment_id)
+        )
+
+    async def expire(self, deployment_id: str, now: float) -> list[HealthEvent]:
+        def rule(state: DeploymentState) -> list[HealthEvent]:
+            events: list[HealthEvent] = []
+            ejection.expire(state, now + self._clocks.monotonic, events)
+            return events
+
+        return await self._rule(deployment_id, rule, lambda: self._local.expire(deployment_id, now))
+
+    async def probe_answered(
+        self, deployment_id: str, policy: HealthPolicy, now: float
+    ) -> list[HealthEvent]:
+        if deployment_id in self._forgotten:
+            return []
+
+        def rule(state: DeploymentState) -> list[HealthEvent]:
+            events: list[HealthEvent] = []
+            ejection.on_success(state, policy, True, now + self._clocks.monotonic, events)
+            return events
+
+        return await self._rule(
+            deployment_id, rule, lambda: self._local.probe_answered(deployment_id, policy, now)
+        )
+
+    async def retain(self, ids: Collection[str]) -> None:
+        keep = set(ids)
+        if isinstance(ids, Mapping):  # the router's table: id -> deployment, with its group
+            for deployment_id, deployment in ids.items():
+                group = getattr(deployment, "model_name", None)
+                if isinstance(group, str):
+                    self._groups[deployment_id] = group
+        gone = [d for d in {*self._views, *self._leases} if d not in keep]
+        self._forgotten = (self._forgotten | set(gone)) - keep
+        if gone and self.shared:
+            keys = [self._key(d, kind) for d in gone for kind in ("r", "l")]
+            with contextlib.suppress(_Down):
+                await self._call(lambda c: c.delete(*keys))
+        for deployment_id in gone:
+            self._views.pop(deployment_id, None)
+            self._leases.pop(deployment_id, None)
+        self._forget_cache()
+        await self._local.retain(ids)

@@ -1,0 +1,83 @@
+"""The connection to Redis: a client for any of the URL forms `StateConfig` accepts.
+
+redis-py's asyncio client (with hiredis' parser) speaks to a single Redis or Valkey, through
+Sentinel to a replicated one, and to a Cluster; this module picks the right one from the URL
+and hands the password (kept as a `Secret` since the config was read) to the client alone. The
+URL as shown in logs never carries it (`describe`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from turnout.config.state import StateConfig
+from turnout.errors import ConfigError
+
+
+def describe(config: StateConfig) -> str:
+    """The URL without credentials, for logs and /health."""
+    parts = urlsplit(config.url)
+    host = parts.netloc.rpartition("@")[2]
+    return f"{parts.scheme}://{host}{parts.path}"
+
+
+def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
+    hosts = []
+    for item in netloc.rpartition("@")[2].split(","):
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", "")
+        try:
+            hosts.append((host or "127.0.0.1", int(port) if port else default_port))
+        except ValueError:
+            raise ConfigError(f"bad port in {item!r}", path="state.url") from None
+    return hosts
+
+
+def connect(config: StateConfig, timeout: float, connect_timeout: float) -> Any:
+    """A client for `config.url` (no I/O yet: it connects on its first command). `timeout`
+    bounds each command, `connect_timeout` opening a connection."""
+    import redis.asyncio as redis
+
+    password = config.password.reveal() if config.password is not None else None
+    parts = urlsplit(config.url)
+    scheme = parts.scheme
+    username = parts.username or None
+    common: dict[str, Any] = {
+        "password": password,
+        "username": username,
+        "socket_timeout": timeout,
+        "socket_connect_timeout": connect_timeout,
+        "health_check_interval": 0,
+    }
+    if scheme.endswith("+sentinel"):
+        from redis.asyncio.sentinel import Sentinel
+
+        path = [p for p in parts.path.split("/") if p]
+        if not path:
+            raise ConfigError(
+                "a Sentinel URL names its service: .../service_name", path="state.url"
+            )
+        db = int(path[1]) if len(path) > 1 else 0
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            _hosts(parts.netloc, 26379),
+            sentinel_kwargs={"password": password, "socket_timeout": connect_timeout},
+            ssl=scheme.startswith("rediss"),
+            **common,
+        )
+        return sentinel.master_for(path[0], db=db)
+    if scheme.endswith("+cluster"):
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        nodes = [ClusterNode(host, port) for host, port in _hosts(parts.netloc, 6379)]
+        return RedisCluster(startup_nodes=nodes, ssl=scheme.startswith("rediss"), **common)
+    query = parse_qs(parts.query)
+    if "password" in query:
+        raise ConfigError("put the Redis password in state.password", path="state.url")
+    return redis.from_url(config.url, **common)
+
+
+def is_redis_failure(exc: BaseException) -> bool:
+    """Whether `exc` is Redis failing (unreachable, slow, refusing): routing then fails open."""
+    from redis.exceptions import RedisError
+
+    return isinstance(exc, (RedisError, OSError, TimeoutError))
