@@ -9,9 +9,9 @@ both workers have answered.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.client
 import json
-import contextlib
 import signal
 import socket
 from collections.abc import AsyncIterator
@@ -21,10 +21,10 @@ from typing import Any
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-
-from fakes.fake_openai import Fault, FakeOpenAI
-from litellm_shape import one_per_model
 from test_cli import serving
+
+from fakes.fake_openai import FakeOpenAI, Fault
+from litellm_shape import one_per_model
 
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]
 
@@ -172,7 +172,9 @@ async def test_a_deployment_failing_in_one_worker_is_failing_whichever_worker_an
             async with openai.AsyncOpenAI(
                 base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-x", timeout=10
             ) as client:
-                for sent in range(1, 31):
+                sent = 0
+                while sent < 30:
+                    sent += 1
                     answer = await client.chat.completions.create(model="chat", messages=MESSAGES)
                     assert answer.choices
                     _, health, _ = await asyncio.to_thread(_scrape, port)

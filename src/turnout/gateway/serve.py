@@ -71,6 +71,7 @@ async def serve(
     _settle_garbage_collector()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    orphaned = None if workers_dir is None else loop.create_task(_stop_when_orphaned(stop))
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -106,6 +107,8 @@ async def serve(
     try:
         await stop.wait()
     finally:
+        if orphaned is not None:
+            orphaned.cancel()
         gateway.draining = True
         logger.info(
             "draining: no new connections; finishing requests in flight (up to %gs)",
@@ -118,6 +121,18 @@ async def serve(
         if files is not None:
             files.close()
         logger.info("stopped")
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """A worker whose parent is gone (killed outright) drains and exits: nothing would forward
+    signals to it any more, nor remove the gateway's directory."""
+    parent = os.getppid()
+    while True:
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent:
+            break
+    logger.warning("the gateway's parent process is gone: this worker stops")
+    stop.set()
 
 
 def _settle_garbage_collector() -> None:
