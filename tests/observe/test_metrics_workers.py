@@ -147,3 +147,23 @@ def test_one_worker_keeps_no_files(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     metrics.on_event(finished("d1"))
     assert sum(samples(metrics)["turnout_attempts_total"].values()) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("shared_state", [False, True])
+def test_ejection_gauges_follow_the_state_the_workers_route_on(
+    tmp_path: Path, shared_state: bool
+) -> None:
+    """Own state per worker: ejected by one is ejected. One shared store: one worker may see
+    the ejection begin and another see it end, and the latest word is the true one."""
+    metrics = []
+    for worker in (501, 502):
+        files = WorkerFiles(str(tmp_path), worker=worker, shared_state=shared_state)
+        _OPEN.append(files)
+        metrics.append(GatewayMetrics(files))
+        metrics[-1].deployments(DEPLOYMENTS)
+    a, b = metrics
+    a.on_event(CooldownEntered("d1", CooldownReason.FAILURES, until=9.0, seconds=9.0))
+    b.on_event(CooldownEntered("d1", CooldownReason.FAILURES, until=9.0, seconds=9.0))
+    b.on_event(CooldownLeft("d1", CooldownReason.FAILURES))
+    cooling = samples(a)["turnout_deployment_cooling_down"][frozenset({("deployment", "d1")})]
+    assert cooling == (0 if shared_state else 1)

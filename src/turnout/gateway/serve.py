@@ -52,10 +52,13 @@ async def serve(
     (`WorkerDirectory`); its metrics and health then describe every worker.
     """
     server = config.server
-    files = None if workers_dir is None else WorkerFiles(os.path.join(workers_dir, "metrics"))
+    shared_state = shares_state(config)
+    files = None
+    if workers_dir is not None:
+        files = WorkerFiles(os.path.join(workers_dir, "metrics"), shared_state=shared_state)
     gateway = Gateway(config, routing_detail=routing_detail, shared_metrics=files)
     health = None
-    if workers_dir is not None and not shares_state(config):
+    if workers_dir is not None and not shared_state:
         health = WorkerHealth(os.path.join(workers_dir, "health"), gateway.router.health)
         gateway.bus.subscribe(health)
         health.start()

@@ -176,6 +176,7 @@ class GatewayMetrics:
             ("deployment",),
             registry,
             mode="livemax",
+            state=True,
         )
         self.breaker_state = Gauge(
             "turnout_breaker_state",
@@ -183,6 +184,7 @@ class GatewayMetrics:
             ("deployment",),
             registry,
             mode="livemax",
+            state=True,
         )
         self.breaker_transitions = Counter(
             "turnout_breaker_transitions",
@@ -197,6 +199,7 @@ class GatewayMetrics:
             ("deployment",),
             registry,
             mode="livemax",
+            state=True,
         )
         self.hedges = Counter(
             "turnout_hedges",

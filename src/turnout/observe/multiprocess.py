@@ -10,8 +10,10 @@ merges the files of every worker, as prometheus_client's `MultiProcessCollector`
   that has exited keeps its totals), so N requests spread over the workers read N from any one;
 - each gauge merges by its own mode (`turnout.observe.series.GaugeMode`): in-flight attempts
   add up over live workers, a deployment's cooldown, phase and ejection count take the highest
-  value any live worker holds. The parent removes an exited worker's live gauges
-  (`mark_process_dead`).
+  value any live worker holds (each worker has its own routing state: ejected by one is
+  ejected). With `shared_state` (every worker reads one state store) those three take the
+  value written last by any worker instead, since one worker may see an ejection begin and
+  another see it end. The parent removes an exited worker's live gauges (`mark_process_dead`).
 
 A write is one ``pack`` into a mapped page: no lock, no system call. Gauges show only the
 series of deployments the answering worker has configured, so a reload that removes a
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import glob
 import os
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 from typing import Protocol
@@ -74,6 +77,22 @@ class SharedValue(Value):
         self._file.write_value(self._key, value, 0.0)
 
 
+class StampedValue(SharedValue):
+    """A gauge merged by the latest write: each write carries its wall-clock time."""
+
+    __slots__ = ()
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.set(self.value + amount)
+
+    def dec(self, amount: float = 1.0) -> None:
+        self.set(self.value - amount)
+
+    def set(self, value: float) -> None:
+        self.value = value
+        self._file.write_value(self._key, value, time.time())
+
+
 class SharedBuckets(Buckets):
     """A histogram child whose bucket counts and sum are also entries in the worker's file.
 
@@ -112,13 +131,16 @@ class WorkerFiles:
     """This worker's metric files in a gateway's metrics directory; implements `Shared`.
 
     `worker` names the files (the process id unless a test gives another): two live workers
-    must never share one.
+    must never share one. `shared_state`: every worker routes on one shared state store.
     """
 
-    def __init__(self, directory: str, worker: int | None = None) -> None:
+    def __init__(
+        self, directory: str, worker: int | None = None, *, shared_state: bool = False
+    ) -> None:
         if not os.path.isdir(directory):
             raise ValueError(f"metrics directory {directory!r} does not exist")
         self.directory = directory
+        self.shared_state = shared_state
         self.worker = os.getpid() if worker is None else worker
         self._files: dict[str, _File] = {}
 
@@ -131,12 +153,13 @@ class WorkerFiles:
 
     def value(self, family: _Family, labels: list[str]) -> Value:
         if isinstance(family, Gauge):
-            file = self._file(f"gauge_{family.mode}")
+            latest = family.state and self.shared_state
+            file = self._file(f"gauge_{'livemostrecent' if latest else family.mode}")
             key = mmap_key(
                 family.name, family.name, family.labelnames, labels, family.documentation
             )
             # A gauge made (again) starts at 0, as a new child does in one process.
-            return SharedValue(labels, file, key, 0.0)
+            return (StampedValue if latest else SharedValue)(labels, file, key, 0.0)
         file = self._file(family.kind)
         key = mmap_key(
             family.name, family.name + "_total", family.labelnames, labels, family.documentation

@@ -118,7 +118,7 @@ class Counter(_Family):
 
 
 class Gauge(Counter):
-    __slots__ = ("mode",)
+    __slots__ = ("mode", "state")
     kind: ClassVar[str] = "gauge"
 
     def __init__(
@@ -128,10 +128,14 @@ class Gauge(Counter):
         labelnames: Sequence[str],
         registry: Series,
         mode: GaugeMode,
+        state: bool = False,
     ) -> None:
         super().__init__(name, documentation, labelnames, registry)
         #: How workers' values merge: a gauge of one process has no single right merge.
         self.mode = mode
+        #: Whether the gauge mirrors routing state (a deployment's ejection): when that state
+        #: is shared by every worker, the latest value written by any worker is the true one.
+        self.state = state
 
     def remove(self, *values: object) -> None:
         child = self.children.pop(values, None)
