@@ -12,6 +12,8 @@ import asyncio
 import contextlib
 import http.client
 import json
+import os
+import re
 import signal
 import socket
 from collections.abc import AsyncIterator
@@ -116,9 +118,9 @@ def _group_file(path: Path, bad: str, good: str) -> Path:
     return path
 
 
-async def _stop(process: asyncio.subprocess.Process) -> None:
+async def _stop(process: asyncio.subprocess.Process, code: int = 0) -> None:
     process.send_signal(signal.SIGTERM)
-    assert await asyncio.wait_for(process.wait(), 15) == 0
+    assert await asyncio.wait_for(process.wait(), 15) == code
 
 
 async def test_metrics_count_every_request_whichever_worker_is_scraped(tmp_path: Path) -> None:
@@ -197,3 +199,41 @@ async def test_a_deployment_failing_in_one_worker_is_failing_whichever_worker_an
                     assert _total(metrics, "turnout_deployment_cooling_down", deployment="chat")
                     assert _total(metrics, "turnout_requests_total", status="200") == sent
             await _stop(process)
+
+
+async def test_a_worker_that_dies_leaves_its_totals_and_nothing_else(tmp_path: Path) -> None:
+    port = _free_port()
+    async with FakeOpenAI() as fake:
+        config = _litellm_file(tmp_path / "config.yaml", fake.url, fake.url)
+        args = ("--config", str(config), "--port", str(port), "--workers", "2")
+        async with _gateway(*args) as (process, lines):
+            found = re.search(r"through (\S+) \(removed at exit\)", "".join(lines))
+            assert found is not None
+            directory = Path(found.group(1))
+            async with openai.AsyncOpenAI(
+                base_url=f"http://127.0.0.1:{port}/v1", api_key="sk-x", timeout=10
+            ) as client:
+                await asyncio.gather(
+                    *(
+                        client.chat.completions.create(model="chat", messages=MESSAGES)
+                        for _ in range(12)
+                    )
+                )
+            seen = await _scrape_both(port, per_worker=1)
+            victim, survivor = sorted(seen)
+            os.kill(victim, signal.SIGKILL)
+            async with asyncio.timeout(5):
+                while True:
+                    try:
+                        pid, health, metrics = await asyncio.to_thread(_scrape, port)
+                    except ConnectionError:  # one the kernel had queued for the dead worker
+                        pass
+                    else:
+                        assert pid == survivor  # the port is served by the one left
+                        if [w["pid"] for w in health["workers"]] == [survivor]:
+                            break
+                    await asyncio.sleep(0.05)
+            assert _total(metrics, "turnout_requests_total", route="chat_completions") == 12
+            assert os.listdir(directory / "health") == [f"{survivor}.json"]
+            await _stop(process, code=1)  # a worker was lost: the gateway says so on exit
+        assert not await asyncio.to_thread(directory.exists)

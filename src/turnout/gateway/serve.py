@@ -185,6 +185,7 @@ def run(config: GatewayConfig, *, routing_detail: bool = False) -> None:
             config.server.port,
         )
     directory = WorkerDirectory()
+    logger.info("workers share metrics and health through %s (removed at exit)", directory.root)
     try:
         _run_workers(config, routing_detail, directory)
     finally:
