@@ -169,3 +169,26 @@ def test_merge_rules_in_rotation_everywhere() -> None:
     assert fields["ejection"] == "in_rotation" and fields["cooldown_reason"] is None
     assert fields["reliability"] == 0.8
     assert fields["ttft_ms"] is None and fields["latency_ms"] == 100.0
+
+
+async def test_a_failed_read_does_not_stop_publishing(tmp_path: Path) -> None:
+    calls = 0
+
+    async def health() -> list[DeploymentHealth]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("the state store did not answer")
+        return [entry("d1")]
+
+    worker = WorkerHealth(str(tmp_path), health, worker=51, interval=0.01)
+    worker.start()
+    try:
+        async with asyncio.timeout(2):
+            while True:
+                if os.listdir(tmp_path) == ["51.json"]:
+                    break
+                await asyncio.sleep(0.01)
+    finally:
+        await worker.stop()
+    assert calls >= 2

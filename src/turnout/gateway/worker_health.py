@@ -156,7 +156,12 @@ class WorkerHealth:
     async def _run(self) -> None:
         while True:
             self._changed.clear()
-            await self.publish()
+            try:
+                await self.publish()
+            except Exception as error:  # never let one failed read end publishing for good
+                if not self._failed:
+                    logger.warning("publishing this worker's health failed: %r", error)
+                    self._failed = True
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.interval):
                     await self._changed.wait()
