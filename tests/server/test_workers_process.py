@@ -14,6 +14,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 from collections.abc import AsyncIterator
@@ -23,7 +24,7 @@ from typing import Any
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_cli import serving
+from test_cli import TURNOUT, serving
 
 from fakes.fake_openai import FakeOpenAI, Fault
 from litellm_shape import one_per_model
@@ -237,3 +238,52 @@ async def test_a_worker_that_dies_leaves_its_totals_and_nothing_else(tmp_path: P
             assert os.listdir(directory / "health") == [f"{survivor}.json"]
             await _stop(process, code=1)  # a worker was lost: the gateway says so on exit
         assert not await asyncio.to_thread(directory.exists)
+
+
+def _running(pid: int) -> bool:
+    """Whether the process runs (an exited one may linger as a zombie until reaped)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states from /proc")
+async def test_workers_stop_when_the_parent_is_killed_outright(tmp_path: Path) -> None:
+    port = _free_port()
+    log = tmp_path / "turnout.log"
+    async with FakeOpenAI() as fake:
+        config = _litellm_file(tmp_path / "config.yaml", fake.url, fake.url)
+        # The log goes to a file: orphans holding a pipe would keep a reader waiting.
+        with log.open("wb") as stderr:
+            process = await asyncio.create_subprocess_exec(
+                *TURNOUT, "serve", "--config", str(config), "--port", str(port),
+                "--workers", "2", stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
+            )  # fmt: skip
+        workers: list[int] = []
+        try:
+            async with asyncio.timeout(15):
+                while True:
+                    if log.read_text().count("listening on") == 2:
+                        break
+                    await asyncio.sleep(0.05)
+            workers = sorted(await _scrape_both(port, per_worker=1))
+            process.kill()  # no signal reaches the workers through it now
+            await process.wait()
+            async with asyncio.timeout(10):
+                while True:
+                    if not any(_running(pid) for pid in workers):
+                        break
+                    await asyncio.sleep(0.1)
+        finally:  # a failing run leaves nothing behind
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            for pid in workers:
+                if _running(pid):
+                    os.kill(pid, signal.SIGKILL)
+            found = re.search(r"through (\S+) \(removed at exit\)", log.read_text())
+            if found is not None:  # nobody was left to remove it: the test does
+                await asyncio.to_thread(shutil.rmtree, found.group(1), True)
+        assert "parent process is gone" in log.read_text()
