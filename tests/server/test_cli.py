@@ -204,7 +204,7 @@ async def test_several_workers_share_the_port_and_stop_together() -> None:
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 15) == 0
     log = "".join(lines)
-    assert "each worker keeps its own health state" in log
+    assert "each worker routes on its own health state" in log
     assert log.count("stopped") == 2
 
 

@@ -27,7 +27,8 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     host: str = "127.0.0.1"
     #: TCP port to listen on (0: any free port, announced in the start-up log).
     port: Annotated[int, Meta(ge=0, le=65535)] = 4000
-    #: Worker processes serving requests; each keeps its own router state.
+    #: Worker processes serving requests on one port. `/metrics` and `/health` describe them
+    #: all; each routes on its own health state unless routing state is in a shared store.
     workers: Annotated[int, Meta(ge=1)] = 1
     #: Bearer key every client request must present (None: no authentication).
     master_key: Secret | None = None

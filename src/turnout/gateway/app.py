@@ -27,7 +27,7 @@ from turnout.gateway.advice import retry_headers
 from turnout.gateway.body import check_declared_length, read_body
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.requests import build_request, parse_body, sdk_wait
-from turnout.health.record import BreakerPhase
+from turnout.gateway.worker_health import EJECTION_PHASES, WorkerHealth
 from turnout.observe.events import HttpRequestFinished
 from turnout.router.limits import LimitsView
 from turnout.router.result import Response
@@ -38,6 +38,8 @@ from turnout.wire import Operation
 logger = logging.getLogger("turnout.gateway")
 
 GATEWAY = web.AppKey("gateway", Gateway)
+#: The worker's view of the other workers' health (None: one worker, or a shared store).
+WORKERS: web.AppKey[WorkerHealth | None] = web.AppKey("workers")
 #: What the error middleware learns about a request from its handler, for its
 #: `HttpRequestFinished` event.
 ROUTE = web.RequestKey("route", str)
@@ -49,20 +51,17 @@ DEADLINE = web.RequestKey("deadline", float)
 _ENCODE = msgspec.json.Encoder().encode
 _SSE_DONE = b"data: [DONE]\n\n"
 _JSON = "application/json"
-#: The ejection phase as `/health` names it (the "breaker" key keeps the older names).
-_EJECTION_PHASES = {
-    BreakerPhase.CLOSED: "in_rotation",
-    BreakerPhase.OPEN: "ejected",
-    BreakerPhase.HALF_OPEN: "probing",
-}
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_app(gateway: Gateway) -> web.Application:
+def create_app(gateway: Gateway, workers: WorkerHealth | None = None) -> web.Application:
+    """The application serving `gateway`; with `workers`, `/health` merges every worker's view
+    (`turnout.gateway.worker_health`)."""
     # Bodies are read by `server.body.read_body`, against the limit in force at each request
     # (a reload changes it), so aiohttp's own fixed `client_max_size` is not used.
     app = web.Application(middlewares=[_openai_errors])
     app[GATEWAY] = gateway
+    app[WORKERS] = workers
     for path, operation in _PATHS:
         app.router.add_post(path, _completion_route(operation), expect_handler=_expect_continue)
     app.router.add_get("/v1/models", _models)
@@ -339,6 +338,7 @@ async def _ready(http: web.Request) -> web.Response:
 async def _health(http: web.Request) -> web.Response:
     gateway = http.app[GATEWAY]
     gateway.auth.authenticate(http.headers)
+    entries = await gateway.router.health()
     deployments = [
         {
             "id": entry.deployment_id,
@@ -350,7 +350,7 @@ async def _health(http: web.Request) -> web.Response:
             "cooldown_reason": entry.cooldown_reason.value if entry.cooldown_reason else None,
             "cooldown_seconds_left": round(entry.cooldown_left, 3),
             "breaker": entry.breaker.name.lower(),
-            "ejection": _EJECTION_PHASES[entry.breaker],
+            "ejection": EJECTION_PHASES[entry.breaker],
             "ejections": entry.ejections,
             "probes_in_flight": entry.probes,
             "latency_ms": round(entry.latency * 1000, 2) if entry.latency is not None else None,
@@ -358,13 +358,19 @@ async def _health(http: web.Request) -> web.Response:
             "reliability": round(entry.reliability, 4),
             "timeouts": _limits(entry.limits),
         }
-        for entry in await gateway.router.health()
+        for entry in entries
     ]
-    body = {
+    body: dict[str, Any] = {
         "status": "draining" if gateway.draining else "ok",
         "state": gateway.router.state_status(),
-        "deployments": deployments,
     }
+    workers = http.app[WORKERS]
+    if workers is not None:
+        # Several workers, each with its own state: the gateway's view is their merge.
+        merged, body["workers"] = workers.merged(entries)
+        for deployment, fields in zip(deployments, merged, strict=True):
+            deployment.update(fields)
+    body["deployments"] = deployments
     return web.Response(body=_ENCODE(body), content_type=_JSON)
 
 

@@ -27,6 +27,7 @@ from turnout.gateway.auth import Authenticator, authenticator_for, metrics_authe
 from turnout.gateway.connections import ConnectionLimits
 from turnout.observe.logs import LogObserver
 from turnout.observe.metrics import GatewayMetrics
+from turnout.observe.series import Shared
 from turnout.providers.credentials import secrets_in
 from turnout.providers.registry import ProviderSet, provider_set
 from turnout.router.router import Router
@@ -43,11 +44,17 @@ class Gateway:
     """Everything the HTTP application serves with. Build it inside the running event loop."""
 
     def __init__(
-        self, config: GatewayConfig, *, clock: Clock | None = None, routing_detail: bool = False
+        self,
+        config: GatewayConfig,
+        *,
+        clock: Clock | None = None,
+        routing_detail: bool = False,
+        shared_metrics: Shared | None = None,
     ) -> None:
         self.config = config
         self.transport: Transport = AiohttpTransport()
-        self.metrics = GatewayMetrics()
+        #: With `shared_metrics` (one of several workers), every worker's series in one view.
+        self.metrics = GatewayMetrics(shared_metrics)
         self._clock = clock
         #: The router's clock, for the gateway's own limits on a request (one deadline heap).
         self.clock: Clock = clock or SystemClock()

@@ -1,8 +1,12 @@
 """Running the gateway: listen, drain on SIGTERM, reload on SIGHUP, spread over workers.
 
 With several workers each is its own process on the same port (SO_REUSEPORT): the kernel spreads
-connections between them. Until shared state lands, each worker keeps its own health state
-(cooldowns, breakers, averages): a deployment failing in one worker is not yet known to another.
+connections between them, so `/metrics` and `/health` are answered by whichever worker gets the
+scrape. The parent makes a private directory for the run (removed at exit) where every worker
+writes its metrics (`turnout.observe.multiprocess`) and, unless routing state is in a shared
+store, a snapshot of its deployments' health (`turnout.gateway.worker_health`); any worker
+answers for all of them. Routing state itself (cooldowns, breakers, limits, averages) is one
+view across workers only with a shared state store; without one each worker routes on its own.
 """
 
 from __future__ import annotations
@@ -12,9 +16,13 @@ import contextlib
 import gc
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
+from multiprocessing.connection import wait
 
 from aiohttp import web
 
@@ -23,6 +31,8 @@ from turnout.errors import TurnoutError
 from turnout.gateway.app import create_app
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.site import GatewaySite
+from turnout.gateway.worker_health import WorkerHealth
+from turnout.observe.multiprocess import WorkerFiles, forget_worker
 
 logger = logging.getLogger("turnout.gateway")
 
@@ -34,12 +44,26 @@ async def serve(
     routing_detail: bool = False,
     on_ready: Callable[[int], None] | None = None,
     stop: asyncio.Event | None = None,
+    workers_dir: str | None = None,
 ) -> None:
-    """Serve until SIGTERM/SIGINT (or `stop`), then finish in-flight requests and exit."""
+    """Serve until SIGTERM/SIGINT (or `stop`), then finish in-flight requests and exit.
+
+    `workers_dir`: the gateway's private directory when this is one of several workers
+    (`WorkerDirectory`); its metrics and health then describe every worker.
+    """
     server = config.server
-    gateway = Gateway(config, routing_detail=routing_detail)
+    shared_state = shares_state(config)
+    files = None
+    if workers_dir is not None:
+        files = WorkerFiles(os.path.join(workers_dir, "metrics"), shared_state=shared_state)
+    gateway = Gateway(config, routing_detail=routing_detail, shared_metrics=files)
+    health = None
+    if workers_dir is not None and not shared_state:
+        health = WorkerHealth(os.path.join(workers_dir, "health"), gateway.router.health)
+        gateway.bus.subscribe(health)
+        health.start()
     runner = web.AppRunner(
-        create_app(gateway), access_log=None, shutdown_timeout=server.shutdown_timeout
+        create_app(gateway, health), access_log=None, shutdown_timeout=server.shutdown_timeout
     )
     await runner.setup()
     site = GatewaySite(
@@ -50,6 +74,7 @@ async def serve(
     _settle_garbage_collector()
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
+    orphaned = None if workers_dir is None else loop.create_task(_stop_when_orphaned(stop))
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
         loop.add_signal_handler(signal.SIGINT, stop.set)
@@ -85,14 +110,32 @@ async def serve(
     try:
         await stop.wait()
     finally:
+        if orphaned is not None:
+            orphaned.cancel()
         gateway.draining = True
         logger.info(
             "draining: no new connections; finishing requests in flight (up to %gs)",
             server.shutdown_timeout,
         )
         await runner.cleanup()
+        if health is not None:
+            await health.stop()
         await gateway.close()
+        if files is not None:
+            files.close()
         logger.info("stopped")
+
+
+async def _stop_when_orphaned(stop: asyncio.Event) -> None:
+    """A worker whose parent is gone (killed outright) drains and exits: nothing would forward
+    signals to it any more, nor remove the gateway's directory."""
+    parent = os.getppid()
+    while True:
+        await asyncio.sleep(1.0)
+        if os.getppid() != parent:
+            break
+    logger.warning("the gateway's parent process is gone: this worker stops")
+    stop.set()
 
 
 def _settle_garbage_collector() -> None:
@@ -129,16 +172,35 @@ def run(config: GatewayConfig, *, routing_detail: bool = False) -> None:
         return
     if config.server.port == 0:
         raise SystemExit("turnout: several workers need a fixed port, not 0")
-    logger.warning(
-        "starting %d workers on port %d; each worker keeps its own health state "
-        "(cooldowns, circuit breakers, latency averages) until shared state in Redis lands",
-        workers,
-        config.server.port,
-    )
+    if shares_state(config):
+        logger.info(
+            "starting %d workers on port %d, sharing routing state", workers, config.server.port
+        )
+    else:
+        logger.warning(
+            "starting %d workers on port %d; /metrics and /health cover every worker, but each "
+            "worker routes on its own health state (cooldowns, circuit breakers, limits, "
+            "latency averages): configure a shared state store for one view",
+            workers,
+            config.server.port,
+        )
+    directory = WorkerDirectory()
+    logger.info("workers share metrics and health through %s (removed at exit)", directory.root)
+    try:
+        _run_workers(config, routing_detail, directory)
+    finally:
+        directory.remove()
+
+
+def _run_workers(config: GatewayConfig, routing_detail: bool, directory: WorkerDirectory) -> None:
     context = multiprocessing.get_context("spawn")
     processes = [
-        context.Process(target=_worker, args=(config, routing_detail), name=f"turnout-worker-{n}")
-        for n in range(workers)
+        context.Process(
+            target=_worker,
+            args=(config, routing_detail, directory.root),
+            name=f"turnout-worker-{n}",
+        )
+        for n in range(config.server.workers)
     ]
     for process in processes:
         process.start()
@@ -147,27 +209,61 @@ def run(config: GatewayConfig, *, routing_detail: bool = False) -> None:
         for process in processes:
             if process.pid is not None and process.is_alive():
                 with contextlib.suppress(ProcessLookupError):
-                    import os
-
                     os.kill(process.pid, signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(signum, forward)
     codes = []
-    for process in processes:
-        process.join()
-        codes.append(process.exitcode or 0)
+    running: dict[object, multiprocessing.process.BaseProcess] = {
+        process.sentinel: process for process in processes
+    }
+    while running:
+        # As each worker exits (not in start order): its live gauges and health leave with it.
+        for sentinel in wait([process.sentinel for process in running.values()]):
+            exited = running.pop(sentinel)
+            exited.join()
+            codes.append(exited.exitcode or 0)
+            if exited.pid is not None:
+                directory.worker_exited(exited.pid)
     if any(codes):
         sys.exit(1)
 
 
-def _worker(config: GatewayConfig, routing_detail: bool) -> None:
+class WorkerDirectory:
+    """A gateway run's private directory (mode 0700): the workers' metric files under
+    ``metrics/`` and health snapshots under ``health/``. Removed when the gateway stops."""
+
+    def __init__(self) -> None:
+        self.root = tempfile.mkdtemp(prefix="turnout-workers-")
+        os.mkdir(os.path.join(self.root, "metrics"))
+        os.mkdir(os.path.join(self.root, "health"))
+
+    def worker_exited(self, pid: int) -> None:
+        forget_worker(os.path.join(self.root, "metrics"), pid)
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(self.root, "health", f"{pid}.json"))
+
+    def remove(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def shares_state(config: GatewayConfig) -> bool:
+    """Whether routing state lives in a store every worker shares (its ``state.backend`` is not
+    the in-process ``memory``): then each worker's health already is the gateway's one view."""
+    return config.router.state.backend != "memory"
+
+
+def _worker(config: GatewayConfig, routing_detail: bool, workers_dir: str) -> None:
     configure_logging(config.server.log_level)
-    _run_loop(config, reuse_port=True, routing_detail=routing_detail)
+    _run_loop(config, reuse_port=True, routing_detail=routing_detail, workers_dir=workers_dir)
 
 
-def _run_loop(config: GatewayConfig, *, reuse_port: bool, routing_detail: bool) -> None:
-    main = serve(config, reuse_port=reuse_port, routing_detail=routing_detail)
+def _run_loop(
+    config: GatewayConfig, *, reuse_port: bool, routing_detail: bool, workers_dir: str | None = None
+) -> None:
+    main = serve(
+        config, reuse_port=reuse_port, routing_detail=routing_detail, workers_dir=workers_dir
+    )
     try:
         import uvloop
     except ImportError:  # pragma: no cover - uvloop is installed on Linux and macOS

@@ -38,7 +38,7 @@ from turnout.observe.events import (
     RetryScheduled,
     StreamFailover,
 )
-from turnout.observe.series import Buckets, Counter, Gauge, Histogram, Series, Value
+from turnout.observe.series import Buckets, Counter, Gauge, Histogram, Series, Shared, Value
 
 #: Seconds: from a cached or tiny answer (5 ms) to a long generation (two minutes).
 LATENCY_BUCKETS: Final = (
@@ -89,11 +89,15 @@ class GatewayMetrics:
     """The gateway's Prometheus metrics, in a registry of their own.
 
     Subscribe it to the gateway's bus (it is an `Observer`); tell it the configured deployments
-    at start and on every reload (`deployments`); serve `render()` at ``/metrics``.
+    at start and on every reload (`deployments`); serve `render()` at ``/metrics``. In a gateway
+    of several workers, `shared` (`turnout.observe.multiprocess.WorkerFiles`) makes every series
+    write through to the worker's files, and `render()` merges all workers' (each gauge by its
+    `mode`: in-flight attempts add up, a deployment's cooldown, phase and ejections take the
+    highest any worker holds).
     """
 
-    def __init__(self) -> None:
-        registry = self._series = Series()
+    def __init__(self, shared: Shared | None = None) -> None:
+        registry = self._series = Series(shared)
         self.registry = registry.registry
         buckets = LATENCY_BUCKETS
         self.requests = Counter(
@@ -146,6 +150,7 @@ class GatewayMetrics:
             "Upstream attempts running now.",
             ("deployment",),
             registry,
+            mode="livesum",
         )
         self.fallbacks = Counter(
             "turnout_fallbacks",
@@ -170,12 +175,16 @@ class GatewayMetrics:
             "1 while the deployment is ejected (out of rotation until its expiry), else 0.",
             ("deployment",),
             registry,
+            mode="livemax",
+            state=True,
         )
         self.breaker_state = Gauge(
             "turnout_breaker_state",
             "Ejection phase: 0 closed (in rotation), 1 open (ejected), 2 half-open (probing).",
             ("deployment",),
             registry,
+            mode="livemax",
+            state=True,
         )
         self.breaker_transitions = Counter(
             "turnout_breaker_transitions",
@@ -189,6 +198,8 @@ class GatewayMetrics:
             "length grows from; the count decays while the deployment stays in rotation).",
             ("deployment",),
             registry,
+            mode="livemax",
+            state=True,
         )
         self.hedges = Counter(
             "turnout_hedges",
@@ -220,6 +231,7 @@ class GatewayMetrics:
             "1 for each configured deployment, naming its model group and provider.",
             ("deployment", "model_group", "provider"),
             registry,
+            mode="livemax",
         )
         self.state_backend_up = Gauge(
             "turnout_state_backend_up",
@@ -227,6 +239,8 @@ class GatewayMetrics:
             "shared backend (Redis) is unreachable and this process routes on its own state.",
             ("backend",),
             registry,
+            # Across workers: 0 while any live worker routes on its own state.
+            mode="livemin",
         )
         #: Where runtime state lives, asked at each scrape (`state_source`).
         self._state_status: Callable[[], Mapping[str, Any]] | None = None

@@ -5,12 +5,18 @@ them. The gateway updates its metrics from one event loop, several times per req
 lock was a measurable share of its CPU. These series keep plain floats; a collector hands them to
 prometheus_client's exposition as metric families when ``/metrics`` is scraped, so the text
 format (names, ``_total``, buckets, escaping) is still prometheus_client's.
+
+The same families serve a gateway of several worker processes: given a `Shared` sink (see
+`turnout.observe.multiprocess`), each child also writes its number through to this worker's file
+in the gateway's metrics directory, and a scrape merges every worker's files. The definitions
+(names, help, labels) are one list either way.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
+from typing import ClassVar, Literal, Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -53,10 +59,27 @@ class Buckets:
         self.total += value
 
 
+#: How a gauge's values of several workers merge into one (prometheus_client's multiprocess
+#: modes; the ``live`` ones forget a worker once it has exited).
+GaugeMode = Literal["livesum", "livemax", "livemin", "sum", "max", "min"]
+
+
+class Shared(Protocol):
+    """Where the children of a multi-worker gateway's families write through to."""
+
+    def value(self, family: _Family, labels: list[str]) -> Value: ...
+
+    def buckets(self, family: Histogram, labels: list[str]) -> Buckets: ...
+
+    def collect(self, series: Series) -> Iterator[Metric]: ...
+
+
 class _Family:
     """One metric: its labelled children, created on first use."""
 
-    __slots__ = ("children", "documentation", "labelnames", "name")
+    __slots__ = ("children", "documentation", "labelnames", "name", "series")
+    #: prometheus_client's type name, which also names its multiprocess files.
+    kind: ClassVar[str] = "counter"
 
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str], registry: Series
@@ -65,6 +88,7 @@ class _Family:
         self.documentation = documentation
         self.labelnames = list(labelnames)
         self.children: dict[tuple[object, ...], Value | Buckets] = {}
+        self.series = registry
         registry.families.append(self)
 
     def remove(self, *values: object) -> None:
@@ -78,7 +102,10 @@ class Counter(_Family):
     def labels(self, *values: object) -> Value:
         child = self.children.get(values)
         if child is None:
-            child = self.children[values] = Value([str(v) for v in values])
+            labels = [str(v) for v in values]
+            shared = self.series.shared
+            child = Value(labels) if shared is None else shared.value(self, labels)
+            self.children[values] = child
         assert isinstance(child, Value)
         return child
 
@@ -91,6 +118,30 @@ class Counter(_Family):
 
 
 class Gauge(Counter):
+    __slots__ = ("mode", "state")
+    kind: ClassVar[str] = "gauge"
+
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labelnames: Sequence[str],
+        registry: Series,
+        mode: GaugeMode,
+        state: bool = False,
+    ) -> None:
+        super().__init__(name, documentation, labelnames, registry)
+        #: How workers' values merge: a gauge of one process has no single right merge.
+        self.mode = mode
+        #: Whether the gauge mirrors routing state (a deployment's ejection): when that state
+        #: is shared by every worker, the latest value written by any worker is the true one.
+        self.state = state
+
+    def remove(self, *values: object) -> None:
+        child = self.children.pop(values, None)
+        if isinstance(child, Value):
+            child.set(0.0)  # a worker's file keeps the key: it no longer counts in a merge
+
     def family(self) -> Metric:
         family = GaugeMetricFamily(self.name, self.documentation, labels=self.labelnames)
         for child in self.children.values():
@@ -101,6 +152,7 @@ class Gauge(Counter):
 
 class Histogram(_Family):
     __slots__ = ("bounds",)
+    kind: ClassVar[str] = "histogram"
 
     def __init__(
         self,
@@ -116,7 +168,10 @@ class Histogram(_Family):
     def labels(self, *values: object) -> Buckets:
         child = self.children.get(values)
         if child is None:
-            child = self.children[values] = Buckets([str(v) for v in values], self.bounds)
+            labels = [str(v) for v in values]
+            shared = self.series.shared
+            child = Buckets(labels, self.bounds) if shared is None else shared.buckets(self, labels)
+            self.children[values] = child
         assert isinstance(child, Buckets)
         return child
 
@@ -134,13 +189,21 @@ class Histogram(_Family):
 
 
 class Series(Collector):
-    """The families of one gateway, collected into its own registry."""
+    """The families of one gateway, collected into its own registry.
 
-    def __init__(self) -> None:
+    With `shared`, children write through to the worker's files and a scrape collects what
+    every worker wrote, merged; without, they are this process's plain numbers.
+    """
+
+    def __init__(self, shared: Shared | None = None) -> None:
         self.families: list[_Family] = []
+        self.shared = shared
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
     def collect(self) -> Iterator[Metric]:
+        if self.shared is not None:
+            yield from self.shared.collect(self)
+            return
         for family in self.families:
             yield family.family()
