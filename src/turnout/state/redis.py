@@ -394,9 +394,14 @@ class RedisStore:
                         ]
                         result = apply(states)
                         pipe.multi()
-                        for key, state in zip(keys, states, strict=True):
+                        for key, state, old in zip(keys, states, raw, strict=True):
                             pipe.delete(key)
                             fields = records.to_fields(state)
+                            # The probe tokens' expiry is the scripts' field: kept while probes
+                            # are out, or the next start would take them for expired ones.
+                            expiry = records.decode(old).get("pe")
+                            if state.probes and expiry is not None:
+                                fields["pe"] = expiry
                             if fields:
                                 pipe.hset(key, mapping=fields)
                                 pipe.expire(key, ttl)
