@@ -77,11 +77,13 @@ class Instance:
         return openai.AsyncOpenAI(base_url=f"{self.url}/v1", api_key="sk-client", timeout=15)
 
     async def health(self) -> dict[str, Any]:
-        async with aiohttp.ClientSession() as session:
-            async with session.get(f"{self.url}/health") as response:
-                assert response.status == 200
-                report: dict[str, Any] = msgspec.json.decode(await response.read())
-                return report
+        async with (
+            aiohttp.ClientSession() as session,
+            session.get(f"{self.url}/health") as response,
+        ):
+            assert response.status == 200
+            report: dict[str, Any] = msgspec.json.decode(await response.read())
+        return report
 
     async def deployment(self, deployment_id: str) -> dict[str, Any]:
         [entry] = [d for d in (await self.health())["deployments"] if d["id"] == deployment_id]
@@ -189,7 +191,7 @@ async def _until(condition: Callable[[], Awaitable[bool]], seconds: float, what:
 
 
 async def _ejected(instance: Instance, deployment_id: str) -> bool:
-    return (await instance.deployment(deployment_id))["ejection"] == "ejected"
+    return bool((await instance.deployment(deployment_id))["ejection"] == "ejected")
 
 
 @pytest.fixture
@@ -298,8 +300,8 @@ async def _probing_or_open(instance: Instance) -> bool:
 def _wait_out_minute_boundary() -> None:
     """Usage is counted per minute (Redis' clock, this machine's too): start early in one."""
     into = time.time() % 60
-    if into > 50:
-        time.sleep(60.5 - into)
+    if into > 55:
+        time.sleep(60.2 - into)
 
 
 @pytest.mark.parametrize("shape", SHAPES)
