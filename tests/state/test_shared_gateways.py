@@ -86,7 +86,8 @@ class Instance:
         return report
 
     async def deployment(self, deployment_id: str) -> dict[str, Any]:
-        [entry] = [d for d in (await self.health())["deployments"] if d["id"] == deployment_id]
+        entries: list[dict[str, Any]] = (await self.health())["deployments"]
+        [entry] = [d for d in entries if d["id"] == deployment_id]
         return entry
 
     async def shared(self) -> bool:
