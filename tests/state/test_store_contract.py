@@ -147,6 +147,23 @@ async def test_probe_admission_is_bounded(store: StateStore) -> None:
     assert (await _begin(store, "d", policy, 11, WALL + 11))[0] is Admission.NORMAL
 
 
+async def test_probes_still_out_keep_their_slots_when_another_is_answered(
+    store: StateStore,
+) -> None:
+    """A probe's answer rewrites the record; the probes still out must keep their slots (and
+    their tokens' expiry), or the bound leaks by one slot per answer."""
+    policy = _policy(failure_threshold=1, open_timeout=10, half_open_probes=2, success_threshold=5)
+    await _begin(store, "d", policy, 0, WALL)
+    await _finish(store, "d", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 0, WALL)
+    for expected in (Admission.PROBE, Admission.PROBE, Admission.REFUSED):
+        assert (await _begin(store, "d", policy, 10, WALL + 10))[0] is expected
+    assert await _finish(store, "d", Outcome(None, 0.1, probe=True), policy, 11, WALL + 11) == []
+    for expected in (Admission.PROBE, Admission.REFUSED):  # one slot free, not two
+        assert (await _begin(store, "d", policy, 11, WALL + 11))[0] is expected
+    [state] = await store.snapshot(["d"])
+    assert (state.phase, state.probes) == (BreakerPhase.HALF_OPEN, 2)
+
+
 async def test_a_streaming_probes_first_chunk_counts_as_its_success(store: StateStore) -> None:
     policy = _policy(failure_threshold=1)
     await _begin(store, "d", policy, 0, WALL)
