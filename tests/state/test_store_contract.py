@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
@@ -100,6 +101,25 @@ async def test_begin_and_finish_count_in_flight_and_usage(store: StateStore) -> 
     assert state.in_flight == 1
     assert state.usage_this_minute(WALL + 1) == (2, 30)
     assert state.latency == 0.5
+
+
+async def test_attempts_ending_while_others_start_release_their_own_leases(
+    store: StateStore,
+) -> None:
+    """An attempt that ends while another starts must not release the newcomer's lease: its
+    own would go on counting in flight (until it expired, in Redis) after everything ended."""
+    policy = _policy()
+    for _ in range(2):
+        await _begin(store, "d", policy, 0, WALL)
+    for _ in range(3):
+        await asyncio.gather(
+            _begin(store, "d", policy, 0, WALL),
+            _finish(store, "d", Outcome(None, 0.1), policy, 0, WALL),
+        )
+    for _ in range(2):
+        await _finish(store, "d", Outcome(None, 0.1), policy, 0, WALL)
+    [state] = await store.snapshot(["d"])
+    assert state.in_flight == 0
 
 
 async def test_failures_cool_down_and_cooldowns_can_be_lifted(store: StateStore) -> None:
