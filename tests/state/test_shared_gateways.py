@@ -410,3 +410,31 @@ async def test_a_litellm_config_with_redis_host_shares_between_instances(
             await _ask(second)
         assert len(primary.requests) == seen
         assert await second.shared()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+async def test_max_parallel_requests_holds_across_both_instances(
+    redis_server: RedisServer, tmp_path: Path, shape: str
+) -> None:
+    parallel = 2
+    async with AsyncExitStack() as stack:
+        primary, other = await _upstreams(stack)
+        primary.set_default(Fault("delay", seconds=0.2))
+        config = _shaped(shape, redis_server.url, primary, other, max_parallel_requests=parallel)
+        instances = await stack.enter_async_context(gateways(tmp_path, config))
+        stop = time.monotonic() + 1.5
+
+        async def hammer(instance: Instance) -> None:
+            async with instance.client() as client:
+                while time.monotonic() < stop:
+                    completion = await client.chat.completions.create(
+                        model="chat", messages=MESSAGES
+                    )
+                    assert completion.choices
+
+        await asyncio.gather(*(hammer(i) for i in instances for _ in range(6)))
+        assert primary.peak == parallel  # used to the full, never beyond, across the fleet
+        assert len(other.requests) > 0
+        # Every attempt's lease was released: nothing counts in flight once all has ended.
+        for instance in instances:
+            assert (await instance.deployment("a"))["in_flight"] == 0
