@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 
 import pytest
@@ -102,6 +103,25 @@ async def test_begin_and_finish_count_in_flight_and_usage(store: StateStore) -> 
     assert state.latency == 0.5
 
 
+async def test_attempts_ending_while_others_start_release_their_own_leases(
+    store: StateStore,
+) -> None:
+    """An attempt that ends while another starts must not release the newcomer's lease: its
+    own would go on counting in flight (until it expired, in Redis) after everything ended."""
+    policy = _policy()
+    for _ in range(2):
+        await _begin(store, "d", policy, 0, WALL)
+    for _ in range(3):
+        await asyncio.gather(
+            _begin(store, "d", policy, 0, WALL),
+            _finish(store, "d", Outcome(None, 0.1), policy, 0, WALL),
+        )
+    for _ in range(2):
+        await _finish(store, "d", Outcome(None, 0.1), policy, 0, WALL)
+    [state] = await store.snapshot(["d"])
+    assert state.in_flight == 0
+
+
 async def test_failures_cool_down_and_cooldowns_can_be_lifted(store: StateStore) -> None:
     policy = _policy()
     await _begin(store, "d", policy, 0, WALL)
@@ -145,6 +165,23 @@ async def test_probe_admission_is_bounded(store: StateStore) -> None:
     events = await _finish(store, "d", Outcome(None, 0.1, probe=True), policy, 11, WALL + 11)
     assert events == [BreakerTransition("d", BreakerPhase.HALF_OPEN, BreakerPhase.CLOSED)]
     assert (await _begin(store, "d", policy, 11, WALL + 11))[0] is Admission.NORMAL
+
+
+async def test_probes_still_out_keep_their_slots_when_another_is_answered(
+    store: StateStore,
+) -> None:
+    """A probe's answer rewrites the record; the probes still out must keep their slots (and
+    their tokens' expiry), or the bound leaks by one slot per answer."""
+    policy = _policy(failure_threshold=1, open_timeout=10, half_open_probes=2, success_threshold=5)
+    await _begin(store, "d", policy, 0, WALL)
+    await _finish(store, "d", Outcome(FailureKind.SERVER_ERROR, 0.1), policy, 0, WALL)
+    for expected in (Admission.PROBE, Admission.PROBE, Admission.REFUSED):
+        assert (await _begin(store, "d", policy, 10, WALL + 10))[0] is expected
+    assert await _finish(store, "d", Outcome(None, 0.1, probe=True), policy, 11, WALL + 11) == []
+    for expected in (Admission.PROBE, Admission.REFUSED):  # one slot free, not two
+        assert (await _begin(store, "d", policy, 11, WALL + 11))[0] is expected
+    [state] = await store.snapshot(["d"])
+    assert (state.phase, state.probes) == (BreakerPhase.HALF_OPEN, 2)
 
 
 async def test_a_streaming_probes_first_chunk_counts_as_its_success(store: StateStore) -> None:

@@ -394,9 +394,14 @@ class RedisStore:
                         ]
                         result = apply(states)
                         pipe.multi()
-                        for key, state in zip(keys, states, strict=True):
+                        for key, state, old in zip(keys, states, raw, strict=True):
                             pipe.delete(key)
                             fields = records.to_fields(state)
+                            # The probe tokens' expiry is the scripts' field: kept while probes
+                            # are out, or the next start would take them for expired ones.
+                            expiry = records.decode(old).get("pe")
+                            if state.probes and expiry is not None:
+                                fields["pe"] = expiry
                             if fields:
                                 pipe.hset(key, mapping=fields)
                                 pipe.expire(key, ttl)
@@ -539,8 +544,9 @@ class RedisStore:
         shared_now, shared_wall = self._shared_times(now, wall)
         error = outcome.error
         if holds is None and not outcome.probe and (error is None or error in NEUTRAL):
-            leases = self._leases.get(deployment_id)
-            member = leases[-1] if leases else ""
+            # Taken now, not after the call: attempts that start or end meanwhile must not
+            # make this one release another's lease (leaving its own to count until it expires).
+            member = self._take_lease(deployment_id) or ""
             hints = outcome.rate_limits
             args: list[Any] = [
                 member,
@@ -567,9 +573,9 @@ class RedisStore:
                 ]
             keys = [self._key(deployment_id, "r"), self._key(deployment_id, "l")]
             answer = await self._call(lambda c: self._finish(keys, args))
+            if int(answer[0]) != 1 and member:  # the rules release it below
+                self._leases.setdefault(deployment_id, []).append(member)
             if int(answer[0]) == 1:
-                if leases:
-                    leases.pop()
                 [view] = self._read(answer[2:], (deployment_id,), float(answer[1]))
                 self._remember(deployment_id, view)
                 return 0, []
