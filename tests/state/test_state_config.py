@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from turnout.config.load import parse_config
@@ -97,3 +99,20 @@ def test_litellm_redis_settings_are_imported() -> None:
             {"model_list": LITELLM_MODELS, "router_settings": {"redis_url": "http://h"}},
             environ={},
         )
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("SCRIPT LOAD", "return 1"),
+        ("EVALSHA", "a" * 40, 2, "t:{chat}:r:x", "t:{chat}:l:x", 1.5, b"\x00\xff", "é"),
+        ("PING",),
+    ],
+)
+def test_commands_packed_by_hiredis_are_redis_pys_bytes(args: tuple[Any, ...]) -> None:
+    from redis.asyncio.connection import Connection
+
+    from turnout.state.redis_link import _packed_by_hiredis
+
+    ours = b"".join(_packed_by_hiredis(Connection)().pack_command(*args))
+    assert ours == b"".join(Connection().pack_command(*args))

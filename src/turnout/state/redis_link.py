@@ -73,7 +73,34 @@ def connect(config: StateConfig, timeout: float, connect_timeout: float) -> Any:
     query = parse_qs(parts.query)
     if "password" in query:
         raise ConfigError("put the Redis password in state.password", path="state.url")
-    return redis.from_url(config.url, **common)
+    client = redis.from_url(config.url, **common)
+    pool = client.connection_pool
+    pool.connection_class = _packed_by_hiredis(pool.connection_class)
+    return client
+
+
+#: Connection classes whose commands hiredis packs, one per redis-py class.
+_PACKED: dict[type[Any], type[Any]] = {}
+
+
+def _packed_by_hiredis(base: type[Any]) -> type[Any]:
+    """`base` with its commands packed by hiredis (C) instead of redis-py's Python packer, which
+    costs about 18 µs of a script call's 20 (two per request); hiredis is installed with the
+    client (``redis[hiredis]``). Replies are parsed by hiredis either way."""
+    packed = _PACKED.get(base)
+    if packed is None:
+        import hiredis
+
+        def pack_command(self: Any, *args: Any) -> list[bytes]:
+            first = args[0]
+            if isinstance(first, str) and " " in first:
+                # A command of two words ("SCRIPT LOAD") is sent as two arguments.
+                args = (*first.split(), *args[1:])
+            return [hiredis.pack_command(args)]
+
+        packed = _PACKED[base] = type(f"Hiredis{base.__name__}", (base,), {})
+        packed.pack_command = pack_command
+    return packed
 
 
 def is_redis_failure(exc: BaseException) -> bool:
