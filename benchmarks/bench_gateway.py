@@ -47,7 +47,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
@@ -715,13 +715,25 @@ def main() -> int:
         litellm=None if args.smoke or args.no_litellm else args.litellm,
         smoke=args.smoke,
     )
+    return run_bounded(
+        options.budget, "bench-gateway-", lambda tmp, processes: _run(options, tmp, processes)
+    )
+
+
+def run_bounded(
+    budget: int,
+    prefix: str,
+    body: Callable[[Path, list[subprocess.Popen[bytes]]], int],
+) -> int:
+    """Run a benchmark's `body` in a temporary directory within `budget` seconds (SIGALRM),
+    stopping every process it started, however it ends (a SIGTERM included)."""
     signal.signal(signal.SIGALRM, _on_alarm)
     signal.signal(signal.SIGTERM, _on_term)
-    signal.alarm(options.budget)
+    signal.alarm(budget)
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
-            return _run(options, Path(tmp), processes)
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            return body(Path(tmp), processes)
     finally:
         signal.alarm(0)
         for process in processes:

@@ -29,12 +29,10 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,17 +224,9 @@ def main() -> int:
         rounds=1 if args.smoke else max(1, args.rounds),
         smoke=args.smoke,
     )
-    signal.signal(signal.SIGALRM, bench._on_alarm)
-    signal.signal(signal.SIGTERM, bench._on_term)
-    signal.alarm(options.budget)
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="bench-shared-state-") as tmp:
-            return _run(options, Path(tmp), processes)
-    finally:
-        signal.alarm(0)
-        for process in processes:
-            bench.stop(process)
+    return bench.run_bounded(
+        options.budget, "bench-shared-state-", lambda tmp, processes: _run(options, tmp, processes)
+    )
 
 
 def _run(options: Options, workdir: Path, processes: list[subprocess.Popen[bytes]]) -> int:

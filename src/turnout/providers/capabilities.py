@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
-from turnout.config.router import Deployment
+from turnout.config.router import CAPABILITY_PARAMS, Deployment
 
 
 class Feature(StrEnum):
@@ -79,21 +79,7 @@ _DESCRIBED = {
 }
 _NONE: frozenset[Feature] = frozenset()
 #: The request fields `needs_of` looks at; a body with none of them needs nothing.
-_FIELDS = frozenset(
-    {
-        "n",
-        "logprobs",
-        "top_logprobs",
-        "seed",
-        "metadata",
-        "response_format",
-        "logit_bias",
-        "presence_penalty",
-        "frequency_penalty",
-        "parallel_tool_calls",
-        "tools",
-    }
-)
+_FIELDS = frozenset(name.partition(".")[0] for name in CAPABILITY_PARAMS)
 #: Every feature: what a deployment with ``drop_params`` may be asked for.
 ALL_FEATURES = frozenset(Feature)
 
