@@ -457,17 +457,10 @@ class Dispatch:
 
     def state_status(self) -> dict[str, Any]:
         """Where state lives and whether it is shared now (a Redis store down serves locally)."""
-        status = getattr(self.store, "status", None)
-        if status is None:
-            return {"backend": "memory", "shared": False}
-        result: dict[str, Any] = status()
-        return result
+        return self.store.status()
 
     async def aclose(self) -> None:
-        """Close the store when it holds something (a connection, a heartbeat)."""
-        close = getattr(self.store, "aclose", None)
-        if close is not None:
-            await close()
+        await self.store.aclose()
 
 
 def _classify(exc: Exception, deployment: Deployment) -> TurnoutError:

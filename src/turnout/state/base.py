@@ -17,7 +17,7 @@ fresh read of the group.
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Mapping, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from turnout.health.ejection import Admission
 from turnout.health.events import HealthEvent
@@ -123,4 +123,13 @@ class StateStore(Protocol):
 
     async def retain(self, ids: Collection[str]) -> None:
         """Forget every deployment not in `ids` (after a reload removed it)."""
+        ...
+
+    def status(self) -> dict[str, Any]:
+        """What /health and metrics show of the store: its ``backend``, whether state is
+        ``shared`` across processes now, and what else the backend reports."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the store holds (connections, a heartbeat). Idempotent."""
         ...

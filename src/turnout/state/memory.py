@@ -4,6 +4,7 @@ few deployments it was given on); a routing decision's, O(the group))."""
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from typing import Any
 
 from turnout.health import ejection, poison
 from turnout.health.ejection import Admission
@@ -218,6 +219,12 @@ class MemoryStateStore:
             ejection.on_success(state, policy, True, now, events)
             self._changed(deployment_id)
         return events
+
+    def status(self) -> dict[str, Any]:
+        return {"backend": "memory", "shared": False}
+
+    async def aclose(self) -> None:
+        """Nothing to release: the records are this process's memory."""
 
     async def retain(self, ids: Collection[str]) -> None:
         keep = set(ids)
