@@ -268,9 +268,10 @@ async def test_half_open_probes_are_bounded_across_both_instances(
         instances = await stack.enter_async_context(gateways(tmp_path, config))
         for _ in range(20):
             await _ask(instances[0])
-            if await _ejected(instances[0], "a"):
+            if await _probing_or_open(instances[0]):
                 break
-        assert await _ejected(instances[0], "a")
+        # Ejected for a second only: on a loaded machine it may be probing already.
+        assert await _probing_or_open(instances[0])
         # Probes now succeed, slowly: each holds its slot for a while, and 50 successes are
         # needed to go back in rotation, so the deployment stays probing while both instances
         # send it all they can.
