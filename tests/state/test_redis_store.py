@@ -8,22 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import redis.asyncio as redis_client
+from choosers import Only
 from redis.crc import key_slot
 
 from harness import Recorder, Scripted, chat, dep
 from turnout import Router, RouterConfig
-from turnout.config.router import BreakerConfig, Deployment, FallbackConfig
+from turnout.config.router import BreakerConfig, Deployment, FallbackConfig, RoutingConfig
 from turnout.config.state import StateConfig
 from turnout.errors import FailureKind, ServerError
 from turnout.health.ejection import Admission
 from turnout.health.record import BreakerPhase, CooldownReason
 from turnout.health.rules import HealthPolicy, Outcome
-from turnout.health.snapshot import DeploymentSnapshot
 from turnout.observe.events import AttemptFinished, CooldownEntered
 from turnout.state.redis import RedisStore
 from turnout.state.redis_records import Clocks
@@ -57,19 +57,12 @@ def _policy(deployment: Deployment | None = None, **breaker: Any) -> HealthPolic
     return HealthPolicy.for_deployment(deployment, config)
 
 
-def _only(deployment_id: str) -> Callable[[Sequence[DeploymentSnapshot]], Any]:
-    def choose(states: Sequence[DeploymentSnapshot]) -> tuple[str | None, Sequence[str]]:
-        return deployment_id, ()
-
-    return choose
-
-
 async def _begin(
     store: RedisStore, ids: tuple[str, ...], chosen: str, policy: HealthPolicy, now: float
 ) -> Admission:
     clock = ManualClock(now)
     _, admission, _ = await store.begin(
-        ids, _only(chosen), dict.fromkeys(ids, policy), now, clock.wall()
+        ids, Only(chosen), dict.fromkeys(ids, policy), now, clock.wall()
     )
     return admission
 
@@ -240,3 +233,28 @@ async def test_a_clean_request_costs_two_round_trips(server: Any) -> None:
         assert store.round_trips - before == 2
         await router.aclose()
         await _other[0].aclose()
+
+
+@pytest.mark.parametrize("concurrent", [False, True])
+async def test_round_robin_takes_turns_across_instances(server: Any, concurrent: bool) -> None:
+    server.flush()
+    (ra, rec_a, _), (rb, rec_b, _) = _routers(
+        server, dep("a"), dep("b"), dep("c"), routing=RoutingConfig(strategy="round-robin")
+    )
+    if concurrent:  # both instances at once, many requests in flight in each
+        await asyncio.gather(*(r.complete(chat()) for _ in range(20) for r in (ra, rb)))
+        served = _served_by(rec_a) + _served_by(rec_b)
+        assert len(served) == 40
+        counts = [served.count(d) for d in "abc"]
+        assert max(counts) - min(counts) <= 1, counts
+    else:
+        for _ in range(6):
+            await ra.complete(chat())
+            await rb.complete(chat())
+        # Alternating instances, each with a position of its own, would serve a, a, b, b...
+        order = [d for pair in zip(_served_by(rec_a), _served_by(rec_b), strict=True) for d in pair]
+        assert len(order) == 12
+        assert set(order[:3]) == {"a", "b", "c"}
+        assert order == order[:3] * 4  # the fleet's turn goes round
+    await ra.aclose()
+    await rb.aclose()

@@ -27,21 +27,29 @@ def test_in_process_state_is_the_default() -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "client"),
+    ("url", "client", "pipe"),
     [
-        ("redis://h:6379/2", "Redis"),
-        ("rediss://h:6380/0", "Redis"),
-        ("unix:///run/redis.sock?db=1", "Redis"),
-        ("redis+sentinel://s1:26379,s2:26380/mymaster/1", "Redis"),
-        ("redis+cluster://n1:7000,n2:7001", "RedisCluster"),
+        ("redis://h:6379/2", "Redis", "Endpoint(h:6379, db=2, tls=False)"),
+        ("rediss://h:6380/0", "Redis", "Endpoint(h:6380, db=0, tls=True)"),
+        ("unix:///run/redis.sock?db=1", "Redis", "Endpoint(/run/redis.sock, db=1, tls=False)"),
+        (
+            "redis+sentinel://s1:26379,s2:26380/mymaster/1",
+            "Redis",
+            "Endpoint(127.0.0.1:6379, db=1, tls=False)",  # the address comes from Sentinel
+        ),
+        ("redis+cluster://n1:7000,n2:7001", "RedisCluster", "None"),
     ],
 )
-def test_every_url_form_builds_its_client(url: str, client: str) -> None:
+def test_every_url_form_builds_its_client(url: str, client: str, pipe: str) -> None:
     data = {"model_list": MODELS, "state": {"backend": "redis", "url": url, "timeout_ms": 50}}
     config = parse_config(data, environ={})
     store = store_for(config.router, ManualClock())
     assert isinstance(store, RedisStore)
-    assert type(connect(config.router.state, 0.05, 1.0)).__name__ == client
+    built, endpoint = connect(config.router.state, 0.05, 1.0)
+    assert type(built).__name__ == client
+    assert repr(endpoint) == pipe
+    if endpoint is not None and "sentinel" in url:
+        assert endpoint.locate is not None
 
 
 def test_a_password_in_the_url_becomes_a_secret() -> None:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 
 import pytest
+from choosers import Only
 
 from turnout.config.router import BreakerConfig, Deployment, RouterConfig
 from turnout.config.state import StateConfig
@@ -15,7 +16,6 @@ from turnout.health.ejection import Admission
 from turnout.health.poison import Hold
 from turnout.health.record import BreakerPhase, CooldownReason
 from turnout.health.rules import HealthPolicy, Outcome
-from turnout.health.snapshot import DeploymentSnapshot
 from turnout.observe.events import BreakerTransition, CooldownEntered, CooldownLeft
 from turnout.state.base import StateStore
 from turnout.state.memory import MemoryStateStore
@@ -58,12 +58,8 @@ async def _begin(
 ) -> tuple[Admission, list[object]]:
     """Start an attempt on `deployment_id`, chosen from a group of its own."""
 
-    def choose(states: Sequence[DeploymentSnapshot]) -> tuple[str | None, Sequence[str]]:
-        assert [s.deployment_id for s in states] == [deployment_id]
-        return deployment_id, ()
-
     chosen, admission, events = await store.begin(
-        (deployment_id,), choose, {deployment_id: policy}, now, wall
+        (deployment_id,), Only(deployment_id, [deployment_id]), {deployment_id: policy}, now, wall
     )
     assert chosen == deployment_id
     return admission, list(events)

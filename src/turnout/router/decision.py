@@ -15,6 +15,7 @@ from turnout.health.snapshot import DeploymentSnapshot
 from turnout.router.attempt import Attempt
 from turnout.router.filters import Rejections, eligible
 from turnout.router.runtime import ConfigBundle
+from turnout.router.strategies.round_robin import RoundRobin
 from turnout.wire import Request
 
 
@@ -28,11 +29,14 @@ def decide(
     wall: float,
     time_left: float | None,
     rejections: Rejections,
+    turn: list[str] | None = None,
 ) -> Deployment | None:
     """The deployment of `group` to try (None: none may serve; `rejections` says why).
 
     `states` are the group's, in the table's order. With `time_left`, deployments predicted
-    to answer within it are preferred when some are and some are not.
+    to answer within it are preferred when some are and some are not. `turn`: filled with the
+    candidates' ids when the strategy takes turns among them (round robin), so that a shared
+    store can give the turn fleet-wide.
     """
     table = bundle.table
     candidates, candidate_states = eligible(
@@ -52,7 +56,10 @@ def decide(
         candidates, candidate_states = _fitting(candidates, candidate_states, time_left)
     if len(candidates) == 1:
         return candidates[0]
-    index = bundle.strategy.choose(group, candidates, candidate_states, request, wall)
+    strategy = bundle.strategy
+    if turn is not None and isinstance(strategy, RoundRobin):
+        turn.extend(d.id for d in candidates)
+    index = strategy.choose(group, candidates, candidate_states, request, wall)
     return candidates[index]
 
 
@@ -96,6 +103,7 @@ class Choice:
         "rejections",
         "request",
         "time_left",
+        "turn",
         "wall",
     )
 
@@ -127,6 +135,7 @@ class Choice:
         #: Whether it decided once already: a shared store may ask again on fresher records
         #: (its pick was refused meanwhile), and the rejections are the last decision's.
         self.chosen = False
+        self.turn: list[str] = []
 
     def __call__(self, states: Sequence[DeploymentSnapshot]) -> tuple[str | None, Sequence[str]]:
         if self.only is not None:
@@ -139,6 +148,7 @@ class Choice:
         if self.chosen:
             rejections = self.rejections = Rejections()
         self.chosen = True
+        self.turn = []
         deployment = self.deployment = decide(
             self.bundle,
             self.group,
@@ -149,5 +159,9 @@ class Choice:
             self.wall,
             self.time_left,
             rejections,
+            self.turn,
         )
         return (deployment.id if deployment is not None else None), rejections.expired
+
+    def turn_falls_on(self, deployment_id: str) -> None:
+        self.deployment = self.bundle.table.by_id[deployment_id]

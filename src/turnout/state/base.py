@@ -16,7 +16,7 @@ fresh read of the group.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from turnout.health.ejection import Admission
@@ -26,10 +26,29 @@ from turnout.health.record import CooldownReason
 from turnout.health.rules import HealthPolicy, Outcome
 from turnout.health.snapshot import DeploymentSnapshot
 
-#: Picks a deployment from a group's snapshots (in the order of the ids given): its id, or None
-#: when none may serve; and the ids whose ejection has run out, to move to probing. Pure and
-#: synchronous: the store calls it inside `begin`.
-Chooser = Callable[[Sequence[DeploymentSnapshot]], tuple[str | None, Sequence[str]]]
+
+class Chooser(Protocol):
+    """One routing decision, which a store's `begin` runs on the records it holds.
+
+    Picks a deployment from a group's snapshots (in the order of the ids given): its id, or
+    None when none may serve; and the ids whose ejection has run out, to move to probing. Pure
+    and synchronous: the store calls it inside `begin`.
+    """
+
+    @property
+    def turn(self) -> Sequence[str]:
+        """After a call, the candidates (ids) the strategy takes turns among, when it does
+        (round robin); empty: its pick stands. A store shared by several processes gives the
+        turn fleet-wide, and says where it fell with `turn_falls_on`."""
+        ...
+
+    def __call__(self, states: Sequence[DeploymentSnapshot]) -> tuple[str | None, Sequence[str]]:
+        """The chosen id (None: nothing may serve) and the ids whose ejection is over."""
+        ...
+
+    def turn_falls_on(self, deployment_id: str) -> None:
+        """The fleet's turn chose this candidate (one of `turn`) instead of the local pick."""
+        ...
 
 
 class StateStore(Protocol):

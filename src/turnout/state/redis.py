@@ -61,6 +61,7 @@ from turnout.state import redis_records as records
 from turnout.state.base import Chooser
 from turnout.state.memory import MemoryStateStore
 from turnout.state.redis_link import connect, describe, is_redis_failure
+from turnout.state.redis_pipe import Pipe, Script
 from turnout.state.redis_scripts import BEGIN, FINISH, RENEW
 
 logger = logging.getLogger("turnout.state")
@@ -69,6 +70,18 @@ T = TypeVar("T")
 
 #: Kinds of end the clean path's script settles: a success, or an end that says nothing.
 _SUCCESS, _NEUTRAL = 1, 2
+
+_BEGIN, _FINISH = Script(BEGIN), Script(FINISH)
+
+
+async def _evalsha(script: Script, keys: list[str], args: list[Any], client: Any) -> Any:
+    """`script` through redis-py's client (a Cluster routes it to its keys' node)."""
+    from redis.exceptions import NoScriptError
+
+    try:
+        return await client.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return await client.eval(script.body, len(keys), *keys, *args)
 
 
 class _Down(Exception):
@@ -105,8 +118,8 @@ class RedisStore:
         #: Opening a connection (TLS, asking Sentinel) may take longer than a command.
         self._connect_timeout = max(1.0, 4 * self._timeout)
         self._client: Any = None
-        self._begin: Any = None
-        self._finish: Any = None
+        #: The clean path's pipelined connection (none on a Cluster: redis-py's client there).
+        self._pipe: Pipe | None = None
         self._renew: Any = None
         self._fixed_clocks = clocks is not None
         self._clocks = clocks or records.Clocks()
@@ -148,15 +161,20 @@ class RedisStore:
             "round_trips": self.round_trips,
         }
 
+    def _group_keys(self, ids: Sequence[str]) -> list[str]:
+        """The begin script's keys: the group's records, their lease sets, its turn counter."""
+        turn = f"{self.config.prefix}:{{{self._groups.get(ids[0], ids[0])}}}:t"
+        return [self._key(d, "r") for d in ids] + [self._key(d, "l") for d in ids] + [turn]
+
     def _key(self, deployment_id: str, kind: str) -> str:
         group = self._groups.get(deployment_id, deployment_id)
         return f"{self.config.prefix}:{{{group}}}:{kind}:{deployment_id}"
 
     def _ensure_client(self) -> Any:
         if self._client is None:
-            self._client = connect(self.config, self._timeout, self._connect_timeout)
-            self._begin = self._client.register_script(BEGIN)
-            self._finish = self._client.register_script(FINISH)
+            self._client, endpoint = connect(self.config, self._timeout, self._connect_timeout)
+            if endpoint is not None:
+                self._pipe = Pipe(endpoint, self._timeout, self._connect_timeout)
             self._renew = self._client.register_script(RENEW)
         if self._heartbeat is None and not self._closed:
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
@@ -183,6 +201,24 @@ class RedisStore:
                 raise _Down from None
             raise
 
+    async def _script(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+        """One of the clean path's scripts: through the pipe, bounded by its own watchdog
+        (no timeout context per call), or through redis-py's client on a Cluster."""
+        pipe = self._pipe
+        if pipe is None or not self._synced or self._recovering:
+            return await self._call(partial(_evalsha, script, keys, args))
+        if not self.shared:
+            raise _Down
+        self._ensure_client()
+        self.round_trips += 1
+        try:
+            return await pipe.run(script, keys, args)
+        except Exception as exc:  # any failure of Redis: serve locally, never fail a request
+            if is_redis_failure(exc):
+                self._trip(exc)
+                raise _Down from None
+            raise
+
     async def _sync(self, client: Any) -> None:
         """Measure the offsets from this process's clocks to Redis' TIME."""
         if self._fixed_clocks:
@@ -203,6 +239,8 @@ class RedisStore:
             return  # already down (a failed re-sync): the outage goes on, said once
         self.shared = False
         self.outages += 1
+        if self._pipe is not None:
+            self._pipe.abort()
         self._tripped.set()
         logger.warning(
             "state: Redis at %s unavailable (%s); routing on this process's state until it "
@@ -311,6 +349,8 @@ class RedisStore:
             self._heartbeat.cancel()
             with contextlib.suppress(BaseException):
                 await self._heartbeat
+        if self._pipe is not None:
+            await self._pipe.aclose()
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.aclose()
@@ -357,9 +397,8 @@ class RedisStore:
 
     async def _fetch(self, ids: tuple[str, ...]) -> tuple[DeploymentSnapshot, ...]:
         """Read the group's records in one round trip (the begin script, choosing nothing)."""
-        keys = [self._key(d, "r") for d in ids] + [self._key(d, "l") for d in ids]
-        answer = await self._call(lambda c: self._begin(keys, [0, 0, 0, 0, "", 1, 1, 0, 0]))
-        views = tuple(self._read(answer[2:], ids, float(answer[1])))
+        answer = await self._script(_BEGIN, self._group_keys(ids), [0, 0, 0, 0, "", 1, 1, 0, 0])
+        views = tuple(self._read(answer[3:], ids, float(answer[1])))
         self._cache_group(ids, views)
         return views
 
@@ -425,9 +464,6 @@ class RedisStore:
             self._remember(state.deployment_id, view)
         return result
 
-    def _run_begin(self, keys: list[str], args: list[Any], client: Any) -> Any:
-        return self._begin(keys, args)
-
     def _take_lease(self, deployment_id: str) -> str | None:
         leases = self._leases.get(deployment_id)
         return leases.pop() if leases else None
@@ -484,7 +520,7 @@ class RedisStore:
         group = self._cache.get(ids)
         views = group.views if group is not None else await self._fetch(ids)
         events: list[HealthEvent] = []
-        keys = [self._key(d, "r") for d in ids] + [self._key(d, "l") for d in ids]
+        keys = self._group_keys(ids)
         shared_now, shared_wall = self._shared_times(now, wall)
         for _ in range(4):
             chosen, expired = choose(views)
@@ -499,10 +535,20 @@ class RedisStore:
             args = [position, repr(shared_now), repr(shared_wall), policy.probes, member]
             args += [self.config.lease_ttl, int(self.config.record_ttl)]
             args += [policy.rpm or 0, policy.max_parallel or 0]
-            answer = await self._call(partial(self._run_begin, keys, args))
-            views = tuple(self._read(answer[2:], ids, float(answer[1])))
+            turn = choose.turn
+            if len(turn) > 1:  # round robin: the fleet's turn picks among the candidates
+                for candidate in turn:
+                    limits = policies[candidate]
+                    args += [ids.index(candidate) + 1, limits.probes]
+                    args += [limits.rpm or 0, limits.max_parallel or 0]
+            answer = await self._script(_BEGIN, keys, args)
+            views = tuple(self._read(answer[3:], ids, float(answer[1])))
             self._cache_group(ids, views)
             admission = int(answer[0])
+            if len(turn) > 1 and ids[int(answer[2]) - 1] != chosen:
+                chosen = ids[int(answer[2]) - 1]
+                choose.turn_falls_on(chosen)
+                policy = policies[chosen]
             if admission > 0:
                 self._leases.setdefault(chosen, []).append(member)
                 return chosen, Admission(admission), events
@@ -572,7 +618,7 @@ class RedisStore:
                     repr(scratch.hint_expires),
                 ]
             keys = [self._key(deployment_id, "r"), self._key(deployment_id, "l")]
-            answer = await self._call(lambda c: self._finish(keys, args))
+            answer = await self._script(_FINISH, keys, args)
             if int(answer[0]) != 1 and member:  # the rules release it below
                 self._leases.setdefault(deployment_id, []).append(member)
             if int(answer[0]) == 1:

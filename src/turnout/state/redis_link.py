@@ -3,16 +3,20 @@
 redis-py's asyncio client (with hiredis' parser) speaks to a single Redis or Valkey, through
 Sentinel to a replicated one, and to a Cluster; this module picks the right one from the URL
 and hands the password (kept as a `Secret` since the config was read) to the client alone. The
-URL as shown in logs never carries it (`describe`).
+URL as shown in logs never carries it (`describe`). Beside the client, it describes the same
+server as an `Endpoint` for the hot path's pipelined connection (`turnout.state.redis_pipe`):
+same address, TLS settings, login and database, or the same Sentinel; none for a Cluster.
 """
 
 from __future__ import annotations
 
+import ssl
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from turnout.config.state import StateConfig
 from turnout.errors import ConfigError
+from turnout.state.redis_pipe import Endpoint
 
 
 def describe(config: StateConfig) -> str:
@@ -33,8 +37,11 @@ def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
     return hosts
 
 
-def connect(config: StateConfig, timeout: float, connect_timeout: float) -> Any:
-    """A client for `config.url` (no I/O yet: it connects on its first command). `timeout`
+def connect(
+    config: StateConfig, timeout: float, connect_timeout: float
+) -> tuple[Any, Endpoint | None]:
+    """A client for `config.url` (no I/O yet: it connects on its first command), and the
+    pipelined connection's endpoint for the same server (none for a Cluster). `timeout`
     bounds each command, `connect_timeout` opening a connection."""
     import redis.asyncio as redis
 
@@ -64,19 +71,56 @@ def connect(config: StateConfig, timeout: float, connect_timeout: float) -> Any:
             ssl=scheme.startswith("rediss"),
             **common,
         )
-        return sentinel.master_for(path[0], db=db)
+        service = path[0]
+
+        async def locate() -> tuple[str, int]:
+            host, port = await sentinel.discover_master(service)
+            return str(host), int(port)
+
+        tls = _tls({"ssl_cert_reqs": "required"}) if scheme.startswith("rediss") else None
+        endpoint = Endpoint(tls=tls, username=username, password=password, db=db, locate=locate)
+        return sentinel.master_for(service, db=db), endpoint
     if scheme.endswith("+cluster"):
         from redis.asyncio.cluster import ClusterNode, RedisCluster
 
         nodes = [ClusterNode(host, port) for host, port in _hosts(parts.netloc, 6379)]
-        return RedisCluster(startup_nodes=nodes, ssl=scheme.startswith("rediss"), **common)
+        cluster = RedisCluster(startup_nodes=nodes, ssl=scheme.startswith("rediss"), **common)
+        return cluster, None
     query = parse_qs(parts.query)
     if "password" in query:
         raise ConfigError("put the Redis password in state.password", path="state.url")
     client = redis.from_url(config.url, **common)
     pool = client.connection_pool
     pool.connection_class = _packed_by_hiredis(pool.connection_class)
-    return client
+    return client, _endpoint(config.url, username, password)
+
+
+def _endpoint(url: str, username: str | None, password: str | None) -> Endpoint:
+    """The pipe's endpoint for a direct URL, read by redis-py's own URL parser so that both
+    connections agree (TLS options included: ``?ssl_cert_reqs=none``...)."""
+    from redis.asyncio.connection import SSLConnection, parse_url
+
+    options = parse_url(url)
+    kind = options.pop("connection_class", None)
+    tls = _tls(dict(options)) if kind is not None and issubclass(kind, SSLConnection) else None
+    return Endpoint(
+        host=str(options.get("host", "127.0.0.1")),
+        port=int(options.get("port", 6379)),
+        path=options.get("path"),
+        tls=tls,
+        username=username,
+        password=password,
+        db=int(options.get("db", 0)),
+    )
+
+
+def _tls(options: dict[str, Any]) -> ssl.SSLContext:
+    """The TLS context redis-py would use for these ``ssl_*`` options."""
+    from redis.asyncio.connection import SSLConnection
+
+    settings = {k: v for k, v in options.items() if k.startswith("ssl_")}
+    context: ssl.SSLContext = SSLConnection(**settings).ssl_context.get()
+    return context
 
 
 #: Connection classes whose commands hiredis packs, one per redis-py class.

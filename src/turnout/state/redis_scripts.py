@@ -31,23 +31,33 @@ local t = redis.call('TIME')
 local rnow = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
 
-#: KEYS: the group's records, then their lease sets (same order). ARGV: the chosen position
-#: (1-based; 0: read only), now and wall (Redis time), the probe bound, the lease's member,
-#: lease ttl, record ttl, the rpm limit and the parallel-request limit (0: none). Answers:
+#: KEYS: the group's records, then their lease sets (same order), then the group's turn
+#: counter. ARGV: the chosen position (1-based; 0: read only), now and wall (Redis time), the
+#: probe bound, the lease's member, lease ttl, record ttl, the rpm limit and the
+#: parallel-request limit (0: none), then, when the strategy takes turns (round robin), each
+#: candidate's position, probe bound, rpm and parallel limit: the turn counter, shared by the
+#: fleet, picks among them and overrides the chosen position and its limits. Answers:
 #: admission (1 normal, 2 probe, 0 refused, -1 none, -2 the rules must run first), Redis'
-#: TIME, then each record's fields and lease count.
+#: TIME, the position the admission is for, then each record's fields and lease count.
 BEGIN = (
     _ROLL
     + """
-local n = #KEYS / 2
+local n = math.floor(#KEYS / 2)
 local i = tonumber(ARGV[1])
 local now, wall = tonumber(ARGV[2]), tonumber(ARGV[3])
 local lease_ttl, record_ttl = tonumber(ARGV[6]), tonumber(ARGV[7])
 local adm = -1
+local probes, rpm, parallel = tonumber(ARGV[4]), tonumber(ARGV[8]), tonumber(ARGV[9])
+if i > 0 and #ARGV > 9 then
+  local turn = redis.call('INCR', KEYS[2 * n + 1])
+  redis.call('EXPIRE', KEYS[2 * n + 1], record_ttl)
+  local k = 10 + 4 * ((turn - 1) % ((#ARGV - 9) / 4))
+  i, probes = tonumber(ARGV[k]), tonumber(ARGV[k + 1])
+  rpm, parallel = tonumber(ARGV[k + 2]), tonumber(ARGV[k + 3])
+end
 if i > 0 then
   local r, l = KEYS[i], KEYS[n + i]
   local ph = tonumber(redis.call('HGET', r, 'ph') or '0')
-  local rpm, parallel = tonumber(ARGV[8]), tonumber(ARGV[9])
   local full = false
   if rpm > 0 and tonumber(redis.call('HGET', r, 'm') or '0') == math.floor(wall / 60)
       and tonumber(redis.call('HGET', r, 'ru') or '0') >= rpm then full = true end
@@ -62,7 +72,7 @@ if i > 0 then
   elseif ph == 2 then
     local pr = tonumber(redis.call('HGET', r, 'pr') or '0')
     if pr > 0 and tonumber(redis.call('HGET', r, 'pe') or '0') < rnow then pr = 0 end
-    if pr >= tonumber(ARGV[4]) then adm = 0 else
+    if pr >= probes then adm = 0 else
       redis.call('HSET', r, 'pr', pr + 1, 'pe', rnow + lease_ttl)
       adm = 2
     end
@@ -77,7 +87,7 @@ if i > 0 then
     redis.call('EXPIRE', l, math.ceil(lease_ttl * 2))
   end
 end
-local out = {adm, tostring(rnow)}
+local out = {adm, tostring(rnow), i}
 for j = 1, n do
   redis.call('ZREMRANGEBYSCORE', KEYS[n + j], '-inf', rnow)
   out[#out + 1] = redis.call('HGETALL', KEYS[j])
