@@ -48,7 +48,8 @@ async def raw(server: Any) -> AsyncIterator[Any]:
 
 
 def _config(server: Any, **fields: Any) -> StateConfig:
-    return StateConfig(backend="redis", url=server.url, **fields)
+    """A loaded machine must not pass for Redis being down (the outage tests bound it)."""
+    return StateConfig(backend="redis", url=server.url, **{"timeout_ms": 2000, **fields})
 
 
 def _policy(deployment: Deployment | None = None, **breaker: Any) -> HealthPolicy:

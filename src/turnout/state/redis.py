@@ -382,14 +382,19 @@ class RedisStore:
     def _read(
         self, answer: Sequence[Any], ids: Sequence[str], redis_now: float
     ) -> list[DeploymentSnapshot]:
-        """Snapshots from a script's answer: each record's fields, then its lease count."""
+        """Snapshots from a script's answer: each record's `SNAPSHOT_FIELDS`, then its lease
+        count."""
         clocks = self._clocks
         shift = clocks.minute_shift(self._clock.wall())
         views = []
         for position, deployment_id in enumerate(ids):
-            fields = records.decode(answer[2 * position])
-            view = records.snapshot(
-                deployment_id, fields, int(answer[2 * position + 1]), clocks, shift, redis_now
+            view = records.snapshot_of(
+                deployment_id,
+                answer[2 * position],
+                int(answer[2 * position + 1]),
+                clocks,
+                shift,
+                redis_now,
             )
             self._views[deployment_id] = view
             views.append(view)

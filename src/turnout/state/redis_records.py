@@ -19,7 +19,7 @@ clocks' current minutes, so "this minute" stays this minute).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -148,6 +148,13 @@ def to_fields(state: DeploymentState) -> dict[str, bytes | str | int | float]:
     return fields
 
 
+#: The fields a snapshot reads, in the order the clean path's scripts return them (HMGET).
+SNAPSHOT_FIELDS = (
+    *("lat", "tt", "m", "ru", "tu", "s", "f", "ps", "pf", "cf", "ph", "cu"),
+    *("cr", "ej", "ra", "pr", "pe", "rr", "lr", "rt", "lt", "he", "ls", "sv"),
+)
+
+
 def snapshot(
     deployment_id: str,
     fields: Mapping[str, Any],
@@ -156,56 +163,88 @@ def snapshot(
     shift: int,
     redis_now: float,
 ) -> DeploymentSnapshot:
-    """The record as the router sees it: on its own clocks (`shift`: `Clocks.minute_shift`)."""
+    """The record (a hash read whole) as the router sees it; see `snapshot_of`."""
     get = fields.get
+    values = [get(key) for key in SNAPSHOT_FIELDS]
+    return snapshot_of(deployment_id, values, in_flight, clocks, shift, redis_now)
 
-    def integer(key: str) -> int:
-        value = get(key)
-        return 0 if value is None else int(float(value))
 
-    def optional(key: str) -> int | None:
-        value = get(key)
-        return None if value is None else int(float(value))
+def _whole(value: Any) -> int:
+    return 0 if value is None else int(float(value))
 
-    def local(key: str, offset: float) -> float:
-        value = get(key)
-        return 0.0 if value is None else float(value) - offset
 
-    latency, ttft = get("lat"), get("tt")
-    phase = _PHASES[integer("ph")]
-    reason = get("cr")
-    probes = integer("pr")
-    if probes and local("pe", 0.0) < redis_now:
+def _optional(value: Any) -> int | None:
+    return None if value is None else int(float(value))
+
+
+def snapshot_of(
+    deployment_id: str,
+    values: Sequence[Any],
+    in_flight: int,
+    clocks: Clocks,
+    shift: int,
+    redis_now: float,
+) -> DeploymentSnapshot:
+    """The record as the router sees it, from its `SNAPSHOT_FIELDS` values in order (None for
+    an absent field): on the router's own clocks (`shift`: `Clocks.minute_shift`). Runs twice
+    per request, so it reads by position rather than by name."""
+    (
+        lat,
+        tt,
+        m,
+        ru,
+        tu,
+        s,
+        f,
+        ps,
+        pf,
+        cf,
+        ph,
+        cu,
+        cr,
+        ej,
+        ra,
+        pr,
+        pe,
+        rr,
+        lr,
+        rt,
+        lt,
+        he,
+        ls,
+        sv,
+    ) = values
+    probes = _whole(pr)
+    if probes and (pe is None or float(pe) < redis_now):
         probes = 0
-    minute = integer("m")
+    minute = _whole(m)
+    monotonic = clocks.monotonic
     return DeploymentSnapshot(
         deployment_id,
         in_flight,
-        None if latency is None else float(latency),
-        None if ttft is None else float(ttft),
+        None if lat is None else float(lat),
+        None if tt is None else float(tt),
         minute + shift if minute else 0,
-        integer("ru"),
-        integer("tu"),
-        integer("s"),
-        integer("f"),
-        integer("ps"),
-        integer("pf"),
-        integer("cf"),
-        phase,
-        local("cu", clocks.monotonic) if get("cu") is not None else 0.0,
-        None
-        if reason is None
-        else _REASONS[reason.decode() if isinstance(reason, bytes) else reason],
-        integer("ej"),
-        local("ra", clocks.monotonic) if get("ra") is not None else 0.0,
+        _whole(ru),
+        _whole(tu),
+        _whole(s),
+        _whole(f),
+        _whole(ps),
+        _whole(pf),
+        _whole(cf),
+        _PHASES[_whole(ph)],
+        0.0 if cu is None else float(cu) - monotonic,
+        None if cr is None else _REASONS[cr.decode() if isinstance(cr, bytes) else cr],
+        _whole(ej),
+        0.0 if ra is None else float(ra) - monotonic,
         probes,
-        optional("rr"),
-        optional("lr"),
-        optional("rt"),
-        optional("lt"),
-        local("he", clocks.wall) if get("he") is not None else 0.0,
-        local("ls", clocks.monotonic) if get("ls") is not None else 0.0,
-        integer("sv"),
+        _optional(rr),
+        _optional(lr),
+        _optional(rt),
+        _optional(lt),
+        0.0 if he is None else float(he) - clocks.wall,
+        0.0 if ls is None else float(ls) - monotonic,
+        _whole(sv),
     )
 
 

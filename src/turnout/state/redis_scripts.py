@@ -10,11 +10,18 @@ rules have one copy. The minute roll is the same three lines as `DeploymentState
 Every key a script touches shares its deployment group's hash tag, so the scripts run on Redis
 Cluster. Lease expiry uses Redis' ``TIME`` (how long an instance has been silent is real time
 on one clock); the record's times come from the caller, already on Redis' clock.
+The records come back as the values of `SNAPSHOT_FIELDS` in order (HMGET), which the store
+reads by position.
 """
 
 from __future__ import annotations
 
-_ROLL = """
+from turnout.state.redis_records import SNAPSHOT_FIELDS
+
+_ROLL = (
+    "local F = {"
+    + ", ".join(f"'{name}'" for name in SNAPSHOT_FIELDS)
+    + """}
 local function roll(r, wall)
   local m = math.floor(wall / 60)
   local cur = tonumber(redis.call('HGET', r, 'm') or '0')
@@ -30,6 +37,7 @@ end
 local t = redis.call('TIME')
 local rnow = tonumber(t[1]) + tonumber(t[2]) / 1000000
 """
+)
 
 #: KEYS: the group's records, then their lease sets (same order), then the group's turn
 #: counter. ARGV: the chosen position (1-based; 0: read only), now and wall (Redis time), the
@@ -90,7 +98,7 @@ end
 local out = {adm, tostring(rnow), i}
 for j = 1, n do
   redis.call('ZREMRANGEBYSCORE', KEYS[n + j], '-inf', rnow)
-  out[#out + 1] = redis.call('HGETALL', KEYS[j])
+  out[#out + 1] = redis.call('HMGET', KEYS[j], unpack(F))
   out[#out + 1] = redis.call('ZCARD', KEYS[n + j])
 end
 return out
@@ -136,7 +144,7 @@ if ARGV[14] ~= '' then
 end
 redis.call('EXPIRE', r, tonumber(ARGV[9]))
 redis.call('ZREMRANGEBYSCORE', l, '-inf', rnow)
-return {1, tostring(rnow), redis.call('HGETALL', r), redis.call('ZCARD', l)}
+return {1, tostring(rnow), redis.call('HMGET', r, unpack(F)), redis.call('ZCARD', l)}
 """
 )
 
