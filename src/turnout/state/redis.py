@@ -3,19 +3,19 @@
 Shared, per deployment: the ejection (phase, reason, expiry, count) and its probe tokens (so the
 probe bound holds across the whole fleet), per-minute request/token usage and outcomes, the
 quota the provider reported, in-flight attempts (as leases that expire when their instance
-dies), the latency and time-to-first-token averages, and the poison-request holds. Stays per
-process: the round-robin position (each process starts at a random offset and is even on its
-own, so the fleet is even to within one request per process), the retry and hedge budgets and
-the learned-timeout samples (each process learns from its own traffic; a budget of N% allows
-N% per process).
+dies), the latency and time-to-first-token averages, the poison-request holds, and each
+group's round-robin turn (advanced by the begin script). Stays per process: the retry and
+hedge budgets and the learned-timeout samples (each process learns from its own traffic; a
+budget of N% allows N% per process).
 
 Round trips. Reads are served from a short-lived cache of each group's records (`cache_ms`),
 refreshed by every answer of the clean path, so the chooser costs nothing. A clean request is
-two scripts (`turnout.state.redis_scripts`): `begin` re-checks the pick against the record,
-takes the lease and counts it, and returns the group's fresh records; `finish` releases the
-lease, counts the outcome, merges the averages. Anything that judges a deployment runs the
-Python rules of `turnout.health` on the record inside an optimistic transaction (WATCH, read,
-apply, MULTI/EXEC, again on conflict), so there is one copy of the rules.
+two scripts (`turnout.state.redis_scripts`), sent through one pipelined connection
+(`turnout.state.redis_pipe`; redis-py's client on a Cluster): `begin` re-checks the pick
+against the record, takes the lease and counts it, and returns the group's fresh records;
+`finish` releases the lease, counts the outcome, merges the averages. Anything that judges a
+deployment runs the Python rules of `turnout.health` on the record inside an optimistic
+transaction (WATCH, read, apply, MULTI/EXEC, again on conflict): one copy of the rules.
 
 Averages are merged by applying each sample to the shared value (an EWMA over the fleet's
 samples in the order Redis receives them), which is what one process would compute with all
@@ -60,6 +60,7 @@ from turnout.health.snapshot import DeploymentSnapshot
 from turnout.state import redis_records as records
 from turnout.state.base import Chooser
 from turnout.state.memory import MemoryStateStore
+from turnout.state.redis_cache import GroupCache
 from turnout.state.redis_link import connect, describe, is_redis_failure
 from turnout.state.redis_pipe import Pipe, Script
 from turnout.state.redis_scripts import BEGIN, FINISH, RENEW
@@ -86,14 +87,6 @@ async def _evalsha(script: Script, keys: list[str], args: list[Any], client: Any
 
 class _Down(Exception):
     """Redis did not answer in time: serve this call locally."""
-
-
-class _Group:
-    __slots__ = ("at", "views")
-
-    def __init__(self, views: tuple[DeploymentSnapshot, ...], at: float) -> None:
-        self.views = views
-        self.at = at
 
 
 class RedisStore:
@@ -125,10 +118,7 @@ class RedisStore:
         self._clocks = clocks or records.Clocks()
         self._synced = clocks is not None
         self._groups: dict[str, str] = dict(groups or {})
-        self._cache: dict[tuple[str, ...], _Group] = {}
-        #: Where each deployment sits in the cached groups, to patch them when it changes.
-        self._member_of: dict[str, list[tuple[_Group, int]]] = {}
-        self._views: dict[str, DeploymentSnapshot] = {}
+        self._cache = GroupCache()
         self._forgotten: set[str] = set()
         #: This instance's open leases, per deployment (members of the lease sets).
         self._leases: dict[str, list[str]] = {}
@@ -249,7 +239,7 @@ class RedisStore:
             type(exc).__name__,
         )
         local = MemoryStateStore()
-        for deployment_id, view in self._views.items():
+        for deployment_id, view in self._cache.views.items():
             state = records.state_of(view)
             # Only this process's own attempts will ever finish here.
             state.in_flight = len(self._leases.get(deployment_id, ()))
@@ -306,14 +296,14 @@ class RedisStore:
             await self._call(self._sync, self._connect_timeout)
             # Every deployment this process knows: Redis may have restarted empty, and an
             # ejection kept through the outage must not be forgotten by the others.
-            for deployment_id, view in list(self._views.items()):
+            for deployment_id, view in list(self._cache.views.items()):
                 [mine] = await local.snapshot([deployment_id])
                 await self._merge(deployment_id, records.state_of(mine), view)
         except _Down:
             return
         finally:
             self._recovering = False
-        self._forget_cache()
+        self._cache.forget_groups()
         self.shared = True
         self._local = MemoryStateStore()
         self.recoveries += 1
@@ -357,28 +347,6 @@ class RedisStore:
 
     # ---- records, cache and transactions -------------------------------------------------
 
-    def _remember(self, deployment_id: str, view: DeploymentSnapshot) -> None:
-        """A record read or written alone: patch it into the cached groups it belongs to."""
-        self._views[deployment_id] = view
-        for group, position in self._member_of.get(deployment_id, ()):
-            views = list(group.views)
-            views[position] = view
-            group.views = tuple(views)
-
-    def _cache_group(self, ids: tuple[str, ...], views: tuple[DeploymentSnapshot, ...]) -> None:
-        group = self._cache.get(ids)
-        if group is None:
-            group = self._cache[ids] = _Group(views, time.monotonic())
-            for position, deployment_id in enumerate(ids):
-                self._member_of.setdefault(deployment_id, []).append((group, position))
-        else:
-            group.views = views
-            group.at = time.monotonic()
-
-    def _forget_cache(self) -> None:
-        self._cache.clear()
-        self._member_of.clear()
-
     def _read(
         self, answer: Sequence[Any], ids: Sequence[str], redis_now: float
     ) -> list[DeploymentSnapshot]:
@@ -396,7 +364,6 @@ class RedisStore:
                 shift,
                 redis_now,
             )
-            self._views[deployment_id] = view
             views.append(view)
         return views
 
@@ -404,7 +371,7 @@ class RedisStore:
         """Read the group's records in one round trip (the begin script, choosing nothing)."""
         answer = await self._script(_BEGIN, self._group_keys(ids), [0, 0, 0, 0, "", 1, 1, 0, 0])
         views = tuple(self._read(answer[3:], ids, float(answer[1])))
-        self._cache_group(ids, views)
+        self._cache.store(ids, views)
         return views
 
     async def _transact(
@@ -466,7 +433,7 @@ class RedisStore:
                 count = max(0, count - 1)
             fields = {k: records.text(v) for k, v in records.to_fields(state).items()}
             view = records.snapshot(state.deployment_id, fields, count, clocks, shift, redis_now)
-            self._remember(state.deployment_id, view)
+            self._cache.remember(view)
         return result
 
     def _take_lease(self, deployment_id: str) -> str | None:
@@ -494,9 +461,9 @@ class RedisStore:
     async def snapshot(self, ids: Sequence[str]) -> Sequence[DeploymentSnapshot]:
         if await self._ready():
             key = tuple(ids)
-            group = self._cache.get(key)
-            if group is not None and time.monotonic() - group.at < self.config.cache_ms / 1000:
-                return group.views
+            cached = self._cache.fresh(key, self.config.cache_ms / 1000)
+            if cached is not None:
+                return cached
             with contextlib.suppress(_Down):
                 return await self._fetch(key)
         return await self._local.snapshot(ids)
@@ -522,8 +489,7 @@ class RedisStore:
         now: float,
         wall: float,
     ) -> tuple[str | None, Admission, list[HealthEvent]]:
-        group = self._cache.get(ids)
-        views = group.views if group is not None else await self._fetch(ids)
+        views = self._cache.group(ids) or await self._fetch(ids)
         events: list[HealthEvent] = []
         keys = self._group_keys(ids)
         shared_now, shared_wall = self._shared_times(now, wall)
@@ -548,7 +514,7 @@ class RedisStore:
                     args += [limits.rpm or 0, limits.max_parallel or 0]
             answer = await self._script(_BEGIN, keys, args)
             views = tuple(self._read(answer[3:], ids, float(answer[1])))
-            self._cache_group(ids, views)
+            self._cache.store(ids, views)
             admission = int(answer[0])
             if len(turn) > 1 and ids[int(answer[2]) - 1] != chosen:
                 chosen = ids[int(answer[2]) - 1]
@@ -559,7 +525,7 @@ class RedisStore:
                 return chosen, Admission(admission), events
             if admission == -2:  # its ejection is over: the rules move it on, then again
                 events += await self.expire(chosen, now)
-                views = self._cache[ids].views
+                views = self._cache.group(ids) or views
                 continue
             # Refused: another instance ejected it or took the last probe slot meanwhile;
             # choose again on the fresh records.
@@ -628,7 +594,7 @@ class RedisStore:
                 self._leases.setdefault(deployment_id, []).append(member)
             if int(answer[0]) == 1:
                 [view] = self._read(answer[2:], (deployment_id,), float(answer[1]))
-                self._remember(deployment_id, view)
+                self._cache.remember(view)
                 return 0, []
         served = await self._served_counts(deployment_id)
 
@@ -808,14 +774,14 @@ class RedisStore:
                 group = getattr(deployment, "model_name", None)
                 if isinstance(group, str):
                     self._groups[deployment_id] = group
-        gone = [d for d in {*self._views, *self._leases} if d not in keep]
+        gone = [d for d in {*self._cache.views, *self._leases} if d not in keep]
         self._forgotten = (self._forgotten | set(gone)) - keep
         if gone and self.shared:
             keys = [self._key(d, kind) for d in gone for kind in ("r", "l")]
             with contextlib.suppress(_Down):
                 await self._call(lambda c: c.delete(*keys))
         for deployment_id in gone:
-            self._views.pop(deployment_id, None)
+            self._cache.forget(deployment_id)
             self._leases.pop(deployment_id, None)
-        self._forget_cache()
+        self._cache.forget_groups()
         await self._local.retain(ids)
