@@ -133,7 +133,7 @@ def clean_round_trips(target: Target) -> float:
     return (round_trips(target.port) - before) / CLEAN_REQUESTS
 
 
-def measure(targets: list[Target], options: Options, workdir: Path) -> None:
+def measure(targets: list[Target], options: Options, workdir: Path, redis_pid: int) -> None:
     script = workdir / "post.lua"
     script.write_text(bench.WRK_SCRIPT % bench.BODY.decode())
     redis_1w = next(t for t in targets if t.name == REDIS)
@@ -146,8 +146,16 @@ def measure(targets: list[Target], options: Options, workdir: Path) -> None:
         for target in turn:
             time.sleep(pause)
             trips = round_trips(target.port) if target is redis_1w else 0
+            cpu = bench.group_cpu_seconds(target.pid), bench.group_cpu_seconds(redis_pid)
             result: WrkResult = bench.run_wrk(target.url, 32, options.duration, script)
-            target.record(rps=result.rps, p50=result.p50_ms, p99=result.p99_ms)
+            served = max(1.0, result.rps * options.duration)
+            target.record(
+                rps=result.rps,
+                p50=result.p50_ms,
+                p99=result.p99_ms,
+                cpu_us=(bench.group_cpu_seconds(target.pid) - cpu[0]) / served * 1e6,
+                redis_us=(bench.group_cpu_seconds(redis_pid) - cpu[1]) / served * 1e6,
+            )
             target.count(result)
             if target is redis_1w:
                 requests = result.rps * options.duration
@@ -177,20 +185,30 @@ def report(targets: list[Target], options: Options) -> bool:
         f"\n## Routing state in Redis against in-process ({options.duration} s wrk runs at 32 "
         f"connections, median of {rounds}; {os.cpu_count()} CPUs, loopback)\n"
     )
-    print("| target | req/s @32 | p50 ms | p99 ms | errors | shared at the end |")
-    print("|---|---:|---:|---:|---:|---|")
+    print(
+        "| target | req/s @32 | p50 ms | p99 ms | gateway CPU µs/req | Redis CPU µs/req "
+        "| errors | shared at the end |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---|")
     for target in targets:
         f = target.figures
         shared = "—" if target is memory else ("yes" if f["shared"] else "NO")
         print(
             f"| {target.name} | {f['rps']:,.0f} | {f['p50']:.2f} | {f['p99']:.2f} "
+            f"| {f['cpu_us']:.0f} | {f['redis_us']:.0f} "
             f"| {target.errors} / {target.non_2xx} | {shared} |"
         )
     print("\nerrors: socket errors and timeouts / non-2xx answers (wrk, every run).")
+    print(
+        "CPU µs/req: CPU seconds the gateway's processes (and redis-server) used during the "
+        "wrk runs, per request served: what shared state costs, whatever the machine's load."
+    )
     print("\n## Ratios (median of the rounds' ratios; each round's in brackets)\n")
     redis_ratio = ratios(redis, memory)
     print(f"- Redis state / in-process state, one worker each: {ratio_text(redis_ratio)}")
     print(f"- two workers / one worker, both on Redis state: {ratio_text(ratios(two, redis))}")
+    cpu = [a / b for a, b in zip(redis.rounds["cpu_us"], memory.rounds["cpu_us"], strict=True)]
+    print(f"- gateway CPU per request, Redis state / in-process state: {ratio_text(cpu)}")
     print("\n## Redis round trips per request (one worker on Redis state)\n")
     print(
         f"- {CLEAN_REQUESTS} sequential clean requests: {redis.figures['clean_trips']:.2f}"
@@ -250,7 +268,7 @@ def _run(options: Options, workdir: Path, processes: list[subprocess.Popen[bytes
         if target.failure is not None:
             print(f"{target.name} failed to start: {target.failure}", file=sys.stderr)
             return 1
-    measure(targets, options, workdir)
+    measure(targets, options, workdir, redis.pid)
     return 0 if report(targets, options) else 1
 
 
