@@ -25,20 +25,39 @@ from turnout.state.redis_records import Clocks
 WALL = 1_800_000_000.0
 
 
-def _redis(request: pytest.FixtureRequest) -> StateStore:
-    """A Redis store on the private server, its clocks pinned to Redis' (times as given)."""
-    server = request.getfixturevalue("redis_server")
-    server.flush()
-    return RedisStore(StateConfig(backend="redis", url=server.url), clocks=Clocks())
+def _redis(fixture: str, timeout_ms: int = 150) -> Callable[[pytest.FixtureRequest], StateStore]:
+    """A Redis store on the session's private server, Cluster or Sentinel setup (`fixture`),
+    its clocks pinned to Redis' (times as given)."""
+
+    def make(request: pytest.FixtureRequest) -> StateStore:
+        server = request.getfixturevalue(fixture)
+        server.flush()
+        config = StateConfig(backend="redis", url=server.url, timeout_ms=timeout_ms)
+        return RedisStore(config, clocks=Clocks())
+
+    return make
 
 
 STORES: dict[str, Callable[[pytest.FixtureRequest], StateStore]] = {
     "memory": lambda request: MemoryStateStore(),
-    "redis": _redis,
+    "redis": _redis("redis_server"),
+    # A fresh client's first command finds the Cluster's slots (or asks the Sentinel where the
+    # master is): more than the default 150 ms on a loaded machine now and then, and these
+    # tests are about the records, not latency.
+    "cluster": _redis("redis_cluster", timeout_ms=1000),
+    "sentinel": _redis("redis_sentinel", timeout_ms=1000),
 }
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.services)])
+@pytest.fixture(
+    params=[
+        "memory",
+        *(
+            pytest.param(name, marks=pytest.mark.services)
+            for name in ("redis", "cluster", "sentinel")
+        ),
+    ]
+)
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
     made = STORES[request.param](request)
     yield made

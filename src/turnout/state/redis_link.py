@@ -22,6 +22,11 @@ def describe(config: StateConfig) -> str:
     return f"{parts.scheme}://{host}{parts.path}"
 
 
+def is_cluster(config: StateConfig) -> bool:
+    """Whether the URL names a Redis Cluster (where a script touches one hash slot)."""
+    return urlsplit(config.url).scheme.endswith("+cluster")
+
+
 def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
     hosts = []
     for item in netloc.rpartition("@")[2].split(","):
@@ -64,7 +69,10 @@ def connect(config: StateConfig, timeout: float, connect_timeout: float) -> Any:
             ssl=scheme.startswith("rediss"),
             **common,
         )
-        return sentinel.master_for(path[0], db=db)
+        client = sentinel.master_for(path[0], redis_class=_sentinel_client(), db=db)
+        pool = client.connection_pool
+        pool.connection_class = _packed_by_hiredis(pool.connection_class)
+        return client
     if scheme.endswith("+cluster"):
         from redis.asyncio.cluster import ClusterNode, RedisCluster
 
@@ -77,6 +85,26 @@ def connect(config: StateConfig, timeout: float, connect_timeout: float) -> Any:
     pool = client.connection_pool
     pool.connection_class = _packed_by_hiredis(pool.connection_class)
     return client
+
+
+_SENTINEL_CLIENT: list[type[Any]] = []
+
+
+def _sentinel_client() -> type[Any]:
+    """The client for a Sentinel's master: closing it also closes the connections to the
+    Sentinels it asked where the master is (redis-py leaves those open)."""
+    if not _SENTINEL_CLIENT:
+        from redis.asyncio import Redis
+
+        class SentinelMasterClient(Redis):
+            async def aclose(self, close_connection_pool: bool | None = None) -> None:
+                await super().aclose(close_connection_pool)
+                pool: Any = self.connection_pool
+                for sentinel in pool.sentinel_manager.sentinels:
+                    await sentinel.aclose()
+
+        _SENTINEL_CLIENT.append(SentinelMasterClient)
+    return _SENTINEL_CLIENT[0]
 
 
 #: Connection classes whose commands hiredis packs, one per redis-py class.
