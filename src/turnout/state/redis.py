@@ -14,8 +14,8 @@ refreshed by every answer of the clean path, so the chooser costs nothing. A cle
 two scripts (`turnout.state.redis_scripts`): `begin` re-checks the pick against the record,
 takes the lease and counts it, and returns the group's fresh records; `finish` releases the
 lease, counts the outcome, merges the averages. Anything that judges a deployment runs the
-Python rules of `turnout.health` on the record inside an optimistic transaction (WATCH, read,
-apply, MULTI/EXEC, again on conflict), so there is one copy of the rules.
+Python rules of `turnout.health` on the record, written back only if nobody wrote it meanwhile
+(`turnout.state.redis_slots`; again on conflict), so there is one copy of the rules.
 
 Averages are merged by applying each sample to the shared value (an EWMA over the fleet's
 samples in the order Redis receives them), which is what one process would compute with all
