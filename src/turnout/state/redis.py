@@ -62,7 +62,7 @@ from turnout.state.base import Chooser
 from turnout.state.memory import MemoryStateStore
 from turnout.state.redis_link import connect, describe, is_cluster, is_redis_failure
 from turnout.state.redis_scripts import BEGIN, FINISH, RENEW
-from turnout.state.redis_slots import RecordIO, new_fields
+from turnout.state.redis_slots import RecordIO, new_fields, states_of
 
 logger = logging.getLogger("turnout.state")
 
@@ -195,9 +195,7 @@ class RedisStore:
         seconds, micros = await client.time()
         took = (time.time() - real) / 2
         redis_now = seconds + micros / 1e6
-        self._clocks = records.Clocks(
-            redis_now - now - took, redis_now - wall - took, redis_now - real - took
-        )
+        self._clocks = records.Clocks(redis_now - now - took, redis_now - wall - took)
         self._synced = True
 
     def _trip(self, exc: BaseException) -> None:
@@ -384,10 +382,7 @@ class RedisStore:
             while True:
                 redis_now, answer = await io.read(client, record_keys, lease_keys)
                 olds = answer[0::2]
-                states = [
-                    records.to_state(d, old, records.probe_alive(old, redis_now))
-                    for d, old in zip(ids, olds, strict=True)
-                ]
+                states = states_of(ids, answer, redis_now)
                 result = apply(states)
                 news = [new_fields(state, old) for state, old in zip(states, olds, strict=True)]
                 self.round_trips += 1
@@ -655,10 +650,7 @@ class RedisStore:
         (`poison.drop` leaves it); the verdict stands on a view one round trip old."""
         keys = [self._key(d, "r") for d in ids], [self._key(d, "l") for d in ids]
         redis_now, answer = await self._call(lambda c: self._io.read(c, *keys))
-        states = [
-            records.to_state(d, old, records.probe_alive(old, redis_now))
-            for d, old in zip(ids, answer[0::2], strict=True)
-        ]
+        states = states_of(ids, answer, redis_now)
         by_id = {s.deployment_id: s for s in states}
         kept = [h for h in holds if h.deployment_id in by_id]
         marks = poison.verdict_marks(

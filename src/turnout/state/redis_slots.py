@@ -4,7 +4,8 @@ The rules (`turnout.health`) run in Python on a copy of the records; what they w
 only if nobody wrote those records meanwhile. That check-and-set is one script
 (`redis_scripts.COMMIT`, comparing every field with what was read) rather than WATCH/MULTI/EXEC:
 one round trip instead of one per command, and the same on one Redis, behind Sentinel and on a
-Cluster, where redis-py's transactions are not usable from asyncio.
+Cluster (whose asyncio client in redis-py sends a watched transaction's commands from a thread
+it waits for, blocking the event loop).
 
 A script may only touch keys of one hash slot on a Cluster. Every key of a model group has the
 group's hash tag, so the clean path never leaves one slot; what spans groups (the health report
@@ -93,6 +94,14 @@ class RecordIO:
                     args += (name, value)
         keys = [*record_keys, lease[0]] if lease else list(record_keys)
         return int(await self._script(client, COMMIT)(keys, args)) == 1
+
+
+def states_of(ids: Sequence[str], answer: Sequence[Any], redis_now: float) -> list[DeploymentState]:
+    """The records `read` answered, on Redis time, for the rules to apply to."""
+    return [
+        records.to_state(d, old, records.probe_alive(old, redis_now))
+        for d, old in zip(ids, answer[0::2], strict=True)
+    ]
 
 
 def new_fields(state: DeploymentState, old: Fields) -> Fields:
