@@ -252,6 +252,9 @@ async def _an_ejection_is_shared(tmp_path: Path, redis_url: str, shape: str) -> 
         primary, other = await _upstreams(stack)
         primary.set_default(Fault.server_error())
         config = _shaped(shape, redis_url, primary, other)
+        # Checked below: no instance ever falls back to local state. A command slower than the
+        # default 150 ms on a loaded machine would; this test is about sharing, not latency.
+        config["state"]["timeout_ms"] = 1000
         first, second = instances = await stack.enter_async_context(gateways(tmp_path, config))
         for _ in range(20):  # every request succeeds, on `b` once `a` fails
             await _ask(first)
