@@ -234,11 +234,28 @@ def _shaped(
 async def test_a_deployment_ejected_through_one_instance_is_ejected_in_the_other(
     redis_server: RedisServer, tmp_path: Path, shape: str
 ) -> None:
+    await _an_ejection_is_shared(tmp_path, redis_server.url, shape)
+
+
+@pytest.mark.parametrize("topology", ["redis_cluster", "redis_sentinel"])
+async def test_an_ejection_is_shared_through_a_cluster_or_a_sentinel(
+    request: pytest.FixtureRequest, tmp_path: Path, topology: str
+) -> None:
+    """The users' shape (one deployment per model, a fallback) on a Redis Cluster, where the
+    two models are two slots on two nodes, and behind a Sentinel."""
+    service = request.getfixturevalue(topology)
+    await _an_ejection_is_shared(tmp_path, service.url, "one_per_model")
+
+
+async def _an_ejection_is_shared(tmp_path: Path, redis_url: str, shape: str) -> None:
     async with AsyncExitStack() as stack:
         primary, other = await _upstreams(stack)
         primary.set_default(Fault.server_error())
-        config = _shaped(shape, redis_server.url, primary, other)
-        first, second = await stack.enter_async_context(gateways(tmp_path, config))
+        config = _shaped(shape, redis_url, primary, other)
+        # Checked below: no instance ever falls back to local state. A command slower than the
+        # default 150 ms on a loaded machine would; this test is about sharing, not latency.
+        config["state"]["timeout_ms"] = 1000
+        first, second = instances = await stack.enter_async_context(gateways(tmp_path, config))
         for _ in range(20):  # every request succeeds, on `b` once `a` fails
             await _ask(first)
             if await _ejected(first, "a"):
@@ -254,6 +271,9 @@ async def test_a_deployment_ejected_through_one_instance_is_ejected_in_the_other
             await _ask(second)
         assert len(primary.requests) == seen  # not one request of the second's reached `a`
         assert len(other.requests) == served + 5
+        for instance in instances:  # shared all along: nothing fell back to local state
+            assert await instance.shared()
+            assert "state: Redis" not in instance.log, instance.log
 
 
 async def test_half_open_probes_are_bounded_across_both_instances(

@@ -25,22 +25,38 @@ from turnout.state.redis_records import Clocks
 WALL = 1_800_000_000.0
 
 
-def _redis(request: pytest.FixtureRequest) -> StateStore:
-    """A Redis store on the private server, its clocks pinned to Redis' (times as given)."""
-    server = request.getfixturevalue("redis_server")
-    server.flush()
-    # A loaded machine must not pass for Redis being down: the outage tests bound it tighter.
-    config = StateConfig(backend="redis", url=server.url, timeout_ms=2000)
-    return RedisStore(config, clocks=Clocks())
+def _redis(fixture: str) -> Callable[[pytest.FixtureRequest], StateStore]:
+    """A Redis store on the session's private server, Cluster or Sentinel setup (`fixture`),
+    its clocks pinned to Redis' (times as given). Commands get two seconds: a loaded machine
+    (or a fresh client finding a Cluster's slots) must not pass for Redis being down; the
+    outage tests bound it tighter."""
+
+    def make(request: pytest.FixtureRequest) -> StateStore:
+        server = request.getfixturevalue(fixture)
+        server.flush()
+        config = StateConfig(backend="redis", url=server.url, timeout_ms=2000)
+        return RedisStore(config, clocks=Clocks())
+
+    return make
 
 
 STORES: dict[str, Callable[[pytest.FixtureRequest], StateStore]] = {
     "memory": lambda request: MemoryStateStore(),
-    "redis": _redis,
+    "redis": _redis("redis_server"),
+    "cluster": _redis("redis_cluster"),
+    "sentinel": _redis("redis_sentinel"),
 }
 
 
-@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.services)])
+@pytest.fixture(
+    params=[
+        "memory",
+        *(
+            pytest.param(name, marks=pytest.mark.services)
+            for name in ("redis", "cluster", "sentinel")
+        ),
+    ]
+)
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[StateStore]:
     made = STORES[request.param](request)
     yield made

@@ -14,8 +14,8 @@ two scripts (`turnout.state.redis_scripts`), sent through one pipelined connecti
 (`turnout.state.redis_pipe`; redis-py's client on a Cluster): `begin` re-checks the pick
 against the record, takes the lease and counts it, and returns the group's fresh records;
 `finish` releases the lease, counts the outcome, merges the averages. Anything that judges a
-deployment runs the Python rules of `turnout.health` on the record inside an optimistic
-transaction (WATCH, read, apply, MULTI/EXEC, again on conflict): one copy of the rules.
+deployment runs the Python rules of `turnout.health` on the record, written back only if nobody
+wrote it meanwhile (`turnout.state.redis_slots`; again on conflict): one copy of the rules.
 
 Averages are merged by applying each sample to the shared value (an EWMA over the fleet's
 samples in the order Redis receives them), which is what one process would compute with all
@@ -61,9 +61,10 @@ from turnout.state import redis_records as records
 from turnout.state.base import Chooser
 from turnout.state.memory import MemoryStateStore
 from turnout.state.redis_cache import GroupCache
-from turnout.state.redis_link import connect, describe, is_redis_failure
+from turnout.state.redis_link import connect, describe, is_cluster, is_redis_failure
 from turnout.state.redis_pipe import Pipe, Script
 from turnout.state.redis_scripts import BEGIN, FINISH, RENEW
+from turnout.state.redis_slots import RecordIO, new_fields, states_of
 
 logger = logging.getLogger("turnout.state")
 
@@ -114,6 +115,7 @@ class RedisStore:
         #: The clean path's pipelined connection (none on a Cluster: redis-py's client there).
         self._pipe: Pipe | None = None
         self._renew: Any = None
+        self._io = RecordIO(is_cluster(config))
         self._fixed_clocks = clocks is not None
         self._clocks = clocks or records.Clocks()
         self._synced = clocks is not None
@@ -219,9 +221,7 @@ class RedisStore:
         seconds, micros = await client.time()
         took = (time.time() - real) / 2
         redis_now = seconds + micros / 1e6
-        self._clocks = records.Clocks(
-            redis_now - now - took, redis_now - wall - took, redis_now - real - took
-        )
+        self._clocks = records.Clocks(redis_now - now - took, redis_now - wall - took)
         self._synced = True
 
     def _trip(self, exc: BaseException) -> None:
@@ -368,66 +368,48 @@ class RedisStore:
         return views
 
     async def _fetch(self, ids: tuple[str, ...]) -> tuple[DeploymentSnapshot, ...]:
-        """Read the group's records in one round trip (the begin script, choosing nothing)."""
-        answer = await self._script(_BEGIN, self._group_keys(ids), [0, 0, 0, 0, "", 1, 1, 0, 0])
-        views = tuple(self._read(answer[3:], ids, float(answer[1])))
+        """Read the group's records in one round trip (per slot on a Cluster, at once)."""
+        keys = [self._key(d, "r") for d in ids], [self._key(d, "l") for d in ids]
+        redis_now, answer = await self._call(lambda c: self._io.read(c, *keys))
+        clocks = self._clocks
+        shift = clocks.minute_shift(self._clock.wall())
+        views = tuple(
+            records.snapshot(d, answer[2 * i], answer[2 * i + 1], clocks, shift, redis_now)
+            for i, d in enumerate(ids)
+        )
         self._cache.store(ids, views)
         return views
 
     async def _transact(
         self, ids: Sequence[str], apply: Callable[[list[DeploymentState]], T], release: str = ""
     ) -> T:
-        """Run `apply` on the records (on Redis time) under WATCH and write them back; again on
-        conflict, so `apply` must be a pure function of the records. `release`: a deployment
-        whose lease of this instance is released in the same step."""
-        from redis.exceptions import WatchError
-
-        keys = [self._key(d, "r") for d in ids]
-        lease = self._take_lease(release) if release else None
+        """Run `apply` on the records (on Redis time) and write them back unless another
+        instance wrote one meanwhile; again if it did, so `apply` must be a pure function of the
+        records (`turnout.state.redis_slots`). On a Cluster the records must share a slot (one
+        group's). `release`: a deployment whose lease of this instance is released in the same
+        step."""
+        record_keys = [self._key(d, "r") for d in ids]
+        lease_keys = [self._key(d, "l") for d in ids]
+        member = self._take_lease(release) if release else None
+        lease = None if member is None else (self._key(release, "l"), member)
         ttl = int(self.config.record_ttl)
+        io = self._io
 
-        async def run(client: Any) -> tuple[T, list[DeploymentState], list[int]]:
-            async with client.pipeline(transaction=True) as pipe:
-                while True:
-                    try:
-                        await pipe.watch(*keys)
-                        raw = [await pipe.hgetall(key) for key in keys]
-                        alive = time.time() + self._clocks.real
-                        counts = [
-                            int(await pipe.zcount(self._key(d, "l"), alive, "+inf")) for d in ids
-                        ]
-                        self.round_trips += 2 * len(ids) + 1
-                        states = [
-                            records.to_state(
-                                d, records.decode(raw[i]), records.probe_alive(raw[i], alive)
-                            )
-                            for i, d in enumerate(ids)
-                        ]
-                        result = apply(states)
-                        pipe.multi()
-                        for key, state, old in zip(keys, states, raw, strict=True):
-                            pipe.delete(key)
-                            fields = records.to_fields(state)
-                            # The probe tokens' expiry is the scripts' field: kept while probes
-                            # are out, or the next start would take them for expired ones.
-                            expiry = records.decode(old).get("pe")
-                            if state.probes and expiry is not None:
-                                fields["pe"] = expiry
-                            if fields:
-                                pipe.hset(key, mapping=fields)
-                                pipe.expire(key, ttl)
-                        if lease is not None:
-                            pipe.zrem(self._key(release, "l"), lease)
-                        await pipe.execute()
-                        return result, states, counts
-                    except WatchError:
-                        await pipe.reset()
+        async def run(client: Any) -> tuple[T, list[DeploymentState], list[int], float]:
+            while True:
+                redis_now, answer = await io.read(client, record_keys, lease_keys)
+                olds = answer[0::2]
+                states = states_of(ids, answer, redis_now)
+                result = apply(states)
+                news = [new_fields(state, old) for state, old in zip(states, olds, strict=True)]
+                self.round_trips += 1
+                if await io.commit(client, record_keys, olds, news, ttl, lease):
+                    return result, states, answer[1::2], redis_now
 
-        outcome: tuple[T, list[DeploymentState], list[int]] = await self._call(run)
-        result, states, counts = outcome
+        outcome: tuple[T, list[DeploymentState], list[int], float] = await self._call(run)
+        result, states, counts, redis_now = outcome
         clocks = self._clocks
         shift = clocks.minute_shift(self._clock.wall())
-        redis_now = time.time() + clocks.real
         for state, count in zip(states, counts, strict=True):
             if state.deployment_id == release and lease is not None:
                 count = max(0, count - 1)
@@ -435,6 +417,11 @@ class RedisStore:
             view = records.snapshot(state.deployment_id, fields, count, clocks, shift, redis_now)
             self._cache.remember(view)
         return result
+
+    def _units(self, ids: Sequence[str]) -> list[list[str]]:
+        """`ids` in groups whose records one script may touch (all of them but on a Cluster)."""
+        keys = [self._key(d, "r") for d in ids]
+        return [[ids[i] for i in unit] for unit in self._io.units(keys)]
 
     def _take_lease(self, deployment_id: str) -> str | None:
         leases = self._leases.get(deployment_id)
@@ -669,8 +656,42 @@ class RedisStore:
                 )
 
             with contextlib.suppress(_Down):
+                if len(self._units(ids)) > 1:
+                    return await self._judge_across(ids, holds, apply)
                 return await self._transact(ids, apply)
         return await self._local.judge(holds, needed, window, now)
+
+    async def _judge_across(
+        self,
+        ids: list[str],
+        holds: Sequence[Hold],
+        judge: Callable[[list[DeploymentState]], tuple[str, ...]],
+    ) -> tuple[str, ...]:
+        """A verdict on holds in several slots of a Cluster (deployments of several groups):
+        judged on one read of them all, then each slot's holds dropped in a transaction of its
+        own. A hold that counted between the read and its slot's write stays counted
+        (`poison.drop` leaves it); the verdict stands on a view one round trip old."""
+        keys = [self._key(d, "r") for d in ids], [self._key(d, "l") for d in ids]
+        redis_now, answer = await self._call(lambda c: self._io.read(c, *keys))
+        states = states_of(ids, answer, redis_now)
+        by_id = {s.deployment_id: s for s in states}
+        kept = [h for h in holds if h.deployment_id in by_id]
+        marks = poison.verdict_marks(
+            [by_id[h.deployment_id] for h in kept], [h.token for h in kept]
+        )
+        verdict = judge(states)
+        if not verdict:
+            return ()
+
+        def drop(unit: list[DeploymentState]) -> None:
+            for state in unit:
+                for held in kept:
+                    if held.deployment_id == state.deployment_id:
+                        poison.drop(state, held.token, marks)
+
+        for unit in self._units(ids):
+            await self._transact(unit, drop)
+        return verdict
 
     async def resolve_holds(
         self, holds: Sequence[Hold], blame: bool, now: float, wall: float
@@ -684,6 +705,8 @@ class RedisStore:
                 by_id = {s.deployment_id: s for s in states}
                 events: list[HealthEvent] = []
                 for held in kept:
+                    if held.deployment_id not in by_id:  # another slot's (a Cluster)
+                        continue
                     events += poison.resolve(
                         by_id[held.deployment_id],
                         held.token,
@@ -697,7 +720,10 @@ class RedisStore:
             if not ids:
                 return []
             with contextlib.suppress(_Down):
-                return records.local_events(await self._transact(ids, apply), self._clocks)
+                events: list[HealthEvent] = []
+                for unit in self._units(ids):  # independent records: one slot at a time
+                    events += await self._transact(unit, apply)
+                return records.local_events(events, self._clocks)
         return await self._local.resolve_holds(holds, blame, now, wall)
 
     async def still_held(self, deployment_id: str, token: int) -> bool:

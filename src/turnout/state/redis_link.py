@@ -26,6 +26,11 @@ def describe(config: StateConfig) -> str:
     return f"{parts.scheme}://{host}{parts.path}"
 
 
+def is_cluster(config: StateConfig) -> bool:
+    """Whether the URL names a Redis Cluster (where a script touches one hash slot)."""
+    return urlsplit(config.url).scheme.endswith("+cluster")
+
+
 def _hosts(netloc: str, default_port: int) -> list[tuple[str, int]]:
     hosts = []
     for item in netloc.rpartition("@")[2].split(","):
@@ -72,6 +77,9 @@ def connect(
             **common,
         )
         service = path[0]
+        client = sentinel.master_for(service, redis_class=_sentinel_client(), db=db)
+        pool = client.connection_pool
+        pool.connection_class = _packed_by_hiredis(pool.connection_class)
 
         async def locate() -> tuple[str, int]:
             host, port = await sentinel.discover_master(service)
@@ -79,7 +87,7 @@ def connect(
 
         tls = _tls({"ssl_cert_reqs": "required"}) if scheme.startswith("rediss") else None
         endpoint = Endpoint(tls=tls, username=username, password=password, db=db, locate=locate)
-        return sentinel.master_for(service, db=db), endpoint
+        return client, endpoint
     if scheme.endswith("+cluster"):
         from redis.asyncio.cluster import ClusterNode, RedisCluster
 
@@ -121,6 +129,26 @@ def _tls(options: dict[str, Any]) -> ssl.SSLContext:
     settings = {k: v for k, v in options.items() if k.startswith("ssl_")}
     context: ssl.SSLContext = SSLConnection(**settings).ssl_context.get()
     return context
+
+
+_SENTINEL_CLIENT: list[type[Any]] = []
+
+
+def _sentinel_client() -> type[Any]:
+    """The client for a Sentinel's master: closing it also closes the connections to the
+    Sentinels it asked where the master is (redis-py leaves those open)."""
+    if not _SENTINEL_CLIENT:
+        from redis.asyncio import Redis
+
+        class SentinelMasterClient(Redis):
+            async def aclose(self, close_connection_pool: bool | None = None) -> None:
+                await super().aclose(close_connection_pool)
+                pool: Any = self.connection_pool
+                for sentinel in pool.sentinel_manager.sentinels:
+                    await sentinel.aclose()
+
+        _SENTINEL_CLIENT.append(SentinelMasterClient)
+    return _SENTINEL_CLIENT[0]
 
 
 #: Connection classes whose commands hiredis packs, one per redis-py class.

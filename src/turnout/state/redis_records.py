@@ -75,8 +75,6 @@ class Clocks:
 
     monotonic: float = 0.0
     wall: float = 0.0
-    #: From `time.time()`, for lease expiry estimates outside scripts.
-    real: float = 0.0
 
     def minute_shift(self, wall: float) -> int:
         """The local current minute less the shared one, at local `wall`."""

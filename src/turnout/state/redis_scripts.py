@@ -159,3 +159,54 @@ for j = 1, #KEYS do
 end
 return tostring(expiry)
 """
+
+#: KEYS: records, then their lease sets (same order). Answers Redis' TIME, then each record's
+#: fields and its count of unexpired leases. Reads only: what a transaction applies the rules
+#: to, and the records of a group the cache lacks.
+READ = """
+local t = redis.call('TIME')
+local rnow = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local n = #KEYS / 2
+local out = {tostring(rnow)}
+for j = 1, n do
+  out[#out + 1] = redis.call('HGETALL', KEYS[j])
+  out[#out + 1] = redis.call('ZCOUNT', KEYS[n + j], rnow, '+inf')
+end
+return out
+"""
+
+#: Check-and-set of records the rules were applied to. KEYS: the records, then (when ARGV[3] is
+#: not '') the lease set to release ARGV[3] from. ARGV: the count of records, the record ttl,
+#: the lease member, then per record: its number of fields as read, those fields and values,
+#: its number of new fields, those fields and values. Answers 0, writing nothing, when any
+#: record is not exactly as read (another instance wrote it meanwhile: read and apply again);
+#: else replaces every record and answers 1. What WATCH/MULTI/EXEC does, in one round trip and
+#: on one slot of a Cluster (where a transaction is of one slot anyway).
+COMMIT = """
+local n, ttl = tonumber(ARGV[1]), tonumber(ARGV[2])
+local at = 4
+local writes = {}
+for j = 1, n do
+  local old = tonumber(ARGV[at])
+  if redis.call('HLEN', KEYS[j]) ~= old then return 0 end
+  for k = 0, old - 1 do
+    if redis.call('HGET', KEYS[j], ARGV[at + 1 + 2 * k]) ~= ARGV[at + 2 + 2 * k] then
+      return 0
+    end
+  end
+  at = at + 1 + 2 * old
+  local new = tonumber(ARGV[at])
+  writes[j] = {at + 1, new}
+  at = at + 1 + 2 * new
+end
+for j = 1, n do
+  redis.call('DEL', KEYS[j])
+  local first, new = writes[j][1], writes[j][2]
+  if new > 0 then
+    redis.call('HSET', KEYS[j], unpack(ARGV, first, first + 2 * new - 1))
+    redis.call('EXPIRE', KEYS[j], ttl)
+  end
+end
+if ARGV[3] ~= '' then redis.call('ZREM', KEYS[n + 1], ARGV[3]) end
+return 1
+"""
