@@ -297,6 +297,11 @@ def _subdir(directory: Path, name: str) -> Path:
     return path
 
 
+def free_port() -> int:
+    """A loopback port free when asked (for a server the test starts itself)."""
+    return _free_port()
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
