@@ -32,7 +32,7 @@ def test_shared_state_benchmark_runs_and_prints_its_table() -> None:
         timeout=180,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "| target | req/s @32 | p50 ms | p99 ms | errors | shared at the end |" in result.stdout
+    assert "| target | req/s @32 | p50 ms | p99 ms | gateway CPU µs/req |" in result.stdout
     for row in ("| in-process state |", "| Redis state |", "| Redis state, 2 workers |"):
         assert row in result.stdout
     assert "Redis state / in-process state, one worker each:" in result.stdout

@@ -61,7 +61,7 @@ from turnout.state import redis_records as records
 from turnout.state.base import Chooser
 from turnout.state.memory import MemoryStateStore
 from turnout.state.redis_cache import GroupCache
-from turnout.state.redis_link import connect, describe, is_cluster, is_redis_failure
+from turnout.state.redis_link import connect, describe, evalsha, is_cluster, is_redis_failure
 from turnout.state.redis_pipe import Pipe, Script
 from turnout.state.redis_scripts import BEGIN, FINISH, RENEW
 from turnout.state.redis_slots import RecordIO, new_fields, states_of
@@ -74,16 +74,6 @@ T = TypeVar("T")
 _SUCCESS, _NEUTRAL = 1, 2
 
 _BEGIN, _FINISH = Script(BEGIN), Script(FINISH)
-
-
-async def _evalsha(script: Script, keys: list[str], args: list[Any], client: Any) -> Any:
-    """`script` through redis-py's client (a Cluster routes it to its keys' node)."""
-    from redis.exceptions import NoScriptError
-
-    try:
-        return await client.evalsha(script.sha, len(keys), *keys, *args)
-    except NoScriptError:
-        return await client.eval(script.body, len(keys), *keys, *args)
 
 
 class _Down(Exception):
@@ -198,7 +188,7 @@ class RedisStore:
         (no timeout context per call), or through redis-py's client on a Cluster."""
         pipe = self._pipe
         if pipe is None or not self._synced or self._recovering:
-            return await self._call(partial(_evalsha, script, keys, args))
+            return await self._call(partial(evalsha, script, keys, args))
         if not self.shared:
             raise _Down
         self._ensure_client()
@@ -313,23 +303,10 @@ class RedisStore:
         self, deployment_id: str, mine: DeploymentState, before: DeploymentSnapshot
     ) -> None:
         """Write what this process learnt while Redis was down into the shared record."""
-        wall = self._clock.wall()
+        now, wall, clocks = self._clock.now(), self._clock.wall(), self._clocks
 
         def apply(states: list[DeploymentState]) -> None:
-            [shared] = states
-            if mine.cooling(self._clock.now()):
-                local_until = mine.cooldown_until + self._clocks.monotonic
-                if local_until > shared.cooldown_until:
-                    shared.phase = mine.phase
-                    shared.cooldown_until = local_until
-                    shared.cooldown_reason = mine.cooldown_reason
-                    shared.ejections = max(shared.ejections, mine.ejections)
-            if int(wall // 60) == mine.minute == before.minute:
-                shared.roll(wall + self._clocks.wall)
-                shared.rpm_used += max(0, mine.rpm_used - before.rpm_used)
-                shared.tpm_used += max(0, mine.tpm_used - before.tpm_used)
-                shared.successes += max(0, mine.successes - before.successes)
-                shared.failures += max(0, mine.failures - before.failures)
+            records.merge_outage(states[0], mine, before, now, wall, clocks)
 
         await self._transact([deployment_id], apply)
 

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from turnout.config.state import StateConfig
 from turnout.errors import ConfigError
-from turnout.state.redis_pipe import Endpoint
+from turnout.state.redis_pipe import Endpoint, Script
 
 
 def describe(config: StateConfig) -> str:
@@ -173,6 +173,17 @@ def _packed_by_hiredis(base: type[Any]) -> type[Any]:
         packed = _PACKED[base] = type(f"Hiredis{base.__name__}", (base,), {})
         packed.pack_command = pack_command
     return packed
+
+
+async def evalsha(script: Script, keys: list[str], args: list[Any], client: Any) -> Any:
+    """`script` through redis-py's `client` (a Cluster routes it to its keys' node); sent in
+    full when the server does not know it."""
+    from redis.exceptions import NoScriptError
+
+    try:
+        return await client.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return await client.eval(script.body, len(keys), *keys, *args)
 
 
 def is_redis_failure(exc: BaseException) -> bool:

@@ -246,6 +246,32 @@ def snapshot_of(
     )
 
 
+def merge_outage(
+    shared: DeploymentState,
+    mine: DeploymentState,
+    before: DeploymentSnapshot,
+    now: float,
+    wall: float,
+    clocks: Clocks,
+) -> None:
+    """Add to the `shared` record (Redis time) what this process learnt while Redis was down:
+    an ejection of its own that lasts longer, and the usage it counted in the current minute
+    since `before` (the record as last read). `now`, `wall`: this process's clocks."""
+    if mine.cooling(now):
+        local_until = mine.cooldown_until + clocks.monotonic
+        if local_until > shared.cooldown_until:
+            shared.phase = mine.phase
+            shared.cooldown_until = local_until
+            shared.cooldown_reason = mine.cooldown_reason
+            shared.ejections = max(shared.ejections, mine.ejections)
+    if int(wall // 60) == mine.minute == before.minute:
+        shared.roll(wall + clocks.wall)
+        shared.rpm_used += max(0, mine.rpm_used - before.rpm_used)
+        shared.tpm_used += max(0, mine.tpm_used - before.tpm_used)
+        shared.successes += max(0, mine.successes - before.successes)
+        shared.failures += max(0, mine.failures - before.failures)
+
+
 def local_events(events: list[HealthEvent], clocks: Clocks) -> list[HealthEvent]:
     """Events from rules run on Redis time, with their times on the router's clock."""
     for index, event in enumerate(events):
