@@ -36,6 +36,8 @@ class StoreConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
     #: Seconds a budget reservation is held for a request that never settles it (its holder
     #: crashed) before it is given back.
     reservation_ttl: Annotated[float, Meta(ge=1, le=7 * 86_400)] = 3600.0
+    #: Database connections each process keeps at most (requests beyond it wait for one).
+    pool_size: Annotated[int, Meta(ge=1, le=1000)] = 10
 
     def __post_init__(self) -> None:
         scheme = self.url.partition("://")[0].partition("+")[0]

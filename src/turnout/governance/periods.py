@@ -1,4 +1,4 @@
-"""LiteLLM's durations (``30s``, ``30m``, ``30h``, ``30d``, ``1mo``): key lifetimes and budget periods.
+"""LiteLLM's durations (``30s``, ``30m``, ``30h``, ``30d``, ``1mo``): key lifetimes, budget periods.
 
 A key's ``duration`` is a plain length: it expires that long after it was made. A budget's
 ``budget_duration`` is a period, and periods follow the calendar as LiteLLM's do (in UTC): ``1d``

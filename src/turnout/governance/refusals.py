@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from turnout.errors import FallbackKind, FailureKind, TurnoutError
+from turnout.errors import FailureKind, FallbackKind, TurnoutError
 from turnout.governance.money import to_dollars
 from turnout.governance.records import Scope
 

@@ -22,7 +22,9 @@ async def open_store(
     config: StoreConfig, *, now: Callable[[], datetime] = utc_now
 ) -> SqlGovernanceStore:
     """A ready store for `config`, its schema migrated to the newest version."""
-    engine = create_engine(async_url(config.url, config.password))
+    engine = create_engine(
+        async_url(config.url, config.password), pool_size=config.pool_size, max_overflow=0
+    )
     try:
         await migrate(engine)
     except BaseException:

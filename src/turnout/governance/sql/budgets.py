@@ -149,9 +149,7 @@ async def expire(connection: AsyncConnection, now: datetime) -> int:
     return len(rows)
 
 
-async def apply_resets(
-    connection: AsyncConnection, scopes: Sequence[Scope], now: datetime
-) -> None:
+async def apply_resets(connection: AsyncConnection, scopes: Sequence[Scope], now: datetime) -> None:
     """Reset the counters among `scopes` whose period has ended (in scope order)."""
     due = (
         await connection.execute(

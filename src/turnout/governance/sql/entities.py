@@ -19,11 +19,19 @@ from sqlalchemy import ColumnElement, Row, Table, and_, delete, func, select, up
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from turnout.governance.periods import next_reset, parse_duration
-from turnout.governance.records import Budget, ModelLimits, ScopeKind, SettingsT
+from turnout.governance.records import (
+    Budget,
+    Key,
+    ModelLimits,
+    ScopeKind,
+    SettingsT,
+    Team,
+    User,
+)
 from turnout.governance.refusals import ConflictError, NotFoundError
 from turnout.governance.sql.schema import BUDGET_COUNTERS, MODEL_LIMITS
 
-RecordT = TypeVar("RecordT")
+RecordT = TypeVar("RecordT", Key, Team, User)
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,7 +246,9 @@ async def sync_counters(
             values: dict[str, Any] = {"max_budget": max_budget}
             if old.budget_duration != duration:
                 values.update(budget_duration=duration, period_start=now, reset_at=reset_at)
-            await connection.execute(update(table).where(mine, table.c.model == model).values(values))
+            await connection.execute(
+                update(table).where(mine, table.c.model == model).values(values)
+            )
 
 
 async def _model_limits(

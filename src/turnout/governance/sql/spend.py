@@ -79,7 +79,8 @@ async def _aggregate(connection: AsyncConnection, rows: Sequence[SpendRow]) -> N
         )
         entry = totals.get(group)
         if entry is None:
-            entry = totals[group] = dict(zip(_GROUP, group, strict=True)) | dict.fromkeys(_SUMS, 0)
+            entry = totals[group] = {**dict(zip(_GROUP, group, strict=True))}
+            entry.update(dict.fromkeys(_SUMS, 0))
         entry["prompt_tokens"] += row.prompt_tokens
         entry["completion_tokens"] += row.completion_tokens
         entry["cached_tokens"] += row.cached_tokens

@@ -22,11 +22,13 @@ from turnout.governance.records import (
     Budget,
     CreatedKey,
     DailySpend,
+    EntityT,
     Key,
     KeySettings,
     Page,
     Reservation,
     Scope,
+    SettingsT,
     SpendRow,
     Team,
     TeamSettings,
@@ -112,7 +114,9 @@ class SqlGovernanceStore:
     async def key_by_hash(self, token_hash: str) -> Key | None:
         now = self._now()
         async with self._read() as connection:
-            found = await entities.load(connection, KEY_KIND, KEYS.c.token_hash == token_hash, now=now)
+            found = await entities.load(
+                connection, KEY_KIND, KEYS.c.token_hash == token_hash, now=now
+            )
             if found:
                 return found[0]
             key_id = await connection.scalar(
@@ -140,7 +144,11 @@ class SqlGovernanceStore:
     ) -> Page[Key]:
         conditions = [
             KEYS.c[name] == value
-            for name, value in (("team_id", team_id), ("user_id", user_id), ("key_alias", key_alias))
+            for name, value in (
+                ("team_id", team_id),
+                ("user_id", user_id),
+                ("key_alias", key_alias),
+            )
             if value is not None
         ]
         return await self._page(KEY_KIND, conditions, include_deleted, offset, limit)
@@ -208,7 +216,9 @@ class SqlGovernanceStore:
 
     async def _check_refs(self, connection: AsyncConnection, settings: KeySettings) -> None:
         for kind, ident in ((TEAM_KIND, settings.team_id), (USER_KIND, settings.user_id)):
-            if ident is not None and not await entities.count(connection, kind, kind.ident == ident):
+            if ident is not None and not await entities.count(
+                connection, kind, kind.ident == ident
+            ):
                 raise NotFoundError(kind.kind, ident)
 
     # -- teams and users -------------------------------------------------------------------------
@@ -253,15 +263,17 @@ class SqlGovernanceStore:
 
     # -- the generic parts -----------------------------------------------------------------------
 
-    async def _create(self, kind: entities.EntityKind[Any, Any], ident: str, settings: Any) -> Any:
+    async def _create(
+        self, kind: entities.EntityKind[SettingsT, EntityT], ident: str, settings: SettingsT
+    ) -> EntityT:
         now = self._now()
         async with self._write() as connection:
             await entities.insert(connection, kind, ident, settings, now)
             return await entities.load_one(connection, kind, ident, now=now)
 
     async def _update(
-        self, kind: entities.EntityKind[Any, Any], ident: str, changes: Mapping[str, Any]
-    ) -> Any:
+        self, kind: entities.EntityKind[Any, EntityT], ident: str, changes: Mapping[str, Any]
+    ) -> EntityT:
         now = self._now()
         async with self._write() as connection:
             current = await entities.load_one(connection, kind, ident, now=now)
@@ -272,8 +284,8 @@ class SqlGovernanceStore:
             return await entities.load_one(connection, kind, ident, now=now)
 
     async def _delete(
-        self, connection: AsyncConnection, kind: entities.EntityKind[Any, Any], ident: str
-    ) -> Any:
+        self, connection: AsyncConnection, kind: entities.EntityKind[Any, EntityT], ident: str
+    ) -> EntityT:
         now = self._now()
         await entities.load_one(connection, kind, ident, now=now)
         await connection.execute(
@@ -283,12 +295,12 @@ class SqlGovernanceStore:
 
     async def _page(
         self,
-        kind: entities.EntityKind[Any, Any],
+        kind: entities.EntityKind[Any, EntityT],
         conditions: Sequence[ColumnElement[bool]],
         include_deleted: bool,
         offset: int,
         limit: int,
-    ) -> Any:
+    ) -> Page[EntityT]:
         if offset < 0 or limit < 1:
             raise ValueError("offset must be at least 0 and limit at least 1")
         async with self._read() as connection:
@@ -416,4 +428,3 @@ class SqlGovernanceStore:
             return await spend.total(
                 connection, start=start, end=end, api_key=api_key, team_id=team_id, user_id=user_id
             )
-

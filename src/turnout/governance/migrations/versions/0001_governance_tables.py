@@ -61,9 +61,7 @@ def upgrade() -> None:
         sa.Column("key_id", sa.String(ID), nullable=False),
         sa.Column("revoke_at", _when(), nullable=False),
     )
-    op.create_index(
-        "ix_turnout_deprecated_keys_key_id", "turnout_deprecated_keys", ["key_id"]
-    )
+    op.create_index("ix_turnout_deprecated_keys_key_id", "turnout_deprecated_keys", ["key_id"])
     op.create_table(
         "turnout_teams",
         sa.Column("team_id", sa.String(ID), primary_key=True),
@@ -166,13 +164,9 @@ def _spend_tables() -> None:
                 "failed_requests",
             )
         ),
-        sa.PrimaryKeyConstraint(
-            "day", "api_key", "team_id", "user_id", "model_group", "provider"
-        ),
+        sa.PrimaryKeyConstraint("day", "api_key", "team_id", "user_id", "model_group", "provider"),
     )
-    op.create_index(
-        "ix_turnout_daily_spend_api_key_day", "turnout_daily_spend", ["api_key", "day"]
-    )
+    op.create_index("ix_turnout_daily_spend_api_key_day", "turnout_daily_spend", ["api_key", "day"])
 
 
 def downgrade() -> None:

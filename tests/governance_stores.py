@@ -1,0 +1,108 @@
+"""Governance stores for the contract suite: a real SQLite file, and a real PostgreSQL database.
+
+Loaded as a pytest plugin by the root conftest. Each PostgreSQL test gets a database of its own,
+created from ``TURNOUT_TEST_POSTGRES_URL`` and dropped afterwards, so tests never see each
+other's rows and may run against a server other tests use too.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from services import missing_service
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from turnout.config.store import StoreConfig
+from turnout.governance.sql import SqlGovernanceStore, open_store
+from turnout.governance.sql.engine import async_url
+
+#: Where the clock of every store in a test starts: a Tuesday, one minute before a month ends.
+START = datetime(2026, 3, 31, 23, 59, tzinfo=UTC)
+
+
+class ManualNow:
+    """The stores' wall clock, moved by the test."""
+
+    def __init__(self, moment: datetime = START) -> None:
+        self.moment = moment
+
+    def __call__(self) -> datetime:
+        return self.moment
+
+    def advance(self, **delta: float) -> None:
+        self.moment += timedelta(**delta)
+
+
+class StoreKit:
+    """Opens stores on one test database (several, for races between engines)."""
+
+    def __init__(self, backend: str, url: str) -> None:
+        self.backend = backend
+        self.url = url
+        self.now = ManualNow()
+        self.opened: list[SqlGovernanceStore] = []
+
+    async def open(self, **config: Any) -> SqlGovernanceStore:
+        store = await open_store(StoreConfig(url=self.url, **config), now=self.now)
+        self.opened.append(store)
+        return store
+
+    async def close(self) -> None:
+        for store in self.opened:
+            await store.aclose()
+
+
+def postgres_url() -> str:
+    url = os.environ.get("TURNOUT_TEST_POSTGRES_URL")
+    if not url:
+        missing_service("TURNOUT_TEST_POSTGRES_URL is not set")
+        raise AssertionError("unreachable")
+    return url
+
+
+async def _admin(url: str, statement: str) -> None:
+    engine: AsyncEngine = create_async_engine(async_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as connection:
+            await connection.execute(text(statement))
+    except (OSError, DBAPIError) as exc:
+        missing_service(f"PostgreSQL at TURNOUT_TEST_POSTGRES_URL is unusable: {exc}")
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+async def kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreKit]:
+    if request.param == "sqlite":
+        made = StoreKit("sqlite", f"sqlite:///{tmp_path / 'store' / 'turnout.db'}")
+        yield made
+        await made.close()
+        return
+    base = postgres_url()
+    name = f"turnout_test_{uuid.uuid4().hex[:16]}"
+    await _admin(base, f'CREATE DATABASE "{name}"')
+    made = StoreKit("postgresql", _with_database(base, name))
+    try:
+        yield made
+    finally:
+        await made.close()
+        await _admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+@pytest.fixture
+async def store(kit: StoreKit) -> SqlGovernanceStore:
+    return await kit.open()
