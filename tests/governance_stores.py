@@ -16,11 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-from services import missing_service
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from services import missing_service
 from turnout.config.store import StoreConfig
 from turnout.governance.sql import SqlGovernanceStore, open_store
 from turnout.governance.sql.engine import async_url

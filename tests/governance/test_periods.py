@@ -10,7 +10,7 @@ from turnout.governance.periods import Duration, expires_at, next_reset, parse_d
 
 
 def at(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+    return datetime(*parts, tzinfo=UTC)  # type: ignore[arg-type,misc]
 
 
 @pytest.mark.parametrize(

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from governance_stores import StoreKit
 
+from governance_stores import StoreKit
 from turnout.governance import (
     BudgetExceededError,
     KeySettings,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from governance_stores import StoreKit
 
+from governance_stores import StoreKit
 from turnout.governance import (
     ConflictError,
     KeySettings,
