@@ -5,6 +5,10 @@ store's (its tables, all named ``turnout_*``, sit beside LiteLLM's without touch
 Prisma's own URL parameters (``connection_limit``, ``pool_timeout``, ``schema``, ...) mean
 nothing to turnout's driver: they are dropped, each with a warning. turnout's own ``store``
 section may sit beside LiteLLM's sections, and its ``url`` wins.
+
+A ``database_url: os.environ/DATABASE_URL`` whose variable is not set leaves the store at its
+default, with a warning saying so, rather than failing the load: LiteLLM configs commonly carry
+that line, and a router that needs no keys must keep starting where it started before.
 """
 
 from __future__ import annotations
@@ -12,6 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from turnout.config.store import DEFAULT_URL
+from turnout.errors import ConfigError
 
 #: Query parameters of Prisma's connection URLs that no driver of turnout's understands.
 PRISMA_PARAMETERS: Final = frozenset(
@@ -45,6 +52,9 @@ def import_store(
     url = general["database_url"]
     if "url" in store:
         warn(path, "ignored: store.url is set and wins")
+    elif isinstance(url, ConfigError):
+        problem = str(url).removeprefix(f"{path}: ")
+        warn(path, f"ignored: {problem}; the store stays at {DEFAULT_URL}")
     elif isinstance(url, str):
         store["url"] = _without_prisma_parameters(url, lambda name: warn(path, name))
         origins["store.url"] = path

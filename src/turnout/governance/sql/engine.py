@@ -40,6 +40,10 @@ def async_url(url: str, password: Secret | None = None) -> URL:
         parsed = parsed.set(drivername="sqlite+aiosqlite")
     elif backend in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+asyncpg")
+        if "sslmode" in parsed.query:
+            # libpq's spelling; asyncpg takes the same modes as ``ssl``.
+            mode = parsed.query["sslmode"]
+            parsed = parsed.difference_update_query(["sslmode"]).update_query_dict({"ssl": mode})
     else:
         raise ValueError(f"{backend!r} is not a supported store (use sqlite or postgresql)")
     if password is not None:
