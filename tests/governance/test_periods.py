@@ -77,3 +77,14 @@ def test_key_durations_are_plain_lengths_with_months_clamped() -> None:
     assert expires_at(parse_duration("30m"), NOW) == at(2026, 5, 13, 11, 0, 15)
     assert expires_at(parse_duration("1mo"), at(2026, 1, 31, 8)) == at(2026, 2, 28, 8)
     assert expires_at(parse_duration("12mo"), at(2024, 2, 29)) == at(2025, 2, 28)
+
+
+def test_unaligned_periods_continue_from_the_previous_reset_however_late() -> None:
+    seven = parse_duration("7h")
+    previous = at(2026, 5, 13, 3, 0)
+    assert next_reset(seven, at(2026, 5, 13, 4), previous) == at(2026, 5, 13, 10)
+    assert next_reset(seven, at(2026, 5, 14, 1), previous) == at(2026, 5, 14, 7)
+    ten = parse_duration("10d")
+    assert next_reset(ten, at(2026, 5, 25, 12), at(2026, 5, 23)) == at(2026, 6, 2)
+    # Calendar periods ignore the previous instant: they are aligned already.
+    assert next_reset(parse_duration("1d"), NOW, at(2026, 5, 1)) == at(2026, 5, 14)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 
@@ -169,6 +170,21 @@ async def test_a_monthly_team_budget_resets_on_the_first(
     await store.reserve([scope], 10)
     budget = await store.budget(scope)
     assert budget.reset_at is not None and (budget.reset_at.month, budget.reset_at.day) == (5, 1)
+
+
+async def test_an_unaligned_period_continues_from_the_last_reset(
+    kit: StoreKit, store: SqlGovernanceStore
+) -> None:
+    start = kit.now()
+    key = await _key(store, max_budget=100, budget_duration="7h")
+    assert (await store.budget(key)).reset_at == start + timedelta(hours=7)
+    await store.settle(await store.reserve([key], 100), 100)
+    kit.now.advance(hours=15)  # two periods later, nothing touched the budget in between
+    assert (await store.budget(key)).reset_at == start + timedelta(hours=21)
+    await store.reserve([key], 100)
+    budget = await store.budget(key)
+    assert (budget.spend, budget.reserved) == (0, 100)
+    assert budget.reset_at == start + timedelta(hours=21)
 
 
 async def test_a_reservation_nobody_settles_is_given_back_when_it_expires(

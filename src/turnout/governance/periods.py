@@ -5,9 +5,10 @@ A key's ``duration`` is a plain length: it expires that long after it was made. 
 resets at the next midnight, ``7d`` on the next Monday at midnight, ``30d`` and ``Nmo`` on the
 first of a month at midnight. Other lengths reset on the next multiple of the length counted
 from midnight (``6h``: at 00:00, 06:00, 12:00, 18:00; ``15m``: on the quarter hour) when they
-divide a day evenly, and that long after ``now`` otherwise (``7h``, ``10d``). Aligned periods
-make the reset instant the same for every instance that computes it, so that two gateways
-applying a reset lazily agree on which period a request falls in.
+divide a day evenly. The rest (``7h``, ``10d``) run back to back from the budget's first
+period: each ends that long after the one before (the first starts when the budget is set, a
+day count at midnight). Either way every instance computes the same reset instant, so gateways
+applying a reset lazily agree on which period a request falls in, however late they apply it.
 """
 
 from __future__ import annotations
@@ -60,9 +61,14 @@ def expires_at(duration: Duration, now: datetime) -> datetime:
     return now + timedelta(seconds=duration.count * _SECONDS[duration.unit])
 
 
-def next_reset(duration: Duration, now: datetime) -> datetime:
-    """The first reset instant of a budget period strictly after `now` (see the module doc)."""
+def next_reset(duration: Duration, now: datetime, after: datetime | None = None) -> datetime:
+    """The first reset instant of a budget period strictly after `now` (see the module doc);
+    `after`: the reset instant that ended the previous period, which periods not aligned to the
+    calendar continue from."""
     now = now.astimezone(UTC)
+    if after is not None and not _aligned(duration) and after <= now:
+        period = timedelta(seconds=_length(duration))
+        return after + period * ((now - after) // period + 1)
     midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
     if duration.unit == "mo":
         return _add_months(midnight.replace(day=1), duration.count)
@@ -74,11 +80,24 @@ def next_reset(duration: Duration, now: datetime) -> datetime:
         if duration.count == 30:
             return _add_months(midnight.replace(day=1), 1)
         return midnight + timedelta(days=duration.count)
-    length = duration.count * _SECONDS[duration.unit]
+    length = _length(duration)
     if _DAY % length:
         return now + timedelta(seconds=length)
     elapsed = (now - midnight).total_seconds()
     return midnight + timedelta(seconds=(int(elapsed // length) + 1) * length)
+
+
+def _length(duration: Duration) -> int:
+    return duration.count * _SECONDS[duration.unit]
+
+
+def _aligned(duration: Duration) -> bool:
+    """Whether its resets fall on calendar boundaries, whatever the previous one was."""
+    if duration.unit == "mo":
+        return True
+    if duration.unit == "d":
+        return duration.count in (1, 7, 30)
+    return _DAY % _length(duration) == 0
 
 
 def _add_months(moment: datetime, months: int) -> datetime:

@@ -172,7 +172,7 @@ async def apply_resets(connection: AsyncConnection, scopes: Sequence[Scope], now
             .values(
                 spend=0,
                 period_start=now,
-                reset_at=next_reset(parse_duration(row.budget_duration), now),
+                reset_at=next_reset(parse_duration(row.budget_duration), now, row.reset_at),
             )
         )
 

@@ -296,7 +296,7 @@ def budget_of(row: Row[Any], now: datetime) -> Budget:
             max_budget=row.max_budget,
             budget_duration=row.budget_duration,
             period_start=now,
-            reset_at=next_reset(parse_duration(row.budget_duration), now),
+            reset_at=next_reset(parse_duration(row.budget_duration), now, row.reset_at),
         )
     return Budget(
         spend=row.spend,
