@@ -243,3 +243,35 @@ async def test_concurrent_reservations_from_several_engines_never_overspend(kit:
     for scope in (key, team):
         budget = await stores[3].budget(scope)
         assert (budget.spend, budget.reserved) == (spent, 0)
+
+
+async def test_races_across_a_reset_and_new_model_counters_neither_deadlock_nor_overspend(
+    kit: StoreKit,
+) -> None:
+    # At the period boundary some scopes are due a reset and others are not, and per-model
+    # counters are created by the first reservations that name them: every lock is still
+    # taken in one order, so no transaction deadlocks.
+    stores = [await kit.open(pool_size=4) for _ in range(4)]
+    await stores[0].create_team(TeamSettings(max_budget=50, budget_duration="1d"), team_id="t")
+    key = await _key(stores[0], team_id="t", user_id=None)
+    team = Scope("team", "t")
+    await stores[0].settle(await stores[0].reserve([key, team], 50), 50)
+    kit.now.advance(minutes=1)  # the team's day ends; the key has no period
+    shapes = [
+        [key, team],
+        [team, Scope("key", key.entity_id, "m1")],
+        [Scope("key", key.entity_id, "m2"), key, team],
+        [Scope("team", "t", "m1"), team, key],
+    ]
+
+    async def attempt(index: int) -> bool:
+        try:
+            await stores[index % 4].reserve(shapes[index % len(shapes)], 1)
+        except BudgetExceededError:
+            return False
+        return True
+
+    granted = sum(await asyncio.gather(*(attempt(i) for i in range(120))))
+    assert granted == 50
+    budget = await stores[0].budget(team)
+    assert (budget.spend, budget.reserved) == (0, 50)

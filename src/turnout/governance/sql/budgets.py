@@ -6,7 +6,9 @@ one transaction. A counter that refuses (no row updated) rolls the whole transac
 other counter keeps a partial hold. The check and the write are one statement, which the
 database makes atomic per row: there is no moment between reading the spend and writing the
 hold in which another request could slip in (LiteLLM's overspend came from exactly that gap).
-Counters are always locked in one order (sorted scopes), so two transactions cannot deadlock.
+Counters are always locked in one order (sorted scopes), so two transactions cannot deadlock:
+a scope's reset and its hold are written together, scope after scope, and per-model counters
+that do not exist yet are created beforehand, in a transaction of their own.
 
 A period that has ended is reset lazily, in the same transaction and just before the counter is
 used: spend goes to zero and the next reset instant is computed from the period's length. No
@@ -53,15 +55,18 @@ def _among(scopes: Iterable[Scope]) -> Any:
 async def hold(
     connection: AsyncConnection, scopes: Sequence[Scope], amount: int, now: datetime
 ) -> None:
-    """Add `amount` to ``reserved`` on every scope, or raise (and the caller rolls back)."""
+    """Add `amount` to ``reserved`` on every scope, or raise (and the caller rolls back).
+
+    Per-model counters must exist already (`ensure_model_counters`, in a transaction of its
+    own: inserting a row here would lock it out of the sorted order)."""
     ordered = sorted(set(scopes))
-    await _ensure_model_counters(connection, ordered, now)
-    await apply_resets(connection, ordered, now)
+    due = await _due(connection, ordered, now)
     fits = or_(
         COUNTERS.c.max_budget.is_(None),
         COUNTERS.c.spend + COUNTERS.c.reserved + literal(amount) <= COUNTERS.c.max_budget,
     )
     for scope in ordered:
+        await _reset(connection, scope, due.get(scope), now)
         result = await connection.execute(
             update(COUNTERS)
             .where(_is(scope), fits)
@@ -112,8 +117,9 @@ async def finish(
         return False
     scopes = sorted(Scope(kind, entity_id, model) for kind, entity_id, model in row.scopes)
     held = 0 if row.expired else row.amount
-    await apply_resets(connection, scopes, now)
+    due = await _due(connection, scopes, now)
     for scope in scopes:
+        await _reset(connection, scope, due.get(scope), now)
         await connection.execute(
             update(COUNTERS)
             .where(_is(scope))
@@ -149,32 +155,38 @@ async def expire(connection: AsyncConnection, now: datetime) -> int:
     return len(rows)
 
 
-async def apply_resets(connection: AsyncConnection, scopes: Sequence[Scope], now: datetime) -> None:
-    """Reset the counters among `scopes` whose period has ended (in scope order)."""
-    due = (
-        await connection.execute(
-            select(
-                COUNTERS.c.scope_kind,
-                COUNTERS.c.entity_id,
-                COUNTERS.c.model,
-                COUNTERS.c.budget_duration,
-                COUNTERS.c.reset_at,
-            )
-            .where(_among(scopes), COUNTERS.c.reset_at <= now)
-            .order_by(COUNTERS.c.scope_kind, COUNTERS.c.entity_id, COUNTERS.c.model)
+async def _due(
+    connection: AsyncConnection, scopes: Sequence[Scope], now: datetime
+) -> dict[Scope, Any]:
+    """The counters among `scopes` whose period has ended (read without locking: a reset only
+    ever moves ``reset_at`` forward, and `_reset` re-checks it as it writes)."""
+    rows = await connection.execute(
+        select(
+            COUNTERS.c.scope_kind,
+            COUNTERS.c.entity_id,
+            COUNTERS.c.model,
+            COUNTERS.c.budget_duration,
+            COUNTERS.c.reset_at,
+        ).where(_among(scopes), COUNTERS.c.reset_at <= now)
+    )
+    return {Scope(row.scope_kind, row.entity_id, row.model): row for row in rows}
+
+
+async def _reset(connection: AsyncConnection, scope: Scope, due: Any, now: datetime) -> None:
+    """Start the scope's next period if `due` says its period ended (unless another
+    transaction has just done so). Called in scope order, just before the scope is written,
+    so that counters are always locked in one order."""
+    if due is None:
+        return
+    await connection.execute(
+        update(COUNTERS)
+        .where(_is(scope), COUNTERS.c.reset_at == due.reset_at)
+        .values(
+            spend=0,
+            period_start=now,
+            reset_at=next_reset(parse_duration(due.budget_duration), now, due.reset_at),
         )
-    ).all()
-    for row in due:
-        scope = Scope(row.scope_kind, row.entity_id, row.model)
-        await connection.execute(
-            update(COUNTERS)
-            .where(_is(scope), COUNTERS.c.reset_at == row.reset_at)
-            .values(
-                spend=0,
-                period_start=now,
-                reset_at=next_reset(parse_duration(row.budget_duration), now, row.reset_at),
-            )
-        )
+    )
 
 
 async def read(connection: AsyncConnection, scope: Scope, now: datetime) -> Budget:
@@ -184,11 +196,11 @@ async def read(connection: AsyncConnection, scope: Scope, now: datetime) -> Budg
     return budget_of(row, now)
 
 
-async def _ensure_model_counters(
+async def ensure_model_counters(
     connection: AsyncConnection, scopes: Sequence[Scope], now: datetime
 ) -> None:
     """A per-model scope with no counter yet gets one with no budget, to count its spend."""
-    models = [s for s in scopes if s.model]
+    models = sorted({s for s in scopes if s.model})
     if not models:
         return
     statement = upsert(connection, COUNTERS).values(

@@ -126,9 +126,14 @@ async def load(
     include_deleted: bool = False,
     offset: int = 0,
     limit: int | None = None,
+    lock: bool = False,
 ) -> list[RecordT]:
-    """The records matching `conditions`, oldest first, with their budgets as of `now`."""
+    """The records matching `conditions`, oldest first, with their budgets as of `now`;
+    `lock`: their rows stay locked until the transaction ends (PostgreSQL's ``FOR UPDATE``;
+    SQLite's write transactions hold the whole database already)."""
     query = select(kind.table).where(*conditions)
+    if lock:
+        query = query.with_for_update()
     if not include_deleted:
         query = query.where(kind.table.c.deleted_at.is_(None))
     query = query.order_by(kind.table.c.created_at, kind.ident).offset(offset)
@@ -157,9 +162,15 @@ async def load_one(
     *,
     now: datetime,
     include_deleted: bool = False,
+    lock: bool = False,
 ) -> RecordT:
     found = await load(
-        connection, kind, kind.ident == entity_id, now=now, include_deleted=include_deleted
+        connection,
+        kind,
+        kind.ident == entity_id,
+        now=now,
+        include_deleted=include_deleted,
+        lock=lock,
     )
     if not found:
         raise NotFoundError(kind.kind, entity_id)
@@ -225,7 +236,7 @@ async def sync_counters(
     for model in existing.keys() - wanted.keys():
         # A model whose limits were removed keeps counting its spend, with no budget.
         wanted[model] = (None, None)
-    for model, (max_budget, duration) in wanted.items():
+    for model, (max_budget, duration) in sorted(wanted.items()):
         reset_at = next_reset(parse_duration(duration), now) if duration else None
         old = existing.get(model)
         if old is None:

@@ -61,6 +61,8 @@ class SqlGovernanceStore:
         self._hasher = hasher or KeyHasher()
         self._ttl = timedelta(seconds=reservation_ttl)
         self._now = now
+        #: Per-model counters known to exist (counters are never deleted).
+        self._model_counters: set[Scope] = set()
 
     @property
     def engine(self) -> AsyncEngine:
@@ -180,7 +182,7 @@ class SqlGovernanceStore:
             raise ValueError("new_key: must not be empty")
         now = self._now()
         async with self._write() as connection:
-            current = await entities.load_one(connection, KEY_KIND, key_id, now=now)
+            current = await entities.load_one(connection, KEY_KIND, key_id, now=now, lock=True)
             token_hash = await self._free_hash(connection, key)
             if grace_period is not None:
                 await connection.execute(
@@ -276,7 +278,7 @@ class SqlGovernanceStore:
     ) -> EntityT:
         now = self._now()
         async with self._write() as connection:
-            current = await entities.load_one(connection, kind, ident, now=now)
+            current = await entities.load_one(connection, kind, ident, now=now, lock=True)
             settings = entities.merged(current.settings, changes)
             if isinstance(settings, KeySettings):
                 await self._check_refs(connection, settings)
@@ -341,6 +343,11 @@ class SqlGovernanceStore:
             scopes=tuple(sorted(set(scopes))),
             expires_at=now + self._ttl,
         )
+        missing = [s for s in reservation.scopes if s.model and s not in self._model_counters]
+        if missing:
+            async with self._write() as connection:
+                await budgets.ensure_model_counters(connection, missing, now)
+            self._model_counters.update(missing)
         async with self._write() as connection:
             await budgets.hold(connection, reservation.scopes, amount, now)
             await budgets.record(
