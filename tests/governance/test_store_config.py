@@ -52,6 +52,7 @@ def test_the_store_section_is_read_with_its_password_and_pepper_kept_secret() ->
     [
         ({"url": "mysql://db/x"}, r"^store\.url: 'mysql' is no store URL scheme"),
         ({"url": "turnout.db"}, r"^store\.url: "),
+        ({"url": "sqlite:///:memory:"}, r"^store\.url: an in-memory SQLite database"),
         ({"pool_size": 0}, r"^store\.pool_size: Expected `int` >= 1"),
         ({"pepper": ""}, r"^store\.pepper: must not be empty"),
         ({"urls": "sqlite:///x"}, r"^store: Object contains unknown field `urls`"),

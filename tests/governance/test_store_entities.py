@@ -9,6 +9,7 @@ import pytest
 from governance_stores import StoreKit
 from turnout.governance import (
     ConflictError,
+    GovernanceStore,
     KeySettings,
     ModelLimits,
     NotFoundError,
@@ -19,6 +20,12 @@ from turnout.governance import (
 from turnout.governance.periods import parse_duration
 from turnout.governance.sql import SqlGovernanceStore
 from turnout.secrets import Secret
+
+
+def test_the_sql_store_honours_the_contract(store: SqlGovernanceStore) -> None:
+    # Checked by mypy (every method's signature) as much as at run time.
+    contract: GovernanceStore = store
+    assert isinstance(contract, SqlGovernanceStore)
 
 
 async def test_a_key_is_stored_only_as_its_digest_and_found_by_it(

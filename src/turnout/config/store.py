@@ -47,6 +47,12 @@ class StoreConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
                 "(use sqlite:///path or postgresql://...)",
                 path="url",
             )
+        if scheme == "sqlite" and ":memory:" in self.url:
+            raise ConfigError(
+                "an in-memory SQLite database is not shared between connections and is lost "
+                "on exit; name a file (sqlite:///turnout.db)",
+                path="url",
+            )
         if self.pepper is not None and not self.pepper:
             raise ConfigError("must not be empty (leave it out for none)", path="pepper")
         url, password = split_password(self.url)
