@@ -378,13 +378,11 @@ class _Converter:
         )
         for key, value in general.items():
             path = f"general_settings.{key}"
-            if key == "database_url":
-                pass  # read by import_store
-            elif key != "master_key":
+            if key not in ("master_key", "database_url"):  # database_url: import_store
                 self.ignore(path, _GENERAL_REASON)
-            elif "master_key" in self.server:
+            elif key == "master_key" and "master_key" in self.server:
                 self.ignore(path, "server.master_key is set and wins")
-            else:
+            elif key == "master_key":
                 self.server["master_key"] = value
                 self.origins["server.master_key"] = path
         for name in _mapping(data.get("environment_variables"), "environment_variables"):
