@@ -7,6 +7,7 @@ one (`entities`, `budgets`, `spend`), which take the open connection. Times come
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -63,6 +64,9 @@ class SqlGovernanceStore:
         self._now = now
         #: Per-model counters known to exist (counters are never deleted).
         self._model_counters: set[Scope] = set()
+        #: SQLite has one writer at a time: this process's writers queue here, in order, rather
+        #: than in SQLite's busy handler, which polls with sleeps of up to 100 ms.
+        self._write_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
     @property
     def engine(self) -> AsyncEngine:
@@ -70,7 +74,11 @@ class SqlGovernanceStore:
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
-        async with self._engine.begin() as connection:
+        if self._write_turn is None:
+            async with self._engine.begin() as connection:
+                yield connection
+            return
+        async with self._write_turn, self._engine.begin() as connection:
             yield connection
 
     @asynccontextmanager
