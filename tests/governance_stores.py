@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from services import missing_service
 from turnout.config.store import StoreConfig
 from turnout.governance.sql import SqlGovernanceStore, open_store
-from turnout.governance.sql.engine import async_url
+from turnout.governance.sql.engine import store_url
 
 #: Where the clock of every store in a test starts: a Tuesday, one minute before a month ends.
 START = datetime(2026, 3, 31, 23, 59, tzinfo=UTC)
@@ -69,15 +69,28 @@ def postgres_url() -> str:
     return url
 
 
-async def _admin(url: str, statement: str) -> None:
-    engine: AsyncEngine = create_async_engine(async_url(url), isolation_level="AUTOCOMMIT")
+async def _admin(url: str, statement: str, **params: object) -> int:
+    """Run `statement` on the server outside any transaction; the rows it returned."""
+    engine: AsyncEngine = create_async_engine(store_url(url), isolation_level="AUTOCOMMIT")
     try:
         async with engine.connect() as connection:
-            await connection.execute(text(statement))
+            result = await connection.execute(text(statement), params)
+            return len(result.all()) if result.returns_rows else 0
     except (OSError, DBAPIError) as exc:
         missing_service(f"PostgreSQL at TURNOUT_TEST_POSTGRES_URL is unusable: {exc}")
+        raise AssertionError("unreachable") from None
     finally:
         await engine.dispose()
+
+
+async def terminate_connections(database: str) -> int:
+    """Close every server connection to `database` (as a restart would); how many."""
+    return await _admin(
+        postgres_url(),
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+        "WHERE datname = :name AND pid <> pg_backend_pid()",
+        name=database,
+    )
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])

@@ -23,7 +23,7 @@ async def test_the_sqlite_file_and_its_directory_are_made_on_first_start(tmp_pat
     store = await open_store(StoreConfig(url=f"sqlite:///{path}"))
     try:
         assert path.exists()
-        assert await current_revision(store.engine) == head()
+        assert await current_revision(store.runner) == head()
         created = await store.create_key(KeySettings())
     finally:
         await store.aclose()
@@ -42,16 +42,16 @@ async def test_the_sqlite_file_and_its_directory_are_made_on_first_start(tmp_pat
 async def test_migrating_again_changes_nothing(kit: StoreKit) -> None:
     store = await kit.open()
     await store.create_key(KeySettings(key_alias="kept"))
-    await migrate(store.engine)
-    await migrate(store.engine)
+    await migrate(store.runner)
+    await migrate(store.runner)
     again = await kit.open()
     assert [k.settings.key_alias for k in (await again.list_keys()).items] == ["kept"]
-    assert await current_revision(store.engine) == head()
+    assert await current_revision(store.runner) == head()
 
 
 async def test_stores_starting_together_migrate_once(kit: StoreKit) -> None:
     stores = await asyncio.gather(*(kit.open(pool_size=1) for _ in range(4)))
-    assert {await current_revision(s.engine) for s in stores} == {head()}
+    assert {await current_revision(s.runner) for s in stores} == {head()}
 
 
 async def test_the_migrated_schema_is_the_tables_the_code_uses(kit: StoreKit) -> None:
@@ -66,8 +66,7 @@ async def test_the_migrated_schema_is_the_tables_the_code_uses(kit: StoreKit) ->
     def tables(connection: Connection) -> set[str]:
         return set(inspect(connection).get_table_names())
 
-    async with store.engine.connect() as connection:
-        assert await connection.run_sync(differences) == []
-        names = await connection.run_sync(tables)
+    assert await store.runner.read(differences) == []
+    names = await store.runner.read(tables)
     assert names == {*METADATA.tables, VERSION_TABLE}
     assert all(name.startswith("turnout_") for name in names)

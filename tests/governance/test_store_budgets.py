@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from governance_stores import StoreKit
+from governance_stores import StoreKit, terminate_connections
 from turnout.governance import (
     BudgetExceededError,
     KeySettings,
@@ -18,6 +18,12 @@ from turnout.governance import (
     UserSettings,
 )
 from turnout.governance.sql import SqlGovernanceStore
+
+
+async def _background_done() -> None:
+    """Wait until every task but this one has finished (those it starts, too)."""
+    while others := [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
+        await asyncio.wait(others)
 
 
 async def _key(store: SqlGovernanceStore, **settings: object) -> Scope:
@@ -275,3 +281,37 @@ async def test_races_across_a_reset_and_new_model_counters_neither_deadlock_nor_
     assert granted == 50
     budget = await stores[0].budget(team)
     assert (budget.spend, budget.reserved) == (0, 50)
+
+
+async def test_connections_the_server_closed_are_replaced_without_a_failure(
+    kit: StoreKit,
+) -> None:
+    if kit.backend != "postgresql":
+        pytest.skip("SQLite has no server to close connections")
+    store = await kit.open(pool_size=3)
+    key = await _key(store, max_budget=1_000)
+    held = await asyncio.gather(*(store.reserve([key], 100) for _ in range(3)))
+    database = kit.url.rsplit("/", 1)[1]
+    closed = await terminate_connections(database)
+    assert closed >= 1
+    # Every pooled connection is dead now; each operation meets one and still succeeds once.
+    assert all(await asyncio.gather(*(store.settle(h, 50) for h in held)))
+    await store.reserve([key], 100)
+    budget = await store.budget(key)
+    assert (budget.spend, budget.reserved) == (150, 100)
+
+
+async def test_a_reservation_whose_caller_is_cancelled_is_given_back(kit: StoreKit) -> None:
+    store = await kit.open()
+    key = await _key(store, max_budget=1_000)
+    for _ in range(3):
+        caller = asyncio.create_task(store.reserve([key], 1_000))
+        await asyncio.sleep(0)  # the reservation is under way
+        caller.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await caller
+        # The transaction finishes without its caller, and its hold is then released: wait
+        # for the store's background tasks to end.
+        await _background_done()
+        assert (await store.budget(key)).reserved == 0
+    await store.reserve([key], 1_000)

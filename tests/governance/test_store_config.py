@@ -8,7 +8,7 @@ import pytest
 from turnout.config.load import parse_config
 from turnout.config.store import StoreConfig
 from turnout.errors import ConfigError
-from turnout.governance.sql.engine import async_url
+from turnout.governance.sql.engine import store_url
 from turnout.secrets import Secret
 
 MODELS = {"model_list": [{"model_name": "chat", "provider": "openai", "model": "gpt-4o"}]}
@@ -41,7 +41,7 @@ def test_the_store_section_is_read_with_its_password_and_pepper_kept_secret() ->
     assert store.pepper == Secret("pepper")
     assert store.pool_size == 20
     assert "hunter2" not in repr(config) and "pepper'" not in repr(config)
-    url = async_url(store.url, store.password)
+    url = store_url(store.url, store.password)
     assert url.drivername == "postgresql+asyncpg"
     assert url.password == "hunter2"
     assert "hunter2" not in str(url)
@@ -64,12 +64,12 @@ def test_a_bad_store_section_names_the_field(store: object, message: str) -> Non
         parse_config({**MODELS, "store": store}, environ={})
 
 
-def test_sqlite_and_postgres_urls_get_their_async_drivers() -> None:
-    assert async_url("sqlite:///turnout.db").drivername == "sqlite+aiosqlite"
-    assert async_url("postgres://h/db").drivername == "postgresql+asyncpg"
-    assert dict(async_url("postgresql://h/db?sslmode=require").query) == {"ssl": "require"}
+def test_sqlite_and_postgres_urls_get_their_drivers() -> None:
+    assert store_url("sqlite:///turnout.db").drivername == "sqlite+pysqlite"
+    assert store_url("postgres://h/db").drivername == "postgresql+asyncpg"
+    assert dict(store_url("postgresql://h/db?sslmode=require").query) == {"ssl": "require"}
     with pytest.raises(ValueError, match="mysql"):
-        async_url("mysql://h/db")
+        store_url("mysql://h/db")
 
 
 def test_litellms_database_url_becomes_the_store_url_without_prismas_parameters() -> None:

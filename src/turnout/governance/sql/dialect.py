@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 
-def upsert(connection: AsyncConnection, table: Table) -> postgresql.Insert | sqlite.Insert:
+def upsert(connection: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
     """An INSERT with ``on_conflict_do_nothing`` / ``on_conflict_do_update`` (both backends
     spell ON CONFLICT alike; SQLAlchemy builds it from the dialect's own construct)."""
     if connection.dialect.name == "postgresql":

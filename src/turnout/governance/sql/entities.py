@@ -15,8 +15,7 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import msgspec
-from sqlalchemy import ColumnElement, Row, Table, and_, delete, func, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, Connection, Row, Table, and_, delete, func, select, update
 
 from turnout.governance.periods import next_reset, parse_duration
 from turnout.governance.records import (
@@ -72,20 +71,20 @@ def merged(settings: SettingsT, changes: Mapping[str, Any]) -> SettingsT:
         raise ValueError(str(exc)) from None
 
 
-async def insert(
-    connection: AsyncConnection,
+def insert(
+    connection: Connection,
     kind: EntityKind[SettingsT, Any],
     entity_id: str,
     settings: SettingsT,
     now: datetime,
     **extra: Any,
 ) -> None:
-    taken = await connection.scalar(
+    taken = connection.scalar(
         select(func.count()).select_from(kind.table).where(kind.ident == entity_id)
     )
     if taken:
         raise ConflictError(f"{kind.kind} {entity_id!r} exists")
-    await connection.execute(
+    connection.execute(
         kind.table.insert().values(
             {
                 kind.id_column: entity_id,
@@ -97,29 +96,29 @@ async def insert(
             }
         )
     )
-    await write_model_limits(connection, kind.kind, entity_id, settings.model_limits)
-    await sync_counters(connection, kind.kind, entity_id, settings, now)
+    write_model_limits(connection, kind.kind, entity_id, settings.model_limits)
+    sync_counters(connection, kind.kind, entity_id, settings, now)
 
 
-async def update_settings(
-    connection: AsyncConnection,
+def update_settings(
+    connection: Connection,
     kind: EntityKind[SettingsT, Any],
     entity_id: str,
     settings: SettingsT,
     now: datetime,
     **extra: Any,
 ) -> None:
-    await connection.execute(
+    connection.execute(
         update(kind.table)
         .where(kind.ident == entity_id)
         .values(**settings_values(settings), **extra, updated_at=now)
     )
-    await write_model_limits(connection, kind.kind, entity_id, settings.model_limits)
-    await sync_counters(connection, kind.kind, entity_id, settings, now)
+    write_model_limits(connection, kind.kind, entity_id, settings.model_limits)
+    sync_counters(connection, kind.kind, entity_id, settings, now)
 
 
-async def load(
-    connection: AsyncConnection,
+def load(
+    connection: Connection,
     kind: EntityKind[SettingsT, RecordT],
     *conditions: ColumnElement[bool],
     now: datetime,
@@ -139,10 +138,10 @@ async def load(
     query = query.order_by(kind.table.c.created_at, kind.ident).offset(offset)
     if limit is not None:
         query = query.limit(limit)
-    rows = (await connection.execute(query)).all()
+    rows = (connection.execute(query)).all()
     ids = [row._mapping[kind.id_column] for row in rows]
-    limits = await _model_limits(connection, kind.kind, ids)
-    counters = await _counters(connection, kind.kind, ids, now)
+    limits = _model_limits(connection, kind.kind, ids)
+    counters = _counters(connection, kind.kind, ids, now)
     records = []
     for row, ident in zip(rows, ids, strict=True):
         data = {f: row._mapping[f] for f in kind.setting_fields}
@@ -155,8 +154,8 @@ async def load(
     return records
 
 
-async def load_one(
-    connection: AsyncConnection,
+def load_one(
+    connection: Connection,
     kind: EntityKind[SettingsT, RecordT],
     entity_id: str,
     *,
@@ -164,7 +163,7 @@ async def load_one(
     include_deleted: bool = False,
     lock: bool = False,
 ) -> RecordT:
-    found = await load(
+    found = load(
         connection,
         kind,
         kind.ident == entity_id,
@@ -177,8 +176,8 @@ async def load_one(
     return found[0]
 
 
-async def count(
-    connection: AsyncConnection,
+def count(
+    connection: Connection,
     kind: EntityKind[Any, Any],
     *conditions: ColumnElement[bool],
     include_deleted: bool = False,
@@ -186,18 +185,18 @@ async def count(
     query = select(func.count()).select_from(kind.table).where(*conditions)
     if not include_deleted:
         query = query.where(kind.table.c.deleted_at.is_(None))
-    return int(await connection.scalar(query) or 0)
+    return int(connection.scalar(query) or 0)
 
 
-async def write_model_limits(
-    connection: AsyncConnection, scope_kind: str, entity_id: str, limits: Mapping[str, ModelLimits]
+def write_model_limits(
+    connection: Connection, scope_kind: str, entity_id: str, limits: Mapping[str, ModelLimits]
 ) -> None:
     table = MODEL_LIMITS
-    await connection.execute(
+    connection.execute(
         delete(table).where(table.c.scope_kind == scope_kind, table.c.entity_id == entity_id)
     )
     if limits:
-        await connection.execute(
+        connection.execute(
             table.insert(),
             [
                 {
@@ -211,8 +210,8 @@ async def write_model_limits(
         )
 
 
-async def sync_counters(
-    connection: AsyncConnection,
+def sync_counters(
+    connection: Connection,
     scope_kind: str,
     entity_id: str,
     settings: Any,
@@ -229,7 +228,7 @@ async def sync_counters(
     mine = and_(table.c.scope_kind == scope_kind, table.c.entity_id == entity_id)
     existing = {
         row.model: row
-        for row in await connection.execute(
+        for row in connection.execute(
             select(table.c.model, table.c.max_budget, table.c.budget_duration).where(mine)
         )
     }
@@ -240,7 +239,7 @@ async def sync_counters(
         reset_at = next_reset(parse_duration(duration), now) if duration else None
         old = existing.get(model)
         if old is None:
-            await connection.execute(
+            connection.execute(
                 table.insert().values(
                     scope_kind=scope_kind,
                     entity_id=entity_id,
@@ -257,18 +256,16 @@ async def sync_counters(
             values: dict[str, Any] = {"max_budget": max_budget}
             if old.budget_duration != duration:
                 values.update(budget_duration=duration, period_start=now, reset_at=reset_at)
-            await connection.execute(
-                update(table).where(mine, table.c.model == model).values(values)
-            )
+            connection.execute(update(table).where(mine, table.c.model == model).values(values))
 
 
-async def _model_limits(
-    connection: AsyncConnection, scope_kind: str, ids: Sequence[str]
+def _model_limits(
+    connection: Connection, scope_kind: str, ids: Sequence[str]
 ) -> dict[str, dict[str, ModelLimits]]:
     if not ids:
         return {}
     table = MODEL_LIMITS
-    rows = await connection.execute(
+    rows = connection.execute(
         select(table).where(table.c.scope_kind == scope_kind, table.c.entity_id.in_(ids))
     )
     found: dict[str, dict[str, ModelLimits]] = {}
@@ -282,13 +279,13 @@ async def _model_limits(
     return found
 
 
-async def _counters(
-    connection: AsyncConnection, scope_kind: str, ids: Sequence[str], now: datetime
+def _counters(
+    connection: Connection, scope_kind: str, ids: Sequence[str], now: datetime
 ) -> dict[str, dict[str, Budget]]:
     if not ids:
         return {}
     table = BUDGET_COUNTERS
-    rows = await connection.execute(
+    rows = connection.execute(
         select(table).where(table.c.scope_kind == scope_kind, table.c.entity_id.in_(ids))
     )
     found: dict[str, dict[str, Budget]] = {}

@@ -15,8 +15,8 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
+from turnout.governance.sql.runner import Runner
 from turnout.governance.sql.schema import VERSION_TABLE
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -37,15 +37,13 @@ def head() -> str:
     return revision
 
 
-async def migrate(engine: AsyncEngine) -> None:
+async def migrate(runner: Runner) -> None:
     """Bring the database's schema up to `head` (nothing to do when it is there)."""
-    async with engine.begin() as connection:
-        await connection.run_sync(_upgrade)
+    await runner.write(_upgrade)
 
 
-async def current_revision(engine: AsyncEngine) -> str | None:
-    async with engine.connect() as connection:
-        return await connection.run_sync(_current)
+async def current_revision(runner: Runner) -> str | None:
+    return await runner.read(_current)
 
 
 def _current(connection: Connection) -> str | None:

@@ -14,8 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import msgspec
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import ColumnElement, Connection, func, select
 
 from turnout.governance.records import DailySpend, SpendRow
 from turnout.governance.sql.dialect import upsert
@@ -36,7 +35,7 @@ _SUMS = (
 )
 
 
-async def write(connection: AsyncConnection, rows: Sequence[SpendRow]) -> int:
+def write(connection: Connection, rows: Sequence[SpendRow]) -> int:
     first: dict[str, SpendRow] = {}
     for row in rows:
         first.setdefault(row.request_id, row)
@@ -50,9 +49,9 @@ async def write(connection: AsyncConnection, rows: Sequence[SpendRow]) -> int:
             .on_conflict_do_nothing(index_elements=["request_id"])
             .returning(SPEND_LOGS.c.request_id)
         )
-        new = set((await connection.execute(statement)).scalars())
+        new = set((connection.execute(statement)).scalars())
         inserted += len(new)
-        await _aggregate(connection, [row for row in chunk if row.request_id in new])
+        _aggregate(connection, [row for row in chunk if row.request_id in new])
     return inserted
 
 
@@ -66,7 +65,7 @@ def _day(moment: datetime) -> date:
     return moment.astimezone(UTC).date()
 
 
-async def _aggregate(connection: AsyncConnection, rows: Sequence[SpendRow]) -> None:
+def _aggregate(connection: Connection, rows: Sequence[SpendRow]) -> None:
     totals: dict[tuple[Any, ...], dict[str, Any]] = {}
     for row in rows:
         group = (
@@ -91,7 +90,7 @@ async def _aggregate(connection: AsyncConnection, rows: Sequence[SpendRow]) -> N
     if not totals:
         return
     statement = upsert(connection, DAILY_SPEND).values(list(totals.values()))
-    await connection.execute(
+    connection.execute(
         statement.on_conflict_do_update(
             index_elements=list(_GROUP),
             set_={name: DAILY_SPEND.c[name] + statement.excluded[name] for name in _SUMS},
@@ -103,8 +102,8 @@ def _filters(table: Any, **values: Any) -> list[ColumnElement[bool]]:
     return [table.c[name] == value for name, value in values.items() if value is not None]
 
 
-async def logs(
-    connection: AsyncConnection,
+def logs(
+    connection: Connection,
     *,
     start: datetime | None,
     end: datetime | None,
@@ -125,7 +124,7 @@ async def logs(
     fields = SpendRow.__struct_fields__
     return [
         msgspec.convert({f: row._mapping[f] for f in fields}, SpendRow)
-        for row in await connection.execute(query)
+        for row in connection.execute(query)
     ]
 
 
@@ -138,8 +137,8 @@ def _day_range(start: date | None, end: date | None) -> list[ColumnElement[bool]
     return conditions
 
 
-async def daily(
-    connection: AsyncConnection, *, start: date | None, end: date | None, **equal: str | None
+def daily(
+    connection: Connection, *, start: date | None, end: date | None, **equal: str | None
 ) -> list[DailySpend]:
     query = (
         select(DAILY_SPEND)
@@ -149,14 +148,14 @@ async def daily(
     fields = DailySpend.__struct_fields__
     return [
         msgspec.convert({f: row._mapping[f] for f in fields}, DailySpend)
-        for row in await connection.execute(query)
+        for row in connection.execute(query)
     ]
 
 
-async def total(
-    connection: AsyncConnection, *, start: date | None, end: date | None, **equal: str | None
+def total(
+    connection: Connection, *, start: date | None, end: date | None, **equal: str | None
 ) -> int:
     query = select(func.coalesce(func.sum(DAILY_SPEND.c.spend), 0)).where(
         *_day_range(start, end), *_filters(DAILY_SPEND, **equal)
     )
-    return int(await connection.scalar(query) or 0)
+    return int(connection.scalar(query) or 0)

@@ -1,21 +1,20 @@
-"""`GovernanceStore` on SQLite or PostgreSQL, through SQLAlchemy Core's async API.
+"""`GovernanceStore` on SQLite or PostgreSQL, through SQLAlchemy Core.
 
-Each method is one transaction (`_write` or `_read`); the SQL lives in the modules beside this
-one (`entities`, `budgets`, `spend`), which take the open connection. Times come from `now`
-(aware UTC), injected so that tests can cross a budget period without waiting for one.
+Each method is one transaction: a plain function of a connection, run by the `Runner` for the
+database (`turnout.governance.sql.runner`). The SQL lives in the modules beside this one
+(`entities`, `budgets`, `spend`). Times come from `now` (aware UTC), injected so that tests can
+cross a budget period without waiting for one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy import ColumnElement, Connection, select, update
 
 from turnout.governance.keys import KeyHasher, abbreviate, generate_key
 from turnout.governance.periods import Duration, expires_at
@@ -38,8 +37,9 @@ from turnout.governance.records import (
 )
 from turnout.governance.refusals import BudgetExceededError, ConflictError, NotFoundError
 from turnout.governance.sql import budgets, entities, spend
-from turnout.governance.sql.engine import READ_ONLY
+from turnout.governance.sql.entities import EntityKind
 from turnout.governance.sql.kinds import KEY_KIND, TEAM_KIND, USER_KIND
+from turnout.governance.sql.runner import Runner
 from turnout.governance.sql.schema import DEPRECATED_KEYS, KEYS
 
 
@@ -48,48 +48,25 @@ def utc_now() -> datetime:
 
 
 class SqlGovernanceStore:
-    """The store over one async engine (see `turnout.governance.sql.open_store`)."""
+    """The store over one `Runner` (see `turnout.governance.sql.open_store`)."""
 
     def __init__(
         self,
-        engine: AsyncEngine,
+        runner: Runner,
         *,
         hasher: KeyHasher | None = None,
         reservation_ttl: float = 3600.0,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
-        self._engine = engine
+        self.runner = runner
         self._hasher = hasher or KeyHasher()
         self._ttl = timedelta(seconds=reservation_ttl)
         self._now = now
         #: Per-model counters known to exist (counters are never deleted).
         self._model_counters: set[Scope] = set()
-        #: SQLite has one writer at a time: this process's writers queue here, in order, rather
-        #: than in SQLite's busy handler, which polls with sleeps of up to 100 ms.
-        self._write_turn = asyncio.Lock() if engine.dialect.name == "sqlite" else None
-
-    @property
-    def engine(self) -> AsyncEngine:
-        return self._engine
-
-    @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
-        if self._write_turn is None:
-            async with self._engine.begin() as connection:
-                yield connection
-            return
-        async with self._write_turn, self._engine.begin() as connection:
-            yield connection
-
-    @asynccontextmanager
-    async def _read(self) -> AsyncIterator[AsyncConnection]:
-        async with self._engine.connect() as connection:
-            await connection.execution_options(**{READ_ONLY: True})
-            async with connection.begin():
-                yield connection
 
     async def aclose(self) -> None:
-        await self._engine.dispose()
+        await self.runner.aclose()
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -102,42 +79,37 @@ class SqlGovernanceStore:
             raise ValueError("key: must not be empty")
         key_id = uuid.uuid4().hex
         now = self._now()
-        async with self._write() as connection:
-            await self._check_refs(connection, settings)
-            token_hash = await self._free_hash(connection, key)
-            await entities.insert(
-                connection,
-                KEY_KIND,
-                key_id,
-                settings,
-                now,
-                token_hash=token_hash,
-                key_name=abbreviate(key),
-            )
-            record = await entities.load_one(connection, KEY_KIND, key_id, now=now)
-        return CreatedKey(key=key, record=record)
+
+        def create(connection: Connection) -> Key:
+            _check_refs(connection, settings)
+            token_hash = self._free_hash(connection, key)
+            extra = {"token_hash": token_hash, "key_name": abbreviate(key)}
+            entities.insert(connection, KEY_KIND, key_id, settings, now, **extra)
+            return entities.load_one(connection, KEY_KIND, key_id, now=now)
+
+        return CreatedKey(key=key, record=await self.runner.write(create))
 
     async def get_key(self, key_id: str) -> Key:
-        async with self._read() as connection:
-            return await entities.load_one(connection, KEY_KIND, key_id, now=self._now())
+        return await self._get(KEY_KIND, key_id)
 
     async def key_by_hash(self, token_hash: str) -> Key | None:
         now = self._now()
-        async with self._read() as connection:
-            found = await entities.load(
-                connection, KEY_KIND, KEYS.c.token_hash == token_hash, now=now
-            )
+
+        def find(connection: Connection) -> Key | None:
+            found = entities.load(connection, KEY_KIND, KEYS.c.token_hash == token_hash, now=now)
             if found:
                 return found[0]
-            key_id = await connection.scalar(
+            key_id = connection.scalar(
                 select(DEPRECATED_KEYS.c.key_id).where(
                     DEPRECATED_KEYS.c.token_hash == token_hash, DEPRECATED_KEYS.c.revoke_at > now
                 )
             )
             if key_id is None:
                 return None
-            found = await entities.load(connection, KEY_KIND, KEYS.c.key_id == key_id, now=now)
+            found = entities.load(connection, KEY_KIND, KEYS.c.key_id == key_id, now=now)
             return found[0] if found else None
+
+        return await self.runner.read(find)
 
     async def update_key(self, key_id: str, changes: Mapping[str, Any]) -> Key:
         return await self._update(KEY_KIND, key_id, changes)
@@ -152,15 +124,8 @@ class SqlGovernanceStore:
         offset: int = 0,
         limit: int = 100,
     ) -> Page[Key]:
-        conditions = [
-            KEYS.c[name] == value
-            for name, value in (
-                ("team_id", team_id),
-                ("user_id", user_id),
-                ("key_alias", key_alias),
-            )
-            if value is not None
-        ]
+        filters = (("team_id", team_id), ("user_id", user_id), ("key_alias", key_alias))
+        conditions = [KEYS.c[name] == value for name, value in filters if value is not None]
         return await self._page(KEY_KIND, conditions, include_deleted, offset, limit)
 
     async def block_key(self, key_id: str) -> Key:
@@ -170,12 +135,12 @@ class SqlGovernanceStore:
         return await self._update(KEY_KIND, key_id, {"blocked": False})
 
     async def delete_key(self, key_id: str) -> Key:
-        async with self._write() as connection:
-            record = await self._delete(connection, KEY_KIND, key_id)
-            await connection.execute(
-                DEPRECATED_KEYS.delete().where(DEPRECATED_KEYS.c.key_id == key_id)
-            )
+        def remove(connection: Connection) -> Key:
+            record = self._delete(connection, KEY_KIND, key_id)
+            connection.execute(DEPRECATED_KEYS.delete().where(DEPRECATED_KEYS.c.key_id == key_id))
             return record
+
+        return await self.runner.write(remove)
 
     async def regenerate_key(
         self,
@@ -189,47 +154,42 @@ class SqlGovernanceStore:
         if not key:
             raise ValueError("new_key: must not be empty")
         now = self._now()
-        async with self._write() as connection:
-            current = await entities.load_one(connection, KEY_KIND, key_id, now=now, lock=True)
-            token_hash = await self._free_hash(connection, key)
+
+        def regenerate(connection: Connection) -> Key:
+            current = entities.load_one(connection, KEY_KIND, key_id, now=now, lock=True)
+            token_hash = self._free_hash(connection, key)
             if grace_period is not None:
-                await connection.execute(
+                connection.execute(
                     DEPRECATED_KEYS.insert().values(
                         token_hash=current.token_hash,
                         key_id=key_id,
                         revoke_at=expires_at(grace_period, now),
                     )
                 )
-            await connection.execute(
+            connection.execute(
                 update(KEYS)
                 .where(KEYS.c.key_id == key_id)
                 .values(token_hash=token_hash, key_name=abbreviate(key), updated_at=now)
             )
             if changes:
                 settings = entities.merged(current.settings, changes)
-                await self._check_refs(connection, settings)
-                await entities.update_settings(connection, KEY_KIND, key_id, settings, now)
-            record = await entities.load_one(connection, KEY_KIND, key_id, now=now)
-        return CreatedKey(key=key, record=record)
+                _check_refs(connection, settings)
+                entities.update_settings(connection, KEY_KIND, key_id, settings, now)
+            return entities.load_one(connection, KEY_KIND, key_id, now=now)
 
-    async def _free_hash(self, connection: AsyncConnection, key: str) -> str:
+        return CreatedKey(key=key, record=await self.runner.write(regenerate))
+
+    def _free_hash(self, connection: Connection, key: str) -> str:
         """`key`'s digest, if no key (live, deleted or in a grace period) has it already."""
         token_hash = self._hasher.digest(key)
-        taken = await connection.scalar(
+        taken = connection.scalar(
             select(KEYS.c.key_id).where(KEYS.c.token_hash == token_hash)
-        ) or await connection.scalar(
+        ) or connection.scalar(
             select(DEPRECATED_KEYS.c.key_id).where(DEPRECATED_KEYS.c.token_hash == token_hash)
         )
         if taken is not None:
             raise ConflictError("key: this key is taken; choose another")
         return token_hash
-
-    async def _check_refs(self, connection: AsyncConnection, settings: KeySettings) -> None:
-        for kind, ident in ((TEAM_KIND, settings.team_id), (USER_KIND, settings.user_id)):
-            if ident is not None and not await entities.count(
-                connection, kind, kind.ident == ident
-            ):
-                raise NotFoundError(kind.kind, ident)
 
     # -- teams and users -------------------------------------------------------------------------
 
@@ -237,15 +197,13 @@ class SqlGovernanceStore:
         return await self._create(TEAM_KIND, team_id or str(uuid.uuid4()), settings)
 
     async def get_team(self, team_id: str) -> Team:
-        async with self._read() as connection:
-            return await entities.load_one(connection, TEAM_KIND, team_id, now=self._now())
+        return await self._get(TEAM_KIND, team_id)
 
     async def update_team(self, team_id: str, changes: Mapping[str, Any]) -> Team:
         return await self._update(TEAM_KIND, team_id, changes)
 
     async def delete_team(self, team_id: str) -> Team:
-        async with self._write() as connection:
-            return await self._delete(connection, TEAM_KIND, team_id)
+        return await self.runner.write(lambda c: self._delete(c, TEAM_KIND, team_id))
 
     async def list_teams(
         self, *, include_deleted: bool = False, offset: int = 0, limit: int = 100
@@ -256,15 +214,13 @@ class SqlGovernanceStore:
         return await self._create(USER_KIND, user_id or str(uuid.uuid4()), settings)
 
     async def get_user(self, user_id: str) -> User:
-        async with self._read() as connection:
-            return await entities.load_one(connection, USER_KIND, user_id, now=self._now())
+        return await self._get(USER_KIND, user_id)
 
     async def update_user(self, user_id: str, changes: Mapping[str, Any]) -> User:
         return await self._update(USER_KIND, user_id, changes)
 
     async def delete_user(self, user_id: str) -> User:
-        async with self._write() as connection:
-            return await self._delete(connection, USER_KIND, user_id)
+        return await self.runner.write(lambda c: self._delete(c, USER_KIND, user_id))
 
     async def list_users(
         self, *, include_deleted: bool = False, offset: int = 0, limit: int = 100
@@ -274,38 +230,48 @@ class SqlGovernanceStore:
     # -- the generic parts -----------------------------------------------------------------------
 
     async def _create(
-        self, kind: entities.EntityKind[SettingsT, EntityT], ident: str, settings: SettingsT
+        self, kind: EntityKind[SettingsT, EntityT], ident: str, settings: SettingsT
     ) -> EntityT:
         now = self._now()
-        async with self._write() as connection:
-            await entities.insert(connection, kind, ident, settings, now)
-            return await entities.load_one(connection, kind, ident, now=now)
+
+        def create(connection: Connection) -> EntityT:
+            entities.insert(connection, kind, ident, settings, now)
+            return entities.load_one(connection, kind, ident, now=now)
+
+        return await self.runner.write(create)
+
+    async def _get(self, kind: EntityKind[Any, EntityT], ident: str) -> EntityT:
+        now = self._now()
+        return await self.runner.read(lambda c: entities.load_one(c, kind, ident, now=now))
 
     async def _update(
-        self, kind: entities.EntityKind[Any, EntityT], ident: str, changes: Mapping[str, Any]
+        self, kind: EntityKind[Any, EntityT], ident: str, changes: Mapping[str, Any]
     ) -> EntityT:
         now = self._now()
-        async with self._write() as connection:
-            current = await entities.load_one(connection, kind, ident, now=now, lock=True)
+
+        def change(connection: Connection) -> EntityT:
+            current = entities.load_one(connection, kind, ident, now=now, lock=True)
             settings = entities.merged(current.settings, changes)
             if isinstance(settings, KeySettings):
-                await self._check_refs(connection, settings)
-            await entities.update_settings(connection, kind, ident, settings, now)
-            return await entities.load_one(connection, kind, ident, now=now)
+                _check_refs(connection, settings)
+            entities.update_settings(connection, kind, ident, settings, now)
+            return entities.load_one(connection, kind, ident, now=now)
 
-    async def _delete(
-        self, connection: AsyncConnection, kind: entities.EntityKind[Any, EntityT], ident: str
+        return await self.runner.write(change)
+
+    def _delete(
+        self, connection: Connection, kind: EntityKind[Any, EntityT], ident: str
     ) -> EntityT:
         now = self._now()
-        await entities.load_one(connection, kind, ident, now=now)
-        await connection.execute(
+        entities.load_one(connection, kind, ident, now=now)
+        connection.execute(
             update(kind.table).where(kind.ident == ident).values(deleted_at=now, updated_at=now)
         )
-        return await entities.load_one(connection, kind, ident, now=now, include_deleted=True)
+        return entities.load_one(connection, kind, ident, now=now, include_deleted=True)
 
     async def _page(
         self,
-        kind: entities.EntityKind[Any, EntityT],
+        kind: EntityKind[Any, EntityT],
         conditions: Sequence[ColumnElement[bool]],
         include_deleted: bool,
         offset: int,
@@ -313,20 +279,22 @@ class SqlGovernanceStore:
     ) -> Page[EntityT]:
         if offset < 0 or limit < 1:
             raise ValueError("offset must be at least 0 and limit at least 1")
-        async with self._read() as connection:
-            items = await entities.load(
+        now = self._now()
+
+        def page(connection: Connection) -> Page[EntityT]:
+            items = entities.load(
                 connection,
                 kind,
                 *conditions,
-                now=self._now(),
+                now=now,
                 include_deleted=include_deleted,
                 offset=offset,
                 limit=limit,
             )
-            total = await entities.count(
-                connection, kind, *conditions, include_deleted=include_deleted
-            )
-        return Page(items=items, total=total)
+            total = entities.count(connection, kind, *conditions, include_deleted=include_deleted)
+            return Page(items=items, total=total)
+
+        return await self.runner.read(page)
 
     # -- budgets ---------------------------------------------------------------------------------
 
@@ -335,6 +303,20 @@ class SqlGovernanceStore:
             raise ValueError("amount: a reservation is at least 0")
         if not scopes:
             raise ValueError("scopes: a reservation holds against at least one budget")
+        attempt = asyncio.ensure_future(self._reserve_or_expire(scopes, amount))
+        try:
+            return await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            # The caller left, but the transaction may still commit: give the hold back then.
+            attempt.add_done_callback(self._release_orphan)
+            raise
+
+    def _release_orphan(self, attempt: asyncio.Future[Reservation]) -> None:
+        if not attempt.cancelled() and attempt.exception() is None:
+            release = asyncio.ensure_future(self.release(attempt.result()))
+            release.add_done_callback(_ignore_outcome)
+
+    async def _reserve_or_expire(self, scopes: Sequence[Scope], amount: int) -> Reservation:
         try:
             return await self._reserve(scopes, amount)
         except BudgetExceededError:
@@ -353,12 +335,12 @@ class SqlGovernanceStore:
         )
         missing = [s for s in reservation.scopes if s.model and s not in self._model_counters]
         if missing:
-            async with self._write() as connection:
-                await budgets.ensure_model_counters(connection, missing, now)
+            await self.runner.write(lambda c: budgets.ensure_model_counters(c, missing, now))
             self._model_counters.update(missing)
-        async with self._write() as connection:
-            await budgets.hold(connection, reservation.scopes, amount, now)
-            await budgets.record(
+
+        def hold(connection: Connection) -> None:
+            budgets.hold(connection, reservation.scopes, amount, now)
+            budgets.record(
                 connection,
                 reservation.reservation_id,
                 reservation.scopes,
@@ -366,32 +348,34 @@ class SqlGovernanceStore:
                 now,
                 reservation.expires_at,
             )
+
+        await self.runner.write(hold)
         return reservation
 
     async def settle(self, reservation: Reservation, cost: int) -> bool:
         if cost < 0:
             raise ValueError("cost: at least 0")
-        async with self._write() as connection:
-            return await budgets.finish(connection, reservation.reservation_id, cost, self._now())
+        now = self._now()
+        rid = reservation.reservation_id
+        return await self.runner.write(lambda c: budgets.finish(c, rid, cost, now))
 
     async def release(self, reservation: Reservation) -> bool:
         return await self.settle(reservation, 0)
 
     async def expire_reservations(self) -> int:
-        async with self._write() as connection:
-            return await budgets.expire(connection, self._now())
+        now = self._now()
+        return await self.runner.write(lambda c: budgets.expire(c, now))
 
     async def budget(self, scope: Scope) -> Budget:
-        async with self._read() as connection:
-            return await budgets.read(connection, scope, self._now())
+        now = self._now()
+        return await self.runner.read(lambda c: budgets.read(c, scope, now))
 
     # -- spend -----------------------------------------------------------------------------------
 
     async def write_spend(self, rows: Sequence[SpendRow]) -> int:
         if not rows:
             return 0
-        async with self._write() as connection:
-            return await spend.write(connection, rows)
+        return await self.runner.write(lambda c: spend.write(c, rows))
 
     async def spend_logs(
         self,
@@ -404,17 +388,15 @@ class SqlGovernanceStore:
         end: datetime | None = None,
         limit: int = 1000,
     ) -> list[SpendRow]:
-        async with self._read() as connection:
-            return await spend.logs(
-                connection,
-                start=start,
-                end=end,
-                limit=limit,
-                api_key=api_key,
-                user_id=user_id,
-                team_id=team_id,
-                request_id=request_id,
-            )
+        equal = {
+            "api_key": api_key,
+            "user_id": user_id,
+            "team_id": team_id,
+            "request_id": request_id,
+        }
+        return await self.runner.read(
+            lambda c: spend.logs(c, start=start, end=end, limit=limit, **equal)
+        )
 
     async def daily_spend(
         self,
@@ -425,10 +407,8 @@ class SqlGovernanceStore:
         team_id: str | None = None,
         user_id: str | None = None,
     ) -> list[DailySpend]:
-        async with self._read() as connection:
-            return await spend.daily(
-                connection, start=start, end=end, api_key=api_key, team_id=team_id, user_id=user_id
-            )
+        equal = {"api_key": api_key, "team_id": team_id, "user_id": user_id}
+        return await self.runner.read(lambda c: spend.daily(c, start=start, end=end, **equal))
 
     async def total_spend(
         self,
@@ -439,7 +419,18 @@ class SqlGovernanceStore:
         team_id: str | None = None,
         user_id: str | None = None,
     ) -> int:
-        async with self._read() as connection:
-            return await spend.total(
-                connection, start=start, end=end, api_key=api_key, team_id=team_id, user_id=user_id
-            )
+        equal = {"api_key": api_key, "team_id": team_id, "user_id": user_id}
+        return await self.runner.read(lambda c: spend.total(c, start=start, end=end, **equal))
+
+
+def _check_refs(connection: Connection, settings: KeySettings) -> None:
+    """The key's team and user exist (and are not deleted)."""
+    for kind, ident in ((TEAM_KIND, settings.team_id), (USER_KIND, settings.user_id)):
+        if ident is not None and not entities.count(connection, kind, kind.ident == ident):
+            raise NotFoundError(kind.kind, ident)
+
+
+def _ignore_outcome(task: asyncio.Future[Any]) -> None:
+    """Retrieve a background release's outcome (a failure leaves the hold to expire)."""
+    if not task.cancelled():
+        task.exception()
