@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -95,11 +96,24 @@ async def terminate_connections(database: str) -> int:
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
 async def kit(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreKit]:
-    if request.param == "sqlite":
-        made = StoreKit("sqlite", f"sqlite:///{tmp_path / 'store' / 'turnout.db'}")
-        yield made
-        await made.close()
+    if request.param == "postgresql":
+        async with _postgres_kit() as made:
+            yield made
         return
+    made = StoreKit("sqlite", f"sqlite:///{tmp_path / 'store' / 'turnout.db'}")
+    yield made
+    await made.close()
+
+
+@pytest.fixture
+async def postgres_kit() -> AsyncIterator[StoreKit]:
+    """For what only a database server can show (its connections closed under the store)."""
+    async with _postgres_kit() as made:
+        yield made
+
+
+@asynccontextmanager
+async def _postgres_kit() -> AsyncIterator[StoreKit]:
     base = postgres_url()
     name = f"turnout_test_{uuid.uuid4().hex[:16]}"
     await _admin(base, f'CREATE DATABASE "{name}"')

@@ -283,11 +283,11 @@ async def test_races_across_a_reset_and_new_model_counters_neither_deadlock_nor_
     assert (budget.spend, budget.reserved) == (0, 50)
 
 
+@pytest.mark.services
 async def test_connections_the_server_closed_are_replaced_without_a_failure(
-    kit: StoreKit,
+    postgres_kit: StoreKit,
 ) -> None:
-    if kit.backend != "postgresql":
-        pytest.skip("SQLite has no server to close connections")
+    kit = postgres_kit
     store = await kit.open(pool_size=3)
     key = await _key(store, max_budget=1_000)
     held = await asyncio.gather(*(store.reserve([key], 100) for _ in range(3)))
