@@ -3,4 +3,5 @@
 pytest_plugins = [
     "harness",
     "services",
+    "governance_stores",
 ]  # gateway_harness is imported directly by the tests that use it

@@ -267,6 +267,7 @@ def test_unknown_top_level_key_lists_the_known_ones() -> None:
 def test_top_level_keys_are_server_and_the_router_fields() -> None:
     assert set(TOP_LEVEL_KEYS) == {
         "server",
+        "store",
         "model_list",
         "aliases",
         "routing",

@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("turnout.wire",),
     ("turnout.config",),
     ("turnout.pricing", "turnout.health"),
-    ("turnout.state", "turnout.observe", "turnout.upstream"),
+    ("turnout.state", "turnout.observe", "turnout.upstream", "turnout.governance"),
     ("turnout.providers",),
     ("turnout.router",),
     ("turnout.gateway", "turnout.cli", "turnout.demo", "turnout.testing", "turnout"),
@@ -35,6 +35,15 @@ APART: tuple[tuple[str, str], ...] = (
     ("turnout.upstream", "turnout.observe"),
     # Health rules read config and nothing priced: the same rules run in every store.
     ("turnout.health", "turnout.pricing"),
+    # Governance (keys, budgets, spend) stands beside routing state: neither knows the other,
+    # and governance reads no health, events or transport.
+    ("turnout.governance", "turnout.health"),
+    ("turnout.governance", "turnout.state"),
+    ("turnout.governance", "turnout.observe"),
+    ("turnout.governance", "turnout.upstream"),
+    ("turnout.state", "turnout.governance"),
+    ("turnout.observe", "turnout.governance"),
+    ("turnout.upstream", "turnout.governance"),
 )
 
 #: Provider families: none imports another, except Azure, which speaks the OpenAI family's API.
@@ -230,8 +239,16 @@ def test_secrets_are_revealed_only_where_they_are_sent_or_checked() -> None:
         for module, path in MODULES.items()
         if ".reveal()" in path.read_text() and module != "turnout.secrets"
     }
-    # The Redis link hands the state backend's password to the Redis client alone.
-    allowed = {"turnout.gateway.auth", "turnout.config.providers", "turnout.state.redis_link"}
+    # The Redis link hands the state backend's password to the Redis client alone; the
+    # governance store hands the database's password to its driver alone, and keys its digests
+    # of virtual keys with the pepper.
+    allowed = {
+        "turnout.gateway.auth",
+        "turnout.config.providers",
+        "turnout.state.redis_link",
+        "turnout.governance.sql.engine",
+        "turnout.governance.keys",
+    }
     assert {m for m in revealing if not m.startswith("turnout.providers.")} <= allowed
 
 

@@ -632,7 +632,7 @@ def test_every_other_setting_is_ignored_once_with_its_path() -> None:
         "timeout": 30,
         "stream_timeout": 10,
     }
-    general = {"database_url": "postgres://x", "store_model_in_db": True}
+    general = {"store_model_in_db": True, "disable_spend_logs": True}
     config = _load(
         _groups(
             router_settings=router,

@@ -35,6 +35,8 @@ What maps where (LiteLLM -> turnout):
   may be.
 - ``general_settings.master_key`` -> the server's ``master_key``. turnout's own ``server``
   section may sit beside LiteLLM's sections, and its ``master_key`` wins.
+- ``general_settings.database_url`` -> the store's ``url`` (`turnout.config.litellm_store`);
+  turnout's own ``store`` section may sit beside LiteLLM's sections too.
 
 Environment references (``os.environ/NAME``) are resolved by the caller before conversion
 (`turnout.config.load`); a reference that could not be resolved arrives as the `ConfigError`
@@ -47,6 +49,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from turnout.config.litellm_store import import_store
 from turnout.config.litellm_timeouts import (
     DEFAULT_DEADLINE,
     DEPLOYMENT_KEYS,
@@ -259,6 +262,8 @@ class LiteLLMImport:
     router: dict[str, Any]
     #: Server config data in turnout's shape (for `turnout.config.load.ServerConfig`).
     server: dict[str, Any]
+    #: Store config data in turnout's shape (for `turnout.config.store.StoreConfig`).
+    store: dict[str, Any]
     #: One line per key turnout ignores or reads differently, each naming its LiteLLM path.
     warnings: list[str]
     #: turnout path (``model_list[0].base_url``, ``server.master_key``) -> LiteLLM path.
@@ -288,6 +293,7 @@ def import_litellm(data: Mapping[Any, Any]) -> LiteLLMImport:
     return LiteLLMImport(
         router=converter.router,
         server=converter.server,
+        store=converter.store,
         warnings=converter.warnings,
         origins=converter.origins,
     )
@@ -330,6 +336,7 @@ class _Converter:
     def __init__(self) -> None:
         self.router: dict[str, Any] = {}
         self.server: dict[str, Any] = {}
+        self.store: dict[str, Any] = {}
         self.warnings: list[str] = []
         self.origins: dict[str, str] = {}
         self.credentials: dict[str, _Credential] = {}
@@ -365,13 +372,17 @@ class _Converter:
         for key, value in _mapping(data.get("server"), "server").items():
             self.server[key] = value
             self.origins[f"server.{key}"] = f"server.{key}"
-        for key, value in _mapping(data.get("general_settings"), "general_settings").items():
+        general = _mapping(data.get("general_settings"), "general_settings")
+        self.store = import_store(
+            _mapping(data.get("store"), "store"), general, self.origins, self.warn
+        )
+        for key, value in general.items():
             path = f"general_settings.{key}"
-            if key != "master_key":
+            if key not in ("master_key", "database_url"):  # database_url: import_store
                 self.ignore(path, _GENERAL_REASON)
-            elif "master_key" in self.server:
+            elif key == "master_key" and "master_key" in self.server:
                 self.ignore(path, "server.master_key is set and wins")
-            else:
+            elif key == "master_key":
                 self.server["master_key"] = value
                 self.origins["server.master_key"] = path
         for name in _mapping(data.get("environment_variables"), "environment_variables"):
@@ -387,7 +398,7 @@ class _Converter:
                 self.origins[key] = key
             elif key == "include":
                 self.ignore("include", "not supported: merge the included files into this one")
-            elif key not in ("model_list", "server") and key not in LITELLM_SECTIONS:
+            elif key not in ("model_list", "server", "store") and key not in LITELLM_SECTIONS:
                 self.ignore(str(key), _UNKNOWN_REASON)
         for name, credential in self.credentials.items():
             if not credential.used:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -41,11 +41,12 @@ from turnout.config.environment import (
 from turnout.config.litellm import LiteLLMImport, import_litellm, is_litellm_config
 from turnout.config.router import RouterConfig, parse_router_config
 from turnout.config.server import GatewayConfig, ServerConfig
+from turnout.config.store import StoreConfig
 from turnout.config.yaml_reader import read_yaml
 from turnout.errors import ConfigError
 
 #: Top-level keys of turnout's own format.
-TOP_LEVEL_KEYS: tuple[str, ...] = ("server", *RouterConfig.__struct_fields__)
+TOP_LEVEL_KEYS: tuple[str, ...] = ("server", "store", *RouterConfig.__struct_fields__)
 
 
 def load_config(
@@ -87,9 +88,16 @@ def _parse_turnout(
             )
     resolved = resolve_environment(data, environ)
     raise_unresolved(resolved)
-    server = _parse_server(resolved.get("server"), lambda path: join_path("server", path))
-    router = parse_router_config({k: v for k, v in resolved.items() if k != "server"})
-    return GatewayConfig(server=server, router=router, source=source, format="turnout")
+    server = _parse_section(
+        resolved.get("server"), ServerConfig, lambda path: join_path("server", path)
+    )
+    store = _parse_section(
+        resolved.get("store"), StoreConfig, lambda path: join_path("store", path)
+    )
+    router = parse_router_config(
+        {k: v for k, v in resolved.items() if k not in ("server", "store")}
+    )
+    return GatewayConfig(server=server, router=router, store=store, source=source, format="turnout")
 
 
 def _parse_litellm(
@@ -100,8 +108,14 @@ def _parse_litellm(
     imported = import_litellm(resolve_environment(data, environ, declared=hint))
     raise_unresolved(imported.router)
     raise_unresolved(imported.server)
-    server = _parse_server(
-        imported.server, lambda path: imported.source_path(join_path("server", path))
+    raise_unresolved(imported.store)
+    server = _parse_section(
+        imported.server,
+        ServerConfig,
+        lambda path: imported.source_path(join_path("server", path)),
+    )
+    store = _parse_section(
+        imported.store, StoreConfig, lambda path: imported.source_path(join_path("store", path))
     )
     try:
         router = parse_router_config(imported.router)
@@ -110,6 +124,7 @@ def _parse_litellm(
     return GatewayConfig(
         server=server,
         router=router,
+        store=store,
         warnings=tuple(imported.warnings),
         source=source,
         format="litellm",
@@ -125,17 +140,19 @@ def _in_source_terms(error: ConfigError, imported: LiteLLMImport) -> ConfigError
     return ConfigError(problem, path=source_path) if source_path != path else error
 
 
-# -- the server section --------------------------------------------------------------------------
+# -- the server and store sections ---------------------------------------------------------------
+
+SectionT = TypeVar("SectionT", ServerConfig, StoreConfig)
 
 
-def _parse_server(data: Any, locate: Callable[[str], str]) -> ServerConfig:
+def _parse_section(data: Any, kind: type[SectionT], locate: Callable[[str], str]) -> SectionT:
     """`locate`: a path inside the section ("" for the section itself) -> its path in the file."""
     if data is None:
         data = {}
     if not isinstance(data, Mapping):
         raise ConfigError(f"expected a mapping, got {describe_kind(data)}", path=locate(""))
     try:
-        return msgspec.convert(data, ServerConfig, dec_hook=decode_secret, strict=False)
+        return msgspec.convert(data, kind, dec_hook=decode_secret, strict=False)
     except msgspec.ValidationError as exc:
         problem, path = split_validation_error(exc)
         raise ConfigError(problem, path=locate(path)) from None

@@ -14,6 +14,7 @@ import msgspec
 from msgspec import Meta
 
 from turnout.config.router import RouterConfig
+from turnout.config.store import StoreConfig
 from turnout.errors import ConfigError
 from turnout.secrets import Secret
 
@@ -75,6 +76,8 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
 
     server: ServerConfig
     router: RouterConfig
+    #: Where keys, teams, users and spend are kept (`turnout.governance`).
+    store: StoreConfig = StoreConfig()
     #: One line per key turnout ignores (or reads differently), each naming its path.
     warnings: tuple[str, ...] = ()
     #: The file the config was read from (None: built from data in memory).

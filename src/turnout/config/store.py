@@ -1,0 +1,63 @@
+"""Where keys, teams, users and spend are kept: the ``store`` section.
+
+``store: {url: sqlite:///turnout.db}`` (the default: a SQLite file in the working directory,
+created with its tables on first start) or ``store: {url: postgresql://user@host:5432/db}``. A
+password written in the URL is taken out of it when the config is read and kept as a `Secret`
+(``password``), so that the URL can be shown in logs and errors as it is. ``pepper`` turns the
+stored digest of every virtual key into an HMAC under it (`turnout.governance.keys`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from msgspec import Meta, Struct
+from msgspec.structs import force_setattr
+
+from turnout.config.state import split_password
+from turnout.errors import ConfigError
+from turnout.secrets import Secret
+
+SCHEMES = ("sqlite", "postgresql", "postgres")
+DEFAULT_URL = "sqlite:///turnout.db"
+
+
+class StoreConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The governance store. Changing it takes a restart."""
+
+    #: ``sqlite:///relative/path.db``, ``sqlite:////absolute/path.db`` or
+    #: ``postgresql://[user[:password]@]host[:port]/database``.
+    url: str = DEFAULT_URL
+    #: The database password; a password written in `url` is moved here.
+    password: Secret | None = None
+    #: A server-side secret the digests of virtual keys are keyed with (None: plain SHA-256,
+    #: as LiteLLM stores them). Changing it invalidates every key made before.
+    pepper: Secret | None = None
+    #: Seconds a budget reservation is held for a request that never settles it (its holder
+    #: crashed) before it is given back.
+    reservation_ttl: Annotated[float, Meta(ge=1, le=7 * 86_400)] = 3600.0
+    #: Database connections each process keeps at most (requests beyond it wait for one).
+    pool_size: Annotated[int, Meta(ge=1, le=1000)] = 10
+
+    def __post_init__(self) -> None:
+        scheme = self.url.partition("://")[0].partition("+")[0]
+        if "://" not in self.url or scheme not in SCHEMES:
+            raise ConfigError(
+                f"{self.url.partition('://')[0]!r} is no store URL scheme "
+                "(use sqlite:///path or postgresql://...)",
+                path="url",
+            )
+        if scheme == "sqlite" and ":memory:" in self.url:
+            raise ConfigError(
+                "an in-memory SQLite database is not shared between connections and is lost "
+                "on exit; name a file (sqlite:///turnout.db)",
+                path="url",
+            )
+        if self.pepper is not None and not self.pepper:
+            raise ConfigError("must not be empty (leave it out for none)", path="pepper")
+        url, password = split_password(self.url)
+        if password is not None:
+            if self.password is not None and self.password != password:
+                raise ConfigError("a password is given in both url and password", path="url")
+            force_setattr(self, "url", url)
+            force_setattr(self, "password", password)

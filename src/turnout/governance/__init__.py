@@ -1,0 +1,55 @@
+"""Governance: virtual keys, teams, users, budgets and the spend ledger.
+
+- `money`: amounts as integer micro-dollars, converted exactly at the edges.
+- `keys`: generating virtual keys and the one-way digest they are stored under.
+- `periods`: LiteLLM's durations, key expiry and calendar-aligned budget resets.
+- `records`: the settings and records the store holds.
+- `store`: the `GovernanceStore` contract; `sql`: its SQLite/PostgreSQL implementation.
+
+Budgets are enforced by reservation: before a request, an estimate of its cost is held against
+every budget it touches in one atomic step (all or nothing); afterwards the hold is settled with
+the real cost or released (docs/governance.md).
+"""
+
+from turnout.governance.money import to_dollars, to_micros
+from turnout.governance.records import (
+    Budget,
+    CreatedKey,
+    DailySpend,
+    Key,
+    KeySettings,
+    ModelLimits,
+    Page,
+    Reservation,
+    Scope,
+    SpendRow,
+    Team,
+    TeamSettings,
+    User,
+    UserSettings,
+)
+from turnout.governance.refusals import BudgetExceededError, ConflictError, NotFoundError
+from turnout.governance.store import GovernanceStore
+
+__all__ = [
+    "Budget",
+    "BudgetExceededError",
+    "ConflictError",
+    "CreatedKey",
+    "DailySpend",
+    "GovernanceStore",
+    "Key",
+    "KeySettings",
+    "ModelLimits",
+    "NotFoundError",
+    "Page",
+    "Reservation",
+    "Scope",
+    "SpendRow",
+    "Team",
+    "TeamSettings",
+    "User",
+    "UserSettings",
+    "to_dollars",
+    "to_micros",
+]
