@@ -17,7 +17,7 @@ A password in the URL is taken out of it when the config is read and kept as a `
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Literal, Protocol, cast
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from msgspec import Meta, Struct
@@ -71,12 +71,27 @@ class StateConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
                 f"{scheme!r} is no Redis URL scheme (use one of {', '.join(SCHEMES)})",
                 path="url",
             )
-        url, password = split_password(self.url)
-        if password is not None:
-            if self.password is not None and self.password != password:
-                raise ConfigError("a password is given in both url and password", path="url")
-            force_setattr(self, "url", url)
-            force_setattr(self, "password", password)
+        move_password(self)
+
+
+class _WithPassword(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def password(self) -> Secret | None: ...
+
+
+def move_password(config: _WithPassword) -> None:
+    """A password written in `config.url` moved to `config.password` (a `Secret`), so that the
+    URL can be shown and logged; both given and different is an error."""
+    url, password = split_password(config.url)
+    if password is not None:
+        if config.password is not None and config.password != password:
+            raise ConfigError("a password is given in both url and password", path="url")
+        struct = cast(Struct, config)  # a frozen config Struct: set once, while it is read
+        force_setattr(struct, "url", url)
+        force_setattr(struct, "password", password)
 
 
 def split_password(url: str) -> tuple[str, Secret | None]:

@@ -12,9 +12,8 @@ from __future__ import annotations
 from typing import Annotated
 
 from msgspec import Meta, Struct
-from msgspec.structs import force_setattr
 
-from turnout.config.state import split_password
+from turnout.config.state import move_password
 from turnout.errors import ConfigError
 from turnout.secrets import Secret
 
@@ -55,9 +54,4 @@ class StoreConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
             )
         if self.pepper is not None and not self.pepper:
             raise ConfigError("must not be empty (leave it out for none)", path="pepper")
-        url, password = split_password(self.url)
-        if password is not None:
-            if self.password is not None and self.password != password:
-                raise ConfigError("a password is given in both url and password", path="url")
-            force_setattr(self, "url", url)
-            force_setattr(self, "password", password)
+        move_password(self)
