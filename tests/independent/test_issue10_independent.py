@@ -571,7 +571,8 @@ async def test_2_group_silent_deployment_left_for_its_sibling(tmp_path: Path) ->
         settings = {"num_retries": 2, "timeout": 30}
         async with users_shape(tmp_path, models=models, settings=settings) as shape:
             client = shape.sdk(timeout=30)
-            for _ in range(24):
+            # Enough for each deployment's ten samples, whichever way the picks fall.
+            for _ in range(48):
                 await client.chat.completions.create(model="group", messages=MESSAGES)
             one.set_default(Fault("hang"))
             two.set_default(None)

@@ -53,6 +53,9 @@ MIN_RATE_TOKENS: Final = 32
 RESERVE_FACTOR: Final = 2.0
 #: Never more than this share of the time left is kept for the next candidate.
 MAX_RESERVE_SHARE: Final = 0.5
+#: Never less than this many seconds (within that share): a candidate's usual time is measured
+#: on warm connections, and the next one may need a new connection (TLS included) first.
+MIN_RESERVE: Final = 1.0
 
 
 class Limit(NamedTuple):
@@ -226,8 +229,8 @@ class LearnedLimits:
 
     def reserve(self, next_ids: Sequence[str], stream: bool, time_left: float) -> float:
         """Seconds of `time_left` an attempt leaves for the next candidate (one of
-        `next_ids`): twice its usual time when known (the quickest of them), else a fixed
-        share; never more than half of what is left."""
+        `next_ids`): twice its usual time when known (the quickest of them; at least a
+        second), else a fixed share; never more than half of what is left."""
         expected: float | None = None
         for deployment_id in next_ids:
             usual = self.expected(deployment_id, stream)
@@ -235,7 +238,7 @@ class LearnedLimits:
                 expected = usual
         if expected is None:
             return time_left * self.config.reserve_fraction
-        return min(expected * RESERVE_FACTOR, time_left * MAX_RESERVE_SHARE)
+        return min(max(expected * RESERVE_FACTOR, MIN_RESERVE), time_left * MAX_RESERVE_SHARE)
 
 
 def can_escape(
