@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("turnout.wire",),
     ("turnout.config",),
     ("turnout.pricing", "turnout.health"),
-    ("turnout.state", "turnout.observe", "turnout.upstream"),
+    ("turnout.state", "turnout.observe", "turnout.upstream", "turnout.governance"),
     ("turnout.providers",),
     ("turnout.router",),
     ("turnout.gateway", "turnout.cli", "turnout.demo", "turnout.testing", "turnout"),

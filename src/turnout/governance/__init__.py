@@ -1,0 +1,1 @@
+"""Virtual keys, budgets, rate limits and spend."""
