@@ -10,12 +10,13 @@ without ``max_tokens``). The rule, per candidate deployment:
 
 Input tokens are counted by `turnout.tokens` (about four characters per token, on the large
 side). The output bound is the caller's `max_output_tokens` for the model when known, else its
-context window less the input, else none. ``n`` is ``max(n, best_of, 1)``. Over several
-candidates (a model group's deployments and its fallbacks) the most expensive one counts, since
-the router may end on any of them. A deployment's prices are its own fields, else the built-in
-list prices (`turnout.pricing.lookup.with_known_prices`), as routing finds them. Arithmetic is
-`Decimal` from the prices' shortest decimal form, rounded up to the next micro-dollar: no
-float ever rounds an amount down.
+context window less the input, else none; embeddings write no output. ``n`` is
+``max(n, best_of, 1)``. Over several candidates (a model group's deployments and its
+fallbacks) the most expensive one counts, since the router may end on any of them. A
+deployment's prices are its own fields, else the built-in list prices
+(`turnout.pricing.lookup.with_known_prices`), as routing finds them. Arithmetic is `Decimal`
+from the prices' shortest decimal form, rounded up to the next micro-dollar: no float ever
+rounds an amount down.
 
 A request that sets no ``max_tokens`` and writes more than the default output bound is charged
 what it consumed (settling always charges it), so a budget can be passed by that difference:
@@ -38,7 +39,7 @@ from decimal import ROUND_CEILING, Decimal
 from turnout.config.router import Deployment
 from turnout.pricing.lookup import with_known_prices
 from turnout.tokens import estimate_prompt_tokens
-from turnout.wire import Request
+from turnout.wire import Operation, Request
 
 #: Output tokens assumed for a request that sets no ``max_tokens``.
 DEFAULT_OUTPUT_TOKENS = 4096
@@ -90,6 +91,8 @@ def _output_bound(
     default_output_tokens: int,
     max_output_tokens: int | None,
 ) -> int:
+    if request.operation is Operation.EMBEDDING:
+        return 0
     asked = request.max_completion_tokens
     output = asked if asked is not None and asked >= 0 else default_output_tokens
     if max_output_tokens is not None:

@@ -1,0 +1,128 @@
+"""Overspend: several instances racing one budget or limit through one real Redis.
+
+Three `RedisLedger`s stand for three gateway instances (each with its own connection); their
+requests are started at once, so Redis sees their scripts interleaved in whatever order the
+connections deliver them. A ledger that checked and then charged in two steps would admit more
+than fits; these tests count exactly what was admitted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+
+import pytest
+from ledger_kit import ask, fresh_minute, redis_ledgers
+
+from services import RedisServer
+from turnout.governance.ledger import (
+    Budget,
+    BudgetExceeded,
+    Limits,
+    Period,
+    RateLimited,
+    Refused,
+    Ticket,
+)
+from turnout.governance.redis_ledger import RedisLedger
+
+pytestmark = pytest.mark.services
+
+INSTANCES = 3
+REQUESTS = 200
+
+
+async def _race(ledgers: list[RedisLedger], *asks_: object) -> list[Ticket | Refused]:
+    """Every ask at once, spread over the instances; each answer a ticket or a refusal."""
+
+    async def one(index: int, item: object) -> Ticket | Refused:
+        try:
+            return await ledgers[index % len(ledgers)].admit(item)  # type: ignore[arg-type]
+        except Refused as refused:
+            return refused
+
+    return list(await asyncio.gather(*(one(i, a) for i, a in enumerate(asks_))))
+
+
+def _tickets(answers: list[Ticket | Refused]) -> list[Ticket]:
+    return [a for a in answers if isinstance(a, Ticket)]
+
+
+async def test_a_budget_for_a_tenth_admits_exactly_a_tenth(redis_server: RedisServer) -> None:
+    cost = 12_345  # micro-dollars per request
+    budget = Budget("key:shared", max=cost * 20 + cost // 2)  # 20 fit, the 21st does not
+    team = Budget("team:shared", max=10**12)
+    async with redis_ledgers(redis_server, INSTANCES) as ledgers:
+        answers = await _race(ledgers, *[ask(cost, budgets=(budget, team))] * REQUESTS)
+        admitted = _tickets(answers)
+        assert len(admitted) == 20
+        assert all(isinstance(a, BudgetExceeded) for a in answers if a not in admitted)
+        state = await ledgers[0].budget(budget)
+        assert state.spent + state.reserved == 20 * cost <= budget.max
+        # The requests end with what they consumed, on whichever instance: exact totals.
+        consumed = [random.Random(i).randrange(cost + 1) for i in range(len(admitted))]
+        await asyncio.gather(
+            *(
+                ledgers[i % INSTANCES].settle(ticket, amount, 0)
+                for i, (ticket, amount) in enumerate(zip(admitted, consumed, strict=True))
+            )
+        )
+        for scope in (budget, team):
+            state = await ledgers[1].budget(scope)
+            assert (state.spent, state.reserved) == (sum(consumed), 0)
+
+
+async def test_after_a_period_end_exactly_the_max_fits_again(redis_server: RedisServer) -> None:
+    cost = 1000
+    budget = Budget("key:periodic", max=cost * 10, period=Period(seconds=2))
+    async with redis_ledgers(redis_server, INSTANCES) as ledgers:
+        first = _tickets(await _race(ledgers, *[ask(cost, budgets=(budget,))] * 60))
+        assert len(first) == 10
+        for ticket in first:
+            await ledgers[0].settle(ticket, cost, 0)
+        state = await ledgers[0].budget(budget)
+        assert state.resets_at is not None
+        assert _tickets(await _race(ledgers, *[ask(cost, budgets=(budget,))] * 10)) == []
+        await asyncio.sleep(max(0.0, state.resets_at - time.time()) + 0.05)
+        second = _tickets(await _race(ledgers, *[ask(cost, budgets=(budget,))] * 60))
+        assert len(second) == 10
+        after = await ledgers[0].budget(budget)
+        assert (after.spent, after.reserved) == (0, budget.max)
+
+
+async def test_requests_per_minute_are_not_multiplied(redis_server: RedisServer) -> None:
+    await fresh_minute(margin_seconds=5)
+    limits = Limits("key:rpm", rpm=30)
+    async with redis_ledgers(redis_server, INSTANCES) as ledgers:
+        answers = await _race(ledgers, *[ask(0, limits=(limits,))] * 120)
+        admitted = _tickets(answers)
+        assert len(admitted) == 30
+        assert sorted(t.limits[0].remaining for t in admitted) == list(range(30))
+        refusals = [a for a in answers if isinstance(a, RateLimited)]
+        assert len(refusals) == 90 and {r.kind for r in refusals} == {"requests"}
+
+
+async def test_tokens_per_minute_across_instances(redis_server: RedisServer) -> None:
+    await fresh_minute(margin_seconds=5)
+    limits = Limits("team:tpm", tpm=1000)
+    async with redis_ledgers(redis_server, INSTANCES) as ledgers:
+        admitted = _tickets(await _race(ledgers, *[ask(0, tokens=100, limits=(limits,))] * 90))
+        assert len(admitted) == 10
+        # They used 40 tokens each, not 100: 600 tokens of the minute come free again.
+        for ticket in admitted:
+            await ledgers[1].settle(ticket, 0, 40)
+        again = _tickets(await _race(ledgers, *[ask(0, tokens=100, limits=(limits,))] * 30))
+        assert len(again) == 6
+
+
+async def test_parallel_leases_across_instances(redis_server: RedisServer) -> None:
+    limits = Limits("key:parallel", parallel=8)
+    async with redis_ledgers(redis_server, INSTANCES, hold_seconds=1.0) as ledgers:
+        held = _tickets(await _race(ledgers, *[ask(0, limits=(limits,))] * 64))
+        assert len(held) == 8
+        for ticket in held[:3]:
+            await ledgers[2].release(ticket)
+        assert len(_tickets(await _race(ledgers, *[ask(0, limits=(limits,))] * 64))) == 3
+        await asyncio.sleep(1.2)  # nobody ends the others: their leases lapse
+        assert len(_tickets(await _race(ledgers, *[ask(0, limits=(limits,))] * 64))) == 8
