@@ -17,6 +17,7 @@ from ledger_kit import ask, fresh_minute, redis_ledgers
 
 from services import RedisServer
 from turnout.governance.ledger import (
+    Ask,
     Budget,
     BudgetExceeded,
     Limits,
@@ -126,3 +127,40 @@ async def test_parallel_leases_across_instances(redis_server: RedisServer) -> No
         assert len(_tickets(await _race(ledgers, *[ask(0, limits=(limits,))] * 64))) == 3
         await asyncio.sleep(1.2)  # nobody ends the others: their leases lapse
         assert len(_tickets(await _race(ledgers, *[ask(0, limits=(limits,))] * 64))) == 8
+
+
+async def test_every_key_of_a_request_is_in_one_cluster_slot(redis_server: RedisServer) -> None:
+    import redis.asyncio as redis_client
+    from redis.crc import key_slot
+
+    everything = ask(
+        5,
+        tokens=5,
+        budgets=(Budget("key:a", max=100, period=Period(seconds=60)), Budget("team:b", max=100)),
+        limits=(Limits("key:a", rpm=5, tpm=50, parallel=2), Limits("team:b", rpm=9)),
+    )
+    async with redis_ledgers(redis_server, 1) as (ledger,):
+        await ledger.admit(everything)
+        client = redis_client.from_url(redis_server.url)
+        try:
+            keys = [key async for key in client.scan_iter(f"{ledger.config.prefix}:*")]
+        finally:
+            await client.aclose()
+    assert len(keys) == 1 + 2 * 2 + 2 * 2 - 1  # team:b sets no parallel limit: no lease set
+    assert len({key_slot(key) for key in keys}) == 1
+
+
+async def test_partitioned_by_team_each_partition_counts_apart(
+    redis_server: RedisServer,
+) -> None:
+    user = Budget("user:u1", max=100)
+    async with redis_ledgers(redis_server, 2, partition="team") as (first, second):
+        in_a = ask(100, budgets=(user,))
+        in_b = Ask(cost=100, budgets=(user,), partition="team-b")
+        await first.admit(in_a)
+        with pytest.raises(BudgetExceeded):
+            await second.admit(in_a)
+        await second.admit(in_b)  # the same user, another partition: counted apart
+        assert (await first.budget(user, partition="team-b")).reserved == 100
+        with pytest.raises(ValueError, match="partition"):
+            await first.admit(Ask(cost=1, budgets=(user,)))

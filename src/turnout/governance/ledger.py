@@ -110,7 +110,8 @@ def _amount(name: str, value: int, low: int = 0) -> None:
 @dataclass(frozen=True, slots=True)
 class Budget:
     """One budget a request spends from. `scope` names it (``key:<id>``, ``team:<id>``,
-    ``user:<id>``, ``key:<id>:model:<name>``...) and is its identity in the ledger; `max` is in
+    ``user:<id>``, ``key:<id>:model:<name>``...; never a secret: scopes appear in refusals and
+    in Redis key names) and is its identity in the ledger; `max` is in
     micro-dollars; `period` None never resets. `seed`: spend already recorded for the scope in
     its current period (by the store of record), taken only when the ledger holds no state for
     it (first use, or a Redis that lost its data): it is never added twice."""

@@ -114,6 +114,8 @@ class RedisLedger:
 
     def _tag(self, ask: Ask) -> str:
         if self.partition == "team":
+            if not ask.partition:
+                raise ValueError("a ledger partitioned by team needs the ask's partition")
             return f"gov:{ask.partition}"
         return "gov"
 
