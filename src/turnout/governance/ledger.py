@@ -416,7 +416,7 @@ class MemoryLedger:
             if limit.tpm is not None:
                 left = max(0, limit.tpm - counts.tokens)
                 statuses.append(LimitStatus(limit.scope, "tokens", limit.tpm, left, reset))
-        self._open[ticket_id] = expiry
+        self._open[ticket_id] = now + 2 * self._hold_ms  # as long as Redis keeps its record
         return Ticket(ticket_id, ask, expiry / 1000, window, tuple(held), tuple(statuses), False)
 
     async def settle(self, ticket: Ticket, cost: int, tokens: int) -> None:
@@ -460,7 +460,10 @@ class MemoryLedger:
                     leases[ticket.id] = expiry
                 else:
                     held = False
-        return held and ticket.id in self._open
+        if self._open.get(ticket.id, 0) <= now:
+            return False
+        self._open[ticket.id] = now + 2 * self._hold_ms
+        return held
 
     async def budget(self, budget: Budget, partition: str = "") -> BudgetState:
         record = self._record(budget, self._now())
