@@ -164,3 +164,48 @@ async def test_partitioned_by_team_each_partition_counts_apart(
         assert (await first.budget(user, partition="team-b")).reserved == 100
         with pytest.raises(ValueError, match="partition"):
             await first.admit(Ask(cost=1, budgets=(user,)))
+
+
+async def test_streams_of_requests_never_pass_the_budget(redis_server: RedisServer) -> None:
+    """Requests admitted, running a moment and ending (consuming up to their estimate, or
+    nothing) on three instances at once, while a watcher reads the budget all along."""
+    cost = 1000
+    budget = Budget("key:waves", max=cost * 25)
+    async with redis_ledgers(redis_server, INSTANCES) as ledgers:
+        consumed: list[int] = []
+        done = asyncio.Event()
+        seen: list[int] = []
+        refused: list[int] = []
+
+        async def request(index: int) -> None:
+            rng = random.Random(index)
+            await asyncio.sleep(rng.random() * 0.2)
+            ledger = ledgers[index % INSTANCES]
+            try:
+                ticket = await ledger.admit(ask(cost, budgets=(budget,)))
+            except BudgetExceeded:
+                refused.append(index)
+                return
+            await asyncio.sleep(rng.random() * 0.05)
+            if rng.random() < 0.3:
+                await ledgers[(index + 1) % INSTANCES].release(ticket)
+            else:
+                amount = rng.randrange(cost + 1)
+                await ledger.settle(ticket, amount, 0)
+                consumed.append(amount)
+
+        async def watch() -> None:
+            while not done.is_set():
+                state = await ledgers[2].budget(budget)
+                seen.append(state.spent + state.reserved)
+                await asyncio.sleep(0.005)
+
+        watcher = asyncio.create_task(watch())
+        await asyncio.gather(*(request(i) for i in range(REQUESTS)))
+        done.set()
+        await watcher
+        state = await ledgers[0].budget(budget)
+        assert (state.spent, state.reserved) == (sum(consumed), 0)
+        assert len(seen) > 5 and max(seen) <= budget.max
+        assert state.spent <= budget.max
+        assert refused and len(refused) < REQUESTS - 25  # it was contended, and not starved

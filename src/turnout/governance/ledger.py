@@ -28,6 +28,7 @@ across workers and instances. Both pass one contract suite.
 from __future__ import annotations
 
 import datetime as dt
+import heapq
 import math
 import os
 import re
@@ -312,18 +313,60 @@ def wall_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+class _Holds:
+    """Holds by ticket id (an amount each, 0 for a parallel lease), their total, and a heap of
+    expiries, so that dropping lapsed holds costs O(log n) per hold, not a scan per request."""
+
+    __slots__ = ("amounts", "expiries", "heap", "total")
+
+    def __init__(self) -> None:
+        self.amounts: dict[str, int] = {}
+        self.expiries: dict[str, int] = {}
+        self.heap: list[tuple[int, str]] = []
+        self.total = 0
+
+    def __len__(self) -> int:
+        return len(self.amounts)
+
+    def put(self, ticket_id: str, amount: int, expiry: int) -> None:
+        self.pop(ticket_id)
+        self.amounts[ticket_id] = amount
+        self.total += amount
+        self.extend(ticket_id, expiry)
+
+    def pop(self, ticket_id: str) -> bool:
+        amount = self.amounts.pop(ticket_id, None)
+        if amount is None:
+            return False
+        self.total -= amount
+        del self.expiries[ticket_id]
+        return True
+
+    def extend(self, ticket_id: str, expiry: int) -> bool:
+        if ticket_id not in self.amounts:
+            return False
+        self.expiries[ticket_id] = expiry
+        heapq.heappush(self.heap, (expiry, ticket_id))
+        if len(self.heap) > 2 * len(self.expiries) + 64:  # stale entries of ended holds
+            self.heap = [(when, held) for held, when in self.expiries.items()]
+            heapq.heapify(self.heap)
+        return True
+
+    def lapse(self, now: int) -> None:
+        heap = self.heap
+        while heap and heap[0][0] <= now:
+            expiry, ticket_id = heapq.heappop(heap)
+            if self.expiries.get(ticket_id) == expiry:
+                self.pop(ticket_id)
+
+
 @dataclass(slots=True)
 class _BudgetRecord:
     spent: int
     start: int = 0
     end: int = 0  # 0: no period
     first: int = 0
-    #: Holds by ticket id: (micro-dollars, expiry ms).
-    holds: dict[str, tuple[int, int]] = field(default_factory=dict)
-
-    @property
-    def reserved(self) -> int:
-        return sum(amount for amount, _ in self.holds.values())
+    holds: _Holds = field(default_factory=_Holds)
 
 
 @dataclass(slots=True)
@@ -332,8 +375,7 @@ class _LimitRecord:
     requests: int = 0
     tokens_window: int = -1
     tokens: int = 0
-    #: Parallel-request leases: ticket id -> expiry ms.
-    leases: dict[str, int] = field(default_factory=dict)
+    leases: _Holds = field(default_factory=_Holds)
 
 
 class MemoryLedger:
@@ -353,9 +395,7 @@ class MemoryLedger:
         record = self._budgets.get(budget.scope)
         if record is None:
             record = self._budgets[budget.scope] = _BudgetRecord(budget.seed, first=now)
-        for ticket_id, (_, expiry) in list(record.holds.items()):
-            if expiry <= now:
-                del record.holds[ticket_id]
+        record.holds.lapse(now)
         if budget.period is None:
             record.start = record.end = 0
         elif not record.start <= now < record.end:
@@ -372,9 +412,7 @@ class MemoryLedger:
             record.requests_window, record.requests = window, 0
         if record.tokens_window != window:
             record.tokens_window, record.tokens = window, 0
-        for ticket_id, expiry in list(record.leases.items()):
-            if expiry <= now:
-                del record.leases[ticket_id]
+        record.leases.lapse(now)
         return record
 
     async def admit(self, ask: Ask) -> Ticket:
@@ -383,11 +421,12 @@ class MemoryLedger:
         reset = (window + MINUTE_MS - now) / 1000
         budgets = [self._record(budget, now) for budget in ask.budgets]
         for budget, record in zip(ask.budgets, budgets, strict=True):
-            if record.spent + record.reserved + ask.cost > budget.max:
+            held = record.holds.total
+            if record.spent + held + ask.cost > budget.max:
                 ends = record.end / 1000 if record.end else None
-                raise BudgetExceeded(budget.scope, budget.max, record.spent, record.reserved, ends)
+                raise BudgetExceeded(budget.scope, budget.max, record.spent, held, ends)
         limits = [self._limit(limit.scope, now) for limit in ask.limits]
-        held: list[int] = []
+        taken: list[int] = []
         for limit, counts in zip(ask.limits, limits, strict=True):
             if limit.rpm is not None and counts.requests + 1 > limit.rpm:
                 raise RateLimited(limit.scope, "requests", limit.rpm, 0, reset)
@@ -399,17 +438,17 @@ class MemoryLedger:
                 raise RateLimited(
                     limit.scope, "parallel_requests", limit.parallel, 0, PARALLEL_RETRY_AFTER
                 )
-            held.append(tokens)
+            taken.append(tokens)
         ticket_id = new_ticket_id()
         expiry = now + self._hold_ms
         for record in budgets:
-            record.holds[ticket_id] = (ask.cost, expiry)
+            record.holds.put(ticket_id, ask.cost, expiry)
         statuses: list[LimitStatus] = []
-        for limit, counts, tokens in zip(ask.limits, limits, held, strict=True):
+        for limit, counts, tokens in zip(ask.limits, limits, taken, strict=True):
             counts.requests += 1
             counts.tokens += tokens
             if limit.parallel is not None:
-                counts.leases[ticket_id] = expiry
+                counts.leases.put(ticket_id, 0, expiry)
             if limit.rpm is not None:
                 left = limit.rpm - counts.requests
                 statuses.append(LimitStatus(limit.scope, "requests", limit.rpm, left, reset))
@@ -417,7 +456,7 @@ class MemoryLedger:
                 left = max(0, limit.tpm - counts.tokens)
                 statuses.append(LimitStatus(limit.scope, "tokens", limit.tpm, left, reset))
         self._open[ticket_id] = now + 2 * self._hold_ms  # as long as Redis keeps its record
-        return Ticket(ticket_id, ask, expiry / 1000, window, tuple(held), tuple(statuses), False)
+        return Ticket(ticket_id, ask, expiry / 1000, window, tuple(taken), tuple(statuses), False)
 
     async def settle(self, ticket: Ticket, cost: int, tokens: int) -> None:
         _amount("cost", cost)
@@ -431,11 +470,11 @@ class MemoryLedger:
         self._ended_ids.add(ticket.id)
         for budget in ticket.ask.budgets:
             record = self._record(budget, now)
-            record.holds.pop(ticket.id, None)
+            record.holds.pop(ticket.id)
             record.spent += cost
         for limit, held in zip(ticket.ask.limits, ticket.held_tokens, strict=True):
             counts = self._limit(limit.scope, now)
-            counts.leases.pop(ticket.id, None)
+            counts.leases.pop(ticket.id)
             if limit.tpm is not None and counts.tokens_window == ticket.window:
                 counts.tokens = max(0, counts.tokens + tokens - held)
 
@@ -447,19 +486,11 @@ class MemoryLedger:
         expiry = now + self._hold_ms
         held = True
         for budget in ticket.ask.budgets:
-            record = self._record(budget, now)
-            hold = record.holds.get(ticket.id)
-            if hold is None:
-                held = False
-            else:
-                record.holds[ticket.id] = (hold[0], expiry)
+            held = self._record(budget, now).holds.extend(ticket.id, expiry) and held
         for limit in ticket.ask.limits:
             leases = self._limit(limit.scope, now).leases
             if limit.parallel is not None:
-                if ticket.id in leases:
-                    leases[ticket.id] = expiry
-                else:
-                    held = False
+                held = leases.extend(ticket.id, expiry) and held
         if self._open.get(ticket.id, 0) <= now:
             return False
         self._open[ticket.id] = now + 2 * self._hold_ms
@@ -468,7 +499,7 @@ class MemoryLedger:
     async def budget(self, budget: Budget, partition: str = "") -> BudgetState:
         record = self._record(budget, self._now())
         ends = record.end / 1000 if record.end else None
-        return BudgetState(record.spent, record.reserved, ends)
+        return BudgetState(record.spent, record.holds.total, ends)
 
     def _forget_ended(self, now: int) -> None:
         """Ended tickets are remembered for a hold time, so a repeated settle charges nothing."""
