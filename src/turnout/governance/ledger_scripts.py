@@ -76,10 +76,11 @@ end
 -- A budget at `now`: created with its seed when missing, its lapsed holds dropped, its period
 -- rolled over when ended (spent back to 0, holds kept). Returns spent, held, period end (0: none).
 local function budget(h, z, now, seconds, months, anchor, seed, keep)
-  if redis.call('EXISTS', h) == 0 then
+  local st = redis.call('HMGET', h, 's', 'o', 'f', 'ps', 'pe')
+  if not st[1] then
+    st = {seed, 0, now, 0, 0}
     redis.call('HSET', h, 's', seed, 'o', 0, 'f', fmt(now), 'ps', 0, 'pe', 0)
   end
-  local st = redis.call('HMGET', h, 's', 'o', 'f', 'ps', 'pe')
   local s, o = tonumber(st[1]), tonumber(st[2])
   local first, ps, pe = tonumber(st[3]), tonumber(st[4]), tonumber(st[5])
   local lapsed = redis.call('ZRANGEBYSCORE', z, '-inf', now, 'LIMIT', 0, 1000)
@@ -105,17 +106,15 @@ local function budget(h, z, now, seconds, months, anchor, seed, keep)
   local ttl = keep
   if pe - now > ttl then ttl = pe - now end
   redis.call('PEXPIRE', h, ttl)
-  redis.call('PEXPIRE', z, ttl)
-  return s, o, pe
+  return s, o, pe, ttl
 end
 
--- A limit scope's counts in minute `window`, its lapsed parallel leases dropped.
-local function limit(lh, pz, now, window)
+-- A limit scope's counts in minute `window`.
+local function limit(lh, now, window)
   local st = redis.call('HMGET', lh, 'rw', 'rn', 'tw', 'tn')
   local rn, tn = 0, 0
   if tonumber(st[1]) == window then rn = tonumber(st[2]) end
   if tonumber(st[3]) == window then tn = tonumber(st[4]) end
-  redis.call('ZREMRANGEBYSCORE', pz, '-inf', now)
   return rn, tn
 end
 
@@ -139,10 +138,13 @@ local hold, nb, nl, keep = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6
 local now = now_ms()
 local window = now - now % 60000
 local reset = window + 60000 - now
+local ttls = {}
 for i = 1, nb do
   local max, seconds, months, anchor, seed = budget_args(i, 7)
-  local s, o, pe = budget(KEYS[2 * i], KEYS[2 * i + 1], now, seconds, months, anchor, seed, keep)
+  local s, o, pe, ttl = budget(KEYS[2 * i], KEYS[2 * i + 1], now, seconds, months, anchor, seed,
+    keep)
   if s + o + cost > max then return {0, 'budget', i, s, o, pe} end
+  ttls[i] = ttl
 end
 local lbase, kbase = 7 + nb * 5, 1 + 2 * nb
 local held, counts = {}, {}
@@ -150,15 +152,16 @@ for j = 1, nl do
   local a = lbase + (j - 1) * 3
   local rpm, tpm, par = tonumber(ARGV[a + 1]), tonumber(ARGV[a + 2]), tonumber(ARGV[a + 3])
   local lh, pz = KEYS[kbase + 2 * j - 1], KEYS[kbase + 2 * j]
-  local rn, tn = limit(lh, pz, now, window)
+  local rn, tn = limit(lh, now, window)
   if rpm >= 0 and rn + 1 > rpm then return {0, 'requests', j, 0, reset} end
   local take = 0
   if tpm >= 0 then
     take = math.min(tokens, tpm)
     if tn + take > tpm then return {0, 'tokens', j, math.max(0, tpm - tn), reset} end
   end
-  if par >= 0 and redis.call('ZCARD', pz) >= par then
-    return {0, 'parallel_requests', j, 0, 1000}
+  if par >= 0 then
+    redis.call('ZREMRANGEBYSCORE', pz, '-inf', now)
+    if redis.call('ZCARD', pz) >= par then return {0, 'parallel_requests', j, 0, 1000} end
   end
   held[j], counts[j] = take, {rn, tn, par}
 end
@@ -166,6 +169,7 @@ local expiry = now + hold
 for i = 1, nb do
   if cost > 0 then redis.call('HINCRBY', KEYS[2 * i], 'o', fmt(cost)) end
   redis.call('ZADD', KEYS[2 * i + 1], fmt(expiry), id .. ':' .. fmt(cost))
+  redis.call('PEXPIRE', KEYS[2 * i + 1], ttls[i])
 end
 local reply = {1, now, expiry, window}
 for j = 1, nl do
