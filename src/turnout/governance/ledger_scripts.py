@@ -19,8 +19,8 @@ Keys, in this order (the ledger builds them):
 Time is Redis' own (``TIME``), never a gateway's: instances whose clocks disagree still agree on
 minutes, periods and expiries. Amounts are integers: counters change by ``HINCRBY`` only, and
 Lua (whose numbers are doubles) compares amounts below 2**53, where doubles are exact; numbers
-written are formatted with ``%d`` so no exponent form reaches Redis. Every key gets a TTL on
-every write.
+written are formatted with ``%d`` so no exponent form reaches Redis. Every key carries a TTL,
+set when it is created and pushed out as it is used.
 """
 
 from __future__ import annotations
