@@ -139,14 +139,17 @@ class RedisLedger:
                 self._pipe = Pipe(endpoint, self._timeout, self._connect_timeout)
         try:
             if self._pipe is not None:
-                return await self._pipe.run(script, keys, args)
-            async with asyncio.timeout(self._timeout):
-                return await self._cluster_call(script, keys, args)
+                answer = await self._pipe.run(script, keys, args)
+            else:
+                async with asyncio.timeout(self._timeout):
+                    answer = await self._cluster_call(script, keys, args)
         except Exception as exc:
             if not is_redis_failure(exc):
                 raise
             self._trip(exc)
             raise _Down from None
+        self._answered()
+        return answer
 
     async def _cluster_call(self, script: Script, keys: list[str], args: list[Any]) -> Any:
         from redis.exceptions import NoScriptError
@@ -170,7 +173,7 @@ class RedisLedger:
                 "admitting on this process's ledger" if self.fail_open else "refusing requests",
             )
 
-    async def _up(self) -> None:
+    def _answered(self) -> None:
         """Redis answered: say so once, and send the ends kept while it was away."""
         if not self.shared:
             self.shared = True
@@ -192,7 +195,11 @@ class RedisLedger:
         if len(self._unsettled) >= UNSETTLED_LIMIT:
             self._unsettled.popleft()
             self.dropped += 1
-            logger.error("governance: an end kept for Redis was dropped (the queue is full)")
+            if self.dropped == 1 or self.dropped % 10_000 == 0:
+                logger.error(
+                    "governance: %d ends kept for Redis dropped so far (the queue is full)",
+                    self.dropped,
+                )
         self._unsettled.append((ticket, cost, tokens))
 
     # ---- the ledger ----------------------------------------------------------------------
@@ -214,7 +221,6 @@ class RedisLedger:
             raise LedgerUnavailable(
                 "the budget and rate-limit ledger (Redis) is unreachable"
             ) from None
-        await self._up()
         return self._ticket(ticket_id, ask, reply)
 
     def _ticket(self, ticket_id: str, ask: Ask, reply: list[Any]) -> Ticket:
@@ -269,8 +275,6 @@ class RedisLedger:
             await self._settle_shared(ticket, cost, tokens)
         except _Down:
             self._keep(ticket, cost, tokens)
-            return
-        await self._up()
 
     async def release(self, ticket: Ticket) -> None:
         await self.settle(ticket, 0, 0)
