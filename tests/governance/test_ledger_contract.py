@@ -135,14 +135,14 @@ async def test_holds_of_a_crashed_instance_lapse(make: Make) -> None:
 
 
 async def test_renew_keeps_holds_past_their_first_expiry(make: Make) -> None:
-    ledger = make(hold_seconds=1.0)
+    ledger = make(hold_seconds=2.0)
     limits = Limits("key:k1", parallel=1)
     ticket = await ledger.admit(ask(500, budgets=(KEY,), limits=(limits,)))
-    for _ in range(3):
+    for _ in range(5):  # 2.5 s: past the first expiry
         await asyncio.sleep(0.5)
         assert await ledger.renew(ticket)
     assert (await ledger.budget(KEY)).reserved == 500
-    await asyncio.sleep(1.3)
+    await asyncio.sleep(2.3)
     assert not await ledger.renew(ticket)
     assert (await ledger.budget(KEY)).reserved == 0
     await ledger.settle(ticket, 42, 0)  # lapsed, but what was consumed is charged
@@ -170,7 +170,9 @@ async def test_a_budget_resets_at_its_period_end(make: Make) -> None:
     await wait_until(reset, 4.0)
     after = await ledger.budget(budget)
     assert after.reserved == 20  # the running request's hold moves to the new period
-    assert after.resets_at == pytest.approx(state.resets_at + 2, abs=0.001)
+    assert after.resets_at is not None
+    periods = (after.resets_at - state.resets_at) / 2  # one, unless the machine stalled
+    assert periods >= 1 and periods == pytest.approx(round(periods), abs=0.001)
     await ledger.admit(ask(80, budgets=(budget,)))
     await ledger.settle(held, 5, 0)
     assert (await ledger.budget(budget)).spent == 5

@@ -119,13 +119,13 @@ async def test_tokens_per_minute_across_instances(redis_server: RedisServer) -> 
 
 async def test_parallel_leases_across_instances(redis_server: RedisServer) -> None:
     limits = Limits("key:parallel", parallel=8)
-    async with redis_ledgers(redis_server, INSTANCES, hold_seconds=1.0) as ledgers:
+    async with redis_ledgers(redis_server, INSTANCES, hold_seconds=3.0) as ledgers:
         held = _tickets(await _race(ledgers, *[ask(0, limits=(limits,))] * 64))
         assert len(held) == 8
         for ticket in held[:3]:
             await ledgers[2].release(ticket)
         assert len(_tickets(await _race(ledgers, *[ask(0, limits=(limits,))] * 64))) == 3
-        await asyncio.sleep(1.2)  # nobody ends the others: their leases lapse
+        await asyncio.sleep(3.2)  # nobody ends the others: their leases lapse
         assert len(_tickets(await _race(ledgers, *[ask(0, limits=(limits,))] * 64))) == 8
 
 
