@@ -5,6 +5,8 @@
 - `periods`: LiteLLM's durations, key expiry and calendar-aligned budget resets.
 - `records`: the settings and records the store holds.
 - `store`: the `GovernanceStore` contract; `sql`: its SQLite/PostgreSQL implementation.
+- `ledger`: budgets and rate limits held per request, in process or across instances on Redis
+  (`redis_ledger`, docs/governance-ledger.md); `estimate`: what a request may cost, held first.
 
 Budgets are enforced by reservation: before a request, an estimate of its cost is held against
 every budget it touches in one atomic step (all or nothing); afterwards the hold is settled with
