@@ -19,7 +19,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("turnout.errors", "turnout.secrets", "turnout.clock", "turnout.tokens"),
     ("turnout.wire",),
     ("turnout.config",),
-    ("turnout.pricing", "turnout.health"),
+    ("turnout.pricing", "turnout.health", "turnout.redisio"),
     ("turnout.state", "turnout.observe", "turnout.upstream", "turnout.governance"),
     ("turnout.providers",),
     ("turnout.router",),
@@ -35,6 +35,9 @@ APART: tuple[tuple[str, str], ...] = (
     ("turnout.upstream", "turnout.observe"),
     # Health rules read config and nothing priced: the same rules run in every store.
     ("turnout.health", "turnout.pricing"),
+    # The Redis plumbing knows no health rules and no prices.
+    ("turnout.redisio", "turnout.health"),
+    ("turnout.redisio", "turnout.pricing"),
     # Governance (keys, budgets, spend) stands beside routing state: neither knows the other,
     # and governance reads no health, events or transport.
     ("turnout.governance", "turnout.health"),
@@ -245,7 +248,7 @@ def test_secrets_are_revealed_only_where_they_are_sent_or_checked() -> None:
     allowed = {
         "turnout.gateway.auth",
         "turnout.config.providers",
-        "turnout.state.redis_link",
+        "turnout.redisio.link",
         "turnout.governance.sql.engine",
         "turnout.governance.keys",
     }

@@ -15,7 +15,7 @@ import uvloop
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from turnout.state.redis_pipe import Endpoint, Pipe, Script
+from turnout.redisio.pipe import Endpoint, Pipe, Script
 
 pytestmark = pytest.mark.services
 

@@ -22,10 +22,10 @@ from turnout.config.router import Deployment, RouterConfig
 from turnout.config.state import StateConfig
 from turnout.health.ejection import Admission
 from turnout.health.rules import HealthPolicy, Outcome
+from turnout.redisio.link import connect
+from turnout.redisio.pipe import Pipe, Script
 from turnout.secrets import Secret
 from turnout.state.redis import RedisStore
-from turnout.state.redis_link import connect
-from turnout.state.redis_pipe import Pipe, Script
 from turnout.testing import ManualClock
 
 pytestmark = pytest.mark.services

@@ -9,11 +9,11 @@ import pytest
 from turnout.config.load import parse_config
 from turnout.config.state import StateConfig
 from turnout.errors import ConfigError
+from turnout.redisio.link import connect, describe
 from turnout.secrets import Secret
 from turnout.state.factory import store_for
 from turnout.state.memory import MemoryStateStore
 from turnout.state.redis import RedisStore
-from turnout.state.redis_link import connect, describe
 from turnout.testing import ManualClock
 
 MODELS = [{"model_name": "chat", "provider": "simulated", "model": "m"}]
@@ -120,7 +120,7 @@ def test_litellm_redis_settings_are_imported() -> None:
 def test_commands_packed_by_hiredis_are_redis_pys_bytes(args: tuple[Any, ...]) -> None:
     from redis.asyncio.connection import Connection
 
-    from turnout.state.redis_link import _packed_by_hiredis
+    from turnout.redisio.link import _packed_by_hiredis
 
     ours = b"".join(_packed_by_hiredis(Connection)().pack_command(*args))
     assert ours == b"".join(Connection().pack_command(*args))

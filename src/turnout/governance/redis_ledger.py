@@ -3,7 +3,7 @@
 Each operation is one Lua script (`turnout.governance.ledger_scripts`) over every key the
 request touches, so admission is all or nothing and two instances can never both take the last
 of a budget. Scripts go through the state store's connection machinery
-(`turnout.state.redis_link`, `turnout.state.redis_pipe`): the pipelined connection for a
+(`turnout.redisio.link`, `turnout.redisio.pipe`): the pipelined connection for a
 single Redis or Sentinel, redis-py's client on a Cluster.
 
 Hash tags. A script's keys must live in one Cluster slot. ``partition="fleet"`` (the default)
@@ -52,8 +52,8 @@ from turnout.governance.ledger import (
     _amount,
     new_ticket_id,
 )
-from turnout.state.redis_link import connect, describe, is_redis_failure
-from turnout.state.redis_pipe import Pipe, Script
+from turnout.redisio.link import connect, describe, is_redis_failure
+from turnout.redisio.pipe import Pipe, Script
 
 logger = logging.getLogger("turnout.governance")
 

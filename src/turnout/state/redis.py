@@ -11,7 +11,7 @@ budget of N% allows N% per process).
 Round trips. Reads are served from a short-lived cache of each group's records (`cache_ms`),
 refreshed by every answer of the clean path, so the chooser costs nothing. A clean request is
 two scripts (`turnout.state.redis_scripts`), sent through one pipelined connection
-(`turnout.state.redis_pipe`; redis-py's client on a Cluster): `begin` re-checks the pick
+(`turnout.redisio.pipe`; redis-py's client on a Cluster): `begin` re-checks the pick
 against the record, takes the lease and counts it, and returns the group's fresh records;
 `finish` releases the lease, counts the outcome, merges the averages. Anything that judges a
 deployment runs the Python rules of `turnout.health` on the record, written back only if nobody
@@ -57,12 +57,12 @@ from turnout.health.rules import (
     settle,
 )
 from turnout.health.snapshot import DeploymentSnapshot
+from turnout.redisio.link import connect, describe, evalsha, is_cluster, is_redis_failure
+from turnout.redisio.pipe import Pipe, Script
 from turnout.state import redis_records as records
 from turnout.state.base import Chooser
 from turnout.state.memory import MemoryStateStore
 from turnout.state.redis_cache import GroupCache
-from turnout.state.redis_link import connect, describe, evalsha, is_cluster, is_redis_failure
-from turnout.state.redis_pipe import Pipe, Script
 from turnout.state.redis_scripts import BEGIN, FINISH, RENEW
 from turnout.state.redis_slots import RecordIO, new_fields, states_of
 

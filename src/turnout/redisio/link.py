@@ -4,7 +4,7 @@ redis-py's asyncio client (with hiredis' parser) speaks to a single Redis or Val
 Sentinel to a replicated one, and to a Cluster; this module picks the right one from the URL
 and hands the password (kept as a `Secret` since the config was read) to the client alone. The
 URL as shown in logs never carries it (`describe`). Beside the client, it describes the same
-server as an `Endpoint` for the hot path's pipelined connection (`turnout.state.redis_pipe`):
+server as an `Endpoint` for the hot path's pipelined connection (`turnout.redisio.pipe`):
 same address, TLS settings, login and database, or the same Sentinel; none for a Cluster.
 """
 
@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from turnout.config.state import StateConfig
 from turnout.errors import ConfigError
-from turnout.state.redis_pipe import Endpoint, Script
+from turnout.redisio.pipe import Endpoint, Script
 
 
 def describe(config: StateConfig) -> str:

@@ -14,7 +14,7 @@ connection stays in step. A reply later than the timeout means Redis is too slow
 every waiting call fails with `TimeoutError` and the connection is closed, so the store fails
 open on its own state and the next call opens a fresh connection. Opening one (TLS, logging
 in, selecting the database, asking Sentinel where the master is) goes through `Endpoint`,
-which `turnout.state.redis_link` builds from the same URL as the redis-py client; Redis
+which `turnout.redisio.link` builds from the same URL as the redis-py client; Redis
 Cluster, which routes by slot, keeps redis-py's client.
 
 Errors are redis-py's (`ResponseError` for an error reply, `ConnectionError` for a lost
