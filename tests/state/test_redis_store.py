@@ -259,3 +259,29 @@ async def test_round_robin_takes_turns_across_instances(server: Any, concurrent:
         assert order == order[:3] * 4  # the fleet's turn goes round
     await ra.aclose()
     await rb.aclose()
+
+
+async def test_a_clean_end_does_not_hold_its_request_up_and_is_never_lost(
+    server: Any, raw: Any
+) -> None:
+    server.flush()
+    store = RedisStore(_config(server, prefix="ends"), clock=ManualClock(), groups={"d": "g"})
+    policy = _policy()
+    clean = Outcome(None, 0.05, tokens=11)
+    assert await _begin(store, ("d",), "d", policy, 0) is Admission.NORMAL
+    # Redis holds every write for a second: the request's end is sent, not waited for.
+    await raw.execute_command("CLIENT", "PAUSE", "1000", "WRITE")
+    wall = ManualClock(0).wall()  # the minute the begins count in
+    token, events = await asyncio.wait_for(store.finish("d", clean, policy, 0.1, wall), 0.5)
+    assert (token, events) == (0, [])
+    # This process reads its own writes: the read waits for the end in flight.
+    [view] = await store.snapshot(["d"])
+    assert (view.successes, view.tpm_used, view.in_flight) == (1, 11, 0)
+    # Ends still in flight when the store closes are sent before it closes.
+    for _ in range(5):
+        assert await _begin(store, ("d",), "d", policy, 1) is Admission.NORMAL
+        await store.finish("d", clean, policy, 1.1, wall)
+    await store.aclose()
+    record = await raw.hgetall("ends:{g}:r:d")
+    assert (record[b"s"], record[b"tu"]) == (b"6", b"66")
+    assert await raw.zcard("ends:{g}:l:d") == 0

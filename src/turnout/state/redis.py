@@ -1,32 +1,23 @@
 """The Redis state store: one view of every deployment's health across workers and instances.
 
-Shared, per deployment: the ejection (phase, reason, expiry, count) and its probe tokens (so the
-probe bound holds across the whole fleet), per-minute request/token usage and outcomes, the
-quota the provider reported, in-flight attempts (as leases that expire when their instance
-dies), the latency and time-to-first-token averages, the poison-request holds, and each
-group's round-robin turn (advanced by the begin script). Stays per process: the retry and
-hedge budgets and the learned-timeout samples (each process learns from its own traffic; a
-budget of N% allows N% per process).
+Shared, per deployment: the ejection and its probe tokens (the probe bound holds across the
+fleet), per-minute usage and outcomes, the provider's quota, in-flight attempts (leases that
+expire with their instance), the latency and time-to-first-token averages (each sample merged
+into the shared EWMA), the poison-request holds, and each group's round-robin turn. Per
+process: the retry and hedge budgets and the learned-timeout samples. docs/state.md says why.
 
-Round trips. Reads are served from a short-lived cache of each group's records (`cache_ms`),
-refreshed by every answer of the clean path, so the chooser costs nothing. A clean request is
-two scripts (`turnout.state.redis_scripts`), sent through one pipelined connection
-(`turnout.redisio.pipe`; redis-py's client on a Cluster): `begin` re-checks the pick
-against the record, takes the lease and counts it, and returns the group's fresh records;
-`finish` releases the lease, counts the outcome, merges the averages. Anything that judges a
-deployment runs the Python rules of `turnout.health` on the record, written back only if nobody
-wrote it meanwhile (`turnout.state.redis_slots`; again on conflict): one copy of the rules.
+A clean request is two scripts (`turnout.state.redis_scripts`) through one pipelined
+connection (`turnout.redisio.pipe`; redis-py's client on a Cluster): `begin` re-checks the pick
+made on the cached records (`turnout.state.redis_cache`), takes the lease and returns the
+group's fresh records; `finish` counts the end, off the request's path when it is clean
+(`turnout.state.redis_ends`). What judges a deployment runs the Python rules of
+`turnout.health` on the records, written back only if nobody wrote them meanwhile
+(`turnout.state.redis_slots`): one copy of the rules.
 
-Averages are merged by applying each sample to the shared value (an EWMA over the fleet's
-samples in the order Redis receives them), which is what one process would compute with all
-the traffic.
-
-Redis down or slow. Every command is bounded by `timeout_ms`; a failure trips a breaker and the
-store serves from an embedded `MemoryStateStore`, seeded with the last records it read (so an
-ejection stays in force), logged once. A heartbeat tries Redis every `retry_interval`; when it
-answers, the store re-syncs (ejections made locally meanwhile are written unless Redis has a
-longer one, the usage counted locally in the current minute is added) and goes back to shared
-state. A Redis failure never becomes a client error: routing state fails open.
+Redis down or slow: every command is bounded by `timeout_ms`; a failure trips a breaker, and
+the store serves from an embedded `MemoryStateStore` seeded with the last records it read,
+logged once. A heartbeat tries Redis every `retry_interval`, re-syncs what was learnt meanwhile
+when it answers, and shares again. A Redis failure never becomes a client error.
 """
 
 from __future__ import annotations
@@ -35,7 +26,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from functools import partial
 from typing import Any, TypeVar
@@ -53,7 +43,6 @@ from turnout.health.rules import (
     Outcome,
     cool_down,
     lift_cooldown,
-    record_rate_limits,
     settle,
 )
 from turnout.health.snapshot import DeploymentSnapshot
@@ -63,6 +52,7 @@ from turnout.state import redis_records as records
 from turnout.state.base import Chooser
 from turnout.state.memory import MemoryStateStore
 from turnout.state.redis_cache import GroupCache
+from turnout.state.redis_ends import EndsInFlight
 from turnout.state.redis_scripts import BEGIN, FINISH, RENEW
 from turnout.state.redis_slots import RecordIO, new_fields, states_of
 
@@ -73,7 +63,7 @@ T = TypeVar("T")
 #: Kinds of end the clean path's script settles: a success, or an end that says nothing.
 _SUCCESS, _NEUTRAL = 1, 2
 
-_BEGIN, _FINISH = Script(BEGIN), Script(FINISH)
+_BEGIN, _FINISH, _RENEW = Script(BEGIN), Script(FINISH), Script(RENEW)
 
 
 class _Down(Exception):
@@ -104,13 +94,13 @@ class RedisStore:
         self._client: Any = None
         #: The clean path's pipelined connection (none on a Cluster: redis-py's client there).
         self._pipe: Pipe | None = None
-        self._renew: Any = None
         self._io = RecordIO(is_cluster(config))
         self._fixed_clocks = clocks is not None
         self._clocks = clocks or records.Clocks()
         self._synced = clocks is not None
         self._groups: dict[str, str] = dict(groups or {})
         self._cache = GroupCache()
+        self._ends = EndsInFlight()
         self._forgotten: set[str] = set()
         #: This instance's open leases, per deployment (members of the lease sets).
         self._leases: dict[str, list[str]] = {}
@@ -157,7 +147,6 @@ class RedisStore:
             self._client, endpoint = connect(self.config, self._timeout, self._connect_timeout)
             if endpoint is not None:
                 self._pipe = Pipe(endpoint, self._timeout, self._connect_timeout)
-            self._renew = self._client.register_script(RENEW)
         if self._heartbeat is None and not self._closed:
             self._heartbeat = asyncio.get_running_loop().create_task(self._beat())
         return self._client
@@ -169,6 +158,7 @@ class RedisStore:
         if not self.shared and not self._recovering:
             raise _Down
         client = self._ensure_client()
+        await self._ends.settled()  # the pipe's writes before what reads them another way
         self.round_trips += 1
         try:
             async with asyncio.timeout(bound or self._timeout):
@@ -183,16 +173,19 @@ class RedisStore:
                 raise _Down from None
             raise
 
-    async def _script(self, script: Script, keys: list[str], args: list[Any]) -> Any:
+    async def _script(
+        self, script: Script, keys: list[str], args: list[Any], counted: bool = False
+    ) -> Any:
         """One of the clean path's scripts: through the pipe, bounded by its own watchdog
-        (no timeout context per call), or through redis-py's client on a Cluster."""
+        (no timeout context per call), or through redis-py's client on a Cluster. `counted`:
+        its round trip was counted when it was decided."""
         pipe = self._pipe
         if pipe is None or not self._synced or self._recovering:
             return await self._call(partial(evalsha, script, keys, args))
         if not self.shared:
             raise _Down
         self._ensure_client()
-        self.round_trips += 1
+        self.round_trips += 0 if counted else 1
         try:
             return await pipe.run(script, keys, args)
         except Exception as exc:  # any failure of Redis: serve locally, never fail a request
@@ -203,15 +196,8 @@ class RedisStore:
 
     async def _sync(self, client: Any) -> None:
         """Measure the offsets from this process's clocks to Redis' TIME."""
-        if self._fixed_clocks:
-            self._synced = True
-            return
-        clock = self._clock
-        now, wall, real = clock.now(), clock.wall(), time.time()
-        seconds, micros = await client.time()
-        took = (time.time() - real) / 2
-        redis_now = seconds + micros / 1e6
-        self._clocks = records.Clocks(redis_now - now - took, redis_now - wall - took)
+        if not self._fixed_clocks:
+            self._clocks = await records.Clocks.measure(client, self._clock)
         self._synced = True
 
     def _trip(self, exc: BaseException) -> None:
@@ -267,10 +253,7 @@ class RedisStore:
                 members.append(member)
         # One script per group: its keys share a slot, as Redis Cluster requires.
         for keys, members in by_group.values():
-            await self._call(partial(self._run_renew, keys, [self.config.lease_ttl, *members]))
-
-    def _run_renew(self, keys: list[str], args: list[Any], client: Any) -> Any:
-        return self._renew(keys, args)
+            await self._call(partial(evalsha, _RENEW, keys, [self.config.lease_ttl, *members]))
 
     async def _recover(self) -> None:
         """Redis answers again: write what this process learnt meanwhile, then share again.
@@ -316,6 +299,7 @@ class RedisStore:
             self._heartbeat.cancel()
             with contextlib.suppress(BaseException):
                 await self._heartbeat
+        await self._ends.drain(self._connect_timeout + self._timeout)
         if self._pipe is not None:
             await self._pipe.aclose()
         if self._client is not None:
@@ -423,6 +407,7 @@ class RedisStore:
     # ---- the protocol ----------------------------------------------------------------------
 
     async def snapshot(self, ids: Sequence[str]) -> Sequence[DeploymentSnapshot]:
+        await self._ends.settled()  # this process reads its own writes
         if await self._ready():
             key = tuple(ids)
             cached = self._cache.fresh(key, self.config.cache_ms / 1000)
@@ -522,44 +507,65 @@ class RedisStore:
         wall: float,
         holds: Sequence[Hold] | None,
     ) -> tuple[int, list[HealthEvent]]:
-        shared_now, shared_wall = self._shared_times(now, wall)
         error = outcome.error
         if holds is None and not outcome.probe and (error is None or error in NEUTRAL):
             # Taken now, not after the call: attempts that start or end meanwhile must not
             # make this one release another's lease (leaving its own to count until it expires).
             member = self._take_lease(deployment_id) or ""
-            hints = outcome.rate_limits
-            args: list[Any] = [
-                member,
-                repr(shared_now),
-                repr(shared_wall),
-                _SUCCESS if error is None else _NEUTRAL,
-                repr(outcome.duration),
-                "" if outcome.ttft is None else repr(outcome.ttft),
-                outcome.tokens,
-                repr(policy.ewma_alpha),
-                int(self.config.record_ttl),
-            ]
-            if hints is None:
-                args += ["", "", "", "", ""]
-            else:
-                scratch = DeploymentState(deployment_id)
-                record_rate_limits(scratch, hints, shared_wall)
-                args += [
-                    records.arg(scratch.remaining_requests),
-                    records.arg(scratch.limit_requests),
-                    records.arg(scratch.remaining_tokens),
-                    records.arg(scratch.limit_tokens),
-                    repr(scratch.hint_expires),
-                ]
+            kind = _SUCCESS if error is None else _NEUTRAL
+            shared = self._shared_times(now, wall)
+            ttl = int(self.config.record_ttl)
+            args = records.finish_args(deployment_id, member, kind, outcome, policy, *shared, ttl)
             keys = [self._key(deployment_id, "r"), self._key(deployment_id, "l")]
-            answer = await self._script(_FINISH, keys, args)
-            if int(answer[0]) != 1 and member:  # the rules release it below
-                self._leases.setdefault(deployment_id, []).append(member)
-            if int(answer[0]) == 1:
-                [view] = self._read(answer[2:], (deployment_id,), float(answer[1]))
-                self._cache.remember(view)
+            if self._pipe is not None and self._synced and not self._recovering:
+                self.round_trips += 1  # counted when sent, answered off the request's path
+                end = self._end(deployment_id, member, keys, args, outcome, policy, now, wall)
+                self._ends.send(deployment_id, end)
                 return 0, []
+            if self._ended(deployment_id, member, await self._script(_FINISH, keys, args)):
+                return 0, []
+        return await self._finish_by_rules(deployment_id, outcome, policy, now, wall, holds)
+
+    async def _end(
+        self,
+        deployment_id: str,
+        member: str,
+        keys: list[str],
+        args: list[Any],
+        outcome: Outcome,
+        policy: HealthPolicy,
+        now: float,
+        wall: float,
+    ) -> None:
+        """A clean end sent without its request waiting (`turnout.state.redis_ends`)."""
+        try:
+            answer = await self._script(_FINISH, keys, args, counted=True)
+            if not self._ended(deployment_id, member, answer):
+                await self._finish_by_rules(deployment_id, outcome, policy, now, wall, None)
+        except _Down:  # counted where the process now routes
+            await self._local.finish(deployment_id, outcome, policy, now, wall, None)
+
+    def _ended(self, deployment_id: str, member: str, answer: Any) -> bool:
+        """Whether the finish script settled the end (else the rules must, on held failures)."""
+        if int(answer[0]) == 1:
+            [view] = self._read(answer[2:], (deployment_id,), float(answer[1]))
+            self._cache.remember(view)
+            return True
+        if member:  # the rules release it
+            self._leases.setdefault(deployment_id, []).append(member)
+        return False
+
+    async def _finish_by_rules(
+        self,
+        deployment_id: str,
+        outcome: Outcome,
+        policy: HealthPolicy,
+        now: float,
+        wall: float,
+        holds: Sequence[Hold] | None,
+    ) -> tuple[int, list[HealthEvent]]:
+        shared_now, shared_wall = self._shared_times(now, wall)
+        error = outcome.error
         served = await self._served_counts(deployment_id)
 
         def apply(states: list[DeploymentState]) -> tuple[int, list[HealthEvent]]:

@@ -19,14 +19,17 @@ clocks' current minutes, so "this minute" stays this minute).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 import msgspec
 
+from turnout.clock import Clock
 from turnout.health.events import CooldownEntered, HealthEvent
 from turnout.health.record import BreakerPhase, CooldownReason, DeploymentState
+from turnout.health.rules import HealthPolicy, Outcome, record_rate_limits
 from turnout.health.snapshot import DeploymentSnapshot
 
 _PHASES = tuple(BreakerPhase)
@@ -79,6 +82,16 @@ class Clocks:
     def minute_shift(self, wall: float) -> int:
         """The local current minute less the shared one, at local `wall`."""
         return int(wall // 60) - int((wall + self.wall) // 60)
+
+    @classmethod
+    async def measure(cls, client: Any, clock: Clock) -> Clocks:
+        """The offsets from `clock` to the TIME of the Redis `client` speaks to (half the
+        round trip taken for the way there)."""
+        now, wall, real = clock.now(), clock.wall(), time.time()
+        seconds, micros = await client.time()
+        took = (time.time() - real) / 2
+        redis_now = seconds + micros / 1e6
+        return cls(redis_now - now - took, redis_now - wall - took)
 
 
 def decode(raw: Any) -> dict[str, bytes]:
@@ -270,6 +283,44 @@ def merge_outage(
         shared.tpm_used += max(0, mine.tpm_used - before.tpm_used)
         shared.successes += max(0, mine.successes - before.successes)
         shared.failures += max(0, mine.failures - before.failures)
+
+
+def finish_args(
+    deployment_id: str,
+    member: str,
+    kind: int,
+    outcome: Outcome,
+    policy: HealthPolicy,
+    now: float,
+    wall: float,
+    record_ttl: int,
+) -> list[Any]:
+    """The finish script's arguments (`turnout.state.redis_scripts.FINISH`) for a clean end of
+    `kind` (1 a success, 2 an end that says nothing); `now`, `wall` on Redis' clock."""
+    hints = outcome.rate_limits
+    args: list[Any] = [
+        member,
+        repr(now),
+        repr(wall),
+        kind,
+        repr(outcome.duration),
+        "" if outcome.ttft is None else repr(outcome.ttft),
+        outcome.tokens,
+        repr(policy.ewma_alpha),
+        record_ttl,
+    ]
+    if hints is None:
+        return [*args, "", "", "", "", ""]
+    scratch = DeploymentState(deployment_id)
+    record_rate_limits(scratch, hints, wall)
+    return [
+        *args,
+        arg(scratch.remaining_requests),
+        arg(scratch.limit_requests),
+        arg(scratch.remaining_tokens),
+        arg(scratch.limit_tokens),
+        repr(scratch.hint_expires),
+    ]
 
 
 def local_events(events: list[HealthEvent], clocks: Clocks) -> list[HealthEvent]:
