@@ -13,7 +13,10 @@ import openai
 import pytest
 
 from governance_stores import StoreKit
+from harness import Recorder
 from key_harness import MASTER, MESSAGES, keyed_gateway
+from turnout import Principal
+from turnout.observe.events import RequestFinished, RequestStarted
 
 
 async def _chat(gateway: Any, key: str, model: str = "chat") -> str:
@@ -202,3 +205,32 @@ async def test_an_unknown_key_is_a_401_in_litellms_words(kit: StoreKit) -> None:
             "Authentication Error, Invalid proxy server token passed"
         )
         assert "sk-never-issued" not in refused.body["message"]
+
+
+async def test_the_principal_names_the_key_its_team_and_user_never_the_key(
+    kit: StoreKit,
+) -> None:
+    async with keyed_gateway(kit.url) as (gateway, admin):
+        team = await admin.post("/team/new", {"team_id": "ml"})
+        made = await admin.post(
+            "/key/generate", {"team_id": team["team_id"], "user_id": "ana", "key_alias": "ci"}
+        )
+        recorder = Recorder()
+        gateway.gateway.bus.subscribe(recorder)
+        await _chat(gateway, made["key"])
+        for _ in range(100):  # the finishing event follows the answer within a loop turn
+            if recorder.of(RequestFinished):
+                break
+            await asyncio.sleep(0.01)
+    started = recorder.of(RequestStarted)
+    assert [event.principal for event in started] == [
+        Principal(
+            f"key:{made['key_id']}",
+            key_id=made["key_id"],
+            key_hash=made["token"],
+            key_alias="ci",
+            team_id="ml",
+            user_id="ana",
+        )
+    ]
+    assert made["key"] not in repr(recorder.events)

@@ -9,6 +9,7 @@ itself, its digest (LiteLLM's ``token``) or its stable id. Bodies and answers ar
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -16,6 +17,8 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from turnout.errors import UnauthorizedError
+from turnout.gateway.auth import MASTER
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.key_errors import AdminOnlyError
 from turnout.gateway.management_fields import (
@@ -136,6 +139,19 @@ async def _with_user(store: GovernanceStore, user_id: str | None, work: Callable
     return await work()
 
 
+def _chosen_key(gateway: Gateway, key: str | None, field: str) -> str | None:
+    """A key the caller chose: ``sk-`` and more (so that it is told apart from a digest or an
+    id wherever a key is named), and never the master key."""
+    if key is None:
+        return None
+    if not key.startswith(KEY_PREFIX) or len(key) == len(KEY_PREFIX):
+        raise invalid(f"a key of your own must start with {KEY_PREFIX}", field)
+    with contextlib.suppress(UnauthorizedError):
+        if gateway.auth.authenticate({"authorization": f"Bearer {key}"}) == MASTER:
+            raise invalid("this key is taken; choose another", field)
+    return key
+
+
 def _generated(created: CreatedKey) -> GeneratedKey:
     fields = key_fields(created.record)
     return GeneratedKey(**fields, key=created.key, token_id=created.record.token_hash)
@@ -148,7 +164,7 @@ async def key_generate(gateway: Gateway, http: web.Request) -> web.Response:
     await caller(http, gateway)
     request = await body(http, gateway, GenerateKeyRequest)
     settings: KeySettings = _settings(KeySettings, changes(request, _now()))
-    chosen = request.key or None
+    chosen = _chosen_key(gateway, request.key or None, "key")
 
     async def work(store: GovernanceStore) -> CreatedKey:
         created: CreatedKey = await _with_user(
@@ -194,7 +210,9 @@ async def key_regenerate(gateway: Gateway, http: web.Request) -> web.Response:
             grace = parse_duration(request.grace_period)
         except ValueError as exc:
             raise invalid(str(exc), "grace_period") from None
-    new_key = request.new_key if isinstance(request.new_key, str) else None
+    new_key = _chosen_key(
+        gateway, request.new_key if isinstance(request.new_key, str) else None, "new_key"
+    )
 
     async def apply(store: GovernanceStore, key: Key, update: dict[str, Any]) -> CreatedKey:
         return await store.regenerate_key(

@@ -89,9 +89,9 @@ async def caller(http: web.Request, gateway: Gateway, *, admin: bool = True) -> 
             "The management API needs a master key: set server.master_key (or LiteLLM's "
             "general_settings.master_key)"
         )
+    who = await gateway.identify(http.headers)
     if gateway.store is None:
         raise StoreOffError()
-    who = await gateway.identify(http.headers)
     if admin and who.principal.key_id is not None:
         resource = http.match_info.route.resource
         raise AdminOnlyError(resource.canonical if resource is not None else http.path)
