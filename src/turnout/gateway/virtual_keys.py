@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final
 
@@ -45,6 +45,13 @@ class Grant:
     models: tuple[str, ...]
     aliases: dict[str, str]
     team_models: tuple[str, ...]
+    #: The names each list allows (None: every name), worked out once per key read.
+    _key_allows: frozenset[str] | None = field(init=False, repr=False, compare=False)
+    _team_allows: frozenset[str] | None = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_key_allows", _allowed(self.models))
+        object.__setattr__(self, "_team_allows", _allowed(self.team_models))
 
     def target(self, requested: str) -> str:
         """The name the router should see: the key's alias for `requested`, or itself."""
@@ -52,16 +59,20 @@ class Grant:
 
     def check(self, requested: str, group: str) -> None:
         """Raise unless the key, and its team, may use `requested` (model group `group`)."""
-        names = {requested, self.target(requested), group}
-        if requested not in self.aliases and not _allows(self.models, names):
+        target = self.target(requested)
+        allowed = self._key_allows
+        if not (
+            allowed is None or requested in self.aliases or requested in allowed or group in allowed
+        ):
             raise ModelAccessDeniedError("key", self.models, requested)
-        if not _allows(self.team_models, names):
+        allowed = self._team_allows
+        if not (allowed is None or not allowed.isdisjoint((requested, target, group))):
             raise TeamModelAccessDeniedError("team", self.team_models, requested)
 
     def may_list(self, name: str, group: str) -> bool:
-        names = {name, group}
-        return (name in self.aliases or _allows(self.models, names)) and _allows(
-            self.team_models, names
+        key, team = self._key_allows, self._team_allows
+        return (key is None or name in self.aliases or not key.isdisjoint((name, group))) and (
+            team is None or not team.isdisjoint((name, group))
         )
 
 
@@ -89,11 +100,13 @@ def visible_models(
     return listed
 
 
-def _allows(models: Iterable[str], names: set[str]) -> bool:
-    listed = set(models) - {TEAM_MODELS}
+def _allowed(models: Iterable[str]) -> frozenset[str] | None:
+    """The names a model list allows; None when it allows every one (empty, ``*``,
+    ``all-proxy-models``, or only ``all-team-models``)."""
+    listed = frozenset(models) - {TEAM_MODELS}
     if not listed or listed & EVERY_MODEL:
-        return True
-    return bool(listed & names)
+        return None
+    return listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +119,26 @@ class Caller:
 
 
 @dataclass(frozen=True, slots=True)
-class _Found:
-    key: Key | None
-    team: Team | None
-    team_missing: bool
+class _Verdict:
+    """What a key's record says, worked out once per read: the caller it authenticates, or
+    why it is refused. Only expiry is checked again on each request."""
+
     until: float
+    caller: Caller | None = None
+    refusal: str | None = None
+    expires: datetime | None = None
+
+    def admit(self) -> Caller:
+        if self.caller is None:
+            raise KeyRefusedError(self.refusal) if self.refusal else unknown_key()
+        if self.expires is not None:
+            now = datetime.now(UTC)
+            if self.expires <= now:
+                raise KeyRefusedError(
+                    f"Expired Key. Key Expiry time {self.expires.isoformat()} and current "
+                    f"time {now.isoformat()}"
+                )
+        return self.caller
 
 
 class VirtualKeys:
@@ -119,7 +147,7 @@ class VirtualKeys:
     def __init__(self, link: StoreLink, *, ttl: float) -> None:
         self._link = link
         self._ttl = ttl
-        self._cache: dict[str, _Found] = {}
+        self._cache: dict[str, _Verdict] = {}
 
     def forget(self) -> None:
         """Drop everything cached (after a management call changed keys or teams)."""
@@ -127,46 +155,37 @@ class VirtualKeys:
 
     async def authenticate(self, presented: str) -> Caller:
         token_hash = self._link.key_hash(presented)
-        found = self._cache.get(token_hash)
-        if found is None or found.until <= time.monotonic():
-            found = await self._link.call(lambda store: self._read(store, token_hash))
+        verdict = self._cache.get(token_hash)
+        if verdict is None or verdict.until <= time.monotonic():
+            verdict = await self._link.call(lambda store: self._read(store, token_hash))
             if self._ttl > 0:
                 if len(self._cache) >= CACHE_LIMIT:
                     self._cache.clear()
-                self._cache[token_hash] = found
-        return _admit(found, token_hash)
+                self._cache[token_hash] = verdict
+        return verdict.admit()
 
-    async def _read(self, store: GovernanceStore, token_hash: str) -> _Found:
+    async def _read(self, store: GovernanceStore, token_hash: str) -> _Verdict:
+        until = time.monotonic() + self._ttl
         key = await store.key_by_hash(token_hash)
+        if key is None:
+            return _Verdict(until)
         team = None
-        team_missing = False
-        if key is not None and key.settings.team_id is not None:
+        if key.settings.team_id is not None:
             try:
                 team = await store.get_team(key.settings.team_id)
             except NotFoundError:
-                team_missing = True
-        return _Found(key, team, team_missing, time.monotonic() + self._ttl)
+                return _Verdict(until, refusal=f"The key's team {key.settings.team_id} was deleted")
+        return _judge(key, team, token_hash, until)
 
 
-def _admit(found: _Found, token_hash: str) -> Caller:
-    key = found.key
-    if key is None:
-        raise unknown_key()
+def _judge(key: Key, team: Team | None, token_hash: str, until: float) -> _Verdict:
     settings = key.settings
     if settings.blocked:
-        raise KeyRefusedError("Key is blocked. Update via `/key/unblock` if you're admin.")
-    now = datetime.now(UTC)
-    if settings.expires is not None and settings.expires <= now:
-        raise KeyRefusedError(
-            f"Expired Key. Key Expiry time {settings.expires.isoformat()} and current time "
-            f"{now.isoformat()}"
-        )
-    if found.team_missing:
-        raise KeyRefusedError(f"The key's team {settings.team_id} was deleted")
-    team = found.team
+        return _Verdict(until, refusal="Key is blocked. Update via `/key/unblock` if you're admin.")
     if team is not None and team.settings.blocked:
-        raise KeyRefusedError(
-            f"Team={team.id} is blocked. Update via `/team/unblock` if you're admin."
+        return _Verdict(
+            until,
+            refusal=f"Team={team.id} is blocked. Update via `/team/unblock` if you're admin.",
         )
     principal = Principal(
         f"key:{key.id}",
@@ -181,4 +200,4 @@ def _admit(found: _Found, token_hash: str) -> Caller:
         aliases=dict(settings.aliases),
         team_models=team.settings.models if team is not None else (),
     )
-    return Caller(principal, grant)
+    return _Verdict(until, caller=Caller(principal, grant), expires=settings.expires)
