@@ -170,3 +170,26 @@ async def test_a_store_lost_later_fails_virtual_keys_closed(postgres_kit: StoreK
         assert refused.value.status_code == 503
         async with gateway.client(api_key=MASTER) as client:
             assert await client.chat.completions.create(model="chat", messages=MESSAGES)
+
+
+async def test_a_store_that_comes_up_after_the_gateway_is_opened_then(
+    postgres_kit: StoreKit,
+) -> None:
+    """The gateway starts before its database exists, answers 503 for keys, and opens the store
+    once the database is there (it tries again every few seconds)."""
+    name = postgres_kit.url.rsplit("/", 1)[1]
+    await _admin(postgres_url(), f'DROP DATABASE "{name}" WITH (FORCE)')
+    async with keyed_gateway(postgres_kit.url) as (_, admin):
+        status, answer = await admin.call("POST", "/key/generate", json={})
+        assert status == 503 and answer["error"]["code"] == "store_unavailable"
+        await _admin(postgres_url(), f'CREATE DATABASE "{name}"')
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 20
+        while status != 200 and loop.time() < deadline:
+            await asyncio.sleep(0.5)
+            status, answer = await admin.call("POST", "/key/generate", json={})
+        assert status == 200, answer
+        async with openai.AsyncOpenAI(
+            base_url=f"{admin.url}/v1", api_key=answer["key"], max_retries=0, timeout=10
+        ) as client:
+            assert await client.chat.completions.create(model="chat", messages=MESSAGES)
