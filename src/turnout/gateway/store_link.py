@@ -28,6 +28,9 @@ T = TypeVar("T")
 
 #: Seconds between attempts to open a store that could not be opened.
 REOPEN_EVERY: Final = 5.0
+#: Seconds an attempt to open the store may take (a host that drops packets would otherwise
+#: hold the gateway's start for the driver's own connect timeout).
+OPEN_WITHIN: Final = 10.0
 
 
 class StoreUnavailableError(TurnoutError):
@@ -51,9 +54,16 @@ class StoreUnavailableError(TurnoutError):
 class StoreLink:
     """One process's governance store, or the reason it has none yet."""
 
-    def __init__(self, config: StoreConfig, *, reopen_every: float = REOPEN_EVERY) -> None:
+    def __init__(
+        self,
+        config: StoreConfig,
+        *,
+        reopen_every: float = REOPEN_EVERY,
+        open_within: float = OPEN_WITHIN,
+    ) -> None:
         self.config = config
         self._reopen_every = reopen_every
+        self._open_within = open_within
         self._store: GovernanceStore | None = None
         self._reopening: asyncio.Task[None] | None = None
         self._closed = False
@@ -70,7 +80,8 @@ class StoreLink:
 
     async def _try_open(self) -> bool:
         try:
-            self._store = await open_store(self.config)
+            async with asyncio.timeout(self._open_within):
+                self._store = await open_store(self.config)
         except Exception as error:
             if not is_store_failure(error):
                 raise
