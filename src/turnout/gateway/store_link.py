@@ -102,13 +102,18 @@ class StoreLink:
             if await self._try_open():
                 return
 
-    async def call(self, work: Callable[[GovernanceStore], Awaitable[T]]) -> T:
-        """`work` on the store; a 503 when there is none or it fails to reach its database."""
+    async def call(
+        self, work: Callable[[GovernanceStore], Awaitable[T]], *, within: float | None = None
+    ) -> T:
+        """`work` on the store; a 503 when there is none, it fails to reach its database, or
+        (for reads only: a write cut short might still commit) it takes longer than `within`
+        seconds."""
         store = self._store
         if store is None:
             raise StoreUnavailableError()
         try:
-            return await work(store)
+            async with asyncio.timeout(within):
+                return await work(store)
         except Exception as error:
             if not is_store_failure(error):
                 raise

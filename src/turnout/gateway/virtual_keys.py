@@ -33,6 +33,9 @@ from turnout.wire import Principal, Request
 
 #: Entries a process caches at most (a flood of made-up keys empties it rather than grow it).
 CACHE_LIMIT: Final = 10_000
+#: Seconds a key's lookup may take before the request is a 503 (a database that stopped
+#: answering must not hold requests for the driver's own timeouts).
+LOOKUP_WITHIN: Final = 5.0
 #: Model lists that mean "every model".
 EVERY_MODEL: Final = frozenset({"*", "all-proxy-models"})
 TEAM_MODELS: Final = "all-team-models"
@@ -157,7 +160,9 @@ class VirtualKeys:
         token_hash = self._link.key_hash(presented)
         verdict = self._cache.get(token_hash)
         if verdict is None or verdict.until <= time.monotonic():
-            verdict = await self._link.call(lambda store: self._read(store, token_hash))
+            verdict = await self._link.call(
+                lambda store: self._read(store, token_hash), within=LOOKUP_WITHIN
+            )
             if self._ttl > 0:
                 if len(self._cache) >= CACHE_LIMIT:
                     self._cache.clear()
