@@ -13,12 +13,14 @@ from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import openai
 from aiohttp import web
 
 from fakes.fake_openai import FakeOpenAI
 from turnout import Deployment, RouterConfig, Secret
 from turnout.config.server import GatewayConfig, ServerConfig
+from turnout.config.store import StoreConfig
 from turnout.gateway.app import create_app
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.site import GatewaySite
@@ -38,8 +40,10 @@ def gateway_config(
     *deployments: Deployment,
     master_key: str | None = None,
     max_body_bytes: int = 1024 * 1024,
+    store: StoreConfig | None = None,
     **router: Any,
 ) -> GatewayConfig:
+    """`store`: the key store (None: off, so that no test writes a database by accident)."""
     return GatewayConfig(
         server=ServerConfig(
             port=0,
@@ -48,6 +52,7 @@ def gateway_config(
             shutdown_timeout=5,
         ),
         router=RouterConfig(model_list=deployments, **router),
+        store=store or StoreConfig(enabled=False),
         format="turnout",
     )
 
@@ -66,7 +71,12 @@ class RunningGateway:
 
 @asynccontextmanager
 async def running_gateway(config: GatewayConfig) -> AsyncIterator[RunningGateway]:
+    """Serve `config`; its key store only when the config turns it on explicitly (a master key
+    alone would open ``turnout.db`` in the working directory)."""
+    if config.store.enabled is None:
+        config = msgspec.structs.replace(config, store=StoreConfig(enabled=False))
     gateway = Gateway(config)
+    await gateway.start()
     runner = web.AppRunner(create_app(gateway), access_log=None, shutdown_timeout=5)
     await runner.setup()
     site = GatewaySite(runner, "127.0.0.1", 0, lambda: gateway.limits)

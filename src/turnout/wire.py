@@ -38,12 +38,19 @@ class Principal:
     """Who a request is attributed to: the caller the gateway authenticated.
 
     A name, never a credential: the principal travels on the request into events, logs and
-    (to come) spend records, so it holds nothing a caller could authenticate with. The gateway
-    names its callers ``master`` (the master key) and ``anonymous`` (no key is configured); a
-    virtual key will be a principal of its own, named by its id.
+    spend records, so it holds nothing a caller could authenticate with. The gateway names its
+    callers ``master`` (the master key) and ``anonymous`` (no key is configured); a virtual key
+    is ``key:<key id>``, with the digest it is stored under, its alias, team and user.
     """
 
     name: str
+    #: A virtual key's stable id (None: not a virtual key).
+    key_id: str | None = None
+    #: The digest the presented key is stored under (never the key itself).
+    key_hash: str | None = None
+    key_alias: str | None = None
+    team_id: str | None = None
+    user_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -268,6 +268,8 @@ def write_config(
     """A turnout config file: one OpenAI-compatible deployment on `upstream` per group."""
     data = {
         "server": {"log_level": "info", **(server or {})},
+        # With a master key the key store is on: beside the config, not in the working directory.
+        "store": {"url": f"sqlite:///{path.parent / 'keys.db'}"},
         "model_list": [
             {
                 "model_name": group,

@@ -41,7 +41,7 @@ from turnout.config.environment import (
 from turnout.config.litellm import LiteLLMImport, import_litellm, is_litellm_config
 from turnout.config.router import RouterConfig, parse_router_config
 from turnout.config.server import GatewayConfig, ServerConfig
-from turnout.config.store import StoreConfig
+from turnout.config.store import StoreConfig, given_store_section
 from turnout.config.yaml_reader import read_yaml
 from turnout.errors import ConfigError
 
@@ -92,7 +92,9 @@ def _parse_turnout(
         resolved.get("server"), ServerConfig, lambda path: join_path("server", path)
     )
     store = _parse_section(
-        resolved.get("store"), StoreConfig, lambda path: join_path("store", path)
+        given_store_section(resolved.get("store")),
+        StoreConfig,
+        lambda path: join_path("store", path),
     )
     router = parse_router_config(
         {k: v for k, v in resolved.items() if k not in ("server", "store")}
@@ -115,7 +117,9 @@ def _parse_litellm(
         lambda path: imported.source_path(join_path("server", path)),
     )
     store = _parse_section(
-        imported.store, StoreConfig, lambda path: imported.source_path(join_path("store", path))
+        given_store_section(imported.store),
+        StoreConfig,
+        lambda path: imported.source_path(join_path("store", path)),
     )
     try:
         router = parse_router_config(imported.router)

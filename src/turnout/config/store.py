@@ -5,6 +5,11 @@ created with its tables on first start) or ``store: {url: postgresql://user@host
 password written in the URL is taken out of it when the config is read and kept as a `Secret`
 (``password``), so that the URL can be shown in logs and errors as it is. ``pepper`` turns the
 stored digest of every virtual key into an HMAC under it (`turnout.governance.keys`).
+
+Whether the gateway uses the store at all is `enabled`: given a ``store`` section (or LiteLLM's
+``database_url``) it is on unless the section says ``enabled: false``; with neither, it is on
+exactly when a master key is set (virtual keys need one to be managed), so a gateway run with no
+master key, like the demo, never touches a database (`store_enabled`).
 """
 
 from __future__ import annotations
@@ -37,6 +42,12 @@ class StoreConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
     reservation_ttl: Annotated[float, Meta(ge=1, le=7 * 86_400)] = 3600.0
     #: Database connections each process keeps at most (requests beyond it wait for one).
     pool_size: Annotated[int, Meta(ge=1, le=1000)] = 10
+    #: Whether the gateway opens the store (None: when a master key is set; a ``store`` section
+    #: or LiteLLM's ``database_url`` sets it to true unless it says otherwise).
+    enabled: bool | None = None
+    #: Seconds a worker trusts what it read about a virtual key (0: read it on every request).
+    #: A key blocked, deleted or changed takes effect in every worker within this time.
+    key_cache_ttl: Annotated[float, Meta(ge=0, le=3600)] = 5.0
 
     def __post_init__(self) -> None:
         scheme = self.url.partition("://")[0].partition("+")[0]
@@ -55,3 +66,16 @@ class StoreConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
         if self.pepper is not None and not self.pepper:
             raise ConfigError("must not be empty (leave it out for none)", path="pepper")
         move_password(self)
+
+
+def store_enabled(store: StoreConfig, *, master_key_set: bool) -> bool:
+    """Whether a gateway with this store section (and master key or not) opens the store."""
+    return master_key_set if store.enabled is None else store.enabled
+
+
+def given_store_section(data: object) -> object:
+    """A ``store`` section's data as written, with ``enabled: true`` implied when the section
+    says anything and does not say ``enabled`` itself."""
+    if isinstance(data, dict) and data and "enabled" not in data:
+        return {**data, "enabled": True}
+    return data

@@ -26,7 +26,9 @@ from turnout.gateway import framing
 from turnout.gateway.advice import retry_headers
 from turnout.gateway.body import check_declared_length, read_body
 from turnout.gateway.gateway import Gateway
+from turnout.gateway.management import add_management_routes
 from turnout.gateway.requests import build_request, parse_body, sdk_wait
+from turnout.gateway.virtual_keys import admit, visible_models
 from turnout.gateway.worker_health import EJECTION_PHASES, WorkerHealth
 from turnout.observe.events import HttpRequestFinished
 from turnout.router.limits import LimitsView
@@ -71,6 +73,7 @@ def create_app(gateway: Gateway, workers: WorkerHealth | None = None) -> web.App
     app.router.add_get("/health", _health)
     app.router.add_get("/metrics", _metrics)
     app.router.add_post("/admin/reload", _reload)
+    add_management_routes(app, GATEWAY)
     return app
 
 
@@ -176,10 +179,12 @@ def _completion_route(operation: Operation) -> Handler:
         started = time.perf_counter()
         http[ROUTE] = route
         gateway = http.app[GATEWAY]
-        principal = gateway.auth.authenticate(http.headers)
+        caller = await gateway.identify(http.headers)
         body = parse_body(await read_body(http, gateway.config.server.max_body_bytes))
-        request = build_request(body, operation, http.headers, principal)
+        request = build_request(body, operation, http.headers, caller.principal)
         router = gateway.router
+        if caller.grant is not None:
+            admit(caller.grant, request, router.group_of)
         limit = request.timeout if request.timeout is not None else router.config.timeout
         http[DEADLINE] = started + limit
         http[MODEL_GROUP] = router.group_of(request.model)
@@ -206,7 +211,7 @@ async def _expect_continue(http: web.Request) -> web.StreamResponse | None:
         return None
     gateway = http.app[GATEWAY]
     try:
-        gateway.auth.authenticate(http.headers)
+        await gateway.identify(http.headers)
         check_declared_length(http, gateway.config.server.max_body_bytes)
     except TurnoutError as error:
         response = error_response(error)
@@ -314,11 +319,13 @@ def _bound_send_buffer(http: web.Request, size: int) -> None:
 
 async def _models(http: web.Request) -> web.Response:
     gateway = http.app[GATEWAY]
-    gateway.auth.authenticate(http.headers)
+    caller = await gateway.identify(http.headers)
     created = int(gateway.started_at)
     data = [
         {"id": name, "object": "model", "created": created, "owned_by": "turnout"}
-        for name in gateway.router.model_names()
+        for name in visible_models(
+            caller.grant, gateway.router.model_names(), gateway.router.group_of
+        )
     ]
     return web.Response(body=_ENCODE({"object": "list", "data": data}), content_type=_JSON)
 

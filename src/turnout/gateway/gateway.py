@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any, Final
 
 import msgspec
@@ -22,9 +23,17 @@ import msgspec
 from turnout.clock import Clock, SystemClock
 from turnout.config.load import load_config
 from turnout.config.server import GatewayConfig, with_command_line
-from turnout.errors import InvalidRequestError
-from turnout.gateway.auth import Authenticator, authenticator_for, metrics_authenticator
+from turnout.config.store import store_enabled
+from turnout.errors import InvalidRequestError, UnauthorizedError
+from turnout.gateway.auth import (
+    Authenticator,
+    authenticator_for,
+    bearer_token,
+    metrics_authenticator,
+)
 from turnout.gateway.connections import ConnectionLimits
+from turnout.gateway.store_link import StoreLink
+from turnout.gateway.virtual_keys import Caller, VirtualKeys
 from turnout.observe.logs import LogObserver
 from turnout.observe.metrics import GatewayMetrics
 from turnout.observe.series import Shared
@@ -75,12 +84,42 @@ class Gateway:
         self.metrics.state_source(self.router.state_status)
         self.auth: Authenticator = authenticator_for(config.server.master_key)
         self.metrics_auth: Authenticator = metrics_authenticator(config.server)
+        #: The store of keys and spend (None: off, `turnout.config.store.store_enabled`); its
+        #: settings are read at start only.
+        self.store: StoreLink | None = None
+        self.keys: VirtualKeys | None = None
+        if store_enabled(config.store, master_key_set=config.server.master_key is not None):
+            self.store = StoreLink(config.store)
+            self.keys = VirtualKeys(self.store, ttl=config.store.key_cache_ttl)
         self.limits = ConnectionLimits.of(config.server)
         self.metrics.deployments(_described(config))
         self.draining = False
         self.started_at = time.time()
         #: One reload at a time (SIGHUP and POST /admin/reload may overlap); later ones queue.
         self._reload_lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Open the store when it is on (a store that cannot be reached is retried in the
+        background; the gateway serves the master key meanwhile)."""
+        if self.store is None:
+            return
+        if self.config.server.master_key is None:
+            logger.warning(
+                "the store is on but no master key is set: every caller is let in without a "
+                "key, and the management API refuses every call until a master key is set"
+            )
+        await self.store.start()
+
+    async def identify(self, headers: Mapping[str, str]) -> Caller:
+        """Who is calling: the master key (or anyone, with no master key), else a virtual
+        key looked up in the store."""
+        try:
+            return Caller(self.auth.authenticate(headers))
+        except UnauthorizedError:
+            presented = bearer_token(headers)
+            if self.keys is None or presented is None or self.config.server.master_key is None:
+                raise
+            return await self.keys.authenticate(presented)
 
     async def reload(self) -> dict[str, Any]:
         """Read the config file again and swap the model list in without dropping requests.
@@ -142,8 +181,13 @@ class Gateway:
         }
 
     async def close(self) -> None:
-        """Close the router: its providers and the transport, with every upstream connection."""
-        await self.router.aclose()
+        """Close the router (its providers and the transport, with every upstream connection)
+        and the store."""
+        try:
+            await self.router.aclose()
+        finally:
+            if self.store is not None:
+                await self.store.aclose()
 
 
 def _providers(config: GatewayConfig, transport: Transport, clock: Clock | None) -> ProviderSet:

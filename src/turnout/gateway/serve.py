@@ -57,6 +57,7 @@ async def serve(
     if workers_dir is not None:
         files = WorkerFiles(os.path.join(workers_dir, "metrics"), shared_state=shared_state)
     gateway = Gateway(config, routing_detail=routing_detail, shared_metrics=files)
+    await gateway.start()
     health = None
     if workers_dir is not None and not shared_state:
         health = WorkerHealth(os.path.join(workers_dir, "health"), gateway.router.health)

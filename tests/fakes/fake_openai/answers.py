@@ -187,7 +187,16 @@ def build_answer(
 
 def tool_call(body: dict[str, Any], messages: list[Any]) -> tuple[str, str] | None:
     """The call to make: of the chosen (else the first) tool, when the user spoke last."""
-    tools = [_function(tool) for tool in body.get("tools") or () if isinstance(tool, dict)]
+    given = body.get("tools") or ()
+    if not isinstance(given, list | tuple):
+        # OpenAI's answer to a tools that is not an array (a 400), not a crash of the fake.
+        raise ApiError(
+            400,
+            f"Invalid type for 'tools': expected an array, but got {type(given).__name__}.",
+            param="tools",
+            code="invalid_type",
+        )
+    tools = [_function(tool) for tool in given if isinstance(tool, dict)]
     last, choice = messages[-1], body.get("tool_choice")
     if not tools or choice == "none" or not isinstance(last, dict) or last.get("role") != "user":
         return None

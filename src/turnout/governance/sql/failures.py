@@ -1,0 +1,25 @@
+"""Which exceptions mean the database could not be reached or used, as opposed to a refusal.
+
+The gateway answers those with 503 and keeps serving what needs no store (the master key), so
+it needs one place that tells an outage (connection refused, a server that went away, a file it
+cannot open) from the store's own answers (`NotFoundError`, `ConflictError`, `ValueError`).
+"""
+
+from __future__ import annotations
+
+import asyncpg
+from sqlalchemy.exc import SQLAlchemyError
+
+#: Raised by the drivers or SQLAlchemy when the database is unreachable or failing.
+STORE_FAILURES: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    SQLAlchemyError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+)
+
+
+def is_store_failure(error: BaseException) -> bool:
+    """Whether `error` says the store is down or broken (not that it refused the request)."""
+    return isinstance(error, STORE_FAILURES)
