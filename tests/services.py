@@ -321,6 +321,17 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A private redis-server of the test's own, to stop and start again."""
+    if shutil.which("redis-server") is None:
+        missing_service("redis-server is not installed")
+    server = RedisServer(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
 def _need_redis_binaries() -> None:
     for binary in ("redis-server", "redis-cli"):
         if shutil.which(binary) is None:

@@ -8,31 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from ledger_kit import ask, redis_config, wait_until
 
-from services import RedisServer, missing_service
+from services import RedisServer
 from turnout.governance.ledger import Budget, BudgetExceeded, LedgerUnavailable, Limits
 from turnout.governance.redis_ledger import RedisLedger
 
 pytestmark = pytest.mark.services
 
 BUDGET = Budget("key:k1", max=1000)
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server of the test's own, to stop and start again."""
-    if shutil.which("redis-server") is None:
-        missing_service("redis-server is not installed")
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
 
 
 def _ledger(server: RedisServer, **options: object) -> RedisLedger:

@@ -9,15 +9,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as redis_client
 
 from harness import Recorder, chat, dep
-from services import RedisServer, missing_service
+from services import RedisServer
 from turnout import Router, RouterConfig
 from turnout.config.router import Deployment, FallbackConfig
 from turnout.config.state import StateConfig
@@ -29,18 +27,6 @@ from turnout.state.redis import RedisStore
 from turnout.testing import ManualClock
 
 pytestmark = pytest.mark.services
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    import shutil
-
-    if shutil.which("redis-server") is None:
-        missing_service("redis-server is not installed")
-    server = RedisServer(tmp_path, "--enable-debug-command", "yes")
-    server.start()
-    yield server
-    server.stop()
 
 
 def _router(

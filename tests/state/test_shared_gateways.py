@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import shutil
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,7 @@ from aiohttp import web
 
 from fakes.fake_openai import FakeOpenAI, Fault
 from litellm_shape import one_per_model
-from services import RedisServer, missing_service
+from services import RedisServer
 
 pytestmark = pytest.mark.services
 
@@ -193,19 +192,6 @@ async def _until(condition: Callable[[], Awaitable[bool]], seconds: float, what:
 
 async def _ejected(instance: Instance, deployment_id: str) -> bool:
     return bool((await instance.deployment(deployment_id))["ejection"] == "ejected")
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server of the test's own, to stop and start again."""
-    if shutil.which("redis-server") is None:
-        missing_service("redis-server is not installed")
-    server = RedisServer(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 SHAPES = ["one_per_model", "group"]
