@@ -323,13 +323,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A private redis-server of the test's own, to stop and start again."""
+    """A private redis-server of the test's own, to stop and start again (DEBUG enabled, to
+    make it slow on purpose)."""
     if shutil.which("redis-server") is None:
         missing_service("redis-server is not installed")
-    server = RedisServer(tmp_path)
+    server = RedisServer(tmp_path, "--enable-debug-command", "yes")
     server.start()
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def _need_redis_binaries() -> None:
