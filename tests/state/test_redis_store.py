@@ -283,5 +283,5 @@ async def test_a_clean_end_does_not_hold_its_request_up_and_is_never_lost(
         await store.finish("d", clean, policy, 1.1, wall)
     await store.aclose()
     record = await raw.hgetall("ends:{g}:r:d")
-    assert (record[b"s"], record[b"tu"]) == (b"6", b"66")
+    assert record[b"sv"] == b"6"  # served in all (the per-minute counts may have rolled)
     assert await raw.zcard("ends:{g}:l:d") == 0
