@@ -264,9 +264,7 @@ async def test_the_master_key_is_logged_too(tmp_path: Path) -> None:
 async def test_an_unreachable_ledger_fails_closed_unless_told(
     tmp_path: Path, fail_open: bool
 ) -> None:
-    nowhere = StateConfig(
-        backend="redis", url=f"redis://127.0.0.1:{free_port()}/0", timeout_ms=200
-    )
+    nowhere = StateConfig(backend="redis", url=f"redis://127.0.0.1:{free_port()}/0", timeout_ms=200)
     async with enforcing_gateway(_store(tmp_path), state=nowhere, fail_open=fail_open) as (
         gateway,
         admin,
