@@ -35,9 +35,24 @@ from turnout.governance.ledger import (
 from turnout.router.router import Router
 from turnout.wire import Operation, Request
 
+#: Candidates by model group, for the deployment list they were worked out from (a reload
+#: brings a new list, and with it an empty cache).
+_candidates: tuple[tuple[Deployment, ...], dict[str, list[Deployment]]] = ((), {})
+
 
 def candidates(router: Router, group: str) -> list[Deployment]:
     """The deployments a request for `group` may end on: the group's and its fallbacks'."""
+    global _candidates
+    deployments = router.deployments()
+    if _candidates[0] is not deployments:
+        _candidates = (deployments, {})
+    found = _candidates[1].get(group)
+    if found is None:
+        found = _candidates[1][group] = _candidates_of(router, group)
+    return found
+
+
+def _candidates_of(router: Router, group: str) -> list[Deployment]:
     config = router.config
     groups = {group}
     fallbacks = config.fallbacks
