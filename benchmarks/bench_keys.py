@@ -213,7 +213,11 @@ def report(loads: list[Load], options: Options, spent: dict[str, float]) -> bool
         values = [a / b for a, b in zip(key.rounds["rps"], master.rounds["rps"], strict=True)]
         median = statistics.median(values)
         met = met and median >= GOAL_RATIO
-        print(f"- {ledger}: {ratio_text(values)}; the key was charged ${spent[ledger]:.6f}")
+        cpu = [a / b for a, b in zip(key.rounds["cpu_us"], master.rounds["cpu_us"], strict=True)]
+        print(
+            f"- {ledger}: {ratio_text(values)}; gateway CPU per request, key / master key: "
+            f"{ratio_text(cpu)}; the key was charged ${spent[ledger]:.6f}"
+        )
     print(
         f"\ngoal: a virtual key ≥ {GOAL_RATIO}x the master key's rate: {'met' if met else 'MISSED'}"
     )
