@@ -156,11 +156,12 @@ async def test_two_instances_never_overspend_one_key(
                 one = await _stream(client)
             per_stream = exact_micros(one.prompt_tokens, OUTPUT_TOKENS)
             tokens_per_stream = one.prompt_tokens + OUTPUT_TOKENS
-            settings: dict[str, Any] = {
+            choices: dict[str, dict[str, Any]] = {
                 "budget": {"max_budget": 13 * per_stream / 1_000_000},
                 "rpm": {"rpm_limit": 13},
                 "tpm": {"tpm_limit": 13 * tokens_per_stream},
-            }[limit]
+            }
+            settings = choices[limit]
             made = await admin.post("/key/generate", settings)
             clients = [
                 openai.AsyncOpenAI(
