@@ -9,8 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import msgspec
 
 from gateway_harness import RunningGateway, gateway_config, running_gateway, simulated
+from turnout import Deployment
 from turnout.config.store import StoreConfig
 
 MASTER = "sk-master-of-keys"
@@ -45,6 +47,24 @@ class Admin:
         return answer
 
 
+#: Prices of the deployments of keyed gateways: one and two micro-dollars a token, so that a
+#: request's exact cost is a whole number of micro-dollars anyone can work out.
+INPUT_PRICE = 1e-6
+OUTPUT_PRICE = 2e-6
+
+
+def priced(deployment: Deployment) -> Deployment:
+    """`deployment` with the test prices (a budgeted key needs priced models)."""
+    return msgspec.structs.replace(
+        deployment, input_cost_per_token=INPUT_PRICE, output_cost_per_token=OUTPUT_PRICE
+    )
+
+
+def exact_micros(prompt_tokens: int, completion_tokens: int) -> int:
+    """What usage costs at the test prices, in micro-dollars."""
+    return prompt_tokens + 2 * completion_tokens
+
+
 @asynccontextmanager
 async def keyed_gateway(
     url: str, *, ttl: float = 0.0
@@ -52,8 +72,8 @@ async def keyed_gateway(
     """Two model groups (``chat``, ``other``) with an alias ``gpt-4o`` for ``chat``, the store at
     `url`, and the key cache at `ttl` seconds (0: every request reads the store)."""
     config = gateway_config(
-        simulated("a", output_tokens=3),
-        simulated("b", group="other", output_tokens=3),
+        priced(simulated("a", output_tokens=3)),
+        priced(simulated("b", group="other", output_tokens=3)),
         master_key=MASTER,
         store=StoreConfig(url=url, enabled=True, key_cache_ttl=ttl),
         aliases={"gpt-4o": "chat"},

@@ -378,7 +378,8 @@ class _Converter:
         )
         for key, value in general.items():
             path = f"general_settings.{key}"
-            if key not in ("master_key", "database_url"):  # database_url: import_store
+            if key not in ("master_key", "database_url", "fail_closed_budget_enforcement"):
+                # database_url and fail_closed_budget_enforcement: import_store
                 self.ignore(path, _GENERAL_REASON)
             elif key == "master_key" and "master_key" in self.server:
                 self.ignore(path, "server.master_key is set and wins")

@@ -46,6 +46,10 @@ def import_store(
     for key, value in own.items():
         store[key] = value
         origins[f"store.{key}"] = f"store.{key}"
+    closed = general.get("fail_closed_budget_enforcement")
+    if isinstance(closed, bool) and "fail_open" not in store:
+        store["fail_open"] = not closed
+        origins["store.fail_open"] = "general_settings.fail_closed_budget_enforcement"
     if "database_url" not in general:
         return store
     path = "general_settings.database_url"

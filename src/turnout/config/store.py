@@ -48,6 +48,12 @@ class StoreConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
     #: Seconds a worker trusts what it read about a virtual key (0: read it on every request).
     #: A key blocked, deleted or changed takes effect in every worker within this time.
     key_cache_ttl: Annotated[float, Meta(ge=0, le=3600)] = 5.0
+    #: When the shared budget ledger (Redis) cannot be reached: False (the default) refuses
+    #: requests of keys with budgets or limits with a 503, so that no spend escapes its
+    #: budget; True admits them against this process's own ledger meanwhile, each instance
+    #: then enforcing limits on its own traffic only. LiteLLM's
+    #: ``general_settings.fail_closed_budget_enforcement`` sets it (its negation).
+    fail_open: bool = False
 
     def __post_init__(self) -> None:
         scheme = self.url.partition("://")[0].partition("+")[0]
@@ -75,7 +81,8 @@ def store_enabled(store: StoreConfig, *, master_key_set: bool) -> bool:
 
 def given_store_section(data: object) -> object:
     """A ``store`` section's data as written, with ``enabled: true`` implied when the section
-    says anything and does not say ``enabled`` itself."""
-    if isinstance(data, dict) and data and "enabled" not in data:
+    says anything (other than how to fail, which says nothing about keeping keys) and does not
+    say ``enabled`` itself."""
+    if isinstance(data, dict) and set(data) - {"fail_open"} and "enabled" not in data:
         return {**data, "enabled": True}
     return data

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -26,10 +26,12 @@ from turnout.gateway import framing
 from turnout.gateway.advice import retry_headers
 from turnout.gateway.body import check_declared_length, read_body
 from turnout.gateway.gateway import Gateway
+from turnout.gateway.ledger_errors import LedgerRefusal
 from turnout.gateway.management import add_management_routes
 from turnout.gateway.requests import build_request, parse_body, sdk_wait
 from turnout.gateway.virtual_keys import admit, visible_models
 from turnout.gateway.worker_health import EJECTION_PHASES, WorkerHealth
+from turnout.governance.ledger import rate_limit_headers
 from turnout.observe.events import HttpRequestFinished
 from turnout.router.limits import LimitsView
 from turnout.router.result import Response
@@ -107,6 +109,8 @@ async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamRe
         deadline = request.get(DEADLINE)
         time_left = 0.0 if deadline is None else deadline - time.perf_counter()
         advice = retry_headers(error, time_left, gateway.router.config.retries.max_retry_after)
+        if isinstance(error, LedgerRefusal):
+            advice = {**advice, **error.headers}
         response = error_response(error, gateway.redactor, advice)
         if not request.content.is_eof():
             response.force_close()  # the body was not read: this connection cannot carry more
@@ -187,19 +191,23 @@ def _completion_route(operation: Operation) -> Handler:
             admit(caller.grant, request, router.group_of)
         limit = request.timeout if request.timeout is not None else router.config.timeout
         http[DEADLINE] = started + limit
-        http[MODEL_GROUP] = router.group_of(request.model)
-        if request.stream:
-            http[STREAMED] = True
-            return await _relay_stream(http, gateway, request, started)
-        if operation is Operation.EMBEDDING:
-            answer = await router.embed(request)
-        else:
-            answer = await router.complete(request)
-        return web.Response(
-            body=answer.encode(),
-            content_type=_JSON,
-            headers=_answer_headers(answer, time.perf_counter() - started),
-        )
+        group = http[MODEL_GROUP] = router.group_of(request.model)
+        ticket = await gateway.hold(caller, request, group)
+        limits = rate_limit_headers(ticket.limits) if ticket is not None else {}
+        try:
+            if request.stream:
+                http[STREAMED] = True
+                return await _relay_stream(http, gateway, request, started, limits)
+            if operation is Operation.EMBEDDING:
+                answer = await router.embed(request)
+            else:
+                answer = await router.complete(request)
+        finally:
+            if gateway.spend is not None:
+                gateway.spend.never_routed(request.request_id)
+        headers = _answer_headers(answer, time.perf_counter() - started)
+        headers.update(limits)
+        return web.Response(body=answer.encode(), content_type=_JSON, headers=headers)
 
     return handle
 
@@ -237,7 +245,11 @@ def _answer_headers(answer: Response, elapsed: float) -> dict[str, str]:
 
 
 async def _relay_stream(
-    http: web.Request, gateway: Gateway, request: Any, started: float
+    http: web.Request,
+    gateway: Gateway,
+    request: Any,
+    started: float,
+    limits: Mapping[str, str],
 ) -> web.StreamResponse:
     """Relay chunk by chunk. Failures before the first chunk never reach the client (the router
     retried or failed over, or this raises into an ordinary error response); a failure after it
@@ -254,6 +266,7 @@ async def _relay_stream(
             "x-turnout-model-group": stream.deployment.model_name,
             "x-turnout-attempts": str(len(stream.attempts) + 1),
             "x-turnout-overhead-ms": f"{max(0.0, first_byte - upstream) * 1000:.2f}",
+            **limits,
         }
     )
     try:

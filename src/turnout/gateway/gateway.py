@@ -32,8 +32,13 @@ from turnout.gateway.auth import (
     metrics_authenticator,
 )
 from turnout.gateway.connections import ConnectionLimits
+from turnout.gateway.enforcement import admit, build_ask
+from turnout.gateway.ledger_choice import open_ledger
+from turnout.gateway.spend_direct import DirectSpendSink
+from turnout.gateway.spend_tracking import SpendTracker
 from turnout.gateway.store_link import StoreLink
 from turnout.gateway.virtual_keys import Caller, VirtualKeys
+from turnout.governance.ledger import Ledger, Ticket
 from turnout.observe.logs import LogObserver
 from turnout.observe.metrics import GatewayMetrics
 from turnout.observe.series import Shared
@@ -42,6 +47,7 @@ from turnout.providers.registry import ProviderSet, provider_set
 from turnout.router.router import Router
 from turnout.upstream import Transport
 from turnout.upstream.aiohttp import AiohttpTransport
+from turnout.wire import Request
 
 logger = logging.getLogger("turnout.gateway")
 
@@ -88,9 +94,14 @@ class Gateway:
         #: settings are read at start only.
         self.store: StoreLink | None = None
         self.keys: VirtualKeys | None = None
+        #: Budgets and rate limits of virtual keys, and the accounting of every routed
+        #: request (None: the store is off).
+        self.ledger: Ledger | None = None
+        self.spend: SpendTracker | None = None
         if store_enabled(config.store, master_key_set=config.server.master_key is not None):
             self.store = StoreLink(config.store)
             self.keys = VirtualKeys(self.store, ttl=config.store.key_cache_ttl)
+            self._open_accounting(self.store)
         self.limits = ConnectionLimits.of(config.server)
         self.metrics.deployments(_described(config))
         self.draining = False
@@ -120,6 +131,35 @@ class Gateway:
             if self.keys is None or presented is None or self.config.server.master_key is None:
                 raise
             return await self.keys.authenticate(presented)
+
+    def _open_accounting(self, store: StoreLink) -> None:
+        """The ledger, the spend sink and the tracker that settles and logs each request."""
+        self.ledger = open_ledger(self.config)
+        self.spend = SpendTracker(self.ledger, DirectSpendSink(store), self.router.deployments)
+        self.bus.subscribe(self.spend)
+
+    async def hold(self, caller: Caller, request: Request, group: str) -> Ticket | None:
+        """Admit `request` against its key's budgets and limits (raising the refusal), and
+        have it accounted when it ends. The ticket, when something was held."""
+        if self.spend is None or self.ledger is None:
+            return None
+        ticket = None
+        if caller.rules is not None:
+            ask = build_ask(caller.rules, request, group, self.router)
+            if ask is not None:
+                ticket = await admit(self.ledger, ask)
+        self.spend.track(request.request_id, caller.principal, group, ticket)
+        return ticket
+
+    async def _close_accounting(self) -> None:
+        """Account the requests that ended, write their rows, close the ledger."""
+        if self.spend is not None:
+            await self.spend.aclose()
+            sink = self.spend.sink
+            if isinstance(sink, DirectSpendSink):
+                await sink.aclose()
+        if self.ledger is not None:
+            await self.ledger.aclose()
 
     async def reload(self) -> dict[str, Any]:
         """Read the config file again and swap the model list in without dropping requests.
@@ -186,8 +226,11 @@ class Gateway:
         try:
             await self.router.aclose()
         finally:
-            if self.store is not None:
-                await self.store.aclose()
+            try:
+                await self._close_accounting()
+            finally:
+                if self.store is not None:
+                    await self.store.aclose()
 
 
 def _providers(config: GatewayConfig, transport: Transport, clock: Clock | None) -> ProviderSet:

@@ -15,6 +15,7 @@ means "whatever the team may use").
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,6 +28,7 @@ from turnout.gateway.key_errors import (
     TeamModelAccessDeniedError,
     unknown_key,
 )
+from turnout.gateway.key_rules import Rules, rules_of
 from turnout.gateway.store_link import StoreLink
 from turnout.governance import GovernanceStore, Key, NotFoundError, Team
 from turnout.wire import Principal, Request
@@ -119,6 +121,8 @@ class Caller:
 
     principal: Principal
     grant: Grant | None = None
+    #: The key's budgets and rate limits (None: not a virtual key, or one with none).
+    rules: Rules | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +184,24 @@ class VirtualKeys:
                 team = await store.get_team(key.settings.team_id)
             except NotFoundError:
                 return _Verdict(until, refusal=f"The key's team {key.settings.team_id} was deleted")
-        return _judge(key, team, token_hash, until)
+        user = None
+        if key.settings.user_id is not None:
+            try:
+                user = await store.get_user(key.settings.user_id)
+            except NotFoundError:
+                user = None  # a key may name a user that has no record: no user rules apply
+        if user is not None and user.settings.blocked:
+            return _Verdict(
+                until,
+                refusal=f"User={user.id} is blocked. Update via `/user/update` if you're admin.",
+            )
+        verdict = _judge(key, team, token_hash, until)
+        if verdict.caller is not None:
+            rules = await rules_of(store, key, team, user)
+            if not rules.empty:
+                caller = dataclasses.replace(verdict.caller, rules=rules)
+                verdict = dataclasses.replace(verdict, caller=caller)
+        return verdict
 
 
 def _judge(key: Key, team: Team | None, token_hash: str, until: float) -> _Verdict:

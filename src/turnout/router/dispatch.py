@@ -273,9 +273,15 @@ class Dispatch:
             raise bound.error(self.clock.now() - started) from None
 
     async def discard(self, segment: Segment) -> None:
-        """Give up a stream opened but not wanted (a hedged race's second to deliver)."""
+        """Give up a stream opened but not wanted (a hedged race's second to deliver, or a
+        stream its caller left): what it generated so far was billed by the provider, so it is
+        accounted: the upstream's usage when it sent some, else the prompt and one token per
+        content chunk received (the rule of a stream that broke)."""
         await close_quietly(segment.chunks)
-        await self.abandon(segment.attempt)
+        usage = segment.usage
+        if usage is None:
+            usage = Usage(segment.attempt.request.prompt_tokens, segment.content_chunks)
+        await self.abandon(segment.attempt, consumed=usage)
 
     # ---- settling ------------------------------------------------------------------------
 
@@ -318,15 +324,29 @@ class Dispatch:
         holdable = attempt.run.holds is not None and not attempt.probe and suspect(error)
         await self._settle(attempt, outcome, error, usage, cost, holdable=holdable)
 
-    async def abandon(self, attempt: Attempt, why: FailureKind = FailureKind.CANCELLED) -> None:
+    async def abandon(
+        self,
+        attempt: Attempt,
+        why: FailureKind = FailureKind.CANCELLED,
+        *,
+        consumed: Usage | None = None,
+    ) -> None:
         """The try was cut off by the caller (gone, cancelled) or by the request's deadline:
-        no verdict on the deployment."""
+        no verdict on the deployment. `consumed`: what it used before it was cut off, when
+        known (a stream that had begun)."""
         outcome = Outcome(why, self.clock.now() - attempt.started, probe=attempt.probe)
-        usage = cost = None
-        if attempt.lost_race:
+        usage = consumed
+        if usage is None and attempt.lost_race:
             # The provider bills a cancelled request's prompt: account it, estimated.
             usage = Usage(attempt.request.prompt_tokens, 0)
-            cost = price(attempt.deployment, usage.prompt_tokens, 0)
+        cost = None
+        if usage is not None:
+            cost = price(
+                attempt.deployment,
+                usage.prompt_tokens,
+                usage.completion_tokens,
+                usage.cached_tokens,
+            )
         await self._settle(attempt, outcome, None, usage, cost)
 
     async def _settle(

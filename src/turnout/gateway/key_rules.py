@@ -1,0 +1,159 @@
+"""A virtual key's budgets and rate limits, as the ledger takes them, worked out once per read.
+
+When a key is read from the store (`turnout.gateway.virtual_keys`), its own settings, its
+team's and its user's become the ledger's `Budget`s and `Limits`, each named by a scope that
+holds no secret: ``key:<id>``, ``team:<id>``, ``user:<id>``, and ``<scope>:model:<name>`` for a
+model's own budget and limits (LiteLLM's ``model_max_budget``, ``model_rpm_limit``,
+``model_tpm_limit``). A key's team's budget and limits apply to the key's requests, as does its
+user's budget (a user with keys in several teams spends one budget).
+
+Each budget carries its `seed`: the spend the store of record already holds for it in its
+current period, summed from the spend logs, so that a ledger that starts empty (a restarted
+process, a Redis that lost its data) starts from what was really spent. It is read with the key,
+so it costs nothing per request while the key's read is cached.
+
+Periods are the store's (`turnout.governance.periods`): calendar-aligned ones (``1d`` at
+midnight UTC, ``7d`` on Mondays, ``30d`` and ``Nmo`` on the 1st) map to ledger periods of the
+same instants; the others continue from the store's last reset instant, so every instance and
+the store agree on when a period ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from turnout.governance import GovernanceStore, Key, Team, User
+from turnout.governance.ledger import Budget, Limits, Period, wall_ms
+from turnout.governance.periods import parse_duration
+from turnout.governance.records import Limits as Settings
+from turnout.governance.records import ModelLimits
+
+#: 1970-01-05, a Monday: the anchor of weeks that start on Mondays.
+_MONDAY = 4 * 86_400
+_DAY = 86_400
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Rules:
+    """What a key's requests are held against: budgets and limits for every model, and those of
+    each model named in a per-model setting."""
+
+    budgets: tuple[Budget, ...] = ()
+    limits: tuple[Limits, ...] = ()
+    model_budgets: dict[str, tuple[Budget, ...]] = field(default_factory=dict)
+    model_limits: dict[str, tuple[Limits, ...]] = field(default_factory=dict)
+    #: The root of the key's principal chain (its team, else itself), for a partitioned ledger.
+    partition: str = ""
+
+    @property
+    def empty(self) -> bool:
+        return not (self.budgets or self.limits or self.model_budgets or self.model_limits)
+
+    def for_model(self, *names: str) -> tuple[tuple[Budget, ...], tuple[Limits, ...]]:
+        """The budgets and limits a request for a model known by `names` (as asked, its model
+        group) is held against."""
+        budgets, limits = list(self.budgets), list(self.limits)
+        for name in dict.fromkeys(names):
+            budgets += self.model_budgets.get(name, ())
+            limits += self.model_limits.get(name, ())
+        return tuple(budgets), tuple(limits)
+
+
+def ledger_period(duration: str | None, reset_at: datetime | None) -> Period | None:
+    """The ledger's period for a store ``budget_duration`` whose last known reset instant is
+    `reset_at` (None: no period)."""
+    if duration is None:
+        return None
+    parsed = parse_duration(duration)
+    if parsed.unit == "mo":
+        return Period(months=parsed.count)
+    if parsed.unit == "d" and parsed.count == 30:
+        return Period(months=1)
+    seconds = parsed.seconds or 0
+    if parsed.unit == "d" and parsed.count == 7:
+        return Period(seconds=seconds, anchor=_MONDAY)
+    if _DAY % seconds == 0 and (parsed.unit != "d" or parsed.count == 1):
+        return Period(seconds=seconds, anchor=0)
+    anchor = int((reset_at or datetime.now(UTC)).timestamp())
+    return Period(seconds=seconds, anchor=anchor)
+
+
+def period_start(period: Period | None, now_ms: int) -> datetime:
+    """When the period holding `now_ms` began (the epoch for a budget that never resets)."""
+    if period is None:
+        return _EPOCH
+    start, _ = period.bounds(now_ms, now_ms)
+    return datetime.fromtimestamp(start / 1000, UTC)
+
+
+async def rules_of(
+    store: GovernanceStore,
+    key: Key,
+    team: Team | None,
+    user: User | None,
+) -> Rules:
+    """The key's rules, with every budget seeded from the spend logs."""
+    now = wall_ms()
+    budgets: list[Budget] = []
+    limits: list[Limits] = []
+    model_budgets: dict[str, list[Budget]] = {}
+    model_limits: dict[str, list[Limits]] = {}
+    owners: list[tuple[str, Key | Team | User, dict[str, str]]] = [
+        (f"key:{key.id}", key, {"api_key": key.token_hash})
+    ]
+    if team is not None:
+        owners.append((f"team:{team.id}", team, {"team_id": team.id}))
+    if user is not None:
+        owners.append((f"user:{user.id}", user, {"user_id": user.id}))
+    for scope, entity, owner in owners:
+        settings = entity.settings
+        reset_at = entity.budget.reset_at
+        if settings.max_budget is not None:
+            period = ledger_period(settings.budget_duration, reset_at)
+            seed = await store.spend_since(period_start(period, now), **owner)
+            budgets.append(Budget(scope, settings.max_budget, period, seed))
+        if scope.startswith(("key:", "team:")) and _limited(settings):
+            limits.append(
+                Limits(
+                    scope,
+                    rpm=settings.rpm_limit or None,
+                    tpm=settings.tpm_limit or None,
+                    parallel=settings.max_parallel_requests or None,
+                )
+            )
+        for model, own in settings.model_limits.items():
+            model_scope = f"{scope}:model:{model}"
+            if own.max_budget is not None:
+                period = ledger_period(own.budget_duration or settings.budget_duration, reset_at)
+                start = period_start(period, now)
+                seed = await store.spend_since(start, model_group=model, **owner)
+                model_budgets.setdefault(model, []).append(
+                    Budget(model_scope, own.max_budget, period, seed)
+                )
+            if _model_limited(own):
+                model_limits.setdefault(model, []).append(
+                    Limits(model_scope, rpm=own.rpm_limit or None, tpm=own.tpm_limit or None)
+                )
+    return Rules(
+        tuple(budgets),
+        tuple(limits),
+        {name: tuple(items) for name, items in model_budgets.items()},
+        {name: tuple(items) for name, items in model_limits.items()},
+        partition=f"team:{team.id}" if team is not None else f"key:{key.id}",
+    )
+
+
+def _limited(settings: Settings) -> bool:
+    values: Sequence[int | None] = (
+        settings.rpm_limit,
+        settings.tpm_limit,
+        settings.max_parallel_requests,
+    )
+    return any(values)
+
+
+def _model_limited(own: ModelLimits) -> bool:
+    return bool(own.rpm_limit or own.tpm_limit)

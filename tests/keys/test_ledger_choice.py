@@ -1,0 +1,44 @@
+"""Which ledger a gateway opens, and how it fails, from each config shape."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from turnout.config.load import parse_config
+from turnout.gateway.ledger_choice import open_ledger
+from turnout.governance.ledger import MemoryLedger
+from turnout.governance.redis_ledger import RedisLedger
+
+MODELS: Any = {"model_list": [{"model_name": "chat", "provider": "openai", "model": "gpt-4o"}]}
+LITELLM: Any = {
+    "model_list": [{"model_name": "chat", "litellm_params": {"model": "openai/gpt-4o"}}]
+}
+
+
+async def test_redis_state_means_the_shared_ledger_failing_closed_by_default() -> None:
+    config = parse_config({**MODELS, "state": {"backend": "redis"}}, environ={})
+    ledger = open_ledger(config)
+    assert isinstance(ledger, RedisLedger) and ledger.fail_open is False
+    await ledger.aclose()
+    opened = parse_config(
+        {**MODELS, "state": {"backend": "redis"}, "store": {"fail_open": True}}, environ={}
+    )
+    ledger = open_ledger(opened)
+    assert isinstance(ledger, RedisLedger) and ledger.fail_open is True
+    await ledger.aclose()
+
+
+async def test_in_process_state_means_the_in_process_ledger() -> None:
+    assert isinstance(open_ledger(parse_config(MODELS, environ={})), MemoryLedger)
+
+
+@pytest.mark.parametrize(("closed", "fail_open"), [(True, False), (False, True)])
+def test_litellms_fail_closed_setting_is_read(closed: bool, fail_open: bool) -> None:
+    data = {**LITELLM, "general_settings": {"fail_closed_budget_enforcement": closed}}
+    config = parse_config(data, environ={})
+    assert config.store.fail_open is fail_open
+    assert not any("fail_closed_budget_enforcement" in w for w in config.warnings)
+    # Saying how to fail turns no store on.
+    assert config.store.enabled is None
