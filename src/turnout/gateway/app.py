@@ -193,7 +193,11 @@ def _completion_route(operation: Operation) -> Handler:
         http[DEADLINE] = started + limit
         group = http[MODEL_GROUP] = router.group_of(request.model)
         ticket = await gateway.hold(caller, request, group)
-        limits = rate_limit_headers(ticket.limits) if ticket is not None else {}
+        # The id the request's spend-log row is under (``/spend/logs?request_id=``), and its
+        # key's rate-limit standing.
+        limits = {REQUEST_ID_HEADER: request.request_id}
+        if ticket is not None:
+            limits.update(rate_limit_headers(ticket.limits))
         try:
             if request.stream:
                 http[STREAMED] = True
@@ -229,6 +233,10 @@ async def _expect_continue(http: web.Request) -> web.StreamResponse | None:
         await http.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         http.writer.output_size = 0
     return None
+
+
+#: The response header naming the request's id, as the spend logs know it.
+REQUEST_ID_HEADER = "x-request-id"
 
 
 def _answer_headers(answer: Response, elapsed: float) -> dict[str, str]:
