@@ -49,6 +49,21 @@ class StoreConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
     #: A key blocked, deleted or changed takes effect in every worker within this time.
     key_cache_ttl: Annotated[float, Meta(ge=0, le=3600)] = 5.0
 
+    # -- the spend-log writer (`turnout.governance.spend_writer`) --------------------------------
+    #: Spend log rows a process queues at most: beyond it the request path waits for room
+    #: (back-pressure) rather than drop a row. About 1 KB each.
+    spend_queue_size: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000
+    #: Rows written in one transaction at most.
+    spend_batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 500
+    #: Milliseconds a batch waits for more rows after its first before it is written.
+    spend_batch_ms: Annotated[float, Meta(ge=0, le=300_000)] = 200.0
+    #: Seconds the writer may take at shutdown to write what is queued; rows it could not write
+    #: in time go to `spend_spill_dir`.
+    spend_drain_timeout: Annotated[float, Meta(ge=0, le=3600)] = 10.0
+    #: Where rows that could not be written by shutdown are kept (one JSON-lines file per
+    #: process), to be written by the next start; created when first needed.
+    spend_spill_dir: str = "turnout-spend-spill"
+
     def __post_init__(self) -> None:
         scheme = self.url.partition("://")[0].partition("+")[0]
         if "://" not in self.url or scheme not in SCHEMES:

@@ -32,8 +32,10 @@ from turnout.gateway.auth import (
     metrics_authenticator,
 )
 from turnout.gateway.connections import ConnectionLimits
+from turnout.gateway.spend_writing import spend_writer_for
 from turnout.gateway.store_link import StoreLink
 from turnout.gateway.virtual_keys import Caller, VirtualKeys
+from turnout.governance.spend_writer import SpendWriter
 from turnout.observe.logs import LogObserver
 from turnout.observe.metrics import GatewayMetrics
 from turnout.observe.series import Shared
@@ -91,6 +93,10 @@ class Gateway:
         if store_enabled(config.store, master_key_set=config.server.master_key is not None):
             self.store = StoreLink(config.store)
             self.keys = VirtualKeys(self.store, ttl=config.store.key_cache_ttl)
+        #: Where the request path hands each request's spend log row (None: the store is off).
+        self.spend_sink: SpendWriter | None = None
+        if self.store is not None:
+            self.spend_sink = spend_writer_for(config.store, self.store, self.metrics.spend_log)
         self.limits = ConnectionLimits.of(config.server)
         self.metrics.deployments(_described(config))
         self.draining = False
@@ -109,6 +115,8 @@ class Gateway:
                 "key, and the management API refuses every call until a master key is set"
             )
         await self.store.start()
+        if self.spend_sink is not None:
+            self.spend_sink.start()
 
     async def identify(self, headers: Mapping[str, str]) -> Caller:
         """Who is calling: the master key (or anyone, with no master key), else a virtual
@@ -186,8 +194,12 @@ class Gateway:
         try:
             await self.router.aclose()
         finally:
-            if self.store is not None:
-                await self.store.aclose()
+            try:
+                if self.spend_sink is not None:
+                    await self.spend_sink.aclose()  # queued rows, before the store closes
+            finally:
+                if self.store is not None:
+                    await self.store.aclose()
 
 
 def _providers(config: GatewayConfig, transport: Transport, clock: Clock | None) -> ProviderSet:
