@@ -157,6 +157,64 @@ RESERVATIONS = Table(
     Column("expired", Boolean, nullable=False),
 )
 
+#: A ledger scope's name (``key:<id>:model:<name>``: an id and a model name, and the words).
+SCOPE = 1024
+
+#: `turnout.governance.sql.ledger`: one row per budget scope, times in Unix ms of the ledger's
+#: clock (``end_ms`` 0: the budget has no period).
+LEDGER_BUDGETS = Table(
+    "turnout_ledger_budgets",
+    METADATA,
+    Column("scope", String(SCOPE), primary_key=True),
+    Column("spent", BigInteger, nullable=False),
+    Column("first_ms", BigInteger, nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=False),
+)
+
+#: What each admitted request holds against each budget, until it ends or `expires_ms`.
+LEDGER_HOLDS = Table(
+    "turnout_ledger_holds",
+    METADATA,
+    Column("scope", String(SCOPE), nullable=False),
+    Column("ticket_id", String(32), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("scope", "ticket_id"),
+)
+
+#: One row per rate-limit scope: requests and tokens counted in the minute starting at each
+#: window (Unix ms).
+LEDGER_LIMITS = Table(
+    "turnout_ledger_limits",
+    METADATA,
+    Column("scope", String(SCOPE), primary_key=True),
+    Column("requests_window", BigInteger, nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("tokens_window", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+)
+
+#: Parallel-request leases of admitted requests, until they end or `expires_ms`.
+LEDGER_LEASES = Table(
+    "turnout_ledger_leases",
+    METADATA,
+    Column("scope", String(SCOPE), nullable=False),
+    Column("ticket_id", String(32), nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("scope", "ticket_id"),
+)
+
+#: Tickets open (until `expires_ms`, twice the hold time) and ended (kept a hold time, so that
+#: a repeated end charges nothing).
+LEDGER_TICKETS = Table(
+    "turnout_ledger_tickets",
+    METADATA,
+    Column("ticket_id", String(32), primary_key=True),
+    Column("ended", Boolean, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False, index=True),
+)
+
 SPEND_LOGS = Table(
     "turnout_spend_logs",
     METADATA,
