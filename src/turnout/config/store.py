@@ -37,9 +37,6 @@ class StoreConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
     #: A server-side secret the digests of virtual keys are keyed with (None: plain SHA-256,
     #: as LiteLLM stores them). Changing it invalidates every key made before.
     pepper: Secret | None = None
-    #: Seconds a budget reservation is held for a request that never settles it (its holder
-    #: crashed) before it is given back.
-    reservation_ttl: Annotated[float, Meta(ge=1, le=7 * 86_400)] = 3600.0
     #: Database connections each process keeps at most (requests beyond it wait for one).
     pool_size: Annotated[int, Meta(ge=1, le=1000)] = 10
     #: Whether the gateway opens the store (None: when a master key is set; a ``store`` section

@@ -47,6 +47,5 @@ async def open_store(
     return SqlGovernanceStore(
         runner,
         hasher=KeyHasher(config.pepper),
-        reservation_ttl=config.reservation_ttl,
         now=now,
     )

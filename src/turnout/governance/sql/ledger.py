@@ -23,9 +23,10 @@ and may end it again later (ending twice charges once).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import Callable, Iterator
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection
 
@@ -63,6 +64,8 @@ class SqlLedger:
         self.runner = runner
         self._hold_ms = int(hold_seconds * 1000)
         self._now = now_ms
+        #: Releases of tickets whose callers were cancelled, kept until they finish.
+        self._orphans: set[asyncio.Future[Any]] = set()
 
     async def _write(self, work: Callable[[Connection], T]) -> T:
         with _unavailable_on_failure():
@@ -71,7 +74,29 @@ class SqlLedger:
     async def admit(self, ask: Ask) -> Ticket:
         now = self._now()
         ticket_id = new_ticket_id()
-        return await self._write(lambda c: self._admit(c, ask, ticket_id, now))
+        attempt = asyncio.ensure_future(self._write(lambda c: self._admit(c, ask, ticket_id, now)))
+        try:
+            return await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            # The caller left, but the transaction may still commit (a SQLite transaction runs
+            # on in its thread): its holds are then given back rather than left to lapse.
+            self._orphans.add(attempt)
+            attempt.add_done_callback(self._release_orphan)
+            raise
+
+    def _release_orphan(self, attempt: asyncio.Future[Ticket]) -> None:
+        self._orphans.discard(attempt)
+        if attempt.cancelled() or attempt.exception() is not None:
+            return
+        release = asyncio.ensure_future(self.release(attempt.result()))
+        self._orphans.add(release)
+        release.add_done_callback(self._forget_orphan)
+
+    def _forget_orphan(self, release: asyncio.Future[Any]) -> None:
+        """A release that fails leaves the holds to lapse at their expiry."""
+        self._orphans.discard(release)
+        if not release.cancelled():
+            release.exception()
 
     def _admit(self, connection: Connection, ask: Ask, ticket_id: str, now: int) -> Ticket:
         window = now - now % MINUTE_MS
@@ -181,7 +206,10 @@ class SqlLedger:
         return BudgetState(row.spent, row.held, row.end_ms / 1000 if row.end_ms else None)
 
     async def aclose(self) -> None:
-        return None
+        """Wait for admissions whose callers left, and the releases of their tickets (the
+        runner is the store's to close)."""
+        while self._orphans:  # an admission ending here starts its release
+            await asyncio.gather(*self._orphans, return_exceptions=True)
 
 
 def _scope(item: Budget | Limits) -> str:

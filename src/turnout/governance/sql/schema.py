@@ -145,18 +145,6 @@ BUDGET_COUNTERS = Table(
     PrimaryKeyConstraint("scope_kind", "entity_id", "model"),
 )
 
-#: Reservations in flight; `expired` once given back by `expire_reservations`.
-RESERVATIONS = Table(
-    "turnout_budget_reservations",
-    METADATA,
-    Column("reservation_id", String(64), primary_key=True),
-    Column("amount", BigInteger, nullable=False),
-    Column("scopes", JSON, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("expires_at", UtcDateTime, nullable=False, index=True),
-    Column("expired", Boolean, nullable=False),
-)
-
 #: A ledger scope's name (``key:<id>:model:<name>``: an id and a model name, and the words).
 SCOPE = 1024
 
