@@ -95,8 +95,6 @@ class Budget(Struct, frozen=True, kw_only=True):
     """A budget counter: what one key, team, user (or one of their models) spent this period."""
 
     spend: int = 0
-    #: Held by requests in flight.
-    reserved: int = 0
     max_budget: int | None = None
     budget_duration: str | None = None
     #: When counting for the current period began (None: never reset).

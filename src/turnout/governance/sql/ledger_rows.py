@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Connection, bindparam, delete, func, select, update
+from sqlalchemy import BigInteger, Connection, bindparam, case, delete, func, select, update
 from sqlalchemy.sql.dml import Insert
 
 from turnout.governance.ledger import MINUTE_MS, Budget
@@ -38,15 +38,22 @@ B, H, L, P, T = (
 FORGET_AT_ONCE = 100
 
 _int = BigInteger()
+_NOW = bindparam("now", type_=_int)
 _LOCK_BUDGET = (
     select(B.spent, B.first_ms, B.start_ms, B.end_ms)
     .where(B.scope == bindparam("scope_"))
     .with_for_update()
 )
-_LAPSE_HOLDS = delete(LEDGER_HOLDS).where(
-    H.scope == bindparam("scope_"), H.expires_ms <= bindparam("now", type_=_int)
-)
-_HELD = select(func.coalesce(func.sum(H.amount), 0)).where(H.scope == bindparam("scope_"))
+# What a scope's live holds add up to and how many have lapsed, in one statement run after the
+# lock: on PostgreSQL each statement reads what committed before it began, so this one sees
+# every hold of the transactions the lock waited for. (Folded into the locking SELECT, it would
+# read the snapshot taken before the wait, and miss them.) Lapsed holds are deleted only when
+# there are some.
+_HOLDS = select(
+    func.coalesce(func.sum(case((H.expires_ms > _NOW, H.amount), else_=0)), 0).label("held"),
+    func.coalesce(func.sum(case((H.expires_ms <= _NOW, 1), else_=0)), 0).label("lapsed"),
+).where(H.scope == bindparam("scope_"))
+_LAPSE_HOLDS = delete(LEDGER_HOLDS).where(H.scope == bindparam("scope_"), H.expires_ms <= _NOW)
 _SET_BUDGET = (
     update(LEDGER_BUDGETS)
     .where(B.scope == bindparam("scope_"))
@@ -61,10 +68,11 @@ _LOCK_LIMIT = (
     .where(L.scope == bindparam("scope_"))
     .with_for_update()
 )
-_LAPSE_LEASES = delete(LEDGER_LEASES).where(
-    P.scope == bindparam("scope_"), P.expires_ms <= bindparam("now", type_=_int)
-)
-_LEASES = select(func.count()).select_from(LEDGER_LEASES).where(P.scope == bindparam("scope_"))
+_LEASES = select(
+    func.coalesce(func.sum(case((P.expires_ms > _NOW, 1), else_=0)), 0).label("live"),
+    func.coalesce(func.sum(case((P.expires_ms <= _NOW, 1), else_=0)), 0).label("lapsed"),
+).where(P.scope == bindparam("scope_"))
+_LAPSE_LEASES = delete(LEDGER_LEASES).where(P.scope == bindparam("scope_"), P.expires_ms <= _NOW)
 _SET_LIMIT = (
     update(LEDGER_LIMITS)
     .where(L.scope == bindparam("scope_"))
@@ -144,13 +152,14 @@ def lock_budget(connection: Connection, budget: Budget, now: int) -> BudgetRow:
     """The budget's row, locked: created from its seed on first use, its lapsed holds dropped
     and its period rolled over when the clock has passed its end (spent back to 0)."""
     scope = {"scope_": budget.scope}
-    row = connection.execute(_LOCK_BUDGET, scope).first()
+    locking = {**scope, "now": now}
+    row = connection.execute(_LOCK_BUDGET, locking).first()
     if row is None:
         values = {"scope": budget.scope, "spent": budget.seed, "first_ms": now}
         _insert_missing(
             connection, upsert(connection, LEDGER_BUDGETS).values(**values, start_ms=0, end_ms=0)
         )
-        row = connection.execute(_LOCK_BUDGET, scope).one()
+        row = connection.execute(_LOCK_BUDGET, locking).one()
     spent, start, end = row.spent, row.start_ms, row.end_ms
     if budget.period is None:
         start = end = 0
@@ -161,28 +170,32 @@ def lock_budget(connection: Connection, budget: Budget, now: int) -> BudgetRow:
         start, end = new_start, new_end
     if (spent, start, end) != (row.spent, row.start_ms, row.end_ms):
         connection.execute(_SET_BUDGET, {**scope, "spent_": spent, "start_": start, "end_": end})
-    connection.execute(_LAPSE_HOLDS, {**scope, "now": now})
-    held = int(connection.scalar(_HELD, scope) or 0)
-    return BudgetRow(budget.scope, spent, start, end, held)
+    holds = connection.execute(_HOLDS, locking).one()
+    if holds.lapsed:
+        connection.execute(_LAPSE_HOLDS, locking)
+    return BudgetRow(budget.scope, spent, start, end, int(holds.held))
 
 
 def lock_limit(connection: Connection, scope: str, now: int) -> LimitRow:
     """The limit scope's row, locked, its counts moved to the current minute, its lapsed
     leases dropped."""
-    named = {"scope_": scope}
-    row = connection.execute(_LOCK_LIMIT, named).first()
+    locking = {"scope_": scope, "now": now}
+    row = connection.execute(_LOCK_LIMIT, locking).first()
     if row is None:
         fresh = {"requests_window": -1, "requests": 0, "tokens_window": -1, "tokens": 0}
         _insert_missing(connection, upsert(connection, LEDGER_LIMITS).values(scope=scope, **fresh))
-        row = connection.execute(_LOCK_LIMIT, named).one()
+        row = connection.execute(_LOCK_LIMIT, locking).one()
     window = now - now % MINUTE_MS
-    state = LimitRow(scope, row.requests_window, row.requests, row.tokens_window, row.tokens, 0)
+    leases = connection.execute(_LEASES, locking).one()
+    state = LimitRow(
+        scope, row.requests_window, row.requests, row.tokens_window, row.tokens, int(leases.live)
+    )
     if state.requests_window != window:
         state.requests_window, state.requests = window, 0
     if state.tokens_window != window:
         state.tokens_window, state.tokens = window, 0
-    connection.execute(_LAPSE_LEASES, {**named, "now": now})
-    state.leases = int(connection.scalar(_LEASES, named) or 0)
+    if leases.lapsed:
+        connection.execute(_LAPSE_LEASES, locking)
     return state
 
 

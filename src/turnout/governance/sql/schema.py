@@ -129,7 +129,7 @@ MODEL_LIMITS = Table(
     PrimaryKeyConstraint("scope_kind", "entity_id", "model"),
 )
 
-#: One row per budget scope (`records.Scope`): what the conditional reservation updates.
+#: One row per budget scope (`records.Scope`): the spend recorded in its current period.
 BUDGET_COUNTERS = Table(
     "turnout_budget_counters",
     METADATA,
@@ -137,7 +137,6 @@ BUDGET_COUNTERS = Table(
     Column("entity_id", String(ID), nullable=False),
     Column("model", String(ID), nullable=False),
     Column("spend", BigInteger, nullable=False),
-    Column("reserved", BigInteger, nullable=False),
     Column("max_budget", BigInteger),
     Column("budget_duration", String(16)),
     Column("period_start", UtcDateTime),

@@ -1,5 +1,6 @@
 """The SQL ledger's tables (budgets with holds, rate-limit counters, parallel leases, tickets),
-which replace the reservations of revision 0001: one SQL budget mechanism.
+which replace the reservations of revision 0001 (their table, and the counters' ``reserved``
+column): one SQL budget mechanism.
 
 Revision ID: 0002
 Revises: 0001
@@ -62,9 +63,15 @@ def upgrade() -> None:
     )
     op.drop_index("ix_turnout_budget_reservations_expires_at", "turnout_budget_reservations")
     op.drop_table("turnout_budget_reservations")
+    with op.batch_alter_table("turnout_budget_counters") as counters:
+        counters.drop_column("reserved")
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("turnout_budget_counters") as counters:
+        counters.add_column(
+            sa.Column("reserved", sa.BigInteger(), nullable=False, server_default="0")
+        )
     op.create_table(
         "turnout_budget_reservations",
         sa.Column("reservation_id", sa.String(64), primary_key=True),
