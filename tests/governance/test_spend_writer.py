@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 import pytest
 
 from governance_stores import StoreKit, terminate_connections
 from turnout.governance import SpendRow
 from turnout.governance.spend_spill import SpillDir
 from turnout.governance.spend_writer import Count, SpendWriter
-from turnout.governance.sql import SqlGovernanceStore
+from turnout.governance.sql import SqlGovernanceStore, rejects_rows
 from turnout.governance.sql import engine as engine_module
 
 T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
@@ -246,3 +247,28 @@ async def test_a_claim_left_by_a_process_that_died_is_claimed_again(tmp_path: Pa
     rows: list[Any] = [r.request_id for _, found in claimed for r in found]
     assert rows == ["req-000001", "req-000002"]
     assert all(path.name.startswith("claimed-") for path, _ in claimed)
+
+
+def _refused_rows(directory: Path) -> list[SpendRow]:
+    (kept,) = directory.glob("refused-*.jsonl")
+    return [msgspec.json.decode(line, type=SpendRow) for line in kept.read_bytes().splitlines()]
+
+
+@pytest.mark.services
+async def test_a_row_the_database_refuses_is_set_aside_and_the_rest_written(
+    postgres_kit: StoreKit, tmp_path: Path
+) -> None:
+    store = await postgres_kit.open()
+    spill = SpillDir(tmp_path)
+    writer = SpendWriter(store.write_spend, batch_size=16, spill=spill, rejects=rejects_rows)
+    writer.start()
+    rows = [row(i) for i in range(40)]
+    refused = msgspec.structs.replace(rows[13], provider="p" * 100)  # longer than its column
+    for each in [*rows[:13], refused, *rows[14:]]:
+        await writer.submit(each)
+    await writer.aclose()
+    assert tally(writer, "rejected") == 1
+    written_rows = [r for r in rows if r.request_id != refused.request_id]
+    await exactly_once(store, written_rows)
+    assert _refused_rows(tmp_path) == [refused]
+    assert spill.claim() == []  # refused rows are not read back at start

@@ -388,6 +388,7 @@ EXPECTED_LABELS = {
     "turnout_spend_log_write_failures": set(),
     "turnout_spend_log_write_retries": set(),
     "turnout_spend_log_rows_spilled": set(),
+    "turnout_spend_log_rows_refused": set(),
 }
 
 

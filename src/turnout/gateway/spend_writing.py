@@ -12,6 +12,7 @@ from turnout.config.store import StoreConfig
 from turnout.gateway.store_link import StoreLink
 from turnout.governance.spend_spill import SpillDir
 from turnout.governance.spend_writer import SpendWriter, WriterTallies
+from turnout.governance.sql import rejects_rows
 from turnout.observe.spend_log_metrics import SpendLogSeries
 
 
@@ -24,11 +25,13 @@ def spend_writer_for(config: StoreConfig, link: StoreLink, series: SpendLogSerie
         batch_wait=config.spend_batch_ms / 1000,
         drain_timeout=config.spend_drain_timeout,
         spill=SpillDir(config.spend_spill_dir),
+        rejects=rejects_rows,
         tallies=WriterTallies(
             queued=series.queued.labels(),
             written=series.written.labels(),
             failures=series.failures.labels(),
             retries=series.retries.labels(),
             spilled=series.spilled.labels(),
+            rejected=series.rejected.labels(),
         ),
     )

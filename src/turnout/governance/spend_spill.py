@@ -9,7 +9,8 @@ batch did reach the database is simply skipped when it comes back.
 Several worker processes share one directory. A file is claimed by renaming it to a name that
 carries the claiming process's id (a rename is atomic: exactly one worker wins it) and removed
 once its rows are written. A claim whose process no longer runs (it crashed before finishing)
-is claimed again by the next start.
+is claimed again by the next start. Rows the database refused (a value too long for its
+column) are kept in ``refused-*.jsonl`` files, which no start reads back.
 """
 
 from __future__ import annotations
@@ -38,8 +39,16 @@ class SpillDir:
 
     def spill(self, rows: Sequence[SpendRow]) -> Path:
         """Write `rows` to a new file (complete or not at all: written aside, then renamed)."""
+        return self._write("spend", rows)
+
+    def set_aside(self, rows: Sequence[SpendRow]) -> Path:
+        """Keep rows the database refused in a file of their own, for an operator: a start
+        does not read them back (they would be refused again)."""
+        return self._write("refused", rows)
+
+    def _write(self, prefix: str, rows: Sequence[SpendRow]) -> Path:
         self.path.mkdir(parents=True, exist_ok=True)
-        name = f"spend-{os.getpid()}-{time.time_ns()}.jsonl"
+        name = f"{prefix}-{os.getpid()}-{time.time_ns()}.jsonl"
         aside = self.path / f".{name}.partial"
         with aside.open("wb") as out:
             for row in rows:

@@ -15,6 +15,11 @@ it already holds (a batch whose commit landed but whose answer was lost changes 
 second time). An outage is logged once when it starts and once when it ends, by the error's
 type only: driver messages can carry a host, a user or a database URL.
 
+A batch the database refuses for its content (`rejects` says which errors mean that: a value
+too long for its column, a constraint) would fail forever and hold up every row behind it. It
+is split in halves until the refused rows stand alone; those are set aside in a file of the
+spill directory for an operator (logged with their request ids) and everything else is written.
+
 `aclose` writes what is queued within `drain_timeout`; rows it cannot write in time (the store
 is down while the gateway stops) go to a spill directory (`turnout.governance.spend_spill`),
 reported in one log line, and `start` of the next process writes them.
@@ -41,6 +46,11 @@ FIRST_BACKOFF: Final = 0.05
 MOST_BACKOFF: Final = 5.0
 
 WriteBatch = Callable[[Sequence[SpendRow]], Awaitable[object]]
+Rejects = Callable[[BaseException], bool]
+
+
+def _rejects_nothing(error: BaseException) -> bool:
+    return False
 
 
 class Tally(Protocol):
@@ -67,13 +77,15 @@ class Count:
 @dataclass(frozen=True, slots=True)
 class WriterTallies:
     """What the writer reports: rows queued now, rows written, failed writes (each batch that
-    failed once), retries, and rows spilled to local files at shutdown."""
+    failed once), retries, rows spilled to local files at shutdown, and rows the database
+    refused (set aside)."""
 
     queued: Tally = field(default_factory=Count)
     written: Tally = field(default_factory=Count)
     failures: Tally = field(default_factory=Count)
     retries: Tally = field(default_factory=Count)
     spilled: Tally = field(default_factory=Count)
+    rejected: Tally = field(default_factory=Count)
 
 
 class _Stop:
@@ -87,7 +99,9 @@ class SpendWriter:
     """Implements `turnout.governance.spend_sink.SpendSink` over `write` (the store's
     ``write_spend``, idempotent by request id).
 
-    `spill`: where rows go that could not be written by shutdown (None: they are reported lost).
+    `spill`: where rows go that could not be written by shutdown (None: they are reported lost),
+    and rows the database refuses. `rejects`: whether an error of `write` means the database
+    refuses the rows themselves (not that it is unreachable).
     `backoff`: seconds (first, most) between retries of a failing batch; `rng` draws the jitter.
     """
 
@@ -100,6 +114,7 @@ class SpendWriter:
         batch_wait: float = 0.2,
         drain_timeout: float = 10.0,
         spill: SpillDir | None = None,
+        rejects: Rejects = _rejects_nothing,
         tallies: WriterTallies | None = None,
         backoff: tuple[float, float] = (FIRST_BACKOFF, MOST_BACKOFF),
         rng: random.Random | None = None,
@@ -112,6 +127,7 @@ class SpendWriter:
         self._batch_wait = batch_wait
         self._drain_timeout = drain_timeout
         self._spill = spill
+        self._rejects = rejects
         self.tallies = tallies or WriterTallies()
         self._backoff = backoff
         self._rng = rng or random.Random()
@@ -203,11 +219,18 @@ class SpendWriter:
 
     async def _write_until_done(self) -> None:
         """Write `_in_hand`, again and again until it is written (or the task is cancelled)."""
+        await self._write_rows(self._in_hand)
+        self._in_hand = []
+
+    async def _write_rows(self, rows: list[SpendRow]) -> None:
         attempt = 0
         while True:
             try:
-                await self._write(self._in_hand)
+                await self._write(rows)
             except Exception as error:
+                if self._rejects(error):
+                    await self._isolate(rows, error)
+                    return
                 self.tallies.failures.inc()
                 if not self._outage:
                     self._outage = True
@@ -222,11 +245,32 @@ class SpendWriter:
                 self.tallies.retries.inc()
                 continue
             break
-        self.tallies.written.inc(len(self._in_hand))
-        self._in_hand = []
+        self.tallies.written.inc(len(rows))
         if self._outage:
             self._outage = False
             logger.info("spend log: writing again after %d failed attempts", attempt)
+
+    async def _isolate(self, rows: list[SpendRow], error: BaseException) -> None:
+        """Write what the database takes of `rows`, halving them until each refused row
+        stands alone; set those aside."""
+        if len(rows) > 1:
+            half = len(rows) // 2
+            await self._write_rows(rows[:half])
+            await self._write_rows(rows[half:])
+            return
+        self.tallies.rejected.inc()
+        where = "nowhere (no spill directory): it is lost"
+        if self._spill is not None:
+            try:
+                where = str(await asyncio.to_thread(self._spill.set_aside, rows))
+            except OSError as failure:
+                where = f"nowhere ({type(failure).__name__}): it is lost"
+        logger.error(
+            "spend log: the store refused the row of request %s (%s); kept in %s",
+            rows[0].request_id,
+            type(error).__name__,
+            where,
+        )
 
     def _delay(self, attempt: int) -> float:
         """Exponential backoff with full jitter, between half and all of the step."""

@@ -47,3 +47,10 @@ class SpendLogSeries:
             (),
             registry,
         )
+        self.rejected = Counter(
+            "turnout_spend_log_rows_refused",
+            "Spend log rows the store refused for their content (set aside in a file of the "
+            "spill directory).",
+            (),
+            registry,
+        )
