@@ -21,10 +21,11 @@ import msgspec
 import pytest
 
 from governance_stores import StoreKit, terminate_connections
+from turnout.config.store import StoreConfig
 from turnout.governance import SpendRow
 from turnout.governance.spend_spill import SpillDir
 from turnout.governance.spend_writer import Count, SpendWriter
-from turnout.governance.sql import SqlGovernanceStore, rejects_rows
+from turnout.governance.sql import SqlGovernanceStore, open_runner, rejects_rows
 from turnout.governance.sql import engine as engine_module
 
 T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
@@ -272,3 +273,30 @@ async def test_a_row_the_database_refuses_is_set_aside_and_the_rest_written(
     await exactly_once(store, written_rows)
     assert _refused_rows(tmp_path) == [refused]
     assert spill.claim() == []  # refused rows are not read back at start
+
+
+async def test_an_outage_is_logged_once_and_never_with_the_password(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing listens on port 1: every write fails with the driver's connection error.
+    config = StoreConfig(url="postgresql://turnout:s3cret-pw@127.0.0.1:1/spend")
+    store = SqlGovernanceStore(open_runner(config))
+    writer = SpendWriter(
+        store.write_spend,
+        backoff=(0.01, 0.02),
+        drain_timeout=0.1,
+        spill=SpillDir(tmp_path),
+        batch_wait=0,
+    )
+    caplog.set_level("INFO", logger="turnout.governance")
+    try:
+        writer.start()
+        await writer.submit(row(1))
+        await wait_until(lambda: tally(writer, "failures") >= 5)
+        await writer.aclose()
+    finally:
+        await store.aclose()
+    outages = [r for r in caplog.records if "writing failed" in r.getMessage()]
+    assert len(outages) == 1
+    assert "s3cret-pw" not in caplog.text
+    assert tally(writer, "spilled") == 1

@@ -273,7 +273,8 @@ class SpendWriter:
         )
 
     def _delay(self, attempt: int) -> float:
-        """Exponential backoff with full jitter, between half and all of the step."""
+        """Exponential backoff with jitter: between half and all of the step, so that workers
+        failing together do not retry together."""
         first, most = self._backoff
         step = min(most, first * 2.0 ** min(attempt, 32))
         return step / 2 + self._rng.random() * step / 2
