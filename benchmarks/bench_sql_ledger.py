@@ -97,10 +97,12 @@ async def main() -> None:
     print("| backend | in flight | ms per admit+settle | admissions/s |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as directory:
-        targets = [("sqlite", f"sqlite:///{Path(directory) / 'bench.db'}", None)]
+        targets: list[tuple[str, str, str | None]] = [
+            ("sqlite", f"sqlite:///{Path(directory) / 'bench.db'}", None)
+        ]
         if args.postgres:
-            url, name = await _postgres_database(args.postgres)
-            targets.append(("postgresql", url, name))
+            made, database = await _postgres_database(args.postgres)
+            targets.append(("postgresql", made, database))
         try:
             for backend, url, _ in targets:
                 for concurrency in args.concurrency:
@@ -108,9 +110,9 @@ async def main() -> None:
                     each = seconds / requests * 1000
                     print(f"| {backend} | {concurrency} | {each:.3f} | {requests / seconds:.0f} |")
         finally:
-            for _, _, name in targets:
-                if name is not None and args.postgres:
-                    await _drop(args.postgres, name)
+            for _, _, dropped in targets:
+                if dropped is not None and args.postgres:
+                    await _drop(args.postgres, dropped)
 
 
 if __name__ == "__main__":

@@ -37,8 +37,8 @@ Make = Callable[..., Ledger]
 @pytest.fixture(params=["memory", "redis", "sqlite", "postgresql"])
 async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Make]:
     if request.param in ("sqlite", "postgresql"):
-        async with sql_ledgers(request, tmp_path) as build:
-            yield build
+        async with sql_ledgers(request, tmp_path) as sql_build:
+            yield sql_build
         return
     made: list[Ledger] = []
     if request.param == "memory":
