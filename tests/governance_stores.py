@@ -113,6 +113,13 @@ async def postgres_kit() -> AsyncIterator[StoreKit]:
 
 
 @asynccontextmanager
+async def postgres_database() -> AsyncIterator[str]:
+    """The URL of a PostgreSQL database of the caller's own, dropped afterwards."""
+    async with _postgres_kit() as made:
+        yield made.url
+
+
+@asynccontextmanager
 async def _postgres_kit() -> AsyncIterator[StoreKit]:
     base = postgres_url()
     name = f"turnout_test_{uuid.uuid4().hex[:16]}"

@@ -7,12 +7,18 @@ import os
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from governance_stores import postgres_database
 from services import RedisServer
 from turnout.config.state import StateConfig
+from turnout.config.store import StoreConfig
 from turnout.governance.ledger import MINUTE_MS, Ask, Budget, Limits, MemoryLedger
 from turnout.governance.redis_ledger import RedisLedger
+from turnout.governance.sql import SqlLedger, open_store
 
 #: A generous command bound: a loaded machine must not look like Redis being down.
 TIMEOUT_MS = 5000.0
@@ -75,3 +81,36 @@ async def fresh_minute(margin_seconds: float = 3.0) -> None:
 
 def memory(**options: Any) -> MemoryLedger:
     return MemoryLedger(**options)
+
+
+@asynccontextmanager
+async def sql_ledgers(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Callable[..., SqlLedger]]:
+    """A builder of `SqlLedger`s on one database (``request.param``: sqlite, a file of the
+    test's own; postgresql, a database of the test's own), each on a store of its own as the
+    ledger of another worker process would be."""
+    if request.param == "postgresql":
+        request.applymarker(pytest.mark.services)
+        async with postgres_database() as url, _sql_ledgers(url) as build:
+            yield build
+        return
+    async with _sql_ledgers(f"sqlite:///{tmp_path / 'ledger.db'}") as build:
+        yield build
+
+
+@asynccontextmanager
+async def _sql_ledgers(url: str) -> AsyncIterator[Callable[..., SqlLedger]]:
+    # Opening a store is async (it migrates), building a ledger is not: stores are opened
+    # ahead, one per ledger a test builds (two at most).
+    stores = [await open_store(StoreConfig(url=url, pool_size=4)) for _ in range(3)]
+    unused = list(stores)
+
+    def build(**options: Any) -> SqlLedger:
+        return SqlLedger(unused.pop().runner, **options)
+
+    try:
+        yield build
+    finally:
+        for store in stores:
+            await store.aclose()

@@ -1,7 +1,9 @@
-"""One contract for every ledger: the in-process one, and the Redis one on a real redis-server.
+"""One contract for every ledger: the in-process one, the Redis one on a real redis-server, and
+the SQL one on a real SQLite file and a real PostgreSQL database.
 
 Each test builds its ledger(s) through the `make` fixture: for memory, every call gives the same
-ledger (one process); for Redis, a new `RedisLedger` on one Redis and prefix (another instance).
+ledger (one process); for Redis, a new `RedisLedger` on one Redis and prefix (another instance);
+for SQL, a new `SqlLedger` on a store of its own over one database (another worker process).
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from ledger_kit import ask, fresh_minute, redis_config, wait_until
+from ledger_kit import ask, fresh_minute, redis_config, sql_ledgers, wait_until
 
 from services import RedisServer
 from turnout.governance.ledger import (
@@ -31,8 +34,12 @@ from turnout.governance.redis_ledger import RedisLedger
 Make = Callable[..., Ledger]
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def make(request: pytest.FixtureRequest) -> AsyncIterator[Make]:
+@pytest.fixture(params=["memory", "redis", "sqlite", "postgresql"])
+async def make(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Make]:
+    if request.param in ("sqlite", "postgresql"):
+        async with sql_ledgers(request, tmp_path) as sql_build:
+            yield sql_build
+        return
     made: list[Ledger] = []
     if request.param == "memory":
         shared: dict[tuple[Any, ...], MemoryLedger] = {}

@@ -6,6 +6,7 @@ import asyncio
 import sqlite3
 from pathlib import Path
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect
@@ -13,8 +14,8 @@ from sqlalchemy import Connection, inspect
 from governance_stores import StoreKit
 from turnout.config.store import StoreConfig
 from turnout.governance import KeySettings
-from turnout.governance.sql import open_store
-from turnout.governance.sql.migrate import current_revision, head, migrate
+from turnout.governance.sql import open_runner, open_store
+from turnout.governance.sql.migrate import alembic_config, current_revision, head, migrate
 from turnout.governance.sql.schema import METADATA, VERSION_TABLE
 
 
@@ -70,3 +71,38 @@ async def test_the_migrated_schema_is_the_tables_the_code_uses(kit: StoreKit) ->
     names = await store.runner.read(tables)
     assert names == {*METADATA.tables, VERSION_TABLE}
     assert all(name.startswith("turnout_") for name in names)
+
+
+async def test_upgrading_from_the_reservations_schema_keeps_recorded_spend(tmp_path: Path) -> None:
+    # A database made by revision 0001 (budget reservations on the counters) with spend on a
+    # counter and a reservation in flight: 0002 replaces the reservations with the SQL ledger's
+    # tables and keeps what was spent.
+    path = tmp_path / "turnout.db"
+    runner = open_runner(StoreConfig(url=f"sqlite:///{path}"))
+
+    def to_first(connection: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = connection
+        command.upgrade(config, "0001")
+        connection.exec_driver_sql(
+            "INSERT INTO turnout_budget_counters (scope_kind, entity_id, model, spend, reserved)"
+            " VALUES ('team', 't', '', 1234, 500)"
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO turnout_budget_reservations VALUES "
+            "('r', 500, '[]', '2026-01-01', '2026-01-02', 0)"
+        )
+
+    try:
+        await runner.write(to_first)
+        assert await current_revision(runner) == "0001"
+        await migrate(runner)
+        assert await current_revision(runner) == head()
+    finally:
+        await runner.aclose()
+    with sqlite3.connect(path) as connection:
+        (spend,) = connection.execute("SELECT spend FROM turnout_budget_counters").fetchone()
+        tables = {name for (name,) in connection.execute("SELECT name FROM sqlite_master")}
+    assert spend == 1234
+    assert "turnout_budget_reservations" not in tables
+    assert "turnout_ledger_holds" in tables

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -14,12 +14,18 @@ from turnout.governance import (
     ModelLimits,
     NotFoundError,
     Scope,
+    SpendRow,
     TeamSettings,
     UserSettings,
 )
 from turnout.governance.periods import parse_duration
 from turnout.governance.sql import SqlGovernanceStore
 from turnout.secrets import Secret
+
+
+def spend_row(request_id: str, digest: str, spend: int) -> SpendRow:
+    at = datetime(2026, 4, 1, tzinfo=UTC)
+    return SpendRow(request_id=request_id, api_key=digest, spend=spend, start_time=at, end_time=at)
 
 
 def test_the_sql_store_honours_the_contract(store: SqlGovernanceStore) -> None:
@@ -104,8 +110,7 @@ async def test_regenerating_keeps_the_key_and_its_spend_and_honours_the_grace_pe
     kit: StoreKit, store: SqlGovernanceStore
 ) -> None:
     first = await store.create_key(KeySettings(max_budget=1_000_000))
-    held = await store.reserve([Scope("key", first.record.id)], 400)
-    await store.settle(held, 250)
+    await store.write_spend([spend_row("r1", first.record.token_hash, 250)])
     second = await store.regenerate_key(
         first.record.id, grace_period=parse_duration("1h"), changes={"key_alias": "rotated"}
     )

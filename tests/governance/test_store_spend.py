@@ -6,7 +6,14 @@ import asyncio
 from datetime import UTC, date, datetime, timedelta
 
 from governance_stores import StoreKit
-from turnout.governance import SpendRow
+from turnout.governance import (
+    KeySettings,
+    ModelLimits,
+    SpendRow,
+    TeamSettings,
+    UserSettings,
+)
+from turnout.governance.periods import parse_duration
 from turnout.governance.sql import SqlGovernanceStore
 
 T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
@@ -111,3 +118,38 @@ async def test_a_large_batch_is_written_whole(store: SqlGovernanceStore) -> None
     assert await store.write_spend(rows) == 1_234
     assert await store.total_spend() == 1_234
     assert len(await store.spend_logs(limit=5_000)) == 1_234
+
+
+async def test_new_rows_charge_the_budget_counters_of_their_key_team_and_user_once(
+    kit: StoreKit,
+) -> None:
+    store = await kit.open()
+    await store.create_team(TeamSettings(max_budget=10**6, budget_duration="1d"), team_id="t")
+    await store.create_user(UserSettings(), user_id="u")
+    settings = KeySettings(
+        team_id="t", user_id="u", model_limits={"gpt-4o": ModelLimits(max_budget=10**6)}
+    )
+    created = await store.create_key(settings)
+    key_id, digest = created.record.id, created.record.token_hash
+    rows = [
+        row("c1", api_key=digest, user_id="u", spend=300),
+        row("c2", api_key=digest, user_id="u", spend=45, model_group="other"),
+        row("c3", api_key="f" * 64, team_id="t", spend=5),  # an unknown digest: team only
+    ]
+    await store.write_spend(rows)
+    await store.write_spend(rows)  # written again: charged once
+    key = await store.get_key(key_id)
+    assert key.budget.spend == 345
+    assert key.model_spend == {"gpt-4o": 300}
+    assert (await store.get_team("t")).budget.spend == 350
+    assert (await store.get_user("u")).budget.spend == 345
+    rotated = await store.regenerate_key(key_id, grace_period=parse_duration("1h"))
+    await store.write_spend([row("c4", api_key=digest, team_id=None, spend=1)])  # old digest
+    await store.write_spend([row("c5", api_key=rotated.record.token_hash, team_id=None, spend=2)])
+    assert (await store.get_key(key_id)).budget.spend == 348
+    kit.now.advance(days=1)  # the team's day ends: its next charge starts a new period
+    assert (await store.get_team("t")).budget.spend == 0
+    await store.write_spend([row("c6", api_key="f" * 64, team_id="t", spend=7)])
+    team = await store.get_team("t")
+    assert team.budget.spend == 7
+    assert team.budget.reset_at is not None and team.budget.reset_at > kit.now()

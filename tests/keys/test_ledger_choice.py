@@ -8,7 +8,9 @@ import pytest
 
 from turnout.config.load import parse_config
 from turnout.gateway.ledger_choice import open_ledger
-from turnout.governance.ledger import MemoryLedger
+from turnout.gateway.store_ledger import StoreLedger
+from turnout.gateway.store_link import StoreLink
+from turnout.governance.ledger import Ask, Budget, LedgerUnavailable, MemoryLedger
 from turnout.governance.redis_ledger import RedisLedger
 
 MODELS: Any = {"model_list": [{"model_name": "chat", "provider": "openai", "model": "gpt-4o"}]}
@@ -42,3 +44,17 @@ def test_litellms_fail_closed_setting_is_read(closed: bool, fail_open: bool) -> 
     assert not any("fail_closed_budget_enforcement" in w for w in config.warnings)
     # Saying how to fail turns no store on.
     assert config.store.enabled is None
+
+
+async def test_several_workers_without_redis_share_the_ledger_in_the_store() -> None:
+    config = parse_config({**MODELS, "server": {"workers": 2}}, environ={})
+    link = StoreLink(config.store)
+    ledger = open_ledger(config, link)
+    assert isinstance(ledger, StoreLedger) and ledger.fail_open is False
+    # The store is not open yet: fail closed, as a shared ledger that is down does.
+    with pytest.raises(LedgerUnavailable):
+        await ledger.admit(Ask(cost=1, budgets=(Budget("key:k", 10),)))
+    await ledger.aclose()
+    # One worker keeps the cheapest exact ledger: its own.
+    single = parse_config(MODELS, environ={})
+    assert isinstance(open_ledger(single, StoreLink(single.store)), MemoryLedger)

@@ -383,6 +383,12 @@ EXPECTED_LABELS = {
     "turnout_budget_exhausted": {"model_group", "kind"},
     "turnout_poison_requests": {"model_group"},
     "turnout_state_backend_up": {"backend"},
+    "turnout_spend_log_queued_rows": set(),
+    "turnout_spend_log_rows_written": set(),
+    "turnout_spend_log_write_failures": set(),
+    "turnout_spend_log_write_retries": set(),
+    "turnout_spend_log_rows_spilled": set(),
+    "turnout_spend_log_rows_refused": set(),
 }
 
 

@@ -37,9 +37,6 @@ class StoreConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
     #: A server-side secret the digests of virtual keys are keyed with (None: plain SHA-256,
     #: as LiteLLM stores them). Changing it invalidates every key made before.
     pepper: Secret | None = None
-    #: Seconds a budget reservation is held for a request that never settles it (its holder
-    #: crashed) before it is given back.
-    reservation_ttl: Annotated[float, Meta(ge=1, le=7 * 86_400)] = 3600.0
     #: Database connections each process keeps at most (requests beyond it wait for one).
     pool_size: Annotated[int, Meta(ge=1, le=1000)] = 10
     #: Whether the gateway opens the store (None: when a master key is set; a ``store`` section
@@ -54,6 +51,25 @@ class StoreConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True)
     #: then enforcing limits on its own traffic only. LiteLLM's
     #: ``general_settings.fail_closed_budget_enforcement`` sets it (its negation).
     fail_open: bool = False
+    #: Seconds a request's holds (its budget reservation, its parallel-request lease) last
+    #: unless renewed (a running stream renews its own every minute): the holds of a process
+    #: that crashed come back after this time.
+    hold_ttl: Annotated[float, Meta(ge=60, le=7 * 86_400)] = 600.0
+
+    # -- the spend-log writer (`turnout.governance.spend_writer`) --------------------------------
+    #: Spend log rows a process queues at most: beyond it the request path waits for room
+    #: (back-pressure) rather than drop a row. About 1 KB each.
+    spend_queue_size: Annotated[int, Meta(ge=1, le=1_000_000)] = 10_000
+    #: Rows written in one transaction at most.
+    spend_batch_size: Annotated[int, Meta(ge=1, le=10_000)] = 500
+    #: Milliseconds a batch waits for more rows after its first before it is written.
+    spend_batch_ms: Annotated[float, Meta(ge=0, le=300_000)] = 200.0
+    #: Seconds the writer may take at shutdown to write what is queued; rows it could not write
+    #: in time go to `spend_spill_dir`.
+    spend_drain_timeout: Annotated[float, Meta(ge=0, le=3600)] = 10.0
+    #: Where rows that could not be written by shutdown are kept (one JSON-lines file per
+    #: process), to be written by the next start; created when first needed.
+    spend_spill_dir: str = "turnout-spend-spill"
 
     def __post_init__(self) -> None:
         scheme = self.url.partition("://")[0].partition("+")[0]

@@ -34,11 +34,12 @@ from turnout.gateway.auth import (
 from turnout.gateway.connections import ConnectionLimits
 from turnout.gateway.enforcement import admit, build_ask
 from turnout.gateway.ledger_choice import open_ledger
-from turnout.gateway.spend_direct import DirectSpendSink
 from turnout.gateway.spend_tracking import SpendTracker
+from turnout.gateway.spend_writing import spend_writer_for
 from turnout.gateway.store_link import StoreLink
 from turnout.gateway.virtual_keys import Caller, VirtualKeys
 from turnout.governance.ledger import Ledger, Ticket
+from turnout.governance.spend_writer import SpendWriter
 from turnout.observe.logs import LogObserver
 from turnout.observe.metrics import GatewayMetrics
 from turnout.observe.series import Shared
@@ -101,7 +102,11 @@ class Gateway:
         if store_enabled(config.store, master_key_set=config.server.master_key is not None):
             self.store = StoreLink(config.store)
             self.keys = VirtualKeys(self.store, ttl=config.store.key_cache_ttl)
-            self._open_accounting(self.store)
+        #: Where the request path hands each request's spend log row (None: the store is off).
+        self.spend_sink: SpendWriter | None = None
+        if self.store is not None:
+            self.spend_sink = spend_writer_for(config.store, self.store, self.metrics.spend_log)
+            self._open_accounting(self.store, self.spend_sink)
         self.limits = ConnectionLimits.of(config.server)
         self.metrics.deployments(_described(config))
         self.draining = False
@@ -120,6 +125,8 @@ class Gateway:
                 "key, and the management API refuses every call until a master key is set"
             )
         await self.store.start()
+        if self.spend_sink is not None:
+            self.spend_sink.start()
 
     async def identify(self, headers: Mapping[str, str]) -> Caller:
         """Who is calling: the master key (or anyone, with no master key), else a virtual
@@ -132,10 +139,10 @@ class Gateway:
                 raise
             return await self.keys.authenticate(presented)
 
-    def _open_accounting(self, store: StoreLink) -> None:
-        """The ledger, the spend sink and the tracker that settles and logs each request."""
-        self.ledger = open_ledger(self.config)
-        self.spend = SpendTracker(self.ledger, DirectSpendSink(store), self.router.deployments)
+    def _open_accounting(self, store: StoreLink, sink: SpendWriter) -> None:
+        """The ledger, and the tracker that settles each request and hands `sink` its row."""
+        self.ledger = open_ledger(self.config, store)
+        self.spend = SpendTracker(self.ledger, sink, self.router.deployments)
         self.bus.subscribe(self.spend)
 
     async def hold(self, caller: Caller, request: Request, group: str) -> Ticket | None:
@@ -152,12 +159,12 @@ class Gateway:
         return ticket
 
     async def _close_accounting(self) -> None:
-        """Account the requests that ended, write their rows, close the ledger."""
+        """Account the requests that ended, write their rows (queued rows before the store
+        closes), close the ledger."""
         if self.spend is not None:
             await self.spend.aclose()
-            sink = self.spend.sink
-            if isinstance(sink, DirectSpendSink):
-                await sink.aclose()
+        if self.spend_sink is not None:
+            await self.spend_sink.aclose()
         if self.ledger is not None:
             await self.ledger.aclose()
 

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import ClassVar, Final, TypeVar
 
 from turnout.config.store import StoreConfig
 from turnout.errors import FallbackKind, TurnoutError
 from turnout.governance import GovernanceStore
+from turnout.governance.records import SpendRow
 from turnout.governance.sql import is_store_failure, open_store
 
 logger = logging.getLogger("turnout.gateway")
@@ -72,6 +73,12 @@ class StoreLink:
     def is_open(self) -> bool:
         return self._store is not None
 
+    @property
+    def store(self) -> GovernanceStore | None:
+        """The store once open (None before): for what runs in its database besides the
+        governance calls, the SQL ledger."""
+        return self._store
+
     async def start(self) -> None:
         """Open the store (migrating it); when that fails, keep trying in the background."""
         if await self._try_open():
@@ -119,6 +126,14 @@ class StoreLink:
                 raise
             logger.warning("store call failed: %s", type(error).__name__)
             raise StoreUnavailableError() from None
+
+    async def write_spend(self, rows: Sequence[SpendRow]) -> int:
+        """Spend log rows to the store, for the spend-log writer: a failure is raised as it is
+        and not logged here (the writer retries it and logs an outage once)."""
+        store = self._store
+        if store is None:
+            raise StoreUnavailableError()
+        return await store.write_spend(rows)
 
     def key_hash(self, key: str) -> str:
         """The digest `key` is stored under; a 503 before the store has opened (the pepper

@@ -5,8 +5,11 @@
 - `periods`: LiteLLM's durations, key expiry and calendar-aligned budget resets.
 - `records`: the settings and records the store holds.
 - `store`: the `GovernanceStore` contract; `sql`: its SQLite/PostgreSQL implementation.
-- `ledger`: budgets and rate limits held per request, in process or across instances on Redis
-  (`redis_ledger`, docs/governance-ledger.md); `estimate`: what a request may cost, held first.
+- `ledger`: budgets and rate limits held per request, in process, in the store's database for
+  the workers of one instance (`sql.ledger`) or across instances on Redis (`redis_ledger`,
+  docs/governance-ledger.md); `estimate`: what a request may cost, held first.
+- `spend_sink`, `spend_writer`, `spend_spill`: spend log rows from the request path to the
+  store, in batches, off the hot path, never lost.
 
 Budgets are enforced by reservation: before a request, an estimate of its cost is held against
 every budget it touches in one atomic step (all or nothing); afterwards the hold is settled with
@@ -22,7 +25,6 @@ from turnout.governance.records import (
     KeySettings,
     ModelLimits,
     Page,
-    Reservation,
     Scope,
     SpendRow,
     Team,
@@ -45,7 +47,6 @@ __all__ = [
     "ModelLimits",
     "NotFoundError",
     "Page",
-    "Reservation",
     "Scope",
     "SpendRow",
     "Team",

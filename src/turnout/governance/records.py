@@ -1,4 +1,4 @@
-"""What the governance store holds: keys, teams and users, their budgets, reservations, spend.
+"""What the governance store holds: keys, teams and users, their budgets, spend.
 
 Settings are frozen `msgspec` structs validated where they are built (a bad ``budget_duration``
 or a negative budget never reaches the database). Amounts of money are integer micro-dollars
@@ -95,8 +95,6 @@ class Budget(Struct, frozen=True, kw_only=True):
     """A budget counter: what one key, team, user (or one of their models) spent this period."""
 
     spend: int = 0
-    #: Held by requests in flight.
-    reserved: int = 0
     max_budget: int | None = None
     budget_duration: str | None = None
     #: When counting for the current period began (None: never reset).
@@ -157,15 +155,6 @@ class Scope(Struct, frozen=True, order=True):
         """LiteLLM's name for it in a refusal: ``Key=...``, ``Team=... model=gpt-4o``."""
         text = f"{self.kind.capitalize()}={self.entity_id}"
         return f"{text} model={self.model}" if self.model else text
-
-
-class Reservation(Struct, frozen=True, kw_only=True):
-    """An amount held against several budgets until it is settled or released."""
-
-    reservation_id: str
-    amount: int
-    scopes: tuple[Scope, ...]
-    expires_at: datetime
 
 
 class SpendRow(Struct, frozen=True, kw_only=True):

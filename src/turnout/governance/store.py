@@ -19,7 +19,6 @@ from turnout.governance.records import (
     Key,
     KeySettings,
     Page,
-    Reservation,
     Scope,
     SpendRow,
     Team,
@@ -116,31 +115,10 @@ class GovernanceStore(Protocol):
 
     # -- budgets ---------------------------------------------------------------------------------
 
-    async def reserve(self, scopes: Sequence[Scope], amount: int) -> Reservation:
-        """Hold `amount` micro-dollars against every scope at once, or against none.
-
-        Raises `BudgetExceededError` naming the first scope (in a fixed order) whose spend plus
-        reservations plus `amount` would pass its maximum. A key, team or user scope must exist
-        (`NotFoundError`); a per-model scope without a budget of its own only counts spend.
-        """
-        ...
-
-    async def settle(self, reservation: Reservation, cost: int) -> bool:
-        """Replace the reservation with the real `cost` on every scope it held. False (and
-        nothing changed) when it was already settled or released."""
-        ...
-
-    async def release(self, reservation: Reservation) -> bool:
-        """Give the reservation back without spending anything; False if already done."""
-        ...
-
-    async def expire_reservations(self) -> int:
-        """Give back reservations whose holder never settled them (it crashed) once they are
-        past their expiry; a later settle still charges the cost. How many were expired."""
-        ...
-
     async def budget(self, scope: Scope) -> Budget:
-        """The scope's counter as of now (a period that ended reads as reset)."""
+        """The scope's counter as of now (a period that ended reads as reset). Holds and
+        admission are the ledger's (`turnout.governance.ledger`; on SQL,
+        `turnout.governance.sql.ledger.SqlLedger`)."""
         ...
 
     # -- spend -----------------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from turnout.observe.events import (
     StreamFailover,
 )
 from turnout.observe.series import Buckets, Counter, Gauge, Histogram, Series, Shared, Value
+from turnout.observe.spend_log_metrics import SpendLogSeries
 
 #: Seconds: from a cached or tiny answer (5 ms) to a long generation (two minutes).
 LATENCY_BUCKETS: Final = (
@@ -242,6 +243,8 @@ class GatewayMetrics:
             # Across workers: 0 while any live worker routes on its own state.
             mode="livemin",
         )
+        #: The spend-log writer's series (`turnout.governance.spend_writer`).
+        self.spend_log = SpendLogSeries(registry)
         #: Where runtime state lives, asked at each scrape (`state_source`).
         self._state_status: Callable[[], Mapping[str, Any]] | None = None
         self._attempts: dict[tuple[str, str], _AttemptSeries] = {}

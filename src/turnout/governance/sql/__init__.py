@@ -16,12 +16,20 @@ from turnout.governance.sql.engine import (
     create_sqlite_engine,
     store_url,
 )
-from turnout.governance.sql.failures import is_store_failure
+from turnout.governance.sql.failures import is_store_failure, rejects_rows
+from turnout.governance.sql.ledger import SqlLedger
 from turnout.governance.sql.migrate import migrate
 from turnout.governance.sql.runner import AsyncEngineRunner, Runner, ThreadRunner
 from turnout.governance.sql.store import SqlGovernanceStore, utc_now
 
-__all__ = ["SqlGovernanceStore", "is_store_failure", "open_runner", "open_store"]
+__all__ = [
+    "SqlGovernanceStore",
+    "SqlLedger",
+    "is_store_failure",
+    "open_runner",
+    "open_store",
+    "rejects_rows",
+]
 
 
 def open_runner(config: StoreConfig) -> Runner:
@@ -46,6 +54,5 @@ async def open_store(
     return SqlGovernanceStore(
         runner,
         hasher=KeyHasher(config.pepper),
-        reservation_ttl=config.reservation_ttl,
         now=now,
     )

@@ -245,7 +245,6 @@ def sync_counters(
                     entity_id=entity_id,
                     model=model,
                     spend=0,
-                    reserved=0,
                     max_budget=max_budget,
                     budget_duration=duration,
                     period_start=now,
@@ -300,7 +299,6 @@ def budget_of(row: Row[Any], now: datetime) -> Budget:
     if row.reset_at is not None and row.reset_at <= now:
         return Budget(
             spend=0,
-            reserved=row.reserved,
             max_budget=row.max_budget,
             budget_duration=row.budget_duration,
             period_start=now,
@@ -308,7 +306,6 @@ def budget_of(row: Row[Any], now: datetime) -> Budget:
         )
     return Budget(
         spend=row.spend,
-        reserved=row.reserved,
         max_budget=row.max_budget,
         budget_duration=row.budget_duration,
         period_start=row.period_start,

@@ -8,7 +8,7 @@ cannot open) from the store's own answers (`NotFoundError`, `ConflictError`, `Va
 from __future__ import annotations
 
 import asyncpg
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 
 #: Raised by the drivers or SQLAlchemy when the database is unreachable or failing.
 STORE_FAILURES: tuple[type[BaseException], ...] = (
@@ -23,3 +23,17 @@ STORE_FAILURES: tuple[type[BaseException], ...] = (
 def is_store_failure(error: BaseException) -> bool:
     """Whether `error` says the store is down or broken (not that it refused the request)."""
     return isinstance(error, STORE_FAILURES)
+
+
+def rejects_rows(error: BaseException) -> bool:
+    """Whether `error` says the database refuses the rows written (a value out of its column's
+    range or length, a violated constraint): writing them again would fail again."""
+    if isinstance(error, (DataError, IntegrityError)):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    # asyncpg's errors reach SQLAlchemy as plain DBAPI errors: read their SQLSTATE class
+    # (22: data exception, 23: integrity constraint violation).
+    cause = error.orig.__cause__ if error.orig is not None else None
+    state = getattr(error.orig, "sqlstate", None) or getattr(cause, "sqlstate", None)
+    return isinstance(state, str) and state[:2] in ("22", "23")

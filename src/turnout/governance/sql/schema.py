@@ -129,7 +129,7 @@ MODEL_LIMITS = Table(
     PrimaryKeyConstraint("scope_kind", "entity_id", "model"),
 )
 
-#: One row per budget scope (`records.Scope`): what the conditional reservation updates.
+#: One row per budget scope (`records.Scope`): the spend recorded in its current period.
 BUDGET_COUNTERS = Table(
     "turnout_budget_counters",
     METADATA,
@@ -137,7 +137,6 @@ BUDGET_COUNTERS = Table(
     Column("entity_id", String(ID), nullable=False),
     Column("model", String(ID), nullable=False),
     Column("spend", BigInteger, nullable=False),
-    Column("reserved", BigInteger, nullable=False),
     Column("max_budget", BigInteger),
     Column("budget_duration", String(16)),
     Column("period_start", UtcDateTime),
@@ -145,16 +144,62 @@ BUDGET_COUNTERS = Table(
     PrimaryKeyConstraint("scope_kind", "entity_id", "model"),
 )
 
-#: Reservations in flight; `expired` once given back by `expire_reservations`.
-RESERVATIONS = Table(
-    "turnout_budget_reservations",
+#: A ledger scope's name (``key:<id>:model:<name>``: an id and a model name, and the words).
+SCOPE = 1024
+
+#: `turnout.governance.sql.ledger`: one row per budget scope, times in Unix ms of the ledger's
+#: clock (``end_ms`` 0: the budget has no period).
+LEDGER_BUDGETS = Table(
+    "turnout_ledger_budgets",
     METADATA,
-    Column("reservation_id", String(64), primary_key=True),
+    Column("scope", String(SCOPE), primary_key=True),
+    Column("spent", BigInteger, nullable=False),
+    Column("first_ms", BigInteger, nullable=False),
+    Column("start_ms", BigInteger, nullable=False),
+    Column("end_ms", BigInteger, nullable=False),
+)
+
+#: What each admitted request holds against each budget, until it ends or `expires_ms`.
+LEDGER_HOLDS = Table(
+    "turnout_ledger_holds",
+    METADATA,
+    Column("scope", String(SCOPE), nullable=False),
+    Column("ticket_id", String(32), nullable=False),
     Column("amount", BigInteger, nullable=False),
-    Column("scopes", JSON, nullable=False),
-    Column("created_at", UtcDateTime, nullable=False),
-    Column("expires_at", UtcDateTime, nullable=False, index=True),
-    Column("expired", Boolean, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("scope", "ticket_id"),
+)
+
+#: One row per rate-limit scope: requests and tokens counted in the minute starting at each
+#: window (Unix ms).
+LEDGER_LIMITS = Table(
+    "turnout_ledger_limits",
+    METADATA,
+    Column("scope", String(SCOPE), primary_key=True),
+    Column("requests_window", BigInteger, nullable=False),
+    Column("requests", BigInteger, nullable=False),
+    Column("tokens_window", BigInteger, nullable=False),
+    Column("tokens", BigInteger, nullable=False),
+)
+
+#: Parallel-request leases of admitted requests, until they end or `expires_ms`.
+LEDGER_LEASES = Table(
+    "turnout_ledger_leases",
+    METADATA,
+    Column("scope", String(SCOPE), nullable=False),
+    Column("ticket_id", String(32), nullable=False),
+    Column("expires_ms", BigInteger, nullable=False),
+    PrimaryKeyConstraint("scope", "ticket_id"),
+)
+
+#: Tickets open (until `expires_ms`, twice the hold time) and ended (kept a hold time, so that
+#: a repeated end charges nothing).
+LEDGER_TICKETS = Table(
+    "turnout_ledger_tickets",
+    METADATA,
+    Column("ticket_id", String(32), primary_key=True),
+    Column("ended", Boolean, nullable=False),
+    Column("expires_ms", BigInteger, nullable=False, index=True),
 )
 
 SPEND_LOGS = Table(

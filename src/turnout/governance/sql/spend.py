@@ -4,11 +4,13 @@ A batch is one transaction: ``INSERT ... ON CONFLICT (request_id) DO NOTHING RET
 request_id`` says which rows are new, and only those are added to the daily aggregate (an
 upsert that adds to the day's totals). A batch written twice (a writer that retries after a
 lost connection, not knowing whether its commit landed) therefore changes nothing the second
-time: no row doubled, no request counted twice in the aggregate.
+time: no row doubled, no request counted twice in the aggregate, no cost added twice to the
+budget counters of the row's key, team and user (`budgets.charge`).
 """
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any
@@ -16,9 +18,10 @@ from typing import Any
 import msgspec
 from sqlalchemy import ColumnElement, Connection, func, select
 
-from turnout.governance.records import DailySpend, SpendRow
+from turnout.governance.records import DailySpend, Scope, ScopeKind, SpendRow
+from turnout.governance.sql import budgets
 from turnout.governance.sql.dialect import upsert
-from turnout.governance.sql.schema import DAILY_SPEND, SPEND_LOGS
+from turnout.governance.sql.schema import DAILY_SPEND, DEPRECATED_KEYS, KEYS, SPEND_LOGS
 
 #: Rows per INSERT statement: well under both backends' limits on bound parameters.
 CHUNK = 500
@@ -35,7 +38,7 @@ _SUMS = (
 )
 
 
-def write(connection: Connection, rows: Sequence[SpendRow]) -> int:
+def write(connection: Connection, rows: Sequence[SpendRow], now: datetime) -> int:
     first: dict[str, SpendRow] = {}
     for row in rows:
         first.setdefault(row.request_id, row)
@@ -51,8 +54,37 @@ def write(connection: Connection, rows: Sequence[SpendRow]) -> int:
         )
         new = set((connection.execute(statement)).scalars())
         inserted += len(new)
-        _aggregate(connection, [row for row in chunk if row.request_id in new])
+        fresh = [row for row in chunk if row.request_id in new]
+        _aggregate(connection, fresh)
+        budgets.charge(connection, _costs(connection, fresh), now)
     return inserted
+
+
+def _costs(connection: Connection, rows: Sequence[SpendRow]) -> dict[Scope, int]:
+    """What each counter the rows touch is owed: their key's (found by the digest the row
+    names, current or regenerated from), team's and user's, and each of those for the row's
+    model group."""
+    digests = {row.api_key for row in rows if row.api_key}
+    key_ids: dict[str, str] = {}
+    if digests:
+        for table in (KEYS, DEPRECATED_KEYS):
+            found = select(table.c.token_hash, table.c.key_id).where(
+                table.c.token_hash.in_(digests)
+            )
+            key_ids.update((row.token_hash, row.key_id) for row in connection.execute(found))
+    costs: dict[Scope, int] = defaultdict(int)
+    for row in rows:
+        owners: list[tuple[ScopeKind, str | None]] = [
+            ("key", key_ids.get(row.api_key)),
+            ("team", row.team_id),
+            ("user", row.user_id),
+        ]
+        for kind, ident in owners:
+            if ident is not None and row.spend:
+                costs[Scope(kind, ident)] += row.spend
+                if row.model_group:
+                    costs[Scope(kind, ident, row.model_group)] += row.spend
+    return costs
 
 
 def _values(row: SpendRow) -> dict[str, Any]:
@@ -89,13 +121,19 @@ def _aggregate(connection: Connection, rows: Sequence[SpendRow]) -> None:
         entry["failed_requests"] += row.status != "success"
     if not totals:
         return
-    statement = upsert(connection, DAILY_SPEND).values(list(totals.values()))
+    # In one order, so that two processes' upserts of the same days never wait in a circle.
+    ordered = [totals[group] for group in sorted(totals, key=_sortable)]
+    statement = upsert(connection, DAILY_SPEND).values(ordered)
     connection.execute(
         statement.on_conflict_do_update(
             index_elements=list(_GROUP),
             set_={name: DAILY_SPEND.c[name] + statement.excluded[name] for name in _SUMS},
         )
     )
+
+
+def _sortable(group: tuple[Any, ...]) -> tuple[str, ...]:
+    return tuple(str(part) for part in group)
 
 
 def _filters(table: Any, **values: Any) -> list[ColumnElement[bool]]:

@@ -8,10 +8,9 @@ cross a budget period without waiting for one.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, select, update
@@ -26,7 +25,6 @@ from turnout.governance.records import (
     Key,
     KeySettings,
     Page,
-    Reservation,
     Scope,
     SettingsT,
     SpendRow,
@@ -35,7 +33,7 @@ from turnout.governance.records import (
     User,
     UserSettings,
 )
-from turnout.governance.refusals import BudgetExceededError, ConflictError, NotFoundError
+from turnout.governance.refusals import ConflictError, NotFoundError
 from turnout.governance.sql import budgets, entities, spend
 from turnout.governance.sql.entities import EntityKind
 from turnout.governance.sql.kinds import KEY_KIND, TEAM_KIND, USER_KIND
@@ -55,15 +53,11 @@ class SqlGovernanceStore:
         runner: Runner,
         *,
         hasher: KeyHasher | None = None,
-        reservation_ttl: float = 3600.0,
         now: Callable[[], datetime] = utc_now,
     ) -> None:
         self.runner = runner
         self._hasher = hasher or KeyHasher()
-        self._ttl = timedelta(seconds=reservation_ttl)
         self._now = now
-        #: Per-model counters known to exist (counters are never deleted).
-        self._model_counters: set[Scope] = set()
 
     async def aclose(self) -> None:
         await self.runner.aclose()
@@ -298,74 +292,6 @@ class SqlGovernanceStore:
 
     # -- budgets ---------------------------------------------------------------------------------
 
-    async def reserve(self, scopes: Sequence[Scope], amount: int) -> Reservation:
-        if amount < 0:
-            raise ValueError("amount: a reservation is at least 0")
-        if not scopes:
-            raise ValueError("scopes: a reservation holds against at least one budget")
-        attempt = asyncio.ensure_future(self._reserve_or_expire(scopes, amount))
-        try:
-            return await asyncio.shield(attempt)
-        except asyncio.CancelledError:
-            # The caller left, but the transaction may still commit: give the hold back then.
-            attempt.add_done_callback(self._release_orphan)
-            raise
-
-    def _release_orphan(self, attempt: asyncio.Future[Reservation]) -> None:
-        if not attempt.cancelled() and attempt.exception() is None:
-            release = asyncio.ensure_future(self.release(attempt.result()))
-            release.add_done_callback(_ignore_outcome)
-
-    async def _reserve_or_expire(self, scopes: Sequence[Scope], amount: int) -> Reservation:
-        try:
-            return await self._reserve(scopes, amount)
-        except BudgetExceededError:
-            # Holds of reservations whose holder died may be what fills the budget.
-            if not await self.expire_reservations():
-                raise
-            return await self._reserve(scopes, amount)
-
-    async def _reserve(self, scopes: Sequence[Scope], amount: int) -> Reservation:
-        now = self._now()
-        reservation = Reservation(
-            reservation_id=uuid.uuid4().hex,
-            amount=amount,
-            scopes=tuple(sorted(set(scopes))),
-            expires_at=now + self._ttl,
-        )
-        missing = [s for s in reservation.scopes if s.model and s not in self._model_counters]
-        if missing:
-            await self.runner.write(lambda c: budgets.ensure_model_counters(c, missing, now))
-            self._model_counters.update(missing)
-
-        def hold(connection: Connection) -> None:
-            budgets.hold(connection, reservation.scopes, amount, now)
-            budgets.record(
-                connection,
-                reservation.reservation_id,
-                reservation.scopes,
-                amount,
-                now,
-                reservation.expires_at,
-            )
-
-        await self.runner.write(hold)
-        return reservation
-
-    async def settle(self, reservation: Reservation, cost: int) -> bool:
-        if cost < 0:
-            raise ValueError("cost: at least 0")
-        now = self._now()
-        rid = reservation.reservation_id
-        return await self.runner.write(lambda c: budgets.finish(c, rid, cost, now))
-
-    async def release(self, reservation: Reservation) -> bool:
-        return await self.settle(reservation, 0)
-
-    async def expire_reservations(self) -> int:
-        now = self._now()
-        return await self.runner.write(lambda c: budgets.expire(c, now))
-
     async def budget(self, scope: Scope) -> Budget:
         now = self._now()
         return await self.runner.read(lambda c: budgets.read(c, scope, now))
@@ -375,7 +301,8 @@ class SqlGovernanceStore:
     async def write_spend(self, rows: Sequence[SpendRow]) -> int:
         if not rows:
             return 0
-        return await self.runner.write(lambda c: spend.write(c, rows))
+        now = self._now()
+        return await self.runner.write(lambda c: spend.write(c, rows, now))
 
     async def spend_logs(
         self,
@@ -444,9 +371,3 @@ def _check_refs(connection: Connection, settings: KeySettings) -> None:
     for kind, ident in ((TEAM_KIND, settings.team_id), (USER_KIND, settings.user_id)):
         if ident is not None and not entities.count(connection, kind, kind.ident == ident):
             raise NotFoundError(kind.kind, ident)
-
-
-def _ignore_outcome(task: asyncio.Future[Any]) -> None:
-    """Retrieve a background release's outcome (a failure leaves the hold to expire)."""
-    if not task.cancelled():
-        task.exception()
