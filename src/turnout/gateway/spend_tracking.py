@@ -118,8 +118,17 @@ class SpendTracker:
                 entry.started_at = event.at
         elif isinstance(event, RequestFinished):
             entry = self._open.pop(event.request_id, None)
-            if entry is not None:
+            if entry is None:
+                return
+            if entry.ticket is not None:
                 self._spawn(self._finish(event.request_id, entry, datetime.now(UTC)))
+                return
+            # Nothing held (the master key, a key without budgets or limits): the row is
+            # all there is to do, queued now when the queue has room (no task per request).
+            consumed = self.consumed(entry.attempts)
+            row = self._row(event.request_id, entry, datetime.now(UTC), consumed)
+            if not self.sink.offer(row):
+                self._spawn(self.sink.submit(row))
 
     def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
         task = asyncio.get_running_loop().create_task(work)

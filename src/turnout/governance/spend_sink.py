@@ -16,6 +16,12 @@ from turnout.governance.records import SpendRow
 class SpendSink(Protocol):
     """Takes one row per finished request, keyed by its request id (idempotent downstream)."""
 
+    def offer(self, row: SpendRow) -> bool:
+        """Queue `row` now if there is room, without waiting (True); False when it could not
+        be taken at once (the caller then awaits `submit`). The cheap path of a request whose
+        end needs nothing else awaited."""
+        ...
+
     async def submit(self, row: SpendRow) -> None:
         """Queue `row` for writing; waits only while the queue is full. Never raises for a
         store failure: the writer retries until the row is written or the gateway stops."""

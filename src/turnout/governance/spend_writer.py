@@ -163,6 +163,16 @@ class SpendWriter:
         """Rows waiting on the queue."""
         return self._queue.qsize()
 
+    def offer(self, row: SpendRow) -> bool:
+        if self._closing:
+            return False
+        try:
+            self._queue.put_nowait(row)
+        except asyncio.QueueFull:
+            return False
+        self.tallies.queued.set(self._queue.qsize())
+        return True
+
     async def submit(self, row: SpendRow) -> None:
         if self._closing:
             # Too late for the queue (its task is finishing): keep the row on disk instead.
