@@ -235,3 +235,25 @@ async def test_the_principal_names_the_key_its_team_and_user_never_the_key(
         )
     ]
     assert made["key"] not in repr(recorder.events)
+
+
+async def test_concurrent_requests_of_a_key_share_one_read_of_it(kit: StoreKit) -> None:
+    """A busy key's entry expiring makes one store read, not one per request waiting on it."""
+    async with keyed_gateway(kit.url, ttl=60.0) as (gateway, admin):
+        key = (await admin.post("/key/generate", {}))["key"]
+        store = gateway.gateway.store
+        assert store is not None and store.store is not None
+        opened = store.store
+        reads = 0
+        find = opened.key_by_hash
+
+        async def counted(token_hash: str) -> Any:
+            nonlocal reads
+            reads += 1
+            await asyncio.sleep(0.2)  # a slow read: every request below arrives during it
+            return await find(token_hash)
+
+        opened.key_by_hash = counted  # type: ignore[method-assign]
+        answers = await asyncio.gather(*(_chat(gateway, key) for _ in range(16)))
+        assert all(answers)
+        assert reads == 1

@@ -15,11 +15,13 @@ means "whatever the team may use").
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Final
 
 from turnout.gateway.key_errors import (
@@ -155,23 +157,47 @@ class VirtualKeys:
         self._link = link
         self._ttl = ttl
         self._cache: dict[str, _Verdict] = {}
+        #: Reads in flight, one per key: the requests that find a key's entry expired at once
+        #: (a busy key's every concurrent request) share one read instead of each making it.
+        self._reading: dict[str, asyncio.Future[_Verdict]] = {}
+        #: Counts `forget`s: a read that began before one is not cached (it may predate the
+        #: change that called it).
+        self._generation = 0
 
     def forget(self) -> None:
         """Drop everything cached (after a management call changed keys or teams)."""
         self._cache.clear()
+        self._reading.clear()
+        self._generation += 1
 
     async def authenticate(self, presented: str) -> Caller:
         token_hash = self._link.key_hash(presented)
         verdict = self._cache.get(token_hash)
         if verdict is None or verdict.until <= time.monotonic():
-            verdict = await self._link.call(
-                lambda store: self._read(store, token_hash), within=LOOKUP_WITHIN
-            )
-            if self._ttl > 0:
-                if len(self._cache) >= CACHE_LIMIT:
-                    self._cache.clear()
-                self._cache[token_hash] = verdict
+            reading = self._reading.get(token_hash)
+            if reading is None:
+                reading = asyncio.ensure_future(self._refresh(token_hash))
+                self._reading[token_hash] = reading
+                reading.add_done_callback(partial(self._read_done, token_hash))
+            verdict = await asyncio.shield(reading)
         return verdict.admit()
+
+    def _read_done(self, token_hash: str, reading: asyncio.Future[_Verdict]) -> None:
+        if self._reading.get(token_hash) is reading:
+            del self._reading[token_hash]
+        if not reading.cancelled():
+            reading.exception()  # retrieved: its waiters were told, or there were none
+
+    async def _refresh(self, token_hash: str) -> _Verdict:
+        generation = self._generation
+        verdict = await self._link.call(
+            lambda store: self._read(store, token_hash), within=LOOKUP_WITHIN
+        )
+        if self._ttl > 0 and generation == self._generation:
+            if len(self._cache) >= CACHE_LIMIT:
+                self._cache.clear()
+            self._cache[token_hash] = verdict
+        return verdict
 
     async def _read(self, store: GovernanceStore, token_hash: str) -> _Verdict:
         until = time.monotonic() + self._ttl
