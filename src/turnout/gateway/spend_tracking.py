@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from turnout.config.router import Deployment
 from turnout.governance.estimate import exact_cost
-from turnout.governance.ledger import Ledger, Ticket
+from turnout.governance.ledger import Ledger, MemoryLedger, Ticket
 from turnout.governance.records import SpendRow
 from turnout.governance.spend_sink import SpendSink
 from turnout.observe.events import AttemptFinished, Event, RequestFinished, RequestStarted
@@ -120,12 +120,22 @@ class SpendTracker:
             entry = self._open.pop(event.request_id, None)
             if entry is None:
                 return
-            if entry.ticket is not None:
+            ledger = self.ledger
+            if entry.ticket is not None and not isinstance(ledger, MemoryLedger):
                 self._spawn(self._finish(event.request_id, entry, datetime.now(UTC)))
                 return
-            # Nothing held (the master key, a key without budgets or limits): the row is
-            # all there is to do, queued now when the queue has room (no task per request).
+            # Nothing held (the master key, a key without budgets or limits) or held in this
+            # process's memory: settled at once, and the row queued now when the queue has
+            # room (no task per request).
             consumed = self.consumed(entry.attempts)
+            if entry.ticket is not None:
+                assert isinstance(ledger, MemoryLedger)
+                try:
+                    ledger.settle_now(entry.ticket, consumed.cost, consumed.tokens)
+                except Exception as error:
+                    logger.warning(
+                        "settling request %s failed: %s", event.request_id, type(error).__name__
+                    )
             row = self._row(event.request_id, entry, datetime.now(UTC), consumed)
             if not self.sink.offer(row):
                 self._spawn(self.sink.submit(row))

@@ -35,10 +35,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, Decimal
+from functools import lru_cache
 
 from turnout.config.router import Deployment
 from turnout.pricing.lookup import with_known_prices
-from turnout.tokens import estimate_prompt_tokens
 from turnout.wire import Operation, Request
 
 #: Output tokens assumed for a request that sets no ``max_tokens``.
@@ -112,7 +112,7 @@ def estimate_tokens(
     """The largest token use of `request` on any of `deployments`."""
     if not deployments:
         raise ValueError("an estimate needs at least one candidate deployment")
-    input_tokens = estimate_prompt_tokens(request.operation.value, request.body)
+    input_tokens = request.prompt_tokens  # counted once per request, shared with routing
     output = max(
         _output_bound(request, d, input_tokens, default_output_tokens, max_output_tokens)
         for d in deployments
@@ -120,11 +120,34 @@ def estimate_tokens(
     return TokenEstimate(input_tokens, output, (input_tokens + output) * _choices(request))
 
 
+@lru_cache(maxsize=4096)
+def _micro_price(price_per_token: float) -> Decimal:
+    """A float price per token as exact micro-dollars (its shortest decimal form), worked out
+    once per price: deployments have few."""
+    return Decimal(repr(price_per_token)) * _MICRO
+
+
 def micro_dollars(price_per_token: float | None, tokens: int) -> Decimal:
     """`tokens` at a float price per token, exactly, in (fractional) micro-dollars."""
     if price_per_token is None or tokens == 0:
         return Decimal(0)
-    return Decimal(repr(price_per_token)) * tokens * _MICRO
+    return _micro_price(price_per_token) * tokens
+
+
+#: Deployments with their prices filled in from the built-in table, by the identity of the
+#: deployment as configured (kept, so that an id is never reused while cached).
+_PRICED: dict[int, tuple[Deployment, Deployment]] = {}
+
+
+def _priced(deployment: Deployment) -> Deployment:
+    cached = _PRICED.get(id(deployment))
+    if cached is not None and cached[0] is deployment:
+        return cached[1]
+    if len(_PRICED) >= 4096:
+        _PRICED.clear()
+    priced = with_known_prices(deployment)
+    _PRICED[id(deployment)] = (deployment, priced)
+    return priced
 
 
 def round_up(amount: Decimal) -> int:
@@ -141,12 +164,12 @@ def estimate(
 ) -> Estimate:
     """The hold for `request` routed to any of `deployments`; `UnpricedModel` when one of
     them has no price."""
-    input_tokens = estimate_prompt_tokens(request.operation.value, request.body)
+    input_tokens = request.prompt_tokens  # counted once per request, shared with routing
     choices = _choices(request)
     worst = Decimal(0)
     largest_output = 0
     for given in deployments:
-        deployment = with_known_prices(given)
+        deployment = _priced(given)
         if deployment.input_cost_per_token is None and deployment.output_cost_per_token is None:
             raise UnpricedModel(deployment)
         output = _output_bound(
@@ -167,7 +190,7 @@ def exact_cost(
 ) -> int | None:
     """What usage cost on `deployment`, in micro-dollars rounded up (the same rule as
     `turnout.pricing.price`, without floats); None when it has no price."""
-    deployment = with_known_prices(deployment)
+    deployment = _priced(deployment)
     input_price = deployment.input_cost_per_token
     if input_price is None and deployment.output_cost_per_token is None:
         return None
