@@ -176,6 +176,16 @@ class Pipe:
         # A server that restarted, or a replica promoted: EVAL loads the script as it runs.
         return await line.send(_pack(("EVAL", script.body, len(keys), *keys, *args)))
 
+    def post(self, script: Script, keys: Sequence[str], args: Sequence[Any]) -> asyncio.Future[Any]:
+        """Send the script and return the future of its answer, without waiting on it: for a
+        call whose caller does not wait. Raises `ConnectionError` when no connection is open
+        (the caller then goes by `run`); a NOSCRIPT error reply is the caller's to handle (by
+        `run`, which loads the script)."""
+        line = self._line
+        if line is None or line.lost is not None:
+            raise RedisConnectionError("no open connection to Redis")
+        return line.send(_pack(("EVALSHA", script.sha, len(keys), *keys, *args)))
+
     async def _open(self) -> _Line:
         if self._opening is None or self._opening.done():
             self._opening = asyncio.get_running_loop().create_task(self._connect())

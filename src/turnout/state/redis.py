@@ -26,9 +26,13 @@ import asyncio
 import contextlib
 import logging
 import os
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 
 from turnout.clock import Clock, SystemClock
 from turnout.config.state import StateConfig
@@ -55,6 +59,7 @@ from turnout.state.redis_cache import GroupCache
 from turnout.state.redis_ends import EndsInFlight
 from turnout.state.redis_scripts import BEGIN, FINISH, RENEW
 from turnout.state.redis_slots import RecordIO, new_fields, states_of
+from turnout.state.redis_verdicts import Records, judge_across, served_counts
 
 logger = logging.getLogger("turnout.state")
 
@@ -64,6 +69,20 @@ T = TypeVar("T")
 _SUCCESS, _NEUTRAL = 1, 2
 
 _BEGIN, _FINISH, _RENEW = Script(BEGIN), Script(FINISH), Script(RENEW)
+
+
+@dataclass(frozen=True, slots=True)
+class _End:
+    """A clean end sent off the request's path: what finishing it another way takes."""
+
+    deployment_id: str
+    member: str
+    keys: list[str]
+    args: list[Any]
+    outcome: Outcome
+    policy: HealthPolicy
+    now: float
+    wall: float
 
 
 class _Down(Exception):
@@ -99,6 +118,9 @@ class RedisStore:
         self._clocks = clocks or records.Clocks()
         self._synced = clocks is not None
         self._groups: dict[str, str] = dict(groups or {})
+        #: Key names worked out once, by group (a tuple of ids) or deployment; emptied when
+        #: the groups change.
+        self._named: dict[Any, list[str]] = {}
         self._cache = GroupCache()
         self._ends = EndsInFlight()
         self._forgotten: set[str] = set()
@@ -133,14 +155,30 @@ class RedisStore:
             "round_trips": self.round_trips,
         }
 
-    def _group_keys(self, ids: Sequence[str]) -> list[str]:
+    def _group_keys(self, ids: tuple[str, ...]) -> list[str]:
         """The begin script's keys: the group's records, their lease sets, its turn counter."""
-        turn = f"{self.config.prefix}:{{{self._groups.get(ids[0], ids[0])}}}:t"
-        return [self._key(d, "r") for d in ids] + [self._key(d, "l") for d in ids] + [turn]
+        keys = self._named.get(ids)
+        if keys is None:
+            if len(self._named) >= 10_000:
+                self._named.clear()
+            turn = f"{self.config.prefix}:{{{self._groups.get(ids[0], ids[0])}}}:t"
+            keys = [self._key(d, "r") for d in ids] + [self._key(d, "l") for d in ids] + [turn]
+            self._named[ids] = keys
+        return keys
 
     def _key(self, deployment_id: str, kind: str) -> str:
         group = self._groups.get(deployment_id, deployment_id)
         return f"{self.config.prefix}:{{{group}}}:{kind}:{deployment_id}"
+
+    def _keys_of(self, deployment_id: str) -> list[str]:
+        """A deployment's record and lease keys, named once (a fresh list: callers keep it)."""
+        keys = self._named.get(deployment_id)
+        if keys is None:
+            keys = self._named[deployment_id] = [
+                self._key(deployment_id, "r"),
+                self._key(deployment_id, "l"),
+            ]
+        return list(keys)
 
     def _ensure_client(self) -> Any:
         if self._client is None:
@@ -384,6 +422,10 @@ class RedisStore:
         keys = [self._key(d, "r") for d in ids]
         return [[ids[i] for i in unit] for unit in self._io.units(keys)]
 
+    def _verdicts(self) -> Records:
+        """What a verdict across slots reads and writes with."""
+        return Records(self._call, self._key, self._io, self._units, self._transact)
+
     def _take_lease(self, deployment_id: str) -> str | None:
         leases = self._leases.get(deployment_id)
         return leases.pop() if leases else None
@@ -516,34 +558,52 @@ class RedisStore:
             shared = self._shared_times(now, wall)
             ttl = int(self.config.record_ttl)
             args = records.finish_args(deployment_id, member, kind, outcome, policy, *shared, ttl)
-            keys = [self._key(deployment_id, "r"), self._key(deployment_id, "l")]
-            if self._pipe is not None and self._synced and not self._recovering:
+            keys = self._keys_of(deployment_id)
+            pipe = self._pipe
+            if pipe is not None and self._synced and not self._recovering:
                 self.round_trips += 1  # counted when sent, answered off the request's path
-                end = self._end(deployment_id, member, keys, args, outcome, policy, now, wall)
-                self._ends.send(deployment_id, end)
+                end = _End(deployment_id, member, keys, args, outcome, policy, now, wall)
+                try:
+                    answer = pipe.post(_FINISH, keys, args)
+                except RedisConnectionError:  # no connection open yet: the end opens one
+                    self._ends.run(deployment_id, self._end(end, rerun=True))
+                else:
+                    self._ends.send(deployment_id, answer, partial(self._landed, end))
                 return 0, []
             if self._ended(deployment_id, member, await self._script(_FINISH, keys, args)):
                 return 0, []
         return await self._finish_by_rules(deployment_id, outcome, policy, now, wall, holds)
 
-    async def _end(
-        self,
-        deployment_id: str,
-        member: str,
-        keys: list[str],
-        args: list[Any],
-        outcome: Outcome,
-        policy: HealthPolicy,
-        now: float,
-        wall: float,
-    ) -> None:
-        """A clean end sent without its request waiting (`turnout.state.redis_ends`)."""
+    def _landed(self, end: _End, answer: asyncio.Future[Any]) -> Coroutine[Any, Any, None] | None:
+        """A clean end's answer (`turnout.state.redis_ends`): settled, or what it needs more."""
+        failure = answer.exception()
+        if failure is None:
+            if self._ended(end.deployment_id, end.member, answer.result()):
+                return None
+            return self._end(end, rerun=False)
+        if isinstance(failure, ResponseError) and str(failure).startswith("NOSCRIPT"):
+            return self._end(end, rerun=True)  # `run` loads the script the server forgot
+        if is_redis_failure(failure):
+            self._trip(failure)
+            return self._end_locally(end)
+        raise failure
+
+    async def _end(self, end: _End, *, rerun: bool) -> None:
+        """A clean end that needs more than its answer: its script run again and awaited
+        (`rerun`), or the rules (held failures on the record)."""
         try:
-            answer = await self._script(_FINISH, keys, args, counted=True)
-            if not self._ended(deployment_id, member, answer):
-                await self._finish_by_rules(deployment_id, outcome, policy, now, wall, None)
+            if rerun:
+                answer = await self._script(_FINISH, end.keys, end.args, counted=True)
+                if self._ended(end.deployment_id, end.member, answer):
+                    return
+            await self._finish_by_rules(
+                end.deployment_id, end.outcome, end.policy, end.now, end.wall, None
+            )
         except _Down:  # counted where the process now routes
-            await self._local.finish(deployment_id, outcome, policy, now, wall, None)
+            await self._end_locally(end)
+
+    async def _end_locally(self, end: _End) -> None:
+        await self._local.finish(end.deployment_id, end.outcome, end.policy, end.now, end.wall)
 
     def _ended(self, deployment_id: str, member: str, answer: Any) -> bool:
         """Whether the finish script settled the end (else the rules must, on held failures)."""
@@ -566,7 +626,7 @@ class RedisStore:
     ) -> tuple[int, list[HealthEvent]]:
         shared_now, shared_wall = self._shared_times(now, wall)
         error = outcome.error
-        served = await self._served_counts(deployment_id)
+        served = await served_counts(self._call, self._key, deployment_id)
 
         def apply(states: list[DeploymentState]) -> tuple[int, list[HealthEvent]]:
             [state] = states
@@ -587,34 +647,6 @@ class RedisStore:
         if token == poison.FAILING and holds:
             events += await self.resolve_holds(holds, True, now, wall)
         return token, events
-
-    async def _served_counts(self, deployment_id: str) -> dict[str, int | None]:
-        """The success counts of the deployments this one's dropped failures name (what
-        `poison.explain` compares), read before the transaction: two round trips, only when
-        an attempt ends badly."""
-        raw = await self._call(lambda c: c.hget(self._key(deployment_id, "r"), "x"))
-        if raw is None:
-            return {}
-        state = records.to_state(deployment_id, {"x": raw}, True)
-        names = sorted({d for marks in (state.dropped or {}).values() for d, _ in marks})
-        if not names:
-            return {}
-        keys = [self._key(name, "r") for name in names]
-
-        async def read(client: Any) -> list[Any]:
-            async with client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.hget(key, "sv")
-                    pipe.exists(key)
-                answer: list[Any] = await pipe.execute()
-                return answer
-
-        answer = await self._call(read)
-        counts: dict[str, int | None] = {}
-        for index, name in enumerate(names):
-            value, exists = answer[2 * index], answer[2 * index + 1]
-            counts[name] = None if not exists else int(float(value)) if value is not None else 0
-        return counts
 
     async def judge(
         self, holds: Sequence[Hold], needed: int, window: float, now: float
@@ -640,41 +672,9 @@ class RedisStore:
 
             with contextlib.suppress(_Down):
                 if len(self._units(ids)) > 1:
-                    return await self._judge_across(ids, holds, apply)
+                    return await judge_across(self._verdicts(), ids, holds, apply)
                 return await self._transact(ids, apply)
         return await self._local.judge(holds, needed, window, now)
-
-    async def _judge_across(
-        self,
-        ids: list[str],
-        holds: Sequence[Hold],
-        judge: Callable[[list[DeploymentState]], tuple[str, ...]],
-    ) -> tuple[str, ...]:
-        """A verdict on holds in several slots of a Cluster (deployments of several groups):
-        judged on one read of them all, then each slot's holds dropped in a transaction of its
-        own. A hold that counted between the read and its slot's write stays counted
-        (`poison.drop` leaves it); the verdict stands on a view one round trip old."""
-        keys = [self._key(d, "r") for d in ids], [self._key(d, "l") for d in ids]
-        redis_now, answer = await self._call(lambda c: self._io.read(c, *keys))
-        states = states_of(ids, answer, redis_now)
-        by_id = {s.deployment_id: s for s in states}
-        kept = [h for h in holds if h.deployment_id in by_id]
-        marks = poison.verdict_marks(
-            [by_id[h.deployment_id] for h in kept], [h.token for h in kept]
-        )
-        verdict = judge(states)
-        if not verdict:
-            return ()
-
-        def drop(unit: list[DeploymentState]) -> None:
-            for state in unit:
-                for held in kept:
-                    if held.deployment_id == state.deployment_id:
-                        poison.drop(state, held.token, marks)
-
-        for unit in self._units(ids):
-            await self._transact(unit, drop)
-        return verdict
 
     async def resolve_holds(
         self, holds: Sequence[Hold], blame: bool, now: float, wall: float
@@ -783,6 +783,7 @@ class RedisStore:
                 group = getattr(deployment, "model_name", None)
                 if isinstance(group, str):
                     self._groups[deployment_id] = group
+            self._named.clear()
         gone = [d for d in {*self._cache.views, *self._leases} if d not in keep]
         self._forgotten = (self._forgotten | set(gone)) - keep
         if gone and self.shared:

@@ -14,6 +14,10 @@ more requests per second for it. What must still hold:
   finds Redis down is counted in the local state the process then routes on;
 - nothing fails silently: an end that breaks for a reason other than Redis is logged, once per
   kind.
+
+An end costs no task: its answer's future calls back when it lands (a task per request cost
+more gateway CPU than the rest of the end), and only an end that needs more (the rules, a
+script the server forgot, Redis gone) continues in a task.
 """
 
 from __future__ import annotations
@@ -21,50 +25,85 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 logger = logging.getLogger("turnout.state")
 
+#: What to do with an end's answer when it lands: nothing more (None), or a coroutine to run.
+Landed = Callable[["asyncio.Future[Any]"], Coroutine[Any, Any, None] | None]
+
 
 class EndsInFlight:
-    """The tasks sending clean ends, per deployment."""
+    """The ends sent and not yet settled, per deployment, each as a future that is done once
+    its answer was handled (and whatever that needed, done)."""
 
     def __init__(self) -> None:
-        self._tasks: dict[str, set[asyncio.Task[None]]] = {}
+        self._pending: dict[str, set[asyncio.Future[None]]] = {}
+        #: The tasks finishing ends that needed more: they must not wait for one another.
+        self._continuing: set[asyncio.Task[None]] = set()
         self._reported: set[type[BaseException]] = set()
 
-    def send(self, deployment_id: str, end: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(end)
-        self._tasks.setdefault(deployment_id, set()).add(task)
-        task.add_done_callback(lambda done: self._done(deployment_id, done))
+    def send(self, deployment_id: str, answer: asyncio.Future[Any], landed: Landed) -> None:
+        """Track an end whose script is on its way: `landed(answer)` runs when it answers."""
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(deployment_id, set()).add(ended)
 
-    def _done(self, deployment_id: str, task: asyncio.Task[None]) -> None:
-        tasks = self._tasks.get(deployment_id)
-        if tasks is not None:
-            tasks.discard(task)
-            if not tasks:
-                del self._tasks[deployment_id]
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None and type(exc) not in self._reported:
-            self._reported.add(type(exc))
-            logger.error("state: a request's end could not be recorded", exc_info=exc)
+        def on_answer(done: asyncio.Future[Any]) -> None:
+            try:
+                more = landed(done)
+            except Exception as exc:
+                self._end(deployment_id, ended, exc)
+                return
+            if more is None:
+                self._end(deployment_id, ended, None)
+            else:
+                self._continue(deployment_id, ended, more)
+
+        answer.add_done_callback(on_answer)
+
+    def run(self, deployment_id: str, end: Coroutine[Any, Any, None]) -> None:
+        """Track an end that is a coroutine from the start (no pipelined connection open)."""
+        ended: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.setdefault(deployment_id, set()).add(ended)
+        self._continue(deployment_id, ended, end)
+
+    def _continue(
+        self, deployment_id: str, ended: asyncio.Future[None], more: Coroutine[Any, Any, None]
+    ) -> None:
+        task = asyncio.get_running_loop().create_task(more)
+        self._continuing.add(task)
+
+        def on_done(done: asyncio.Task[None]) -> None:
+            self._continuing.discard(done)
+            self._end(deployment_id, ended, None if done.cancelled() else done.exception())
+
+        task.add_done_callback(on_done)
+
+    def _end(
+        self, deployment_id: str, ended: asyncio.Future[None], error: BaseException | None
+    ) -> None:
+        pending = self._pending.get(deployment_id)
+        if pending is not None:
+            pending.discard(ended)
+            if not pending:
+                del self._pending[deployment_id]
+        if not ended.done():
+            ended.set_result(None)
+        if error is not None and type(error) not in self._reported:
+            self._reported.add(type(error))
+            logger.error("state: a request's end could not be recorded", exc_info=error)
 
     async def settled(self) -> None:
         """Wait for the ends in flight (none: no wait at all), unless called from one of them:
         ends do not wait for each other, whose order is no one's anyway."""
-        if not self._tasks:
+        if not self._pending or asyncio.current_task() in self._continuing:
             return
-        current = asyncio.current_task()
-        waiting = [task for tasks in self._tasks.values() for task in tasks]
-        if current not in waiting:
-            await asyncio.wait(waiting)
+        await asyncio.wait([ended for pending in self._pending.values() for ended in pending])
 
     async def drain(self, within: float) -> None:
         """Wait for every end in flight, at most `within` seconds."""
-        waiting = [task for tasks in self._tasks.values() for task in tasks]
+        waiting = [ended for pending in self._pending.values() for ended in pending]
         if waiting:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.wait(waiting), within)
