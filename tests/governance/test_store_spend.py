@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import UTC, date, datetime, timedelta
+
+import pytest
 
 from governance_stores import StoreKit
 from turnout.governance import (
@@ -153,3 +156,29 @@ async def test_new_rows_charge_the_budget_counters_of_their_key_team_and_user_on
     team = await store.get_team("t")
     assert team.budget.spend == 7
     assert team.budget.reset_at is not None and team.budget.reset_at > kit.now()
+
+
+async def test_passing_a_soft_budget_is_logged_once_and_refuses_nothing(
+    kit: StoreKit, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = await kit.open()
+    await store.create_team(TeamSettings(soft_budget=500), team_id="t")
+    created = await store.create_key(KeySettings(team_id="t", soft_budget=100))
+    key_id, digest = created.record.id, created.record.token_hash
+    caplog.set_level(logging.WARNING, logger="turnout.governance")
+
+    def alerts() -> list[str]:
+        return [r.getMessage() for r in caplog.records if "soft budget" in r.getMessage()]
+
+    await store.write_spend([row("s1", api_key=digest, spend=60)])
+    assert alerts() == []
+    await store.write_spend([row("s2", api_key=digest, spend=60)])
+    assert alerts() == [
+        f"soft budget passed: Key={key_id} has spent $0.00012 this period, over its "
+        "soft_budget of $0.0001"
+    ]
+    await store.write_spend([row("s3", api_key=digest, spend=10)])  # already past: no more
+    assert len(alerts()) == 1
+    await store.write_spend([row("s4", api_key=digest, spend=400)])  # the team's now
+    assert len(alerts()) == 2 and alerts()[1].startswith("soft budget passed: Team=t ")
+    assert (await store.get_key(key_id)).budget.spend == 530

@@ -13,18 +13,31 @@ Redis), one mechanism for every backend.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 
-from sqlalchemy import BigInteger, Connection, and_, bindparam, select, tuple_, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Connection,
+    Table,
+    and_,
+    bindparam,
+    select,
+    tuple_,
+    update,
+)
 
+from turnout.governance.money import describe
 from turnout.governance.periods import next_reset, parse_duration
-from turnout.governance.records import Budget, Scope
+from turnout.governance.records import Budget, Scope, ScopeKind
 from turnout.governance.refusals import NotFoundError
 from turnout.governance.sql.entities import budget_of
-from turnout.governance.sql.schema import BUDGET_COUNTERS
+from turnout.governance.sql.schema import BUDGET_COUNTERS, KEYS, TEAMS, USERS
 
 _C = BUDGET_COUNTERS.c
+logger = logging.getLogger("turnout.governance")
 
 
 def read(connection: Connection, scope: Scope, now: datetime) -> Budget:
@@ -47,7 +60,18 @@ _ONE = and_(
     _C.entity_id == bindparam("entity_id_"),
     _C.model == bindparam("model_"),
 )
-_ADD = update(BUDGET_COUNTERS).where(_ONE).values(spend=_C.spend + bindparam("cost", BigInteger))
+_ADD = (
+    update(BUDGET_COUNTERS)
+    .where(_ONE)
+    .values(spend=_C.spend + bindparam("cost", BigInteger))
+    .returning(_C.spend)
+)
+#: The tables of the entities that have soft budgets, and their ids' columns.
+_ENTITIES: dict[ScopeKind, tuple[Table, Column[str]]] = {
+    "key": (KEYS, KEYS.c.key_id),
+    "team": (TEAMS, TEAMS.c.team_id),
+    "user": (USERS, USERS.c.user_id),
+}
 _RESET = (
     update(BUDGET_COUNTERS)
     .where(_ONE, _C.reset_at == bindparam("old_reset_at"))
@@ -65,6 +89,7 @@ def charge(connection: Connection, costs: Mapping[Scope, int], now: datetime) ->
     period has ended."""
     if not costs:
         return
+    charged: dict[Scope, tuple[int, int]] = {}
     keys = [(s.kind, s.entity_id, s.model) for s in sorted(costs)]
     due = {
         Scope(row.scope_kind, row.entity_id, row.model): row
@@ -77,4 +102,30 @@ def charge(connection: Connection, costs: Mapping[Scope, int], now: datetime) ->
             following = next_reset(parse_duration(ended.budget_duration), now, ended.reset_at)
             values = {"old_reset_at": ended.reset_at, "now_": now, "new_reset_at": following}
             connection.execute(_RESET, {**named, **values})
-        connection.execute(_ADD, {**named, "cost": costs[scope]})
+        spent = connection.execute(_ADD, {**named, "cost": costs[scope]}).scalar()
+        if spent is not None and not scope.model:
+            charged[scope] = (int(spent) - costs[scope], int(spent))
+    _alert_soft_budgets(connection, charged)
+
+
+def _alert_soft_budgets(connection: Connection, charged: Mapping[Scope, tuple[int, int]]) -> None:
+    """Log, once, each key, team or user whose spend this period just went past its
+    `soft_budget`: an alert that refuses nothing (the ledger enforces `max_budget`)."""
+    for kind, (table, column) in _ENTITIES.items():
+        ids = [scope.entity_id for scope in charged if scope.kind == kind]
+        if not ids:
+            continue
+        found = connection.execute(
+            select(column, table.c.soft_budget).where(
+                column.in_(ids), table.c.soft_budget.is_not(None)
+            )
+        )
+        for entity_id, soft in found:
+            before, after = charged[Scope(kind, entity_id)]
+            if before < soft <= after:
+                logger.warning(
+                    "soft budget passed: %s has spent %s this period, over its soft_budget of %s",
+                    Scope(kind, entity_id).describe(),
+                    describe(after),
+                    describe(soft),
+                )
