@@ -2,9 +2,9 @@
 row before the process exits.
 
 The rows reach the writers the way rows an earlier stop could not write do: spilled files in
-the spill directory, which each worker claims at start and queues. (Once the request path
-submits a row per request, requests queue them the same way; the writer does not tell the two
-apart.) The batch wait is set far longer than the test, so the rows are still queued when the
+the spill directory, which each worker claims at start and queues (requests queue theirs the
+same way; the writer does not tell the two apart, and these rows are known before the process
+starts). The batch wait is set far longer than the test, so the rows are still queued when the
 signal comes: only the flush on shutdown can write them.
 """
 

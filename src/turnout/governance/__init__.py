@@ -32,12 +32,11 @@ from turnout.governance.records import (
     User,
     UserSettings,
 )
-from turnout.governance.refusals import BudgetExceededError, ConflictError, NotFoundError
+from turnout.governance.refusals import ConflictError, NotFoundError
 from turnout.governance.store import GovernanceStore
 
 __all__ = [
     "Budget",
-    "BudgetExceededError",
     "ConflictError",
     "CreatedKey",
     "DailySpend",

@@ -1,36 +1,6 @@
-"""Why the store said no: a budget that would be exceeded, or something that does not exist."""
+"""Why the store said no: something that does not exist, or an id already taken."""
 
 from __future__ import annotations
-
-from typing import ClassVar
-
-from turnout.errors import FailureKind, FallbackKind, TurnoutError
-from turnout.governance.money import to_dollars
-from turnout.governance.records import Scope
-
-
-class BudgetExceededError(TurnoutError):
-    """A reservation would take a budget past its maximum; nothing was reserved anywhere.
-
-    Answered as LiteLLM answers it today: 429 with ``type: budget_exceeded`` and a message
-    naming the budget that refused.
-    """
-
-    status = 429
-    openai_type = "budget_exceeded"
-    openai_code = "429"
-    kind = FailureKind.RATE_LIMITED
-    fallback: ClassVar[FallbackKind | None] = None
-
-    def __init__(self, scope: Scope, *, spend: int, reserved: int, max_budget: int) -> None:
-        super().__init__(
-            f"Budget has been exceeded! {scope.describe()} Current cost: "
-            f"{to_dollars(spend + reserved)}, Max budget: {to_dollars(max_budget)}"
-        )
-        self.scope = scope
-        self.spend = spend
-        self.reserved = reserved
-        self.max_budget = max_budget
 
 
 class NotFoundError(LookupError):
