@@ -26,11 +26,9 @@ comparable within one run: on a shared machine, read the ratios.
 
 from __future__ import annotations
 
-import argparse
 import http.client
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -39,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import bench_gateway as bench
-from bench_shared_state import start_redis
+from bench_shared_state import Options, parse_options, start_redis
 
 #: Goal from the issue: a virtual key serves at least this share of the master key's rate.
 GOAL_RATIO = 0.8
@@ -53,18 +51,6 @@ KEY_SETTINGS = {
     "tpm_limit": 1_000_000_000_000,
     "max_parallel_requests": 10_000,
 }
-
-
-@dataclass(frozen=True)
-class Options:
-    duration: int
-    rounds: int
-    smoke: bool
-
-    @property
-    def budget(self) -> int:
-        """Seconds the whole run may take: every wrk run with slack, and start-ups."""
-        return 4 * (self.rounds + 1) * (self.duration + 15) + 180
 
 
 @dataclass
@@ -227,21 +213,9 @@ def report(loads: list[Load], options: Options, spent: dict[str, float]) -> bool
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="wrk runs per load")
-    parser.add_argument("--quick", action="store_true", help="3 s runs")
-    parser.add_argument("--smoke", action="store_true", help="1 s runs, one round: does it run")
-    args = parser.parse_args()
-    for tool in ("wrk", "redis-server"):
-        if shutil.which(tool) is None:
-            print(f"bench_keys: needs {tool} (apt-get install it)", file=sys.stderr)
-            return 2
-    options = Options(
-        duration=1 if args.smoke else 3 if args.quick else max(1, args.duration),
-        rounds=1 if args.smoke else max(1, args.rounds),
-        smoke=args.smoke,
-    )
+    options = parse_options(__doc__.splitlines()[0], "bench_keys", loads=4)
+    if options is None:
+        return 2
     return bench.run_bounded(
         options.budget, "bench-keys-", lambda tmp, processes: _run(options, tmp, processes)
     )

@@ -52,11 +52,34 @@ class Options:
     duration: int
     rounds: int
     smoke: bool
+    #: wrk loads per round (targets, or gateway and key pairs).
+    loads: int = 3
 
     @property
     def budget(self) -> int:
         """Seconds the whole run may take: every wrk run with slack, and start-ups."""
-        return 3 * (self.rounds + 1) * (self.duration + 15) + 180
+        return self.loads * (self.rounds + 1) * (self.duration + 15) + 180
+
+
+def parse_options(description: str, name: str, loads: int) -> Options | None:
+    """The command line the Redis-backed benchmarks share (None: a tool they need is missing,
+    said on stderr)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
+    parser.add_argument("--rounds", type=int, default=3, help="wrk runs per load")
+    parser.add_argument("--quick", action="store_true", help="3 s runs")
+    parser.add_argument("--smoke", action="store_true", help="1 s runs, one round: does it run")
+    args = parser.parse_args()
+    for tool in ("wrk", "redis-server"):
+        if shutil.which(tool) is None:
+            print(f"{name}: needs {tool} (apt-get install it)", file=sys.stderr)
+            return None
+    return Options(
+        duration=1 if args.smoke else 3 if args.quick else max(1, args.duration),
+        rounds=1 if args.smoke else max(1, args.rounds),
+        smoke=args.smoke,
+        loads=loads,
+    )
 
 
 def start_redis(workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -227,21 +250,9 @@ def report(targets: list[Target], options: Options) -> bool:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=int, default=10, help="seconds per wrk run")
-    parser.add_argument("--rounds", type=int, default=3, help="wrk runs per target")
-    parser.add_argument("--quick", action="store_true", help="3 s runs")
-    parser.add_argument("--smoke", action="store_true", help="1 s runs, one round: does it run")
-    args = parser.parse_args()
-    for tool in ("wrk", "redis-server"):
-        if shutil.which(tool) is None:
-            print(f"bench_shared_state: needs {tool} (apt-get install it)", file=sys.stderr)
-            return 2
-    options = Options(
-        duration=1 if args.smoke else 3 if args.quick else max(1, args.duration),
-        rounds=1 if args.smoke else max(1, args.rounds),
-        smoke=args.smoke,
-    )
+    options = parse_options(__doc__.splitlines()[0], "bench_shared_state", loads=3)
+    if options is None:
+        return 2
     return bench.run_bounded(
         options.budget, "bench-shared-state-", lambda tmp, processes: _run(options, tmp, processes)
     )
