@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from turnout.config.load import parse_config
+from turnout.config.store import StoreConfig
 from turnout.gateway.ledger_choice import open_ledger
 from turnout.gateway.store_ledger import StoreLedger
 from turnout.gateway.store_link import StoreLink
@@ -58,3 +60,24 @@ async def test_several_workers_without_redis_share_the_ledger_in_the_store() -> 
     # One worker keeps the cheapest exact ledger: its own.
     single = parse_config(MODELS, environ={})
     assert isinstance(open_ledger(single, StoreLink(single.store)), MemoryLedger)
+
+
+async def test_what_was_admitted_locally_while_the_store_was_away_is_charged_to_it(
+    tmp_path: Path,
+) -> None:
+    """Failing open, the workers' shared ledger still learns what an outage spent."""
+    config = StoreConfig(url=f"sqlite:///{tmp_path / 'turnout.db'}", enabled=True)
+    link = StoreLink(config)
+    budget = Budget("key:k", 100)
+    ledger = StoreLedger(link, hold_seconds=600, fail_open=True)
+    ticket = await ledger.admit(Ask(cost=10, budgets=(budget,)))  # the store is not open yet
+    assert not ticket.shared
+    await ledger.settle(ticket, 7, 0)
+    await link.start()
+    await ledger.aclose()  # sends the kept charge
+    reader = StoreLedger(link, hold_seconds=600, fail_open=False)
+    try:
+        assert (await reader.budget(budget)).spent == 7
+    finally:
+        await reader.aclose()
+        await link.aclose()

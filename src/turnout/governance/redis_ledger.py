@@ -30,14 +30,13 @@ idempotent per ticket, so one sent twice charges once.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import time
-from collections import deque
 from typing import Any, Literal
 
 from turnout.config.state import StateConfig
 from turnout.governance import ledger_scripts as lua
+from turnout.governance.kept_ends import KeptEnds, shared_charge
 from turnout.governance.ledger import (
     MINUTE_MS,
     Ask,
@@ -59,9 +58,6 @@ logger = logging.getLogger("turnout.governance")
 
 _ADMIT, _SETTLE = Script(lua.ADMIT), Script(lua.SETTLE)
 _RENEW, _READ = Script(lua.RENEW), Script(lua.READ_BUDGET)
-
-#: Ends waiting for Redis to come back; past this many the oldest are dropped (and logged).
-UNSETTLED_LIMIT = 100_000
 
 
 class _Down(Exception):
@@ -102,15 +98,13 @@ class RedisLedger:
         self._client: Any = None
         self._pipe: Pipe | None = None
         self._down_until = 0.0
-        self._unsettled: deque[tuple[Ticket, int, int]] = deque()
+        self._kept = KeptEnds("Redis")
         self._drain: asyncio.Task[None] | None = None
         #: Admits locally while Redis is down, when failing open.
         self.local = MemoryLedger(hold_seconds=hold_seconds)
         #: Whether Redis answered the last call.
         self.shared = True
         self.outages = 0
-        #: Ends lost because the queue of unsent ones overflowed during an outage.
-        self.dropped = 0
 
     # ---- keys and calls ------------------------------------------------------------------
 
@@ -178,29 +172,10 @@ class RedisLedger:
         if not self.shared:
             self.shared = True
             logger.warning("governance: Redis at %s answers again", describe(self.config))
-        if self._unsettled and (self._drain is None or self._drain.done()):
-            self._drain = asyncio.get_running_loop().create_task(self._send_unsettled())
-
-    async def _send_unsettled(self) -> None:
-        """Send the kept ends, oldest first, off the request path; stop if Redis goes again."""
-        try:
-            while self._unsettled:
-                ticket, cost, tokens = self._unsettled[0]
-                await self._settle_shared(ticket, cost, tokens)
-                self._unsettled.popleft()
-        except _Down:
-            pass
-
-    def _keep(self, ticket: Ticket, cost: int, tokens: int) -> None:
-        if len(self._unsettled) >= UNSETTLED_LIMIT:
-            self._unsettled.popleft()
-            self.dropped += 1
-            if self.dropped == 1 or self.dropped % 10_000 == 0:
-                logger.error(
-                    "governance: %d ends kept for Redis dropped so far (the queue is full)",
-                    self.dropped,
-                )
-        self._unsettled.append((ticket, cost, tokens))
+        if self._kept and (self._drain is None or self._drain.done()):
+            self._drain = asyncio.get_running_loop().create_task(
+                self._kept.send(self._settle_shared, _Down)
+            )
 
     # ---- the ledger ----------------------------------------------------------------------
 
@@ -267,14 +242,11 @@ class RedisLedger:
             await self.local.settle(ticket, cost, tokens)
             if cost == 0 and tokens == 0:
                 return
-            # Charge Redis too (once it answers): nothing was held there for this ticket.
-            held_nothing = (0,) * len(ticket.held_tokens)
-            ticket = dataclasses.replace(ticket, ask=dataclasses.replace(ticket.ask, cost=0))
-            ticket = dataclasses.replace(ticket, held_tokens=held_nothing, shared=True)
+            ticket = shared_charge(ticket)  # charge Redis too, once it answers
         try:
             await self._settle_shared(ticket, cost, tokens)
         except _Down:
-            self._keep(ticket, cost, tokens)
+            self._kept.keep(ticket, cost, tokens)
 
     async def release(self, ticket: Ticket) -> None:
         await self.settle(ticket, 0, 0)
@@ -308,10 +280,9 @@ class RedisLedger:
         """Close the connections, after one last try at sending the kept ends."""
         if self._drain is not None and not self._drain.done():
             await self._drain
-        elif self._unsettled:
-            await self._send_unsettled()
-        if self._unsettled:
-            logger.error("governance: %d ends never reached Redis", len(self._unsettled))
+        elif self._kept:
+            await self._kept.send(self._settle_shared, _Down)
+        self._kept.report_unsent()
         if self._pipe is not None:
             await self._pipe.aclose()
         if self._client is not None:
