@@ -12,10 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import re
-import signal
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -29,6 +25,7 @@ from enforce_harness import micros, spend_rows
 
 from governance_stores import _postgres_kit
 from key_harness import MASTER, MESSAGES, Admin, exact_micros
+from serve_process import serving, stop
 from services import RedisServer
 
 STREAMS = 64
@@ -64,50 +61,11 @@ model_list:
 async def _instance(config: Path) -> AsyncIterator[str]:
     """`turnout serve --config CONFIG` on a free port, its URL once it listens; stopped with
     SIGTERM (then killed) whatever happens."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "turnout.cli",
-        "serve",
-        "--config",
-        str(config),
-        "--port",
-        "0",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=dict(os.environ),
-    )
-    assert process.stderr is not None
-    lines: list[str] = []
-    reader: asyncio.Task[None] | None = None
-    try:
-        async with asyncio.timeout(30):
-            port = 0
-            while not port:
-                line = (await process.stderr.readline()).decode()
-                if not line:
-                    raise AssertionError("turnout exited early:\n" + "".join(lines))
-                lines.append(line)
-                found = re.search(r"listening on http://[\d.]+:(\d+)", line)
-                port = int(found.group(1)) if found else 0
-
-        async def drain() -> None:
-            assert process.stderr is not None
-            while line := await process.stderr.readline():
-                lines.append(line.decode())
-
-        reader = asyncio.create_task(drain())
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(process.wait(), 15)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
-        if reader is not None:
-            await reader
+    async with serving("--config", str(config), "--port", "0") as (process, port, _):
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            await stop(process, within=15)
 
 
 async def _stream(client: openai.AsyncOpenAI) -> Any:

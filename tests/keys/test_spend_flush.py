@@ -12,21 +12,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import re
-import signal
 import socket
 import sqlite3
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from serve_process import serving, stop
 from turnout.governance import SpendRow
 from turnout.governance.spend_spill import SpillDir
 
-TURNOUT = [sys.executable, "-m", "turnout.cli"]
 T0 = datetime(2026, 4, 1, 9, 0, tzinfo=UTC)
 
 
@@ -105,43 +101,17 @@ async def test_sigterm_writes_every_queued_spend_row_before_exiting(
     rows = _rows(0, 40) + _rows(40, 40)
     spill.spill(rows[:40])
     spill.spill(rows[40:])
-    args = ["serve", "--config", str(_config(tmp_path))]
+    args = ["--config", str(_config(tmp_path))]
     # Several workers share a fixed port (SO_REUSEPORT); one may take any.
     args += (
         ["--port", str(_free_port()), "--workers", str(workers)] if workers > 1 else ["--port", "0"]
     )
-    process = await asyncio.create_subprocess_exec(
-        *TURNOUT,
-        *args,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ},
-    )
-    assert process.stderr is not None
-    log: list[str] = []
-    try:
+    async with serving(*args, listeners=workers, within=60) as (process, _, log):
+        # Every spilled file is claimed (its rows queued in a worker), none written yet.
         async with asyncio.timeout(60):
-            listening = 0
-            while listening < workers:
-                line = (await process.stderr.readline()).decode()
-                assert line, "turnout exited early:\n" + "".join(log)
-                log.append(line)
-                listening += bool(re.search(r"listening on http://", line))
-
-            # Every spilled file is claimed (its rows queued in a worker), none written yet.
             await _until_claimed(tmp_path / "spill", files=2)
         assert _stored(tmp_path / "turnout.db") == []
-
-        process.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(60):
-            rest = (await process.stderr.read()).decode()
-            code = await process.wait()
-        log.append(rest)
-        assert code == 0, "".join(log)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        assert await stop(process, within=60) == 0, "".join(log)
     assert _stored(tmp_path / "turnout.db") == sorted(row.request_id for row in rows)
     assert list((tmp_path / "spill").iterdir()) == []
     assert "could not be written" not in "".join(log)

@@ -9,9 +9,6 @@ with its retries off so that each 429 is seen as sent.
 from __future__ import annotations
 
 import asyncio
-import os
-import re
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,9 +18,9 @@ import openai
 import yaml
 
 from fakes.fake_openai import FakeOpenAI
+from serve_process import serving, stop
 from services import free_port
 
-TURNOUT = [sys.executable, "-m", "turnout.cli"]
 MASTER = "sk-master-workers-ledger"
 #: Micro-dollars per input and output token: every charge is a whole number.
 INPUT_PRICE, OUTPUT_PRICE = 0.000001, 0.000002
@@ -54,44 +51,6 @@ def _config(tmp_path: Path, upstream: str) -> Path:
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump(data))
     return path
-
-
-async def _serve(config: Path, port: int) -> asyncio.subprocess.Process:
-    process = await asyncio.create_subprocess_exec(
-        *TURNOUT,
-        "serve",
-        "--config",
-        str(config),
-        "--port",
-        str(port),
-        "--workers",
-        "2",
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ},
-        cwd=config.parent,
-    )
-    assert process.stderr is not None
-    log: list[str] = []
-    async with asyncio.timeout(60):
-        listening = 0
-        while listening < 2:
-            line = (await process.stderr.readline()).decode()
-            assert line, "turnout exited early:\n" + "".join(log)
-            log.append(line)
-            listening += bool(re.search(r"listening on http://", line))
-    return process
-
-
-async def _stop(process: asyncio.subprocess.Process) -> None:
-    if process.returncode is None:
-        process.terminate()
-        try:
-            async with asyncio.timeout(30):
-                await process.wait()
-        except TimeoutError:
-            process.kill()
-            await process.wait()
 
 
 async def _generate(base: str, **fields: Any) -> str:
@@ -141,10 +100,10 @@ async def test_a_budget_and_an_rpm_limit_hold_across_two_workers_without_redis(
     tmp_path: Path,
 ) -> None:
     async with FakeOpenAI(reply="the answer is always the same eight words here") as fake:
-        port = free_port()
-        process = await _serve(_config(tmp_path, fake.url), port)
-        base = f"http://127.0.0.1:{port}"
-        try:
+        config = str(_config(tmp_path, fake.url))
+        args = ("--config", config, "--port", str(free_port()), "--workers", "2")
+        async with serving(*args, listeners=2, cwd=str(tmp_path)) as (process, port, _):
+            base = f"http://127.0.0.1:{port}"
             # A request's estimate is its prompt (about a dozen tokens) at the input price
             # plus max_tokens (40) at the output price, some 90 micro-dollars; it costs some
             # 30. A budget of 100 holds one estimate at a time, and after one request's charge
@@ -176,5 +135,4 @@ async def test_a_budget_and_an_rpm_limit_hold_across_two_workers_without_redis(
             assert set(statuses) <= {200, 429}, statuses
             assert statuses.count(200) == 5, statuses
             assert len(fake.requests) - before == 5
-        finally:
-            await _stop(process)
+            await stop(process)

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import socket
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +12,8 @@ import openai
 import pytest
 
 from fakes.fake_openai import FakeOpenAI
+from serve_process import TURNOUT, serving
 
-TURNOUT = [sys.executable, "-m", "turnout.cli"]
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -35,50 +31,6 @@ def _config(path: Path, fake_url: str, groups: tuple[str, ...] = ("chat",)) -> P
     )
     path.write_text(f"server:\n  shutdown_timeout: 10\nmodel_list:{entries}")
     return path
-
-
-@asynccontextmanager
-async def serving(
-    *args: str, env: dict[str, str] | None = None
-) -> AsyncIterator[tuple[asyncio.subprocess.Process, int, list[str]]]:
-    """Start `turnout serve ARGS --port 0`; yield the process, its port and its log lines."""
-    import os
-
-    process = await asyncio.create_subprocess_exec(
-        *TURNOUT,
-        "serve",
-        *args,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "FAKE_KEY": "sk-fake", **(env or {})},
-    )
-    assert process.stderr is not None
-    lines: list[str] = []
-    port = 0
-    try:
-        async with asyncio.timeout(15):
-            while not port:
-                line = (await process.stderr.readline()).decode()
-                if not line:
-                    raise AssertionError("turnout exited early:\n" + "".join(lines))
-                lines.append(line)
-                found = re.search(r"listening on http://[\d.]+:(\d+)", line)
-                if found:
-                    port = int(found.group(1))
-
-        async def drain() -> None:
-            assert process.stderr is not None
-            while line := await process.stderr.readline():
-                lines.append(line.decode())
-
-        reader = asyncio.create_task(drain())
-        yield process, port, lines
-    finally:
-        if process.returncode is None:
-            process.kill()
-        await process.wait()
-        if "reader" in locals():
-            await reader
 
 
 def _client(port: int) -> openai.AsyncOpenAI:

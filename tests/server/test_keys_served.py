@@ -15,11 +15,11 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
-from test_cli import serving
 
 from fakes.fake_openai import FakeOpenAI
 from governance_stores import StoreKit, _admin, postgres_url
 from key_harness import MASTER, MESSAGES, Admin, keyed_gateway
+from serve_process import serving
 
 
 def _config(path: Path, upstream: str, store: dict[str, Any], **server: Any) -> Path:

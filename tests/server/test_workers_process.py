@@ -25,10 +25,10 @@ from typing import Any
 import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from test_cli import TURNOUT, serving
 
 from fakes.fake_openai import FakeOpenAI, Fault
 from litellm_shape import one_per_model
+from serve_process import TURNOUT, serving
 
 MESSAGES: Any = [{"role": "user", "content": "Hello"}]
 
