@@ -280,3 +280,32 @@ async def test_an_unreachable_ledger_fails_closed_unless_told(
         # A key with neither budget nor limits holds nothing, and is served.
         plain = await admin.post("/key/generate", {})
         await _raw(gateway, plain["key"])
+
+
+async def test_a_restarted_gateway_starts_from_the_spend_recorded_even_after_a_regenerate(
+    tmp_path: Path,
+) -> None:
+    """A new process's ledger starts empty: the budget's seed, the store's record of this
+    period's spend (under every digest the key had), keeps what was spent before."""
+    async with enforcing_gateway(_store(tmp_path)) as (gateway, admin):
+        made = await admin.post("/key/generate", {"max_budget": 0.0002})
+        key, token = made["key"], made["token"]
+        served = [(await _raw(gateway, key, max_tokens=10)).parse().usage for _ in range(3)]
+        await spend_rows(admin, token, 3)
+        spent = sum(exact_micros(u.prompt_tokens, u.completion_tokens) for u in served)
+        fresh = await admin.post("/key/regenerate", {"key": key})
+    async with enforcing_gateway(_store(tmp_path)) as (gateway, admin):
+        assert await key_spend(admin, fresh["key"]) == spent
+        more = 0
+        status = 200
+        while status == 200:
+            try:
+                usage = (await _raw(gateway, fresh["key"], max_tokens=10)).parse().usage
+            except openai.APIStatusError as refusal:
+                status = refusal.status_code
+                continue
+            more += exact_micros(usage.prompt_tokens, usage.completion_tokens)
+            assert more < 200, "the budget never refused"
+        assert status == 429
+        assert spent + more <= 200
+        assert await key_spend(admin, fresh["key"]) == spent + more

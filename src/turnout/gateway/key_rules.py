@@ -8,9 +8,10 @@ model's own budget and limits (LiteLLM's ``model_max_budget``, ``model_rpm_limit
 user's budget (a user with keys in several teams spends one budget).
 
 Each budget carries its `seed`: the spend the store of record already holds for it in its
-current period, summed from the spend logs, so that a ledger that starts empty (a restarted
-process, a Redis that lost its data) starts from what was really spent. It is read with the key,
-so it costs nothing per request while the key's read is cached.
+current period (the entity's budget counter, which every spend-log row is charged to in its own
+transaction, whatever digest the key had then), so that a ledger that starts empty (a restarted
+process, a Redis that lost its data) starts from what was really spent. It comes with the key's
+read, so it costs no query of its own.
 
 Periods are the store's (`turnout.governance.periods`): calendar-aligned ones (``1d`` at
 midnight UTC, ``7d`` on Mondays, ``30d`` and ``Nmo`` on the 1st) map to ledger periods of the
@@ -24,8 +25,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from turnout.governance import GovernanceStore, Key, Team, User
-from turnout.governance.ledger import Budget, Limits, Period, wall_ms
+from turnout.governance import Key, Team, User
+from turnout.governance.ledger import Budget, Limits, Period
 from turnout.governance.periods import parse_duration
 from turnout.governance.records import Limits as Settings
 from turnout.governance.records import ModelLimits
@@ -33,7 +34,6 @@ from turnout.governance.records import ModelLimits
 #: 1970-01-05, a Monday: the anchor of weeks that start on Mondays.
 _MONDAY = 4 * 86_400
 _DAY = 86_400
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,40 +81,23 @@ def ledger_period(duration: str | None, reset_at: datetime | None) -> Period | N
     return Period(seconds=seconds, anchor=anchor)
 
 
-def period_start(period: Period | None, now_ms: int) -> datetime:
-    """When the period holding `now_ms` began (the epoch for a budget that never resets)."""
-    if period is None:
-        return _EPOCH
-    start, _ = period.bounds(now_ms, now_ms)
-    return datetime.fromtimestamp(start / 1000, UTC)
-
-
-async def rules_of(
-    store: GovernanceStore,
-    key: Key,
-    team: Team | None,
-    user: User | None,
-) -> Rules:
-    """The key's rules, with every budget seeded from the spend logs."""
-    now = wall_ms()
+def rules_of(key: Key, team: Team | None, user: User | None) -> Rules:
+    """The key's rules, every budget seeded with its counter's spend this period."""
     budgets: list[Budget] = []
     limits: list[Limits] = []
     model_budgets: dict[str, list[Budget]] = {}
     model_limits: dict[str, list[Limits]] = {}
-    owners: list[tuple[str, Key | Team | User, dict[str, str]]] = [
-        (f"key:{key.id}", key, {"api_key": key.token_hash})
-    ]
+    owners: list[tuple[str, Key | Team | User]] = [(f"key:{key.id}", key)]
     if team is not None:
-        owners.append((f"team:{team.id}", team, {"team_id": team.id}))
+        owners.append((f"team:{team.id}", team))
     if user is not None:
-        owners.append((f"user:{user.id}", user, {"user_id": user.id}))
-    for scope, entity, owner in owners:
+        owners.append((f"user:{user.id}", user))
+    for scope, entity in owners:
         settings = entity.settings
         reset_at = entity.budget.reset_at
         if settings.max_budget is not None:
             period = ledger_period(settings.budget_duration, reset_at)
-            seed = await store.spend_since(period_start(period, now), **owner)
-            budgets.append(Budget(scope, settings.max_budget, period, seed))
+            budgets.append(Budget(scope, settings.max_budget, period, entity.budget.spend))
         if scope.startswith(("key:", "team:")) and _limited(settings):
             limits.append(
                 Limits(
@@ -128,8 +111,7 @@ async def rules_of(
             model_scope = f"{scope}:model:{model}"
             if own.max_budget is not None:
                 period = ledger_period(own.budget_duration or settings.budget_duration, reset_at)
-                start = period_start(period, now)
-                seed = await store.spend_since(start, model_group=model, **owner)
+                seed = entity.model_spend.get(model, 0)
                 model_budgets.setdefault(model, []).append(
                     Budget(model_scope, own.max_budget, period, seed)
                 )

@@ -252,11 +252,11 @@ async def key_info(gateway: Gateway, http: web.Request) -> web.Response:
         if ref is None:
             if own is None:
                 raise invalid("name the key: /key/info?key=<key, token or id>", "key")
-            return await with_ledger_spend(gateway.ledger, store, await store.get_key(own))
+            return await with_ledger_spend(gateway.ledger, await store.get_key(own))
         key = await find_key(store, ref)
         if own is not None and key.id != own:
             raise AdminOnlyError(f"{http.path} for another key")
-        return await with_ledger_spend(gateway.ledger, store, key)
+        return await with_ledger_spend(gateway.ledger, key)
 
     key = await on_store(gateway, work)
     return answer(KeyInfoAnswer(key=key.token_hash, info=render_key(key)))
@@ -346,7 +346,7 @@ async def team_info(gateway: Gateway, http: web.Request) -> web.Response:
     team_id = query(http, TeamInfoQuery).team_id
 
     async def work(store: GovernanceStore) -> TeamInfoAnswer:
-        team = await with_ledger_spend(gateway.ledger, store, await store.get_team(team_id))
+        team = await with_ledger_spend(gateway.ledger, await store.get_team(team_id))
         keys = await store.list_keys(team_id=team_id, limit=KEYS_LISTED)
         return TeamInfoAnswer(
             team_id=team.id,
@@ -429,7 +429,7 @@ async def user_info(gateway: Gateway, http: web.Request) -> web.Response:
     user_id = query(http, UserInfoQuery).user_id
 
     async def work(store: GovernanceStore) -> UserInfoAnswer:
-        user = await with_ledger_spend(gateway.ledger, store, await store.get_user(user_id))
+        user = await with_ledger_spend(gateway.ledger, await store.get_user(user_id))
         keys = await store.list_keys(user_id=user_id, limit=KEYS_LISTED)
         return UserInfoAnswer(
             user_id=user.id,

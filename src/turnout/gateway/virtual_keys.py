@@ -223,7 +223,7 @@ class VirtualKeys:
             )
         verdict = _judge(key, team, token_hash, until)
         if verdict.caller is not None:
-            rules = await rules_of(store, key, team, user)
+            rules = rules_of(key, team, user)
             if not rules.empty:
                 caller = dataclasses.replace(verdict.caller, rules=rules)
                 verdict = dataclasses.replace(verdict, caller=caller)

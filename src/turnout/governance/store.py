@@ -142,20 +142,6 @@ class GovernanceStore(Protocol):
         """Rows by start time, oldest first, with `start <= start_time < end`."""
         ...
 
-    async def spend_since(
-        self,
-        start: datetime,
-        *,
-        api_key: str | None = None,
-        team_id: str | None = None,
-        user_id: str | None = None,
-        model_group: str | None = None,
-    ) -> int:
-        """Micro-dollars spent by requests that started at `start` or later, by the key (its
-        hash), team or user named (and only on `model_group` when given): what a budget's
-        current period already holds, for a ledger that starts without it."""
-        ...
-
     async def daily_spend(
         self,
         *,

@@ -202,15 +202,3 @@ def total(
         *_day_range(start, end), *_filters(DAILY_SPEND, **equal)
     )
     return int(connection.scalar(query) or 0)
-
-
-def since(
-    connection: Connection, *, start: datetime, model_group: str | None, **equal: str | None
-) -> int:
-    """Spend of the rows matching `equal` (and `model_group`) that started at `start` or
-    later: one range scan of a ``(<owner>, start_time)`` index."""
-    conditions = _filters(SPEND_LOGS, **equal, model_group=model_group)
-    query = select(func.coalesce(func.sum(SPEND_LOGS.c.spend), 0)).where(
-        *conditions, SPEND_LOGS.c.start_time >= start
-    )
-    return int(connection.scalar(query) or 0)

@@ -325,22 +325,6 @@ class SqlGovernanceStore:
             lambda c: spend.logs(c, start=start, end=end, limit=limit, **equal)
         )
 
-    async def spend_since(
-        self,
-        start: datetime,
-        *,
-        api_key: str | None = None,
-        team_id: str | None = None,
-        user_id: str | None = None,
-        model_group: str | None = None,
-    ) -> int:
-        equal = {"api_key": api_key, "team_id": team_id, "user_id": user_id}
-        if all(value is None for value in equal.values()):
-            raise ValueError("spend_since names a key, a team or a user")
-        return await self.runner.read(
-            lambda c: spend.since(c, start=start, model_group=model_group, **equal)
-        )
-
     async def daily_spend(
         self,
         *,
