@@ -4,9 +4,11 @@ log kept, and stopped whatever happens."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import sys
+import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -24,7 +26,25 @@ async def serving(
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int, list[str]]]:
     """Start `turnout serve ARGS`; yield the process, its port and its log lines (kept as
     they come) once `listeners` processes (the workers of ``--workers N``) listen. Killed
-    at the end if it is still running; a test that wants a clean stop sends SIGTERM itself."""
+    at the end if it is still running; a test that wants a clean stop sends SIGTERM itself.
+    It runs in `cwd`, by default a directory of its own that goes with it, so that what a
+    gateway writes beside it (a default SQLite file, spilled spend rows) never lands in the
+    checkout."""
+    with contextlib.ExitStack() as stack:
+        if cwd is None:
+            cwd = stack.enter_context(tempfile.TemporaryDirectory(prefix="turnout-serve-"))
+        async with _serving(args, env, listeners, cwd, within) as served:
+            yield served
+
+
+@asynccontextmanager
+async def _serving(
+    args: tuple[str, ...],
+    env: dict[str, str] | None,
+    listeners: int,
+    cwd: str,
+    within: float,
+) -> AsyncIterator[tuple[asyncio.subprocess.Process, int, list[str]]]:
     process = await asyncio.create_subprocess_exec(
         *TURNOUT,
         "serve",
