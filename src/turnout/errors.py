@@ -213,6 +213,8 @@ class ProviderError(TurnoutError):
         self.upstream_status = status
         self.retry_after = retry_after
         self.deployment_id = deployment_id
+        #: The upstream's own id for the failed call, when its error reply carried one.
+        self.upstream_request_id: str | None = None
 
 
 class BadRequestError(ProviderError):
@@ -489,13 +491,24 @@ class AttemptRecord:
     error: FailureKind | None = None
     status: int | None = None
     message: str | None = None
+    #: The deployment's readable name (its id when none was given).
+    deployment_name: str = ""
+    #: What the attempt was billed, in US dollars, when known (None: nothing, or unpriced).
+    cost: float | None = None
+    #: The upstream's own id for the call, when it sent one.
+    upstream_request_id: str | None = None
+
+    @property
+    def name(self) -> str:
+        """How to show the deployment: its readable name, else its id."""
+        return self.deployment_name or self.deployment_id
 
     def describe(self) -> str:
         if self.error is None:
-            return f"{self.deployment_id} ({self.model_group}): ok in {self.duration:.3f}s"
+            return f"{self.name} ({self.model_group}): ok in {self.duration:.3f}s"
         status = f" {self.status}" if self.status is not None else ""
         message = self.message or ""
         if len(message) > _MESSAGE_LIMIT:
             message = message[: _MESSAGE_LIMIT - 1] + "…"
         detail = f": {message}" if message else ""
-        return f"{self.deployment_id} ({self.model_group}): {self.error}{status}{detail}"
+        return f"{self.name} ({self.model_group}): {self.error}{status}{detail}"

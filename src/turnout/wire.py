@@ -82,14 +82,23 @@ class Request:
     #: For a stream: seconds within which its first chunk must reach the caller (the SDK's
     #: read timeout), which may come before `timeout`. Time is kept for a fallback within it.
     start_within: float | None = None
+    #: The request's own id, unique within the gateway: spend rows and events are keyed by it.
     request_id: str = field(default_factory=new_request_id)
     #: Who the request is attributed to; None when the router is used as a library.
     principal: Principal | None = None
+    #: The id the caller gave the request (its ``x-request-id``), when it gave one. Callers may
+    #: reuse an id, so it is shown and forwarded, never used as a key.
+    client_request_id: str | None = None
     _prompt_tokens: int | None = field(default=None, repr=False)
 
     @property
     def stream(self) -> bool:
         return self.body.get("stream") is True
+
+    @property
+    def public_id(self) -> str:
+        """The id the caller knows the request by: its own, else the request's."""
+        return self.client_request_id or self.request_id
 
     @property
     def prompt_tokens(self) -> int:
@@ -165,7 +174,7 @@ class _LazyBody:
 class ProviderResponse(_LazyBody):
     """A provider's answer to a non-streaming call."""
 
-    __slots__ = ("rate_limits", "usage")
+    __slots__ = ("rate_limits", "upstream_request_id", "usage")
 
     def __init__(
         self,
@@ -177,6 +186,9 @@ class ProviderResponse(_LazyBody):
         super().__init__(body, raw)
         self.usage = usage if usage is not None else Usage()
         self.rate_limits = rate_limits
+        #: The upstream's own id for the call (its ``x-request-id`` or the like), when it sent
+        #: one: what its operators find the call by.
+        self.upstream_request_id: str | None = None
 
     @property
     def body(self) -> dict[str, Any]:
@@ -186,7 +198,7 @@ class ProviderResponse(_LazyBody):
 class StreamChunk(_LazyBody):
     """One event of a stream, in OpenAI's chunk shape (``raw`` is the event's data bytes)."""
 
-    __slots__ = ("finish_reason", "rate_limits", "usage")
+    __slots__ = ("finish_reason", "rate_limits", "upstream_request_id", "usage")
 
     def __init__(
         self,
@@ -202,6 +214,8 @@ class StreamChunk(_LazyBody):
         #: Set on the chunk that ends a choice; a stream that ends without one was cut short.
         self.finish_reason = finish_reason
         self.rate_limits = rate_limits
+        #: On a stream's first chunk: the upstream's own id for the call, when it sent one.
+        self.upstream_request_id: str | None = None
 
     @property
     def data(self) -> dict[str, Any]:

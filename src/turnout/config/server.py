@@ -21,6 +21,22 @@ from turnout.secrets import Secret
 _MiB = 1024 * 1024
 
 
+class RequestLogConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """The request log: one JSON line per routed request (`turnout.observe.request_log`)."""
+
+    #: On by default: an operator can follow every request, its attempts and its cost.
+    enabled: bool = True
+    #: A file the lines are appended to (None: standard output).
+    path: str | None = None
+    #: Log the request's messages and the answer's text too (shortened). Off unless asked:
+    #: prompts and answers may hold what must not sit in logs.
+    capture_content: bool = False
+
+    def __post_init__(self) -> None:
+        if self.path is not None and not self.path.strip():
+            raise ConfigError("request_log.path must not be empty (leave it out for stdout)")
+
+
 class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How the gateway's HTTP server listens and behaves."""
 
@@ -61,6 +77,10 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     metrics_public: bool = False
     #: Least severe log level written.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    #: One JSON line per routed request, refusals included (logger ``turnout.requests``).
+    request_log: RequestLogConfig = RequestLogConfig()
+    #: One line per HTTP request, whatever its path and status (logger ``turnout.access``).
+    access_log: bool = True
     #: Reserved for the built-in demo (simulated providers, no keys needed).
     demo: bool = False
 

@@ -7,35 +7,31 @@ are written as the upstream's own bytes when no translation was needed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import socket
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
 from aiohttp import HttpVersion11, web
 
-from turnout.errors import (
-    DeadlineExceededError,
-    InvalidRequestError,
-    TurnoutError,
-)
+from turnout.errors import InvalidRequestError, TurnoutError
 from turnout.gateway import framing
 from turnout.gateway.advice import retry_headers
 from turnout.gateway.body import check_declared_length, read_body
+from turnout.gateway.exchange import EXCHANGE, Exchange
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.ledger_errors import LedgerRefusal
 from turnout.gateway.management import add_management_routes
-from turnout.gateway.requests import build_request, parse_body, sdk_wait
+from turnout.gateway.request_ids import REQUEST_ID_HEADER, TRACE_ID, id_headers, ids_of
+from turnout.gateway.requests import build_request, parse_body, prompt_of
+from turnout.gateway.stream_relay import relay_stream
+from turnout.gateway.turnout_headers import error_headers, served_headers
 from turnout.gateway.virtual_keys import admit, visible_models
 from turnout.gateway.worker_health import EJECTION_PHASES, WorkerHealth
 from turnout.governance.ledger import rate_limit_headers
 from turnout.observe.events import HttpRequestFinished
 from turnout.router.limits import LimitsView
-from turnout.router.result import Response
-from turnout.router.streaming import Stream
 from turnout.secrets import SHAPES_ONLY, Redactor
 from turnout.wire import Operation
 
@@ -44,16 +40,7 @@ logger = logging.getLogger("turnout.gateway")
 GATEWAY = web.AppKey("gateway", Gateway)
 #: The worker's view of the other workers' health (None: one worker, or a shared store).
 WORKERS: web.AppKey[WorkerHealth | None] = web.AppKey("workers")
-#: What the error middleware learns about a request from its handler, for its
-#: `HttpRequestFinished` event.
-ROUTE = web.RequestKey("route", str)
-MODEL_GROUP = web.RequestKey("model_group", str)
-STREAMED = web.RequestKey("streamed", bool)
-FIRST_BYTE = web.RequestKey("first_byte", float)
-#: When the caller stops waiting (`time.perf_counter`), for the retry advice of an error.
-DEADLINE = web.RequestKey("deadline", float)
 _ENCODE = msgspec.json.Encoder().encode
-_SSE_DONE = b"data: [DONE]\n\n"
 _JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -64,6 +51,7 @@ def create_app(gateway: Gateway, workers: WorkerHealth | None = None) -> web.App
     # Bodies are read by `server.body.read_body`, against the limit in force at each request
     # (a reload changes it), so aiohttp's own fixed `client_max_size` is not used.
     app = web.Application(middlewares=[_openai_errors])
+    app.on_response_prepare.append(_name_the_answer)
     app[GATEWAY] = gateway
     app[WORKERS] = workers
     for path, operation in _PATHS:
@@ -98,19 +86,25 @@ def error_response(
 @web.middleware
 async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     started = time.perf_counter()
+    exchange = exchange_of(request)
     status = 500
+    error_kind: str | None = None
     try:
         response = await handler(request)
         status = response.status
         return response
     except TurnoutError as error:
         status = error.status
+        error_kind = error.kind.value
         gateway = request.app[GATEWAY]
-        deadline = request.get(DEADLINE)
-        time_left = 0.0 if deadline is None else deadline - time.perf_counter()
+        deadline = exchange.deadline
+        now = time.perf_counter()
+        time_left = 0.0 if deadline is None else deadline - now
         advice = retry_headers(error, time_left, gateway.router.config.retries.max_retry_after)
+        # A new dict: the advice may be shared.
+        advice = {**advice, **error_headers(error.attempts, exchange.model_group, now - started)}
         if isinstance(error, LedgerRefusal):
-            advice = {**advice, **error.headers}
+            advice.update(error.headers)
         response = error_response(error, gateway.redactor, advice)
         if not request.content.is_eof():
             response.force_close()  # the body was not read: this connection cannot carry more
@@ -119,6 +113,7 @@ async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamRe
         status = exc.status
         return _http_error(exc)
     except Exception:
+        error_kind = "internal"
         logger.exception("unexpected error serving %s %s", request.method, request.path)
         return web.Response(
             status=500,
@@ -128,20 +123,54 @@ async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamRe
             content_type=_JSON,
         )
     finally:
-        route = request.get(ROUTE)
-        if route is not None:
-            bus = request.app[GATEWAY].bus
-            if bus.active:
-                bus.emit(
-                    HttpRequestFinished(
-                        route,
-                        request.get(MODEL_GROUP, "unknown"),
-                        status,
-                        time.perf_counter() - started,
-                        request.get(STREAMED, False),
-                        request.get(FIRST_BYTE),
-                    )
-                )
+        if exchange.route is not None:
+            _report(request, exchange, status, error_kind, time.perf_counter() - started)
+
+
+def _report(
+    request: web.Request, exchange: Exchange, status: int, error: str | None, took: float
+) -> None:
+    """The routed request's `HttpRequestFinished`, and with content capture, its content."""
+    gateway = request.app[GATEWAY]
+    ids = exchange.ids
+    records = gateway.records
+    if records is not None and gateway.capture_content and exchange.messages is not None:
+        records.attach_content(ids.own, exchange.messages, exchange.answer)
+    bus = gateway.bus
+    if bus.active:
+        assert exchange.route is not None
+        bus.emit(
+            HttpRequestFinished(
+                exchange.route,
+                exchange.model_group or "unknown",
+                status,
+                took,
+                exchange.stream,
+                exchange.first_byte,
+                ids.own,
+                ids.given,
+                exchange.model,
+                exchange.principal,
+                error or exchange.error,
+                request.get(TRACE_ID),
+            )
+        )
+
+
+def exchange_of(request: web.Request) -> Exchange:
+    """The request's `Exchange`, made (with its ids) the first time it is asked for."""
+    exchange = request.get(EXCHANGE)
+    if exchange is None:
+        exchange = request[EXCHANGE] = Exchange(ids_of(request))
+    return exchange
+
+
+async def _name_the_answer(request: web.Request, response: web.StreamResponse) -> None:
+    """Every answer says which request it answers, whatever produced it (a handler, an error,
+    a refused ``Expect``, aiohttp's own 404 or 405): as its headers are about to go out."""
+    headers = response.headers
+    if REQUEST_ID_HEADER not in headers:
+        headers.update(id_headers(exchange_of(request).ids))
 
 
 def _http_error(exc: web.HTTPException) -> web.Response:
@@ -181,27 +210,36 @@ def _completion_route(operation: Operation) -> Handler:
 
     async def handle(http: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
-        http[ROUTE] = route
+        exchange = http[EXCHANGE]
+        exchange.route = route
         gateway = http.app[GATEWAY]
         caller = await gateway.identify(http.headers)
+        exchange.principal = caller.principal
         body = parse_body(await read_body(http, gateway.config.server.max_body_bytes))
-        request = build_request(body, operation, http.headers, caller.principal)
+        ids = exchange.ids
+        request = build_request(
+            body, operation, http.headers, caller.principal, ids=(ids.own, ids.given)
+        )
+        exchange.model = request.model
+        capture = gateway.capture_content
+        if capture:
+            exchange.messages = prompt_of(body)
         router = gateway.router
         if caller.grant is not None:
             admit(caller.grant, request, router.group_of)
         limit = request.timeout if request.timeout is not None else router.config.timeout
-        http[DEADLINE] = started + limit
-        group = http[MODEL_GROUP] = router.group_of(request.model)
+        exchange.deadline = started + limit
+        group = exchange.model_group = router.group_of(request.model)
         ticket = await gateway.hold(caller, request, group)
-        # The id the request's spend-log row is under (``/spend/logs?request_id=``), and its
-        # key's rate-limit standing.
-        limits = {REQUEST_ID_HEADER: request.request_id}
+        headers = id_headers(ids)
         if ticket is not None:
-            limits.update(rate_limit_headers(ticket.limits))
+            headers.update(rate_limit_headers(ticket.limits))
         try:
             if request.stream:
-                http[STREAMED] = True
-                return await _relay_stream(http, gateway, request, started, limits)
+                exchange.stream = True
+                return await relay_stream(
+                    http, gateway, request, started, headers, exchange, capture
+                )
             if operation is Operation.EMBEDDING:
                 answer = await router.embed(request)
             else:
@@ -209,8 +247,18 @@ def _completion_route(operation: Operation) -> Handler:
         finally:
             if gateway.spend is not None:
                 gateway.spend.never_routed(request.request_id)
-        headers = _answer_headers(answer, time.perf_counter() - started)
-        headers.update(limits)
+        if capture:
+            exchange.answer = answer.text
+        upstream = sum(attempt.duration for attempt in answer.attempts)
+        headers.update(
+            served_headers(
+                answer.deployment.name,
+                answer.deployment.model_name,
+                len(answer.attempts),
+                time.perf_counter() - started - upstream,
+                answer.cost,
+            )
+        )
         return web.Response(body=answer.encode(), content_type=_JSON, headers=headers)
 
     return handle
@@ -233,106 +281,6 @@ async def _expect_continue(http: web.Request) -> web.StreamResponse | None:
         await http.writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
         http.writer.output_size = 0
     return None
-
-
-#: The response header naming the request's id, as the spend logs know it.
-REQUEST_ID_HEADER = "x-request-id"
-
-
-def _answer_headers(answer: Response, elapsed: float) -> dict[str, str]:
-    upstream = sum(attempt.duration for attempt in answer.attempts)
-    headers = {
-        "x-turnout-deployment": answer.deployment.id,
-        "x-turnout-model-group": answer.deployment.model_name,
-        "x-turnout-attempts": str(len(answer.attempts)),
-        "x-turnout-overhead-ms": f"{max(0.0, elapsed - upstream) * 1000:.2f}",
-    }
-    if answer.cost is not None:
-        headers["x-turnout-cost"] = f"{answer.cost:.8f}"
-    return headers
-
-
-async def _relay_stream(
-    http: web.Request,
-    gateway: Gateway,
-    request: Any,
-    started: float,
-    limits: Mapping[str, str],
-) -> web.StreamResponse:
-    """Relay chunk by chunk. Failures before the first chunk never reach the client (the router
-    retried or failed over, or this raises into an ordinary error response); a failure after it
-    ends the stream with an error event and no ``[DONE]``, so it cannot pass for complete."""
-    stream = await _first_chunk(http, gateway, request, started)
-    first_byte = time.perf_counter() - started
-    http[FIRST_BYTE] = first_byte
-    upstream = stream.ttft + sum(a.duration for a in stream.attempts)
-    response = web.StreamResponse(
-        headers={
-            "content-type": "text/event-stream",
-            "cache-control": "no-cache",
-            "x-turnout-deployment": stream.deployment.id,
-            "x-turnout-model-group": stream.deployment.model_name,
-            "x-turnout-attempts": str(len(stream.attempts) + 1),
-            "x-turnout-overhead-ms": f"{max(0.0, first_byte - upstream) * 1000:.2f}",
-            **limits,
-        }
-    )
-    try:
-        _bound_send_buffer(http, gateway.config.server.stream_send_buffer_bytes)
-        await response.prepare(http)
-        try:
-            async for chunk in stream:
-                await response.write(b"data: " + chunk.encode() + b"\n\n")
-        except TurnoutError as error:
-            logger.warning(
-                "stream-broken deployment=%s error=%s", stream.deployment.id, error.kind.value
-            )
-            body = gateway.redactor.error_body(error)
-            await response.write(b"data: " + _ENCODE(body) + b"\n\n")
-            return response
-        await response.write(_SSE_DONE)
-    except ConnectionError:
-        # The client went away: close the upstream, free the deployment, write nothing more.
-        await stream.aclose()
-        return response
-    finally:
-        await stream.aclose()
-    return response
-
-
-async def _first_chunk(http: web.Request, gateway: Gateway, request: Any, started: float) -> Stream:
-    """The router's stream once its first chunk is in, within the SDK's read timeout: the
-    response begins with that chunk, and an SDK that sees nothing by then gives up and
-    repeats the request. Past it, the caller gets a 504 that advises no repeat."""
-    wait = sdk_wait(http.headers)
-    if wait is None or http[DEADLINE] <= started + wait:
-        return await gateway.router.stream(request)
-    http[DEADLINE] = started + wait
-    clock = gateway.clock
-    try:
-        async with clock.timeout_at(clock.now() + started + wait - time.perf_counter()):
-            return await gateway.router.stream(request)
-    except TimeoutError:
-        raise DeadlineExceededError(
-            f"No answer began within the client's read timeout (of which {wait:.3g}s are "
-            "kept, the rest being the answer's way back)"
-        ) from None
-
-
-def _bound_send_buffer(http: web.Request, size: int) -> None:
-    """Fix the connection's kernel send buffer at `size` bytes (0: leave it self-tuning).
-
-    Between the upstream and the client a stream is buffered only in fixed amounts: the
-    upstream client's read buffer, the transport's write buffer (``response.write`` waits for it
-    to drain) and the kernel's socket buffers. The kernel tunes its send buffer up to megabytes
-    for a client that stops reading; fixed, it bounds what a stalled client holds up, and a token
-    stream never needs more to keep a reading client fed.
-    """
-    transport = http.transport
-    sock = None if not size or transport is None else transport.get_extra_info("socket")
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
 
 # ---- models, health, metrics, admin -------------------------------------------------------
@@ -367,9 +315,11 @@ async def _health(http: web.Request) -> web.Response:
     gateway = http.app[GATEWAY]
     gateway.auth.authenticate(http.headers)
     entries = await gateway.router.health()
+    names = {deployment.id: deployment.name for deployment in gateway.router.deployments()}
     deployments = [
         {
             "id": entry.deployment_id,
+            "name": names.get(entry.deployment_id, entry.deployment_id),
             "model_group": entry.model_group,
             "provider": entry.provider,
             "model": entry.model,

@@ -51,6 +51,8 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from turnout.config.server import ServerConfig
 from turnout.errors import InvalidRequestError
 from turnout.gateway import framing
+from turnout.gateway.access_log import log_access
+from turnout.gateway.request_ids import fresh_id_headers
 
 logger = logging.getLogger("turnout.gateway")
 
@@ -242,7 +244,8 @@ class GatewayProtocol(RequestHandler):
             self.force_close()
         else:
             self._guard.touch(self)
-        super().log_access(request, response, time)
+        if self._guard.access_log and time is not None:
+            log_access(request, response, self._loop.time() - time)
 
     def evictable(self, now: float, limits: ConnectionLimits) -> bool:
         """Whether the connection may be closed to make room: it waits for a request, or its
@@ -312,7 +315,9 @@ class GatewayProtocol(RequestHandler):
             logger.error("failed to handle a request: %s", text, exc_info=exc)
         else:
             logger.debug("refused a malformed request: %d %s", status, text)
-        return framing.error_response(status, text)
+        response = framing.error_response(status, text)
+        response.headers.update(fresh_id_headers())
+        return response
 
 
 class ConnectionGuard:
@@ -323,8 +328,12 @@ class ConnectionGuard:
         server: web.Server,
         limits: Callable[[], ConnectionLimits],
         loop: asyncio.AbstractEventLoop,
+        *,
+        access_log: bool = False,
     ) -> None:
         self.loop = loop
+        #: Whether each answered request gets an access log line (`turnout.gateway.access_log`).
+        self.access_log = access_log
         self._server = server
         self._limits = limits
         #: Open connections.

@@ -25,6 +25,8 @@ from aiohttp.http_exceptions import (
     TransferEncodingError,
 )
 
+from turnout.wire import new_request_id
+
 #: Longest request line (method, URL, version) accepted: past it, 414.
 MAX_REQUEST_LINE: Final = 4096
 #: Longest header (name and value) accepted: past it, 431. It differs from the request line's
@@ -103,6 +105,7 @@ def raw_error(status: int, message: str) -> bytes:
         f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
         "Content-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n"
+        f"X-Request-Id: {new_request_id()}\r\n"
         "Retry-After: 1\r\n"
         "Connection: close\r\n\r\n"
     )

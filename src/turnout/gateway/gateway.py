@@ -25,6 +25,7 @@ from turnout.config.load import load_config
 from turnout.config.server import GatewayConfig, with_command_line
 from turnout.config.store import store_enabled
 from turnout.errors import InvalidRequestError, UnauthorizedError
+from turnout.gateway.access_log import AccessLineFormatter
 from turnout.gateway.auth import (
     Authenticator,
     authenticator_for,
@@ -42,6 +43,14 @@ from turnout.governance.ledger import Ledger, Ticket
 from turnout.governance.spend_writer import SpendWriter
 from turnout.observe.logs import LogObserver
 from turnout.observe.metrics import GatewayMetrics
+from turnout.observe.request_log import (
+    ACCESS_LOGGER,
+    REQUESTS_LOGGER,
+    JsonLineFormatter,
+    LogWriter,
+    RequestLog,
+)
+from turnout.observe.request_record import RecordAssembler
 from turnout.observe.series import Shared
 from turnout.providers.credentials import secrets_in
 from turnout.providers.registry import ProviderSet, provider_set
@@ -53,7 +62,15 @@ from turnout.wire import Request
 logger = logging.getLogger("turnout.gateway")
 
 #: Server settings a running process cannot change.
-RESTART_ONLY: Final = ("host", "port", "workers", "shutdown_timeout", "demo")
+RESTART_ONLY: Final = (
+    "host",
+    "port",
+    "workers",
+    "shutdown_timeout",
+    "demo",
+    "request_log",
+    "access_log",
+)
 
 
 class Gateway:
@@ -109,14 +126,34 @@ class Gateway:
             self._open_accounting(self.store, self.spend_sink)
         self.limits = ConnectionLimits.of(config.server)
         self.metrics.deployments(_described(config))
+        self._open_logs(config)
         self.draining = False
         self.started_at = time.time()
         #: One reload at a time (SIGHUP and POST /admin/reload may overlap); later ones queue.
         self._reload_lock = asyncio.Lock()
 
+    def _open_logs(self, config: GatewayConfig) -> None:
+        """The request log (an assembler of request records, logged) and the access log, both
+        written by one thread (`LogWriter`, started with the gateway)."""
+        server = config.server
+        #: Whether the request log holds the requests' messages and answers.
+        self.capture_content = server.request_log.enabled and server.request_log.capture_content
+        #: Assembles each request's record from the bus (None: no request log); add a sink to
+        #: receive the records too.
+        self.records: RecordAssembler | None = None
+        self.log_writer = LogWriter()
+        if server.request_log.enabled:
+            self.records = RecordAssembler(self.clock, [RequestLog()])
+            self.bus.subscribe(self.records)
+            destination = server.request_log.path or "stdout"
+            self.log_writer.route(REQUESTS_LOGGER, destination, JsonLineFormatter())
+        if server.access_log:
+            self.log_writer.route(ACCESS_LOGGER, "stderr", AccessLineFormatter())
+
     async def start(self) -> None:
-        """Open the store when it is on (a store that cannot be reached is retried in the
-        background; the gateway serves the master key meanwhile)."""
+        """Start the log writer; open the store when it is on (a store that cannot be reached
+        is retried in the background; the gateway serves the master key meanwhile)."""
+        self.log_writer.start()
         if self.store is None:
             return
         if self.config.server.master_key is None:
@@ -229,15 +266,19 @@ class Gateway:
 
     async def close(self) -> None:
         """Close the router (its providers and the transport, with every upstream connection)
-        and the store."""
+        and the store; then write the log lines still queued."""
         try:
             await self.router.aclose()
         finally:
             try:
                 await self._close_accounting()
             finally:
-                if self.store is not None:
-                    await self.store.aclose()
+                try:
+                    if self.store is not None:
+                        await self.store.aclose()
+                finally:
+                    # In a thread: it waits for the writer to write what is queued.
+                    await asyncio.to_thread(self.log_writer.stop)
 
 
 def _providers(config: GatewayConfig, transport: Transport, clock: Clock | None) -> ProviderSet:

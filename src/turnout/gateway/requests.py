@@ -86,9 +86,12 @@ def build_request(
     operation: Operation,
     headers: Mapping[str, str],
     principal: Principal | None = None,
+    *,
+    ids: tuple[str, str | None] | None = None,
 ) -> Request:
     """A router request from a decoded body, or an `InvalidRequestError` naming the field;
-    `principal`: who the gateway authenticated, carried on the request."""
+    `principal`: who the gateway authenticated, carried on the request; `ids`: the gateway's
+    own id for the request and the caller's (None: a fresh own id, no caller's)."""
     model = body.get("model")
     if model is None:
         raise InvalidRequestError("you must provide a model parameter", param="model")
@@ -106,7 +109,7 @@ def build_request(
         if isinstance(value, int) and value < 1:
             raise InvalidRequestError(f"`{name}` must be at least 1", param=name)
     _check_prompt(body, operation)
-    return Request(
+    request = Request(
         model=model,
         body=body,
         operation=operation,
@@ -116,6 +119,18 @@ def build_request(
         start_within=sdk_wait(headers) if stream is True else None,
         principal=principal,
     )
+    if ids is not None:
+        request.request_id, request.client_request_id = ids
+    return request
+
+
+def prompt_of(body: dict[str, Any]) -> object:
+    """What the caller asked (chat messages, a completion's prompt, an embedding's input),
+    for a request log that captures content."""
+    for name in ("messages", "prompt", "input"):
+        if name in body:
+            return body[name]
+    return None
 
 
 def attempt_limits(

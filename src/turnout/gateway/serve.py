@@ -68,7 +68,12 @@ async def serve(
     )
     await runner.setup()
     site = GatewaySite(
-        runner, server.host, server.port, lambda: gateway.limits, reuse_port=reuse_port
+        runner,
+        server.host,
+        server.port,
+        lambda: gateway.limits,
+        reuse_port=reuse_port,
+        access_log=server.access_log,
     )
     await site.start()
     port = _bound_port(runner) or server.port

@@ -27,10 +27,14 @@ class GatewaySite(web.BaseSite):
         *,
         reuse_port: bool = False,
         backlog: int = 2048,
+        access_log: bool = False,
     ) -> None:
+        """`access_log`: one line per answered request (`turnout.gateway.access_log`)."""
         super().__init__(runner, backlog=backlog)
         assert runner.server is not None
-        self._guard = ConnectionGuard(runner.server, limits, asyncio.get_running_loop())
+        self._guard = ConnectionGuard(
+            runner.server, limits, asyncio.get_running_loop(), access_log=access_log
+        )
         self._host = host
         self._port = port
         self._reuse_port = reuse_port

@@ -81,6 +81,9 @@ class AttemptFinished:
     deployment_name: str = ""
     provider: str = ""
     upstream_model: str = ""
+    #: The upstream's own id for the call (its ``x-request-id``, ``request-id``...), when its
+    #: reply or error carried one.
+    upstream_request_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,6 +197,18 @@ class HttpRequestFinished:
     stream: bool
     #: Seconds to the first byte of a stream's answer; None when none was sent.
     ttft: float | None = None
+    #: The gateway's own id for the request (the `RequestStarted` id of a routed one).
+    request_id: str = ""
+    #: The id the caller gave it (its ``x-request-id``), when it gave a usable one.
+    client_request_id: str | None = None
+    #: The model name asked for, once the body was read.
+    model: str | None = None
+    #: Who made it, once authenticated.
+    principal: Principal | None = None
+    #: The failure kind when it failed (or a stream broke after it began), else None.
+    error: str | None = None
+    #: The trace it belongs to, when requests are traced.
+    trace_id: str | None = None
 
 
 Event = (

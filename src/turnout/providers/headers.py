@@ -1,4 +1,4 @@
-"""What an upstream's response headers say about waiting: Retry-After and rate-limit quotas.
+"""What an upstream's response headers say: Retry-After, rate-limit quotas, the call's own id.
 
 One parser for every family. Waits given as a moment (an HTTP date, an RFC 3339 reset time) are
 turned into seconds against the injected clock's wall time, never the system clock, so that a
@@ -19,6 +19,33 @@ Now = Callable[[], float]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+#: Where upstreams put their own id for a call, most specific first: Azure's API gateway
+#: (``apim-request-id``) and Azure's services, Anthropic (``request-id``), AWS
+#: (``x-amzn-requestid``, S3-style ``x-amz-request-id``), Google's (``x-goog-request-id``), and
+#: the OpenAI family's ``x-request-id`` (OpenAI, Groq, Mistral, vLLM and most compatible
+#: servers, Azure OpenAI too), which a proxy in front of any of them may add.
+UPSTREAM_ID_HEADERS: tuple[str, ...] = (
+    "apim-request-id",
+    "x-ms-request-id",
+    "request-id",
+    "x-amzn-requestid",
+    "x-amz-request-id",
+    "x-goog-request-id",
+    "x-request-id",
+)
+#: Longest upstream id kept: ids are short; anything longer is not one.
+_ID_LIMIT = 200
+
+
+def upstream_request_id(headers: Mapping[str, str]) -> str | None:
+    """The upstream's own id for the call, from the first of `UPSTREAM_ID_HEADERS` it sent."""
+    for name in UPSTREAM_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value[:_ID_LIMIT]
+    return None
 
 
 def retry_after(headers: Mapping[str, str], now: Now) -> float | None:

@@ -3,6 +3,11 @@
 Every upstream call of every HTTP provider goes through the transport it was given, and through
 nothing else, so a transport that wraps another (adding a tracing header, say) sees them all.
 
+Each call carries the caller's request id upstream (``x-request-id``, unless a deployment's own
+headers set one), and each answer, first stream chunk and error takes back the upstream's own id
+for the call (`turnout.providers.headers.upstream_request_id`), so a request can be followed
+into the provider's logs.
+
 This is where upstream text first enters turnout's errors (error bodies, error events in a
 stream, whatever a translator raises), so every `ProviderError` leaving it is redacted here:
 the router, its events, logs and attempt summaries only ever see clean text. Adapters quote the
@@ -14,6 +19,7 @@ successful answer never meets them.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator
 
 from turnout.config.router import Deployment
@@ -21,9 +27,10 @@ from turnout.errors import ProviderError
 from turnout.providers.adapter import Adapter
 from turnout.providers.capabilities import Capabilities
 from turnout.providers.credentials import deployment_secrets
+from turnout.providers.headers import upstream_request_id
 from turnout.secrets import Redactor
-from turnout.upstream import Transport
-from turnout.wire import ProviderResponse, Request, StreamChunk
+from turnout.upstream import Transport, UpstreamRequest
+from turnout.wire import ProviderResponse, RateLimitHints, Request, StreamChunk
 
 #: Longest error message (provider name included) that leaves a provider: an upstream's error
 #: page can be any length, and a client, a log line or an attempt summary needs its start.
@@ -51,11 +58,15 @@ class HttpProvider:
         adapter = self._adapter
         try:
             reply = await self._transport.send(
-                adapter.build(deployment, request), deployment.timeouts
+                _identified(adapter.build(deployment, request), request), deployment.timeouts
             )
             if reply.status >= 300:
-                raise adapter.error(reply.status, reply.body, reply.headers)
-            return adapter.parse(deployment, request, reply.body, reply.headers)
+                error = adapter.error(reply.status, reply.body, reply.headers)
+                error.upstream_request_id = upstream_request_id(reply.headers)
+                raise error
+            answer = adapter.parse(deployment, request, reply.body, reply.headers)
+            answer.upstream_request_id = upstream_request_id(reply.headers)
+            return answer
         except ProviderError as error:
             self._redact(error, deployment)
             raise
@@ -72,31 +83,38 @@ class HttpProvider:
         adapter = self._adapter
         try:
             reply = await self._transport.open(
-                adapter.build(deployment, request), deployment.timeouts
+                _identified(adapter.build(deployment, request), request), deployment.timeouts
             )
         except ProviderError as error:
             self._redact(error, deployment)
             raise
+        upstream_id = upstream_request_id(reply.headers)
         try:
             if reply.status >= 300:
                 raise adapter.error(reply.status, await reply.read(), reply.headers)
             translator = adapter.translator(deployment, request)
             hints = adapter.rate_limits(reply.headers)
+            first = True
             async for piece in reply.pieces():
                 for chunk in translator.feed(piece):
-                    if hints is not None:
-                        chunk.rate_limits, hints = hints, None
+                    if first:
+                        _first_chunk(chunk, hints, upstream_id)
+                        first = False
                     yield chunk
                 translator.check()
                 if translator.done:
                     return
             for chunk in translator.finish():
+                if first:
+                    _first_chunk(chunk, hints, upstream_id)
+                    first = False
                 yield chunk
             translator.check()
         except ProviderError as error:
             # Error events mid-stream and first, translator failures, status errors: redacted
             # after parsing, so a secret split across pieces of the body is whole by now, and
             # shortened after redaction, so that no cut splits one either.
+            error.upstream_request_id = error.upstream_request_id or upstream_id
             self._redact(error, deployment)
             raise
         finally:
@@ -107,3 +125,24 @@ class HttpProvider:
         if redactor is None:
             redactor = Redactor([*deployment_secrets(deployment), *self._adapter.credentials()])
         redactor.scrub(error, limit=MESSAGE_LIMIT)
+
+
+#: The header carrying the caller's request id upstream.
+REQUEST_ID_HEADER = "x-request-id"
+
+
+def _identified(call: UpstreamRequest, request: Request) -> UpstreamRequest:
+    """`call` with the caller's request id in ``x-request-id``; a deployment's own headers
+    (``extra_headers``, any case) win. Signed calls (Bedrock's SigV4) stay valid: the header is
+    not among those signed. The headers are copied: an adapter may hand out a shared mapping."""
+    headers = call.headers
+    if any(name.lower() == REQUEST_ID_HEADER for name in headers):
+        return call
+    return dataclasses.replace(call, headers={**headers, REQUEST_ID_HEADER: request.public_id})
+
+
+def _first_chunk(chunk: StreamChunk, hints: RateLimitHints | None, upstream_id: str | None) -> None:
+    """What the reply's headers said, carried by the stream's first chunk."""
+    if hints is not None:
+        chunk.rate_limits = hints
+    chunk.upstream_request_id = upstream_id

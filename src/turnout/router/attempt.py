@@ -98,6 +98,7 @@ class Attempt:
         "run",
         "settled",
         "started",
+        "upstream_request_id",
     )
 
     def __init__(
@@ -128,3 +129,5 @@ class Attempt:
         self.settled = False
         #: Cancelled because a hedged duplicate delivered first: its prompt was still billed.
         self.lost_race = False
+        #: The upstream's own id for the call, once its reply (or error) said it.
+        self.upstream_request_id: str | None = None

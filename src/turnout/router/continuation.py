@@ -64,6 +64,7 @@ def continuation_request(original: Request, sent: str, *, prefill: bool) -> Requ
         limits=original.limits,
         request_id=original.request_id,
         principal=original.principal,
+        client_request_id=original.client_request_id,
     )
 
 

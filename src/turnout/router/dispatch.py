@@ -230,6 +230,7 @@ class Dispatch:
             if error is exc:
                 raise
             raise error from exc
+        attempt.upstream_request_id = result.upstream_request_id
         cost = await self.succeed(attempt, result.usage, result.rate_limits)
         took = self.clock.now() - attempt.started
         bundle.limits.observe_whole(deployment.id, took, result.usage.completion_tokens)
@@ -249,6 +250,7 @@ class Dispatch:
             await close_quietly(chunks)
             raise
         ttft = self.clock.now() - attempt.started
+        attempt.upstream_request_id = first.upstream_request_id
         bundle = attempt.run.bundle
         bundle.limits.observe_first_token(deployment.id, ttft)
         if attempt.probe:
@@ -392,6 +394,9 @@ class Dispatch:
         status = error.status if error is not None else None
         if error is not None:
             status = getattr(error, "upstream_status", None) or status
+            upstream_id = getattr(error, "upstream_request_id", None)
+            if upstream_id is not None:
+                attempt.upstream_request_id = upstream_id
         run.attempts.append(
             AttemptRecord(
                 deployment_id=deployment_id,
@@ -401,6 +406,9 @@ class Dispatch:
                 error=outcome.error,
                 status=status,
                 message=error.message if error is not None else None,
+                deployment_name=attempt.deployment.name,
+                cost=cost,
+                upstream_request_id=attempt.upstream_request_id,
             )
         )
         if self.bus.active:
@@ -423,6 +431,7 @@ class Dispatch:
                     deployment_name=attempt.deployment.name,
                     provider=attempt.deployment.provider,
                     upstream_model=attempt.deployment.model,
+                    upstream_request_id=attempt.upstream_request_id,
                 )
             )
             for event in events:

@@ -1,0 +1,74 @@
+"""The access log: one line per HTTP request, whatever its path and status, 4xx and 5xx too.
+
+Written by the connection's protocol once the answer went out (`GatewayProtocol.log_access`),
+so it sees every answer: a handler's, an error's, a refused ``Expect``, a request aiohttp's
+parser refused. The line is the common log format's, with the request id and the time taken:
+
+    127.0.0.1 - master [02/Dec/2026:13:53:19 +0000] "POST /v1/chat/completions HTTP/1.1" 200 512
+    "OpenAI/Python 1.99.9" id=4f1c2a9e0b3d0000000001 ms=12.41
+
+The caller is named as the gateway knows it (``master``, ``key:<id>``), never by its key; the
+path is logged without its query string, which a client might put a credential in. On the
+event loop the line costs a log record and a queue put: it is formatted by the log writer's
+thread (`turnout.observe.request_log.LogWriter`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from turnout.gateway.exchange import EXCHANGE
+from turnout.gateway.request_ids import REQUEST_ID_HEADER
+from turnout.observe.request_log import ACCESS_LOGGER
+
+_access = logging.getLogger(ACCESS_LOGGER)
+#: Longest user agent written.
+_AGENT_LIMIT = 200
+
+
+#: The line without its time, for any handler (the writer's formatter adds the time).
+_LINE = '%s - %s "%s %s HTTP/%s" %s %s "%s" id=%s ms=%.2f'
+
+
+def log_access(request: Any, response: Any, seconds: float) -> None:
+    """Log one answered request (`request` may be aiohttp's stand-in for an unparsable one)."""
+    if not _access.isEnabledFor(logging.INFO):
+        return
+    exchange = request.get(EXCHANGE) if hasattr(request, "get") else None
+    principal = exchange.principal if exchange is not None else None
+    version = request.version
+    fields = (
+        request.remote or "-",
+        principal.name if principal is not None else "-",
+        _clean(request.method),
+        _clean(request.path),
+        f"{version.major}.{version.minor}",
+        response.status,
+        response.body_length,
+        _clean(request.headers.get("user-agent") or "-")[:_AGENT_LIMIT],
+        response.headers.get(REQUEST_ID_HEADER, "-"),
+        seconds * 1000,
+    )
+    # A record made directly: `Logger.info` would look up its caller's frame first.
+    _access.handle(_access.makeRecord(ACCESS_LOGGER, logging.INFO, "", 0, _LINE, fields, None))
+
+
+class AccessLineFormatter(logging.Formatter):
+    """Formats an access record in the log writer's thread: the common log format's time
+    after the caller."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        fields = record.args
+        if not isinstance(fields, tuple) or len(fields) != 10:
+            return record.getMessage()
+        when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(record.created))
+        return f"{fields[0]} - {fields[1]} [{when}] " + _LINE[8:] % fields[2:]
+
+
+def _clean(text: str) -> str:
+    """Client-sent text, kept on one line and unable to close the quotes it sits in."""
+    if text.isprintable() and '"' not in text:
+        return text
+    return "".join(c if c.isprintable() and c != '"' else "?" for c in text)
