@@ -23,9 +23,11 @@ async def serving(
     listeners: int = 1,
     cwd: str | None = None,
     within: float = 30.0,
+    stdout: int = asyncio.subprocess.DEVNULL,
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int, list[str]]]:
     """Start `turnout serve ARGS`; yield the process, its port and its log lines (kept as
-    they come) once `listeners` processes (the workers of ``--workers N``) listen. Killed
+    they come) once `listeners` processes (the workers of ``--workers N``) listen; `stdout`:
+    ``asyncio.subprocess.PIPE`` to read the process's standard output. Killed
     at the end if it is still running; a test that wants a clean stop sends SIGTERM itself.
     It runs in `cwd`, by default a directory of its own that goes with it, so that what a
     gateway writes beside it (a default SQLite file, spilled spend rows) never lands in the
@@ -33,7 +35,7 @@ async def serving(
     with contextlib.ExitStack() as stack:
         if cwd is None:
             cwd = stack.enter_context(tempfile.TemporaryDirectory(prefix="turnout-serve-"))
-        async with _serving(args, env, listeners, cwd, within) as served:
+        async with _serving(args, env, listeners, cwd, within, stdout) as served:
             yield served
 
 
@@ -44,12 +46,13 @@ async def _serving(
     listeners: int,
     cwd: str,
     within: float,
+    stdout: int,
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, int, list[str]]]:
     process = await asyncio.create_subprocess_exec(
         *TURNOUT,
         "serve",
         *args,
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=stdout,
         stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "FAKE_KEY": "sk-fake", **(env or {})},
         cwd=cwd,

@@ -40,6 +40,7 @@ import logging
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import perf_counter
 from typing import Any, Final, cast
 
 from aiohttp import hdrs, web
@@ -139,7 +140,7 @@ class GatewayProtocol(RequestHandler):
     """aiohttp's request handler, with the phase the guard's sweep reads, and errors in the
     framing of a request answered in OpenAI's shape without echoing what was sent."""
 
-    __slots__ = ("_chunked", "_early", "_guard", "_payload", "_phase", "_since")
+    __slots__ = ("_chunked", "_early", "_guard", "_payload", "_phase", "_since", "_started")
 
     def __init__(self, server: web.Server, guard: ConnectionGuard, limits: ConnectionLimits):
         super().__init__(
@@ -153,11 +154,16 @@ class GatewayProtocol(RequestHandler):
             lingering_time=_LINGER_SECONDS,
         )
         self._guard = guard
+        # aiohttp times a request (the start it hands `log_access`) only when it logs access
+        # itself; it has no access logger here, so this only turns the timing on.
+        self._logging_enabled = guard.access_log
         self._phase = _HEAD
         self._since = guard.loop.time()
         self._payload: StreamReader | None = None
         self._early: float | None = None
         self._chunked = False
+        #: When the request being handled began (`time.perf_counter`), for its access line.
+        self._started: float | None = None
 
     # -- the phases ------------------------------------------------------------------------
 
@@ -220,6 +226,8 @@ class GatewayProtocol(RequestHandler):
 
     def request_started(self, payload: StreamReader, chunked: bool) -> None:
         """The request's head is complete (called by the guard's request factory)."""
+        if self._guard.access_log:
+            self._started = perf_counter()
         if payload.is_eof():
             self._phase = _BUSY
         else:
@@ -244,8 +252,12 @@ class GatewayProtocol(RequestHandler):
             self.force_close()
         else:
             self._guard.touch(self)
-        if self._guard.access_log and time is not None:
-            log_access(request, response, self._loop.time() - time)
+        if self._guard.access_log:
+            started, self._started = self._started, None
+            if started is not None:
+                log_access(request, response, perf_counter() - started)
+            elif time is not None:  # a request refused as it was parsed: the loop's coarse time
+                log_access(request, response, self._loop.time() - time)
 
     def evictable(self, now: float, limits: ConnectionLimits) -> bool:
         """Whether the connection may be closed to make room: it waits for a request, or its

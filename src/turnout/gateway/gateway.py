@@ -22,6 +22,7 @@ import msgspec
 
 from turnout.clock import Clock, SystemClock
 from turnout.config.load import load_config
+from turnout.config.router import Deployment
 from turnout.config.server import GatewayConfig, with_command_line
 from turnout.config.store import store_enabled
 from turnout.errors import InvalidRequestError, UnauthorizedError
@@ -91,7 +92,10 @@ class Gateway:
         self._clock = clock
         #: The router's clock, for the gateway's own limits on a request (one deadline heap).
         self.clock: Clock = clock or SystemClock()
-        self._logs = LogObserver(config.router.routing.strategy, routing_detail=routing_detail)
+        self._logs = LogObserver(
+            config.router.routing.strategy, routing_detail=routing_detail, names=self.name_of
+        )
+        self._names: tuple[tuple[Deployment, ...], dict[str, str]] = ((), {})
         built = _providers(config, self.transport, clock)
         #: Applied to every error as it leaves the gateway (the providers apply it first).
         self.redactor = built.redactor
@@ -131,6 +135,13 @@ class Gateway:
         self.started_at = time.time()
         #: One reload at a time (SIGHUP and POST /admin/reload may overlap); later ones queue.
         self._reload_lock = asyncio.Lock()
+
+    def name_of(self, deployment_id: str) -> str:
+        """A deployment's readable name, from the running config (its id when unknown)."""
+        current = self.router.deployments()
+        if self._names[0] is not current:
+            self._names = (current, {d.id: d.name for d in current})
+        return self._names[1].get(deployment_id, deployment_id)
 
     def _open_logs(self, config: GatewayConfig) -> None:
         """The request log (an assembler of request records, logged) and the access log, both

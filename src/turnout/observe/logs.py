@@ -6,6 +6,9 @@ attempts are warnings too; retries are info. Each served request is logged at de
 info with ``routing_detail`` (the demo turns it on, so a newcomer watches routing
 happen: which deployment served, chosen by which strategy, after which failures).
 No line ever carries a key or a request's content: only ids, names, numbers and error kinds.
+Deployments are named readably (`Deployment.name`, through `names`); lines an operator acts on
+(a cooldown to lift, a breaker, a failed attempt) give the deployment's id too, which the
+management API and /health use.
 
 To name the failures a served request got past, the observer remembers each request's failed
 attempts until the request ends (`RequestFinished`, whichever way it ended). A hard cap on the
@@ -16,6 +19,7 @@ costs that request only the ``after=`` note of its served line.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from turnout.errors import FailureKind
 from turnout.observe.events import (
@@ -46,8 +50,14 @@ MAX_TRACKED_REQUESTS = 4096
 _MAX_FAILURES = 16
 
 
+def _same(deployment_id: str) -> str:
+    return deployment_id
+
+
 class LogObserver:
-    __slots__ = ("_detail", "_failed", "_max_tracked", "_strategy")
+    """`names`: a deployment's readable name from its id (events that carry only the id)."""
+
+    __slots__ = ("_detail", "_failed", "_max_tracked", "_name", "_strategy")
 
     def __init__(
         self,
@@ -55,10 +65,12 @@ class LogObserver:
         *,
         routing_detail: bool = False,
         max_tracked: int = MAX_TRACKED_REQUESTS,
+        names: Callable[[str], str] | None = None,
     ) -> None:
         if max_tracked < 1:
             raise ValueError("max_tracked must be at least 1")
         self._strategy = strategy
+        self._name = names or _same
         self._detail = logging.INFO if routing_detail else logging.DEBUG
         self._max_tracked = max_tracked
         #: Failed attempts per request id, oldest request first, until the request ends.
@@ -79,17 +91,24 @@ class LogObserver:
                 self._failed.pop(event.request_id, None)
         elif isinstance(event, CooldownEntered):
             logger.warning(
-                "cooldown deployment=%s reason=%s seconds=%.1f ejections=%d",
+                "cooldown deployment=%s id=%s reason=%s seconds=%.1f ejections=%d",
+                self._name(event.deployment_id),
                 event.deployment_id,
                 event.reason.value,
                 event.seconds,
                 event.ejections,
             )
         elif isinstance(event, CooldownLeft):
-            logger.info("cooldown-over deployment=%s reason=%s", event.deployment_id, event.reason)
+            logger.info(
+                "cooldown-over deployment=%s id=%s reason=%s",
+                self._name(event.deployment_id),
+                event.deployment_id,
+                event.reason,
+            )
         elif isinstance(event, BreakerTransition):
             logger.warning(
-                "breaker deployment=%s from=%s to=%s",
+                "breaker deployment=%s id=%s from=%s to=%s",
+                self._name(event.deployment_id),
                 event.deployment_id,
                 event.previous.name.lower(),
                 event.current.name.lower(),
@@ -106,23 +125,23 @@ class LogObserver:
             logger.info(
                 "hedge group=%s primary=%s hedge=%s after_ms=%.0f",
                 event.model_group,
-                event.primary,
-                event.hedge,
+                self._name(event.primary),
+                self._name(event.hedge),
                 event.delay * 1000,
             )
         elif isinstance(event, HedgeSettled):
             logger.info(
                 "hedge-settled group=%s winner=%s hedge_won=%s cancelled=%s",
                 event.model_group,
-                event.winner or "-",
+                self._name(event.winner) if event.winner else "-",
                 event.hedge_won,
-                event.cancelled or "-",
+                self._name(event.cancelled) if event.cancelled else "-",
             )
         elif isinstance(event, StreamFailover):
             logger.warning(
                 "stream-failover group=%s failed=%s error=%s sent_chars=%d method=%s",
                 event.model_group,
-                event.failed,
+                self._name(event.failed),
                 event.error.value,
                 event.sent_chars,
                 event.method,
@@ -136,7 +155,7 @@ class LogObserver:
                 "poison-request group=%s deployments=%s attempts=%d "
                 "(failed as the cause; counted against no deployment)",
                 event.model_group,
-                ",".join(event.deployments),
+                ",".join(self._name(d) for d in event.deployments),
                 event.attempts,
             )
             self._failed.pop(event.request_id, None)
@@ -144,7 +163,7 @@ class LogObserver:
             logger.info(
                 "retry group=%s failed=%s error=%s delay_ms=%.0f",
                 event.model_group,
-                event.failed_deployment,
+                self._name(event.failed_deployment),
                 event.error.value,
                 event.delay * 1000,
             )
@@ -155,20 +174,24 @@ class LogObserver:
             logger.info(
                 "attempt-abandoned group=%s deployment=%s attempt=%d ms=%.1f (the caller left)",
                 event.model_group,
-                event.deployment_id,
+                event.deployment_name or event.deployment_id,
                 event.attempt,
                 event.duration * 1000,
             )
             return
         if event.error is not None:
             logger.warning(
-                "attempt-failed group=%s deployment=%s attempt=%d error=%s status=%s ms=%.1f",
+                "attempt-failed group=%s deployment=%s id=%s attempt=%d reason=%s error=%s "
+                "status=%s ms=%.1f upstream_id=%s",
                 event.model_group,
+                event.deployment_name or event.deployment_id,
                 event.deployment_id,
                 event.attempt,
+                event.reason,
                 event.error.value,
                 event.status if event.status is not None else "-",
                 event.duration * 1000,
+                event.upstream_request_id or "-",
             )
             if logger.isEnabledFor(self._detail):
                 self._remember(event)
@@ -181,7 +204,7 @@ class LogObserver:
             self._detail,
             "served group=%s deployment=%s strategy=%s attempt=%d ms=%.1f tokens=%d cost=%s%s",
             event.model_group,
-            event.deployment_id,
+            event.deployment_name or event.deployment_id,
             self._strategy,
             event.attempt,
             event.duration * 1000,
@@ -201,4 +224,4 @@ class LogObserver:
                 del failed[next(iter(failed))]
             history = failed[event.request_id] = []
         if len(history) < _MAX_FAILURES:
-            history.append(f"{event.deployment_id}:{event.error.value}")
+            history.append(f"{event.deployment_name or event.deployment_id}:{event.error.value}")

@@ -83,10 +83,12 @@ class RequestRecord(msgspec.Struct, frozen=True, omit_defaults=True):
     #: ``master``; None when unknown (a refused key) or when no key is needed.
     key: str | None
     route: str | None
-    #: The model name asked for, and the group it resolved to.
+    #: The model name asked for, and the group that served it (a fallback's when one did;
+    #: else the group the name resolved to).
     model: str | None
     model_group: str | None
-    #: The deployment that served it (readable name) and its provider; None when none did.
+    #: The deployment that served it (readable name) and its provider (for a stream that broke
+    #: after it began, the last one that streamed); None when none did.
     deployment: str | None
     provider: str | None
     #: The HTTP status answered (None for a library call).
@@ -235,6 +237,8 @@ def build_record(
     else:
         latency = max(0.0, now - origin)
     served = next((a for a in reversed(attempts) if a.error is None), None)
+    if served is None and http is not None and http.ttft is not None and attempts:
+        served = attempts[-1]  # a stream that began, then broke: it served what was sent
     principal = http.principal if http is not None and http.principal else entry.principal
     prompt = completion = cached = 0
     costs = [a.cost for a in attempts if a.cost is not None]
@@ -244,7 +248,9 @@ def build_record(
             completion += attempt.usage.completion_tokens
             cached += attempt.usage.cached_tokens
     group = http.model_group if http is not None else None
-    if group in (None, "unknown"):
+    if served is not None:
+        group = served.model_group  # a fallback's group, when one served
+    elif group in (None, "unknown"):
         group = attempts[0].model_group if attempts else None
     error = http.error if http is not None else None
     if http is None and served is None and attempts:
