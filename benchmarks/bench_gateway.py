@@ -15,9 +15,11 @@ What it does, every process on 127.0.0.1 and started (and stopped) by this scrip
   several times fewer requests per second, and at the targets' rates it would take CPU from
   them.) It is measured directly too, and its CPU share is reported while each target is under
   load, to show that it is not the bottleneck;
-- three targets, each one process with one worker, pointed at that upstream: turnout
-  (``turnout serve``), a minimal pass-through proxy on turnout's own libraries (aiohttp server and
-  keep-alive client, uvloop: the ceiling for a gateway built on them), and the LiteLLM proxy;
+- four targets, each one process with one worker, pointed at that upstream: turnout
+  (``turnout serve``, its request and access logs on, as by default), turnout with both logs
+  off (what the logs cost is the ratio of the two), a minimal pass-through proxy on turnout's
+  own libraries (aiohttp server and keep-alive client, uvloop: the ceiling for a gateway built
+  on them), and the LiteLLM proxy;
 - after a warm-up run per target, rounds of wrk runs, each round in a rotated order of targets
   so that drifts in the machine's load fall on all alike (figures are medians over the rounds,
   ratios the median of each round's ratio): at 32 connections (2 threads) requests/s, p50, p99
@@ -69,6 +71,9 @@ GOAL_ADDED_LATENCY_MS = 0.5
 GOAL_ADDED_TTFB_MS = 1.0
 GOAL_IDLE_MB = 80.0
 GOAL_STARTUP_S = 1.0
+#: turnout with its request and access logs on against both off.
+GOAL_LOGS_RATIO = 0.9
+LOGS_OFF = "turnout (logs off)"
 
 
 # ---- the fast upstream (run as its own process: --role upstream) ----------------------------
@@ -466,10 +471,20 @@ def turnout_command() -> list[str]:
     return [found] if found else [sys.executable, "-m", "turnout.cli"]
 
 
-def write_configs(workdir: Path, upstream_port: int, turnout: int) -> tuple[Path, Path]:
+def write_configs(
+    workdir: Path, upstream_port: int, turnout: int, quiet: int
+) -> tuple[Path, Path, Path]:
+    """turnout's config (its logs on, as by default; the request log goes to a file), the same
+    with both logs off on port `quiet`, and LiteLLM's."""
     base = f"http://127.0.0.1:{upstream_port}/v1"
-    ours = {
-        "server": {"port": turnout, "workers": 1, "log_level": "warning", "shutdown_timeout": 1},
+    ours: dict[str, Any] = {
+        "server": {
+            "port": turnout,
+            "workers": 1,
+            "log_level": "warning",
+            "shutdown_timeout": 1,
+            "request_log": {"path": str(workdir / "requests.jsonl")},
+        },
         "model_list": [
             {
                 "model_name": MODEL,
@@ -490,10 +505,14 @@ def write_configs(workdir: Path, upstream_port: int, turnout: int) -> tuple[Path
         "litellm_settings": {"suppress_debug_info": True, "set_verbose": False},
         "general_settings": {"dangerously_permit_weak_or_unset_master_key": True},
     }
+    server = {**ours["server"], "port": quiet, "request_log": {"enabled": False}}
+    silent = {**ours, "server": {**server, "access_log": False}}
     turnout_yaml, litellm_yaml = workdir / "turnout.yaml", workdir / "litellm.yaml"
+    silent_yaml = workdir / "turnout-quiet.yaml"
     turnout_yaml.write_text(json.dumps(ours, indent=2))  # JSON is YAML
+    silent_yaml.write_text(json.dumps(silent, indent=2))
     litellm_yaml.write_text(json.dumps(theirs, indent=2))
-    return turnout_yaml, litellm_yaml
+    return turnout_yaml, silent_yaml, litellm_yaml
 
 
 def measure(targets: list[Target], upstream: Target, options: Options, workdir: Path) -> None:
@@ -600,6 +619,8 @@ def report(targets: list[Target], upstream: Target, options: Options) -> None:
     ours, ceiling, litellm = by_name["turnout"], by_name["minimal proxy"], by_name.get("LiteLLM")
     print("\n## Ratios (median of the rounds' ratios; each round's in brackets)\n")
     print(f"- turnout / minimal proxy throughput: {ratio(ours, ceiling)}")
+    quiet = by_name[LOGS_OFF]
+    print(f"- turnout with its request and access logs / both off: {ratio(ours, quiet)}")
     if litellm is not None and litellm.failure is None:
         print(f"- turnout / LiteLLM throughput: {ratio(ours, litellm)}")
     else:
@@ -608,7 +629,7 @@ def report(targets: list[Target], upstream: Target, options: Options) -> None:
     startups = ", ".join(f"{t.name} {t.startup:.2f} s" for t in measured if t is not upstream)
     print(f"- start-up, from process start to the first successful request: {startups}")
     print("\n## turnout against the goals (from the issue)\n")
-    for goal, figure, met in goals(ours, ceiling, upstream):
+    for goal, figure, met in goals(ours, ceiling, upstream, quiet):
         print(f"- {goal}: {figure} — {'met' if met else 'MISSED'}")
     if options.smoke:
         print("\n(--smoke: 1 s runs; the figures mean nothing)")
@@ -647,8 +668,11 @@ def table_row(target: Target, upstream: Target) -> str:
     )
 
 
-def goals(ours: Target, ceiling: Target, upstream: Target) -> list[tuple[str, str, bool]]:
+def goals(
+    ours: Target, ceiling: Target, upstream: Target, quiet: Target
+) -> list[tuple[str, str, bool]]:
     throughput = statistics.median(throughput_ratios(ours, ceiling))
+    logged = statistics.median(throughput_ratios(ours, quiet))
     added = ours.figures["added_c1"]
     ttfb = ours.figures["added_ttfb"] * 1000
     idle = ours.figures["idle_mb"]
@@ -670,6 +694,11 @@ def goals(ours: Target, ceiling: Target, upstream: Target) -> list[tuple[str, st
             f"{ours.startup:.2f} s",
             ours.startup < GOAL_STARTUP_S,
         ),
+        (
+            f"throughput with the request and access logs ≥ {GOAL_LOGS_RATIO}x without",
+            f"{logged:.2f}x",
+            logged >= GOAL_LOGS_RATIO,
+        ),
     ]
 
 
@@ -684,7 +713,7 @@ class Options:
     @property
     def budget(self) -> int:
         """Seconds the whole run may take: every wrk run with slack, streams, start-ups."""
-        wrk_runs = 2 * 4 * self.rounds
+        wrk_runs = 2 * 5 * self.rounds
         return (
             wrk_runs * (self.duration + 15) + self.stream_samples + 120 + 180 * bool(self.litellm)
         )
@@ -746,8 +775,11 @@ def _run(options: Options, workdir: Path, processes: list[subprocess.Popen[bytes
     upstream = Target("upstream direct", free_port())
     ceiling = Target("minimal proxy", free_port())
     ours = Target("turnout", free_port())
-    targets = [ceiling, ours]
-    turnout_yaml, litellm_yaml = write_configs(workdir, upstream.port, ours.port)
+    quiet = Target(LOGS_OFF, free_port())
+    targets = [ceiling, ours, quiet]
+    turnout_yaml, quiet_yaml, litellm_yaml = write_configs(
+        workdir, upstream.port, ours.port, quiet.port
+    )
     upstream_base = f"http://127.0.0.1:{upstream.port}"
     launches: list[tuple[Target, list[str], dict[str, str], float]] = [
         (upstream, [*me, "--role", "upstream", "--port", str(upstream.port)], env, 30),
@@ -758,6 +790,7 @@ def _run(options: Options, workdir: Path, processes: list[subprocess.Popen[bytes
             30,
         ),
         (ours, [*turnout_command(), "serve", "--config", str(turnout_yaml)], env, 30),
+        (quiet, [*turnout_command(), "serve", "--config", str(quiet_yaml)], env, 30),
     ]
     if options.litellm is not None:
         theirs = Target("LiteLLM", free_port())

@@ -24,9 +24,7 @@ def _config(path: Path, capture: bool) -> GatewayConfig:
 async def _ask(config: GatewayConfig) -> None:
     async with running_gateway(config) as gw, gw.client() as client:
         await client.chat.completions.create(model="chat", messages=MESSAGES)
-        stream = await client.chat.completions.create(
-            model="chat", messages=MESSAGES, stream=True
-        )
+        stream = await client.chat.completions.create(model="chat", messages=MESSAGES, stream=True)
         async for _ in stream:
             pass
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from turnout.gateway.exchange import EXCHANGE
 from turnout.gateway.request_ids import REQUEST_ID_HEADER
-from turnout.observe.request_log import ACCESS_LOGGER
+from turnout.observe.request_log import ACCESS_LOGGER, info_record
 
 _access = logging.getLogger(ACCESS_LOGGER)
 #: Longest user agent written.
@@ -51,20 +51,27 @@ def log_access(request: Any, response: Any, seconds: float) -> None:
         response.headers.get(REQUEST_ID_HEADER, "-"),
         seconds * 1000,
     )
-    # A record made directly: `Logger.info` would look up its caller's frame first.
-    _access.handle(_access.makeRecord(ACCESS_LOGGER, logging.INFO, "", 0, _LINE, fields, None))
+    _access.handle(info_record(ACCESS_LOGGER, _LINE, fields))
 
 
 class AccessLineFormatter(logging.Formatter):
     """Formats an access record in the log writer's thread: the common log format's time
-    after the caller."""
+    after the caller (formatted once per second)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._second = -1
+        self._when = ""
 
     def format(self, record: logging.LogRecord) -> str:
         fields = record.args
         if not isinstance(fields, tuple) or len(fields) != 10:
             return record.getMessage()
-        when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(record.created))
-        return f"{fields[0]} - {fields[1]} [{when}] " + _LINE[8:] % fields[2:]
+        second = int(record.created)
+        if second != self._second:
+            self._second = second
+            self._when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
+        return f"{fields[0]} - {fields[1]} [{self._when}] " + _LINE[8:] % fields[2:]
 
 
 def _clean(text: str) -> str:

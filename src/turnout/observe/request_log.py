@@ -3,9 +3,11 @@
 `RequestLog` is a `RecordSink` (`turnout.observe.request_record`): each record goes to the
 standard logging module, logger ``turnout.requests`` at INFO, as the record itself. A
 `LogWriter` gives that logger (and the access log's, ``turnout.access``) a queue: the request's
-path pays for a log record and a queue put, and one writer thread encodes the JSON (msgspec)
-and writes it, to standard output or appended to a file. Stopping the writer writes every
-line still queued, then flushes and closes the file: a gateway that shuts down loses no line.
+path pays for a log record and a deque append, and one writer thread, a few times a second,
+encodes the JSON (msgspec) and writes the lines, to standard output or appended to a file.
+Stopping the writer writes every line still queued, then flushes and closes the file: a gateway
+that shuts down loses no line. Should the destination stop taking lines (a full disk, a pipe
+nobody reads), at most `MAX_PENDING` wait; later ones are counted and dropped, never held.
 
 The lines hold ids, names, numbers and error kinds, and a key only as its alias or the first
 digits of its digest. A request's content is logged only when capture is on, and then each
@@ -14,11 +16,13 @@ part is cut to `CONTENT_LIMIT` characters.
 
 from __future__ import annotations
 
+import collections
 import logging
 import logging.handlers
-import queue
+import os
 import sys
 import threading
+import time
 from typing import TextIO
 
 import msgspec
@@ -42,10 +46,42 @@ class RequestLog:
     def on_record(self, record: RequestRecord) -> None:
         if _requests.isEnabledFor(logging.INFO):
             # The record itself is the message: encoded by the handler, off the event loop.
-            # Made directly: `Logger.info` would look up its caller's frame first.
-            _requests.handle(
-                _requests.makeRecord(REQUESTS_LOGGER, logging.INFO, "", 0, record, (), None)
-            )
+            _requests.handle(info_record(REQUESTS_LOGGER, record, ()))
+
+
+_PROCESS = os.getpid()
+
+
+class _InfoRecord(logging.LogRecord):
+    """A log record made for the hot path: `logging.LogRecord` also reads the calling thread's
+    and process's names and the caller's frame (`Logger.info`), which these lines never show."""
+
+    def __init__(self, name: str, msg: object, args: tuple[object, ...]) -> None:
+        now = time.time_ns()
+        self.name = name
+        self.msg = msg
+        self.args = args
+        self.levelname = "INFO"
+        self.levelno = logging.INFO
+        self.pathname = self.filename = self.module = ""
+        self.exc_info = None
+        self.exc_text = None
+        self.stack_info = None
+        self.lineno = 0
+        self.funcName = ""
+        self.created = now / 1e9
+        self.msecs = (now % 1_000_000_000) // 1_000_000
+        self.relativeCreated = 0.0
+        self.thread = None
+        self.threadName = None
+        self.processName = None
+        self.process = _PROCESS
+        self.taskName = None
+
+
+def info_record(name: str, msg: object, args: tuple[object, ...]) -> logging.LogRecord:
+    """An INFO record for logger `name`, to hand to ``Logger.handle``."""
+    return _InfoRecord(name, msg, args)
 
 
 class JsonLineFormatter(logging.Formatter):
@@ -73,12 +109,50 @@ def _cut(text: str | None) -> str | None:
     return text[: CONTENT_LIMIT - 1] + "…"
 
 
+class _Pending:
+    """Records waiting for the writer: appended by whoever logs, taken in batches by the
+    writer, which wakes every `WRITE_INTERVAL` or as soon as `WAKE_AT` records wait.
+
+    A queue that woke the writer at every record would have the writer thread take the
+    interpreter's lock once per line, in the middle of the event loop's work: on a busy
+    gateway that costs more than the lines themselves. Appending to a deque needs no lock.
+    """
+
+    def __init__(self) -> None:
+        self.records: collections.deque[logging.LogRecord] = collections.deque()
+        self.wake = threading.Event()
+        #: Records dropped because `MAX_PENDING` were waiting.
+        self.dropped = 0
+
+    def put_nowait(self, record: logging.LogRecord) -> None:
+        records = self.records
+        waiting = len(records)
+        if waiting >= MAX_PENDING:
+            self.dropped += 1
+            return
+        records.append(record)
+        if waiting + 1 == WAKE_AT:
+            self.wake.set()
+
+    def take(self) -> list[logging.LogRecord]:
+        records = self.records
+        taken = []
+        while records:
+            taken.append(records.popleft())
+        return taken
+
+
 class _Enqueue(logging.handlers.QueueHandler):
-    """Puts the record on the queue as it is: no formatting on the caller's thread (the
-    standard handler formats first, which would encode the JSON on the event loop)."""
+    """Puts the record on the pending records as it is: no formatting on the caller's thread
+    (the standard handler formats first, which would encode the JSON on the event loop)."""
 
     def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
         return record
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        # No handler lock: appending to the pending records is safe from any thread.
+        self.queue.put_nowait(record)
+        return True
 
 
 class _Standard(logging.StreamHandler[TextIO]):
@@ -98,21 +172,64 @@ class _Standard(logging.StreamHandler[TextIO]):
         pass
 
 
-class _ByLogger(logging.Handler):
-    """The writer thread's one handler: each record to the handler of its logger."""
+#: Seconds between the writer's rounds when few lines come: a line reaches its file within
+#: about this long.
+WRITE_INTERVAL = 0.1
+#: Lines waiting that wake the writer before its round is due.
+WAKE_AT = 2048
+#: Lines waiting at most (a few hundred bytes each, and a record until written).
+MAX_PENDING = 100_000
 
-    def __init__(self, routes: dict[str, logging.Handler]) -> None:
-        super().__init__()
-        self.routes = routes
 
-    def handle(self, record: logging.LogRecord) -> bool:
-        handler = self.routes.get(record.name)
-        if handler is not None:
-            handler.handle(record)
-        return True
+class _Writer(threading.Thread):
+    """The writer thread: every round, formats the pending records with their logger's
+    handler's formatter and writes them with one call and one flush per destination. Once
+    stopped, it writes what is pending and ends."""
 
-    def emit(self, record: logging.LogRecord) -> None:  # pragma: no cover - handle() routes
-        self.handle(record)
+    def __init__(self, pending: _Pending, routes: dict[str, logging.Handler]) -> None:
+        super().__init__(name="turnout-log-writer", daemon=True)
+        self._pending = pending
+        self._routes = routes
+        self.stopping = False
+
+    def run(self) -> None:
+        pending = self._pending
+        while True:
+            pending.wake.wait(WRITE_INTERVAL)
+            pending.wake.clear()
+            stopping = self.stopping
+            records = pending.take()
+            if records:
+                self._write(records)
+            if stopping:
+                return
+
+    def _write(self, records: list[logging.LogRecord]) -> None:
+        lines: dict[logging.Handler, list[str]] = {}
+        for record in records:
+            handler = self._routes.get(record.name)
+            if handler is None:
+                continue
+            try:
+                lines.setdefault(handler, []).append(handler.format(record))
+            except Exception:
+                handler.handleError(record)
+        for handler, texts in lines.items():
+            write_lines(handler, texts)
+
+
+def write_lines(handler: logging.Handler, texts: list[str]) -> None:
+    """Write formatted lines through a stream handler at once, flushed once."""
+    if not isinstance(handler, logging.StreamHandler):  # pragma: no cover - only streams here
+        return
+    handler.acquire()
+    try:
+        handler.stream.write("\n".join(texts) + "\n")
+        handler.stream.flush()
+    except Exception:
+        handler.handleError(logging.makeLogRecord({"msg": "a log write failed"}))
+    finally:
+        handler.release()
 
 
 class LogWriter:
@@ -125,10 +242,10 @@ class LogWriter:
     """
 
     def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+        self._pending = _Pending()
         self._routes: dict[str, logging.Handler] = {}
-        self._listener: logging.handlers.QueueListener | None = None
-        self._enqueue = _Enqueue(self._queue)
+        self._listener: _Writer | None = None
+        self._enqueue = _Enqueue(self._pending)  # type: ignore[arg-type]  # only put_nowait
         self._lock = threading.Lock()
 
     def route(self, logger_name: str, destination: str, formatter: logging.Formatter) -> None:
@@ -144,11 +261,16 @@ class LogWriter:
     def running(self) -> bool:
         return self._listener is not None
 
+    @property
+    def dropped(self) -> int:
+        """Lines dropped because the destination fell `MAX_PENDING` lines behind."""
+        return self._pending.dropped
+
     def start(self) -> None:
         with self._lock:
             if self._listener is not None or not self._routes:
                 return
-            self._listener = logging.handlers.QueueListener(self._queue, _ByLogger(self._routes))
+            self._listener = _Writer(self._pending, self._routes)
             self._listener.start()
             for name in self._routes:
                 logger = logging.getLogger(name)
@@ -167,7 +289,9 @@ class LogWriter:
                 logger.removeHandler(self._enqueue)
                 if not any(isinstance(h, _Enqueue) for h in logger.handlers):
                     logger.propagate = True
-            listener.stop()  # drains the queue before it returns
+            listener.stopping = True  # it writes what is pending, then ends
+            self._pending.wake.set()
+            listener.join()
             for handler in self._routes.values():
                 handler.flush()
                 handler.close()
