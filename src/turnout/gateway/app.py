@@ -29,6 +29,7 @@ from turnout.gateway.gateway import Gateway
 from turnout.gateway.ledger_errors import LedgerRefusal
 from turnout.gateway.management import add_management_routes
 from turnout.gateway.requests import build_request, parse_body, sdk_wait
+from turnout.gateway.tracing_middleware import tracing_middlewares
 from turnout.gateway.virtual_keys import admit, visible_models
 from turnout.gateway.worker_health import EJECTION_PHASES, WorkerHealth
 from turnout.governance.ledger import rate_limit_headers
@@ -63,7 +64,8 @@ def create_app(gateway: Gateway, workers: WorkerHealth | None = None) -> web.App
     (`turnout.gateway.worker_health`)."""
     # Bodies are read by `server.body.read_body`, against the limit in force at each request
     # (a reload changes it), so aiohttp's own fixed `client_max_size` is not used.
-    app = web.Application(middlewares=[_openai_errors])
+    traced = tracing_middlewares(gateway.tracing, [path for path, _ in _PATHS])
+    app = web.Application(middlewares=[*traced, _openai_errors])
     app[GATEWAY] = gateway
     app[WORKERS] = workers
     for path, operation in _PATHS:
