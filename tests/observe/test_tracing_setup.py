@@ -8,7 +8,11 @@ import sys
 
 import pytest
 
-from turnout.observe.tracing import content_capture_requested, tracing_requested
+from turnout.observe.tracing import (
+    content_capture_requested,
+    metrics_export_requested,
+    tracing_requested,
+)
 
 
 @pytest.mark.parametrize(
@@ -30,6 +34,24 @@ def test_tracing_is_on_only_when_the_environment_names_an_export(
     env: dict[str, str], on: bool
 ) -> None:
     assert tracing_requested(env) is on
+
+
+@pytest.mark.parametrize(
+    ("env", "exported"),
+    [
+        ({}, False),
+        # An endpoint alone exports traces: the GenAI metrics stay on /metrics only.
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, False),
+        ({"OTEL_EXPORTER_OTLP_METRICS_ENDPOINT": "http://127.0.0.1:4318/v1/metrics"}, False),
+        ({"OTEL_METRICS_EXPORTER": "none"}, False),
+        ({"OTEL_METRICS_EXPORTER": "otlp"}, True),
+        ({"OTEL_METRICS_EXPORTER": " OTLP "}, True),
+    ],
+)
+def test_metrics_go_out_over_otlp_only_when_asked_by_name(
+    env: dict[str, str], exported: bool
+) -> None:
+    assert metrics_export_requested(env) is exported
 
 
 @pytest.mark.parametrize(

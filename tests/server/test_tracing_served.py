@@ -104,6 +104,7 @@ async def test_one_trace_for_a_request_that_falls_back_and_continues(tmp_path: P
             "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.url,
             "OTEL_SERVICE_NAME": "gateway-under-test",
             "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+            "OTEL_METRICS_EXPORTER": "otlp",
         }
         async with serving("--config", str(config), "--port", "0", env=env) as (process, port, _):
             text = await _stream(port)

@@ -31,6 +31,7 @@ from turnout.observe.bus import Bus, Observer
 from turnout.observe.genai_otel_metrics import GenAiMeter
 from turnout.observe.trace_spans import SpanObserver
 from turnout.observe.trace_transport import TracingTransport
+from turnout.observe.tracing import metrics_export_requested
 from turnout.upstream import Transport
 
 logger = logging.getLogger("turnout.observe")
@@ -131,13 +132,11 @@ def _span_exporter() -> SpanExporter:
 
 
 def _metric_reader() -> MetricReader | None:
-    """The OTLP metrics reader, when the environment names where metrics go (the general
-    endpoint or the metrics one) and does not turn them off."""
-    env = os.environ
-    if env.get("OTEL_METRICS_EXPORTER", "").strip().lower() == "none":
-        return None
-    endpoint = env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    if not (endpoint or env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT")):
+    """The OTLP metrics reader, only when the environment asks for OTLP metrics explicitly
+    (``OTEL_METRICS_EXPORTER=otlp``): the GenAI metrics are always on ``/metrics`` for
+    Prometheus, and a second, in-process aggregation per attempt is a price to pay only when
+    an OTLP pipeline wants them."""
+    if not metrics_export_requested():
         return None
     _check_protocol("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter

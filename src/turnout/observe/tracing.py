@@ -40,6 +40,13 @@ def tracing_requested(environ: Mapping[str, str] | None = None) -> bool:
     return bool(exporter) and exporter != "none"
 
 
+def metrics_export_requested(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the GenAI metrics go out over OTLP too: only when the environment names OTLP as
+    the metrics exporter (``OTEL_METRICS_EXPORTER=otlp``). They are always on ``/metrics``."""
+    env = os.environ if environ is None else environ
+    return env.get("OTEL_METRICS_EXPORTER", "").strip().lower() == "otlp"
+
+
 def content_capture_requested(environ: Mapping[str, str] | None = None) -> bool:
     """Whether message content may go on attempt spans (never unless explicitly asked)."""
     env = os.environ if environ is None else environ
