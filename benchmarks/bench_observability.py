@@ -7,8 +7,9 @@ which only checks that it runs). Needs ``wrk``.
 What it does, every process on 127.0.0.1, started and stopped here, with `bench_gateway`'s
 machinery (its fast fake upstream, wrk driver and process handling):
 
-- the fast fake OpenAI upstream, and an OTLP/HTTP receiver process (``tests/otlp_receiver.py``,
-  decoding every export it gets, as a collector would);
+- the fast fake OpenAI upstream, and an OTLP/HTTP receiver process (``tests/otlp_receiver.py``)
+  that accepts every export and keeps its raw body, decoding and counting the spans when it
+  stops (a real collector runs elsewhere, and does not take the gateway's CPU as it decodes);
 - two ``turnout serve`` processes of one worker each on the same config: one with tracing off
   (no OTEL environment), one with tracing on at 100% sampling
   (``OTEL_TRACES_SAMPLER=always_on``) exporting spans to the receiver (the GenAI metrics are
@@ -75,7 +76,7 @@ def _run(options: Options, workdir: Path, processes: list[subprocess.Popen[bytes
     receiver_log = workdir / "receiver.log"
     with receiver_log.open("wb") as log:
         receiver = subprocess.Popen(
-            [sys.executable, str(RECEIVER), "--port", str(receiver_port)],
+            [sys.executable, str(RECEIVER), "--port", str(receiver_port), "--defer-decoding"],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

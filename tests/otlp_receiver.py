@@ -9,8 +9,13 @@ metric names, and answers as a collector does. In tests::
         ...
         spans = receiver.spans
 
-As a process for benchmarks: ``python tests/otlp_receiver.py --port 4318`` (prints the spans it
-received when stopped).
+As a process for benchmarks: ``python tests/otlp_receiver.py --port 4318 --defer-decoding``
+(prints the spans it received when stopped). With ``defer_decoding`` the receiver only keeps the
+raw bodies while it runs and decodes them when it stops: on a loopback benchmark the receiver
+shares the machine with the gateway it measures, and decoding protobuf in Python as the spans
+arrive would take CPU from the gateway that a real collector (another process, usually on
+another host, written in Go) never takes. Tests read spans while the gateway runs, so they
+decode at once (the default).
 """
 
 from __future__ import annotations
@@ -61,10 +66,14 @@ def _value(value: Any) -> Any:
 class OtlpReceiver:
     """An aiohttp OTLP/HTTP endpoint on 127.0.0.1; `url` is the exporter's endpoint."""
 
-    def __init__(self, port: int = 0, *, keep: bool = True) -> None:
+    def __init__(self, port: int = 0, *, keep: bool = True, defer_decoding: bool = False) -> None:
         self._port = port
         #: Whether to keep the spans (a benchmark only counts them).
         self._keep = keep
+        #: Whether to keep raw trace bodies and decode them only at `close`.
+        self._defer = defer_decoding
+        #: Trace bodies kept for `close`, each with whether it is gzip-compressed.
+        self._raw: list[tuple[bool, bytes]] = []
         self.spans: list[ReceivedSpan] = []
         self.span_count = 0
         self.metric_names: set[str] = set()
@@ -90,6 +99,9 @@ class OtlpReceiver:
     async def close(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+        raw, self._raw = self._raw, []
+        for compressed, body in raw:
+            self._decode_traces(gzip.decompress(body) if compressed else body)
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -106,8 +118,17 @@ class OtlpReceiver:
 
     async def _traces(self, request: web.Request) -> web.Response:
         self.requests += 1
+        if self._defer:
+            compressed = request.headers.get("content-encoding") == "gzip"
+            self._raw.append((compressed, await request.read()))
+        else:
+            self._decode_traces(await self._body(request))
+        answer = ExportTraceServiceResponse().SerializeToString()
+        return web.Response(body=answer, content_type=_PROTOBUF)
+
+    def _decode_traces(self, body: bytes) -> None:
         message = ExportTraceServiceRequest()
-        message.ParseFromString(await self._body(request))
+        message.ParseFromString(body)
         for resource_spans in message.resource_spans:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
             service = str(resource.get("service.name", ""))
@@ -129,8 +150,6 @@ class OtlpReceiver:
                             service_name=service,
                         )
                     )
-        answer = ExportTraceServiceResponse().SerializeToString()
-        return web.Response(body=answer, content_type=_PROTOBUF)
 
     async def _metrics(self, request: web.Request) -> web.Response:
         self.requests += 1
@@ -143,8 +162,8 @@ class OtlpReceiver:
         return web.Response(body=answer, content_type=_PROTOBUF)
 
 
-async def _serve(port: int) -> None:
-    receiver = OtlpReceiver(port, keep=False)
+async def _serve(port: int, defer_decoding: bool) -> None:
+    receiver = OtlpReceiver(port, keep=False, defer_decoding=defer_decoding)
     await receiver.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -159,9 +178,14 @@ async def _serve(port: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, default=4318)
+    parser.add_argument(
+        "--defer-decoding",
+        action="store_true",
+        help="keep the raw bodies while running and decode them at stop (benchmarks)",
+    )
     options = parser.parse_args()
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(options.port))
+        asyncio.run(_serve(options.port, options.defer_decoding))
 
 
 if __name__ == "__main__":
