@@ -6,9 +6,10 @@ module imports the SDK. The SDK reads its own environment: ``OTEL_TRACES_SAMPLER
 argument) through `TracerProvider`, the OTLP endpoint, headers, timeout and compression through
 the OTLP/HTTP exporters, ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME`` through
 `Resource.create` (the service is ``turnout`` unless named). Spans leave through a
-`BatchSpanProcessor`, off the event loop; `Tracing.shutdown` flushes them, so a gateway that
-stops loses none. The providers are the gateway's own, not the process-global ones: two gateways
-(or tests) in one process never mix their spans.
+`PipeSpanProcessor` to an exporter process of their own (`turnout.observe.span_pipe`), so that
+encoding and sending them takes nothing of the event loop's core; `Tracing.shutdown` flushes
+them, so a gateway that stops loses none. The providers are the gateway's own, not the
+process-global ones: two gateways (or tests) in one process never mix their spans.
 """
 
 from __future__ import annotations
@@ -20,15 +21,13 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
-    ConsoleSpanExporter,
-    SpanExporter,
-)
 from opentelemetry.trace import Tracer
 
 from turnout.observe.bus import Bus, Observer
 from turnout.observe.genai_otel_metrics import GenAiMeter
+from turnout.observe.pipe_processor import PipeSpanProcessor
+from turnout.observe.span_pipe import BatchSettings, SpanPipe
+from turnout.observe.span_records import Hello
 from turnout.observe.trace_spans import SpanObserver
 from turnout.observe.trace_transport import TracingTransport
 from turnout.observe.tracing import metrics_export_requested
@@ -111,7 +110,7 @@ def build_tracing(
     exporters the environment names (tests use in-memory ones)."""
     shared = resource()
     tracer_provider = TracerProvider(resource=shared)
-    tracer_provider.add_span_processor(processor or BatchSpanProcessor(_span_exporter()))
+    tracer_provider.add_span_processor(processor or _piped(shared))
     reader = metric_reader if metric_reader is not None else _metric_reader()
     meter_provider = None
     if reader is not None:
@@ -119,16 +118,27 @@ def build_tracing(
     return Tracing(tracer_provider, meter_provider, capture_content=capture_content)
 
 
-def _span_exporter() -> SpanExporter:
+def _piped(shared: Resource) -> PipeSpanProcessor:
+    """The processor sending spans to an exporter process, started here."""
+    hello = Hello(
+        resource=dict(shared.attributes),
+        resource_schema_url=shared.schema_url,
+        scope_name=_SCOPE,
+        scope_version=None,
+        scope_schema_url=None,
+    )
+    return PipeSpanProcessor(SpanPipe(hello, _exporter_name(), BatchSettings.from_environment()))
+
+
+def _exporter_name() -> str:
+    """The span exporter the environment names: ``otlp`` (the default) or ``console``."""
     exporter = os.environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() or "otlp"
     if exporter == "console":
-        return ConsoleSpanExporter()
+        return exporter
     if exporter != "otlp":
         logger.warning("OTEL_TRACES_EXPORTER=%s is not supported: exporting over OTLP", exporter)
     _check_protocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-    return OTLPSpanExporter()
+    return "otlp"
 
 
 def _metric_reader() -> MetricReader | None:
