@@ -3,13 +3,17 @@ pieces the gateway plugs in (the span observer, the metrics observer, the wrappi
 
 Loaded only when tracing is asked for (`turnout.observe.tracing.start_tracing`): importing this
 module imports the SDK. The SDK reads its own environment: ``OTEL_TRACES_SAMPLER`` (and its
-argument) through `TracerProvider`, the OTLP endpoint, headers, timeout and compression through
-the OTLP/HTTP exporters, ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME`` through
-`Resource.create` (the service is ``turnout`` unless named). Spans leave through a
-`PipeSpanProcessor` to an exporter process of their own (`turnout.observe.span_pipe`), so that
-encoding and sending them takes nothing of the event loop's core; `Tracing.shutdown` flushes
-them, so a gateway that stops loses none. The providers are the gateway's own, not the
-process-global ones: two gateways (or tests) in one process never mix their spans.
+argument) through `TracerProvider`, whose sampler decides every span, the OTLP endpoint,
+headers, timeout and compression through the OTLP/HTTP exporters, ``OTEL_RESOURCE_ATTRIBUTES``
+and ``OTEL_SERVICE_NAME`` through `Resource.create` (the service is ``turnout`` unless named).
+
+Spans are turnout's lean spans (`turnout.observe.lean_spans`), which leave as plain records
+through a pipe to an exporter process of their own (`turnout.observe.span_pipe`): recording,
+encoding and sending them take as little as can be of the event loop's core. `Tracing.shutdown`
+flushes them, so a gateway that stops loses none. A `processor` given to `build_tracing` (tests:
+the SDK's in-memory exporter) gets the same records rebuilt in process instead. The tracer and
+meter are the gateway's own, not the process-global ones: two gateways (or tests) in one process
+never mix their spans.
 """
 
 from __future__ import annotations
@@ -21,16 +25,15 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
-from opentelemetry.trace import Tracer
 
 from turnout.observe.bus import Bus, Observer
 from turnout.observe.genai_otel_metrics import GenAiMeter
-from turnout.observe.pipe_processor import PipeSpanProcessor
+from turnout.observe.lean_spans import LeanTracer, SpanSink
+from turnout.observe.processor_sink import ProcessorSink
 from turnout.observe.span_pipe import BatchSettings, SpanPipe
 from turnout.observe.span_records import Hello
 from turnout.observe.trace_spans import SpanObserver
 from turnout.observe.trace_transport import TracingTransport
-from turnout.observe.tracing import metrics_export_requested
 from turnout.upstream import Transport
 
 logger = logging.getLogger("turnout.observe")
@@ -39,18 +42,18 @@ _SCOPE = "turnout"
 
 
 class Tracing:
-    """A gateway's tracing: its providers, tracer, observers and transport wrapper."""
+    """A gateway's tracing: its tracer and where spans go, the meter provider, the observers
+    and the transport wrapper."""
 
     def __init__(
         self,
-        tracer_provider: TracerProvider,
+        tracer: LeanTracer,
         meter_provider: MeterProvider | None,
         *,
         capture_content: bool = False,
     ) -> None:
-        self.tracer_provider = tracer_provider
+        self.tracer = tracer
         self.meter_provider = meter_provider
-        self.tracer: Tracer = tracer_provider.get_tracer(_SCOPE)
         #: Whether message content goes on attempt spans (explicitly configured only).
         self.capture_content = capture_content
         self.spans = SpanObserver(self.tracer)
@@ -85,7 +88,7 @@ class Tracing:
             return
         self._closed = True
         try:
-            self.tracer_provider.shutdown()
+            self.tracer.sink.shutdown()
         finally:
             if self.meter_provider is not None:
                 self.meter_provider.shutdown()
@@ -103,23 +106,14 @@ def resource() -> Resource:
 def build_tracing(
     *,
     capture_content: bool = False,
+    export_metrics: bool = False,
     processor: SpanProcessor | None = None,
     metric_reader: MetricReader | None = None,
 ) -> Tracing:
-    """Tracing as the environment configures it. `processor` and `metric_reader` replace the
-    exporters the environment names (tests use in-memory ones)."""
+    """Tracing as the environment configures it, the GenAI metrics exported over OTLP too when
+    `export_metrics` (`turnout.observe.tracing.metrics_export_requested`). `processor` and
+    `metric_reader` replace the exporters the environment names (tests use in-memory ones)."""
     shared = resource()
-    tracer_provider = TracerProvider(resource=shared)
-    tracer_provider.add_span_processor(processor or _piped(shared))
-    reader = metric_reader if metric_reader is not None else _metric_reader()
-    meter_provider = None
-    if reader is not None:
-        meter_provider = MeterProvider(metric_readers=[reader], resource=shared)
-    return Tracing(tracer_provider, meter_provider, capture_content=capture_content)
-
-
-def _piped(shared: Resource) -> PipeSpanProcessor:
-    """The processor sending spans to an exporter process, started here."""
     hello = Hello(
         resource=dict(shared.attributes),
         resource_schema_url=shared.schema_url,
@@ -127,7 +121,20 @@ def _piped(shared: Resource) -> PipeSpanProcessor:
         scope_version=None,
         scope_schema_url=None,
     )
-    return PipeSpanProcessor(SpanPipe(hello, _exporter_name(), BatchSettings.from_environment()))
+    sink: SpanSink
+    if processor is not None:
+        sink = ProcessorSink(processor, hello)
+    else:
+        sink = SpanPipe(hello, _exporter_name(), BatchSettings.from_environment())
+    # The sampler the SDK configures from OTEL_TRACES_SAMPLER (and its argument).
+    sampler = TracerProvider(resource=shared, shutdown_on_exit=False).sampler
+    reader = metric_reader
+    if reader is None and export_metrics:
+        reader = _metric_reader()
+    meter_provider = None
+    if reader is not None:
+        meter_provider = MeterProvider(metric_readers=[reader], resource=shared)
+    return Tracing(LeanTracer(sink, sampler), meter_provider, capture_content=capture_content)
 
 
 def _exporter_name() -> str:
@@ -141,13 +148,10 @@ def _exporter_name() -> str:
     return "otlp"
 
 
-def _metric_reader() -> MetricReader | None:
-    """The OTLP metrics reader, only when the environment asks for OTLP metrics explicitly
-    (``OTEL_METRICS_EXPORTER=otlp``): the GenAI metrics are always on ``/metrics`` for
-    Prometheus, and a second, in-process aggregation per attempt is a price to pay only when
-    an OTLP pipeline wants them."""
-    if not metrics_export_requested():
-        return None
+def _metric_reader() -> MetricReader:
+    """The OTLP metrics reader, asked for only with ``OTEL_METRICS_EXPORTER=otlp``: the GenAI
+    metrics are always on ``/metrics`` for Prometheus, and a second, in-process aggregation per
+    attempt is a price to pay only when an OTLP pipeline wants them."""
     _check_protocol("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")
     from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 

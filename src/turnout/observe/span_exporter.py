@@ -32,6 +32,7 @@ from opentelemetry.trace.span import TraceState
 from turnout.observe.span_records import (
     ACK_BYTES,
     LENGTH_BYTES,
+    Attributes,
     Batch,
     Flush,
     Frame,
@@ -70,12 +71,15 @@ class Rebuilder:
             context=context,
             parent=parent,
             resource=self.resource,
-            attributes=record.attributes,
-            events=[Event(name, attributes, time) for name, time, attributes in record.events],
+            attributes=_attributes(record.attributes),
+            events=[
+                Event(name, _attributes(attributes), time)
+                for name, time, attributes in record.events
+            ],
             links=[
                 Link(
                     SpanContext(int.from_bytes(tid, "big"), sid, False, TraceFlags(tflags)),
-                    attributes,
+                    _attributes(attributes),
                 )
                 for tid, sid, tflags, attributes in record.links
             ],
@@ -87,6 +91,14 @@ class Rebuilder:
             end_time=record.end_time,
             instrumentation_scope=self.scope,
         )
+
+
+def _attributes(found: Attributes) -> Attributes:
+    """Sequences as the SDK holds them (tuples; msgpack gives lists back)."""
+    for key, value in found.items():
+        if type(value) is list:
+            found[key] = tuple(value)
+    return found
 
 
 def frames(stream: BinaryIO) -> Iterator[Frame]:

@@ -22,7 +22,7 @@ from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
+from opentelemetry.trace import SpanKind, StatusCode
 
 from turnout.errors import FailureKind
 from turnout.health.record import BreakerPhase
@@ -41,6 +41,7 @@ from turnout.observe.events import (
     StreamFailover,
 )
 from turnout.observe.genai_names import operation_name, provider_name
+from turnout.observe.lean_spans import LeanTracer
 from turnout.observe.trace_context import ATTEMPT, SERVER_SPAN, AttemptTrace
 
 _BREAKER: dict[BreakerPhase, str] = {phase: phase.name.lower() for phase in BreakerPhase}
@@ -67,7 +68,7 @@ class SpanObserver:
 
     __slots__ = ("_attempts", "_breakers", "_requests", "strategy", "tracer")
 
-    def __init__(self, tracer: Tracer, strategy: str = "") -> None:
+    def __init__(self, tracer: LeanTracer, strategy: str = "") -> None:
         self.tracer = tracer
         #: The routing strategy in force (``turnout.strategy``); the gateway updates it on reload.
         self.strategy = strategy
@@ -241,7 +242,7 @@ class SpanObserver:
             if error in _ABANDONED:
                 set_attribute("turnout.attempt.outcome", error.value)
             else:
-                span.set_status(Status(StatusCode.ERROR, error.value))
+                span.set_status(StatusCode.ERROR, error.value)
         span.end()
 
     def _request_finished(self, request_id: str) -> None:

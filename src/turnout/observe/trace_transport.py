@@ -13,14 +13,9 @@ from dataclasses import replace
 from typing import Final
 from urllib.parse import urlsplit
 
-from opentelemetry import trace
-from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
 from turnout.config.router import Timeouts
 from turnout.observe.trace_context import ATTEMPT, AttemptTrace
 from turnout.upstream import Transport, UpstreamReply, UpstreamRequest, UpstreamStream
-
-_PROPAGATOR: Final = TraceContextTextMapPropagator()
 
 #: Where providers put their own request id (OpenAI and most compatible APIs, Anthropic,
 #: Bedrock, Azure's API management and Azure itself), in the order tried.
@@ -73,8 +68,14 @@ def _traced(call: UpstreamRequest, attempt: AttemptTrace) -> UpstreamRequest:
         if parts is not None and parts.hostname:
             span.set_attribute("server.address", parts.hostname)
             span.set_attribute("server.port", port)
+    # W3C Trace Context, as its propagator writes it (the span's context is always valid).
+    context = span.get_span_context()
     headers = dict(call.headers)
-    _PROPAGATOR.inject(headers, context=trace.set_span_in_context(span))
+    headers["traceparent"] = (
+        f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    )
+    if context.trace_state:
+        headers["tracestate"] = context.trace_state.to_header()
     return replace(call, headers=headers)
 
 

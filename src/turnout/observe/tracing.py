@@ -69,4 +69,7 @@ def start_tracing(environ: Mapping[str, str] | None = None) -> Tracing | None:
             missing.name or "opentelemetry",
         )
         return None
-    return build_tracing(capture_content=content_capture_requested(env))
+    return build_tracing(
+        capture_content=content_capture_requested(env),
+        export_metrics=metrics_export_requested(env),
+    )
