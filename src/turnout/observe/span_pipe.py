@@ -31,9 +31,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Final
 
+import msgspec
+
 from turnout.observe.span_records import (
     ACK_BYTES,
-    Batch,
+    EncodedBatch,
     Flush,
     Hello,
     SpanRecord,
@@ -89,7 +91,8 @@ class SpanPipe:
         self.settings = settings
         self._hello = hello
         self._exporter = exporter
-        self._queue: deque[SpanRecord] = deque()
+        #: Ended spans, each already encoded (`EncodedBatch`).
+        self._queue: deque[msgspec.Raw] = deque()
         self._wake = threading.Event()
         self._stopping = False
         self._closed = False
@@ -103,6 +106,7 @@ class SpanPipe:
         self._acked = 0
         self._ack_buffer = b""
         self._encoder = frame_encoder()
+        self._encode = frame_encoder().encode
         self._process, self._ack_fd = self._spawn()
         self._writer = threading.Thread(target=self._run, name="turnout-span-pipe", daemon=True)
         self._writer.start()
@@ -114,7 +118,7 @@ class SpanPipe:
         if len(queue) >= self.settings.max_queue or self._closed:
             self.dropped += 1
             return
-        queue.append(record)
+        queue.append(msgspec.Raw(self._encode(record)))
         if len(queue) >= self.settings.max_batch and not self._wake.is_set():
             self._wake.set()
 
@@ -176,7 +180,7 @@ class SpanPipe:
         queue = self._queue
         count = min(len(queue), self.settings.max_batch)
         spans = [queue.popleft() for _ in range(count)]
-        self._write(framed(self._encoder, Batch(spans)), count)
+        self._write(framed(self._encoder, EncodedBatch(spans)), count)
 
     def _write(self, data: bytes, spans: int) -> None:
         """Write `data` to the exporter; if it is gone, start another and try once more."""

@@ -69,6 +69,14 @@ class Batch(msgspec.Struct, tag="batch", array_like=True, gc=False):
     spans: list[SpanRecord]
 
 
+class EncodedBatch(msgspec.Struct, tag="batch", array_like=True, gc=False):
+    """A `Batch` as the gateway sends it: each span encoded when it ended (the same bytes on
+    the pipe). Holding bytes rather than records keeps a queue of thousands of spans out of
+    the garbage collector's way: no container of theirs lives on into older generations."""
+
+    spans: list[msgspec.Raw]
+
+
 class Flush(msgspec.Struct, tag="flush", array_like=True):
     """Export everything sent so far, then acknowledge `token`."""
 
@@ -86,7 +94,7 @@ def frame_decoder() -> msgspec.msgpack.Decoder[Frame]:
     return msgspec.msgpack.Decoder(Frame)
 
 
-def framed(encoder: msgspec.msgpack.Encoder, frame: Frame) -> bytes:
+def framed(encoder: msgspec.msgpack.Encoder, frame: Frame | EncodedBatch) -> bytes:
     """`frame` with its length before it, ready for the pipe."""
     body = encoder.encode(frame)
     return len(body).to_bytes(LENGTH_BYTES, "big") + body
