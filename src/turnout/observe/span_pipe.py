@@ -192,7 +192,7 @@ class SpanPipe:
                 stdin.flush()
                 return
             except (OSError, ValueError):
-                if attempt or self._stopping:
+                if attempt:
                     break
                 logger.error(
                     "the span exporter exited (code %s): starting another",
@@ -205,6 +205,9 @@ class SpanPipe:
         with contextlib.suppress(OSError):
             self._process.kill()
         self._process.wait()
+        if self._process.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                self._process.stdin.close()
         os.close(self._ack_fd)
         self._process, self._ack_fd = self._spawn()
 
