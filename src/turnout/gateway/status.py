@@ -204,7 +204,7 @@ async def _login(http: web.Request) -> web.Response:
     assets = http.app[_ASSETS].urls
     key = _master_key(gateway)
     if key is None:
-        raise web.HTTPSeeOther("/status")
+        return _to_page()
     if http.content_length is not None and http.content_length > _MAX_LOGIN_BYTES:
         return _html(login_page(assets, "That is not a login form."), status=413)
     form = await http.post()
@@ -212,7 +212,7 @@ async def _login(http: web.Request) -> web.Response:
     if not isinstance(presented, str) or not hmac.compare_digest(presented.encode(), key.encode()):
         return _html(login_page(assets, "That key is not the master key."), status=401)
     expires = int(time.time()) + SESSION_SECONDS
-    response = web.HTTPSeeOther("/status")
+    response = _to_page()
     response.set_cookie(
         COOKIE,
         session_cookie(key, expires),
@@ -222,13 +222,18 @@ async def _login(http: web.Request) -> web.Response:
         samesite="Strict",
         secure=http.secure,
     )
-    raise response
+    return response
 
 
 async def _logout(http: web.Request) -> web.Response:
-    response = web.HTTPSeeOther("/status")
+    response = _to_page()
     response.del_cookie(COOKIE, path="/status")
-    raise response
+    return response
+
+
+def _to_page() -> web.Response:
+    """See Other: back to the page (after a form, so that reloading it posts nothing again)."""
+    return web.Response(status=303, headers={"location": "/status", "cache-control": "no-store"})
 
 
 async def _static(http: web.Request) -> web.Response:
