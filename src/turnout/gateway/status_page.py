@@ -142,6 +142,7 @@ def page(snapshot: Mapping[str, Any], assets: Mapping[str, str], *, signed_in: b
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>turnout status</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="{escape(assets["uPlot.min.css"])}">
 <link rel="stylesheet" href="{escape(assets["status.css"])}">
 <script src="{escape(assets["uPlot.iife.min.js"])}" defer></script>
@@ -152,8 +153,8 @@ def page(snapshot: Mapping[str, Any], assets: Mapping[str, str], *, signed_in: b
 health: {escape(scope["health"])}. Windows: last minute and last five minutes.</p>
 <p>Status: <b id="gateway-status">{escape(snapshot["status"])}</b> ·
 <span id="live" class="live off">not live yet</span> ·
-<span id="updated">served at {snapshot["at"]:.0f}</span>
-{logout}</p>
+<span id="updated">served at {snapshot["at"]:.0f}</span></p>
+{logout}
 </header>
 <section class="tiles">{tiles}</section>
 <section class="charts"><div><h2>Answers and failures per 10 s</h2><div id="chart-requests"></div>
@@ -177,6 +178,7 @@ def login_page(assets: Mapping[str, str], error: str | None = None) -> str:
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>turnout status: sign in</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="{escape(assets["status.css"])}">
 </head><body class="login">
 <h1>turnout status</h1>
