@@ -108,7 +108,7 @@ async def test_the_login_form_sets_a_cookie_that_is_not_the_key() -> None:
         async with http.get(f"{gw.url}/status/snapshot") as snapshot:
             assert snapshot.status == 200
         # A forged cookie, or one of another key, opens nothing.
-        for forged in (MASTER, status.session_cookie("sk-other", 4_000_000_000)):
+        for forged in (MASTER, status.session_cookie(Secret("sk-other"), 4_000_000_000)):
             async with (
                 aiohttp.ClientSession() as other,
                 other.get(

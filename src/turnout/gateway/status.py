@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import time
 from importlib import resources
 from typing import Final
@@ -34,14 +33,18 @@ from aiohttp import web
 
 from turnout.errors import UnauthorizedError
 from turnout.gateway import framing
+from turnout.gateway.auth import presents_key, session_token, session_valid
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.status_board import StatusBoard
 from turnout.gateway.status_page import login_page, page
 from turnout.gateway.status_peers import StatusPeers
 from turnout.gateway.worker_health import WorkerHealth
+from turnout.secrets import Secret
 
 COOKIE: Final = "turnout_status"
 SESSION_SECONDS: Final = 12 * 3600
+#: What the cookie's HMAC is for, so that it stands for nothing else.
+_PURPOSE: Final = "turnout-status"
 EVENT_INTERVAL: Final = 1.0
 MAX_WATCHERS: Final = 32
 #: A login form is a few hundred bytes; anything much larger is not one.
@@ -124,33 +127,18 @@ def add_status_routes(
 # ---- access ------------------------------------------------------------------------------
 
 
-def session_cookie(key: str, expires: int) -> str:
+def session_cookie(key: Secret, expires: int) -> str:
     """The cookie value for a session ending at `expires` (Unix seconds): never the key."""
-    mac = hmac.new(key.encode(), f"turnout-status:{expires}".encode(), hashlib.sha256)
-    return f"{expires}.{mac.hexdigest()}"
-
-
-def _cookie_valid(key: str, value: str | None, now: float) -> bool:
-    if not value:
-        return False
-    expires, _, _ = value.partition(".")
-    if not expires.isdigit() or int(expires) < now:
-        return False
-    return hmac.compare_digest(value.encode(), session_cookie(key, int(expires)).encode())
-
-
-def _master_key(gateway: Gateway) -> str | None:
-    secret = gateway.config.server.master_key
-    return None if secret is None else secret.reveal()
+    return session_token(key, _PURPOSE, expires)
 
 
 def _authorized(http: web.Request) -> tuple[bool, bool]:
     """(may see the page, through the login cookie)."""
     gateway = http.app[BOARD].gateway
-    key = _master_key(gateway)
+    key = gateway.config.server.master_key
     if key is None:
         return True, False
-    if _cookie_valid(key, http.cookies.get(COOKIE), time.time()):
+    if session_valid(key, _PURPOSE, http.cookies.get(COOKIE), time.time()):
         return True, True
     try:
         gateway.auth.authenticate(http.headers)
@@ -202,14 +190,14 @@ async def _snapshot(http: web.Request) -> web.Response:
 async def _login(http: web.Request) -> web.Response:
     gateway = http.app[BOARD].gateway
     assets = http.app[_ASSETS].urls
-    key = _master_key(gateway)
+    key = gateway.config.server.master_key
     if key is None:
         return _to_page()
     if http.content_length is not None and http.content_length > _MAX_LOGIN_BYTES:
         return _html(login_page(assets, "That is not a login form."), status=413)
     form = await http.post()
     presented = form.get("key")
-    if not isinstance(presented, str) or not hmac.compare_digest(presented.encode(), key.encode()):
+    if not isinstance(presented, str) or not presents_key(key, presented):
         return _html(login_page(assets, "That key is not the master key."), status=401)
     expires = int(time.time()) + SESSION_SECONDS
     response = _to_page()
