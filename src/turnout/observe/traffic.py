@@ -170,11 +170,10 @@ class TrafficExport(msgspec.Struct):
 class _Pending:
     """A request in flight whose attempts are being collected."""
 
-    __slots__ = ("fallback", "hedged", "start", "steps", "stream_failover")
+    __slots__ = ("attempts", "fallback", "hedged", "stream_failover")
 
     def __init__(self) -> None:
-        self.steps: list[Step] = []
-        self.start = math.inf
+        self.attempts: list[AttemptFinished] = []
         self.fallback = self.hedged = self.stream_failover = False
 
 
@@ -264,17 +263,9 @@ class TrafficObserver:
             if len(self._pending) >= MAX_PENDING:
                 return
             pending = self._pending[event.request_id] = _Pending()
-        pending.start = min(pending.start, event.at - event.duration)
-        if len(pending.steps) < MAX_CHAIN:
-            pending.steps.append(
-                Step(
-                    event.deployment_name or event.deployment_id,
-                    event.reason,
-                    None if error is None else error.value,
-                    event.status,
-                    round(event.duration, 4),
-                )
-            )
+        # The event itself is kept (it is immutable): a chain is built only for a failover.
+        if len(pending.attempts) < MAX_CHAIN:
+            pending.attempts.append(event)
 
     def _request(self, event: RequestStarted) -> None:
         self._gateway_bucket().requests += 1
@@ -283,10 +274,23 @@ class TrafficObserver:
         pending = self._pending.pop(event.request_id, None)
         if pending is None:
             return
-        steps = pending.steps
-        if len(steps) < 2 and not (pending.fallback or pending.hedged or pending.stream_failover):
+        attempts = pending.attempts
+        if len(attempts) < 2 and not (
+            pending.fallback or pending.hedged or pending.stream_failover
+        ):
             return
+        steps = [
+            Step(
+                a.deployment_name or a.deployment_id,
+                a.reason,
+                None if a.error is None else a.error.value,
+                a.status,
+                round(a.duration, 4),
+            )
+            for a in attempts
+        ]
         served = next((step.deployment for step in steps if step.error is None), None)
+        start = min((a.at - a.duration for a in attempts), default=event.at)
         self._failovers.append(
             Failover(
                 at=self._wall(),
@@ -297,7 +301,7 @@ class TrafficObserver:
                 fallback=pending.fallback,
                 hedged=pending.hedged,
                 stream_failover=pending.stream_failover,
-                latency=round(max(0.0, event.at - pending.start), 4),
+                latency=round(max(0.0, event.at - start), 4),
             )
         )
 
