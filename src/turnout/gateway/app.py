@@ -31,6 +31,7 @@ from turnout.gateway.management import add_management_routes
 from turnout.gateway.requests import build_request, parse_body, sdk_wait
 from turnout.gateway.status import add_status_routes
 from turnout.gateway.status_peers import StatusPeers
+from turnout.gateway.tracing_middleware import tracing_middlewares
 from turnout.gateway.virtual_keys import admit, visible_models
 from turnout.gateway.worker_health import EJECTION_PHASES, WorkerHealth
 from turnout.governance.ledger import rate_limit_headers
@@ -68,7 +69,8 @@ def create_app(
     (`turnout.gateway.status_peers`)."""
     # Bodies are read by `server.body.read_body`, against the limit in force at each request
     # (a reload changes it), so aiohttp's own fixed `client_max_size` is not used.
-    app = web.Application(middlewares=[_openai_errors])
+    traced = tracing_middlewares(gateway.tracing, [path for path, _ in _PATHS])
+    app = web.Application(middlewares=[*traced, _openai_errors])
     app[GATEWAY] = gateway
     app[WORKERS] = workers
     for path, operation in _PATHS:

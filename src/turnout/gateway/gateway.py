@@ -43,6 +43,7 @@ from turnout.governance.spend_writer import SpendWriter
 from turnout.observe.logs import LogObserver
 from turnout.observe.metrics import GatewayMetrics
 from turnout.observe.series import Shared
+from turnout.observe.tracing import start_tracing
 from turnout.observe.traffic import TrafficObserver
 from turnout.providers.credentials import secrets_in
 from turnout.providers.registry import ProviderSet, provider_set
@@ -69,7 +70,11 @@ class Gateway:
         shared_metrics: Shared | None = None,
     ) -> None:
         self.config = config
+        #: OpenTelemetry, when the environment asks for it (None: off, and nothing of it loaded).
+        self.tracing = start_tracing()
         self.transport: Transport = AiohttpTransport()
+        if self.tracing is not None:
+            self.transport = self.tracing.wrap(self.transport)
         #: With `shared_metrics` (one of several workers), every worker's series in one view.
         self.metrics = GatewayMetrics(shared_metrics)
         self._clock = clock
@@ -91,6 +96,8 @@ class Gateway:
         #: The router's bus, which the gateway's own events go through too; subscribe to it
         #: to observe everything (tracing, spend).
         self.bus = self.router.bus
+        if self.tracing is not None:
+            self.tracing.attach(self.bus, config.router.routing.strategy)
         self.metrics.state_source(self.router.state_status)
         self.auth: Authenticator = authenticator_for(config.server.master_key)
         self.metrics_auth: Authenticator = metrics_authenticator(config.server)
@@ -214,6 +221,8 @@ class Gateway:
         if live:
             logger.info("reload: applied %s", ", ".join(f"server.{name}" for name in live))
         self.config = config
+        if self.tracing is not None:
+            self.tracing.spans.strategy = config.router.routing.strategy
         for warning in config.warnings:
             logger.warning("config: %s", warning)
         logger.info(
@@ -233,15 +242,20 @@ class Gateway:
 
     async def close(self) -> None:
         """Close the router (its providers and the transport, with every upstream connection)
-        and the store."""
+        and the store, and export the spans still buffered."""
         try:
             await self.router.aclose()
         finally:
             try:
                 await self._close_accounting()
             finally:
-                if self.store is not None:
-                    await self.store.aclose()
+                try:
+                    if self.store is not None:
+                        await self.store.aclose()
+                finally:
+                    if self.tracing is not None:
+                        # Flushes the spans still buffered: blocking, so off the loop.
+                        await asyncio.to_thread(self.tracing.shutdown)
 
 
 def _providers(config: GatewayConfig, transport: Transport, clock: Clock | None) -> ProviderSet:
