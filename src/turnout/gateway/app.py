@@ -29,6 +29,8 @@ from turnout.gateway.gateway import Gateway
 from turnout.gateway.ledger_errors import LedgerRefusal
 from turnout.gateway.management import add_management_routes
 from turnout.gateway.requests import build_request, parse_body, sdk_wait
+from turnout.gateway.status import add_status_routes
+from turnout.gateway.status_peers import StatusPeers
 from turnout.gateway.tracing_middleware import tracing_middlewares
 from turnout.gateway.virtual_keys import admit, visible_models
 from turnout.gateway.worker_health import EJECTION_PHASES, WorkerHealth
@@ -59,9 +61,12 @@ _JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_app(gateway: Gateway, workers: WorkerHealth | None = None) -> web.Application:
+def create_app(
+    gateway: Gateway, workers: WorkerHealth | None = None, peers: StatusPeers | None = None
+) -> web.Application:
     """The application serving `gateway`; with `workers`, `/health` merges every worker's view
-    (`turnout.gateway.worker_health`)."""
+    (`turnout.gateway.worker_health`), and with `peers`, `/status` every worker's traffic
+    (`turnout.gateway.status_peers`)."""
     # Bodies are read by `server.body.read_body`, against the limit in force at each request
     # (a reload changes it), so aiohttp's own fixed `client_max_size` is not used.
     traced = tracing_middlewares(gateway.tracing, [path for path, _ in _PATHS])
@@ -78,6 +83,7 @@ def create_app(gateway: Gateway, workers: WorkerHealth | None = None) -> web.App
     app.router.add_get("/metrics", _metrics)
     app.router.add_post("/admin/reload", _reload)
     add_management_routes(app, GATEWAY)
+    add_status_routes(app, gateway, workers, peers)
     return app
 
 

@@ -44,6 +44,7 @@ from turnout.observe.logs import LogObserver
 from turnout.observe.metrics import GatewayMetrics
 from turnout.observe.series import Shared
 from turnout.observe.tracing import start_tracing
+from turnout.observe.traffic import TrafficObserver
 from turnout.providers.credentials import secrets_in
 from turnout.providers.registry import ProviderSet, provider_set
 from turnout.router.router import Router
@@ -80,6 +81,8 @@ class Gateway:
         #: The router's clock, for the gateway's own limits on a request (one deadline heap).
         self.clock: Clock = clock or SystemClock()
         self._logs = LogObserver(config.router.routing.strategy, routing_detail=routing_detail)
+        #: Recent traffic per deployment, for the status page (`turnout.gateway.status`).
+        self.traffic = TrafficObserver()
         built = _providers(config, self.transport, clock)
         #: Applied to every error as it leaves the gateway (the providers apply it first).
         self.redactor = built.redactor
@@ -87,7 +90,7 @@ class Gateway:
             config.router,
             built.providers,
             clock=self.clock,
-            observers=[self.metrics, self._logs],
+            observers=[self.metrics, self._logs, self.traffic],
             transport=self.transport,
         )
         #: The router's bus, which the gateway's own events go through too; subscribe to it
@@ -199,6 +202,7 @@ class Gateway:
         self.metrics_auth = metrics_authenticator(config.server)
         self.limits = ConnectionLimits.of(config.server)
         self.metrics.deployments(_described(config))
+        self.traffic.forget({d.id for d in config.router.model_list})
         changed = _changed_server_settings(self.config, config)
         restart = [name for name in changed if name in RESTART_ONLY]
         live = [name for name in changed if name not in RESTART_ONLY]
