@@ -472,10 +472,11 @@ def turnout_command() -> list[str]:
 
 
 def write_configs(
-    workdir: Path, upstream_port: int, turnout: int, quiet: int
-) -> tuple[Path, Path, Path]:
-    """turnout's config (its logs on, as by default; the request log goes to a file), the same
-    with both logs off on port `quiet`, and LiteLLM's."""
+    workdir: Path, upstream_port: int, turnout: int, quiet: int | None = None
+) -> tuple[Path, Path]:
+    """turnout's config (its logs on, as by default; the request log goes to a file) and
+    LiteLLM's; with `quiet`, also ``turnout-quiet.yaml``: turnout's with both logs off, on
+    that port."""
     base = f"http://127.0.0.1:{upstream_port}/v1"
     ours: dict[str, Any] = {
         "server": {
@@ -505,14 +506,14 @@ def write_configs(
         "litellm_settings": {"suppress_debug_info": True, "set_verbose": False},
         "general_settings": {"dangerously_permit_weak_or_unset_master_key": True},
     }
-    server = {**ours["server"], "port": quiet, "request_log": {"enabled": False}}
-    silent = {**ours, "server": {**server, "access_log": False}}
     turnout_yaml, litellm_yaml = workdir / "turnout.yaml", workdir / "litellm.yaml"
-    silent_yaml = workdir / "turnout-quiet.yaml"
     turnout_yaml.write_text(json.dumps(ours, indent=2))  # JSON is YAML
-    silent_yaml.write_text(json.dumps(silent, indent=2))
     litellm_yaml.write_text(json.dumps(theirs, indent=2))
-    return turnout_yaml, silent_yaml, litellm_yaml
+    if quiet is not None:
+        server = {**ours["server"], "port": quiet, "request_log": {"enabled": False}}
+        silent = {**ours, "server": {**server, "access_log": False}}
+        (workdir / "turnout-quiet.yaml").write_text(json.dumps(silent, indent=2))
+    return turnout_yaml, litellm_yaml
 
 
 def measure(targets: list[Target], upstream: Target, options: Options, workdir: Path) -> None:
@@ -777,9 +778,8 @@ def _run(options: Options, workdir: Path, processes: list[subprocess.Popen[bytes
     ours = Target("turnout", free_port())
     quiet = Target(LOGS_OFF, free_port())
     targets = [ceiling, ours, quiet]
-    turnout_yaml, quiet_yaml, litellm_yaml = write_configs(
-        workdir, upstream.port, ours.port, quiet.port
-    )
+    turnout_yaml, litellm_yaml = write_configs(workdir, upstream.port, ours.port, quiet.port)
+    quiet_yaml = workdir / "turnout-quiet.yaml"
     upstream_base = f"http://127.0.0.1:{upstream.port}"
     launches: list[tuple[Target, list[str], dict[str, str], float]] = [
         (upstream, [*me, "--role", "upstream", "--port", str(upstream.port)], env, 30),

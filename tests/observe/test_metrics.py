@@ -361,6 +361,16 @@ def test_unknown_events_are_ignored() -> None:
     assert metrics.render() == before
 
 
+GENAI_LABELS = (
+    "gen_ai_operation_name",
+    "gen_ai_provider_name",
+    "gen_ai_request_model",
+    "server_address",
+    "server_port",
+    "error_type",
+)
+
+
 EXPECTED_LABELS = {
     "turnout_requests": {"route", "model_group", "status"},
     "turnout_request_duration_seconds": {"route", "model_group"},
@@ -389,6 +399,9 @@ EXPECTED_LABELS = {
     "turnout_spend_log_write_retries": set(),
     "turnout_spend_log_rows_spilled": set(),
     "turnout_spend_log_rows_refused": set(),
+    "gen_ai_client_operation_duration_seconds": set(GENAI_LABELS),
+    "gen_ai_client_token_usage": {*GENAI_LABELS, "gen_ai_token_type"},
+    "gen_ai_client_operation_time_to_first_chunk_seconds": set(GENAI_LABELS),
 }
 
 
@@ -398,6 +411,9 @@ def feed_everything(metrics: GatewayMetrics, deployment: str, group: str = "chat
         started(deployment, group),
         finished(deployment, group, usage=Usage(1, 1), cost=0.5),
         finished(deployment, group, error=FailureKind.AUTHENTICATION),
+        AttemptFinished(
+            "r", group, deployment, 2, 0.0, 0.3, None, 200, Usage(1, 1), None, 0.1, True
+        ),
         RetryScheduled("r", group, deployment, 0.1, FailureKind.AUTHENTICATION),
         FallbackTaken("r", group, "other", FallbackKind.GENERAL, FailureKind.AUTHENTICATION),
         CooldownEntered(deployment, CooldownReason.AUTHENTICATION, until=1.0, seconds=1.0),

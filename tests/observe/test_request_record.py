@@ -107,7 +107,7 @@ def _attempt(
         name,
         "openai",
         "gpt-x",
-        upstream_id,
+        upstream_request_id=upstream_id,
     )
     return [begin, end]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from urllib.parse import urlsplit
 
 from turnout.errors import ConfigError
@@ -76,3 +77,20 @@ def _masked(scheme: str, authority: str, tail: str) -> str:
     if after:
         after = after[0] + "***"
     return f"{scheme}{before}{after}"
+
+
+@functools.lru_cache(maxsize=1024)
+def server_of(url: str | None) -> tuple[str | None, int | None]:
+    """The host and port a base URL reaches (the scheme's default port when it names none),
+    for traces and metrics; (None, None) without a URL. Cached: a config has few URLs, and an
+    attempt asks for its deployment's every time."""
+    if not url:
+        return None, None
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None, None
+    if port is None:
+        port = 443 if parts.scheme.lower() == "https" else 80
+    return parts.hostname, port

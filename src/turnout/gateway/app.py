@@ -19,13 +19,16 @@ from turnout.errors import InvalidRequestError, TurnoutError
 from turnout.gateway import framing
 from turnout.gateway.advice import retry_headers
 from turnout.gateway.body import check_declared_length, read_body
-from turnout.gateway.exchange import EXCHANGE, Exchange
+from turnout.gateway.exchange import EXCHANGE, Exchange, exchange_of
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.ledger_errors import LedgerRefusal
 from turnout.gateway.management import add_management_routes
-from turnout.gateway.request_ids import REQUEST_ID_HEADER, TRACE_ID, id_headers, ids_of
+from turnout.gateway.request_ids import REQUEST_ID_HEADER, TRACE_ID, id_headers
 from turnout.gateway.requests import build_request, parse_body, prompt_of
+from turnout.gateway.status import add_status_routes
+from turnout.gateway.status_peers import StatusPeers
 from turnout.gateway.stream_relay import relay_stream
+from turnout.gateway.tracing_middleware import tracing_middlewares
 from turnout.gateway.turnout_headers import error_headers, served_headers
 from turnout.gateway.virtual_keys import admit, visible_models
 from turnout.gateway.worker_health import EJECTION_PHASES, WorkerHealth
@@ -45,12 +48,16 @@ _JSON = "application/json"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def create_app(gateway: Gateway, workers: WorkerHealth | None = None) -> web.Application:
+def create_app(
+    gateway: Gateway, workers: WorkerHealth | None = None, peers: StatusPeers | None = None
+) -> web.Application:
     """The application serving `gateway`; with `workers`, `/health` merges every worker's view
-    (`turnout.gateway.worker_health`)."""
+    (`turnout.gateway.worker_health`), and with `peers`, `/status` every worker's traffic
+    (`turnout.gateway.status_peers`)."""
     # Bodies are read by `server.body.read_body`, against the limit in force at each request
     # (a reload changes it), so aiohttp's own fixed `client_max_size` is not used.
-    app = web.Application(middlewares=[_openai_errors])
+    traced = tracing_middlewares(gateway.tracing, [path for path, _ in _PATHS])
+    app = web.Application(middlewares=[*traced, _openai_errors])
     app.on_response_prepare.append(_name_the_answer)
     app[GATEWAY] = gateway
     app[WORKERS] = workers
@@ -64,6 +71,7 @@ def create_app(gateway: Gateway, workers: WorkerHealth | None = None) -> web.App
     app.router.add_get("/metrics", _metrics)
     app.router.add_post("/admin/reload", _reload)
     add_management_routes(app, GATEWAY)
+    add_status_routes(app, gateway, workers, peers)
     return app
 
 
@@ -155,14 +163,6 @@ def _report(
                 request.get(TRACE_ID),
             )
         )
-
-
-def exchange_of(request: web.Request) -> Exchange:
-    """The request's `Exchange`, made (with its ids) the first time it is asked for."""
-    exchange = request.get(EXCHANGE)
-    if exchange is None:
-        exchange = request[EXCHANGE] = Exchange(ids_of(request))
-    return exchange
 
 
 async def _name_the_answer(request: web.Request, response: web.StreamResponse) -> None:

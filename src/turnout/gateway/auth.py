@@ -10,6 +10,7 @@ whatever the rule.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
 from typing import Protocol
@@ -101,3 +102,27 @@ def metrics_authenticator(server: ServerConfig) -> Authenticator:
         return OpenAccess()
     keys = [key for key in (server.master_key, server.metrics_token) if key]
     return KeyRing(keys, METRICS) if keys else OpenAccess()
+
+
+def presents_key(key: Secret, presented: str) -> bool:
+    """Whether `presented` (as typed into a form) is `key`, compared in constant time."""
+    return hmac.compare_digest(presented.encode(), key.reveal().encode())
+
+
+def session_token(key: Secret, purpose: str, expires: int) -> str:
+    """A token standing for a session of `purpose` that ends at `expires` (Unix seconds): the
+    expiry and an HMAC-SHA256 of both keyed by `key`, never the key. It cannot be turned back
+    into the key, and every such token stops matching when the key changes."""
+    mac = hmac.new(key.reveal().encode(), f"{purpose}:{expires}".encode(), hashlib.sha256)
+    return f"{expires}.{mac.hexdigest()}"
+
+
+def session_valid(key: Secret, purpose: str, token: str | None, now: float) -> bool:
+    """Whether `token` is a `session_token` of `key` for `purpose` that has not ended."""
+    if not token:
+        return False
+    expires, _, _ = token.partition(".")
+    if not expires.isdigit() or int(expires) < now:
+        return False
+    expected = session_token(key, purpose, int(expires))
+    return hmac.compare_digest(token.encode(), expected.encode())

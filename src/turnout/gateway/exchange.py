@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from turnout.gateway.request_ids import RequestIds
+from turnout.gateway.request_ids import RequestIds, ids_of
 from turnout.wire import Principal
 
 
@@ -53,3 +53,11 @@ class Exchange:
 
 
 EXCHANGE = web.RequestKey("exchange", Exchange)
+
+
+def exchange_of(request: web.Request) -> Exchange:
+    """The request's `Exchange`, made (with its ids) the first time it is asked for."""
+    exchange = request.get(EXCHANGE)
+    if exchange is None:
+        exchange = request[EXCHANGE] = Exchange(ids_of(request))
+    return exchange

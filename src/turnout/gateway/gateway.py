@@ -53,6 +53,8 @@ from turnout.observe.request_log import (
 )
 from turnout.observe.request_record import RecordAssembler
 from turnout.observe.series import Shared
+from turnout.observe.tracing import start_tracing
+from turnout.observe.traffic import TrafficObserver
 from turnout.providers.credentials import secrets_in
 from turnout.providers.registry import ProviderSet, provider_set
 from turnout.router.router import Router
@@ -86,7 +88,11 @@ class Gateway:
         shared_metrics: Shared | None = None,
     ) -> None:
         self.config = config
+        #: OpenTelemetry, when the environment asks for it (None: off, and nothing of it loaded).
+        self.tracing = start_tracing()
         self.transport: Transport = AiohttpTransport()
+        if self.tracing is not None:
+            self.transport = self.tracing.wrap(self.transport)
         #: With `shared_metrics` (one of several workers), every worker's series in one view.
         self.metrics = GatewayMetrics(shared_metrics)
         self._clock = clock
@@ -96,6 +102,8 @@ class Gateway:
             config.router.routing.strategy, routing_detail=routing_detail, names=self.name_of
         )
         self._names: tuple[tuple[Deployment, ...], dict[str, str]] = ((), {})
+        #: Recent traffic per deployment, for the status page (`turnout.gateway.status`).
+        self.traffic = TrafficObserver()
         built = _providers(config, self.transport, clock)
         #: Applied to every error as it leaves the gateway (the providers apply it first).
         self.redactor = built.redactor
@@ -103,12 +111,14 @@ class Gateway:
             config.router,
             built.providers,
             clock=self.clock,
-            observers=[self.metrics, self._logs],
+            observers=[self.metrics, self._logs, self.traffic],
             transport=self.transport,
         )
         #: The router's bus, which the gateway's own events go through too; subscribe to it
         #: to observe everything (tracing, spend).
         self.bus = self.router.bus
+        if self.tracing is not None:
+            self.tracing.attach(self.bus, config.router.routing.strategy)
         self.metrics.state_source(self.router.state_status)
         self.auth: Authenticator = authenticator_for(config.server.master_key)
         self.metrics_auth: Authenticator = metrics_authenticator(config.server)
@@ -240,6 +250,7 @@ class Gateway:
         self.metrics_auth = metrics_authenticator(config.server)
         self.limits = ConnectionLimits.of(config.server)
         self.metrics.deployments(_described(config))
+        self.traffic.forget({d.id for d in config.router.model_list})
         changed = _changed_server_settings(self.config, config)
         restart = [name for name in changed if name in RESTART_ONLY]
         live = [name for name in changed if name not in RESTART_ONLY]
@@ -258,6 +269,8 @@ class Gateway:
         if live:
             logger.info("reload: applied %s", ", ".join(f"server.{name}" for name in live))
         self.config = config
+        if self.tracing is not None:
+            self.tracing.spans.strategy = config.router.routing.strategy
         for warning in config.warnings:
             logger.warning("config: %s", warning)
         logger.info(
@@ -277,7 +290,7 @@ class Gateway:
 
     async def close(self) -> None:
         """Close the router (its providers and the transport, with every upstream connection)
-        and the store; then write the log lines still queued."""
+        and the store, export the spans still buffered, and write the log lines still queued."""
         try:
             await self.router.aclose()
         finally:
@@ -288,8 +301,13 @@ class Gateway:
                     if self.store is not None:
                         await self.store.aclose()
                 finally:
-                    # In a thread: it waits for the writer to write what is queued.
-                    await asyncio.to_thread(self.log_writer.stop)
+                    try:
+                        if self.tracing is not None:
+                            # Flushes the spans still buffered: blocking, so off the loop.
+                            await asyncio.to_thread(self.tracing.shutdown)
+                    finally:
+                        # In a thread: it waits for the writer to write what is queued.
+                        await asyncio.to_thread(self.log_writer.stop)
 
 
 def _providers(config: GatewayConfig, transport: Transport, clock: Clock | None) -> ProviderSet:

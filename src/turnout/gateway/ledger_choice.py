@@ -19,7 +19,6 @@ from turnout.config.server import GatewayConfig
 from turnout.gateway.store_ledger import StoreLedger
 from turnout.gateway.store_link import StoreLink
 from turnout.governance.ledger import Ledger, MemoryLedger
-from turnout.governance.redis_ledger import RedisLedger
 
 
 def open_ledger(config: GatewayConfig, link: StoreLink | None = None) -> Ledger:
@@ -29,6 +28,10 @@ def open_ledger(config: GatewayConfig, link: StoreLink | None = None) -> Ledger:
     fail_open = config.store.fail_open
     state = config.router.state
     if state.backend == "redis":
+        # Imported here: redis-py is loaded only when the Redis backend is configured (it
+        # also loads OpenTelemetry whenever that is installed).
+        from turnout.governance.redis_ledger import RedisLedger
+
         return RedisLedger(state, fail_open=fail_open, hold_seconds=hold)
     if config.server.workers > 1 and link is not None:
         return StoreLedger(link, hold_seconds=hold, fail_open=fail_open)

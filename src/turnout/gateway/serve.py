@@ -31,6 +31,7 @@ from turnout.errors import TurnoutError
 from turnout.gateway.app import create_app
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.site import GatewaySite
+from turnout.gateway.status_peers import StatusPeers
 from turnout.gateway.worker_health import WorkerHealth
 from turnout.observe.multiprocess import WorkerFiles, forget_worker
 
@@ -63,8 +64,15 @@ async def serve(
         health = WorkerHealth(os.path.join(workers_dir, "health"), gateway.router.health)
         gateway.bus.subscribe(health)
         health.start()
+    peers = None
+    if workers_dir is not None:
+        # Traffic is counted where it is served, shared state or not: every worker publishes.
+        peers = StatusPeers(os.path.join(workers_dir, "status"), gateway.traffic.export)
+        peers.start()
     runner = web.AppRunner(
-        create_app(gateway, health), access_log=None, shutdown_timeout=server.shutdown_timeout
+        create_app(gateway, health, peers),
+        access_log=None,
+        shutdown_timeout=server.shutdown_timeout,
     )
     await runner.setup()
     site = GatewaySite(
@@ -126,6 +134,8 @@ async def serve(
         await runner.cleanup()
         if health is not None:
             await health.stop()
+        if peers is not None:
+            await peers.stop()
         await gateway.close()
         if files is not None:
             files.close()
@@ -237,17 +247,21 @@ def _run_workers(config: GatewayConfig, routing_detail: bool, directory: WorkerD
 
 class WorkerDirectory:
     """A gateway run's private directory (mode 0700): the workers' metric files under
-    ``metrics/`` and health snapshots under ``health/``. Removed when the gateway stops."""
+    ``metrics/``, health snapshots under ``health/`` and traffic for the status page under
+    ``status/``. Removed when the gateway stops."""
 
     def __init__(self) -> None:
         self.root = tempfile.mkdtemp(prefix="turnout-workers-")
         os.mkdir(os.path.join(self.root, "metrics"))
         os.mkdir(os.path.join(self.root, "health"))
+        os.mkdir(os.path.join(self.root, "status"))
 
     def worker_exited(self, pid: int) -> None:
         forget_worker(os.path.join(self.root, "metrics"), pid)
         with contextlib.suppress(OSError):
             os.unlink(os.path.join(self.root, "health", f"{pid}.json"))
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(self.root, "status", f"{pid}.msgpack"))
 
     def remove(self) -> None:
         shutil.rmtree(self.root, ignore_errors=True)

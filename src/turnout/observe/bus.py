@@ -38,12 +38,18 @@ class Observer(Protocol):
 class Bus:
     """Fans events out to observers; see the module docstring for its promises."""
 
-    __slots__ = ("_observers", "_reported", "active", "failures")
+    __slots__ = ("_observers", "_reported", "active", "content", "details", "failures")
 
     def __init__(self, observers: Iterable[Observer] = ()) -> None:
         self._observers: tuple[Observer, ...] = tuple(observers)
         #: Whether any observer listens: test it before building an event on a hot path.
         self.active = bool(self._observers)
+        #: Whether an observer wants what an answer says of itself (its id, model and finish
+        #: reasons) on `AttemptFinished`: decoded from the answer only then (tracing sets it).
+        self.details = False
+        #: Whether an observer wants the messages sent and received on the attempt events:
+        #: only when content capture was explicitly configured, never by default.
+        self.content = False
         #: Observer calls that raised, over the bus's life.
         self.failures = 0
         self._reported: set[tuple[type, type, type]] = set()

@@ -8,7 +8,9 @@ A request's events come in a fixed frame: `RequestStarted` first, before any of 
 then its attempts, retries, fallbacks, hedges and failovers; `RequestFinished` last, once,
 however it ended. Both carry the request's `Principal` (the caller the gateway authenticated;
 None for library calls), as does each `AttemptFinished`, so that spend can be attributed.
-No event carries a credential or a request's content: ids, names, numbers and error kinds only.
+No event carries a credential, and none carries a request's content unless an observer asked
+for it explicitly (`Bus.content`, set only when content capture is configured): ids, names,
+numbers and error kinds only.
 The health events (cooldowns, breaker transitions) are defined with the health rules that
 produce them, and re-exported here.
 """
@@ -56,6 +58,17 @@ class AttemptStarted:
     deployment_name: str = ""
     provider: str = ""
     upstream_model: str = ""
+    #: What is asked of the provider: ``chat``, ``completion`` or ``embedding``
+    #: (`turnout.wire.Operation`).
+    operation: str = "chat"
+    stream: bool = False
+    #: The upstream's host and port, when the deployment names its base URL (else the
+    #: provider's default endpoint, known to its adapter only).
+    server_address: str | None = None
+    server_port: int | None = None
+    #: The messages sent, as JSON: only when an observer asked for content
+    #: (`Bus.content`), never by default.
+    input_messages: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,9 +94,20 @@ class AttemptFinished:
     deployment_name: str = ""
     provider: str = ""
     upstream_model: str = ""
-    #: The upstream's own id for the call (its ``x-request-id``, ``request-id``...), when its
-    #: reply or error carried one.
+    operation: str = "chat"
+    #: As in `AttemptStarted`.
+    server_address: str | None = None
+    server_port: int | None = None
+    #: The upstream's own request id (``x-request-id``, ``request-id``...), when it sent one.
     upstream_request_id: str | None = None
+    #: What the answer said of itself, filled only when an observer asked for details
+    #: (`Bus.details`): its id, the model that answered, and each choice's finish reason.
+    response_id: str | None = None
+    response_model: str | None = None
+    finish_reasons: tuple[str, ...] = ()
+    #: The answer's messages, as JSON: only when an observer asked for content
+    #: (`Bus.content`), never by default.
+    output_messages: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

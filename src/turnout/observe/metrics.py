@@ -38,6 +38,7 @@ from turnout.observe.events import (
     RetryScheduled,
     StreamFailover,
 )
+from turnout.observe.genai_metrics import GenAiSeries
 from turnout.observe.series import Buckets, Counter, Gauge, Histogram, Series, Shared, Value
 from turnout.observe.spend_log_metrics import SpendLogSeries
 
@@ -257,6 +258,8 @@ class GatewayMetrics:
         self._transitions: dict[tuple[str, BreakerPhase], Value] = {}
         #: Rarer series (hedges, failovers, budgets), by their label values.
         self._rare: dict[tuple[object, ...], Value] = {}
+        #: The GenAI client histograms of the OpenTelemetry conventions, per attempt.
+        self.genai = GenAiSeries(registry)
         #: Deployment id -> (model group, provider), as last configured.
         self._configured: dict[str, tuple[str, str]] = {}
         #: Ids removed by `deployments`: a late event for one does not bring its gauges back.
@@ -406,6 +409,7 @@ class GatewayMetrics:
             histogram.observe(event.ttft)
 
     def _attempt_finished(self, event: AttemptFinished) -> None:
+        self.genai.observe(event)
         deployment_id = event.deployment_id
         key = (event.model_group, deployment_id)
         series = self._attempts.get(key)

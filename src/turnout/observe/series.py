@@ -15,7 +15,7 @@ in the gateway's metrics directory, and a scrape merges every worker's files. Th
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import ClassVar, Literal, Protocol
 
 from prometheus_client.core import (
@@ -25,6 +25,10 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.utils import floatToGoString
+
+#: prometheus_client's float format for bucket bounds (untyped there).
+_go_float: Callable[[float], str] = floatToGoString
 
 
 class Value:
@@ -183,7 +187,9 @@ class Histogram(_Family):
             buckets: list[tuple[str, float]] = []
             for bound, count in zip([*self.bounds, float("inf")], child.counts, strict=True):
                 running += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
+                # Go's float format, as prometheus_client and the workers' files write it
+                # (``1.048576e+06``), so a bound reads the same with one worker or several.
+                buckets.append((_go_float(bound), running))
             family.add_metric(child.labels, buckets, child.total)
         return family
 

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 
 from turnout.clock import Clock
 from turnout.config.router import Deployment
+from turnout.config.urls import server_of
 from turnout.errors import (
     AttemptRecord,
     FailureKind,
@@ -54,6 +55,7 @@ from turnout.router.bounds import Bound, LeftForNext, attempt_bound
 from turnout.router.decision import Choice, decide
 from turnout.router.filters import Rejections
 from turnout.router.limits import FIRST_TOKEN, REQUEST
+from turnout.router.response_facts import ResponseFacts, answer_facts, input_messages
 from turnout.router.runtime import ConfigBundle
 from turnout.router.segment import Segment, close_quietly
 from turnout.state.base import StateStore
@@ -183,8 +185,10 @@ class Dispatch:
         deployment = attempt.deployment
         request = attempt.request
         bundle = attempt.run.bundle
-        if self.bus.active:
-            self.bus.emit(
+        bus = self.bus
+        if bus.active:
+            address, port = server_of(deployment.base_url)
+            bus.emit(
                 AttemptStarted(
                     request.request_id,
                     attempt.group,
@@ -196,6 +200,11 @@ class Dispatch:
                     deployment.name,
                     deployment.provider,
                     deployment.model,
+                    request.operation.value,
+                    call is Call.STREAM,
+                    address,
+                    port,
+                    input_messages(request) if bus.content else None,
                 )
             )
         try:
@@ -231,7 +240,8 @@ class Dispatch:
                 raise
             raise error from exc
         attempt.upstream_request_id = result.upstream_request_id
-        cost = await self.succeed(attempt, result.usage, result.rate_limits)
+        facts = answer_facts(result, bus.content) if bus.details else None
+        cost = await self.succeed(attempt, result.usage, result.rate_limits, facts=facts)
         took = self.clock.now() - attempt.started
         bundle.limits.observe_whole(deployment.id, took, result.usage.completion_tokens)
         if bundle.hedger.active:
@@ -300,8 +310,11 @@ class Dispatch:
         usage: Usage,
         rate_limits: RateLimitHints | None = None,
         ttft: float | None = None,
+        *,
+        facts: ResponseFacts | None = None,
     ) -> float | None:
-        """The try answered; returns the answer's cost."""
+        """The try answered; returns the answer's cost. `facts`: what the answer said of
+        itself, for observers that asked (`Bus.details`)."""
         deployment = attempt.deployment
         cost = price(deployment, usage.prompt_tokens, usage.completion_tokens, usage.cached_tokens)
         now = self.clock.now()
@@ -313,7 +326,7 @@ class Dispatch:
             rate_limits=rate_limits,
             probe=attempt.probe,
         )
-        await self._settle(attempt, outcome, None, usage, cost, now)
+        await self._settle(attempt, outcome, None, usage, cost, now, facts=facts)
         return cost
 
     async def fail(self, attempt: Attempt, error: TurnoutError, usage: Usage | None = None) -> None:
@@ -368,6 +381,7 @@ class Dispatch:
         now: float | None = None,
         *,
         holdable: bool = False,
+        facts: ResponseFacts | None = None,
     ) -> None:
         if attempt.settled:
             return
@@ -412,6 +426,7 @@ class Dispatch:
             )
         )
         if self.bus.active:
+            address, port = server_of(attempt.deployment.base_url)
             self.bus.emit(
                 AttemptFinished(
                     request_id=run.request.request_id,
@@ -432,6 +447,10 @@ class Dispatch:
                     provider=attempt.deployment.provider,
                     upstream_model=attempt.deployment.model,
                     upstream_request_id=attempt.upstream_request_id,
+                    operation=attempt.request.operation.value,
+                    server_address=address,
+                    server_port=port,
+                    **_facts_fields(facts),
                 )
             )
             for event in events:
@@ -501,6 +520,21 @@ class Dispatch:
 
     async def aclose(self) -> None:
         await self.store.aclose()
+
+
+_NO_FACTS: dict[str, Any] = {}
+
+
+def _facts_fields(facts: ResponseFacts | None) -> dict[str, Any]:
+    """`AttemptFinished`'s fields for what an answer said of itself, when it was read."""
+    if facts is None:
+        return _NO_FACTS
+    return {
+        "response_id": facts.id,
+        "response_model": facts.model,
+        "finish_reasons": facts.finish_reasons,
+        "output_messages": facts.output,
+    }
 
 
 def _classify(exc: Exception, deployment: Deployment) -> TurnoutError:

@@ -30,6 +30,10 @@ class Segment:
     #: The longest wait between two chunks, once the segment ended well.
     longest_gap: float = 0.0
     rate_limits: RateLimitHints | None = None
+    #: The finish reasons its chunks carried, and with content capture the text they
+    #: delivered; kept only when an observer asked (`Bus.details`, `Bus.content`).
+    finish_reasons: list[str] | None = None
+    texts: list[str] | None = None
 
 
 async def close_quietly(chunks: AsyncIterator[StreamChunk]) -> None:

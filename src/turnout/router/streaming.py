@@ -29,6 +29,7 @@ from turnout.router.bounds import idle_bound
 from turnout.router.continuation import Rewriter
 from turnout.router.dispatch import Dispatch
 from turnout.router.limits import Limit
+from turnout.router.response_facts import chunk_text, stream_facts
 from turnout.router.segment import Segment, close_quietly
 from turnout.router.transcript import Transcript, TranscriptBuilder
 from turnout.wire import StreamChunk, Usage
@@ -182,11 +183,18 @@ class Stream:
         clock = self._dispatch.clock
         chunk = segment.first
         longest = 0.0
+        bus = self._dispatch.bus
+        reasons = segment.finish_reasons = [] if bus.details else None
+        texts = segment.texts = [] if bus.content else None
         while True:
             if chunk.usage is not None:
                 segment.usage = chunk.usage
+            if texts is not None:
+                texts.append(chunk_text(chunk))
             if chunk.finish_reason is not None:
                 segment.finished = True
+                if reasons is not None:
+                    reasons.append(chunk.finish_reason)
             else:
                 segment.content_chunks += 1
             if chunk.rate_limits is not None:
@@ -235,7 +243,12 @@ class Stream:
         if usage is None:
             # No usage from upstream: estimate, one token per content chunk.
             usage = Usage(attempt.request.prompt_tokens, segment.content_chunks)
-        cost = await self._dispatch.succeed(attempt, usage, segment.rate_limits, segment.ttft)
+        facts = None
+        if segment.finish_reasons is not None:
+            facts = stream_facts(segment.first, segment.finish_reasons, segment.texts)
+        cost = await self._dispatch.succeed(
+            attempt, usage, segment.rate_limits, segment.ttft, facts=facts
+        )
         attempt.run.bundle.limits.observe_stream(attempt.deployment.id, segment.longest_gap)
         self.usage = rewriter.usage if rewriter is not None and rewriter.usage else usage
         self.cost = cost

@@ -1,0 +1,266 @@
+"""Attempt spans from the router's events: one CLIENT span per upstream attempt.
+
+`AttemptStarted` opens a span named ``{gen_ai.operation.name} {gen_ai.request.model}`` with the
+attributes samplers read set at its start (operation, provider, model, server); `AttemptFinished`
+sets what the answer told (response id and model, finish reasons, usage, time to first chunk,
+``error.type``) and ends it. Retries, fallbacks, hedges and stream continuations are each their
+own span, siblings under the request's SERVER span, with ``turnout.attempt.reason`` saying why.
+Fallbacks, retries, hedges, stream failovers and cooldowns become span events on the SERVER span.
+
+Each span's parent is the context current when the request entered the router (the gateway's
+SERVER span, or a library caller's own span), kept per request until `RequestFinished`, so an
+attempt started from a hedge's task or while a stream is iterated finds the same parent. The
+observer runs inline and only creates, annotates and ends spans: the SDK's batch processor
+exports them from its own thread. No credential and no message content reaches a span, except
+content when capture was explicitly configured.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, StatusCode
+
+from turnout.errors import FailureKind
+from turnout.health.record import BreakerPhase
+from turnout.observe.events import (
+    AttemptFinished,
+    AttemptStarted,
+    BreakerTransition,
+    CooldownEntered,
+    Event,
+    FallbackTaken,
+    HedgeFired,
+    HedgeSettled,
+    RequestFinished,
+    RequestStarted,
+    RetryScheduled,
+    StreamFailover,
+)
+from turnout.observe.genai_names import operation_name, provider_name
+from turnout.observe.lean_spans import LeanTracer
+from turnout.observe.trace_context import ATTEMPT, SERVER_SPAN, AttemptTrace
+
+_BREAKER: dict[BreakerPhase, str] = {phase: phase.name.lower() for phase in BreakerPhase}
+#: Abandoned attempts: cut off by the caller, a hedge's winner or the deadline, not failed.
+_ABANDONED = frozenset({FailureKind.CANCELLED, FailureKind.DEADLINE})
+
+
+class _RequestTrace:
+    """What a traced request's attempts need: their parent, and attempts per group."""
+
+    __slots__ = ("open", "parent", "per_group", "server")
+
+    def __init__(self, parent: otel_context.Context, server: Any) -> None:
+        self.parent = parent
+        #: The SERVER span, for span events (None for a library call).
+        self.server = server
+        self.per_group: dict[str, int] = {}
+        #: Numbers of its attempts whose spans are open.
+        self.open: set[int] = set()
+
+
+class SpanObserver:
+    """Builds attempt spans from the bus's events (an `Observer`)."""
+
+    __slots__ = ("_attempts", "_breakers", "_requests", "strategy", "tracer")
+
+    def __init__(self, tracer: LeanTracer, strategy: str = "") -> None:
+        self.tracer = tracer
+        #: The routing strategy in force (``turnout.strategy``); the gateway updates it on reload.
+        self.strategy = strategy
+        self._requests: dict[str, _RequestTrace] = {}
+        self._attempts: dict[tuple[str, int], AttemptTrace] = {}
+        #: Deployment id -> its breaker's phase, as last reported (closed until then).
+        self._breakers: dict[str, str] = {}
+
+    def on_event(self, event: Event) -> None:
+        match event:
+            case AttemptStarted():
+                self._started(event)
+            case AttemptFinished():
+                self._finished(event)
+            case RequestStarted():
+                server = SERVER_SPAN.get()
+                if server is not None:
+                    server.set_attribute("turnout.request_id", event.request_id)
+                self._requests[event.request_id] = _RequestTrace(otel_context.get_current(), server)
+            case RequestFinished():
+                self._request_finished(event.request_id)
+            case FallbackTaken():
+                self._mark(
+                    event.request_id,
+                    "turnout.fallback",
+                    {
+                        "turnout.fallback.from": event.from_group,
+                        "turnout.fallback.to": event.to_group,
+                        "turnout.fallback.kind": event.kind.value,
+                        "error.type": event.error.value,
+                    },
+                )
+            case RetryScheduled():
+                self._mark(
+                    event.request_id,
+                    "turnout.retry",
+                    {
+                        "turnout.model_group": event.model_group,
+                        "turnout.deployment.id": event.failed_deployment,
+                        "turnout.retry.delay": event.delay,
+                        "error.type": event.error.value,
+                    },
+                )
+            case HedgeFired():
+                self._mark(
+                    event.request_id,
+                    "turnout.hedge",
+                    {
+                        "turnout.model_group": event.model_group,
+                        "turnout.hedge.primary": event.primary,
+                        "turnout.hedge.duplicate": event.hedge,
+                        "turnout.hedge.delay": event.delay,
+                    },
+                )
+            case HedgeSettled():
+                attributes: dict[str, Any] = {"turnout.hedge.won": event.hedge_won}
+                if event.winner is not None:
+                    attributes["turnout.hedge.winner"] = event.winner
+                self._mark(event.request_id, "turnout.hedge_settled", attributes)
+            case StreamFailover():
+                self._mark(
+                    event.request_id,
+                    "turnout.stream_failover",
+                    {
+                        "turnout.model_group": event.model_group,
+                        "turnout.deployment.id": event.failed,
+                        "turnout.stream_failover.method": event.method,
+                        "turnout.stream_failover.sent_chars": event.sent_chars,
+                        "error.type": event.error.value,
+                    },
+                )
+            case BreakerTransition():
+                self._breakers[event.deployment_id] = _BREAKER[event.current]
+            case CooldownEntered():
+                # Emitted while the attempt that caused it settles, in the request's context.
+                server = SERVER_SPAN.get()
+                if server is not None:
+                    server.add_event(
+                        "turnout.cooldown",
+                        {
+                            "turnout.deployment.id": event.deployment_id,
+                            "turnout.cooldown.reason": event.reason.value,
+                            "turnout.cooldown.seconds": event.seconds,
+                        },
+                    )
+            case _:
+                return
+
+    # ---- attempts ----------------------------------------------------------------------
+
+    def _started(self, event: AttemptStarted) -> None:
+        request = self._requests.get(event.request_id)
+        parent = request.parent if request is not None else otel_context.get_current()
+        operation = operation_name(event.operation)
+        model = event.upstream_model
+        attributes: dict[str, Any] = {
+            "gen_ai.operation.name": operation,
+            "gen_ai.provider.name": provider_name(event.provider),
+            "gen_ai.request.model": model,
+            "turnout.deployment": event.deployment_name,
+            "turnout.deployment.id": event.deployment_id,
+            "turnout.model_group": event.model_group,
+            "turnout.attempt": event.attempt,
+            "turnout.attempt.reason": event.reason,
+            "turnout.breaker.state": self._breakers.get(event.deployment_id, "closed"),
+        }
+        if event.stream:
+            attributes["gen_ai.request.stream"] = True
+        if self.strategy:
+            attributes["turnout.strategy"] = self.strategy
+        if event.probe:
+            attributes["turnout.probe"] = True
+        if event.server_address is not None:
+            attributes["server.address"] = event.server_address
+            if event.server_port is not None:
+                attributes["server.port"] = event.server_port
+        if request is not None:
+            request.open.add(event.attempt)
+            before = request.per_group.get(event.model_group, 0)
+            request.per_group[event.model_group] = before + 1
+            if before and event.reason == "retry":
+                attributes["http.request.resend_count"] = before
+        if event.input_messages is not None:
+            attributes["gen_ai.input.messages"] = event.input_messages
+        span = self.tracer.start_span(
+            f"{operation} {model}", context=parent, kind=SpanKind.CLIENT, attributes=attributes
+        )
+        held = AttemptTrace(span, event.server_address is not None)
+        self._attempts[event.request_id, event.attempt] = held
+        # The provider is called next, in this task: the transport finds the span here.
+        ATTEMPT.set(held)
+
+    def _finished(self, event: AttemptFinished) -> None:
+        held = self._attempts.pop((event.request_id, event.attempt), None)
+        if held is None:
+            return
+        if ATTEMPT.get() is held:
+            ATTEMPT.set(None)
+        request = self._requests.get(event.request_id)
+        if request is not None:
+            request.open.discard(event.attempt)
+        span = held.span
+        set_attribute: Callable[[str, Any], None] = span.set_attribute
+        if event.response_model is not None:
+            set_attribute("gen_ai.response.model", event.response_model)
+        if event.response_id is not None:
+            set_attribute("gen_ai.response.id", event.response_id)
+        if event.finish_reasons:
+            set_attribute("gen_ai.response.finish_reasons", list(event.finish_reasons))
+        elif event.error is not None and event.stream:
+            set_attribute("gen_ai.response.finish_reasons", ["error"])
+        usage = event.usage
+        if usage is not None:
+            set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
+            set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+            if usage.cached_tokens:
+                set_attribute("gen_ai.usage.cache_read.input_tokens", usage.cached_tokens)
+        if event.ttft is not None:
+            set_attribute("gen_ai.response.time_to_first_chunk", event.ttft)
+        if event.status is not None:
+            set_attribute("http.response.status_code", event.status)
+        if event.upstream_request_id is not None:
+            set_attribute("turnout.upstream_request_id", event.upstream_request_id)
+        if event.cost is not None:
+            set_attribute("turnout.cost", event.cost)
+        if event.output_messages is not None:
+            set_attribute("gen_ai.output.messages", event.output_messages)
+        error = event.error
+        if error is not None:
+            set_attribute("error.type", error.value)
+            if error in _ABANDONED:
+                set_attribute("turnout.attempt.outcome", error.value)
+            else:
+                span.set_status(StatusCode.ERROR, error.value)
+        span.end()
+
+    def _request_finished(self, request_id: str) -> None:
+        request = self._requests.pop(request_id, None)
+        if request is None:
+            return
+        # Every attempt settles before its request finishes; anything still open was lost.
+        for number in request.open:
+            held = self._attempts.pop((request_id, number), None)
+            if held is not None:
+                held.span.set_attribute("error.type", "_OTHER")
+                held.span.end()
+
+    def _mark(self, request_id: str, name: str, attributes: dict[str, Any]) -> None:
+        request = self._requests.get(request_id)
+        server = request.server if request is not None else None
+        if server is None:
+            server = trace.get_current_span()
+            if not server.is_recording():
+                return
+        server.add_event(name, attributes)
