@@ -342,11 +342,15 @@ def walk(value: Any, path: str = "") -> list[tuple[str, Any]]:
 
 
 def objects_naming(value: Any, name: str) -> list[dict[str, Any]]:
-    """The innermost JSON objects of `value` with a string field equal to `name`."""
+    """The innermost JSON objects of `value` that describe `name`: those with a string field
+    equal to it, or the object filed under it as a key."""
     found: list[dict[str, Any]] = []
     if isinstance(value, dict):
-        for item in value.values():
-            found += objects_naming(item, name)
+        for key, item in value.items():
+            inner = objects_naming(item, name)
+            if not inner and key == name and isinstance(item, dict):
+                inner = [item]
+            found += inner
         if not found and name in value.values():
             found.append(value)
     elif isinstance(value, list):
