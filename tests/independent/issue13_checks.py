@@ -30,6 +30,8 @@ from issue13_rig import (
     sse_lines,
 )
 
+from fakes.fake_openai import FakeOpenAI, ReceivedRequest
+
 CHAT_PATH = "/v1/chat/completions"
 SECRETS = (MASTER_KEY, UPSTREAM_KEY, WRONG_KEY)
 CONTENT = (PROMPT_MARKER, REPLY_MARKER)
@@ -162,6 +164,47 @@ def upstream_parent(headers: dict[str, str], what: str) -> tuple[str, str]:
     found = TRACEPARENT.fullmatch(value)
     assert found, f"{what}: the upstream request carried no valid traceparent: {value!r}"
     return found.group(1), found.group(2)
+
+
+def assert_attempt_spans(
+    root: ReceivedSpan,
+    clients: list[ReceivedSpan],
+    upstream: list[tuple[FakeOpenAI, ReceivedRequest]],
+    trace_id: str,
+) -> list[tuple[ReceivedSpan, ReceivedRequest, int]]:
+    """Each CLIENT span an attempt of the request under `root`, with the GenAI attributes,
+    and the parent of exactly one of the `upstream` requests (each with the fake it reached):
+    (span, request, the fake's port) in the order of `upstream`."""
+    shown = "\n".join(span.describe() for span in [root, *clients])
+    for span in clients:
+        attributes = span.attributes
+        assert span.parent_id == root.span_id, f"not a child of the SERVER span:\n{shown}"
+        assert span.name == f"chat {attributes.get('gen_ai.request.model')}", shown
+        assert attributes.get("gen_ai.operation.name") == "chat", span.describe()
+        assert attributes.get("gen_ai.provider.name") == "openai", span.describe()
+        assert attributes.get("server.address") == "127.0.0.1", span.describe()
+        assert isinstance(attributes.get("server.port"), int), span.describe()
+        reason = attributes.get("turnout.attempt.reason")
+        assert reason in ("primary", "retry", "fallback"), span.describe()
+    by_id = {span.span_id: span for span in clients}
+    attempts: list[tuple[ReceivedSpan, ReceivedRequest, int]] = []
+    for fake, request in upstream:
+        port = int(fake.url.split(":")[2].split("/")[0])
+        seen_trace, parent = upstream_parent(request.headers, f"the upstream on port {port}")
+        assert seen_trace == trace_id, f"the upstream saw trace {seen_trace}, not {trace_id}"
+        assert parent in by_id, (
+            f"the upstream's traceparent names parent {parent}, no attempt span:\n{shown}"
+        )
+        span = by_id[parent]
+        assert span.attributes.get("gen_ai.request.model") == request.json["model"], (
+            f"gen_ai.request.model must be the model the upstream was asked for, "
+            f"{request.json['model']!r}: {span.describe()}"
+        )
+        attempts.append((span, request, port))
+    assert len({span.span_id for span, _, _ in attempts}) == len(clients) == len(upstream), (
+        f"one attempt span per upstream request ({len(upstream)}):\n{shown}"
+    )
+    return attempts
 
 
 def assert_no_content(spans: list[ReceivedSpan]) -> None:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import gzip
 import zlib
 from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -137,3 +139,22 @@ class OtlpReceiver:
 
     def in_trace(self, trace_id: str) -> list[ReceivedSpan]:
         return [span for span in self.spans if span.trace_id == trace_id]
+
+
+#: Where an OTLP/HTTP exporter sends when no endpoint is configured.
+DEFAULT_PORT = 4318
+
+
+@asynccontextmanager
+async def default_endpoint_receiver() -> AsyncIterator[OtlpReceiver]:
+    """A receiver on the exporters' default port (localhost:4318) when it is free, so that an
+    exporter started without being asked for is caught; else on a port of its own, where it
+    can only show that nothing was sent to it."""
+    try:
+        receiver = await OtlpReceiver(port=DEFAULT_PORT).__aenter__()
+    except OSError:
+        receiver = await OtlpReceiver().__aenter__()
+    try:
+        yield receiver
+    finally:
+        await receiver.__aexit__(None, None, None)
