@@ -60,6 +60,28 @@ def test_deployment_ids_are_derived_stably_and_differ_by_key() -> None:
     assert Deployment(model_name="g", model="m", id="mine").id == "mine"
 
 
+def test_deployments_are_named_readably_and_uniquely() -> None:
+    config = parse_router_config(
+        {
+            "model_list": [
+                {"model_name": "fast", "model": "gpt-4o-mini", "base_url": "http://a.test/v1"},
+                {"model_name": "fast", "model": "gpt-4o-mini", "base_url": "http://b.test/v1"},
+                {"model_name": "fast", "model": "gpt-4o", "id": "primary-eu"},
+                {"model_name": "slow", "model": "o1", "name": "reasoner"},
+            ]
+        }
+    )
+    names = [deployment.name for deployment in config.model_list]
+    assert names == [
+        "fast/openai/gpt-4o-mini",
+        "fast/openai/gpt-4o-mini#2",
+        "primary-eu",
+        "reasoner",
+    ]
+    # The name never enters the id: renaming a deployment keeps its state and spend.
+    assert config.model_list[3].id == Deployment(model_name="slow", model="o1").id
+
+
 def test_duplicate_ids_are_rejected() -> None:
     with pytest.raises(ConfigError, match=r"model_list\[1\]\.id: duplicate deployment id"):
         RouterConfig(

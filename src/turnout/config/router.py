@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Annotated, Any, Final
 
 import msgspec
@@ -61,6 +61,10 @@ class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     provider: str = "openai"
     #: Stable identity; derived from the parameters below when not given.
     id: str = ""
+    #: How logs, headers, traces and the status page name it: given, else the id when one was
+    #: given, else ``{model_name}/{provider}/{model}`` (made unique within a config with ``#2``,
+    #: ``#3``...). Never only a hash: an operator reads it.
+    name: str = ""
     #: The provider's endpoint: http(s)://host[:port][/path], no credentials, query or fragment.
     base_url: str | None = None
     api_key: Secret | None = None
@@ -112,6 +116,9 @@ class Deployment(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
                     f"{name}: unknown parameter(s) {', '.join(map(repr, unknown))}; known: "
                     + ", ".join(CAPABILITY_PARAMS)
                 )
+        if not self.name:
+            name = self.id or f"{self.model_name}/{self.provider}/{self.model}"
+            msgspec.structs.force_setattr(self, "name", name)
         if not self.id:
             # From the params as given, settings included: the ids of existing configs stay.
             msgspec.structs.force_setattr(self, "id", derive_deployment_id(self))
@@ -152,6 +159,23 @@ CAPABILITY_PARAMS: tuple[str, ...] = (
     "parallel_tool_calls",
     "tools",
 )
+
+
+def unique_names(deployments: Sequence[Deployment]) -> None:
+    """Make the deployments' names unique, in order: a name met again gets ``#2``, ``#3``...
+    (two deployments of one model at two endpoints share their derived name)."""
+    taken = {deployment.name for deployment in deployments}
+    seen: set[str] = set()
+    for deployment in deployments:
+        name = deployment.name
+        if name in seen:
+            number = 2
+            while f"{name}#{number}" in taken:
+                number += 1
+            name = f"{name}#{number}"
+            taken.add(name)
+            msgspec.structs.force_setattr(deployment, "name", name)
+        seen.add(name)
 
 
 def derive_deployment_id(deployment: Deployment) -> str:
@@ -494,6 +518,7 @@ class RouterConfig(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True
                     path=f"model_list[{index}].id",
                 )
             seen[deployment.id] = index
+        unique_names(self.model_list)
         groups = {deployment.model_name for deployment in self.model_list}
         check_aliases(self.aliases, groups)
         check_fallbacks(self.fallbacks, groups | set(self.aliases))

@@ -48,6 +48,14 @@ class AttemptStarted:
     attempt: int
     at: float
     probe: bool
+    #: Why it started: ``primary``, ``retry``, ``fallback``, ``hedge`` or ``failover`` (the
+    #: continuation of a broken stream).
+    reason: str = "primary"
+    #: The deployment's readable name (`Deployment.name`), its provider, and the model the
+    #: provider is asked for.
+    deployment_name: str = ""
+    provider: str = ""
+    upstream_model: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +76,11 @@ class AttemptFinished:
     stream: bool
     #: Who the request is attributed to (what spend is charged to).
     principal: Principal | None = None
+    #: As in `AttemptStarted`.
+    reason: str = "primary"
+    deployment_name: str = ""
+    provider: str = ""
+    upstream_model: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,17 @@ class Call(Enum):
     STREAM = "stream"
 
 
+class Reason(Enum):
+    """Why an attempt was started: the request's first, a retry within its group, the first
+    of a fallback group, a hedged duplicate, or the continuation of a broken stream."""
+
+    PRIMARY = "primary"
+    RETRY = "retry"
+    FALLBACK = "fallback"
+    HEDGE = "hedge"
+    FAILOVER = "failover"
+
+
 class Run:
     """The state of one request across every attempt, retry and fallback."""
 
@@ -82,6 +93,7 @@ class Attempt:
         "number",
         "policy",
         "probe",
+        "reason",
         "request",
         "run",
         "settled",
@@ -97,6 +109,7 @@ class Attempt:
         probe: bool,
         started: float,
         request: Request | None = None,
+        reason: Reason | None = None,
     ) -> None:
         self.run = run
         #: What this attempt sends: the run's request, or a continuation of it.
@@ -107,6 +120,9 @@ class Attempt:
         self.probe = probe
         run.number += 1
         self.number = run.number
+        if reason is None:
+            reason = Reason.PRIMARY if run.number == 1 else Reason.RETRY
+        self.reason = reason
         #: Monotonic time on the router's clock.
         self.started = started
         self.settled = False

@@ -49,7 +49,7 @@ from turnout.observe.events import (
 )
 from turnout.pricing.price import price
 from turnout.providers.base import Provider
-from turnout.router.attempt import Attempt, Call, Run
+from turnout.router.attempt import Attempt, Call, Reason, Run
 from turnout.router.bounds import Bound, LeftForNext, attempt_bound
 from turnout.router.decision import Choice, decide
 from turnout.router.filters import Rejections
@@ -136,13 +136,15 @@ class Dispatch:
         must_fit: bool = False,
         only: Deployment | None = None,
         request: Request | None = None,
+        reason: Reason | None = None,
     ) -> Choice:
         """Choose a deployment of `group` for the run and start an attempt on it.
 
         `exclude`: deployments not to choose. `time_left`: prefer deployments predicted to
         answer within it; with `must_fit`, start nothing unless one of the group is. `only`:
         no decision, start on this deployment. `request`: what the attempt sends, when not the
-        run's own request (a continuation).
+        run's own request (a continuation). `reason`: why the attempt starts (default: primary
+        for the run's first, a retry after).
         """
         clock = self.clock
         bundle = run.bundle
@@ -165,6 +167,7 @@ class Dispatch:
             admission is Admission.PROBE,
             clock.now(),
             request,
+            reason,
         )
         return choice
 
@@ -189,6 +192,10 @@ class Dispatch:
                     attempt.number,
                     attempt.started,
                     attempt.probe,
+                    attempt.reason.value,
+                    deployment.name,
+                    deployment.provider,
+                    deployment.model,
                 )
             )
         try:
@@ -412,6 +419,10 @@ class Dispatch:
                     ttft=outcome.ttft,
                     stream=run.request.stream,
                     principal=run.request.principal,
+                    reason=attempt.reason.value,
+                    deployment_name=attempt.deployment.name,
+                    provider=attempt.deployment.provider,
+                    upstream_model=attempt.deployment.model,
                 )
             )
             for event in events:

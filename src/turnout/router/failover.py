@@ -12,7 +12,7 @@ from turnout.config.router import Deployment
 from turnout.errors import BadRequestError, TurnoutError, fallback_kind
 from turnout.observe.events import StreamFailover
 from turnout.providers.capabilities import Capabilities
-from turnout.router.attempt import Attempt, Call, Run
+from turnout.router.attempt import Attempt, Call, Reason, Run
 from turnout.router.continuation import added_prompt_tokens, continuation_request
 from turnout.router.dispatch import Dispatch
 from turnout.router.runtime import ConfigBundle
@@ -44,10 +44,14 @@ async def continue_stream(
             if now >= run.deadline or not dispatch.spend_retry(run, group):
                 return refused
             if retry_without_prefill is not None:
-                choice = await dispatch.start(run, group, only=retry_without_prefill)
+                choice = await dispatch.start(
+                    run, group, only=retry_without_prefill, reason=Reason.FAILOVER
+                )
                 prefill, retry_without_prefill = False, None
             else:
-                choice = await dispatch.start(run, group, exclude, time_left=run.deadline - now)
+                choice = await dispatch.start(
+                    run, group, exclude, time_left=run.deadline - now, reason=Reason.FAILOVER
+                )
                 if choice.deployment is None:
                     break  # nothing left in this group: the next one in the chain
                 exclude.add(choice.deployment.id)

@@ -18,7 +18,7 @@ import random
 
 from turnout.errors import PoisonRequestError, TurnoutError, fallback_kind
 from turnout.observe.events import FallbackTaken
-from turnout.router.attempt import Call, Run
+from turnout.router.attempt import Call, Reason, Run
 from turnout.router.decision import Choice
 from turnout.router.dispatch import Delivery, Dispatch
 from turnout.router.retries import with_retries
@@ -54,7 +54,9 @@ async def with_fallbacks(
             if run.hops >= max_depth or (sent and not dispatch.spend_retry(run, group)):
                 break
             time_left = run.deadline - dispatch.clock.now()
-            choice = await dispatch.start(run, target, time_left=time_left, must_fit=True)
+            choice = await dispatch.start(
+                run, target, time_left=time_left, must_fit=True, reason=Reason.FALLBACK
+            )
             if not choice.fits:
                 continue
             run.hops += 1

@@ -9,7 +9,7 @@ from collections.abc import Collection
 
 from turnout.errors import TurnoutError, most_informative
 from turnout.observe.events import BudgetExhausted, HedgeFired, HedgeSettled
-from turnout.router.attempt import Attempt, Call, Run
+from turnout.router.attempt import Attempt, Call, Reason, Run
 from turnout.router.dispatch import Delivery, Dispatch
 from turnout.router.segment import Segment
 
@@ -65,7 +65,9 @@ async def _start_hedge(
         if dispatch.bus.active:
             dispatch.bus.emit(BudgetExhausted(run.request.request_id, group, "hedge"))
         return None
-    return (await dispatch.start(run, group, {*exclude, attempt.deployment.id})).attempt
+    return (
+        await dispatch.start(run, group, {*exclude, attempt.deployment.id}, reason=Reason.HEDGE)
+    ).attempt
 
 
 async def _race(
