@@ -20,7 +20,7 @@ from turnout.observe.request_log import ACCESS_LOGGER
 
 MASTER = "sk-access-master-0a1b2c3d"
 LINE = re.compile(
-    r"^127\.0\.0\.1 - (\S+) \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] "
+    r"^turnout\.access 127\.0\.0\.1 - (\S+) \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] "
     r'"(\w+) (\S+) HTTP/1\.[01]" (\d{3}) (\d+) "([^"]*)" id=(\S+) ms=(\d+\.\d\d)$'
 )
 

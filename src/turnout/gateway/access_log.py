@@ -2,10 +2,14 @@
 
 Written by the connection's protocol once the answer went out (`GatewayProtocol.log_access`),
 so it sees every answer: a handler's, an error's, a refused ``Expect``, a request aiohttp's
-parser refused. The line is the common log format's, with the request id and the time taken:
+parser refused. The line is the common log format's after the logger's name (the gateway's
+other lines on standard error name their logger too), with the request id and the time taken:
 
-    127.0.0.1 - master [02/Dec/2026:13:53:19 +0000] "POST /v1/chat/completions HTTP/1.1" 200 512
-    "OpenAI/Python 1.99.9" id=4f1c2a9e0b3d0000000001 ms=12.41
+    turnout.access 127.0.0.1 - master [02/Dec/2026:13:53:19 +0000]
+    "POST /v1/chat/completions HTTP/1.1" 200 512 "OpenAI/Python 1.99.9"
+    id=4f1c2a9e0b3d0000000001 ms=12.41
+
+(one line, folded here).
 
 The caller is named as the gateway knows it (``master``, ``key:<id>``), never by its key; the
 path is logged without its query string, which a client might put a credential in. On the
@@ -71,7 +75,7 @@ class AccessLineFormatter(logging.Formatter):
         if second != self._second:
             self._second = second
             self._when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
-        return f"{fields[0]} - {fields[1]} [{self._when}] " + _LINE[8:] % fields[2:]
+        return f"{ACCESS_LOGGER} {fields[0]} - {fields[1]} [{self._when}] " + _LINE[8:] % fields[2:]
 
 
 def _clean(text: str) -> str:

@@ -68,7 +68,6 @@ def _middleware(tracing: Tracing, paths: frozenset[str]) -> Middleware:
         )
         # The request log names the trace, and the span the id the answer carries.
         request[TRACE_ID] = format(span.get_span_context().trace_id, "032x")
-        span.set_attribute("turnout.request_id", exchange_of(request).ids.public)
         token = otel_context.attach(trace.set_span_in_context(span, parent))
         server_token = SERVER_SPAN.set(span)
         status = 500
@@ -85,6 +84,7 @@ def _middleware(tracing: Tracing, paths: frozenset[str]) -> Middleware:
         finally:
             SERVER_SPAN.reset(server_token)
             otel_context.detach(token)
+            span.set_attribute("turnout.request_id", exchange_of(request).ids.public)
             span.set_attribute("http.response.status_code", status)
             if status >= 500:
                 span.set_attribute("error.type", str(status))

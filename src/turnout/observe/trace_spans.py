@@ -86,6 +86,8 @@ class SpanObserver:
             case RequestStarted():
                 server = SERVER_SPAN.get()
                 if server is not None:
+                    # The gateway's own id; its middleware names the span by the id the caller
+                    # knows when the answer is out.
                     server.set_attribute("turnout.request_id", event.request_id)
                 self._requests[event.request_id] = _RequestTrace(otel_context.get_current(), server)
             case RequestFinished():

@@ -405,7 +405,8 @@ class Dispatch:
             # The deployment fails more than poison requests: from here on the request is an
             # ordinary failing one, and what it held counted with this failure.
             run.holds = None
-        status = error.status if error is not None else None
+        # An answer is a 200 from every provider; an attempt cut off has no status.
+        status = error.status if error is not None else None if outcome.error else 200
         if error is not None:
             status = getattr(error, "upstream_status", None) or status
             upstream_id = getattr(error, "upstream_request_id", None)
