@@ -324,6 +324,17 @@ def _ms(seconds: float) -> float:
     return int(seconds * 100_000 + 0.5) / 100
 
 
+#: The second last formatted, and its text up to the milliseconds: lines come many a second.
+_second: list[tuple[int, str]] = [(-1, "")]
+
+
 def _iso(wall: float) -> str:
-    moment = datetime.fromtimestamp(wall, UTC)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``2026-12-02T14:57:32.451Z``: the date and time are formatted once per second."""
+    millis = int(wall * 1000)
+    second, within = divmod(millis, 1000)
+    cached, text = _second[0]
+    if second != cached:
+        moment = datetime.fromtimestamp(second, UTC)
+        text = moment.strftime("%Y-%m-%dT%H:%M:%S.")
+        _second[0] = (second, text)
+    return f"{text}{within:03d}Z"
