@@ -330,8 +330,13 @@ _second: list[tuple[int, str]] = [(-1, "")]
 
 def _iso(wall: float) -> str:
     """``2026-12-02T14:57:32.451Z``: the date and time are formatted once per second."""
-    millis = int(wall * 1000)
-    second, within = divmod(millis, 1000)
+    # As `datetime.fromtimestamp` does: the fraction to the microsecond, then cut to the
+    # millisecond.
+    second = int(wall)
+    micros = round((wall - second) * 1_000_000)
+    if micros >= 1_000_000:
+        second, micros = second + 1, micros - 1_000_000
+    within = micros // 1000
     cached, text = _second[0]
     if second != cached:
         moment = datetime.fromtimestamp(second, UTC)
