@@ -60,7 +60,8 @@ def test_a_span_is_sampled_as_the_sdk_sampler_decides(
         expected = sampler.should_sample(context, parent.trace_id, "chat m")
     else:
         expected = sampler.should_sample(None, 1, "chat m")
-    assert expected.decision.is_sampled() == recorded  # the table matches the SDK itself
+    # The table matches the SDK itself.
+    assert (expected.decision is sampling.Decision.RECORD_AND_SAMPLE) == recorded
     span = tracer.start_span("chat m", context=context, attributes={"gen_ai.request.model": "m"})
     assert isinstance(span, LeanSpan) == recorded
     assert span.get_span_context().trace_flags.sampled == recorded
