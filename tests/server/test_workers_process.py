@@ -143,12 +143,14 @@ async def test_metrics_count_every_request_whichever_worker_is_scraped(tmp_path:
                     )
                 )
             assert all(answer.choices for answer in answers)
-            # Metrics are exact at once; a worker publishes its in-flight counts at most every
-            # quarter second, so the health views agree within a few of those.
+            # Metrics are exact at once; a worker publishes its health (in-flight counts among
+            # it) at most every quarter second, so the health views agree within a few of those.
             deadline = time.monotonic() + 5
             while True:
                 seen = await _scrape_both(port)
                 views = []
+                #: Workers each health answer knows of (a busy worker may publish late).
+                workers: list[int] = []
                 for answers_of_worker in seen.values():
                     for health, metrics in answers_of_worker:
                         requests = _total(
@@ -158,11 +160,13 @@ async def test_metrics_count_every_request_whichever_worker_is_scraped(tmp_path:
                         assert _total(metrics, "turnout_attempts_total", outcome="success") == 20
                         assert _total(metrics, "turnout_request_duration_seconds_count") == 20
                         assert _total(metrics, "turnout_in_flight") == 0
-                        assert len(health["workers"]) == 2
+                        workers.append(len(health["workers"]))
                         views.append(_view(health))
-                if all(view == views[0] for view in views) or time.monotonic() > deadline:
+                agree = all(view == views[0] for view in views) and set(workers) == {2}
+                if agree or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.1)
+            assert set(workers) == {2}, workers
             assert all(view == views[0] for view in views), views
             assert set(views[0]) == {"chat", "spare"}
             await _stop(process)
