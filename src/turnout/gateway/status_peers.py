@@ -15,7 +15,6 @@ process is gone (the parent also removes it when the worker exits) or when it is
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import time
@@ -24,22 +23,13 @@ from pathlib import Path
 
 import msgspec
 
+from turnout.gateway.worker_files import WorkerFile, alive, cancel_quietly
 from turnout.observe.traffic import TrafficExport
 
 logger = logging.getLogger("turnout.gateway")
 
 _ENCODE = msgspec.msgpack.Encoder().encode
 _DECODE = msgspec.msgpack.Decoder(TrafficExport).decode
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 class StatusPeers:
@@ -54,7 +44,7 @@ class StatusPeers:
         wall: Callable[[], float] = time.time,
         interval: float = 1.0,
         stale: float = 15.0,
-        alive: Callable[[int], bool] = _alive,
+        alive: Callable[[int], bool] = alive,
     ) -> None:
         self.directory = Path(directory)
         self.worker = os.getpid() if worker is None else worker
@@ -62,8 +52,7 @@ class StatusPeers:
         self._wall = wall
         self.interval = interval
         self.stale = stale
-        self._alive = alive
-        self._path = self.directory / f"{self.worker}.msgpack"
+        self._file = WorkerFile(self.directory, self.worker, ".msgpack", alive)
         self._task: asyncio.Task[None] | None = None
         self._failed = False
 
@@ -72,13 +61,9 @@ class StatusPeers:
 
     async def stop(self) -> None:
         """Stop publishing and remove this worker's file: its traffic leaves with it."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        with contextlib.suppress(OSError):
-            self._path.unlink()
+        await cancel_quietly(self._task)
+        self._task = None
+        self._file.remove()
 
     async def _run(self) -> None:
         while True:
@@ -89,9 +74,7 @@ class StatusPeers:
         """Write this worker's traffic export now (a failure is logged once, then retried at
         the next interval)."""
         try:
-            temporary = self._path.with_suffix(".tmp")
-            temporary.write_bytes(_ENCODE(self._export()))
-            temporary.replace(self._path)
+            self._file.write(_ENCODE(self._export()))
         except OSError as error:
             if not self._failed:
                 logger.warning("could not publish this worker's traffic for /status: %s", error)
@@ -101,22 +84,11 @@ class StatusPeers:
         """The latest exports of the other live workers."""
         now = self._wall()
         found = []
-        try:
-            entries = list(os.scandir(self.directory))
-        except OSError:
-            return []
-        for entry in entries:
-            name = entry.name
-            stem = name.removesuffix(".msgpack")
-            if stem == name or not stem.isdigit():
-                continue
-            worker = int(stem)
-            if worker == self.worker or not self._alive(worker):
-                continue
+        for data in self._file.others():
             try:
-                export = _DECODE(Path(entry.path).read_bytes())
-            except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-                continue  # removed meanwhile, or from an older format: skip it
+                export = _DECODE(data)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                continue  # from an older format: skip it
             if now - export.at <= self.stale:
                 found.append(export)
         return found

@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import msgspec
 
+from turnout.gateway.worker_files import WorkerFile, alive, cancel_quietly
 from turnout.health.record import BreakerPhase
 from turnout.observe.events import BreakerTransition, CooldownEntered, CooldownLeft, Event
 from turnout.router.router import DeploymentHealth
@@ -90,16 +91,6 @@ def row_of(entry: DeploymentHealth, wall: float) -> Row:
     )
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class WorkerHealth:
     """This worker's publisher of its health snapshot, and the reader of the others'.
 
@@ -117,7 +108,7 @@ class WorkerHealth:
         interval: float = 0.25,
         heartbeat: float = 2.0,
         stale: float = 30.0,
-        alive: Callable[[int], bool] = _alive,
+        alive: Callable[[int], bool] = alive,
     ) -> None:
         self.directory = Path(directory)
         self.worker = os.getpid() if worker is None else worker
@@ -126,8 +117,7 @@ class WorkerHealth:
         self.interval = interval
         self.heartbeat = heartbeat
         self.stale = stale
-        self._alive = alive
-        self._path = self.directory / f"{self.worker}.json"
+        self._file = WorkerFile(self.directory, self.worker, ".json", alive)
         self._last: bytes = b""
         self._written = float("-inf")
         self._changed = asyncio.Event()
@@ -145,13 +135,9 @@ class WorkerHealth:
 
     async def stop(self) -> None:
         """Stop publishing and remove this worker's file: its state leaves with it."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        with contextlib.suppress(OSError):
-            self._path.unlink()
+        await cancel_quietly(self._task)
+        self._task = None
+        self._file.remove()
 
     async def _run(self) -> None:
         while True:
@@ -174,9 +160,7 @@ class WorkerHealth:
         if body == self._last and wall - self._written < self.heartbeat:
             return
         try:
-            temporary = self._path.with_suffix(".tmp")
-            temporary.write_bytes(_ENCODE(Snapshot(self.worker, wall, rows)))
-            temporary.replace(self._path)
+            self._file.write(_ENCODE(Snapshot(self.worker, wall, rows)))
         except OSError as error:
             if not self._failed:  # once: the directory is gone, or the disk full
                 logger.warning("could not publish this worker's health snapshot: %s", error)
@@ -190,21 +174,11 @@ class WorkerHealth:
         """The latest snapshots of the other live workers."""
         now = self._wall()
         found = []
-        try:
-            entries = list(os.scandir(self.directory))
-        except OSError:
-            return []
-        for entry in entries:
-            name = entry.name
-            if not name.endswith(".json") or not name[:-5].isdigit():
-                continue
-            worker = int(name[:-5])
-            if worker == self.worker or not self._alive(worker):
-                continue
+        for data in self._file.others():
             try:
-                snapshot = _DECODE(Path(entry.path).read_bytes())
-            except (OSError, msgspec.DecodeError):
-                continue  # removed meanwhile, or from an older format: skip it
+                snapshot = _DECODE(data)
+            except msgspec.DecodeError:
+                continue  # from an older format: skip it
             if now - snapshot.at <= self.stale:
                 found.append(snapshot)
         return sorted(found, key=lambda snapshot: snapshot.worker)
