@@ -25,7 +25,7 @@ from typing import Any
 
 from turnout.gateway.exchange import EXCHANGE
 from turnout.gateway.request_ids import REQUEST_ID_HEADER
-from turnout.observe.request_log import ACCESS_LOGGER, info_record
+from turnout.observe.request_log import ACCESS_LOGGER, Line, direct_queue, info_record
 
 _access = logging.getLogger(ACCESS_LOGGER)
 #: Longest user agent written.
@@ -55,27 +55,37 @@ def log_access(request: Any, response: Any, seconds: float) -> None:
         response.headers.get(REQUEST_ID_HEADER, "-"),
         seconds * 1000,
     )
-    _access.handle(info_record(ACCESS_LOGGER, _LINE, fields))
+    pending = direct_queue(_access)
+    if pending is not None:
+        pending.put_nowait(Line(ACCESS_LOGGER, access_line(fields, time.time()).encode()))
+    else:
+        _access.handle(info_record(ACCESS_LOGGER, _LINE, fields))
 
 
 class AccessLineFormatter(logging.Formatter):
     """Formats an access record in the log writer's thread: the common log format's time
     after the caller (formatted once per second)."""
 
-    def __init__(self) -> None:
-        super().__init__()
-        self._second = -1
-        self._when = ""
-
     def format(self, record: logging.LogRecord) -> str:
         fields = record.args
         if not isinstance(fields, tuple) or len(fields) != 10:
             return record.getMessage()
-        second = int(record.created)
-        if second != self._second:
-            self._second = second
-            self._when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
-        return f"{ACCESS_LOGGER} {fields[0]} - {fields[1]} [{self._when}] " + _LINE[8:] % fields[2:]
+        return access_line(fields, record.created)
+
+
+#: The second last formatted, and its text: lines come many a second.
+_when: list[tuple[int, str]] = [(-1, "")]
+
+
+def access_line(fields: tuple[Any, ...], created: float) -> str:
+    """The line of an answered request's fields (as `log_access` gathers them), logged at
+    `created` (seconds since the epoch)."""
+    second = int(created)
+    cached, when = _when[0]
+    if second != cached:
+        when = time.strftime("%d/%b/%Y:%H:%M:%S +0000", time.gmtime(second))
+        _when[0] = (second, when)
+    return f"{ACCESS_LOGGER} {fields[0]} - {fields[1]} [{when}] " + _LINE[8:] % fields[2:]
 
 
 def _clean(text: str) -> str:

@@ -1,10 +1,13 @@
 """The request log: one JSON line per request, written off the event loop.
 
-`RequestLog` is a `RecordSink` (`turnout.observe.request_record`): each record goes to the
-standard logging module, logger ``turnout.requests`` at INFO, as the record itself. A
-`LogWriter` gives that logger (and the access log's, ``turnout.access``) a queue: the request's
-path pays for a log record and a deque append, and one writer thread, a few times a second,
-encodes the JSON (msgspec) and writes the lines, to standard output or appended to a file.
+`RequestLog` is a `RecordSink` (`turnout.observe.request_record`): each record goes to logger
+``turnout.requests`` at INFO. A `LogWriter` gives that logger (and the access log's,
+``turnout.access``) a queue and one writer thread, which a few times a second writes the lines
+waiting, to standard output or appended to a file. While the writer is the logger's only
+handler (the gateway's case), a line skips the logging module: it is encoded on the request's
+path (msgspec, about a microsecond) and queued as bytes, with no log record to build and
+nothing for the garbage collector to follow until it is written. A logger given other handlers
+gets log records as usual, encoded by the writer's formatter.
 Stopping the writer writes every line still queued, then flushes and closes the file: a gateway
 that shuts down loses no line. Should the destination stop taking lines (a full disk, a pipe
 nobody reads), at most `MAX_PENDING` wait; later ones are counted and dropped, never held.
@@ -23,7 +26,7 @@ import os
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 import msgspec
 
@@ -44,9 +47,44 @@ class RequestLog:
     __slots__ = ()
 
     def on_record(self, record: RequestRecord) -> None:
-        if _requests.isEnabledFor(logging.INFO):
-            # The record itself is the message: encoded by the handler, off the event loop.
+        pending = direct_queue(_requests)
+        if pending is not None:
+            pending.put_nowait(Line(REQUESTS_LOGGER, encode_record(record)))
+        elif _requests.isEnabledFor(logging.INFO):
+            # The record itself is the message, for whatever handlers were given the logger.
             _requests.handle(info_record(REQUESTS_LOGGER, record, ()))
+
+
+class Line(NamedTuple):
+    """A line made on the request's path for a logger only the writer serves: no log record
+    (a few microseconds each, and objects the collector would track until written)."""
+
+    logger: str
+    text: bytes
+
+
+#: The running writer's queue and handler, by the name of each logger it serves.
+_direct: dict[str, tuple[_Pending, logging.Handler]] = {}
+
+
+def direct_queue(logger: logging.Logger) -> _Pending | None:
+    """The writer's queue, when `logger`'s lines may skip the logging module: its only handler
+    is the writer's, it has no filter and logs INFO. Else None: log a record as usual."""
+    found = _direct.get(logger.name)
+    if found is None:
+        return None
+    pending, handler = found
+    handlers = logger.handlers
+    if len(handlers) != 1 or handlers[0] is not handler or logger.filters or logger.disabled:
+        return None
+    return pending if logger.isEnabledFor(logging.INFO) else None
+
+
+def encode_record(record: RequestRecord) -> bytes:
+    """A request record's JSON line (without its end of line)."""
+    if record.messages is not None or record.answer is not None:
+        record = _shortened(record)
+    return _ENCODE(record)
 
 
 _PROCESS = os.getpid()
@@ -90,9 +128,7 @@ class JsonLineFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         message = record.msg
         if isinstance(message, RequestRecord):
-            if message.messages is not None or message.answer is not None:
-                message = _shortened(message)
-            return _ENCODE(message).decode()
+            return encode_record(message).decode()
         return _ENCODE({"time": self.formatTime(record), "message": record.getMessage()}).decode()
 
 
@@ -119,12 +155,12 @@ class _Pending:
     """
 
     def __init__(self) -> None:
-        self.records: collections.deque[logging.LogRecord] = collections.deque()
+        self.records: collections.deque[logging.LogRecord | Line] = collections.deque()
         self.wake = threading.Event()
         #: Records dropped because `MAX_PENDING` were waiting.
         self.dropped = 0
 
-    def put_nowait(self, record: logging.LogRecord) -> None:
+    def put_nowait(self, record: logging.LogRecord | Line) -> None:
         records = self.records
         waiting = len(records)
         if waiting >= MAX_PENDING:
@@ -134,7 +170,7 @@ class _Pending:
         if waiting + 1 == WAKE_AT:
             self.wake.set()
 
-    def take(self) -> list[logging.LogRecord]:
+    def take(self) -> list[logging.LogRecord | Line]:
         records = self.records
         taken = []
         while records:
@@ -204,9 +240,14 @@ class _Writer(threading.Thread):
             if stopping:
                 return
 
-    def _write(self, records: list[logging.LogRecord]) -> None:
+    def _write(self, records: list[logging.LogRecord | Line]) -> None:
         lines: dict[logging.Handler, list[str]] = {}
         for record in records:
+            if isinstance(record, Line):
+                handler = self._routes.get(record.logger)
+                if handler is not None:
+                    lines.setdefault(handler, []).append(record.text.decode())
+                continue
             handler = self._routes.get(record.name)
             if handler is None:
                 continue
@@ -277,6 +318,7 @@ class LogWriter:
                 logger.setLevel(logging.INFO)
                 logger.propagate = False
                 logger.addHandler(self._enqueue)
+                _direct[name] = (self._pending, self._enqueue)
 
     def stop(self) -> None:
         """Write every queued line, then flush and close the destinations."""
@@ -287,6 +329,8 @@ class LogWriter:
             for name in self._routes:
                 logger = logging.getLogger(name)
                 logger.removeHandler(self._enqueue)
+                if _direct.get(name, (None, None))[1] is self._enqueue:
+                    del _direct[name]
                 if not any(isinstance(h, _Enqueue) for h in logger.handlers):
                     logger.propagate = True
             listener.stopping = True  # it writes what is pending, then ends
