@@ -4,28 +4,18 @@ upstream call, so the provider's own traces join the request's: no adapter chang
 Only installed when tracing is on (`turnout.observe.otel_setup`); without tracing the providers
 speak to the pooled transport directly. It also reads what only the wire knows onto the attempt
 span: the host and port actually called (when the deployment names no base URL, the adapter's
-default endpoint) and the upstream's own request id.
+default endpoint). The upstream's own request id reaches the span with the attempt's end
+(`AttemptFinished.upstream_request_id`, read once by the provider layer).
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Final
 from urllib.parse import urlsplit
 
 from turnout.config.router import Timeouts
 from turnout.observe.trace_context import ATTEMPT, AttemptTrace
 from turnout.upstream import Transport, UpstreamReply, UpstreamRequest, UpstreamStream
-
-#: Where providers put their own request id (OpenAI and most compatible APIs, Anthropic,
-#: Bedrock, Azure's API management and Azure itself), in the order tried.
-UPSTREAM_ID_HEADERS: Final = (
-    "x-request-id",
-    "request-id",
-    "x-amzn-requestid",
-    "apim-request-id",
-    "x-ms-request-id",
-)
 
 
 class TracingTransport:
@@ -40,17 +30,13 @@ class TracingTransport:
         attempt = ATTEMPT.get()
         if attempt is None:
             return await self.inner.send(call, timeouts)
-        reply = await self.inner.send(_traced(call, attempt), timeouts)
-        _note_reply(attempt, reply.headers)
-        return reply
+        return await self.inner.send(_traced(call, attempt), timeouts)
 
     async def open(self, call: UpstreamRequest, timeouts: Timeouts) -> UpstreamStream:
         attempt = ATTEMPT.get()
         if attempt is None:
             return await self.inner.open(call, timeouts)
-        reply = await self.inner.open(_traced(call, attempt), timeouts)
-        _note_reply(attempt, reply.headers)
-        return reply
+        return await self.inner.open(_traced(call, attempt), timeouts)
 
     async def aclose(self) -> None:
         await self.inner.aclose()
@@ -77,14 +63,3 @@ def _traced(call: UpstreamRequest, attempt: AttemptTrace) -> UpstreamRequest:
     if context.trace_state:
         headers["tracestate"] = context.trace_state.to_header()
     return replace(call, headers=headers)
-
-
-def _note_reply(attempt: AttemptTrace, headers: object) -> None:
-    get = getattr(headers, "get", None)
-    if get is None:
-        return
-    for name in UPSTREAM_ID_HEADERS:
-        value = get(name)
-        if isinstance(value, str) and value:
-            attempt.span.set_attribute("turnout.upstream_request_id", value[:128])
-            return
