@@ -114,3 +114,11 @@ def test_fallback_kinds() -> None:
     limited = NoDeploymentsAvailableError("x", rate_limited=True)
     assert fallback_kind(limited) is FallbackKind.RATE_LIMIT
     assert fallback_kind(NoDeploymentsAvailableError("x")) is FallbackKind.GENERAL
+
+
+def test_a_deployment_is_named_readably_in_error_messages() -> None:
+    refused = AuthenticationError("bad key", status=401, deployment_id="d80fc71aeaf0363a")
+    assert "`d80fc71aeaf0363a`" in refused.public_message()  # only the id known: the id
+    refused.deployment_name = "gpt-4o/openai/gpt-4o"
+    assert "deployment `gpt-4o/openai/gpt-4o`" in refused.public_message()
+    assert "d80fc71aeaf0363a" not in refused.public_message()

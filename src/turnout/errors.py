@@ -213,8 +213,15 @@ class ProviderError(TurnoutError):
         self.upstream_status = status
         self.retry_after = retry_after
         self.deployment_id = deployment_id
+        #: The deployment's readable name (`Deployment.name`), set with its id by the router.
+        self.deployment_name: str | None = None
         #: The upstream's own id for the failed call, when its error reply carried one.
         self.upstream_request_id: str | None = None
+
+    def _where(self) -> str:
+        """The deployment, as a message names it to a reader: by name, never only by hash."""
+        named = self.deployment_name or self.deployment_id
+        return f"deployment `{named}`" if named else "a deployment"
 
 
 class BadRequestError(ProviderError):
@@ -290,7 +297,7 @@ class CredentialsRefusedError(ProviderError):
 
     def public_message(self) -> str:
         shown = f" with {self.upstream_status}" if self.upstream_status is not None else ""
-        where = f"deployment `{self.deployment_id}`" if self.deployment_id else "a deployment"
+        where = self._where()
         return (
             f"The provider refused the gateway's credentials for {where}{shown}: the "
             "gateway's configuration holds a wrong, revoked or unauthorised key for it"
@@ -322,7 +329,7 @@ class UpstreamNotFoundError(ProviderError):
     kind = FailureKind.NOT_FOUND
 
     def public_message(self) -> str:
-        where = f"deployment `{self.deployment_id}`" if self.deployment_id else "a deployment"
+        where = self._where()
         shown = f" ({self.upstream_status})" if self.upstream_status is not None else ""
         return (
             f"The provider does not know the model configured for {where}{shown}: the "

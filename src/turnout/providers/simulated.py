@@ -424,6 +424,7 @@ def _make_error(kind: ErrorKind, behaviour: Behaviour) -> ProviderError:
 
 def _blame(error: ProviderError, deployment: Deployment) -> ProviderError:
     error.deployment_id = deployment.id
+    error.deployment_name = deployment.name
     return error
 
 

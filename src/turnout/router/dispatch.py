@@ -542,6 +542,7 @@ def _classify(exc: Exception, deployment: Deployment) -> TurnoutError:
     """Turn whatever a provider raised into a classified error tied to its deployment."""
     if isinstance(exc, ProviderError):
         exc.deployment_id = deployment.id
+        exc.deployment_name = deployment.name
         return exc
     if isinstance(exc, TurnoutError):
         return exc
@@ -552,4 +553,5 @@ def _classify(exc: Exception, deployment: Deployment) -> TurnoutError:
         # the type is reported, the text is not (it may hold request data or credentials).
         error = ServerError(f"The provider `{deployment.provider}` failed: {type(exc).__name__}")
     error.deployment_id = deployment.id
+    error.deployment_name = deployment.name
     return error

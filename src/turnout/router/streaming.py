@@ -229,6 +229,7 @@ class Stream:
         await close_quietly(segment.chunks)
         if isinstance(error, ProviderError):
             error.deployment_id = attempt.deployment.id
+            error.deployment_name = attempt.deployment.name
         if isinstance(error, DeadlineExceededError):
             await self._dispatch.abandon(attempt, FailureKind.DEADLINE)
         else:
