@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, inspect
+from sqlalchemy.engine import URL, make_url
 
 from governance_stores import StoreKit
 from turnout.config.store import StoreConfig
 from turnout.governance import KeySettings
 from turnout.governance.sql import open_runner, open_store
+from turnout.governance.sql.engine import create_sqlite_engine
 from turnout.governance.sql.migrate import alembic_config, current_revision, head, migrate
 from turnout.governance.sql.schema import METADATA, VERSION_TABLE
 
@@ -106,3 +109,32 @@ async def test_upgrading_from_the_reservations_schema_keeps_recorded_spend(tmp_p
     assert spend == 1234
     assert "turnout_budget_reservations" not in tables
     assert "turnout_ledger_holds" in tables
+
+
+def test_connections_opening_a_new_sqlite_file_together_all_get_in(tmp_path: Path) -> None:
+    """The switch to WAL mode can meet "database is locked" without SQLite waiting for it
+    (when waiting could deadlock): every connection of stores opening together still gets in."""
+    failures: list[BaseException] = []
+    for round_ in range(40):
+        url = make_url(f"sqlite:///{tmp_path / f'{round_}.db'}")
+        ready = threading.Barrier(6)
+
+        def connect_and_write(url: URL = url, ready: threading.Barrier = ready) -> None:
+            engine = create_sqlite_engine(url, pool_size=1)
+            ready.wait()
+            try:
+                with engine.connect() as connection:
+                    connection.exec_driver_sql("CREATE TABLE IF NOT EXISTS t (x)")
+                    connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+                    connection.commit()
+            except Exception as error:  # collected: a thread's exception is otherwise lost
+                failures.append(error)
+            finally:
+                engine.dispose()
+
+        threads = [threading.Thread(target=connect_and_write) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert failures == []

@@ -16,6 +16,8 @@ one waits for it and re-checks its WHERE clause against the committed row.
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,11 +81,29 @@ def _configure_sqlite(dbapi_connection: Any, _record: object) -> None:
     dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT * 1000)}")
     finally:
         cursor.close()
+
+
+def _enter_wal(cursor: Any) -> None:
+    """Put the file in WAL mode (once per file; then a no-op), waiting out other connections.
+
+    The switch needs the file to itself, and SQLite answers "database is locked" at once,
+    without waiting in its busy handler, when waiting could deadlock with another connection
+    (stores opening together, one migrating): so the switch is tried again, within the busy
+    timeout."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.02)
 
 
 def _begin_sqlite(connection: Connection) -> None:
