@@ -38,8 +38,10 @@ async def _gateway(
     *args: str,
 ) -> AsyncIterator[tuple[asyncio.subprocess.Process, list[str]]]:
     """`turnout serve ARGS`, stopped with SIGTERM (which the parent forwards to its workers)
-    whatever happens, so that a failing test leaves no worker behind."""
-    async with serving(*args) as (process, _, lines):
+    whatever happens, so that a failing test leaves no worker behind. Yields once every worker
+    listens: a worker still starting would answer nothing and know nothing of the others."""
+    workers = int(args[args.index("--workers") + 1]) if "--workers" in args else 1
+    async with serving(*args, listeners=workers) as (process, _, lines):
         try:
             yield process, lines
         finally:

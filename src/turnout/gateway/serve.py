@@ -63,6 +63,7 @@ async def serve(
     if workers_dir is not None and not shared_state:
         health = WorkerHealth(os.path.join(workers_dir, "health"), gateway.router.health)
         gateway.bus.subscribe(health)
+        await health.publish()  # seen by the other workers before this one answers anything
         health.start()
     peers = None
     if workers_dir is not None:
