@@ -13,12 +13,14 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import openai
 
 from fakes.fake_anthropic import FakeAnthropic
 from fakes.fake_openai import FakeOpenAI
 from gateway_harness import RunningGateway, gateway_config, running_gateway
 from turnout import Deployment, Secret
+from turnout.config.server import ResponsesStoreConfig
 
 PROVIDERS = ("gpt", "claude")
 
@@ -59,11 +61,17 @@ def deployments(openai_url: str, anthropic_url: str) -> list[Deployment]:
 
 
 @asynccontextmanager
-async def serving(**router: Any) -> AsyncIterator[Served]:
+async def serving(
+    store: ResponsesStoreConfig | None = None, **router: Any
+) -> AsyncIterator[Served]:
+    """`store`: the responses store's bounds (None: the defaults)."""
     async with AsyncExitStack() as stack:
         fake_openai = await stack.enter_async_context(FakeOpenAI())
         fake_anthropic = await stack.enter_async_context(FakeAnthropic())
         config = gateway_config(*deployments(fake_openai.url, fake_anthropic.url), **router)
+        if store is not None:
+            server = msgspec.structs.replace(config.server, responses_store=store)
+            config = msgspec.structs.replace(config, server=server)
         gateway = await stack.enter_async_context(running_gateway(config))
         client = await stack.enter_async_context(gateway.client())
         yield Served(gateway, client, fake_openai, fake_anthropic)
