@@ -87,6 +87,9 @@ async def test_a_stream_nothing_can_continue_ends_in_response_failed(tmp_path: P
         assert "response.completed" not in kinds
         assert "response.output_text.delta" in kinds
         assert response.status == "failed"
+        sent = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+        [item] = response.output
+        assert (item.status, item.content[0].text) == ("incomplete", sent)
         assert response.error.code
         assert "sk-responses-test-upstream" not in str(response.error)
 

@@ -101,8 +101,13 @@ class ResponseEvents:
             "code": details.get("code") or details.get("type") or "server_error",
             "message": details.get("message") or "The answer broke off",
         }
-        if self._item is not None:
-            self._item["status"] = "incomplete"
+        item = self._item
+        if item is not None:
+            item["status"] = "incomplete"
+            if item["type"] == "message":
+                kind = self._part
+                partial = [] if kind is None else [self._part_of(kind, "".join(self._text))]
+                item["content"] = [*self._parts, *partial]
         self.final = self._draft.envelope("failed", self._output, model=self._model, error=problem)
         return self._event("response.failed", response=self.final)
 
@@ -116,7 +121,8 @@ class ResponseEvents:
             out += self._close_part() + self._open_part(kind)
         self._text.append(piece)
         name = _PART_EVENTS[kind]
-        return out + self._event(f"response.{name}.delta", **self._where(), delta=piece)
+        extra: dict[str, Any] = {"logprobs": []} if kind == "output_text" else {}
+        return out + self._event(f"response.{name}.delta", **self._where(), delta=piece, **extra)
 
     def _call(self, call: dict[str, Any]) -> bytes:
         out = b""
@@ -195,8 +201,10 @@ class ResponseEvents:
             return b""
         text = "".join(self._text)
         part = self._part_of(kind, text)
-        field = "text" if kind == "output_text" else "refusal"
-        done = self._event(f"response.{_PART_EVENTS[kind]}.done", **self._where(), **{field: text})
+        fields: dict[str, Any] = {"text": text, "logprobs": []}
+        if kind == "refusal":
+            fields = {"refusal": text}
+        done = self._event(f"response.{_PART_EVENTS[kind]}.done", **self._where(), **fields)
         done += self._event("response.content_part.done", **self._where(), part=part)
         self._parts.append(part)
         self._part = None
