@@ -23,6 +23,17 @@ from turnout import Deployment, Secret
 from turnout.config.server import ResponsesStoreConfig
 
 PROVIDERS = ("gpt", "claude")
+#: A function tool, in the Responses API's flat shape.
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
 
 
 @dataclass

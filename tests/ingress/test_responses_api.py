@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from responses_kit import PROVIDERS, respond, serving, shape
+from responses_kit import PROVIDERS, WEATHER, respond, serving, shape
 
 TEXT_EVENTS = [
     "response.created",
@@ -29,16 +29,6 @@ CALL_EVENTS = [
     "response.output_item.done",
     "response.completed",
 ]
-WEATHER = {
-    "type": "function",
-    "name": "get_weather",
-    "description": "The weather in a city",
-    "parameters": {
-        "type": "object",
-        "properties": {"city": {"type": "string"}},
-        "required": ["city"],
-    },
-}
 
 
 @pytest.mark.parametrize("group", PROVIDERS)

@@ -104,6 +104,8 @@ BAD_BODIES: list[tuple[Any, str | None, int]] = [
     ({"model": "main", "input": "x", "max_output_tokens": 0}, "max_output_tokens", 400),
     ({"model": "main", "input": "x", "background": True}, "background", 400),
     ({"model": "main", "input": "x", "stream": "yes"}, "stream", 400),
+    ({"model": "main", "input": "x", "metadata": {"k": 1}}, "metadata", 400),
+    ({"model": "main", "input": "x", "store": "no"}, "store", 400),
     ({"model": "main", "input": "x", "text": {"format": {"type": "json_schema"}}}, None, 400),
     ({"model": "nobody", "input": "x"}, None, 404),
     ({"model": "main", "input": "x", "previous_response_id": "resp_x"}, None, 404),

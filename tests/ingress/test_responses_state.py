@@ -8,7 +8,7 @@ from pathlib import Path
 
 import openai
 import pytest
-from responses_kit import respond, serving
+from responses_kit import WEATHER, respond, serving
 
 from key_harness import keyed_gateway
 from turnout.config.server import ResponsesStoreConfig
@@ -45,6 +45,27 @@ async def test_a_conversation_continues_across_providers_and_turns() -> None:
             ("assistant", second.output_text),
             ("user", "Again?"),
         ]
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_tool_result_continues_the_stored_call(streamed: bool) -> None:
+    """The agents' loop: a function call, then only its output with `previous_response_id`
+    (Anthropic's fake refuses a tool result that does not follow its call)."""
+    async with serving() as served:
+        client = served.client
+        asked = {"model": "claude", "input": "Weather in Lyon?", "tools": [WEATHER]}
+        first, _ = await respond(client, streamed, **asked)
+        [call] = first.output
+        result = {"type": "function_call_output", "call_id": call.call_id, "output": "Sunny"}
+        second, _ = await respond(
+            client, streamed, model="claude", input=[result], previous_response_id=first.id
+        )
+        assert second.status == "completed"
+        assert second.output[0].type == "message"
+        sent = served.last_chat("claude")["messages"]
+        assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+        assert sent[1]["content"][0]["id"] == call.call_id
+        assert sent[2]["content"][0]["tool_use_id"] == call.call_id
 
 
 async def test_get_and_delete_a_stored_response() -> None:

@@ -53,6 +53,8 @@ _UNSUPPORTED = {
     "conversation": "server-side conversations",
     "prompt": "stored prompt templates",
 }
+#: Key-value pairs a response's ``metadata`` may hold (OpenAI's limit).
+_METADATA_PAIRS = 16
 _TEXT_PARTS = ("input_text", "output_text", "text", "refusal")
 _ROLES = {"user": "user", "assistant": "assistant", "system": "system", "developer": "system"}
 
@@ -88,6 +90,7 @@ def chat_body(
     if "input" not in body:
         raise InvalidRequestError("you must provide an input parameter", param="input")
     turn = chat_messages(body["input"])
+    _check_echoed(body)
     chat: dict[str, Any] = {"model": model}
     instructions = body.get("instructions")
     system: list[dict[str, Any]] = []
@@ -110,6 +113,23 @@ def chat_body(
     elif body.get("stream") is not None and not isinstance(body.get("stream"), bool):
         raise InvalidRequestError("`stream` must be a boolean", param="stream")
     return chat, turn
+
+
+def _check_echoed(body: Mapping[str, Any]) -> None:
+    """Fields the response echoes back, which the client's SDK then reads as typed."""
+    metadata = body.get("metadata")
+    if metadata is not None and not (
+        isinstance(metadata, dict)
+        and len(metadata) <= _METADATA_PAIRS
+        and all(isinstance(value, str) for value in metadata.values())
+    ):
+        raise InvalidRequestError(
+            f"`metadata` must be an object of at most {_METADATA_PAIRS} string values",
+            param="metadata",
+        )
+    store = body.get("store")
+    if store is not None and not isinstance(store, bool):
+        raise InvalidRequestError("`store` must be a boolean", param="store")
 
 
 def _settings(body: Mapping[str, Any], chat: dict[str, Any]) -> None:
