@@ -4,6 +4,7 @@ after it began continued by another deployment, and one that nothing can continu
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -77,7 +78,9 @@ async def test_a_stream_cut_midway_is_continued_by_another_deployment(tmp_path: 
         assert len(first.requests) == len(second.requests) == 1
 
 
-async def test_a_stream_nothing_can_continue_ends_in_response_failed(tmp_path: Path) -> None:
+async def test_a_stream_nothing_can_continue_ends_in_response_failed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     async with litellm_gateway(tmp_path, {"main": 1}) as (gateway, fakes):
         fakes["main"][0].set_default(Fault("cut", after_chunks=3))
         async with gateway.client() as client:
@@ -92,6 +95,13 @@ async def test_a_stream_nothing_can_continue_ends_in_response_failed(tmp_path: P
         assert (item.status, item.content[0].text) == ("incomplete", sent)
         assert response.error.code
         assert "sk-responses-test-upstream" not in str(response.error)
+    # The request log names the route and says how the stream ended.
+    [line] = [json.loads(text) for text in capsys.readouterr().out.splitlines() if "{" in text]
+    assert (line["route"], line["stream"], line["error"]) == (
+        "responses",
+        True,
+        "stream_interrupted",
+    )
 
 
 BAD_BODIES: list[tuple[Any, str | None, int]] = [
