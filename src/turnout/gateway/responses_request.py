@@ -44,6 +44,10 @@ _GATEWAY_FIELDS = frozenset(
         "include",
         "truncation",
         "stream_options",
+        # Ignored: logprobs are not rendered, and calls of hosted tools (which this counts)
+        # are refused.
+        "top_logprobs",
+        "max_tool_calls",
         *_SAME_FIELDS,
     }
 )
