@@ -129,16 +129,20 @@ class ResponseEvents:
         index = call.get("index", 0)
         function = call.get("function")
         function = function if isinstance(function, dict) else {}
+        item = self._item
+        call_id = call.get("id")
+        # A new call: another index, or (from adapters that number every call 0) another id.
         if (
-            self._item is None
-            or self._item["type"] != "function_call"
-            or (index != self._call_index)
+            item is None
+            or item["type"] != "function_call"
+            or index != self._call_index
+            or (isinstance(call_id, str) and call_id and call_id != item["call_id"])
         ):
             out += self._close_item()
             self._call_index = index
             item = call_item(
                 new_id("fc"),
-                str(call.get("id") or new_id("call")),
+                str(call_id or new_id("call")),
                 str(function.get("name") or ""),
                 "",
                 "in_progress",
