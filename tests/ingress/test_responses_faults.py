@@ -15,6 +15,7 @@ import pytest
 from responses_kit import respond
 
 from fakes.fake_openai import FakeOpenAI, Fault
+from fakes.fake_openai.faults import FaultKind
 from gateway_harness import RunningGateway, running_gateway
 from turnout.config.load import load_config
 
@@ -140,3 +141,35 @@ async def test_bad_bodies_are_refused_in_openais_error_shape(tmp_path: Path) -> 
             assert answer.status == 404
             assert (await answer.json())["error"]["code"] == "response_not_found"
         assert fakes["main"][0].requests == []
+
+
+#: What each stream fault after the first chunk ends in, on a group with nothing to continue it.
+STREAM_FAULTS: list[tuple[FaultKind, str]] = [
+    ("cut", "response.failed"),
+    ("stall", "response.failed"),
+    ("malformed", "response.failed"),
+    ("no_finish", "response.failed"),
+    ("error_event", "response.failed"),
+    ("no_done", "response.completed"),
+]
+
+
+@pytest.mark.parametrize(("kind", "ending"), STREAM_FAULTS)
+async def test_every_stream_fault_ends_the_stream_visibly(
+    tmp_path: Path, kind: FaultKind, ending: str
+) -> None:
+    async with litellm_gateway(tmp_path, {"main": 1}) as (gateway, fakes):
+        fakes["main"][0].set_default(Fault(kind, after_chunks=3))
+        async with gateway.client() as client:
+            response, events = await respond(
+                client,
+                True,
+                model="main",
+                input="one two three four",
+                extra_headers={"x-turnout-idle-timeout-ms": "300"},
+            )
+    kinds = [event.type for event in events]
+    terminal = [k for k in kinds if k in ("response.completed", "response.failed")]
+    assert terminal == [ending] == kinds[-1:]
+    if ending == "response.completed":
+        assert response.output_text.endswith("one two three four")
