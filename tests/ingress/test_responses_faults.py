@@ -14,8 +14,7 @@ import aiohttp
 import pytest
 from responses_kit import respond
 
-from fakes.fake_openai import FakeOpenAI, Fault
-from fakes.fake_openai.faults import FaultKind
+from fakes.fake_openai import FakeOpenAI, Fault, FaultKind
 from gateway_harness import RunningGateway, running_gateway
 from turnout.config.load import load_config
 

@@ -5,6 +5,7 @@ its own responses."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -85,6 +86,28 @@ async def test_get_and_delete_a_stored_response() -> None:
         assert made.id in caught.value.message
 
 
+async def test_input_items_are_listed_page_by_page() -> None:
+    turn = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "second"},
+        {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "third"}]},
+    ]
+    async with serving() as served:
+        client = served.client
+        made, _ = await respond(client, True, model="gpt", input=turn)
+        pages = client.responses.input_items.list(made.id, limit=2)
+        listed: list[Any] = [item async for item in pages]
+        texts = [item.content[0].text for item in listed]
+        assert texts == ["third", "second", "first"]
+        assert all(item.id.startswith("msg_") for item in listed)
+        oldest: Any = await client.responses.input_items.list(made.id, order="asc", limit=1)
+        assert oldest.has_more
+        assert oldest.data[0].content[0].text == "first"
+        for bad in ({"limit": 0}, {"after": "msg_unknown"}):
+            with pytest.raises(openai.BadRequestError):
+                await client.responses.input_items.list(made.id, **bad)
+
+
 @pytest.mark.parametrize("streamed", [False, True])
 async def test_store_false_keeps_nothing(streamed: bool) -> None:
     async with serving() as served:
@@ -136,7 +159,7 @@ def test_the_store_forgets_by_age_and_by_size() -> None:
     now = [0.0]
     store = ResponseStore(ResponsesStoreConfig(ttl=60, max_bytes=400), clock=lambda: now[0])
     ada, bob = Principal("key:1", key_id="1"), Principal("key:2", key_id="2")
-    store.put(ada, {"id": "resp_a", "output": []}, [{"role": "user", "content": "a"}])
+    store.put(ada, {"id": "resp_a", "output": []}, [{"role": "user", "content": "a"}], [])
     assert store.get(bob, "resp_a") is None
     assert store.delete(bob, "resp_a") is False
     now[0] = 59.0
@@ -145,8 +168,8 @@ def test_the_store_forgets_by_age_and_by_size() -> None:
     assert store.get(ada, "resp_a") is None
     # Past the size bound the least recently used go first; one too large is not kept.
     for name in ("b", "c", "d"):
-        store.put(ada, {"id": f"resp_{name}", "pad": "x" * 150}, [])
+        store.put(ada, {"id": f"resp_{name}", "pad": "x" * 150}, [], [])
     assert [store.get(ada, f"resp_{n}") is not None for n in "bcd"] == [False, True, True]
-    store.put(ada, {"id": "resp_big", "pad": "x" * 500}, [])
+    store.put(ada, {"id": "resp_big", "pad": "x" * 500}, [], [])
     assert store.get(ada, "resp_big") is None
     assert len(store) == 2

@@ -188,3 +188,25 @@ def conversation_of(output: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """A response's output items as the chat messages a later turn replays."""
     replayable = [item for item in output if item.get("type") in ("message", "function_call")]
     return chat_messages(replayable) if replayable else []
+
+
+#: The id prefix of each kind of input item that came without an id.
+_ITEM_PREFIXES = {"message": "msg", "function_call": "fc", "function_call_output": "fco"}
+
+
+def input_items(value: Any) -> list[dict[str, Any]]:
+    """A request's ``input`` (already checked) as the items ``input_items`` lists: each with
+    an id and a status, a message's text as content parts."""
+    if isinstance(value, str):
+        value = [{"type": "message", "role": "user", "content": value}]
+    items: list[dict[str, Any]] = []
+    for given in value:
+        item = {"type": "message", **given}
+        kind = item["type"]
+        if kind == "message" and isinstance(item.get("content"), str):
+            part = "output_text" if item.get("role") == "assistant" else "input_text"
+            item["content"] = [{"type": part, "text": item["content"]}]
+        item.setdefault("id", new_id(_ITEM_PREFIXES.get(kind, "item")))
+        item.setdefault("status", "completed")
+        items.append(item)
+    return items

@@ -1,4 +1,5 @@
-"""The Responses API: ``POST /v1/responses``, ``GET`` and ``DELETE /v1/responses/{id}``.
+"""The Responses API: ``POST /v1/responses``, ``GET`` and ``DELETE /v1/responses/{id}``, and
+``GET /v1/responses/{id}/input_items``.
 
 A request is translated to chat (`turnout.gateway.responses_request`), served by the chat
 router through the chat route's own machinery (`turnout.gateway.ingress`), and answered as a
@@ -21,9 +22,10 @@ from turnout.gateway.exchange import EXCHANGE
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.ingress import admit_chat, complete, read_call, relay_events
 from turnout.gateway.responses_events import ResponseEvents
-from turnout.gateway.responses_output import Draft, conversation_of, whole_response
+from turnout.gateway.responses_listing import page
+from turnout.gateway.responses_output import Draft, conversation_of, input_items, whole_response
 from turnout.gateway.responses_request import chat_body
-from turnout.gateway.responses_store import ResponseStore
+from turnout.gateway.responses_store import ResponseStore, Stored
 from turnout.wire import Principal
 
 #: The paths a client posts a Responses request to (traced like the chat paths).
@@ -53,8 +55,8 @@ def add_responses_routes(app: web.Application, key: web.AppKey[Gateway]) -> None
         return await _create(http, app[key], app[STORE])
 
     async def retrieve(http: web.Request) -> web.StreamResponse:
-        entry = await _stored(http, app[key], app[STORE])
-        return web.Response(body=_ENCODE(entry), content_type=_JSON)
+        entry = await _entry(http, app[key], app[STORE])
+        return web.Response(body=_ENCODE(entry.response), content_type=_JSON)
 
     async def delete(http: web.Request) -> web.StreamResponse:
         response_id = http.match_info["response_id"]
@@ -64,10 +66,15 @@ def add_responses_routes(app: web.Application, key: web.AppKey[Gateway]) -> None
         body = {"id": response_id, "object": "response.deleted", "deleted": True}
         return web.Response(body=_ENCODE(body), content_type=_JSON)
 
+    async def listed(http: web.Request) -> web.StreamResponse:
+        items = (await _entry(http, app[key], app[STORE])).input_items
+        return web.Response(body=_ENCODE(page(items, http.query)), content_type=_JSON)
+
     for path in RESPONSES_PATHS:
         app.router.add_post(path, create)
         app.router.add_get(path + "/{response_id}", retrieve)
         app.router.add_delete(path + "/{response_id}", delete)
+        app.router.add_get(path + "/{response_id}/input_items", listed)
 
 
 async def _create(http: web.Request, gateway: Gateway, store: ResponseStore) -> web.StreamResponse:
@@ -75,7 +82,6 @@ async def _create(http: web.Request, gateway: Gateway, store: ResponseStore) -> 
     caller, body = await read_call(http, gateway, "responses")
     history = _history(store, caller.principal, body.get("previous_response_id"))
     chat, turn = chat_body(body, history)
-    storing = body.get("store", True) is not False
     request, headers = await admit_chat(http, gateway, caller, chat, started)
     draft = Draft(body)
     exchange = http[EXCHANGE]
@@ -84,12 +90,12 @@ async def _create(http: web.Request, gateway: Gateway, store: ResponseStore) -> 
         response = await relay_events(http, gateway, request, started, headers, events)
         final = events.final
         if final is not None and final["status"] != "failed":
-            _keep(store, caller.principal, storing, final, [*history, *turn])
+            _keep(store, caller.principal, body, final, [*history, *turn])
             exchange.answer = _text(final) if gateway.capture_content else None
         return response
     answer = await complete(gateway, request, started, headers)
     final = whole_response(draft, answer.body)
-    _keep(store, caller.principal, storing, final, [*history, *turn])
+    _keep(store, caller.principal, body, final, [*history, *turn])
     if gateway.capture_content:
         exchange.answer = _text(final)
     return web.Response(body=_ENCODE(final), content_type=_JSON, headers=headers)
@@ -114,21 +120,22 @@ def _history(store: ResponseStore, principal: Principal, previous: Any) -> list[
 def _keep(
     store: ResponseStore,
     principal: Principal,
-    storing: bool,
+    body: dict[str, Any],
     response: dict[str, Any],
     conversation: list[dict[str, Any]],
 ) -> None:
-    if storing:
-        store.put(principal, response, [*conversation, *conversation_of(response["output"])])
+    if body.get("store", True) is not False:
+        whole = [*conversation, *conversation_of(response["output"])]
+        store.put(principal, response, whole, input_items(body["input"]))
 
 
-async def _stored(http: web.Request, gateway: Gateway, store: ResponseStore) -> dict[str, Any]:
+async def _entry(http: web.Request, gateway: Gateway, store: ResponseStore) -> Stored:
     response_id = http.match_info["response_id"]
     principal = (await gateway.identify(http.headers)).principal
     entry = store.get(principal, response_id)
     if entry is None:
         raise _not_found(response_id)
-    return entry.response
+    return entry
 
 
 def _not_found(response_id: str) -> ResponseNotFoundError:

@@ -30,6 +30,8 @@ class Stored:
     response: dict[str, Any]
     #: Every turn up to and including this one (without instructions), for the next turn.
     conversation: list[dict[str, Any]]
+    #: This turn's input, as Responses items with ids (``GET .../input_items``).
+    input_items: list[dict[str, Any]]
     size: int
     expires: float
 
@@ -61,9 +63,10 @@ class ResponseStore:
         principal: Principal | None,
         response: dict[str, Any],
         conversation: list[dict[str, Any]],
+        input_items: list[dict[str, Any]],
     ) -> None:
         config = self._config
-        size = len(msgspec.json.encode(response)) + len(msgspec.json.encode(conversation))
+        size = len(msgspec.json.encode((response, conversation, input_items)))
         if config.max_responses == 0 or size > config.max_bytes:
             return
         key = response["id"]
@@ -73,7 +76,8 @@ class ResponseStore:
         while self._entries and next(iter(self._entries.values())).expires <= now:
             self._drop(next(iter(self._entries)))
         expires = now + config.ttl
-        self._entries[key] = Stored(owner_of(principal), response, conversation, size, expires)
+        owner = owner_of(principal)
+        self._entries[key] = Stored(owner, response, conversation, input_items, size, expires)
         self._bytes += size
         while len(self._entries) > config.max_responses or self._bytes > config.max_bytes:
             self._drop(next(iter(self._entries)))
