@@ -72,7 +72,7 @@ def create_app(
     app.router.add_get("/metrics", _metrics)
     app.router.add_post("/admin/reload", _reload)
     add_management_routes(app, GATEWAY)
-    add_responses_routes(app, GATEWAY)
+    add_responses_routes(app, GATEWAY, _expect_continue)
     add_status_routes(app, gateway, workers, peers)
     return app
 

@@ -12,6 +12,7 @@ for reading back; see docs/responses-api.md for why state, not deployment affini
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -32,6 +33,7 @@ from turnout.wire import Principal
 RESPONSES_PATHS = ("/v1/responses", "/responses")
 STORE = web.AppKey("responses_store", ResponseStore)
 _ENCODE = msgspec.json.Encoder().encode
+ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 _JSON = "application/json"
 
 
@@ -47,8 +49,11 @@ class PreviousResponseNotFoundError(ResponseNotFoundError):
     openai_code = "previous_response_not_found"
 
 
-def add_responses_routes(app: web.Application, key: web.AppKey[Gateway]) -> None:
-    """Serve the Responses API from the gateway at `app[key]`, with its own store."""
+def add_responses_routes(
+    app: web.Application, key: web.AppKey[Gateway], expect: ExpectHandler
+) -> None:
+    """Serve the Responses API from the gateway at `app[key]`, with its own store; `expect`
+    answers a client's ``Expect: 100-continue`` as on the chat route."""
     app[STORE] = ResponseStore(app[key].config.server.responses_store)
 
     async def create(http: web.Request) -> web.StreamResponse:
@@ -71,7 +76,7 @@ def add_responses_routes(app: web.Application, key: web.AppKey[Gateway]) -> None
         return web.Response(body=_ENCODE(page(items, http.query)), content_type=_JSON)
 
     for path in RESPONSES_PATHS:
-        app.router.add_post(path, create)
+        app.router.add_post(path, create, expect_handler=expect)
         app.router.add_get(path + "/{response_id}", retrieve)
         app.router.add_delete(path + "/{response_id}", delete)
         app.router.add_get(path + "/{response_id}/input_items", listed)
