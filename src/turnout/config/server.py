@@ -37,6 +37,17 @@ class RequestLogConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
             raise ConfigError("request_log.path must not be empty (leave it out for stdout)")
 
 
+class ResponsesStoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Responses kept in memory for ``previous_response_id`` and ``GET /v1/responses/{id}``
+    (`turnout.gateway.responses_store`): the least recently used go first past either bound."""
+
+    max_responses: Annotated[int, Meta(ge=0)] = 10_000
+    #: Bound on their JSON size together, in bytes.
+    max_bytes: Annotated[int, Meta(ge=0)] = 256 * _MiB
+    #: Seconds a response is kept after it was stored.
+    ttl: Annotated[float, Meta(gt=0)] = 24 * 3600.0
+
+
 class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     """How the gateway's HTTP server listens and behaves."""
 
@@ -81,6 +92,8 @@ class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     request_log: RequestLogConfig = RequestLogConfig()
     #: One line per HTTP request, whatever its path and status (logger ``turnout.access``).
     access_log: bool = True
+    #: Responses API answers kept for follow-up turns (0 responses: none kept).
+    responses_store: ResponsesStoreConfig = ResponsesStoreConfig()
     #: Reserved for the built-in demo (simulated providers, no keys needed).
     demo: bool = False
 

@@ -25,6 +25,7 @@ from turnout.gateway.ledger_errors import LedgerRefusal
 from turnout.gateway.management import add_management_routes
 from turnout.gateway.request_ids import REQUEST_ID_HEADER, TRACE_ID, id_headers
 from turnout.gateway.requests import build_request, parse_body, prompt_of
+from turnout.gateway.responses_routes import RESPONSES_PATHS, add_responses_routes
 from turnout.gateway.status import add_status_routes
 from turnout.gateway.status_peers import StatusPeers
 from turnout.gateway.stream_relay import relay_stream
@@ -56,7 +57,7 @@ def create_app(
     (`turnout.gateway.status_peers`)."""
     # Bodies are read by `server.body.read_body`, against the limit in force at each request
     # (a reload changes it), so aiohttp's own fixed `client_max_size` is not used.
-    traced = tracing_middlewares(gateway.tracing, [path for path, _ in _PATHS])
+    traced = tracing_middlewares(gateway.tracing, [*(path for path, _ in _PATHS), *RESPONSES_PATHS])
     app = web.Application(middlewares=[*traced, _openai_errors])
     app.on_response_prepare.append(_name_the_answer)
     app[GATEWAY] = gateway
@@ -71,6 +72,7 @@ def create_app(
     app.router.add_get("/metrics", _metrics)
     app.router.add_post("/admin/reload", _reload)
     add_management_routes(app, GATEWAY)
+    add_responses_routes(app, GATEWAY, _expect_continue)
     add_status_routes(app, gateway, workers, peers)
     return app
 

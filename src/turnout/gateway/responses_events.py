@@ -1,0 +1,231 @@
+"""A chat completion stream retold as the Responses API's typed events.
+
+Chat chunks carry bare deltas (text, refusal, tool-call fragments) and a finish reason; the
+Responses API frames the same answer as output items, each opened, filled and closed by its own
+events, between ``response.created`` and one terminal event. `ResponseEvents` keeps the one open
+item and part and numbers every event from 0, so that the client sees a well-formed sequence
+whatever the chunks' shape. A stream that breaks ends with ``response.failed``, never silently.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from turnout.gateway.responses_output import (
+    Draft,
+    call_item,
+    message_item,
+    new_id,
+    status_of,
+    text_part,
+)
+from turnout.wire import StreamChunk, Usage
+
+_ENCODE = msgspec.json.Encoder().encode
+#: Each content part's kind: its delta field in a chat chunk, and its events' name.
+_PART_EVENTS = {"output_text": "output_text", "refusal": "refusal"}
+
+
+class ResponseEvents:
+    """The event stream of one response, fed chat chunks in order."""
+
+    def __init__(self, draft: Draft) -> None:
+        self._draft = draft
+        self._sequence = 0
+        self._output: list[dict[str, Any]] = []
+        self._model: str | None = None
+        self._finish: str | None = None
+        #: The open item (its output index is the last), its open part and the part's text.
+        self._item: dict[str, Any] | None = None
+        self._part: str | None = None
+        self._parts: list[dict[str, Any]] = []
+        self._text: list[str] = []
+        self._call_index: int | None = None
+        #: The `response` object as it ended (None until then).
+        self.final: dict[str, Any] | None = None
+
+    @property
+    def output(self) -> list[dict[str, Any]]:
+        return self._output
+
+    def opening(self) -> bytes:
+        """``response.created`` and ``response.in_progress``."""
+        response = self._draft.envelope("in_progress", [])
+        return self._event("response.created", response=response) + self._event(
+            "response.in_progress", response=response
+        )
+
+    def chunk(self, chunk: StreamChunk) -> bytes:
+        data = chunk.data
+        model = data.get("model")
+        if isinstance(model, str) and model:
+            self._model = model
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            return b""
+        choice = choices[0]
+        if choice.get("finish_reason") is not None:
+            self._finish = str(choice["finish_reason"])
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return b""
+        out = b""
+        for kind in _PART_EVENTS:
+            piece = delta.get("content" if kind == "output_text" else kind)
+            if isinstance(piece, str) and piece:
+                out += self._piece(kind, piece)
+        calls = delta.get("tool_calls")
+        if isinstance(calls, list):
+            for call in calls:
+                if isinstance(call, dict):
+                    out += self._call(call)
+        return out
+
+    def finished(self, usage: Usage | None) -> bytes:
+        """Close what is open and end with ``response.completed`` or ``.incomplete``."""
+        out = b"" if self._output else self._open_message()
+        out += self._close_item()
+        status, incomplete = status_of(self._finish)
+        self.final = self._draft.envelope(
+            status, self._output, model=self._model, usage=usage, incomplete=incomplete
+        )
+        return out + self._event(f"response.{status}", response=self.final)
+
+    def failed(self, error: dict[str, Any]) -> bytes:
+        """End a broken stream: ``response.failed`` carrying the error and what was sent."""
+        inner = error.get("error")
+        details: dict[str, Any] = inner if isinstance(inner, dict) else error
+        problem = {
+            "code": details.get("code") or details.get("type") or "server_error",
+            "message": details.get("message") or "The answer broke off",
+        }
+        item = self._item
+        if item is not None:
+            item["status"] = "incomplete"
+            if item["type"] == "message":
+                kind = self._part
+                partial = [] if kind is None else [self._part_of(kind, "".join(self._text))]
+                item["content"] = [*self._parts, *partial]
+        self.final = self._draft.envelope("failed", self._output, model=self._model, error=problem)
+        return self._event("response.failed", response=self.final)
+
+    # ---- items -------------------------------------------------------------------------
+
+    def _piece(self, kind: str, piece: str) -> bytes:
+        out = b""
+        if self._item is None or self._item["type"] != "message":
+            out += self._close_item() + self._open_message()
+        if self._part != kind:
+            out += self._close_part() + self._open_part(kind)
+        self._text.append(piece)
+        name = _PART_EVENTS[kind]
+        extra: dict[str, Any] = {"logprobs": []} if kind == "output_text" else {}
+        return out + self._event(f"response.{name}.delta", **self._where(), delta=piece, **extra)
+
+    def _call(self, call: dict[str, Any]) -> bytes:
+        out = b""
+        index = call.get("index", 0)
+        function = call.get("function")
+        function = function if isinstance(function, dict) else {}
+        item = self._item
+        call_id = call.get("id")
+        # A new call: another index, or (from adapters that number every call 0) another id.
+        if (
+            item is None
+            or item["type"] != "function_call"
+            or index != self._call_index
+            or (isinstance(call_id, str) and call_id and call_id != item["call_id"])
+        ):
+            out += self._close_item()
+            self._call_index = index
+            item = call_item(
+                new_id("fc"),
+                str(call_id or new_id("call")),
+                str(function.get("name") or ""),
+                "",
+                "in_progress",
+            )
+            out += self._add_item(item)
+        assert self._item is not None
+        arguments = function.get("arguments")
+        if isinstance(arguments, str) and arguments:
+            self._item["arguments"] += arguments
+            where = {"item_id": self._item["id"], "output_index": len(self._output) - 1}
+            out += self._event("response.function_call_arguments.delta", **where, delta=arguments)
+        return out
+
+    def _open_message(self) -> bytes:
+        return self._add_item(message_item(new_id("msg"), [], "in_progress"))
+
+    def _add_item(self, item: dict[str, Any]) -> bytes:
+        self._item = item
+        self._output.append(item)
+        return self._event(
+            "response.output_item.added", output_index=len(self._output) - 1, item=dict(item)
+        )
+
+    def _close_item(self) -> bytes:
+        item = self._item
+        if item is None:
+            return b""
+        out = b""
+        index = len(self._output) - 1
+        if item["type"] == "message":
+            if not self._parts and self._part is None:
+                out += self._open_part("output_text")
+            out += self._close_part()
+            item["content"] = self._parts
+            self._parts = []
+        else:
+            out += self._event(
+                "response.function_call_arguments.done",
+                item_id=item["id"],
+                output_index=index,
+                name=item["name"],
+                arguments=item["arguments"],
+            )
+        item["status"] = "completed"
+        self._item = None
+        return out + self._event("response.output_item.done", output_index=index, item=item)
+
+    # ---- content parts -----------------------------------------------------------------
+
+    def _open_part(self, kind: str) -> bytes:
+        self._part = kind
+        self._text = []
+        return self._event(
+            "response.content_part.added", **self._where(), part=self._part_of(kind, "")
+        )
+
+    def _close_part(self) -> bytes:
+        kind = self._part
+        if kind is None:
+            return b""
+        text = "".join(self._text)
+        part = self._part_of(kind, text)
+        fields: dict[str, Any] = {"text": text, "logprobs": []}
+        if kind == "refusal":
+            fields = {"refusal": text}
+        done = self._event(f"response.{_PART_EVENTS[kind]}.done", **self._where(), **fields)
+        done += self._event("response.content_part.done", **self._where(), part=part)
+        self._parts.append(part)
+        self._part = None
+        return done
+
+    def _part_of(self, kind: str, text: str) -> dict[str, Any]:
+        return text_part(text) if kind == "output_text" else {"type": "refusal", "refusal": text}
+
+    def _where(self) -> dict[str, Any]:
+        assert self._item is not None
+        return {
+            "item_id": self._item["id"],
+            "output_index": len(self._output) - 1,
+            "content_index": len(self._parts),
+        }
+
+    def _event(self, kind: str, **fields: Any) -> bytes:
+        event = {"type": kind, "sequence_number": self._sequence, **fields}
+        self._sequence += 1
+        return b"event: " + kind.encode() + b"\ndata: " + _ENCODE(event) + b"\n\n"
