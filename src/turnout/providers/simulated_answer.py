@@ -39,6 +39,32 @@ from turnout.wire import Operation, Request, Usage
 WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
 #: How text is cut into tokens: a word with the space before it, or one other character.
 _TOKEN = re.compile(r"\s*[A-Za-z0-9_]+|\s*[^\sA-Za-z0-9_]|\s+")
+#: The words of a function's name (snake, kebab or camel case) and the verbs that say nothing.
+_NAME_WORDS = re.compile(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])")
+_VERBS = frozenset(
+    [
+        "get",
+        "set",
+        "list",
+        "fetch",
+        "find",
+        "create",
+        "update",
+        "delete",
+        "search",
+        "lookup",
+        "look",
+        "up",
+        "make",
+        "do",
+        "run",
+        "call",
+        "read",
+        "write",
+        "check",
+        "compute",
+    ]
+)
 #: Tries at drawing a choice that differs from the ones before it.
 _REDRAWS = 8
 
@@ -85,7 +111,8 @@ class Answer:
         self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
         wanted = body.get("n")
         count = wanted if isinstance(wanted, int) and not isinstance(wanted, bool) else 1
-        seed = f"{self.model}|{body.get('seed')}|{prompt_text(request)}"
+        # Not the model: every deployment of a group answers a prompt alike.
+        seed = f"{body.get('seed')}|{prompt_text(request)}"
         canonical = body.get("seed") is None
         self.choices: list[Choice] = []
         seen: set[str] = set()
@@ -326,13 +353,7 @@ def _tool_calls(body: Mapping[str, Any], key: str) -> list[ToolCall]:
     else:
         if choice == "auto" and answered:
             return []
-        lowered = user.casefold()
-        picked = [
-            f
-            for f in functions
-            if str(f.get("name")).casefold() in lowered
-            or str(f.get("name")).replace("_", " ").casefold() in lowered
-        ]
+        picked = [f for f in functions if _mentioned(str(f.get("name")), user)]
         if not picked:
             picked = [functions[_draw(key, "tool") % len(functions)]]
         if body.get("parallel_tool_calls") is False:
@@ -347,6 +368,17 @@ def _tool_calls(body: Mapping[str, Any], key: str) -> list[ToolCall]:
         call_id = f"call_{_draw(key, 'call', str(number)):016x}{number:08x}"
         calls.append(ToolCall(call_id, name, tokenize(json.dumps(arguments))))
     return calls
+
+
+def _mentioned(name: str, text: str) -> bool:
+    """Whether `text` asks for the function: its name, or every word of it but a generic
+    verb (``get_weather`` is mentioned by "the weather in Paris")."""
+    lowered = text.casefold()
+    if name.casefold() in lowered:
+        return True
+    words = [w.casefold() for w in _NAME_WORDS.findall(name)]
+    meaningful = [w for w in words if w not in _VERBS]
+    return bool(meaningful) and all(re.search(rf"\b{re.escape(w)}", lowered) for w in meaningful)
 
 
 def _cut_calls(calls: list[ToolCall], cap: int) -> None:
