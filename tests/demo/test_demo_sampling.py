@@ -124,3 +124,25 @@ async def test_embeddings_accept_every_input_and_honour_dimensions(given: Any, c
         assert math.isclose(math.fsum(v * v for v in item.embedding), 1.0, rel_tol=1e-6)
     if count > 1:
         assert short.data[0].embedding != short.data[1].embedding
+
+
+async def test_text_completions_honour_n_stop_and_logprobs() -> None:
+    async with demo_client() as client:
+        whole = await client.completions.create(
+            model=MODEL, prompt="Once upon a time", n=2, stop=["amet"], logprobs=2
+        )
+        stream = await client.completions.create(
+            model=MODEL, prompt="Once upon a time", logprobs=2, stream=True
+        )
+        pieces = [chunk.choices[0] async for chunk in stream if chunk.choices]
+    assert len({choice.text for choice in whole.choices}) == 2
+    for choice in whole.choices:
+        assert "amet" not in choice.text and choice.finish_reason == "stop"
+        logprobs = choice.logprobs
+        assert logprobs and "".join(logprobs.tokens or []) == choice.text
+        assert all(len(top) == 2 for top in logprobs.top_logprobs or [])
+    streamed = [
+        token for piece in pieces if piece.logprobs for token in piece.logprobs.tokens or []
+    ]
+    assert "".join(streamed) == "".join(piece.text for piece in pieces)
+    assert pieces[-1].finish_reason == "stop"

@@ -255,3 +255,19 @@ async def test_json_mode_answers_a_json_object() -> None:
             model="gpt-4o-mini", messages=asked, response_format={"type": "json_object"}
         )
     assert isinstance(json.loads(completion.choices[0].message.content or ""), dict)
+
+
+async def test_each_of_n_choices_calls_and_max_tokens_cuts_a_call_short() -> None:
+    async with demo_client() as client:
+        several = await client.chat.completions.create(
+            model="gpt-4o", messages=ASK, tools=[WEATHER], n=2
+        )
+        cut = await client.chat.completions.create(
+            model="gpt-4o", messages=ASK, tools=[WEATHER], max_tokens=2
+        )
+    calls: Any = [choice.message.tool_calls for choice in several.choices]
+    assert all(len(made) == 1 for made in calls)
+    assert calls[0][0].function.arguments != calls[1][0].function.arguments
+    assert calls[0][0].id != calls[1][0].id
+    assert cut.choices[0].finish_reason == "length"
+    assert cut.usage and cut.usage.completion_tokens == 2

@@ -13,11 +13,17 @@ routing, health, fallback, deadlines and stream failover can be exercised withou
 - every call is logged per deployment (`calls`), with the outcome decided for it.
 
 A call goes through three stages. Admission checks answer at once, before any waiting, as a
-real upstream's front door would: the per-minute request quota (429), the context window and
-the blocked phrase (400). Then the call waits (``latency``, or ``ttft`` for a stream, plus jitter
-and the occasional tail) and either fails with an error drawn from ``errors`` or answers; a
-``timeout`` error waits ``timeout_after`` instead. Finally a stream may break after it started,
-as ``stream_failure`` says.
+real upstream's front door would: the request's parameters, refused as OpenAI refuses them
+(400, `turnout.providers.simulated_params`), the per-minute request quota (429), the context
+window and the blocked phrase (400). Then the call waits (``latency``, or ``ttft`` for a stream,
+plus jitter and the occasional tail) and either fails with an error drawn from ``errors`` or
+answers; a ``timeout`` error waits ``timeout_after`` instead. Finally a stream may break after
+it started, as ``stream_failure`` says.
+
+What the answer says is decided apart from all that, from the request alone, as an OpenAI
+model would answer it (`turnout.providers.simulated_answer`): tool calls, JSON built from the
+caller's schema (`turnout.providers.simulated_schema`), ``n`` distinct choices, ``stop``,
+``logprobs``, max tokens; embeddings honour ``dimensions`` (`turnout.providers.simulated_embed`).
 """
 
 from __future__ import annotations

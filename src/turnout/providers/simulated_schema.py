@@ -24,6 +24,8 @@ from typing import Any
 
 #: Nesting depth past which only what the schema requires is generated.
 MAX_DEPTH = 6
+#: Draws at an item that differs from the ones before it, for ``uniqueItems``.
+_UNIQUE_TRIES = 16
 #: Nesting depth past which nothing more is generated at all (a schema that requires itself).
 _GIVE_UP_DEPTH = 2 * MAX_DEPTH
 
@@ -152,22 +154,27 @@ class SchemaValues:
         return value
 
     def _array(self, schema: Mapping[str, Any], path: str, depth: int) -> list[Any]:
-        fewest = _int(schema.get("minItems"), 0)
-        most = _int(schema.get("maxItems"), max(fewest, 3))
-        count = fewest if depth >= MAX_DEPTH else min(most, max(fewest, 1 + self._draw(path) % 3))
         prefix = schema.get("prefixItems")
         prefix = prefix if isinstance(prefix, list) else []
         items = schema.get("items")
+        fewest = _int(schema.get("minItems"), 0)
+        most = _int(schema.get("maxItems"), max(fewest, 3))
+        if items is False:
+            most = min(most, len(prefix))
+        count = fewest if depth >= MAX_DEPTH else min(most, max(fewest, 1 + self._draw(path) % 3))
         if depth < MAX_DEPTH:
             count = max(count, min(len(prefix), most))
+        unique = schema.get("uniqueItems") is True
         values: list[Any] = []
         for index in range(count):
             sub = prefix[index] if index < len(prefix) else items
-            values.append(
-                self._value(sub if sub is not None else {}, f"{path}[{index}]", depth + 1)
-            )
-        if schema.get("uniqueItems") is True:
-            values = _unique(values) if len(_unique(values)) >= fewest else values
+            for attempt in range(_UNIQUE_TRIES if unique else 1):
+                value = self._value(sub, f"{path}[{index}]~{attempt}", depth + 1)
+                if value not in values:
+                    break
+            if unique and value in values:
+                break  # every draw repeats an earlier item: as many as can differ
+            values.append(value)
         return values
 
     def _integer(self, schema: Mapping[str, Any], path: str) -> int:
@@ -247,14 +254,6 @@ def _bounds(schema: Mapping[str, Any], *, nudge: float) -> tuple[float, float]:
     if high is None:
         high = low + 100
     return low, high
-
-
-def _unique(values: list[Any]) -> list[Any]:
-    seen: list[Any] = []
-    for value in values:
-        if value not in seen:
-            seen.append(value)
-    return seen
 
 
 def strict_problem(schema: Any) -> str | None:
