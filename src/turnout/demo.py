@@ -5,6 +5,11 @@ the fast one sometimes fails or is rate limited (watch it cool down and come bac
 one has a slow tail, a large-context group takes long prompts and is the general fallback, and
 an embedding group has two members. OpenAI model names are aliases, so examples written for
 OpenAI work unchanged.
+
+The simulated models answer the whole Chat Completions API as an OpenAI model would (tool calls,
+JSON mode and structured outputs, ``n``, ``stop``, ``logprobs``, ``seed``, usage in streams) and
+refuse out-of-range parameters with OpenAI's 400s; the embedding models are 1536-dimensional,
+like ``text-embedding-3-small``, and shorten to ``dimensions`` (`turnout.providers.simulated`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from turnout.config.router import (
 )
 from turnout.config.server import GatewayConfig, ServerConfig
 from turnout.config.simulated import Behaviour
+
+#: The demo's embedding size: that of ``text-embedding-3-small``, which it stands in for.
+EMBEDDING_DIMENSIONS = 1536
 
 
 def _simulated(
@@ -94,7 +102,7 @@ def demo_config(host: str = "127.0.0.1", port: int = 4000) -> GatewayConfig:
             price=(0.02e-6, 0.0),
             window=8_000,
             latency=0.02,
-            embedding_dimensions=16,
+            embedding_dimensions=EMBEDDING_DIMENSIONS,
         ),
         _simulated(
             "embed",
@@ -102,7 +110,7 @@ def demo_config(host: str = "127.0.0.1", port: int = 4000) -> GatewayConfig:
             price=(0.02e-6, 0.0),
             window=8_000,
             latency=0.05,
-            embedding_dimensions=16,
+            embedding_dimensions=EMBEDDING_DIMENSIONS,
         ),
     )
     router = RouterConfig(

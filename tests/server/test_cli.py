@@ -47,7 +47,7 @@ async def test_the_demo_serves_the_openai_sdk() -> None:
             )
             assert completion.choices[0].message.content
             embedding = await client.embeddings.create(model="embed", input="hello")
-            assert len(embedding.data[0].embedding) == 16
+            assert len(embedding.data[0].embedding) == 1536
         process.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(process.wait(), 10) == 0
     log = "".join(lines)

@@ -107,18 +107,28 @@ async def test_chat_answer_has_openai_shape(clock: ManualClock) -> None:
 
 
 @pytest.mark.parametrize("n", [2, 3])
-async def test_n_choices_are_answered_whole_and_streamed(clock: ManualClock, n: int) -> None:
+async def test_n_choices_are_distinct_whole_and_streamed(clock: ManualClock, n: int) -> None:
     sim = SimulatedProvider(clock, default=Behaviour(output_tokens=2))
     whole = await sim.complete(ALPHA, chat(n=n))
     choices = whole.body["choices"]
     assert [c["index"] for c in choices] == list(range(n))
-    assert len({c["message"]["content"] for c in choices}) == 1
+    texts = [c["message"]["content"] for c in choices]
+    assert len(set(texts)) == n
     assert whole.usage.completion_tokens == 2 * n
     chunks: list[StreamChunk] = []
     await drain(sim.stream(ALPHA, chat(n=n, stream=True)), chunks)
-    assert all([c["index"] for c in chunk.data["choices"]] == list(range(n)) for chunk in chunks)
-    for bad in (1, 0, True, "2"):
-        assert len((await sim.complete(ALPHA, chat(n=bad))).body["choices"]) == 1
+    # As OpenAI streams them: one choice per chunk, each choice finished on its own.
+    assert all(len(chunk.data["choices"]) == 1 for chunk in chunks)
+    streamed = [""] * n
+    for chunk in chunks:
+        choice = chunk.data["choices"][0]
+        streamed[choice["index"]] += choice["delta"].get("content") or ""
+    assert streamed == texts
+    assert sum(chunk.finish_reason == "stop" for chunk in chunks) == n
+    for bad in (0, 129, True, "2"):
+        with pytest.raises(BadRequestError) as refused:
+            await sim.complete(ALPHA, chat(n=bad))
+        assert refused.value.param == "n"
 
 
 async def test_completion_answer_has_text_completion_shape(clock: ManualClock) -> None:
@@ -592,7 +602,7 @@ async def test_embeddings_are_deterministic_per_text(clock: ManualClock) -> None
     assert len(first.body["data"][0]["embedding"]) == 8
 
 
-@pytest.mark.parametrize("value", [None, [], [1, 2, 3], ["text", 4]])
+@pytest.mark.parametrize("value", [None, [], [-1, 2], ["text", 4], [[1], "text"], [[]]])
 async def test_embeddings_reject_inputs_that_are_not_text(clock: ManualClock, value: Any) -> None:
     with pytest.raises(BadRequestError):
         await provider(clock).embed(ALPHA, embedding(value))

@@ -50,7 +50,8 @@ class Behaviour(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     ttft: _NonNegative | None = None
     #: Seconds before each content chunk of a stream.
     chunk_interval: _NonNegative = 0.0
-    #: Tokens of each answer, before the request's max tokens cap it (finish_reason "length").
+    #: Tokens of each text answer, before the request's max tokens cap it (finish_reason
+    #: "length"); JSON answers and tool calls are as long as the caller's schema makes them.
     output_tokens: _Count = 16
     #: Share of calls that fail with an error drawn from ``errors``.
     error_rate: _Fraction = 0.0
@@ -72,6 +73,7 @@ class Behaviour(Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     fail_after_chunks: _Count = 0
     #: Seconds a "timeout" error waits before it is raised.
     timeout_after: _NonNegative = 30.0
+    #: The length of the model's embeddings: what a request's ``dimensions`` may shorten.
     embedding_dimensions: _PositiveInt = 8
 
     def __post_init__(self) -> None:

@@ -13,21 +13,25 @@ routing, health, fallback, deadlines and stream failover can be exercised withou
 - every call is logged per deployment (`calls`), with the outcome decided for it.
 
 A call goes through three stages. Admission checks answer at once, before any waiting, as a
-real upstream's front door would: the per-minute request quota (429), the context window and
-the blocked phrase (400). Then the call waits (``latency``, or ``ttft`` for a stream, plus jitter
-and the occasional tail) and either fails with an error drawn from ``errors`` or answers; a
-``timeout`` error waits ``timeout_after`` instead. Finally a stream may break after it started,
-as ``stream_failure`` says.
+real upstream's front door would: the request's parameters, refused as OpenAI refuses them
+(400, `turnout.providers.simulated_params`), the per-minute request quota (429), the context
+window and the blocked phrase (400). Then the call waits (``latency``, or ``ttft`` for a stream,
+plus jitter and the occasional tail) and either fails with an error drawn from ``errors`` or
+answers; a ``timeout`` error waits ``timeout_after`` instead. Finally a stream may break after
+it started, as ``stream_failure`` says.
+
+What the answer says is decided apart from all that, from the request alone, as an OpenAI
+model would answer it (`turnout.providers.simulated_answer`): tool calls, JSON built from the
+caller's schema (`turnout.providers.simulated_schema`), ``n`` distinct choices, ``stop``,
+``logprobs``, max tokens; embeddings honour ``dimensions`` (`turnout.providers.simulated_embed`).
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import random
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, NoReturn
+from typing import Literal, NoReturn
 
 from turnout.clock import Clock, SystemClock
 from turnout.config.router import Deployment
@@ -45,6 +49,15 @@ from turnout.errors import (
     UpstreamNotFoundError,
     UpstreamTimeoutError,
 )
+from turnout.providers.simulated_answer import Answer
+from turnout.providers.simulated_embed import (
+    check_encoding,
+    dimensions_of,
+    embedding_inputs,
+    embeddings_body,
+)
+from turnout.providers.simulated_params import check_chat, check_completion
+from turnout.providers.simulated_prompt import PROMPT_FIELDS, prompt_text
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request, StreamChunk, Usage
 
 __all__ = ["Behaviour", "Call", "SimulatedProvider"]
@@ -52,22 +65,14 @@ __all__ = ["Behaviour", "Call", "SimulatedProvider"]
 #: How long a stalled stream sleeps before giving up: far beyond any sane idle timeout.
 STALL_SECONDS = 86_400.0
 
-#: Where each operation's prompt lives in the request body.
-_PROMPT_FIELDS = {
-    Operation.CHAT: "messages",
-    Operation.COMPLETION: "prompt",
-    Operation.EMBEDDING: "input",
-}
-
-#: Words the simulated answers are made of, one per output token.
-_WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
-
-
 #: The behaviour of a deployment nobody configured.
 HEALTHY = Behaviour()
 
 #: What a logged call ended in: "ok", an error kind, an admission refusal, or a stream failure.
-Outcome = ErrorKind | Literal["ok", "context_window", "content_policy", "cut", "stall", "no_finish"]
+Outcome = (
+    ErrorKind
+    | Literal["ok", "bad_request", "context_window", "content_policy", "cut", "stall", "no_finish"]
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +146,7 @@ class SimulatedProvider:
         _expect(request, Operation.CHAT, Operation.COMPLETION)
         plan = self._begin(deployment, request, stream=False)
         await self._settle(plan, deployment, plan.behaviour.latency)
-        answer = _Answer(plan, deployment, request, created=int(self._clock.wall()))
+        answer = self._answer(plan, deployment, request)
         return ProviderResponse(
             body=answer.body(), usage=answer.usage, rate_limits=plan.rate_limits
         )
@@ -152,44 +157,46 @@ class SimulatedProvider:
         behaviour = plan.behaviour
         ttft = behaviour.ttft if behaviour.ttft is not None else behaviour.latency
         await self._settle(plan, deployment, ttft)
-        answer = _Answer(plan, deployment, request, created=int(self._clock.wall()))
+        answer = self._answer(plan, deployment, request)
         failure = behaviour.stream_failure
         breaks = failure in ("cut", "stall")
-        yield StreamChunk(answer.chunk(opening=True), rate_limits=plan.rate_limits)
-        for sent, token in enumerate(answer.tokens):
+        first, *others = answer.openings()
+        yield StreamChunk(first, rate_limits=plan.rate_limits)
+        for opening in others:
+            yield StreamChunk(opening)
+        contents = answer.contents()
+        for sent, content in enumerate(contents):
             if breaks and sent == behaviour.fail_after_chunks:
                 await self._interrupt(failure, deployment)
             await self._clock.sleep(behaviour.chunk_interval)
-            last = failure == "no_finish" and sent == len(answer.tokens) - 1
-            yield StreamChunk(answer.chunk(token), usage=answer.usage if last else None)
+            last = failure == "no_finish" and sent == len(contents) - 1
+            yield StreamChunk(content, usage=answer.usage if last else None)
         if breaks:
             await self._interrupt(failure, deployment)
         if failure == "no_finish":
             return
-        finish = answer.chunk(finish_reason=answer.finish_reason)
-        if not answer.include_usage:
-            yield StreamChunk(finish, usage=answer.usage, finish_reason=answer.finish_reason)
-            return
-        yield StreamChunk(finish, finish_reason=answer.finish_reason)
-        yield StreamChunk(answer.usage_chunk(), usage=answer.usage)
+        finishes = answer.finishes()
+        for number, (finish, reason) in enumerate(finishes, 1):
+            # Without a usage chunk, the last finish carries the usage to the router.
+            carries = number == len(finishes) and not answer.include_usage
+            yield StreamChunk(finish, usage=answer.usage if carries else None, finish_reason=reason)
+        if answer.include_usage:
+            yield StreamChunk(answer.usage_chunk(), usage=answer.usage)
 
     async def embed(self, deployment: Deployment, request: Request) -> ProviderResponse:
         _expect(request, Operation.EMBEDDING)
-        inputs = _embedding_inputs(request.body)
         plan = self._begin(deployment, request, stream=False)
         await self._settle(plan, deployment, plan.behaviour.latency)
-        dimensions = plan.behaviour.embedding_dimensions
+        body = request.body
+        inputs = embedding_inputs(body)
+        dimensions = dimensions_of(body, plan.behaviour.embedding_dimensions)
         usage = Usage(prompt_tokens=request.prompt_tokens)
-        body = {
-            "object": "list",
-            "data": [
-                {"object": "embedding", "index": index, "embedding": _embedding(text, dimensions)}
-                for index, text in enumerate(inputs)
-            ],
-            "model": deployment.model,
-            "usage": {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens},
-        }
-        return ProviderResponse(body=body, usage=usage, rate_limits=plan.rate_limits)
+        shaped = embeddings_body(body, inputs, dimensions, deployment, usage)
+        return ProviderResponse(body=shaped, usage=usage, rate_limits=plan.rate_limits)
+
+    def _answer(self, plan: _Plan, deployment: Deployment, request: Request) -> Answer:
+        created = int(self._clock.wall())
+        return Answer(plan.number, plan.behaviour, deployment, request, created)
 
     def _begin(self, deployment: Deployment, request: Request, *, stream: bool) -> _Plan:
         """Decide the call's fate and log it; raise at once if it is refused at the door."""
@@ -224,7 +231,12 @@ class SimulatedProvider:
     def _admit(
         self, deployment: Deployment, request: Request, behaviour: Behaviour
     ) -> tuple[RateLimitHints | None, tuple[Outcome, ProviderError] | None]:
-        """The front door: the request quota, then the context window, then the content filter."""
+        """The front door: the request's parameters, the request quota, the context window,
+        then the content filter."""
+        try:
+            _check_parameters(request, behaviour)
+        except BadRequestError as invalid:
+            return None, ("bad_request", _blame(invalid, deployment))
         hints = None
         if behaviour.rpm_limit is not None:
             limit = behaviour.rpm_limit
@@ -247,11 +259,11 @@ class SimulatedProvider:
                 f"This model's maximum context length is {window_size} tokens; "
                 f"the prompt has {request.prompt_tokens}"
             )
-            param = _PROMPT_FIELDS[request.operation]
+            param = PROMPT_FIELDS[request.operation]
             overflow = ContextWindowExceededError(message, status=400, param=param)
             return hints, ("context_window", _blame(overflow, deployment))
         phrase = behaviour.blocked_phrase
-        if phrase is not None and phrase.casefold() in _prompt_text(request).casefold():
+        if phrase is not None and phrase.casefold() in prompt_text(request).casefold():
             refused = ContentPolicyError("The prompt was refused by the content filter", status=400)
             return hints, ("content_policy", _blame(refused, deployment))
         return hints, None
@@ -270,119 +282,6 @@ class SimulatedProvider:
             await self._clock.sleep(STALL_SECONDS)
         message = "The simulated stream stalled" if failure == "stall" else "Simulated stream cut"
         raise _blame(StreamInterruptedError(message), deployment)
-
-
-class _Answer:
-    """One successful answer's text and its OpenAI shapes, whole or as stream chunks."""
-
-    def __init__(self, plan: _Plan, deployment: Deployment, request: Request, created: int):
-        self.chat = request.operation is Operation.CHAT
-        self.id = f"{'chatcmpl' if self.chat else 'cmpl'}-sim-{plan.number}"
-        self.created = created
-        self.model = deployment.model
-        wanted = plan.behaviour.output_tokens
-        cap = request.max_completion_tokens
-        count = wanted if cap is None else max(0, min(wanted, cap))
-        self.finish_reason = "length" if count < wanted else "stop"
-        self.tokens = _tokens(deployment.model, count)
-        wanted_choices = request.body.get("n")
-        #: Choices asked for (``n``), each the same text: a stream carries them all in each chunk.
-        self.choices = (
-            min(wanted_choices, 128)
-            if isinstance(wanted_choices, int)
-            and not isinstance(wanted_choices, bool)
-            and wanted_choices > 1
-            else 1
-        )
-        self.usage = Usage(
-            prompt_tokens=request.prompt_tokens, completion_tokens=count * self.choices
-        )
-        options = request.body.get("stream_options")
-        self.include_usage = isinstance(options, dict) and options.get("include_usage") is True
-
-    def body(self) -> dict[str, Any]:
-        text = "".join(self.tokens)
-        choice: dict[str, Any]
-        if self.chat:
-            choice = {"index": 0, "message": {"role": "assistant", "content": text}}
-        else:
-            choice = {"index": 0, "text": text}
-        choice["logprobs"] = None
-        choice["finish_reason"] = self.finish_reason
-        return {
-            "id": self.id,
-            "object": "chat.completion" if self.chat else "text_completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": self._each(choice),
-            "usage": self.usage.to_openai(),
-        }
-
-    def chunk(
-        self, content: str = "", *, opening: bool = False, finish_reason: str | None = None
-    ) -> dict[str, Any]:
-        choice: dict[str, Any]
-        if self.chat:
-            delta: dict[str, Any] = {}
-            if opening:
-                delta = {"role": "assistant", "content": ""}
-            elif finish_reason is None:
-                delta = {"content": content}
-            choice = {"index": 0, "delta": delta}
-        else:
-            choice = {"index": 0, "text": content}
-        choice["logprobs"] = None
-        choice["finish_reason"] = finish_reason
-        return self._envelope(self._each(choice))
-
-    def _each(self, choice: dict[str, Any]) -> list[dict[str, Any]]:
-        if self.choices == 1:
-            return [choice]
-        return [{**choice, "index": index} for index in range(self.choices)]
-
-    def usage_chunk(self) -> dict[str, Any]:
-        """OpenAI's extra last chunk when the caller asked for usage: no choices, only usage."""
-        chunk = self._envelope([])
-        chunk["usage"] = self.usage.to_openai()
-        return chunk
-
-    def _envelope(self, choices: list[dict[str, Any]]) -> dict[str, Any]:
-        chunk: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk" if self.chat else "text_completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": choices,
-        }
-        if self.include_usage:
-            # OpenAI sends an explicit null usage on every chunk before the usage chunk.
-            chunk["usage"] = None
-        return chunk
-
-
-def _embedding(text: str, dimensions: int) -> list[float]:
-    """A unit vector that depends only on ``text``: equal inputs embed equally, across runs."""
-    values: list[float] = []
-    block = 0
-    while len(values) < dimensions:
-        digest = hashlib.sha256(f"{block}:{text}".encode()).digest()
-        values.extend(
-            int.from_bytes(digest[i : i + 2], "big") / 32767.5 - 1.0 for i in range(0, 32, 2)
-        )
-        block += 1
-    del values[dimensions:]
-    norm = math.sqrt(sum(value * value for value in values))
-    if norm == 0:
-        return [1.0] + [0.0] * (dimensions - 1)
-    return [value / norm for value in values]
-
-
-def _tokens(model: str, count: int) -> list[str]:
-    """The answer's pieces, one per token; the first names the model that answered."""
-    tokens = [f" {_WORDS[index % len(_WORDS)]}" for index in range(count)]
-    if tokens:
-        tokens[0] = f"Simulated answer from {model}:{tokens[0]}"
-    return tokens
 
 
 def _pick_error(behaviour: Behaviour, fail_roll: float, kind_roll: float) -> ErrorKind | None:
@@ -433,35 +332,15 @@ def _expect(request: Request, *operations: Operation) -> None:
         raise BadRequestError(f"this method does not serve {request.operation} requests")
 
 
-def _prompt_text(request: Request) -> str:
-    """The prompt's text, where a content filter would look for a blocked phrase."""
-    body = request.body
-    if request.operation is Operation.CHAT:
-        parts: list[str] = []
-        messages = body.get("messages")
-        for message in messages if isinstance(messages, list) else ():
-            content = message.get("content") if isinstance(message, dict) else None
-            if isinstance(content, str):
-                parts.append(content)
-            elif isinstance(content, list):
-                parts.extend(
-                    part["text"]
-                    for part in content
-                    if isinstance(part, dict) and isinstance(part.get("text"), str)
-                )
-        return "\n".join(parts)
-    prompt = body.get(_PROMPT_FIELDS[request.operation])
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, list):
-        return "\n".join(item for item in prompt if isinstance(item, str))
-    return ""
-
-
-def _embedding_inputs(body: dict[str, Any]) -> list[str]:
-    value = body.get("input")
-    if isinstance(value, str):
-        return [value]
-    if isinstance(value, list) and value and all(isinstance(item, str) for item in value):
-        return list(value)
-    raise BadRequestError("input must be a string or a non-empty list of strings", param="input")
+def _check_parameters(request: Request, behaviour: Behaviour) -> None:
+    """Refuse, as OpenAI would, a request whose parameters OpenAI's API does not accept."""
+    body: Mapping[str, object] = request.body
+    match request.operation:
+        case Operation.CHAT:
+            check_chat(body)
+        case Operation.COMPLETION:
+            check_completion(body)
+        case Operation.EMBEDDING:
+            embedding_inputs(body)
+            dimensions_of(body, behaviour.embedding_dimensions)
+            check_encoding(body)
