@@ -88,7 +88,7 @@ def test_an_unsupported_provider_is_skipped_by_path_and_the_rest_loads() -> None
     ]
     assert "anthropic" in config.skipped[0] and "bedrock" in config.skipped[0]
     # A fallback or alias naming a group that has no deployment left is dropped, with a warning.
-    assert config.router.fallbacks.general == {"chat": []}
+    assert config.router.fallbacks.general == {}
     assert config.router.aliases == {"gpt": "chat"}
     gone = [w for w in config.warnings if "was skipped" in w]
     assert [w.split(": ", 1)[0] for w in gone] == [

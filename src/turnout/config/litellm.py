@@ -241,6 +241,8 @@ class _Converter(DeploymentReader):
                 for target in [t for t in table[source] if t in self.skipped_groups]:
                     table[source].remove(target)
                     self.warn(origin, f"fallback {target!r} left out: {self.gone(target)}")
+                if not table[source]:
+                    del table[source]
         aliases = self.router.get("aliases", {})
         for alias in [a for a, group in aliases.items() if group in self.skipped_groups]:
             self.warn(self.origins[f"aliases.{alias}"], f"ignored: {self.gone(aliases[alias])}")
@@ -273,6 +275,9 @@ class _Converter(DeploymentReader):
         with self.collecting():
             self.router_timeouts, effective = router_keys(effective, self.warn)
         redis = {key: effective.pop(key) for key in LITELLM_REDIS_KEYS if key in effective}
+        for key in [key for key, (value, _) in redis.items() if isinstance(value, ConfigError)]:
+            # An unset variable: reported as itself, never spliced into the Redis URL.
+            self.errors.append(redis.pop(key)[0])
         with self.collecting():
             for field, (value, path) in litellm_redis(redis).items():
                 self.put("state", field, value, path)

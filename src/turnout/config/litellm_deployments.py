@@ -19,6 +19,7 @@ from turnout.config.litellm_keys import (
     ENTRY_KEYS,
     MODEL_INFO_FIELDS,
     MODEL_INFO_KEYS,
+    MODEL_INFO_REASONS,
     MODEL_INFO_SUPPORTS,
     OTHER_DEPLOYMENT_KEYS,
     PROVIDERS,
@@ -280,10 +281,11 @@ class DeploymentReader(Problems):
                 names = set(out.data.get(target) or ())
                 out.put(target, sorted(names | {MODEL_INFO_SUPPORTS[key]}), origin)
             elif field is None:
+                reason = MODEL_INFO_REASONS.get(key, UNKNOWN_REASON)
                 if not (isinstance(key, str) and key.startswith("supports_")):
-                    self.unknown(origin, key, MODEL_INFO_KEYS, UNKNOWN_REASON)
+                    self.unknown(origin, key, MODEL_INFO_KEYS, reason)
                 else:
-                    self.ignore(origin, UNKNOWN_REASON)
+                    self.ignore(origin, reason)
             elif field in out.data:
                 self.ignore(origin, f"litellm_params.{key} is set and wins")
             elif field == "id" and isinstance(setting, int) and not isinstance(setting, bool):

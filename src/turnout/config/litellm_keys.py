@@ -104,6 +104,16 @@ MODEL_INFO_SUPPORTS: Final[Mapping[str, str]] = {
     "supports_response_schema": "response_format.json_schema",
 }
 
+#: Why particular ``model_info`` keys are ignored.
+MODEL_INFO_REASONS: Final[Mapping[str, str]] = {
+    "mode": "turnout tells chat from embeddings by the route a request comes in on",
+    "base_model": (
+        "turnout prices by the deployment's model: set input_cost_per_token and "
+        "output_cost_per_token for a model its price list does not know"
+    ),
+    "max_tokens": "turnout reads the context window from max_input_tokens",
+}
+
 #: ``credential_values`` keys that are deployment fields in turnout.
 CREDENTIAL_FIELDS: Final[Mapping[str, str]] = {
     "api_key": "api_key",

@@ -141,7 +141,7 @@ class _Checker:
             valid.append(entry)
         loaded = {str(entry.get("model_name")) for entry in valid}
         _forget_groups(data, failed - loaded)
-        if not valid and self.imported.skipped and not self.errors:
+        if not valid and self.imported.skipped and not self.errors and not self.imported.errors:
             skipped = "; ".join(self.imported.skipped)
             self.record(ConfigError(f"no deployment left to serve ({skipped})", path="model_list"))
         # Aliases first: every other setting (fallbacks) may name them.
