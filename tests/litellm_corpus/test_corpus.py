@@ -131,7 +131,7 @@ def _proxy(config: GatewayConfig) -> None:
 def _aliases_tags(config: GatewayConfig) -> None:
     paid, free = config.router.model_list
     assert (paid.id, free.id) == ("gpt-4o-paid", "17")
-    assert (paid.tags, free.tags) == ({"paid"}, {"free", "default"})
+    assert (paid.tags, free.tags) == (frozenset({"paid"}), frozenset({"free", "default"}))
     assert paid.context_window == 128000
     assert paid.input_cost_per_token == 0.0000025
     assert free.unsupported_params == frozenset({"tools"})
