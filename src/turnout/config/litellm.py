@@ -1,11 +1,15 @@
 """LiteLLM's config.yaml, read as turnout's config.
 
-`convert_litellm` turns a parsed LiteLLM config into plain data in turnout's shapes (the router's
-config, the server's) and a list of warnings: one line per key turnout ignores or reads
-differently, each naming its path in the LiteLLM file. It checks only what it must look at to
-convert (the shape of sections, model strings, group names); types and ranges are checked once,
-by `turnout.config.parse_router_config`, and `LiteLLMImport.source_path` turns the paths of its
-errors back into the LiteLLM file's paths.
+`import_litellm` turns a parsed LiteLLM config into plain data in turnout's shapes (the
+router's config, the server's, the store's) with what it found on the way, each naming its
+path in the LiteLLM file: warnings (a key turnout ignores or reads differently, with the
+reason), errors (a misspelled key, with a did-you-mean; a section or value of the wrong shape)
+and skipped deployments (a provider turnout lacks, a wildcard). Nothing is raised: an entry or
+setting with a problem is left out and the conversion goes on, so that one pass finds every
+problem. It checks only what it must look at to convert; types and ranges are checked by
+`turnout.config.litellm_load`, which validates each part on its own and turns the paths of its
+errors back into the file's (`LiteLLMImport.source_path`). The tables of keys are
+`turnout.config.litellm_keys`; the deployments are read by `turnout.config.litellm_deployments`.
 
 What maps where (LiteLLM -> turnout):
 
@@ -17,7 +21,8 @@ What maps where (LiteLLM -> turnout):
   ``cooldown_time``; request parameters -> ``params``; the settings of the deployment's provider
   family (`turnout.config.providers`) -> ``params`` too, which moves them into its typed
   settings (another family's settings are ignored, with a warning);
-  ``drop_params`` (also module-wide from ``litellm_settings``);
+  ``drop_params`` (also module-wide from ``litellm_settings``); ``additional_drop_params`` ->
+  ``unsupported_params`` with ``drop_params``;
   ``model_info.id`` -> ``id``; ``model_info.max_input_tokens`` -> ``context_window``;
   ``model_info.supports_function_calling``/``supports_response_schema`` -> the deployment's
   ``unsupported_params`` (false) or ``supported_params`` (true);
@@ -40,7 +45,8 @@ What maps where (LiteLLM -> turnout):
 
 Environment references (``os.environ/NAME``) are resolved by the caller before conversion
 (`turnout.config.load`); a reference that could not be resolved arrives as the `ConfigError`
-that reports it, and is raised here only where the value is needed to convert.
+that reports it, and is recorded as an error here only where the value is needed to convert.
+docs/litellm.md has the whole table for users.
 """
 
 from __future__ import annotations
@@ -127,8 +133,11 @@ class LiteLLMImport:
 
 
 def convert_litellm(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """A LiteLLM config as (router config data, server config data, warnings)."""
+    """A LiteLLM config as (router config data, server config data, warnings); a
+    `ConfigError` naming every error it found, if any."""
     imported = import_litellm(data)
+    if imported.errors:
+        raise ConfigError("\n".join(str(error) for error in imported.errors))
     return imported.router, imported.server, imported.warnings
 
 

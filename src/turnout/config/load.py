@@ -17,6 +17,11 @@ value: keys turnout ignores never fail for a variable turnout does not need.
 The file is read by `turnout.config.yaml_reader`, within limits on size, nesting and alias expansion
 that refuse YAML alias bombs before anything walks the parsed data.
 
+A LiteLLM file is checked whole (`turnout.config.litellm_load`): every error it has is reported
+at once, in one `ConfigError`, and a deployment turnout cannot serve is left out and listed in
+`GatewayConfig.skipped` instead. `check_config_file` is ``turnout check-config``'s reading,
+which can take unset environment variables as notes.
+
 Every error is a `ConfigError` that names the exact path of the problem, in the file's terms:
 ``model_list[2].weight: Expected `float`, got `str```, ``server.port: Expected `int` <= 65535``,
 ``model_list[0].litellm_params.rpm: ...`` for a LiteLLM file.
