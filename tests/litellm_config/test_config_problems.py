@@ -182,3 +182,21 @@ def test_unset_variables_are_notes_by_default_and_errors_when_required(
     out, _ = capsys.readouterr()
     assert out.count("note: ") == 4
     assert main(["check-config", "--require-env", path]) == 2
+
+
+def test_a_turnout_format_file_checks_without_its_secrets_too(tmp_path: Path) -> None:
+    data = {
+        "model_list": [
+            {"model_name": "chat", "provider": "openai", "model": "gpt-4o", "api_key": "${KEY}"}
+        ],
+        "server": {"master_key": "os.environ/MASTER"},
+    }
+    path = _write(tmp_path, data)
+    report = check_config_file(path, environ={}, unset_ok=True)
+    assert report.config is not None and report.errors == ()
+    assert [note.split(": ", 1)[0] for note in report.notes] == [
+        "model_list[0].api_key",
+        "server.master_key",
+    ]
+    [error] = check_config_file(path, environ={}).errors
+    assert "environment variable KEY is not set" in error
