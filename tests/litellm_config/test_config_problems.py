@@ -200,3 +200,23 @@ def test_a_turnout_format_file_checks_without_its_secrets_too(tmp_path: Path) ->
     ]
     [error] = check_config_file(path, environ={}).errors
     assert "environment variable KEY is not set" in error
+
+
+def test_an_entry_in_error_is_one_error_not_one_per_name_of_its_group() -> None:
+    data = {
+        "model_list": [
+            {"model_name": "a", "litellm_params": {"model": "gpt-4o"}},
+            {"model_name": "b", "litellm_params": {"model": 3}},
+            {"model_name": "c", "litellm_params": {"model": "gpt-4o", "rpm": "many"}},
+        ],
+        "router_settings": {
+            "fallbacks": [{"a": ["b", "c"]}, {"b": ["a"]}],
+            "model_group_alias": {"bb": "b", "cc": "c"},
+        },
+    }
+    with pytest.raises(ConfigErrors) as caught:
+        parse_config(data, environ={})
+    assert [error.split(":")[0] for error in caught.value.errors] == [
+        "model_list[1].litellm_params.model",
+        "model_list[2].litellm_params.rpm",
+    ]

@@ -120,6 +120,9 @@ class LiteLLMImport:
     #: Deployments left out (an unsupported provider, a wildcard), each naming its path: the
     #: rest of the file loads without them unless the caller is strict.
     skipped: list[str] = field(default_factory=list)
+    #: Model groups with no deployment left because their entries are in `errors`: a fallback
+    #: or alias naming one is not a second error.
+    broken_groups: set[str] = field(default_factory=set)
 
     def source_path(self, path: str) -> str:
         """The LiteLLM path of a turnout path (or of the closest enclosing one it knows)."""
@@ -153,6 +156,7 @@ def import_litellm(data: Mapping[Any, Any]) -> LiteLLMImport:
         origins=converter.origins,
         errors=converter.errors,
         skipped=converter.skipped,
+        broken_groups=converter.broken_groups,
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from turnout.config.litellm_keys import (
@@ -83,6 +84,8 @@ class DeploymentReader(Problems):
         self.deployments: list[DeploymentData] = []
         #: Model groups whose every deployment was skipped -> the path of the first.
         self.skipped_groups: dict[str, str] = {}
+        #: Model groups with no deployment left because their entries are in error.
+        self.broken_groups: set[str] = set()
 
     # -- credentials -----------------------------------------------------------------------------
 
@@ -122,12 +125,14 @@ class DeploymentReader(Problems):
         deployments: list[dict[str, Any]] = []
         loaded: set[str] = set()
         skipped: dict[str, str] = {}
+        broken: set[str] = set()
         wildcards = []
         for index, entry in enumerate(entries):
             path = f"model_list[{index}]"
             with self.collecting():
                 entry = mapping(entry, path)
                 group = entry.get("model_name")
+                broken.add(str(group))  # until it converts
                 reason = self.skip_reason(entry, path)
                 if reason is not None:
                     self.skipped.append(reason)
@@ -138,9 +143,17 @@ class DeploymentReader(Problems):
                         skipped.setdefault(group, path)
                     continue
                 target = f"model_list[{len(deployments)}]"
-                deployments.append(self.deployment(entry, path, target))
+                known = set(self.origins)
+                try:
+                    deployments.append(self.deployment(entry, path, target))
+                except ConfigError:
+                    # The next entry converts to the same target: no stale origins for it.
+                    for key in set(self.origins) - known:
+                        del self.origins[key]
+                    raise
                 self.origins[target] = path
                 loaded.add(str(group))
+                broken.discard(str(group))
         if entries and len(wildcards) == len(entries):
             raise ConfigError(
                 f"every entry is a wildcard ({', '.join(wildcards)}), and turnout does not "
@@ -149,6 +162,7 @@ class DeploymentReader(Problems):
                 path="model_list",
             )
         self.skipped_groups = {name: at for name, at in skipped.items() if name not in loaded}
+        self.broken_groups = broken - loaded - set(skipped)
         return deployments
 
     def skip_reason(self, entry: Mapping[Any, Any], path: str) -> str | None:
@@ -336,14 +350,17 @@ def _wildcard(entry: Mapping[Any, Any]) -> str | None:
     return None
 
 
-def _deployment_keys() -> set[str]:
+@cache
+def _deployment_keys() -> frozenset[str]:
     """Every ``litellm_params`` key turnout knows of, its providers' settings included."""
     families = {*PROVIDERS.values()}
-    return {
-        *DEPLOYMENT_FIELDS,
-        *DEPLOYMENT_KEYS,
-        *REQUEST_PARAMS,
-        *DEPLOYMENT_REASONS,
-        *OTHER_DEPLOYMENT_KEYS,
-        *(name for family in families for name in setting_names(family)),
-    }
+    return frozenset(
+        {
+            *DEPLOYMENT_FIELDS,
+            *DEPLOYMENT_KEYS,
+            *REQUEST_PARAMS,
+            *DEPLOYMENT_REASONS,
+            *OTHER_DEPLOYMENT_KEYS,
+            *(name for family in families for name in setting_names(family)),
+        }
+    )

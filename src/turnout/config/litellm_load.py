@@ -140,7 +140,7 @@ class _Checker:
                 continue
             valid.append(entry)
         loaded = {str(entry.get("model_name")) for entry in valid}
-        _forget_groups(data, failed - loaded)
+        _forget_groups(data, (failed | self.imported.broken_groups) - loaded)
         if not valid and self.imported.skipped and not self.errors and not self.imported.errors:
             skipped = "; ".join(self.imported.skipped)
             self.record(ConfigError(f"no deployment left to serve ({skipped})", path="model_list"))
