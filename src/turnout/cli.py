@@ -58,8 +58,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return _serve(args)
 
 
-_STRICT = "a deployment turnout cannot serve (an unsupported provider, a wildcard) is an error "
-_STRICT += "instead of being skipped"
+_STRICT = (
+    "a deployment turnout cannot serve (an unsupported provider, a wildcard) is an error "
+    "instead of being skipped"
+)
 
 
 def _check(path: str, *, strict: bool, require_env: bool) -> int:
