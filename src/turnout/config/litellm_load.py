@@ -14,7 +14,7 @@ every problem it would hide is not reported, so a file can be checked where its 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,7 +100,7 @@ def check_litellm(
         )
     return ConfigReport(
         config=config,
-        errors=tuple(dict.fromkeys(errors)),
+        errors=tuple(sorted(dict.fromkeys(errors), key=_in_file_order(data))),
         skipped=tuple(imported.skipped),
         warnings=tuple(imported.warnings),
         notes=tuple(dict.fromkeys(notes)),
@@ -161,6 +161,20 @@ class _Checker:
         except ConfigError as error:
             self.record(error)
             return None
+
+
+def _in_file_order(data: Mapping[Any, Any]) -> Callable[[str], tuple[int, int]]:
+    """A sort key putting errors in the order of the file: by section, then by entry (the
+    order they are found in differs: conversion first, validation after)."""
+    sections = {str(key): position for position, key in enumerate(data)}
+
+    def key(error: str) -> tuple[int, int]:
+        head = error.split(": ", 1)[0].split(".", 1)[0]
+        name, _, index = head.partition("[")
+        entry = index.split("]", 1)[0]
+        return sections.get(name, len(sections)), int(entry) if entry.isdigit() else -1
+
+    return key
 
 
 def _forget_groups(router: dict[str, Any], groups: set[str]) -> None:
