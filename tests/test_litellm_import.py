@@ -115,7 +115,6 @@ def test_example_lists_every_ignored_key_exactly_once_with_its_path(
 ) -> None:
     expected = [
         "model_list[2].litellm_params.max_retries",
-        "model_list[6]",  # the wildcard entry, skipped
         "router_settings.enable_pre_call_checks",
         "router_settings.model_group_alias.claude.hidden",
         "litellm_settings.num_retries",
@@ -127,6 +126,7 @@ def test_example_lists_every_ignored_key_exactly_once_with_its_path(
         "environment_variables.REDIS_HOST",
     ]
     assert Counter(_paths(example.warnings)) == Counter(expected)
+    assert _paths(example.skipped) == ["model_list[6]"]  # the wildcard entry
 
 
 def test_example_warnings_explain_themselves(example: GatewayConfig) -> None:
@@ -134,7 +134,7 @@ def test_example_warnings_explain_themselves(example: GatewayConfig) -> None:
     assert "litellm_settings.drop_params" not in by_path
     assert "/metrics" in by_path["litellm_settings.callbacks"]
     assert "router_settings.num_retries" in by_path["litellm_settings.num_retries"]
-    assert "wildcard" in by_path["model_list[6]"]
+    assert "wildcard" in example.skipped[0]
     assert "set them in the environment" in by_path["environment_variables.REDIS_HOST"]
     assert by_path["router_settings.model_group_alias.claude.hidden"] == (
         "not supported yet: the alias is not hidden"
@@ -231,12 +231,15 @@ def test_vertex_without_api_base_warns() -> None:
     assert "vertex_project" in warning
 
 
-def test_unknown_prefix_is_kept_with_a_warning() -> None:
-    config = _load(_one({"model": "huggingface/meta-llama/Llama-3-8B"}))
-    deployment = config.router.model_list[0]
-    assert (deployment.provider, deployment.model) == ("huggingface", "meta-llama/Llama-3-8B")
-    [warning] = config.warnings
-    assert warning.startswith("model_list[0].litellm_params.model: unknown provider 'huggingface'")
+def test_an_unsupported_provider_is_skipped_naming_its_path() -> None:
+    data = _one({"model": "huggingface/meta-llama/Llama-3-8B"})
+    data["model_list"].append({"model_name": "b", "litellm_params": {"model": "gpt-4o"}})
+    config = _load(data)
+    assert [d.model_name for d in config.router.model_list] == ["b"]
+    [skipped] = config.skipped
+    assert skipped.startswith(
+        "model_list[0].litellm_params.model: provider 'huggingface' is not supported"
+    )
 
 
 def test_custom_llm_provider_names_the_provider() -> None:
@@ -396,8 +399,8 @@ def test_wildcards_are_skipped_and_indices_follow() -> None:
     data["model_list"][1]["litellm_params"]["rpm"] = 5
     config = _load(data)
     assert [d.model_name for d in config.router.model_list] == ["chat"]
-    [warning] = config.warnings
-    assert warning.startswith("model_list[0]: skipped: wildcard '*'")
+    [skipped] = config.skipped
+    assert skipped.startswith("model_list[0]: skipped: wildcard '*'")
 
 
 def test_a_list_of_only_wildcards_is_an_error() -> None:

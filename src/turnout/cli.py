@@ -6,9 +6,10 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import replace
 
 from turnout import __version__
-from turnout.config.load import load_config
+from turnout.config.load import check_config_file, load_config
 from turnout.config.server import GatewayConfig, with_command_line
 from turnout.errors import ConfigError
 from turnout.providers.registry import check_supported
@@ -33,30 +34,64 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, help="port to listen on (default from config: 4000)")
     serve.add_argument("--workers", type=int, help="worker processes (default from config: 1)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--strict", action="store_true", help=_STRICT)
 
-    check = commands.add_parser("check-config", help="validate a config file and exit")
+    check = commands.add_parser(
+        "check-config",
+        help="report every problem of a config file and exit (non-zero on errors)",
+        description="Reports every error, skipped deployment, warning and note at once. "
+        "Environment variables that are not set are notes unless --require-env: a file can "
+        "be checked where its secrets are not.",
+    )
     check.add_argument("file")
+    check.add_argument("--strict", action="store_true", help=_STRICT)
+    check.add_argument(
+        "--require-env",
+        action="store_true",
+        help="an environment variable the file uses that is not set is an error, as it is "
+        "for serve",
+    )
 
     args = parser.parse_args(argv)
     if args.command == "check-config":
-        return _check(args.file)
+        return _check(args.file, strict=args.strict, require_env=args.require_env)
     return _serve(args)
 
 
-def _check(path: str) -> int:
-    try:
-        config = load_config(path)
-        check_supported(config.router)
-    except ConfigError as error:
-        message = error.message
-        print(message if message.startswith(path) else f"{path}: {message}", file=sys.stderr)
-        return 2
-    for warning in config.warnings:
+_STRICT = (
+    "a deployment turnout cannot serve (an unsupported provider, a wildcard) is an error "
+    "instead of being skipped"
+)
+
+
+def _check(path: str, *, strict: bool, require_env: bool) -> int:
+    """Print every problem of the file: errors and skipped deployments on stderr, warnings
+    and notes on stdout, then a summary; 2 when the file would not serve as it is."""
+    report = check_config_file(path, unset_ok=not require_env)
+    config = report.config
+    if config is not None:
+        try:
+            check_supported(config.router)
+        except ConfigError as unsupported:
+            report = replace(report, config=None, errors=(*report.errors, unsupported.message))
+            config = None
+    for problem in report.errors:
+        print(f"error: {problem}", file=sys.stderr)
+    for skipped in report.skipped:
+        print(f"{'error' if strict else 'skipped'}: {skipped}", file=sys.stderr)
+    for warning in report.warnings:
         print(f"warning: {warning}")
+    for note in report.notes:
+        print(f"note: {note} (not checked: --require-env makes this an error)")
+    failed = len(report.errors) + (len(report.skipped) if strict else 0)
+    if config is None or failed:
+        print(f"{path}: {failed} error{'s' if failed != 1 else ''}", file=sys.stderr)
+        return 2
     groups = {d.model_name for d in config.router.model_list}
     print(
         f"{path}: OK ({config.format} format): {len(config.router.model_list)} deployments in "
         f"{len(groups)} model groups, strategy {config.router.routing.strategy}"
+        + (f"; {len(report.skipped)} skipped" if report.skipped else "")
     )
     return 0
 
@@ -71,7 +106,14 @@ def _serve(args: argparse.Namespace) -> int:
     except ConfigError as error:
         print(f"turnout: {error.message}", file=sys.stderr)
         return 2
+    if args.strict and config.skipped:
+        for skipped in config.skipped:
+            print(f"turnout: {skipped}", file=sys.stderr)
+        print("turnout: --strict: not serving with deployments left out", file=sys.stderr)
+        return 2
     configure_logging(args.log_level or config.server.log_level)
+    for skipped in config.skipped:
+        logger.error("config: %s", skipped)
     for warning in config.warnings:
         logger.warning("config: %s", warning)
     if args.demo:

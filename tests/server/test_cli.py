@@ -120,7 +120,14 @@ async def test_check_config_accepts_the_example_and_names_bad_paths(tmp_path: Pa
     )
     assert code == 0, err
     assert "OK (turnout format): 3 deployments in 2 model groups" in out
+    # Without its secrets set, a file still checks: each unset variable is a note...
     code, out, err = await _run("check-config", str(EXAMPLES / "litellm-config.yaml"))
+    assert code == 0, err
+    assert "note: " in out and "is not set" in out
+    # ...and an error when the environment is required, as it is to serve.
+    code, out, err = await _run(
+        "check-config", "--require-env", str(EXAMPLES / "litellm-config.yaml")
+    )
     assert code == 2
     assert "is not set" in err
     bad = tmp_path / "bad.yaml"

@@ -7,7 +7,7 @@ error naming the path and the variable, never a value.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from turnout.errors import ConfigError
@@ -51,6 +51,32 @@ def raise_unresolved(data: Any) -> None:
     elif isinstance(data, list | tuple):
         for value in data:
             raise_unresolved(value)
+
+
+def unresolved_in(data: Any) -> Iterator[ConfigError]:
+    """Every unresolved reference `resolve_environment` left in `data`, in order."""
+    if isinstance(data, ConfigError):
+        yield data
+    elif isinstance(data, Mapping):
+        for value in data.values():
+            yield from unresolved_in(value)
+    elif isinstance(data, list | tuple):
+        for value in data:
+            yield from unresolved_in(value)
+
+
+def drop_unresolved(data: Any) -> None:
+    """Leave out of `data` (dicts and lists, in place) every value that is an unresolved
+    reference: for a check that reports them apart, and validates the rest."""
+    if isinstance(data, dict):
+        for key in [key for key, value in data.items() if isinstance(value, ConfigError)]:
+            del data[key]
+        for value in data.values():
+            drop_unresolved(value)
+    elif isinstance(data, list):
+        data[:] = [value for value in data if not isinstance(value, ConfigError)]
+        for value in data:
+            drop_unresolved(value)
 
 
 def _resolve_text(

@@ -17,6 +17,11 @@ value: keys turnout ignores never fail for a variable turnout does not need.
 The file is read by `turnout.config.yaml_reader`, within limits on size, nesting and alias expansion
 that refuse YAML alias bombs before anything walks the parsed data.
 
+A LiteLLM file is checked whole (`turnout.config.litellm_load`): every error it has is reported
+at once, in one `ConfigError`, and a deployment turnout cannot serve is left out and listed in
+`GatewayConfig.skipped` instead. `check_config_file` is ``turnout check-config``'s reading,
+which can take unset environment variables as notes.
+
 Every error is a `ConfigError` that names the exact path of the problem, in the file's terms:
 ``model_list[2].weight: Expected `float`, got `str```, ``server.port: Expected `int` <= 65535``,
 ``model_list[0].litellm_params.rpm: ...`` for a LiteLLM file.
@@ -34,11 +39,14 @@ import msgspec
 from turnout.config.decoding import decode_secret, split_validation_error
 from turnout.config.environment import (
     describe_kind,
+    drop_unresolved,
     join_path,
     raise_unresolved,
     resolve_environment,
+    unresolved_in,
 )
-from turnout.config.litellm import LiteLLMImport, import_litellm, is_litellm_config
+from turnout.config.litellm import is_litellm_config
+from turnout.config.litellm_load import ConfigReport, check_litellm, parse_litellm
 from turnout.config.router import RouterConfig, parse_router_config
 from turnout.config.server import GatewayConfig, ServerConfig
 from turnout.config.store import StoreConfig, given_store_section
@@ -105,43 +113,36 @@ def _parse_turnout(
 def _parse_litellm(
     data: Mapping[Any, Any], environ: Mapping[str, str], source: str | None
 ) -> GatewayConfig:
-    declared = data.get("environment_variables")
-    hint = set(declared) if isinstance(declared, Mapping) else set()
-    imported = import_litellm(resolve_environment(data, environ, declared=hint))
-    raise_unresolved(imported.router)
-    raise_unresolved(imported.server)
-    raise_unresolved(imported.store)
-    server = _parse_section(
-        imported.server,
-        ServerConfig,
-        lambda path: imported.source_path(join_path("server", path)),
-    )
-    store = _parse_section(
-        given_store_section(imported.store),
-        StoreConfig,
-        lambda path: imported.source_path(join_path("store", path)),
-    )
+    return parse_litellm(data, environ, source)
+
+
+def check_config_file(
+    path: str | os.PathLike[str],
+    *,
+    environ: Mapping[str, str] | None = None,
+    unset_ok: bool = False,
+) -> ConfigReport:
+    """Every problem of a config file, for ``turnout check-config``: all of them for a
+    LiteLLM file (`turnout.config.litellm_load`), the first for turnout's own format. With
+    `unset_ok`, environment variables that are not set are notes, not errors."""
+    name = os.fspath(path)
+    env: Mapping[str, str] = os.environ if environ is None else environ
     try:
-        router = parse_router_config(imported.router)
-    except ConfigError as exc:
-        raise _in_source_terms(exc, imported) from None
-    return GatewayConfig(
-        server=server,
-        router=router,
-        store=store,
-        warnings=tuple(imported.warnings),
-        source=source,
-        format="litellm",
-    )
-
-
-def _in_source_terms(error: ConfigError, imported: LiteLLMImport) -> ConfigError:
-    """The error with its turnout path replaced by the LiteLLM path the value came from."""
-    path, sep, problem = str(error).partition(": ")
-    if not sep:
-        return error
-    source_path = imported.source_path(path)
-    return ConfigError(problem, path=source_path) if source_path != path else error
+        data = read_yaml(name)
+        if isinstance(data, Mapping) and is_litellm_config(data):
+            return check_litellm(data, env, name, unset_ok=unset_ok)
+        notes: list[str] = []
+        if unset_ok and isinstance(data, Mapping):
+            resolved = resolve_environment(data, env)
+            notes = [str(error) for error in unresolved_in(resolved)]
+            drop_unresolved(resolved)
+            # Resolved already: nothing left refers to the environment.
+            config = parse_config(resolved, environ={}, source=name)
+        else:
+            config = parse_config(data, environ=env, source=name)
+    except ConfigError as error:
+        return ConfigReport(None, (error.message,), (), (), ())
+    return ConfigReport(config, (), config.skipped, config.warnings, tuple(notes))
 
 
 # -- the server and store sections ---------------------------------------------------------------

@@ -113,6 +113,9 @@ class GatewayConfig(msgspec.Struct, frozen=True, kw_only=True):
     store: StoreConfig = StoreConfig()
     #: One line per key turnout ignores (or reads differently), each naming its path.
     warnings: tuple[str, ...] = ()
+    #: One line per deployment left out of the file as written (a provider turnout lacks, a
+    #: wildcard), each naming its path: logged as errors at start, fatal with ``--strict``.
+    skipped: tuple[str, ...] = ()
     #: The file the config was read from (None: built from data in memory).
     source: str | None = None
     #: Which format the file had.

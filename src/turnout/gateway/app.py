@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from aiohttp import HttpVersion11, web
 
-from turnout.errors import InvalidRequestError, TurnoutError
+from turnout.errors import InvalidRequestError, ModelNotFoundError, TurnoutError
 from turnout.gateway import framing
 from turnout.gateway.advice import retry_headers
 from turnout.gateway.body import check_declared_length, read_body
@@ -66,6 +66,8 @@ def create_app(
         app.router.add_post(path, _completion_route(operation), expect_handler=_expect_continue)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/models", _models)
+    app.router.add_get("/v1/models/{model:.+}", _model)
+    app.router.add_get("/models/{model:.+}", _model)
     app.router.add_get("/health/live", _live)
     app.router.add_get("/health/ready", _ready)
     app.router.add_get("/health", _health)
@@ -289,16 +291,30 @@ async def _expect_continue(http: web.Request) -> web.StreamResponse | None:
 
 
 async def _models(http: web.Request) -> web.Response:
+    """Every model group and alias the caller may use, as OpenAI's model objects."""
     gateway = http.app[GATEWAY]
     caller = await gateway.identify(http.headers)
     created = int(gateway.started_at)
-    data = [
-        {"id": name, "object": "model", "created": created, "owned_by": "turnout"}
-        for name in visible_models(
-            caller.grant, gateway.router.model_names(), gateway.router.group_of
-        )
-    ]
+    names = visible_models(caller.grant, gateway.router.model_names(), gateway.router.group_of)
+    data = [_model_object(name, created) for name in names]
     return web.Response(body=_ENCODE({"object": "list", "data": data}), content_type=_JSON)
+
+
+async def _model(http: web.Request) -> web.Response:
+    """One model group or alias the caller may use (`client.models.retrieve`); a name it may
+    not see is as unknown as one that does not exist, so the 404 names no other model."""
+    gateway = http.app[GATEWAY]
+    caller = await gateway.identify(http.headers)
+    name = http.match_info["model"]
+    names = visible_models(caller.grant, gateway.router.model_names(), gateway.router.group_of)
+    if name not in names:
+        raise ModelNotFoundError(name)
+    body = _ENCODE(_model_object(name, int(gateway.started_at)))
+    return web.Response(body=body, content_type=_JSON)
+
+
+def _model_object(name: str, created: int) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": created, "owned_by": "turnout"}
 
 
 async def _live(http: web.Request) -> web.Response:

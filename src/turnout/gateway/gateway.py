@@ -271,6 +271,8 @@ class Gateway:
         self.config = config
         if self.tracing is not None:
             self.tracing.spans.strategy = config.router.routing.strategy
+        for skipped in config.skipped:
+            logger.error("config: %s", skipped)
         for warning in config.warnings:
             logger.warning("config: %s", warning)
         logger.info(
@@ -283,6 +285,7 @@ class Gateway:
             "status": "reloaded",
             "deployments": len(config.router.model_list),
             "warnings": list(config.warnings),
+            **({"skipped": list(config.skipped)} if config.skipped else {}),
             "applied": [f"server.{name}" for name in live],
             # Present only when something waits for a restart, so that its presence says so.
             **({"restart_required": [f"server.{name}" for name in restart]} if restart else {}),

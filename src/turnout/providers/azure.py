@@ -124,7 +124,10 @@ class AzureAdapter(Capable):
         base, version = self._endpoint(deployment)
         modern = _modern(version)
         settings = settings_of(deployment.settings, AzureSettings)
-        body, headers = prepare_call(deployment, request, settings, stream_usage=modern)
+        capabilities = self.capabilities(deployment.model) if deployment.drop_params else None
+        body, headers = prepare_call(
+            deployment, request, settings, stream_usage=modern, capabilities=capabilities
+        )
         if not modern:
             _drop_unsupported(body, deployment, version)
         headers.update(self._auth(deployment, settings))

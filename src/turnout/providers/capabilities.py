@@ -205,5 +205,42 @@ def lacked_by(provider: object, deployment: Deployment) -> frozenset[Feature]:
     then prefers a deployment of the group that honours them, and takes this one only when no
     such deployment is available (`turnout.router.filters`).
     """
-    lacking = declared(provider, deployment).lacking() | _features(deployment.unsupported_params)
+    return lacking_of(declared(provider, deployment), deployment)
+
+
+def lacking_of(capabilities: Capabilities, deployment: Deployment) -> frozenset[Feature]:
+    """`lacked_by`, from the capabilities an adapter declares for the deployment's model."""
+    lacking = capabilities.lacking() | _features(deployment.unsupported_params)
     return lacking - _features(deployment.supported_params)
+
+
+#: The request fields that ask for each feature: what dropping the feature removes.
+_FEATURE_FIELDS: dict[Feature, tuple[str, ...]] = {
+    Feature.N: ("n",),
+    Feature.LOGPROBS: ("logprobs", "top_logprobs"),
+    Feature.SEED: ("seed",),
+    Feature.METADATA: ("metadata",),
+    Feature.METADATA_USER_ID: ("metadata",),
+    Feature.JSON_OBJECT: ("response_format",),
+    Feature.JSON_SCHEMA: ("response_format",),
+    Feature.LOGIT_BIAS: ("logit_bias",),
+    Feature.PENALTIES: ("presence_penalty", "frequency_penalty"),
+    Feature.SERIAL_TOOL_CALLS: ("parallel_tool_calls",),
+    Feature.TOOLS: ("tools", "tool_choice", "parallel_tool_calls"),
+}
+
+
+def drop_lacking(body: dict[str, Any], lacking: frozenset[Feature]) -> None:
+    """Remove from an OpenAI-shaped `body` the fields of each feature it asks for that the
+    deployment lacks (``drop_params``, LiteLLM's meaning): the upstream would refuse them.
+
+    Adapters that translate (Anthropic, Gemini, Bedrock) drop while translating; this is for
+    those that pass the caller's body through. It runs for each attempt with the attempt's
+    deployment, so a request that fails over keeps, on a deployment that honours them, the
+    fields another dropped.
+    """
+    if not lacking:
+        return
+    for feature in needs_of(body) & lacking:
+        for name in _FEATURE_FIELDS[feature]:
+            body.pop(name, None)

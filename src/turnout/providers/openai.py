@@ -31,7 +31,13 @@ from turnout.errors import (
     ServerError,
     StreamInterruptedError,
 )
-from turnout.providers.capabilities import Capabilities, Capable, Feature
+from turnout.providers.capabilities import (
+    Capabilities,
+    Capable,
+    Feature,
+    drop_lacking,
+    lacking_of,
+)
 from turnout.providers.chunks import SSETranslator, UsagePolicy, wants_usage
 from turnout.providers.headers import openai_rate_limits, retry_after
 from turnout.providers.statuses import by_status
@@ -196,7 +202,12 @@ class OpenAICompatibleAdapter(Capable):
     def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
         settings = settings_of(deployment.settings, OpenAISettings)
         body, headers = prepare_call(
-            deployment, request, settings, stream_usage=self.preset.stream_usage
+            deployment,
+            request,
+            settings,
+            stream_usage=self.preset.stream_usage,
+            # Read only for a deployment that drops: nothing more per request otherwise.
+            capabilities=self.capabilities(deployment.model) if deployment.drop_params else None,
         )
         key = deployment.api_key.reveal() if deployment.api_key else self._default_key
         if key:
@@ -225,18 +236,26 @@ class OpenAICompatibleAdapter(Capable):
 
 
 def prepare_call(
-    deployment: Deployment, request: Request, settings: OpenAISettings, *, stream_usage: bool
+    deployment: Deployment,
+    request: Request,
+    settings: OpenAISettings,
+    *,
+    stream_usage: bool,
+    capabilities: Capabilities | None = None,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """The body and headers every member of the family sends, before auth and URL.
 
     The caller's body without turnout's own fields, the deployment's default parameters and then
     its ``extra_body`` where the caller set none, its ``extra_headers`` and ``organization`` as
     headers, ``model`` set to the deployment's, and for streams the ask for usage when
-    `stream_usage`.
+    `stream_usage`. A deployment with ``drop_params`` drops the parameters its model lacks
+    (`capabilities`, the adapter's for the model).
     """
     body = dict(request.body)
     for name in _TURNOUT_FIELDS:
         body.pop(name, None)
+    if deployment.drop_params and capabilities is not None:
+        drop_lacking(body, lacking_of(capabilities, deployment))
     for name, value in deployment.params.items():
         body.setdefault(name, value)
     for name, value in settings.extra_body.items():
