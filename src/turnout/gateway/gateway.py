@@ -73,6 +73,7 @@ RESTART_ONLY: Final = (
     "demo",
     "request_log",
     "access_log",
+    "responses_store",
 )
 
 
