@@ -42,7 +42,7 @@ async def relay_stream(
 ) -> web.StreamResponse:
     """Relay chunk by chunk (see the module docstring). `headers`: the answer's own (its ids,
     its key's limits); `exchange`: learns how the stream went; `capture`: gather its text."""
-    stream = await _first_chunk(gateway, request, started, http.headers, exchange)
+    stream = await first_chunk(gateway, request, started, http.headers, exchange)
     first_byte = exchange.first_byte = time.perf_counter() - started
     upstream = stream.ttft + sum(a.duration for a in stream.attempts)
     deployment = stream.deployment
@@ -62,7 +62,7 @@ async def relay_stream(
     )
     text: list[str] | None = [] if capture else None
     try:
-        _bound_send_buffer(http, gateway.config.server.stream_send_buffer_bytes)
+        bound_send_buffer(http, gateway.config.server.stream_send_buffer_bytes)
         await response.prepare(http)
         try:
             async for chunk in stream:
@@ -109,7 +109,7 @@ def _gather(chunk: StreamChunk, text: list[str]) -> None:
         text.append(piece)
 
 
-async def _first_chunk(
+async def first_chunk(
     gateway: Gateway,
     request: Request,
     started: float,
@@ -135,7 +135,7 @@ async def _first_chunk(
         ) from None
 
 
-def _bound_send_buffer(http: web.Request, size: int) -> None:
+def bound_send_buffer(http: web.Request, size: int) -> None:
     """Fix the connection's kernel send buffer at `size` bytes (0: leave it self-tuning).
 
     Between the upstream and the client a stream is buffered only in fixed amounts: the
