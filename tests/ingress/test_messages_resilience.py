@@ -27,6 +27,7 @@ async def test_a_failing_anthropic_deployment_falls_back_to_openai(streamed: boo
             deployment("spare", "openai", fakes.openai.url),
             fallbacks=[{"claude": ["spare"]}],
         )
+        message: anthropic.types.Message
         async with gateway(config) as running, sdk(running) as client:
             if streamed:
                 async with client.messages.stream(
