@@ -188,7 +188,9 @@ async def _name_the_answer(request: web.Request, response: web.StreamResponse) -
 def _http_error(exc: web.HTTPException) -> web.Response:
     message = exc.reason
     if exc.status == 404:
-        message = "Unknown path: see /v1/chat/completions, /v1/completions, /v1/embeddings"
+        message = (
+            "Unknown path: see /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages"
+        )
     elif exc.status == 405:
         message = f"Method not allowed: {exc.reason}"
     return web.Response(

@@ -29,6 +29,7 @@ from turnout.gateway.turnout_headers import served_headers, stream_summary
 from turnout.gateway.virtual_keys import admit
 from turnout.governance.ledger import rate_limit_headers
 from turnout.router.result import Response
+from turnout.router.streaming import Stream
 from turnout.wire import Operation, Request, StreamChunk, Usage
 
 logger = logging.getLogger("turnout.gateway")
@@ -186,19 +187,11 @@ async def _relay(
                 "stream-broken deployment=%s error=%s", stream.deployment.name, error.kind.value
             )
             message = gateway.redactor.error_body(error)["error"]["message"]
-            summary = _summary(
-                request, stream.deployment.name, stream.deployment.model_name, stream.attempts, None
+            await response.write(
+                _summary(request, stream, None) + translation.failure(error, message)
             )
-            await response.write(summary + translation.failure(error, message))
             return response
-        summary = _summary(
-            request,
-            stream.deployment.name,
-            stream.deployment.model_name,
-            stream.attempts,
-            stream.usage,
-        )
-        await response.write(summary + events.closing(stream.usage))
+        await response.write(_summary(request, stream, stream.usage) + events.closing(stream.usage))
     except ConnectionError:
         exchange.error = "cancelled"
     finally:
@@ -208,5 +201,9 @@ async def _relay(
     return response
 
 
-def _summary(request: Request, name: str, group: str, attempts: Any, usage: Usage | None) -> bytes:
-    return stream_summary(request.public_id, name, group, attempts, usage)
+def _summary(request: Request, stream: Stream, usage: Usage | None) -> bytes:
+    """The stream's closing comment line (`turnout.gateway.turnout_headers.stream_summary`)."""
+    deployment = stream.deployment
+    return stream_summary(
+        request.public_id, deployment.name, deployment.model_name, stream.attempts, usage
+    )
