@@ -1,7 +1,8 @@
 """A Claude-Code-style session over `/v1/messages`, translated for each provider family: the
 request shapes Claude Code sends (a system prompt in cache-controlled blocks, several tools
 with real schemas, thinking switched on, its beta and session headers, streaming), and the
-tool results it returns over several turns, one of them an error."""
+tool results it returns over several turns, one of them an error. An Anthropic deployment gets
+the session as Claude Code sent it; any other, its translation."""
 
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ TOOLS: Any = [
     },
 ]
 HEADERS = {
+    "anthropic-version": "2023-06-01",
     "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
     "x-claude-code-session-id": "5f0c2c8e-8d6f-4b7e-9a43-0c2f1d7b6a11",
     "x-app": "cli",
@@ -146,10 +148,17 @@ async def test_a_claude_code_session_over_several_turns(family: Family) -> None:
         ]
         assert "thinking" not in last
     else:
-        assert "Claude Code" in str(last["system"])
-        assert [tool["name"] for tool in last["tools"]] == ["Read", "Edit"]
+        # Passed through as Claude Code sent it: thinking, its signature, cache markers.
+        assert last["system"] == SYSTEM
+        assert last["tools"] == TOOLS[1:]
+        assert last["thinking"] == {"type": "enabled", "budget_tokens": 10000}
+        assert last["messages"][:2] == EARLIER
         kinds = [block["type"] for m in last["messages"] for block in _blocks(m["content"])]
-        assert "thinking" not in kinds and kinds.count("tool_result") == 2
+        assert kinds.count("tool_result") == 2
+        headers = fakes.anthropic.requests[-1].headers
+        assert headers["anthropic-beta"] == HEADERS["anthropic-beta"]
+        assert headers["anthropic-version"] == HEADERS["anthropic-version"]
+        assert headers["x-api-key"] == "sk-ant-fake"
 
 
 def _blocks(content: Any) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -43,13 +43,18 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class StreamEvents(Protocol):
-    """A chat stream's chunks as the ingress's events; one per stream."""
+    """A routed stream's chunks as the ingress's events; one per stream."""
 
+    #: The answer's text so far, for a request log that captures content.
     text: list[str]
 
-    def opening(self, request_id: str, model: str, prompt_tokens: int) -> bytes: ...
-    def chunk(self, chunk: StreamChunk) -> bytes: ...
-    def closing(self, usage: Usage | None) -> bytes: ...
+    def chunk(self, chunk: StreamChunk) -> bytes:
+        """The events for one chunk (the stream's opening ones with the first)."""
+        ...
+
+    def closing(self, usage: Usage | None) -> bytes:
+        """The events that end a complete stream."""
+        ...
 
 
 class Translation(Protocol):
@@ -60,11 +65,16 @@ class Translation(Protocol):
     #: What the caller asked, for a request log that captures content.
     prompt: object
 
+    def routed(self, request: Request, headers: Mapping[str, str]) -> Request:
+        """The request the router gets: `request`, or one carrying more for providers that
+        speak the ingress format natively."""
+        ...
+
     def answer(self, response: Response, request: Request) -> tuple[bytes, str | None]:
         """The answer's body and its text (for content capture)."""
         ...
 
-    def events(self) -> StreamEvents: ...
+    def events(self, request: Request) -> StreamEvents: ...
 
     def failure(self, error: TurnoutError, message: str) -> bytes:
         """The event that ends a stream broken after it began (`message`: redacted)."""
@@ -92,13 +102,14 @@ def translated_route(
             parse_body(await read_body(http, gateway.config.server.max_body_bytes))
         )
         ids = exchange.ids
-        request = build_request(
+        chat = build_request(
             translation.chat,
             Operation.CHAT,
             http.headers,
             caller.principal,
             ids=(ids.own, ids.given),
         )
+        request = translation.routed(chat, http.headers)
         exchange.model = request.model
         capture = gateway.capture_content
         if capture:
@@ -169,13 +180,10 @@ async def _relay(
             **headers,
         }
     )
-    events = translation.events()
+    events = translation.events(request)
     try:
         bound_send_buffer(http, gateway.config.server.stream_send_buffer_bytes)
         await response.prepare(http)
-        await response.write(
-            events.opening(request.public_id, request.model, request.prompt_tokens)
-        )
         try:
             async for chunk in stream:
                 out = events.chunk(chunk)

@@ -14,6 +14,7 @@ context windows and token limits: it needs no upstream call and costs nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import msgspec
@@ -29,6 +30,8 @@ from turnout.gateway.messages_request import chat_body, stop_sequences
 from turnout.gateway.messages_stream import MessageEvents, event
 from turnout.gateway.requests import parse_body
 from turnout.gateway.virtual_keys import admit
+from turnout.providers.anthropic.native import PROVIDERS as NATIVE_PROVIDERS
+from turnout.providers.anthropic.native import carrying
 from turnout.router.result import Response
 from turnout.wire import Operation, Request
 
@@ -40,22 +43,29 @@ _ENCODE = msgspec.json.Encoder().encode
 class MessagesTranslation:
     """One Messages request, translated for the chat router."""
 
-    __slots__ = ("_stops", "chat", "prompt")
+    __slots__ = ("_native", "_stops", "chat", "prompt")
 
     def __init__(self, body: dict[str, Any]) -> None:
         self.chat = chat_body(body)
+        self._native = body
         self.prompt: object = body.get("messages")
         self._stops = stop_sequences(body)
 
+    def routed(self, request: Request, headers: Mapping[str, str]) -> Request:
+        return carrying(request, self._native, headers)
+
     def answer(self, response: Response, request: Request) -> tuple[bytes, str | None]:
+        raw = response.raw
+        if raw is not None and response.deployment.provider in NATIVE_PROVIDERS:
+            return raw, response.text  # the upstream's own Message
         answer = message(
             response.body, response.usage, request.public_id, request.model, self._stops
         )
         texts = [block["text"] for block in answer["content"] if block["type"] == "text"]
         return _ENCODE(answer), "".join(texts)
 
-    def events(self) -> StreamEvents:
-        return MessageEvents(self._stops)
+    def events(self, request: Request) -> StreamEvents:
+        return MessageEvents(self._stops, request.public_id, request.model, request.prompt_tokens)
 
     def failure(self, error: TurnoutError, text: str) -> bytes:
         return event("error", error_object(error.status, text, error))

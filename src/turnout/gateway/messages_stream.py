@@ -25,6 +25,7 @@ from turnout.gateway.messages_answer import (
     tool_use_block,
     usage_object,
 )
+from turnout.providers.anthropic.native import NativeEvent
 from turnout.wire import StreamChunk, Usage
 
 _ENCODE = msgspec.json.Encoder().encode
@@ -37,12 +38,30 @@ def event(kind: str, data: dict[str, Any]) -> bytes:
 
 
 class MessageEvents:
-    """Turns one chat stream's chunks into Messages events; one instance per stream."""
+    """Turns one routed stream's chunks into Messages events; one instance per stream.
 
-    __slots__ = ("_blocks", "_calls", "_finish", "_matched", "_open", "_stops", "text")
+    An Anthropic deployment's events (`NativeEvent`) are relayed as they came, and followed
+    here only so that a continuation on another deployment, whose chunks are chat chunks,
+    goes on with the right block indices; the opening and closing events are then the
+    upstream's own.
+    """
 
-    def __init__(self, stops: Sequence[str]) -> None:
+    __slots__ = (
+        "_blocks",
+        "_calls",
+        "_ended",
+        "_finish",
+        "_matched",
+        "_open",
+        "_opening",
+        "_stops",
+        "text",
+    )
+
+    def __init__(self, stops: Sequence[str], request_id: str, model: str, prompt: int) -> None:
         self._stops = stops
+        #: The opening events, until they are sent (with the first chat chunk).
+        self._opening: bytes | None = _opening(request_id, model, prompt)
         #: Blocks opened so far (the next block's index).
         self._blocks = 0
         #: The index of the block open now, and whether it is text (else a tool call's).
@@ -51,36 +70,29 @@ class MessageEvents:
         self._calls: dict[int, int] = {}
         self._finish: Any = None
         self._matched: Any = None
+        #: Whether the upstream's own ``message_stop`` went out.
+        self._ended = False
         #: The answer's text so far (for a request log that captures content).
         self.text: list[str] = []
 
-    def opening(self, request_id: str, model: str, prompt_tokens: int) -> bytes:
-        message: dict[str, Any] = {
-            "id": message_id(request_id),
-            "type": "message",
-            "role": "assistant",
-            "model": model,
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {"input_tokens": prompt_tokens, "output_tokens": 0},
-        }
-        return event("message_start", {"type": "message_start", "message": message}) + _PING
-
     def chunk(self, chunk: StreamChunk) -> bytes:
-        """The events for one chat chunk (often one ``content_block_delta``; nothing for a
+        """The events for one chunk (often one ``content_block_delta``; nothing for a
         usage-only chunk)."""
+        if isinstance(chunk, NativeEvent):
+            return self._native(chunk)
+        out = b""
+        if self._opening is not None:
+            out, self._opening = self._opening, None
         choices = chunk.data.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-            return b""
+            return out
         choice = choices[0]
         if choice.get("finish_reason") is not None:
             self._finish = choice["finish_reason"]
             self._matched = choice.get("stop_reason")
         delta = choice.get("delta")
         if not isinstance(delta, dict):
-            return b""
-        out = b""
+            return out
         text = delta.get("content")
         if isinstance(text, str) and text:
             self.text.append(text)
@@ -94,16 +106,38 @@ class MessageEvents:
 
     def closing(self, usage: Usage | None) -> bytes:
         """The end of a complete stream: the last block's stop, ``message_delta``,
-        ``message_stop``."""
+        ``message_stop`` (nothing when the upstream's own ended it)."""
+        if self._ended:
+            return b""
         out = self._close()
         reason, sequence = stop_reason(self._finish, self._matched, self._stops)
-        counted = usage_object(usage)
         delta = {
             "type": "message_delta",
             "delta": {"stop_reason": reason or "end_turn", "stop_sequence": sequence},
-            "usage": counted,
+            "usage": usage_object(usage),
         }
         return out + event("message_delta", delta) + event("message_stop", {"type": "message_stop"})
+
+    def _native(self, chunk: NativeEvent) -> bytes:
+        kind, index = chunk.kind, chunk.index
+        if kind == "message_start":
+            self._opening = None
+        elif kind == "content_block_start" and index is not None:
+            self._open = (index, chunk.block == "text")
+            self._blocks = max(self._blocks, index + 1)
+        elif kind == "content_block_stop":
+            self._open = None
+        elif kind == "message_stop":
+            self._ended = True
+        text = chunk.data.get("choices")
+        if text:
+            delta = text[0].get("delta") if isinstance(text[0], dict) else None
+            piece = delta.get("content") if isinstance(delta, dict) else None
+            if isinstance(piece, str) and piece:
+                self.text.append(piece)
+            if text[0].get("finish_reason") is not None:
+                self._finish = text[0]["finish_reason"]
+        return chunk.frame
 
     def _text(self, text: str) -> bytes:
         out = b""
@@ -136,9 +170,8 @@ class MessageEvents:
         return out + event("content_block_start", start)
 
     def _delta(self, index: int, delta: dict[str, Any]) -> bytes:
-        return event(
-            "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
-        )
+        body = {"type": "content_block_delta", "index": index, "delta": delta}
+        return event("content_block_delta", body)
 
     def _close(self) -> bytes:
         if self._open is None:
@@ -146,3 +179,18 @@ class MessageEvents:
         index = self._open[0]
         self._open = None
         return event("content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+def _opening(request_id: str, model: str, prompt_tokens: int) -> bytes:
+    """``message_start`` (an empty message) and a ``ping``, as Anthropic opens a stream."""
+    message: dict[str, Any] = {
+        "id": message_id(request_id),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [],
+        "stop_reason": None,
+        "stop_sequence": None,
+        "usage": {"input_tokens": prompt_tokens, "output_tokens": 0},
+    }
+    return event("message_start", {"type": "message_start", "message": message}) + _PING
