@@ -4,9 +4,11 @@ A Messages request is translated into chat (`turnout.gateway.messages_request`),
 any chat request (`turnout.gateway.ingress`), and answered in Anthropic's shape: a ``message``
 object (`turnout.gateway.messages_answer`) or its stream of events
 (`turnout.gateway.messages_stream`); errors, mid-stream ones included, in Anthropic's error
-shape (`turnout.gateway.messages_errors`). The caller's key may come as ``x-api-key`` (the
-Anthropic SDKs' way) or as a bearer token; ``anthropic-version`` and ``anthropic-beta`` are
-accepted and need no answer from a translated route.
+shape (`turnout.gateway.messages_errors`). The request also carries the caller's own body and
+its ``anthropic-version`` and ``anthropic-beta`` headers, which an Anthropic deployment is sent
+instead of the translation, and whose answer is relayed as it came
+(`turnout.providers.anthropic.native`). The caller's key may come as ``x-api-key`` (the
+Anthropic SDKs' way) or as a bearer token.
 
 ``count_tokens`` answers with the gateway's own estimate of the prompt, the one routing uses for
 context windows and token limits: it needs no upstream call and costs nothing.
@@ -41,7 +43,8 @@ _ENCODE = msgspec.json.Encoder().encode
 
 
 class MessagesTranslation:
-    """One Messages request, translated for the chat router."""
+    """One Messages request, translated for the chat router, carrying itself along for the
+    deployments that take it natively."""
 
     __slots__ = ("_native", "_stops", "chat", "prompt")
 
