@@ -9,7 +9,7 @@ from typing import Any
 
 import anthropic
 import pytest
-from messages_kit import deployment, gateway, litellm_config, raw_events, sdk, upstreams
+from messages_kit import Family, deployment, gateway, litellm_config, raw_events, sdk, upstreams
 
 from fakes.fake_anthropic import Fault as AnthropicFault
 from fakes.fake_openai import Fault as OpenAIFault
@@ -66,10 +66,25 @@ async def test_a_stream_cut_mid_way_is_continued_on_the_fallback() -> None:
     assert len(fakes.openai.requests) == 1
 
 
-async def test_a_stream_that_cannot_be_continued_ends_with_an_error_event() -> None:
+@pytest.mark.parametrize(
+    ("family", "kind"),
+    [
+        # A translated stream cut mid-way.
+        ("openai", "api_error"),
+        # A native stream whose upstream sent an overloaded error event mid-way.
+        ("anthropic", "overloaded_error"),
+    ],
+)
+async def test_a_stream_that_cannot_be_continued_ends_with_an_error_event(
+    family: Family, kind: str
+) -> None:
     async with upstreams() as fakes:
-        fakes.openai.set_default(OpenAIFault("cut", after_chunks=3))
-        config = litellm_config(deployment("claude", "openai", fakes.openai.url))
+        if family == "openai":
+            fakes.openai.set_default(OpenAIFault("cut", after_chunks=3))
+        else:
+            overloaded = AnthropicFault("error_event", error_type=kind, message="Overloaded")
+            fakes.anthropic.set_default(overloaded)
+        config = litellm_config(deployment("claude", family, fakes.url(family)))
         async with gateway(config) as running:
             events = await raw_events(
                 running.url, {"model": "claude", "max_tokens": 64, "messages": QUESTION}
@@ -85,11 +100,10 @@ async def test_a_stream_that_cannot_be_continued_ends_with_an_error_event() -> N
     assert names[-1] == "error"
     assert "message_stop" not in names and "message_delta" not in names
     error = events[-1][1]
-    assert error["type"] == "error" and error["error"]["type"] == "api_error"
-    assert "stream" in error["error"]["message"]
-    assert "sk-fake" not in str(events)
+    assert error["type"] == "error" and error["error"]["type"] == kind
+    assert "sk-fake" not in str(events) and "sk-ant-fake" not in str(events)
     assert isinstance(broken.value.body, dict)
-    assert broken.value.body["error"]["type"] == "api_error"
+    assert broken.value.body["error"]["type"] == kind
 
 
 @pytest.mark.parametrize(
