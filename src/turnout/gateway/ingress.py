@@ -7,6 +7,10 @@ and the SDK's read timeout, routing with its retries, fallbacks, hedging and mid
 failover, spend, the ``x-turnout-*`` headers and the request's report. Errors leave through
 the application's error middleware, which writes them in the shape the route set in
 `ERROR_SHAPE` (OpenAI's when none is set).
+
+A translation may hand the router a request that carries the caller's own body too
+(`Translation.routed`), for deployments that speak the ingress's format natively; their answers
+then come back as they were sent, and the translation's `answer` and stream events relay them.
 """
 
 from __future__ import annotations
