@@ -21,8 +21,10 @@ from turnout.gateway.advice import retry_headers
 from turnout.gateway.body import check_declared_length, read_body
 from turnout.gateway.exchange import EXCHANGE, Exchange, exchange_of
 from turnout.gateway.gateway import Gateway
+from turnout.gateway.ingress import ERROR_SHAPE, ErrorShape
 from turnout.gateway.ledger_errors import LedgerRefusal
 from turnout.gateway.management import add_management_routes
+from turnout.gateway.messages_routes import MESSAGES_PATH, add_messages_routes
 from turnout.gateway.request_ids import REQUEST_ID_HEADER, TRACE_ID, id_headers
 from turnout.gateway.requests import build_request, parse_body, prompt_of
 from turnout.gateway.responses_routes import RESPONSES_PATHS, add_responses_routes
@@ -57,13 +59,16 @@ def create_app(
     (`turnout.gateway.status_peers`)."""
     # Bodies are read by `server.body.read_body`, against the limit in force at each request
     # (a reload changes it), so aiohttp's own fixed `client_max_size` is not used.
-    traced = tracing_middlewares(gateway.tracing, [*(path for path, _ in _PATHS), *RESPONSES_PATHS])
+    traced = tracing_middlewares(
+        gateway.tracing, [*(path for path, _ in _PATHS), *RESPONSES_PATHS, MESSAGES_PATH]
+    )
     app = web.Application(middlewares=[*traced, _openai_errors])
     app.on_response_prepare.append(_name_the_answer)
     app[GATEWAY] = gateway
     app[WORKERS] = workers
     for path, operation in _PATHS:
         app.router.add_post(path, _completion_route(operation), expect_handler=_expect_continue)
+    add_messages_routes(app, GATEWAY)
     app.router.add_get("/v1/models", _models)
     app.router.add_get("/models", _models)
     app.router.add_get("/v1/models/{model:.+}", _model)
@@ -83,13 +88,20 @@ def create_app(
 
 
 def error_response(
-    error: TurnoutError, redactor: Redactor = SHAPES_ONLY, headers: dict[str, str] | None = None
+    error: TurnoutError,
+    redactor: Redactor = SHAPES_ONLY,
+    headers: dict[str, str] | None = None,
+    shape: ErrorShape | None = None,
 ) -> web.Response:
-    """The error as OpenAI's body, redacted: the last pass before a client sees it. `headers`:
-    the retry advice (`turnout.gateway.advice`); without it, no repeat is advised."""
+    """The error as OpenAI's body (or in the route's `shape`), redacted: the last pass before a
+    client sees it. `headers`: the retry advice (`turnout.gateway.advice`); without it, no
+    repeat is advised."""
+    body = redactor.error_body(error)
     return web.Response(
         status=error.status,
-        body=_ENCODE(redactor.error_body(error)),
+        body=_ENCODE(body)
+        if shape is None
+        else shape(error.status, body["error"]["message"], error),
         content_type=_JSON,
         headers=headers if headers is not None else retry_headers(error, 0.0, 0.0),
     )
@@ -117,7 +129,7 @@ async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamRe
         advice = {**advice, **error_headers(error.attempts, exchange.model_group, now - started)}
         if isinstance(error, LedgerRefusal):
             advice.update(error.headers)
-        response = error_response(error, gateway.redactor, advice)
+        response = error_response(error, gateway.redactor, advice, request.get(ERROR_SHAPE))
         if not request.content.is_eof():
             response.force_close()  # the body was not read: this connection cannot carry more
         return response
@@ -127,11 +139,13 @@ async def _openai_errors(request: web.Request, handler: Handler) -> web.StreamRe
     except Exception:
         error_kind = "internal"
         logger.exception("unexpected error serving %s %s", request.method, request.path)
+        message = "The gateway failed to handle the request"
+        shape = request.get(ERROR_SHAPE)
         return web.Response(
             status=500,
-            body=framing.error_body(
-                500, "The gateway failed to handle the request", "internal_error"
-            ),
+            body=framing.error_body(500, message, "internal_error")
+            if shape is None
+            else shape(500, message, None),
             content_type=_JSON,
         )
     finally:
@@ -180,7 +194,9 @@ async def _name_the_answer(request: web.Request, response: web.StreamResponse) -
 def _http_error(exc: web.HTTPException) -> web.Response:
     message = exc.reason
     if exc.status == 404:
-        message = "Unknown path: see /v1/chat/completions, /v1/completions, /v1/embeddings"
+        message = (
+            "Unknown path: see /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages"
+        )
     elif exc.status == 405:
         message = f"Method not allowed: {exc.reason}"
     return web.Response(

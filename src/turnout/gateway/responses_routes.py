@@ -21,7 +21,7 @@ from aiohttp import web
 from turnout.errors import InvalidRequestError
 from turnout.gateway.exchange import EXCHANGE
 from turnout.gateway.gateway import Gateway
-from turnout.gateway.ingress import admit_chat, complete, read_call, relay_events
+from turnout.gateway.ingress_steps import admit_chat, complete, read_call, relay_events
 from turnout.gateway.responses_events import ResponseEvents
 from turnout.gateway.responses_listing import page
 from turnout.gateway.responses_output import Draft, conversation_of, input_items, whole_response

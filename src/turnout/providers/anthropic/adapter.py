@@ -9,7 +9,8 @@ Calls carry ``x-api-key`` (the deployment's key, else ``ANTHROPIC_API_KEY``) and
 ``anthropic-version`` (the deployment's ``api_version``, else ``2023-06-01``). A deployment's
 ``params`` are defaults for the OpenAI-shaped request; its settings' ``extra_headers`` are sent
 as HTTP headers (e.g. ``anthropic-beta``) and its ``extra_body`` is merged into the native body
-as is.
+as is. A request of the gateway's Messages route is sent as the caller wrote it
+(`turnout.providers.anthropic.native`).
 
 Anthropic has no embeddings and no legacy text completions: those operations are refused with
 `InvalidRequestError` naming ``model``.
@@ -28,6 +29,7 @@ from turnout.config.router import Deployment
 from turnout.errors import InvalidRequestError, ProviderError
 from turnout.providers.anthropic import json_mode
 from turnout.providers.anthropic.errors import classify, describe, rate_limit_hints
+from turnout.providers.anthropic.native import NativeMessagesRequest, NativeStreamTranslator
 from turnout.providers.anthropic.request import RequestTranslator
 from turnout.providers.anthropic.response import completion
 from turnout.providers.anthropic.stream import AnthropicStreamTranslator
@@ -104,15 +106,19 @@ class AnthropicAdapter(Capable):
                 param="model",
             )
         settings = settings_of(deployment.settings, AnthropicSettings)
-        body: dict[str, Any] = dict(request.body)
-        for name, value in deployment.params.items():
-            body.setdefault(name, value)
         headers = {"content-type": "application/json"}
         for name, value in settings.extra_headers.items():
             headers[name.lower()] = value
-        native: dict[str, Any] = {"model": deployment.model}
-        native.update(RequestTranslator(self.name, deployment).body(body, settings.extra_body))
         headers["anthropic-version"] = deployment.api_version or API_VERSION
+        if isinstance(request, NativeMessagesRequest):
+            native = {**request.native, "model": deployment.model, **settings.extra_body}
+            _forward(headers, request.native_headers)
+        else:
+            body: dict[str, Any] = dict(request.body)
+            for name, value in deployment.params.items():
+                body.setdefault(name, value)
+            native = {"model": deployment.model}
+            native.update(RequestTranslator(self.name, deployment).body(body, settings.extra_body))
         key = deployment.api_key.reveal() if deployment.api_key else self._default_key
         if key:
             headers["x-api-key"] = key
@@ -123,9 +129,14 @@ class AnthropicAdapter(Capable):
     ) -> ProviderResponse:
         json_tool = _json_tool(deployment, request)
         answer, usage = completion(self.name, deployment.model, self._created(), body, json_tool)
-        return ProviderResponse(answer, usage=usage, rate_limits=self.rate_limits(headers))
+        # A native request's answer is relayed as it came; its translation is for the router.
+        raw = body if isinstance(request, NativeMessagesRequest) else None
+        return ProviderResponse(answer, usage, raw, self.rate_limits(headers))
 
     def translator(self, deployment: Deployment, request: Request) -> AnthropicStreamTranslator:
+        if isinstance(request, NativeMessagesRequest):
+            model, created = deployment.model, self._created()
+            return NativeStreamTranslator(self.name, model, created, False, self._clock.wall)
         return AnthropicStreamTranslator(
             self.name,
             deployment.model,
@@ -144,6 +155,17 @@ class AnthropicAdapter(Capable):
 
     def _created(self) -> int:
         return int(self._clock.wall())
+
+
+def _forward(headers: dict[str, str], given: Mapping[str, str]) -> None:
+    """The caller's Anthropic headers over the deployment's: its API version wins, and its
+    betas join the deployment's own."""
+    version = given.get("anthropic-version")
+    if version:
+        headers["anthropic-version"] = version
+    betas = [b for b in (headers.get("anthropic-beta"), given.get("anthropic-beta")) if b]
+    if betas:
+        headers["anthropic-beta"] = ",".join(betas)
 
 
 def _json_tool(deployment: Deployment, request: Request) -> str | None:
