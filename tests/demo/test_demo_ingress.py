@@ -10,11 +10,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import anthropic
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]
 import openai
 import pytest
-
 from demo_rig import instant_demo
+
 from gateway_harness import RunningGateway, running_gateway
 
 WEATHER_TOOL_PARAMETERS: dict[str, Any] = {
