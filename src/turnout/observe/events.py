@@ -211,7 +211,8 @@ class HttpRequestFinished:
     embedding), whichever way: served, refused (401, 400) or failed. Emitted once per such
     request, when its answer was written."""
 
-    #: The route's name (``chat_completions``, ``completions``, ``embeddings``).
+    #: The route's name (``chat_completions``, ``completions``, ``embeddings``, ``responses``,
+    #: ``messages``).
     route: str
     #: The model group asked for, or ``unknown`` when the request never named a valid one.
     model_group: str
