@@ -1,4 +1,5 @@
-"""Observability's price: requests/s with tracing on against tracing off, in the same run.
+"""Observability's price: requests/s with tracing on, and with the request log on, against
+both off, in the same run.
 
 Run: ``python benchmarks/bench_observability.py`` (``--duration S`` per wrk run, default 10;
 ``--rounds N``, default 3; ``--quick`` for 3 s runs; ``--smoke`` for one round of 1 s runs,
@@ -10,16 +11,16 @@ machinery (its fast fake upstream, wrk driver and process handling):
 - the fast fake OpenAI upstream, and an OTLP/HTTP receiver process (``tests/otlp_receiver.py``)
   that accepts every export and keeps its raw body, decoding and counting the spans when it
   stops (a real collector runs elsewhere, and does not take the gateway's CPU as it decodes);
-- two ``turnout serve`` processes of one worker each on the same config: one with tracing off
-  (no OTEL environment), one with tracing on at 100% sampling
-  (``OTEL_TRACES_SAMPLER=always_on``) exporting spans to the receiver (the GenAI metrics are
-  on ``/metrics``, and go over OTLP only with ``OTEL_METRICS_EXPORTER=otlp``);
-- rounds of wrk runs at 32 connections (2 threads), each round in a rotated order, and the
-  median of each round's ratio of requests/s, traced over untraced. The receiver's span count
-  at the end shows the spans were exported, not dropped.
-
-A variant for the request log (``server.request_log`` on against off) belongs beside it: a
-target pair per variant, measured in the same rounds (`VARIANTS`).
+- three ``turnout serve`` processes of one worker each on the same model list, as the issue
+  compares them: both off (the request log off, no OTEL environment), the request log on (its
+  default: one JSON line per request, appended to a file), and tracing on at 100% sampling
+  (``OTEL_TRACES_SAMPLER=always_on``) exporting spans to the receiver, with the request log off
+  (the GenAI metrics are on ``/metrics``, and go over OTLP only with
+  ``OTEL_METRICS_EXPORTER=otlp``). The access log is on in all three, as by default; what it
+  adds on top of the request log is `bench_gateway`'s "logs off" row;
+- rounds of wrk runs at 32 connections (2 threads), each round in a rotated order, and for each
+  feature the median of each round's ratio of requests/s, on over both off. The receiver's span
+  count at the end shows the spans were exported, not dropped.
 
 Figures are only comparable within one run: read the ratio.
 """
@@ -27,6 +28,7 @@ Figures are only comparable within one run: read the ratio.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -38,22 +40,27 @@ from pathlib import Path
 
 import bench_gateway as bench
 
-#: The issue's goal: tracing on keeps at least this share of the requests/s.
+#: The issue's goals: tracing on, and the request log on, keep at least these shares of the
+#: requests/s of both off.
 GOAL_TRACING_RATIO = 0.85
+GOAL_REQUEST_LOG_RATIO = 0.9
 RECEIVER = Path(__file__).resolve().parent.parent / "tests" / "otlp_receiver.py"
 
 
 @dataclass(frozen=True)
 class Variant:
-    """One observability feature measured on against off: the environment that turns it on."""
+    """One observability feature measured on against both off: the environment and the
+    request log setting that turn it on."""
 
     name: str
     env: dict[str, str]
+    request_log: bool
     goal: float
 
 
 def _variants(receiver_url: str, interval_ms: int) -> list[Variant]:
     return [
+        Variant("request log", {}, True, GOAL_REQUEST_LOG_RATIO),
         Variant(
             "tracing",
             {
@@ -61,9 +68,21 @@ def _variants(receiver_url: str, interval_ms: int) -> list[Variant]:
                 "OTEL_TRACES_SAMPLER": "always_on",
                 "OTEL_BSP_SCHEDULE_DELAY": str(interval_ms),
             },
+            False,
             GOAL_TRACING_RATIO,
-        )
+        ),
     ]
+
+
+def _config(workdir: Path, upstream: int, port: int, request_log: bool) -> Path:
+    """`bench_gateway`'s turnout config (its request log on, to a file), with the request log
+    turned off unless `request_log`."""
+    config, _ = bench.write_configs(workdir, upstream, port)
+    if not request_log:
+        settings = json.loads(config.read_text())
+        settings["server"]["request_log"] = {"enabled": False}
+        config.write_text(json.dumps(settings, indent=2))  # JSON is YAML
+    return config
 
 
 def _run(options: Options, workdir: Path, processes: list[subprocess.Popen[bytes]]) -> int:
@@ -84,7 +103,7 @@ def _run(options: Options, workdir: Path, processes: list[subprocess.Popen[bytes
             start_new_session=True,
         )
     processes.append(receiver)
-    off = bench.Target("turnout (off)", bench.free_port())
+    off = bench.Target("turnout (both off)", bench.free_port())
     targets = [off]
     variants = _variants(f"http://127.0.0.1:{receiver_port}", 200)
     ons = {v.name: bench.Target(f"turnout ({v.name} on)", bench.free_port()) for v in variants}
@@ -97,7 +116,8 @@ def _run(options: Options, workdir: Path, processes: list[subprocess.Popen[bytes
         )
     ]
     for target, variant in [(off, None), *((ons[v.name], v) for v in variants)]:
-        config, _ = bench.write_configs(_own_dir(workdir, target), upstream.port, target.port)
+        logged = variant is not None and variant.request_log
+        config = _config(_own_dir(workdir, target), upstream.port, target.port, logged)
         env = base_env if variant is None else {**base_env, **variant.env}
         launches.append((target, [*bench.turnout_command(), "serve", "--config", str(config)], env))
     for target, command, env in launches:
@@ -150,7 +170,7 @@ def _report(
     received: int,
 ) -> None:
     print(
-        f"\n## Observability on against off ({options.duration} s wrk runs at 32 connections, "
+        f"\n## Observability on against both off ({options.duration} s wrk runs at 32 connections, "
         f"median of {options.rounds} rounds)\n"
     )
     print("| target | req/s @32 | p50 ms | p99 ms | errors |")
@@ -168,7 +188,7 @@ def _report(
         value = statistics.median(ratios) if ratios else 0.0
         verdict = "met" if value >= variant.goal else "NOT met"
         print(
-            f"{variant.name} on / off throughput: {value:.2f}x "
+            f"{variant.name} on / both off throughput: {value:.2f}x "
             f"(goal ≥ {variant.goal}: {verdict}; rounds: {', '.join(f'{r:.2f}' for r in ratios)})"
         )
 

@@ -26,9 +26,11 @@ def test_observability_benchmark_runs_and_reports_its_ratio() -> None:
         timeout=180,
     )
     assert result.returncode == 0, result.stderr
-    assert "| turnout (off) |" in result.stdout
+    assert "| turnout (both off) |" in result.stdout
     assert "| turnout (tracing on) |" in result.stdout
-    assert "tracing on / off throughput:" in result.stdout
+    assert "| turnout (request log on) |" in result.stdout
+    assert "tracing on / both off throughput:" in result.stdout
+    assert "request log on / both off throughput:" in result.stdout
     # The traced gateway exported its spans to the receiver.
     [received] = [line for line in result.stdout.splitlines() if line.startswith("spans received")]
     assert int(received.rsplit(" ", 1)[1]) > 0
