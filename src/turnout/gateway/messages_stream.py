@@ -125,6 +125,7 @@ class MessageEvents:
         return event("error", error_object(error.status, body["error"]["message"], error))
 
     def captured(self) -> str:
+        """The text sent so far, a broken stream's too (it is what the caller saw)."""
         return "".join(self.text)
 
     def _native(self, chunk: NativeEvent) -> bytes:

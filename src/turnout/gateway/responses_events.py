@@ -48,10 +48,6 @@ class ResponseEvents:
         #: The `response` object as it ended (None until then).
         self.final: dict[str, Any] | None = None
 
-    @property
-    def output(self) -> list[dict[str, Any]]:
-        return self._output
-
     def _opening(self) -> bytes:
         """``response.created`` and ``response.in_progress`` before the first event; after
         it, nothing."""

@@ -1,8 +1,9 @@
 """The Responses API: ``POST /v1/responses``, ``GET`` and ``DELETE /v1/responses/{id}``, and
 ``GET /v1/responses/{id}/input_items``.
 
-A request is translated to chat (`turnout.gateway.responses_request`), served by the chat
-router through the chat route's own machinery (`turnout.gateway.ingress`), and answered as a
+A request is translated to chat (`turnout.gateway.responses_request`, as one
+`turnout.gateway.responses_translation.ResponsesTranslation`), served by the chat router
+through the chat route's own machinery (`turnout.gateway.ingress`), and answered as a
 `response` object (`turnout.gateway.responses_output`) or its event stream
 (`turnout.gateway.responses_events`). Unless the caller says ``store: false``, the response and
 its conversation are kept (`turnout.gateway.responses_store`) for ``previous_response_id`` and
