@@ -1,12 +1,18 @@
 """Serving an API format other than Chat Completions over the chat router.
 
-A non-chat ingress (Anthropic's Messages API, say) is a `Translation`: the chat body the router
-routes, and the answer and stream events in the ingress's own shape. Everything between is the
-chat route's: the caller's key, body limits, virtual-key admission and budgets, the deadline
-and the SDK's read timeout, routing with its retries, fallbacks, hedging and mid-stream
-failover, spend, the ``x-turnout-*`` headers and the request's report. Errors leave through
-the application's error middleware, which writes them in the shape the route set in
-`ERROR_SHAPE` (OpenAI's when none is set).
+A non-chat ingress (Anthropic's Messages API, OpenAI's Responses API) is a `Translation`: the
+chat body the router routes, and the answer and stream events in the ingress's own shape.
+Everything between is the chat route's, called in the chat route's order so that a request is
+admitted, routed and accounted the same whichever API it arrived by: the caller's key, body
+limits, virtual-key admission and budgets, the deadline and the SDK's read timeout, routing with
+its retries, fallbacks, hedging and mid-stream failover, spend, the stream relay's first-chunk
+wait, send buffer and summary line, the ``x-turnout-*`` headers and the request's report. Errors
+leave through the application's error middleware, which writes them in the shape the route set
+in `ERROR_SHAPE` (OpenAI's when none is set).
+
+A translation is made knowing who calls, for an ingress that keeps state per caller (the
+Responses API continues a caller's stored conversation), and is told when its answer is
+complete, whole or streamed to its end, so that it can keep what it keeps of it.
 
 A translation may hand the router a request that carries the caller's own body too
 (`Translation.routed`), for deployments that speak the ingress's format natively; their answers
@@ -15,7 +21,6 @@ then come back as they were sent, and the translation's `answer` and stream even
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
@@ -28,15 +33,18 @@ from turnout.gateway.exchange import EXCHANGE, Exchange
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.request_ids import id_headers
 from turnout.gateway.requests import build_request, parse_body
-from turnout.gateway.stream_relay import bound_send_buffer, open_stream
-from turnout.gateway.turnout_headers import served_headers, stream_summary
+from turnout.gateway.stream_relay import (
+    bound_send_buffer,
+    end_summary,
+    open_stream,
+    stream_broken,
+    stream_response,
+)
+from turnout.gateway.turnout_headers import served_headers
 from turnout.gateway.virtual_keys import admit
 from turnout.governance.ledger import rate_limit_headers
 from turnout.router.result import Response
-from turnout.router.streaming import Stream
-from turnout.wire import Operation, Request, StreamChunk, Usage
-
-logger = logging.getLogger("turnout.gateway")
+from turnout.wire import Operation, Principal, Request, StreamChunk, Usage
 
 #: An error answer's body in a route's own shape: from the status, the (redacted) message and
 #: the error, when the failure was a `TurnoutError`.
@@ -49,15 +57,21 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 class StreamEvents(Protocol):
     """A routed stream's chunks as the ingress's events; one per stream."""
 
-    #: The answer's text so far, for a request log that captures content.
-    text: list[str]
-
     def chunk(self, chunk: StreamChunk) -> bytes:
-        """The events for one chunk (the stream's opening ones with the first)."""
+        """The events for one chunk (the stream's opening ones with the first; may be empty)."""
         ...
 
     def closing(self, usage: Usage | None) -> bytes:
         """The events that end a complete stream."""
+        ...
+
+    def failure(self, error: TurnoutError, body: dict[str, Any]) -> bytes:
+        """The events that end a stream broken after it began; `body`: OpenAI's error body for
+        `error`, redacted (the only text of the error a client may see)."""
+        ...
+
+    def captured(self) -> str | None:
+        """The answer's text as sent, for a request log that captures content."""
         ...
 
 
@@ -80,31 +94,37 @@ class Translation(Protocol):
 
     def events(self, request: Request) -> StreamEvents: ...
 
-    def failure(self, error: TurnoutError, message: str) -> bytes:
-        """The event that ends a stream broken after it began (`message`: redacted)."""
+    def keep(self) -> None:
+        """The answer is complete (sent whole, or its stream closed well, just before its
+        closing events go out): keep what the ingress keeps of it."""
         ...
+
+
+#: Makes the `Translation` of a request's decoded body, for the caller it names.
+Translate = Callable[[dict[str, Any], Principal], Translation]
 
 
 def translated_route(
     route: str,
-    translate: Callable[[dict[str, Any]], Translation],
-    shape: ErrorShape,
+    translate: Translate,
     key: web.AppKey[Gateway],
+    shape: ErrorShape | None = None,
 ) -> Handler:
     """The handler of an ingress route named `route` whose bodies `translate` turns into
-    chat; `shape` writes its errors; `key` finds the gateway on the application."""
+    chat; `key` finds the gateway on the application; `shape` writes its errors (None:
+    OpenAI's shape)."""
 
     async def handle(http: web.Request) -> web.StreamResponse:
-        http[ERROR_SHAPE] = shape
+        if shape is not None:
+            http[ERROR_SHAPE] = shape
         started = time.perf_counter()
         exchange = http[EXCHANGE]
         exchange.route = route
         gateway = http.app[key]
         caller = await gateway.identify(http.headers)
         exchange.principal = caller.principal
-        translation = translate(
-            parse_body(await read_body(http, gateway.config.server.max_body_bytes))
-        )
+        body = parse_body(await read_body(http, gateway.config.server.max_body_bytes))
+        translation = translate(body, caller.principal)
         ids = exchange.ids
         chat = build_request(
             translation.chat,
@@ -136,7 +156,8 @@ def translated_route(
         finally:
             if gateway.spend is not None:
                 gateway.spend.never_routed(request.request_id)
-        body, text = translation.answer(answer, request)
+        body_out, text = translation.answer(answer, request)
+        translation.keep()
         if capture:
             exchange.answer = text
         upstream = sum(attempt.duration for attempt in answer.attempts)
@@ -149,7 +170,7 @@ def translated_route(
                 answer.cost,
             )
         )
-        return web.Response(body=body, content_type="application/json", headers=headers)
+        return web.Response(body=body_out, content_type="application/json", headers=headers)
 
     return handle
 
@@ -164,26 +185,10 @@ async def _relay(
 ) -> web.StreamResponse:
     """Relay a routed stream as the ingress's events, as `turnout.gateway.stream_relay` relays
     chat: the response begins with the first chunk, a break after it ends the stream with the
-    ingress's error event, and a summary comment line precedes the stream's last event."""
+    ingress's failure events, and the summary comment line precedes the stream's last event."""
     exchange: Exchange = http[EXCHANGE]
     stream = await open_stream(gateway, request, started, http.headers, exchange)
-    first_byte = exchange.first_byte = time.perf_counter() - started
-    upstream = stream.ttft + sum(a.duration for a in stream.attempts)
-    deployment = stream.deployment
-    response = web.StreamResponse(
-        headers={
-            "content-type": "text/event-stream",
-            "cache-control": "no-cache",
-            **served_headers(
-                deployment.name,
-                deployment.model_name,
-                len(stream.attempts) + 1,
-                first_byte - upstream,
-                None,
-            ),
-            **headers,
-        }
-    )
+    response = stream_response(stream, started, headers, exchange)
     events = translation.events(request)
     try:
         bound_send_buffer(http, gateway.config.server.stream_send_buffer_bytes)
@@ -194,28 +199,17 @@ async def _relay(
                 if out:
                     await response.write(out)
         except TurnoutError as error:
-            exchange.error = error.kind.value
-            logger.warning(
-                "stream-broken deployment=%s error=%s", stream.deployment.name, error.kind.value
-            )
-            message = gateway.redactor.error_body(error)["error"]["message"]
-            await response.write(
-                _summary(request, stream, None) + translation.failure(error, message)
-            )
+            stream_broken(exchange, stream, error)
+            failure = events.failure(error, gateway.redactor.error_body(error))
+            await response.write(end_summary(request, stream) + failure)
             return response
-        await response.write(_summary(request, stream, stream.usage) + events.closing(stream.usage))
+        closing = events.closing(stream.usage)
+        translation.keep()
+        await response.write(end_summary(request, stream) + closing)
     except ConnectionError:
-        exchange.error = "cancelled"
+        exchange.error = "cancelled"  # the client went away: write nothing more
     finally:
         await stream.aclose()
         if gateway.capture_content:
-            exchange.answer = "".join(events.text)
+            exchange.answer = events.captured()
     return response
-
-
-def _summary(request: Request, stream: Stream, usage: Usage | None) -> bytes:
-    """The stream's closing comment line (`turnout.gateway.turnout_headers.stream_summary`)."""
-    deployment = stream.deployment
-    return stream_summary(
-        request.public_id, deployment.name, deployment.model_name, stream.attempts, usage
-    )

@@ -22,20 +22,19 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from turnout.errors import TurnoutError
 from turnout.gateway.body import read_body
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.ingress import ERROR_SHAPE, Handler, StreamEvents, translated_route
 from turnout.gateway.messages_answer import message
-from turnout.gateway.messages_errors import error_body, error_object
+from turnout.gateway.messages_errors import error_body
 from turnout.gateway.messages_request import chat_body, stop_sequences
-from turnout.gateway.messages_stream import MessageEvents, event
+from turnout.gateway.messages_stream import MessageEvents
 from turnout.gateway.requests import parse_body
 from turnout.gateway.virtual_keys import admit
 from turnout.providers.anthropic.native import PROVIDERS as NATIVE_PROVIDERS
 from turnout.providers.anthropic.native import carrying
 from turnout.router.result import Response
-from turnout.wire import Operation, Request
+from turnout.wire import Operation, Principal, Request
 
 MESSAGES_PATH = "/v1/messages"
 COUNT_TOKENS_PATH = "/v1/messages/count_tokens"
@@ -70,15 +69,20 @@ class MessagesTranslation:
     def events(self, request: Request) -> StreamEvents:
         return MessageEvents(self._stops, request.public_id, request.model, request.prompt_tokens)
 
-    def failure(self, error: TurnoutError, text: str) -> bytes:
-        return event("error", error_object(error.status, text, error))
+    def keep(self) -> None:
+        """The Messages API is stateless: nothing of an answer outlives its request."""
 
 
 def add_messages_routes(app: web.Application, key: web.AppKey[Gateway]) -> None:
     """Serve the Messages API on `app`, whose gateway is `app[key]`."""
-    handler = translated_route("messages", MessagesTranslation, error_body, key)
+    handler = translated_route("messages", _translate, key, error_body)
     app.router.add_post(MESSAGES_PATH, handler)
     app.router.add_post(COUNT_TOKENS_PATH, _count_tokens(key))
+
+
+def _translate(body: dict[str, Any], _caller: Principal) -> MessagesTranslation:
+    """A Messages request's translation, the same whoever calls (the API keeps no state)."""
+    return MessagesTranslation(body)
 
 
 def _count_tokens(key: web.AppKey[Gateway]) -> Handler:

@@ -19,12 +19,14 @@ from typing import Any
 
 import msgspec
 
+from turnout.errors import TurnoutError
 from turnout.gateway.messages_answer import (
     message_id,
     stop_reason,
     tool_use_block,
     usage_object,
 )
+from turnout.gateway.messages_errors import error_object
 from turnout.providers.anthropic.native import NativeEvent
 from turnout.wire import StreamChunk, Usage
 
@@ -117,6 +119,14 @@ class MessageEvents:
             "usage": usage_object(usage),
         }
         return out + event("message_delta", delta) + event("message_stop", {"type": "message_stop"})
+
+    def failure(self, error: TurnoutError, body: dict[str, Any]) -> bytes:
+        """The ``error`` event ending a broken stream, with the redacted message of `body`."""
+        return event("error", error_object(error.status, body["error"]["message"], error))
+
+    def captured(self) -> str:
+        """The text sent so far, a broken stream's too (it is what the caller saw)."""
+        return "".join(self.text)
 
     def _native(self, chunk: NativeEvent) -> bytes:
         kind, index = chunk.kind, chunk.index

@@ -13,12 +13,14 @@ from typing import Any
 
 import msgspec
 
+from turnout.errors import TurnoutError
 from turnout.gateway.responses_output import (
     Draft,
     call_item,
     message_item,
     new_id,
     status_of,
+    text_of,
     text_part,
 )
 from turnout.wire import StreamChunk, Usage
@@ -46,18 +48,21 @@ class ResponseEvents:
         #: The `response` object as it ended (None until then).
         self.final: dict[str, Any] | None = None
 
-    @property
-    def output(self) -> list[dict[str, Any]]:
-        return self._output
-
-    def opening(self) -> bytes:
-        """``response.created`` and ``response.in_progress``."""
+    def _opening(self) -> bytes:
+        """``response.created`` and ``response.in_progress`` before the first event; after
+        it, nothing."""
+        if self._sequence:
+            return b""
         response = self._draft.envelope("in_progress", [])
         return self._event("response.created", response=response) + self._event(
             "response.in_progress", response=response
         )
 
     def chunk(self, chunk: StreamChunk) -> bytes:
+        return self._opening() + self._said(chunk)
+
+    def _said(self, chunk: StreamChunk) -> bytes:
+        """The events saying what one chunk says (may be empty)."""
         data = chunk.data
         model = data.get("model")
         if isinstance(model, str) and model:
@@ -83,9 +88,10 @@ class ResponseEvents:
                     out += self._call(call)
         return out
 
-    def finished(self, usage: Usage | None) -> bytes:
+    def closing(self, usage: Usage | None) -> bytes:
         """Close what is open and end with ``response.completed`` or ``.incomplete``."""
-        out = b"" if self._output else self._open_message()
+        out = self._opening()
+        out += b"" if self._output else self._open_message()
         out += self._close_item()
         status, incomplete = status_of(self._finish)
         self.final = self._draft.envelope(
@@ -93,10 +99,11 @@ class ResponseEvents:
         )
         return out + self._event(f"response.{status}", response=self.final)
 
-    def failed(self, error: dict[str, Any]) -> bytes:
-        """End a broken stream: ``response.failed`` carrying the error and what was sent."""
-        inner = error.get("error")
-        details: dict[str, Any] = inner if isinstance(inner, dict) else error
+    def failure(self, error: TurnoutError, body: dict[str, Any]) -> bytes:
+        """End a broken stream: ``response.failed`` carrying the error (as `body`, OpenAI's
+        redacted error body, says it) and what was sent."""
+        inner = body.get("error")
+        details: dict[str, Any] = inner if isinstance(inner, dict) else body
         problem = {
             "code": details.get("code") or details.get("type") or "server_error",
             "message": details.get("message") or "The answer broke off",
@@ -109,7 +116,12 @@ class ResponseEvents:
                 partial = [] if kind is None else [self._part_of(kind, "".join(self._text))]
                 item["content"] = [*self._parts, *partial]
         self.final = self._draft.envelope("failed", self._output, model=self._model, error=problem)
-        return self._event("response.failed", response=self.final)
+        return self._opening() + self._event("response.failed", response=self.final)
+
+    def captured(self) -> str | None:
+        """The text of a response that ended well (None for one that failed or never ended)."""
+        final = self.final
+        return None if final is None or final["status"] == "failed" else text_of(final)
 
     # ---- items -------------------------------------------------------------------------
 

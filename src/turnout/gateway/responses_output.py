@@ -210,3 +210,13 @@ def input_items(value: Any) -> list[dict[str, Any]]:
         item.setdefault("status", "completed")
         items.append(item)
     return items
+
+
+def text_of(response: Mapping[str, Any]) -> str:
+    """A response's text (its messages' text parts), for a request log that captures content."""
+    return "".join(
+        part.get("text", "")
+        for item in response["output"]
+        if item.get("type") == "message"
+        for part in item.get("content", [])
+    )

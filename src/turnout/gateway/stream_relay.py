@@ -43,23 +43,7 @@ async def relay_stream(
     """Relay chunk by chunk (see the module docstring). `headers`: the answer's own (its ids,
     its key's limits); `exchange`: learns how the stream went; `capture`: gather its text."""
     stream = await open_stream(gateway, request, started, http.headers, exchange)
-    first_byte = exchange.first_byte = time.perf_counter() - started
-    upstream = stream.ttft + sum(a.duration for a in stream.attempts)
-    deployment = stream.deployment
-    response = web.StreamResponse(
-        headers={
-            "content-type": "text/event-stream",
-            "cache-control": "no-cache",
-            **served_headers(
-                deployment.name,
-                deployment.model_name,
-                len(stream.attempts) + 1,
-                first_byte - upstream,
-                None,
-            ),
-            **headers,
-        }
-    )
+    response = stream_response(stream, started, headers, exchange)
     text: list[str] | None = [] if capture else None
     try:
         bound_send_buffer(http, gateway.config.server.stream_send_buffer_bytes)
@@ -70,10 +54,7 @@ async def relay_stream(
                     _gather(chunk, text)
                 await response.write(b"data: " + chunk.encode() + b"\n\n")
         except TurnoutError as error:
-            exchange.error = error.kind.value
-            logger.warning(
-                "stream-broken deployment=%s error=%s", stream.deployment.name, error.kind.value
-            )
+            stream_broken(exchange, stream, error)
             body = gateway.redactor.error_body(error)
             await response.write(end_summary(request, stream) + b"data: " + _ENCODE(body) + b"\n\n")
             return response
@@ -90,7 +71,40 @@ async def relay_stream(
     return response
 
 
+def stream_response(
+    stream: Stream, started: float, headers: Mapping[str, str], exchange: Exchange
+) -> web.StreamResponse:
+    """The (unprepared) response relaying `stream`, whose first chunk is in: event-stream
+    headers, who serves it and the gateway's time so far, then the answer's own `headers`;
+    `exchange` learns the time to its first byte."""
+    first_byte = exchange.first_byte = time.perf_counter() - started
+    upstream = stream.ttft + sum(a.duration for a in stream.attempts)
+    deployment = stream.deployment
+    return web.StreamResponse(
+        headers={
+            "content-type": "text/event-stream",
+            "cache-control": "no-cache",
+            **served_headers(
+                deployment.name,
+                deployment.model_name,
+                len(stream.attempts) + 1,
+                first_byte - upstream,
+                None,
+            ),
+            **headers,
+        }
+    )
+
+
+def stream_broken(exchange: Exchange, stream: Stream, error: TurnoutError) -> None:
+    """Note and log a stream that broke after its answer began (too late to fail over)."""
+    exchange.error = error.kind.value
+    logger.warning("stream-broken deployment=%s error=%s", stream.deployment.name, error.kind.value)
+
+
 def end_summary(request: Request, stream: Stream) -> bytes:
+    """The stream's summary comment line, written just before its last event, whether it
+    ended well or broke (`turnout.gateway.turnout_headers.stream_summary`)."""
     deployment = stream.deployment
     return stream_summary(
         request.public_id, deployment.name, deployment.model_name, stream.attempts, stream.usage

@@ -1,0 +1,110 @@
+"""One Responses API request as a `turnout.gateway.ingress.Translation`.
+
+The request continues the conversation of the caller's stored response it names in
+``previous_response_id`` (`turnout.gateway.responses_store`), which is why a translation is
+made knowing who calls: another caller's response id is as unknown as one never issued. Its
+answer is a ``response`` object, whole (`turnout.gateway.responses_output`) or as its event
+stream (`turnout.gateway.responses_events`), and unless the caller says ``store: false`` that
+response is kept, with the conversation it ends, once it is complete.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import msgspec
+
+from turnout.errors import InvalidRequestError
+from turnout.gateway.requests import prompt_of
+from turnout.gateway.responses_events import ResponseEvents
+from turnout.gateway.responses_output import (
+    Draft,
+    conversation_of,
+    input_items,
+    text_of,
+    whole_response,
+)
+from turnout.gateway.responses_request import chat_body
+from turnout.gateway.responses_store import ResponseStore
+from turnout.router.result import Response
+from turnout.wire import Principal, Request
+
+_ENCODE = msgspec.json.Encoder().encode
+
+
+class ResponseNotFoundError(InvalidRequestError):
+    """A response id this caller has no stored response for (unknown, expired, deleted, not
+    stored, or another caller's: all look the same, so ids reveal nothing)."""
+
+    status = 404
+    openai_code = "response_not_found"
+
+
+class PreviousResponseNotFoundError(ResponseNotFoundError):
+    openai_code = "previous_response_not_found"
+
+
+class ResponsesTranslation:
+    """One Responses request of `caller`, translated to chat; its response is kept in `store`
+    once complete (unless the request says ``store: false``)."""
+
+    __slots__ = (
+        "_body",
+        "_caller",
+        "_conversation",
+        "_draft",
+        "_events",
+        "_store",
+        "_whole",
+        "chat",
+        "prompt",
+    )
+
+    def __init__(self, body: dict[str, Any], caller: Principal, store: ResponseStore) -> None:
+        history = _history(store, caller, body.get("previous_response_id"))
+        self.chat, turn = chat_body(body, history)
+        self.prompt = prompt_of(self.chat)
+        self._body = body
+        self._caller = caller
+        self._store = store
+        #: The conversation the answer continues: the stored one and this request's turn.
+        self._conversation = [*history, *turn]
+        self._draft = Draft(body)
+        #: The whole answer's response, or the stream's events (whichever the request asked).
+        self._whole: dict[str, Any] | None = None
+        self._events: ResponseEvents | None = None
+
+    def routed(self, request: Request, headers: Mapping[str, str]) -> Request:
+        return request
+
+    def answer(self, response: Response, request: Request) -> tuple[bytes, str | None]:
+        whole = self._whole = whole_response(self._draft, response.body)
+        return _ENCODE(whole), text_of(whole)
+
+    def events(self, request: Request) -> ResponseEvents:
+        events = self._events = ResponseEvents(self._draft)
+        return events
+
+    def keep(self) -> None:
+        final = self._whole if self._events is None else self._events.final
+        if final is None or self._body.get("store", True) is False:
+            return
+        whole = [*self._conversation, *conversation_of(final["output"])]
+        self._store.put(self._caller, final, whole, input_items(self._body["input"]))
+
+
+def _history(store: ResponseStore, caller: Principal, previous: Any) -> list[dict[str, Any]]:
+    """The conversation `previous_response_id` continues (none without one)."""
+    if previous is None:
+        return []
+    if not isinstance(previous, str) or not previous:
+        raise InvalidRequestError(
+            "`previous_response_id` must be a string", param="previous_response_id"
+        )
+    entry = store.get(caller, previous)
+    if entry is None:
+        raise PreviousResponseNotFoundError(
+            f"Previous response with id '{previous}' not found.", param="previous_response_id"
+        )
+    return entry.conversation
