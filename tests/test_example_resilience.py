@@ -7,6 +7,7 @@ a fallback; every request here must be answered, by the deployment the table say
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -95,6 +96,11 @@ async def test_a_flaky_deployment_never_reaches_the_caller(client: openai.AsyncO
 
 
 async def test_a_rate_limit_goes_to_the_fallback_at_once(client: openai.AsyncOpenAI) -> None:
+    # The simulated limit counts per minute of the wall clock: start clear of a minute's end,
+    # so that the five requests fall in one minute.
+    into_minute = time.time() % 60
+    if into_minute > 55:
+        await asyncio.sleep(60.5 - into_minute)
     answers = [await ask(client, "rate-limited") for _ in range(5)]
     assert [served for served, _, _ in answers] == ["sim-limited"] * 3 + ["sim-steady"] * 2
     assert all(took < 2.0 for _, _, took in answers)

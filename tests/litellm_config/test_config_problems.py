@@ -221,3 +221,22 @@ def test_an_entry_in_error_is_one_error_not_one_per_name_of_its_group() -> None:
         "model_list[1].litellm_params.model",
         "model_list[2].litellm_params.rpm",
     ]
+
+
+def test_a_librarys_own_provider_is_kept_when_named_and_skipped_otherwise() -> None:
+    """A router built in-process may serve a provider turnout's gateway lacks (``Router(config,
+    {"sim": ...})``): the loader keeps ``sim/...`` deployments when told of it."""
+    data = {
+        "model_list": [
+            {"model_name": "chat", "litellm_params": {"model": "sim/steady"}},
+            {"model_name": "other", "litellm_params": {"model": "openai/gpt-4o", "api_key": "k"}},
+        ]
+    }
+    kept = parse_config(data, environ={}, providers={"sim"}).router.model_list
+    assert [(d.model_name, d.provider, d.model) for d in kept] == [
+        ("chat", "sim", "steady"),
+        ("other", "openai", "gpt-4o"),
+    ]
+    served = parse_config(data, environ={})
+    assert [d.model_name for d in served.router.model_list] == ["other"]
+    assert any("model_list[0]" in skipped and "'sim'" in skipped for skipped in served.skipped)

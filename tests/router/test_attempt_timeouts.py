@@ -22,7 +22,7 @@ SILENT = Behaviour(latency=10_000, ttft=10_000)
 
 
 def _router_from(h: Harness, data: dict[str, Any]) -> Router:
-    return h.router_of(parse_config(data, environ={}).router)
+    return h.router_of(parse_config(data, environ={}, providers={"sim"}).router)
 
 
 async def test_litellm_timeout_moves_a_silent_primary_to_the_fallback_after_it() -> None:

@@ -31,7 +31,7 @@ DEFAULTS = LearnedTimeouts()
 
 
 def _router(h: Harness, data: dict[str, Any]) -> Router:
-    return h.router_of(parse_config(data, environ={}).router)
+    return h.router_of(parse_config(data, environ={}, providers={"sim"}).router)
 
 
 async def _warm(router: Router, h: Harness, count: int = 12, *, stream: bool) -> None:
@@ -142,13 +142,15 @@ def test_bounds_left_out_are_their_kinds_defaults() -> None:
         **simulated_one_per_model(),
         "learned_timeouts": {"idle": {"cold": 12}, "request": {"floor": 3}},
     }
-    learned = parse_config(data, environ={}).router.learned_timeouts
+    learned = parse_config(data, environ={}, providers={"sim"}).router.learned_timeouts
     assert learned.idle == LimitBounds(floor=10, cap=120, cold=12)
     assert learned.request == LimitBounds(floor=3, cap=600, cold=120)
     assert learned.first_token == LearnedTimeouts().first_token
     with pytest.raises(ConfigError, match="learned_timeouts"):
         parse_config(
-            {**simulated_one_per_model(), "learned_timeouts": {"idle": {"cap": 5}}}, environ={}
+            {**simulated_one_per_model(), "learned_timeouts": {"idle": {"cap": 5}}},
+            environ={},
+            providers={"sim"},
         )
 
 
@@ -157,7 +159,7 @@ def test_the_section_loads_from_a_litellm_config() -> None:
         **simulated_one_per_model(),
         "learned_timeouts": {"factor": 4, "first_token": {"floor": 1, "cap": 9, "cold": 3}},
     }
-    config = parse_config(data, environ={})
+    config = parse_config(data, environ={}, providers={"sim"})
     assert config.router.learned_timeouts.factor == 4
     assert config.router.learned_timeouts.first_token.cold == 3
     assert not [w for w in config.warnings if "learned_timeouts" in w]

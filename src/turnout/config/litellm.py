@@ -51,7 +51,7 @@ docs/litellm.md has the whole table for users.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,9 +144,10 @@ def convert_litellm(data: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, 
     return imported.router, imported.server, imported.warnings
 
 
-def import_litellm(data: Mapping[Any, Any]) -> LiteLLMImport:
-    """Convert a LiteLLM config, keeping the origin of every value (see `LiteLLMImport`)."""
-    converter = _Converter()
+def import_litellm(data: Mapping[Any, Any], providers: Collection[str] = ()) -> LiteLLMImport:
+    """Convert a LiteLLM config, keeping the origin of every value (see `LiteLLMImport`);
+    `providers`: prefixes served besides turnout's own (a library's in-process providers)."""
+    converter = _Converter(providers)
     converter.convert(data)
     return LiteLLMImport(
         router=converter.router,
@@ -164,8 +165,8 @@ class _Converter(DeploymentReader):
     """The deployments (`DeploymentReader`), then the router's settings and the sections of
     the server and store."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, providers: Collection[str] = ()) -> None:
+        super().__init__(providers)
         self.router: dict[str, Any] = {}
         self.server: dict[str, Any] = {}
         self.store: dict[str, Any] = {}

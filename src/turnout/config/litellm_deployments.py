@@ -8,7 +8,7 @@ finds the problems of every entry (`turnout.config.litellm_problems`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -74,8 +74,10 @@ class DeploymentData:
 class DeploymentReader(Problems):
     """Reads ``credential_list`` and ``model_list``; `turnout.config.litellm` the rest."""
 
-    def __init__(self) -> None:
+    def __init__(self, providers: Collection[str] = ()) -> None:
         super().__init__()
+        #: Provider prefixes served besides turnout's own: a library's in-process providers.
+        self.extra_providers = frozenset(providers)
         #: turnout path -> LiteLLM path (`LiteLLMImport.origins`).
         self.origins: dict[str, str] = {}
         self.credentials: dict[str, Credential] = {}
@@ -183,7 +185,7 @@ class DeploymentReader(Problems):
             origin = f"{path}.litellm_params.custom_llm_provider"
         elif "/" in model:
             prefix = model.split("/", 1)[0]
-        if not isinstance(prefix, str) or prefix in PROVIDERS:
+        if not isinstance(prefix, str) or prefix in PROVIDERS or prefix in self.extra_providers:
             return None
         return f"{origin}: provider {prefix!r} is not supported (turnout serves: {_SERVED})"
 
@@ -327,7 +329,7 @@ class DeploymentReader(Problems):
                     "write <provider>/<model> if another provider serves it",
                 )
             return "openai", model
-        provider = PROVIDERS.get(prefix)
+        provider = PROVIDERS.get(prefix, prefix if prefix in self.extra_providers else None)
         if provider is None:  # `skip_reason` leaves such an entry out before it gets here
             raise ConfigError(f"provider {prefix!r} is not supported", path=origin)
         if prefix == "vertex_ai" and "api_base" not in params and "base_url" not in params:

@@ -14,7 +14,7 @@ every problem it would hide is not reported, so a file can be checked where its 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,10 +52,14 @@ class ConfigErrors(ConfigError):
 
 
 def parse_litellm(
-    data: Mapping[Any, Any], environ: Mapping[str, str], source: str | None
+    data: Mapping[Any, Any],
+    environ: Mapping[str, str],
+    source: str | None,
+    providers: Collection[str] = (),
 ) -> GatewayConfig:
-    """The config of a LiteLLM file; `ConfigErrors` naming every problem when it has any."""
-    report = check_litellm(data, environ, source)
+    """The config of a LiteLLM file; `ConfigErrors` naming every problem when it has any.
+    `providers`: provider prefixes served besides turnout's own (see `parse_config`)."""
+    report = check_litellm(data, environ, source, providers=providers)
     if report.config is None:
         raise ConfigErrors(report.errors)
     return report.config
@@ -67,13 +71,14 @@ def check_litellm(
     source: str | None,
     *,
     unset_ok: bool = False,
+    providers: Collection[str] = (),
 ) -> ConfigReport:
     """Convert and validate a LiteLLM file, collecting every problem (see the module)."""
     declared = data.get("environment_variables")
     hint = set(declared) if isinstance(declared, Mapping) else set()
     resolved = resolve_environment(data, environ, declared=hint)
     unset = {id(error): error for error in unresolved_in(resolved)}
-    imported = import_litellm(resolved)
+    imported = import_litellm(resolved, providers)
     notes: list[str] = []
     errors: list[str] = []
     for error in imported.errors:

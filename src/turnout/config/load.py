@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -67,9 +67,17 @@ def load_config(
 
 
 def parse_config(
-    data: Any, *, environ: Mapping[str, str] | None = None, source: str | None = None
+    data: Any,
+    *,
+    environ: Mapping[str, str] | None = None,
+    source: str | None = None,
+    providers: Collection[str] = (),
 ) -> GatewayConfig:
-    """Build a `GatewayConfig` from parsed data (turnout's format or LiteLLM's)."""
+    """Build a `GatewayConfig` from parsed data (turnout's format or LiteLLM's).
+
+    A LiteLLM file's deployment whose provider turnout does not serve is skipped;
+    `providers` names more that a library's router serves in-process (``Router(config,
+    {"sim": ...})`` with ``sim/<model>`` in the file), kept as that provider."""
     where = f"{source}: " if source else ""
     if data is None:
         raise ConfigError(f"{where}the config is empty; it needs at least a model_list")
@@ -80,7 +88,7 @@ def parse_config(
         )
     env: Mapping[str, str] = os.environ if environ is None else environ
     if is_litellm_config(data):
-        return _parse_litellm(data, env, source)
+        return parse_litellm(data, env, source, providers)
     return _parse_turnout(data, env, source)
 
 
@@ -108,12 +116,6 @@ def _parse_turnout(
         {k: v for k, v in resolved.items() if k not in ("server", "store")}
     )
     return GatewayConfig(server=server, router=router, store=store, source=source, format="turnout")
-
-
-def _parse_litellm(
-    data: Mapping[Any, Any], environ: Mapping[str, str], source: str | None
-) -> GatewayConfig:
-    return parse_litellm(data, environ, source)
 
 
 def check_config_file(
