@@ -1,0 +1,140 @@
+"""What the checks of issue 14 share: the requests they make (tools, schemas in each API's
+shape), what the fakes answer, and how an answer or a stream is judged: the Messages API's
+event order, how a broken stream ended, a JSON answer against its schema."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+import openai
+from issue14_rig import Event, Served, model_entry
+
+from fakes.fake_anthropic import Fault as AnthropicFault
+from fakes.fake_openai import Fault as OpenAIFault
+
+GROUPS = ("gpt", "claude")
+WEATHER = {
+    "type": "function",
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "parameters": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}},
+        "required": ["city"],
+    },
+}
+WEATHER_ANTHROPIC = {
+    "name": "get_weather",
+    "description": "The weather in a city",
+    "input_schema": WEATHER["parameters"],
+}
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+    "additionalProperties": False,
+}
+#: The Responses API's streamed events in their documented order for one text answer.
+RESPONSE_TEXT_EVENTS = [
+    "response.created",
+    "response.in_progress",
+    "response.output_item.added",
+    "response.content_part.added",
+    "response.output_text.delta",
+    "response.output_text.done",
+    "response.content_part.done",
+    "response.output_item.done",
+    "response.completed",
+]
+
+
+def expected_text(question: str) -> str:
+    return f"Fake answer to: {question}"
+
+
+def upstream_text(body: dict[str, Any]) -> str:
+    """Everything an upstream request carries, as text, for "did it arrive" checks."""
+    return json.dumps(body)
+
+
+def assert_message_event_order(events: list[Event]) -> None:
+    """message_start, then content blocks (start, deltas, stop) each with its index, then
+    message_delta and message_stop; ping anywhere; each event's name is its data's type."""
+    names = [event.name for event in events if event.name != "ping"]
+    for event in events:
+        assert isinstance(event.data, dict) and event.data.get("type") == event.name, event
+    assert names[0] == "message_start" and names[-2:] == ["message_delta", "message_stop"], names
+    blocks = names[1:-2]
+    index, at = 0, 0
+    while at < len(blocks):
+        assert blocks[at] == "content_block_start", names
+        end = blocks.index("content_block_stop", at)
+        assert set(blocks[at + 1 : end]) <= {"content_block_delta"}, names
+        at = end + 1
+        index += 1
+    assert index >= 1, f"no content block: {names}"
+    indexes = [e.data["index"] for e in events if e.name == "content_block_start"]
+    assert indexes == list(range(len(indexes))), indexes
+
+
+def fail_always(served: Served, family: str) -> None:
+    if family == "gpt":
+        served.fakes.flaky_gpt.set_default(OpenAIFault.server_error())
+    else:
+        served.fakes.flaky_claude.set_default(
+            AnthropicFault.http_error(500, "api_error", "Internal server error")
+        )
+
+
+def stream_outcome(route: str, events: list[Event]) -> tuple[str, str]:
+    """(how the stream ended: "completed", "error" or "truncated", the text it carried)."""
+    if route == "responses":
+        text = "".join(e.data["delta"] for e in events if e.name == "response.output_text.delta")
+        last = events[-1].name if events else None
+        if last == "response.completed":
+            return "completed", text
+        if last in ("response.failed", "response.incomplete", "error"):
+            return "error", text
+        return "truncated", text
+    text = "".join(
+        e.data["delta"].get("text", "") for e in events if e.name == "content_block_delta"
+    )
+    names = [event.name for event in events if event.name != "ping"]
+    if names[-1:] == ["message_stop"]:
+        return "completed", text
+    if names[-1:] == ["error"]:
+        return "error", text
+    return "truncated", text
+
+
+DEMO_MODEL = "gpt-4o-mini"
+
+
+def demo_openai(url: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="anything", timeout=20.0)
+
+
+def demo_anthropic(url: str) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=url, api_key="anything", timeout=20.0)
+
+
+def assert_person(text: str) -> None:
+    person = json.loads(text)
+    assert isinstance(person, dict), person
+    assert isinstance(person.get("name"), str) and isinstance(person.get("age"), int), person
+    assert set(person) == {"name", "age"}, f"additionalProperties is false: {person}"
+
+
+def with_unsupported(fake_url: str) -> dict[str, Any]:
+    return {
+        "model_list": [
+            model_entry("chat", "openai", fake_url),
+            {
+                "model_name": "llama",
+                "litellm_params": {"model": "sagemaker/jumpstart-dft-meta-textgeneration-llama-2"},
+            },
+        ],
+        "litellm_settings": {"drop_params": True},
+    }
