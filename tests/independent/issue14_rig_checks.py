@@ -9,7 +9,7 @@ from typing import Any
 
 import anthropic
 import openai
-from issue14_rig import Event, Served, model_entry
+from issue14_rig import MASTER, Event, Served, model_entry
 
 from fakes.fake_anthropic import Fault as AnthropicFault
 from fakes.fake_openai import Fault as OpenAIFault
@@ -138,3 +138,25 @@ def with_unsupported(fake_url: str) -> dict[str, Any]:
         ],
         "litellm_settings": {"drop_params": True},
     }
+
+
+def stream_request(
+    served: Served, route: str, model: str, question: str
+) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """(URL, headers, body) of a streamed request of `question` on `route`, raw, as an SDK
+    would send it."""
+    if route == "responses":
+        headers = {"Authorization": f"Bearer {MASTER}"}
+        return (
+            f"{served.url}/v1/responses",
+            headers,
+            {"model": model, "input": question, "stream": True},
+        )
+    headers = {"x-api-key": MASTER, "anthropic-version": "2023-06-01"}
+    body = {
+        "model": model,
+        "max_tokens": 256,
+        "stream": True,
+        "messages": [{"role": "user", "content": question}],
+    }
+    return f"{served.url}/v1/messages", headers, body

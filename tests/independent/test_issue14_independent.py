@@ -48,6 +48,7 @@ from issue14_rig_checks import (
     expected_text,
     fail_always,
     stream_outcome,
+    stream_request,
     upstream_text,
     with_unsupported,
 )
@@ -138,7 +139,10 @@ async def test_responses_tool_call_then_function_call_output(
         ask: Any = {"model": group, "input": "Weather in Paris?", "tools": [WEATHER]}
         if stream:
             async with client.responses.stream(**ask) as events:
+                kinds = [event.type async for event in events]
                 first = await events.get_final_response()
+            for kind in ("arguments.delta", "arguments.done"):
+                assert f"response.function_call_{kind}" in kinds, kinds
         else:
             first = await client.responses.create(**ask)
         calls = [item for item in first.output if item.type == "function_call"]
@@ -154,6 +158,26 @@ async def test_responses_tool_call_then_function_call_output(
     upstream = served.fakes.gpt if group == "gpt" else served.fakes.claude
     sent = upstream_text(upstream.requests[-1].json)
     assert "sunny, 21C" in sent and call.call_id in sent, f"tool result not sent upstream: {sent}"
+
+
+@pytest.mark.parametrize("group", GROUPS)
+async def test_responses_multimodal_input(served: Served, group: str) -> None:
+    image = (
+        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQ"
+        "DwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    )
+    content: Any = [
+        {"type": "input_text", "text": "What is in this picture?"},
+        {"type": "input_image", "image_url": image, "detail": "low"},
+    ]
+    async with served.openai() as client:
+        reply = await client.responses.create(
+            model=group, input=[{"role": "user", "content": content}]
+        )
+    assert reply.output_text == expected_text("What is in this picture?"), reply.output_text
+    upstream = served.fakes.gpt if group == "gpt" else served.fakes.claude
+    sent = upstream_text(upstream.requests[-1].json)
+    assert image.split(",", 1)[1] in sent, f"the image did not reach the upstream: {sent}"
 
 
 async def test_responses_structured_output(served: Served) -> None:
@@ -318,6 +342,63 @@ async def test_messages_tool_use_over_two_turns_streamed(served: Served, group: 
 
 
 @pytest.mark.parametrize("group", GROUPS)
+async def test_claude_code_style_session_over_the_beta_route(served: Served, group: str) -> None:
+    """What Claude Code sends: ``client.beta.messages`` (``/v1/messages?beta=true``) with
+    ``anthropic-beta`` flags, a system prompt of text blocks with ``cache_control``,
+    ``metadata.user_id``, tools, streaming, and tool results over several turns; and
+    ``count_tokens`` on the same route."""
+    system: Any = [
+        {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}},
+        {"type": "text", "text": "Work in the repository."},
+    ]
+    bash = {
+        "name": "Bash",
+        "description": "Run a shell command",
+        "input_schema": {
+            "type": "object",
+            "properties": {"command": {"type": "string"}},
+            "required": ["command"],
+        },
+    }
+    ask: Any = {
+        "model": group,
+        "max_tokens": 512,
+        "system": system,
+        "tools": [bash, WEATHER_ANTHROPIC],
+        "metadata": {"user_id": "user_issue14"},
+        "betas": ["claude-code-20250219", "fine-grained-tool-streaming-2025-05-14"],
+    }
+    history: list[Any] = [{"role": "user", "content": "List the files."}]
+    async with served.anthropic() as client:
+        for turn in range(2):
+            async with client.beta.messages.stream(**ask, messages=history) as stream:
+                message = await stream.get_final_message()
+            assert message.stop_reason == "tool_use", f"turn {turn}: {message}"
+            use = next(block for block in message.content if block.type == "tool_use")
+            assert use.name == "Bash" and isinstance(use.input, dict), use
+            result = {"type": "tool_result", "tool_use_id": use.id, "content": f"file{turn}"}
+            history += [
+                {"role": "assistant", "content": [b.model_dump() for b in message.content]},
+                {"role": "user", "content": [result]},
+            ]
+            async with client.beta.messages.stream(**ask, messages=history) as stream:
+                answer = await stream.get_final_message()
+            assert answer.stop_reason == "end_turn", f"turn {turn}, after the tool: {answer}"
+            assert answer.content and answer.content[0].type == "text", answer
+            history += [
+                {"role": "assistant", "content": answer.content[0].text},
+                {"role": "user", "content": f"Now the next one, {turn}."},
+            ]
+        counted = await client.beta.messages.count_tokens(
+            model=group, system=system, tools=[bash], messages=history, betas=ask["betas"]
+        )
+    assert counted.input_tokens > 0, counted
+    upstream = served.fakes.gpt if group == "gpt" else served.fakes.claude
+    sent = upstream_text(upstream.requests[-1].json)
+    assert "file0" in sent and "file1" in sent and "You are Claude Code." in sent, sent
+
+
+@pytest.mark.parametrize("group", GROUPS)
 async def test_messages_count_tokens(served: Served, group: str) -> None:
     async with served.anthropic() as client:
         short = await client.messages.count_tokens(
@@ -351,10 +432,13 @@ async def test_messages_auth_by_x_api_key_or_bearer(served: Served, how: str) ->
     async with anthropic.AsyncAnthropic(base_url=served.url, max_retries=0, **wrong) as client:
         with pytest.raises(anthropic.AuthenticationError) as refused:
             await client.messages.create(**ask)
-    body = error_json(refused.value)
-    assert body.get("type") == "error", body
-    assert body.get("error", {}).get("type") == "authentication_error", body
-    assert WRONG_KEY not in refused.value.response.text, body
+        with pytest.raises(anthropic.AuthenticationError) as refused_count:
+            await client.messages.count_tokens(model="claude", messages=ask["messages"])
+    for error in (refused.value, refused_count.value):
+        body = error_json(error)
+        assert body.get("type") == "error", body
+        assert body.get("error", {}).get("type") == "authentication_error", body
+        assert WRONG_KEY not in error.response.text, body
 
 
 @pytest.mark.parametrize(
@@ -489,19 +573,7 @@ async def test_stream_cut_midway_is_continued_or_ends_in_an_error_event(
         served.fakes.flaky_gpt.enqueue(OpenAIFault("cut", after_chunks=4))
     else:
         served.fakes.flaky_claude.enqueue(AnthropicFault("cut", after_chunks=6))
-    model = f"flaky-{family}"
-    if route == "responses":
-        url, headers = f"{served.url}/v1/responses", {"Authorization": f"Bearer {MASTER}"}
-        body: dict[str, Any] = {"model": model, "input": question, "stream": True}
-    else:
-        url = f"{served.url}/v1/messages"
-        headers = {"x-api-key": MASTER, "anthropic-version": "2023-06-01"}
-        body = {
-            "model": model,
-            "max_tokens": 256,
-            "stream": True,
-            "messages": [{"role": "user", "content": question}],
-        }
+    url, headers, body = stream_request(served, route, f"flaky-{family}", question)
     status, events, ending = await raw_events(url, body, headers)
     assert status == 200, events
     how, text = stream_outcome(route, events)
@@ -509,11 +581,62 @@ async def test_stream_cut_midway_is_continued_or_ends_in_an_error_event(
     assert how != "truncated", f"the cut stream ended silently ({ending}): {names}"
     if how == "completed":
         assert text == expected_text(question), f"continued stream's text is wrong: {text!r}"
-    if route == "messages":
-        assert_message_event_order(events) if how == "completed" else None
-    else:
+    if route == "messages" and how == "completed":
+        assert_message_event_order(events)
+    elif route == "responses":
         numbers = [event.data.get("sequence_number") for event in events]
         assert numbers == list(range(len(events))), numbers
+
+
+@pytest.mark.parametrize("family", GROUPS)
+@pytest.mark.parametrize("route", ["responses", "messages"])
+async def test_stream_cut_on_every_attempt_ends_in_the_routes_error_event(
+    served: Served, family: str, route: str
+) -> None:
+    """No deployment can finish it: the caller must be told, in the route's own terms."""
+    question = "Please tell me a rather long story about a lighthouse keeper"
+    if family == "gpt":
+        served.fakes.gpt.set_default(OpenAIFault("cut", after_chunks=4))
+    else:
+        served.fakes.claude.set_default(AnthropicFault("cut", after_chunks=6))
+    url, headers, body = stream_request(served, route, family, question)
+    status, events, ending = await raw_events(url, body, headers)
+    names = [event.name for event in events]
+    if status != 200:  # refused before the first byte: an error answer is also not silent
+        assert status >= 500, (status, events)
+        return
+    how, _ = stream_outcome(route, events)
+    assert how == "error", f"a stream no deployment finished ended {how} ({ending}): {names}"
+    last = events[-1].data
+    error = last.get("response", {}).get("error") if route == "responses" else last.get("error")
+    assert isinstance(error, dict) and error.get("message"), last
+    shown = json.dumps([event.data for event in events])
+    assert not any(secret in shown for secret in SECRETS), "a secret in the event stream"
+
+
+@pytest.mark.parametrize("route", ["responses", "messages"])
+async def test_upstream_refusal_is_answered_in_the_routes_shape(served: Served, route: str) -> None:
+    """A translated provider's 400 reaches the caller as the caller's API says a 400 looks."""
+    if route == "messages":
+        served.fakes.gpt.set_default(OpenAIFault.context_length_exceeded())
+        async with served.anthropic(max_retries=0) as client:
+            with pytest.raises(anthropic.BadRequestError) as refused:
+                await client.messages.create(
+                    model="gpt", max_tokens=16, messages=[{"role": "user", "content": "Hi"}]
+                )
+        body = error_json(refused.value)
+        assert body.get("type") == "error", body
+        assert body.get("error", {}).get("type") == "invalid_request_error", body
+        return
+    served.fakes.claude.set_default(
+        AnthropicFault.http_error(400, "invalid_request_error", "prompt is too long")
+    )
+    async with served.openai(max_retries=0) as client:
+        with pytest.raises(openai.BadRequestError) as raised:
+            await client.responses.create(model="claude", input="Hi")
+    error = error_json(raised.value).get("error", {})
+    assert error.get("type") == "invalid_request_error", error
+    assert "prompt is too long" in error.get("message", ""), error
 
 
 # ---- Models ----------------------------------------------------------------------------------
