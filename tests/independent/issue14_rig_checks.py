@@ -15,7 +15,7 @@ from fakes.fake_anthropic import Fault as AnthropicFault
 from fakes.fake_openai import Fault as OpenAIFault
 
 GROUPS = ("gpt", "claude")
-WEATHER = {
+WEATHER: Any = {
     "type": "function",
     "name": "get_weather",
     "description": "The weather in a city",
@@ -25,12 +25,12 @@ WEATHER = {
         "required": ["city"],
     },
 }
-WEATHER_ANTHROPIC = {
+WEATHER_ANTHROPIC: Any = {
     "name": "get_weather",
     "description": "The weather in a city",
     "input_schema": WEATHER["parameters"],
 }
-PERSON = {
+PERSON: Any = {
     "type": "object",
     "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
     "required": ["name", "age"],
@@ -160,3 +160,9 @@ def stream_request(
         "messages": [{"role": "user", "content": question}],
     }
     return f"{served.url}/v1/messages", headers, body
+
+
+def text_of(message: Any) -> str:
+    """The text of a Message's first content block (the SDK types it as any block)."""
+    text: str = message.content[0].text
+    return text

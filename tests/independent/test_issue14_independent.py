@@ -49,6 +49,7 @@ from issue14_rig_checks import (
     fail_always,
     stream_outcome,
     stream_request,
+    text_of,
     upstream_text,
     with_unsupported,
 )
@@ -116,7 +117,7 @@ async def test_responses_streamed_events_are_typed_numbered_and_terminated(
 ) -> None:
     async with served.openai() as client:
         stream = await client.responses.create(model=group, input="Stream me", stream=True)
-        events = [event async for event in stream]
+        events: list[Any] = [event async for event in stream]
     types = [event.type for event in events]
     numbers = [event.sequence_number for event in events]
     assert numbers == list(range(len(events))), f"sequence numbers {numbers} for {types}"
@@ -124,7 +125,7 @@ async def test_responses_streamed_events_are_typed_numbered_and_terminated(
     assert deduplicated == RESPONSE_TEXT_EVENTS, f"events out of the documented order: {types}"
     assert types[-1] == "response.completed", types
     deltas = "".join(event.delta for event in events if event.type == "response.output_text.delta")
-    final = events[-1].response  # type: ignore[union-attr]
+    final = events[-1].response
     assert deltas == final.output_text == expected_text("Stream me"), (deltas, final.output_text)
     assert final.usage is not None and final.usage.output_tokens > 0, final.usage
     assert all(event.response.id == final.id for event in events if hasattr(event, "response"))
@@ -137,6 +138,7 @@ async def test_responses_tool_call_then_function_call_output(
 ) -> None:
     async with served.openai() as client:
         ask: Any = {"model": group, "input": "Weather in Paris?", "tools": [WEATHER]}
+        first: Any
         if stream:
             async with client.responses.stream(**ask) as events:
                 kinds = [event.type async for event in events]
@@ -150,7 +152,11 @@ async def test_responses_tool_call_then_function_call_output(
         call = calls[0]
         assert call.name == "get_weather" and call.call_id, call
         assert isinstance(json.loads(call.arguments), dict), call.arguments
-        result = {"type": "function_call_output", "call_id": call.call_id, "output": "sunny, 21C"}
+        result: Any = {
+            "type": "function_call_output",
+            "call_id": call.call_id,
+            "output": "sunny, 21C",
+        }
         second = await client.responses.create(
             model=group, input=[*first.output, result], tools=[WEATHER], store=False
         )
@@ -273,7 +279,7 @@ async def test_messages_create_whole(served: Served, group: str) -> None:
     assert message.type == "message" and message.role == "assistant", message
     assert message.id.startswith("msg_"), message.id
     assert [block.type for block in message.content] == ["text"], message.content
-    assert message.content[0].text == expected_text("Hello there"), message.content  # type: ignore[union-attr]
+    assert text_of(message) == expected_text("Hello there"), message.content
     assert message.stop_reason == "end_turn", message.stop_reason
     assert message.usage.input_tokens > 0 and message.usage.output_tokens > 0, message.usage
     upstream = served.fakes.gpt if group == "gpt" else served.fakes.claude
@@ -351,7 +357,7 @@ async def test_claude_code_style_session_over_the_beta_route(served: Served, gro
         {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}},
         {"type": "text", "text": "Work in the repository."},
     ]
-    bash = {
+    bash: Any = {
         "name": "Bash",
         "description": "Run a shell command",
         "input_schema": {
@@ -386,7 +392,7 @@ async def test_claude_code_style_session_over_the_beta_route(served: Served, gro
             assert answer.stop_reason == "end_turn", f"turn {turn}, after the tool: {answer}"
             assert answer.content and answer.content[0].type == "text", answer
             history += [
-                {"role": "assistant", "content": answer.content[0].text},
+                {"role": "assistant", "content": text_of(answer)},
                 {"role": "user", "content": f"Now the next one, {turn}."},
             ]
         counted = await client.beta.messages.count_tokens(
@@ -416,7 +422,7 @@ async def test_messages_count_tokens(served: Served, group: str) -> None:
 
 @pytest.mark.parametrize("how", ["x-api-key", "bearer"])
 async def test_messages_auth_by_x_api_key_or_bearer(served: Served, how: str) -> None:
-    options: dict[str, Any] = (
+    options: Any = (
         {"api_key": MASTER} if how == "x-api-key" else {"api_key": None, "auth_token": MASTER}
     )
     ask: Any = {
@@ -427,8 +433,8 @@ async def test_messages_auth_by_x_api_key_or_bearer(served: Served, how: str) ->
     client = anthropic.AsyncAnthropic(base_url=served.url, timeout=20.0, **options)
     async with client:
         message = await client.messages.create(**ask)
-    assert message.content[0].text == expected_text("Hi"), message  # type: ignore[union-attr]
-    wrong = {key: WRONG_KEY if value else value for key, value in options.items()}
+    assert text_of(message) == expected_text("Hi"), message
+    wrong: Any = {key: WRONG_KEY if value else value for key, value in options.items()}
     async with anthropic.AsyncAnthropic(base_url=served.url, max_retries=0, **wrong) as client:
         with pytest.raises(anthropic.AuthenticationError) as refused:
             await client.messages.create(**ask)
@@ -557,7 +563,7 @@ async def test_primary_failing_with_500s_is_answered_by_the_fallback(
             message = await client.messages.create(
                 model=model, max_tokens=32, messages=[{"role": "user", "content": "Hi"}]
             )
-            text = message.content[0].text  # type: ignore[union-attr]
+            text = text_of(message)
     assert text == expected_text("Hi"), text
     assert primary.requests, "the primary was never tried"
     assert fallback.requests, "the fallback did not answer"
@@ -670,9 +676,13 @@ async def test_demo_lists_and_retrieves_aliases(demo: str) -> None:
 async def test_demo_answers_tools_with_a_tool_call(demo: str, api: str, stream: bool) -> None:
     question = "What is the weather in Paris?"
     if api == "chat":
-        tool = {"type": "function", "function": {k: v for k, v in WEATHER.items() if k != "type"}}
+        tool: Any = {
+            "type": "function",
+            "function": {k: v for k, v in WEATHER.items() if k != "type"},
+        }
         async with demo_openai(demo) as client:
             ask: Any = {"model": DEMO_MODEL, "messages": [{"role": "user", "content": question}]}
+            done: Any
             if stream:
                 async with client.beta.chat.completions.stream(**ask, tools=[tool]) as events:
                     done = await events.get_final_completion()
@@ -680,25 +690,26 @@ async def test_demo_answers_tools_with_a_tool_call(demo: str, api: str, stream: 
                 done = await client.chat.completions.create(**ask, tools=[tool])
         calls = done.choices[0].message.tool_calls or []
         assert done.choices[0].finish_reason == "tool_calls", done
-        name, arguments = calls[0].function.name, calls[0].function.arguments  # type: ignore[union-attr]
+        name, arguments = calls[0].function.name, calls[0].function.arguments
     elif api == "responses":
+        reply: Any
         async with demo_openai(demo) as client:
             if stream:
                 async with client.responses.stream(
                     model=DEMO_MODEL,
                     input=question,
-                    tools=[WEATHER],  # type: ignore[list-item]
+                    tools=[WEATHER],
                 ) as events:
                     reply = await events.get_final_response()
             else:
                 reply = await client.responses.create(
                     model=DEMO_MODEL,
                     input=question,
-                    tools=[WEATHER],  # type: ignore[list-item]
+                    tools=[WEATHER],
                 )
         calls = [item for item in reply.output if item.type == "function_call"]
         assert calls, f"the demo answered tools with {reply.output}"
-        name, arguments = calls[0].name, calls[0].arguments  # type: ignore[union-attr]
+        name, arguments = calls[0].name, calls[0].arguments
     else:
         async with demo_anthropic(demo) as client:
             ask = {"model": DEMO_MODEL, "max_tokens": 256, "tools": [WEATHER_ANTHROPIC]}
@@ -710,7 +721,7 @@ async def test_demo_answers_tools_with_a_tool_call(demo: str, api: str, stream: 
                 message = await client.messages.create(**ask, messages=messages)
         uses = [block for block in message.content if block.type == "tool_use"]
         assert message.stop_reason == "tool_use" and uses, message
-        name, arguments = uses[0].name, json.dumps(uses[0].input)  # type: ignore[union-attr]
+        name, arguments = uses[0].name, json.dumps(uses[0].input)
     assert name == "get_weather", name
     assert isinstance(json.loads(arguments).get("city"), str), arguments
 
@@ -777,7 +788,7 @@ async def test_demo_json_mode_matches_the_schema(demo: str, api: str, stream: bo
                 message = await client.messages.create(**ask)
         uses = [block for block in message.content if block.type == "tool_use"]
         assert uses, message
-        text = json.dumps(uses[0].input)  # type: ignore[union-attr]
+        text = json.dumps(uses[0].input)
     assert_person(text)
 
 
@@ -826,16 +837,17 @@ async def test_demo_honours_stop_sequences_on_messages(demo: str) -> None:
     messages: Any = [{"role": "user", "content": "Tell me about lighthouses."}]
     async with demo_anthropic(demo) as client:
         plain = await client.messages.create(model=DEMO_MODEL, max_tokens=256, messages=messages)
-        words = plain.content[0].text.split()  # type: ignore[union-attr]
+        words = text_of(plain).split()
         stop = words[len(words) // 2]
         cut = await client.messages.create(
             model=DEMO_MODEL, max_tokens=256, messages=messages, stop_sequences=[stop]
         )
     assert cut.stop_reason == "stop_sequence" and cut.stop_sequence == stop, cut
-    assert stop not in cut.content[0].text, cut  # type: ignore[union-attr]
+    assert stop not in text_of(cut), cut
 
 
 async def test_demo_honours_logprobs_on_responses_and_dimensions_on_embeddings(demo: str) -> None:
+    reply: Any
     async with demo_openai(demo) as client:
         reply = await client.responses.create(
             model=DEMO_MODEL,
@@ -846,7 +858,7 @@ async def test_demo_honours_logprobs_on_responses_and_dimensions_on_embeddings(d
         embedded = await client.embeddings.create(
             model="text-embedding-3-small", input="lighthouse", dimensions=64
         )
-    part = reply.output[0].content[0]  # type: ignore[union-attr]
+    part: Any = reply.output[0].content[0]
     assert part.type == "output_text" and part.logprobs, f"no logprobs in {reply.output}"
     assert "".join(entry.token for entry in part.logprobs) == part.text, part
     assert all(len(entry.top_logprobs) == 2 for entry in part.logprobs), part.logprobs
@@ -979,7 +991,7 @@ async def test_drop_params(tmp_path: Path, where: str) -> None:
 
 
 async def test_check_config_reports_every_problem_at_once_without_secrets(tmp_path: Path) -> None:
-    config = {
+    config: Any = {
         "model_list": [
             {
                 "model_name": "chat",
@@ -1007,7 +1019,7 @@ async def test_check_config_reports_every_problem_at_once_without_secrets(tmp_pa
     for problem in ("rpmm", "routing_stratgy", "routing_strategy", "sagemaker"):
         assert problem in checked.text, f"{problem!r} not reported:\n{checked.text}"
     clean = {
-        "model_list": [config["model_list"][1]],  # type: ignore[index]
+        "model_list": [config["model_list"][1]],
         "general_settings": {"master_key": "os.environ/ISSUE14_UNSET_MASTER"},
     }
     clean_path = write_config(tmp_path, clean, "clean.yaml")
