@@ -10,6 +10,7 @@ Model groups of the served config:
   fake): every API is tried through a provider that speaks it and one that is translated to.
 - ``flaky-gpt`` and ``flaky-claude``: deployments on fakes of their own (told to fail by a
   test), falling back to ``gpt`` and ``claude``.
+- ``house-model``: an alias of ``claude`` (LiteLLM's ``router_settings.model_group_alias``).
 """
 
 from __future__ import annotations
@@ -97,6 +98,7 @@ def config_of(fakes: Fakes) -> dict[str, Any]:
         ],
         "router_settings": {
             "fallbacks": [{"flaky-gpt": ["gpt"]}, {"flaky-claude": ["claude"]}],
+            "model_group_alias": {"house-model": "claude"},
         },
         "general_settings": {"master_key": MASTER},
     }

@@ -166,3 +166,63 @@ def text_of(message: Any) -> str:
     """The text of a Message's first content block (the SDK types it as any block)."""
     text: str = message.content[0].text
     return text
+
+
+#: A config in the shape LiteLLM's proxy documentation shows: several providers, secrets from the
+#: environment, per-deployment limits, LiteLLM settings turnout maps and ones it ignores.
+LITELLM_DOCS_CONFIG: Any = {
+    "model_list": [
+        {
+            "model_name": "gpt-4o",
+            "litellm_params": {
+                "model": "azure/my-gpt4o-deployment",
+                "api_base": "os.environ/AZURE_API_BASE",
+                "api_key": "os.environ/AZURE_API_KEY",
+                "api_version": "2024-08-01-preview",
+                "rpm": 60,
+                "tpm": 100000,
+                "timeout": 30,
+                "stream_timeout": 10,
+            },
+            "model_info": {"id": "azure-east"},
+        },
+        {
+            "model_name": "claude-3-5-sonnet",
+            "litellm_params": {
+                "model": "anthropic/claude-3-5-sonnet-20240620",
+                "api_key": "os.environ/ANTHROPIC_API_KEY",
+            },
+        },
+        {
+            "model_name": "llama3",
+            "litellm_params": {"model": "ollama/llama3", "api_base": "http://127.0.0.1:9"},
+        },
+        {
+            "model_name": "groq-llama",
+            "litellm_params": {
+                "model": "groq/llama3-8b-8192",
+                "api_key": "os.environ/GROQ_API_KEY",
+            },
+        },
+    ],
+    "litellm_settings": {
+        "drop_params": True,
+        "num_retries": 3,
+        "set_verbose": False,
+        "success_callback": ["langfuse"],
+    },
+    "router_settings": {
+        "routing_strategy": "usage-based-routing-v2",
+        "allowed_fails": 3,
+        "cooldown_time": 30,
+        "fallbacks": [{"gpt-4o": ["claude-3-5-sonnet"]}],
+    },
+    "general_settings": {"master_key": "os.environ/LITELLM_MASTER_KEY"},
+}
+LITELLM_DOCS_ENV = {
+    "AZURE_API_BASE": "http://127.0.0.1:9",
+    "AZURE_API_KEY": "azure-key-issue14",
+    "ANTHROPIC_API_KEY": "sk-ant-issue14",
+    "GROQ_API_KEY": "gsk-issue14",
+    "LITELLM_MASTER_KEY": "sk-master-issue14-docs",
+}

@@ -37,6 +37,8 @@ from issue14_rig import (
 from issue14_rig_checks import (
     DEMO_MODEL,
     GROUPS,
+    LITELLM_DOCS_CONFIG,
+    LITELLM_DOCS_ENV,
     PERSON,
     RESPONSE_TEXT_EVENTS,
     WEATHER,
@@ -264,6 +266,42 @@ async def test_responses_errors_in_openai_shape(
     assert not served.fakes.gpt.requests, "a refused request reached the upstream"
 
 
+@pytest.mark.parametrize("group", GROUPS)
+@pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
+async def test_responses_cut_by_max_output_tokens_is_incomplete(
+    served: Served, group: str, stream: bool
+) -> None:
+    ask: Any = {"model": group, "input": "Say many words for me now", "max_output_tokens": 3}
+    reply: Any
+    async with served.openai() as client:
+        if stream:
+            events = [event async for event in await client.responses.create(**ask, stream=True)]
+            assert events[-1].type == "response.incomplete", [e.type for e in events]
+            reply = events[-1].response
+        else:
+            reply = await client.responses.create(**ask)
+    assert reply.status == "incomplete", reply
+    assert reply.incomplete_details.reason == "max_output_tokens", reply.incomplete_details
+    assert reply.output_text == "Fake answer to:", reply.output_text
+
+
+async def test_responses_reasoning_and_tool_choice_reach_the_upstream(served: Served) -> None:
+    bash: Any = {**WEATHER, "name": "run_bash", "description": "Run a command"}
+    async with served.openai() as client:
+        reply = await client.responses.create(
+            model="gpt",
+            input="Weather in Paris?",
+            reasoning={"effort": "low"},
+            tools=[WEATHER, bash],
+            tool_choice={"type": "function", "name": "run_bash"},
+        )
+    sent = served.fakes.gpt.requests[-1].json
+    assert sent.get("reasoning_effort") == "low", sent
+    assert sent.get("tool_choice") == {"type": "function", "function": {"name": "run_bash"}}, sent
+    calls = [item for item in reply.output if item.type == "function_call"]
+    assert [call.name for call in calls] == ["run_bash"], reply.output
+
+
 # ---- Messages API ----------------------------------------------------------------------------
 
 
@@ -405,6 +443,32 @@ async def test_claude_code_style_session_over_the_beta_route(served: Served, gro
 
 
 @pytest.mark.parametrize("group", GROUPS)
+async def test_messages_stop_sequence_max_tokens_and_tool_choice(
+    served: Served, group: str
+) -> None:
+    ask: Any = {"model": group, "messages": [{"role": "user", "content": "Hi there"}]}
+    bash: Any = {**WEATHER_ANTHROPIC, "name": "run_bash"}
+    async with served.anthropic() as client:
+        stopped = await client.messages.create(**ask, max_tokens=64, stop_sequences=["to:"])
+        capped = await client.messages.create(**ask, max_tokens=2)
+        chosen = await client.messages.create(
+            **ask,
+            max_tokens=64,
+            tools=[WEATHER_ANTHROPIC, bash],
+            tool_choice={"type": "tool", "name": "run_bash"},
+        )
+    if group == "claude":
+        assert stopped.stop_reason == "stop_sequence" and stopped.stop_sequence == "to:", stopped
+        assert text_of(stopped) == "Fake answer ", stopped
+    else:  # the OpenAI fake ignores `stop`: what is checked is that it was asked to
+        sent = [r.json for r in served.fakes.gpt.requests if r.json.get("max_tokens") != 2]
+        assert sent[0].get("stop") == ["to:"], sent[0]
+    assert capped.stop_reason == "max_tokens" and capped.usage.output_tokens == 2, capped
+    uses = [block for block in chosen.content if block.type == "tool_use"]
+    assert chosen.stop_reason == "tool_use" and [use.name for use in uses] == ["run_bash"], chosen
+
+
+@pytest.mark.parametrize("group", GROUPS)
 async def test_messages_count_tokens(served: Served, group: str) -> None:
     async with served.anthropic() as client:
         short = await client.messages.count_tokens(
@@ -417,6 +481,12 @@ async def test_messages_count_tokens(served: Served, group: str) -> None:
             messages=[{"role": "user", "content": "Hi, " + "tell me more. " * 50}],
         )
     assert isinstance(short.input_tokens, int) and short.input_tokens > 0, short
+    async with served.anthropic(max_retries=0) as client:
+        with pytest.raises(anthropic.NotFoundError) as missing:
+            await client.messages.count_tokens(
+                model="no-such-model", messages=[{"role": "user", "content": "Hi"}]
+            )
+    assert error_json(missing.value).get("error", {}).get("type") == "not_found_error"
     assert long.input_tokens > short.input_tokens + 50, (short, long)
 
 
@@ -655,7 +725,12 @@ async def test_models_retrieve(served: Served) -> None:
         with pytest.raises(openai.NotFoundError) as missing:
             await client.models.retrieve("no-such-model")
     assert model.id == "claude" and model.object == "model", model
-    assert {"gpt", "claude", "flaky-gpt", "flaky-claude"} <= set(listed), listed
+    assert {"gpt", "claude", "flaky-gpt", "flaky-claude", "house-model"} <= set(listed), listed
+    async with served.openai() as client:
+        alias = await client.models.retrieve("house-model")
+        reply = await client.responses.create(model="house-model", input="Hi")
+    assert alias.id == "house-model", alias
+    assert reply.output_text == expected_text("Hi") and served.fakes.claude.requests, reply
     error = error_json(missing.value).get("error", {})
     assert error.get("type") and "no-such-model" in error.get("message", ""), error
 
@@ -846,7 +921,7 @@ async def test_demo_honours_stop_sequences_on_messages(demo: str) -> None:
     assert stop not in text_of(cut), cut
 
 
-async def test_demo_honours_logprobs_on_responses_and_dimensions_on_embeddings(demo: str) -> None:
+async def test_demo_honours_logprobs_on_responses(demo: str) -> None:
     reply: Any
     async with demo_openai(demo) as client:
         reply = await client.responses.create(
@@ -855,14 +930,19 @@ async def test_demo_honours_logprobs_on_responses_and_dimensions_on_embeddings(d
             top_logprobs=2,
             include=["message.output_text.logprobs"],
         )
-        embedded = await client.embeddings.create(
-            model="text-embedding-3-small", input="lighthouse", dimensions=64
-        )
     part: Any = reply.output[0].content[0]
     assert part.type == "output_text" and part.logprobs, f"no logprobs in {reply.output}"
     assert "".join(entry.token for entry in part.logprobs) == part.text, part
     assert all(len(entry.top_logprobs) == 2 for entry in part.logprobs), part.logprobs
-    assert len(embedded.data[0].embedding) == 64, len(embedded.data[0].embedding)
+
+
+@pytest.mark.parametrize("dimensions", [8, 64])
+async def test_demo_honours_dimensions_on_embeddings(demo: str, dimensions: int) -> None:
+    async with demo_openai(demo) as client:
+        embedded = await client.embeddings.create(
+            model="text-embedding-3-small", input=["lighthouse", "keeper"], dimensions=dimensions
+        )
+    assert [len(item.embedding) for item in embedded.data] == [dimensions] * 2, embedded
 
 
 @pytest.mark.parametrize(
@@ -911,31 +991,33 @@ async def test_demo_rejects_out_of_range_parameters(
 # ---- LiteLLM configs -------------------------------------------------------------------------
 
 
-async def test_misspelled_key_is_an_error_with_did_you_mean(tmp_path: Path) -> None:
-    config = {
-        "model_list": [
-            {
-                "model_name": "chat",
-                "litellm_params": {"model": "openai/gpt-4o-mini", "api_bse": "http://127.0.0.1:9"},
-            }
-        ],
-        "router_settings": {"num_retires": 2},
-    }
-    path = write_config(tmp_path, config)
-    checked = await turnout("check-config", str(path))
-    assert checked.code != 0, f"check-config accepted misspelled keys:\n{checked.text}"
-    lowered = checked.text.lower()
-    assert "did you mean" in lowered, checked.text
-    for wrong, right in (("api_bse", "api_base"), ("num_retires", "num_retries")):
-        assert wrong in checked.text and right in checked.text, f"{wrong}→{right}: {checked.text}"
-    served = await turnout("serve", "--config", str(path), "--port", "0", within=15)
-    assert served.code not in (0, -9), f"serve started despite misspelled keys:\n{served.text}"
-    assert "num_retires" in served.text and "did you mean" in served.text.lower(), served.text
+MISSPELLED: Any = {
+    "model_list": [
+        {
+            "model_name": "chat",
+            "litellm_params": {"model": "openai/gpt-4o-mini", "api_bse": "http://127.0.0.1:9"},
+        }
+    ],
+    "router_settings": {"num_retires": 2},
+}
 
 
-async def test_unsupported_provider_is_skipped_with_its_path_and_strict_fails(
-    tmp_path: Path,
-) -> None:
+@pytest.mark.parametrize("command", ["check-config", "serve"])
+async def test_misspelled_key_is_an_error_with_did_you_mean(tmp_path: Path, command: str) -> None:
+    path = write_config(tmp_path, MISSPELLED)
+    if command == "serve":
+        ran = await turnout("serve", "--config", str(path), "--port", "0", within=15)
+    else:
+        ran = await turnout("check-config", str(path))
+    assert ran.code not in (0, -9), f"{command} accepted misspelled keys:\n{ran.text}"
+    assert "did you mean" in ran.text.lower(), ran.text
+    pairs = (("api_bse", "api_base"), ("num_retires", "num_retries"))
+    for wrong, right in pairs if command == "check-config" else pairs[:0]:
+        assert wrong in ran.text and right in ran.text, f"{wrong}→{right}: {ran.text}"
+    assert "api_bse" in ran.text or "num_retires" in ran.text, ran.text
+
+
+async def test_unsupported_provider_is_skipped_with_its_path(tmp_path: Path) -> None:
     async with FakeOpenAI() as fake:
         path = write_config(tmp_path, with_unsupported(fake.url))
         async with (
@@ -947,13 +1029,21 @@ async def test_unsupported_provider_is_skipped_with_its_path_and_strict_fails(
             )
             assert reply.choices[0].message.content == expected_text("Hi")
             listed = {item.id async for item in client.models.list()}
-        skipped = [line for line in log if "sagemaker" in line]
-        assert skipped, "".join(log)
-        assert any("model_list[1]" in line or "model_list.1" in line for line in skipped), skipped
-        assert "llama" not in listed, listed
-        strict = await turnout("serve", "--config", str(path), "--port", "0", "--strict", within=15)
-    assert strict.code not in (0, -9), f"--strict served anyway:\n{strict.text}"
-    assert "sagemaker" in strict.text, strict.text
+    skipped = [line for line in log if "sagemaker" in line]
+    assert skipped, "".join(log)
+    assert any("model_list[1]" in line or "model_list.1" in line for line in skipped), skipped
+    assert "llama" not in listed, listed
+
+
+@pytest.mark.parametrize("command", ["serve", "check-config"])
+async def test_strict_makes_an_unsupported_provider_fatal(tmp_path: Path, command: str) -> None:
+    path = write_config(tmp_path, with_unsupported("http://127.0.0.1:9"))
+    if command == "serve":
+        ran = await turnout("serve", "--config", str(path), "--port", "0", "--strict", within=15)
+    else:
+        ran = await turnout("check-config", "--strict", str(path))
+    assert ran.code not in (0, -9), f"{command} --strict accepted it:\n{ran.text}"
+    assert "sagemaker" in ran.text and "model_list[1]" in ran.text, ran.text
 
 
 @pytest.mark.parametrize("where", ["global", "per-deployment", "off"])
@@ -1028,3 +1118,23 @@ async def test_check_config_reports_every_problem_at_once_without_secrets(tmp_pa
     assert "ISSUE14_UNSET_ANTHROPIC_KEY" in ok.text, f"the unset variable not noted:\n{ok.text}"
     required = await turnout("check-config", "--require-env", str(clean_path), env=unset)
     assert required.code != 0, required.text
+
+
+async def test_a_config_as_litellm_documents_it_loads_and_serves(tmp_path: Path) -> None:
+    path = write_config(tmp_path, LITELLM_DOCS_CONFIG)
+    unset = dict.fromkeys(LITELLM_DOCS_ENV, "")
+    checked = await turnout("check-config", str(path), env=unset)
+    assert checked.code == 0, f"LiteLLM's documented shape refused:\n{checked.text}"
+    assert "success_callback" in checked.text, f"an ignored setting not reported:\n{checked.text}"
+    env = {**LITELLM_DOCS_ENV}
+    master = env["LITELLM_MASTER_KEY"]
+    async with (
+        serving("--config", str(path), "--port", "0", env=env) as (_, port, log),
+        openai.AsyncOpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key=master) as client,
+    ):
+        listed = {item.id async for item in client.models.list()}
+    expected = {entry["model_name"] for entry in LITELLM_DOCS_CONFIG["model_list"]}
+    assert expected <= listed, listed
+    logged = "".join(log)
+    secrets = [value for name, value in env.items() if name != "AZURE_API_BASE"]
+    assert not [secret for secret in secrets if secret in logged], logged
