@@ -8,8 +8,9 @@ Model groups of the served config:
 
 - ``gpt``: an OpenAI deployment (the OpenAI fake), ``claude``: an Anthropic one (the Anthropic
   fake): every API is tried through a provider that speaks it and one that is translated to.
-- ``flaky-gpt`` and ``flaky-claude``: deployments on fakes of their own (told to fail by a
-  test), falling back to ``gpt`` and ``claude``.
+- ``flaky-*``, ``cut-*`` (falling back to ``gpt`` or ``claude``) and ``lone-*`` (no fallback):
+  one per resilience scenario (`BROKEN_GROUPS`), each on a fake of its own that its test
+  breaks.
 - ``house-model``: an alias of ``claude`` (LiteLLM's ``router_settings.model_group_alias``).
 """
 
@@ -42,18 +43,44 @@ OPENAI_KEY = "sk-fake"
 SECRETS = (MASTER, ANTHROPIC_KEY, OPENAI_KEY)
 
 
+#: The model groups a resilience test breaks, each on a fake of its own so that one test's
+#: failures (and the cooldowns they cause) never reach another: (group, family, fallback).
+ROUTES = ("responses", "messages")
+FAMILIES = ("gpt", "claude")
+BROKEN_GROUPS: tuple[tuple[str, str, str | None], ...] = (
+    *((f"flaky-{f}-{r}", f, f) for f in FAMILIES for r in ROUTES),
+    *((f"cut-{f}-{r}", f, f) for f in FAMILIES for r in ROUTES),
+    *(
+        (f"lone-{f}-{r}-{kind}", f, None)
+        for f in FAMILIES
+        for r in ROUTES
+        for kind in ("cut", "error_event")
+    ),
+)
+
+Fake = FakeOpenAI | FakeAnthropic
+
+
 @dataclass
 class Fakes:
-    gpt: FakeOpenAI
-    claude: FakeAnthropic
-    flaky_gpt: FakeOpenAI
-    flaky_claude: FakeAnthropic
+    """The fake behind each model group."""
 
-    def all(self) -> tuple[FakeOpenAI | FakeAnthropic, ...]:
-        return (self.gpt, self.claude, self.flaky_gpt, self.flaky_claude)
+    by_group: dict[str, Fake]
+
+    @property
+    def gpt(self) -> FakeOpenAI:
+        fake = self.by_group["gpt"]
+        assert isinstance(fake, FakeOpenAI)
+        return fake
+
+    @property
+    def claude(self) -> FakeAnthropic:
+        fake = self.by_group["claude"]
+        assert isinstance(fake, FakeAnthropic)
+        return fake
 
     def reset(self) -> None:
-        for fake in self.all():
+        for fake in self.by_group.values():
             fake.reset()
             fake.set_default(None)
 
@@ -89,15 +116,16 @@ def model_entry(name: str, family: str, url: str, **params: Any) -> dict[str, An
 
 def config_of(fakes: Fakes) -> dict[str, Any]:
     """LiteLLM's documented shape: one deployment per model, ``fallbacks``, a master key."""
+    families = {"gpt": "openai", "claude": "anthropic"}
+    family_of = {"gpt": "gpt", "claude": "claude"} | {g: f for g, f, _ in BROKEN_GROUPS}
+    fallbacks = [{group: [fallback]} for group, _, fallback in BROKEN_GROUPS if fallback]
     return {
         "model_list": [
-            model_entry("gpt", "openai", fakes.gpt.url),
-            model_entry("claude", "anthropic", fakes.claude.url),
-            model_entry("flaky-gpt", "openai", fakes.flaky_gpt.url),
-            model_entry("flaky-claude", "anthropic", fakes.flaky_claude.url),
+            model_entry(group, families[family_of[group]], fake.url)
+            for group, fake in fakes.by_group.items()
         ],
         "router_settings": {
-            "fallbacks": [{"flaky-gpt": ["gpt"]}, {"flaky-claude": ["claude"]}],
+            "fallbacks": fallbacks,
             "model_group_alias": {"house-model": "claude"},
         },
         "general_settings": {"master_key": MASTER},
@@ -112,14 +140,14 @@ def write_config(directory: Path, data: dict[str, Any], name: str = "config.yaml
 
 @asynccontextmanager
 async def served_fakes(directory: Path) -> AsyncIterator[Served]:
-    """`turnout serve --config` of `config_of` over four fakes."""
+    """`turnout serve --config` of `config_of`, a fake behind each group."""
     async with AsyncExitStack() as stack:
-        fakes = Fakes(
-            await stack.enter_async_context(FakeOpenAI()),
-            await stack.enter_async_context(FakeAnthropic()),
-            await stack.enter_async_context(FakeOpenAI()),
-            await stack.enter_async_context(FakeAnthropic()),
-        )
+        groups = [("gpt", "gpt"), ("claude", "claude")] + [(g, f) for g, f, _ in BROKEN_GROUPS]
+        by_group: dict[str, Fake] = {}
+        for group, family in groups:
+            fake: Fake = FakeOpenAI() if family == "gpt" else FakeAnthropic()
+            by_group[group] = await stack.enter_async_context(fake)
+        fakes = Fakes(by_group)
         path = write_config(directory, config_of(fakes))
         _, port, log = await stack.enter_async_context(
             serving("--config", str(path), "--port", "0")

@@ -9,9 +9,10 @@ from typing import Any
 
 import anthropic
 import openai
-from issue14_rig import MASTER, Event, Served, model_entry
+from issue14_rig import MASTER, Event, Fake, Served, model_entry
 
 from fakes.fake_anthropic import Fault as AnthropicFault
+from fakes.fake_openai import FakeOpenAI
 from fakes.fake_openai import Fault as OpenAIFault
 
 GROUPS = ("gpt", "claude")
@@ -79,13 +80,25 @@ def assert_message_event_order(events: list[Event]) -> None:
     assert indexes == list(range(len(indexes))), indexes
 
 
-def fail_always(served: Served, family: str) -> None:
-    if family == "gpt":
-        served.fakes.flaky_gpt.set_default(OpenAIFault.server_error())
-    else:
-        served.fakes.flaky_claude.set_default(
-            AnthropicFault.http_error(500, "api_error", "Internal server error")
+def break_group(served: Served, group: str, fault: str, *, always: bool = False) -> Fake:
+    """Tell the fake of `group` to commit `fault` ("status": a 500; "cut" or "error_event"
+    mid-stream) once, or on every request; the fake."""
+    fake = served.fakes.by_group[group]
+    kind: Any = fault  # one of the kinds both fakes know, checked by their constructors
+    made: Any
+    if isinstance(fake, FakeOpenAI):
+        made = (
+            OpenAIFault.server_error() if fault == "status" else OpenAIFault(kind, after_chunks=4)
         )
+    elif fault == "status":
+        made = AnthropicFault.http_error(500, "api_error", "Internal server error")
+    else:
+        made = AnthropicFault(kind, after_chunks=6)
+    if always:
+        fake.set_default(made)
+    else:
+        fake.enqueue(made)
+    return fake
 
 
 def stream_outcome(route: str, events: list[Event]) -> tuple[str, str]:
@@ -110,6 +123,11 @@ def stream_outcome(route: str, events: list[Event]) -> tuple[str, str]:
 
 
 DEMO_MODEL = "gpt-4o-mini"
+#: A one-pixel PNG.
+PNG_BASE64 = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQ"
+    "DwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+)
 
 
 def demo_openai(url: str) -> openai.AsyncOpenAI:

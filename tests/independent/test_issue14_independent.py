@@ -23,6 +23,7 @@ import pytest_asyncio
 from issue14_rig import (
     ANTHROPIC_KEY,
     MASTER,
+    ROUTES,
     SECRETS,
     WRONG_KEY,
     Served,
@@ -40,15 +41,16 @@ from issue14_rig_checks import (
     LITELLM_DOCS_CONFIG,
     LITELLM_DOCS_ENV,
     PERSON,
+    PNG_BASE64,
     RESPONSE_TEXT_EVENTS,
     WEATHER,
     WEATHER_ANTHROPIC,
     assert_message_event_order,
     assert_person,
+    break_group,
     demo_anthropic,
     demo_openai,
     expected_text,
-    fail_always,
     stream_outcome,
     stream_request,
     text_of,
@@ -170,10 +172,7 @@ async def test_responses_tool_call_then_function_call_output(
 
 @pytest.mark.parametrize("group", GROUPS)
 async def test_responses_multimodal_input(served: Served, group: str) -> None:
-    image = (
-        "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQ"
-        "DwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
-    )
+    image = f"data:image/png;base64,{PNG_BASE64}"
     content: Any = [
         {"type": "input_text", "text": "What is in this picture?"},
         {"type": "input_image", "image_url": image, "detail": "low"},
@@ -226,6 +225,14 @@ async def test_responses_retrieve_delete_and_store_false(served: Served) -> None
         kept = await client.responses.create(model="gpt", input="Keep me")
         again = await client.responses.retrieve(kept.id)
         assert again.id == kept.id and again.output_text == kept.output_text, again
+        events: list[Any] = [
+            e
+            async for e in await client.responses.create(
+                model="claude", input="Me too", stream=True
+            )
+        ]
+        streamed = await client.responses.retrieve(events[-1].response.id)
+        assert streamed.output_text == expected_text("Me too"), streamed
         deleted = await client.delete(f"/responses/{kept.id}", cast_to=object)
         assert isinstance(deleted, dict) and deleted.get("deleted") is True, deleted
         with pytest.raises(openai.NotFoundError):
@@ -468,6 +475,22 @@ async def test_messages_stop_sequence_max_tokens_and_tool_choice(
     assert chosen.stop_reason == "tool_use" and [use.name for use in uses] == ["run_bash"], chosen
 
 
+async def test_messages_image_is_translated_for_an_openai_deployment(served: Served) -> None:
+    data = PNG_BASE64
+    content: Any = [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}},
+        {"type": "text", "text": "What is this?"},
+    ]
+    async with served.anthropic() as client:
+        message = await client.messages.create(
+            model="gpt", max_tokens=64, messages=[{"role": "user", "content": content}]
+        )
+    assert text_of(message) == expected_text("What is this?"), message
+    parts = served.fakes.gpt.requests[-1].json["messages"][-1]["content"]
+    urls = [part["image_url"]["url"] for part in parts if part.get("type") == "image_url"]
+    assert urls == [f"data:image/png;base64,{data}"], parts
+
+
 @pytest.mark.parametrize("group", GROUPS)
 async def test_messages_count_tokens(served: Served, group: str) -> None:
     async with served.anthropic() as client:
@@ -617,14 +640,13 @@ async def test_messages_native_pass_through_keeps_thinking_signatures_and_header
 
 
 @pytest.mark.parametrize("family", GROUPS)
-@pytest.mark.parametrize("route", ["responses", "messages"])
+@pytest.mark.parametrize("route", ROUTES)
 async def test_primary_failing_with_500s_is_answered_by_the_fallback(
     served: Served, family: str, route: str
 ) -> None:
-    fail_always(served, family)
-    primary = served.fakes.flaky_gpt if family == "gpt" else served.fakes.flaky_claude
-    fallback = served.fakes.gpt if family == "gpt" else served.fakes.claude
-    model = f"flaky-{family}"
+    model = f"flaky-{family}-{route}"
+    primary = break_group(served, model, "status", always=True)
+    fallback = served.fakes.by_group[family]
     if route == "responses":
         async with served.openai() as client:
             text = (await client.responses.create(model=model, input="Hi")).output_text
@@ -640,18 +662,17 @@ async def test_primary_failing_with_500s_is_answered_by_the_fallback(
 
 
 @pytest.mark.parametrize("family", GROUPS)
-@pytest.mark.parametrize("route", ["responses", "messages"])
+@pytest.mark.parametrize("route", ROUTES)
 async def test_stream_cut_midway_is_continued_or_ends_in_an_error_event(
     served: Served, family: str, route: str
 ) -> None:
     question = "Please tell me a rather long story about a lighthouse keeper"
-    if family == "gpt":
-        served.fakes.flaky_gpt.enqueue(OpenAIFault("cut", after_chunks=4))
-    else:
-        served.fakes.flaky_claude.enqueue(AnthropicFault("cut", after_chunks=6))
-    url, headers, body = stream_request(served, route, f"flaky-{family}", question)
+    model = f"cut-{family}-{route}"
+    primary = break_group(served, model, "cut")
+    url, headers, body = stream_request(served, route, model, question)
     status, events, ending = await raw_events(url, body, headers)
     assert status == 200, events
+    assert primary.requests and not primary.queued, "the cut deployment was never tried"
     how, text = stream_outcome(route, events)
     names = [event.name for event in events]
     assert how != "truncated", f"the cut stream ended silently ({ending}): {names}"
@@ -664,23 +685,21 @@ async def test_stream_cut_midway_is_continued_or_ends_in_an_error_event(
         assert numbers == list(range(len(events))), numbers
 
 
+@pytest.mark.parametrize("fault", ["cut", "error_event"])
 @pytest.mark.parametrize("family", GROUPS)
-@pytest.mark.parametrize("route", ["responses", "messages"])
-async def test_stream_cut_on_every_attempt_ends_in_the_routes_error_event(
-    served: Served, family: str, route: str
+@pytest.mark.parametrize("route", ROUTES)
+async def test_stream_broken_on_every_attempt_ends_in_the_routes_error_event(
+    served: Served, family: str, route: str, fault: str
 ) -> None:
-    """No deployment can finish it: the caller must be told, in the route's own terms."""
+    """No deployment can finish it (cut, or an error event mid-way, each time): the caller
+    must be told, in the route's own terms."""
     question = "Please tell me a rather long story about a lighthouse keeper"
-    if family == "gpt":
-        served.fakes.gpt.set_default(OpenAIFault("cut", after_chunks=4))
-    else:
-        served.fakes.claude.set_default(AnthropicFault("cut", after_chunks=6))
-    url, headers, body = stream_request(served, route, family, question)
+    model = f"lone-{family}-{route}-{fault}"
+    break_group(served, model, fault, always=True)
+    url, headers, body = stream_request(served, route, model, question)
     status, events, ending = await raw_events(url, body, headers)
     names = [event.name for event in events]
-    if status != 200:  # refused before the first byte: an error answer is also not silent
-        assert status >= 500, (status, events)
-        return
+    assert status == 200, (status, events)
     how, _ = stream_outcome(route, events)
     assert how == "error", f"a stream no deployment finished ended {how} ({ending}): {names}"
     last = events[-1].data
@@ -725,7 +744,7 @@ async def test_models_retrieve(served: Served) -> None:
         with pytest.raises(openai.NotFoundError) as missing:
             await client.models.retrieve("no-such-model")
     assert model.id == "claude" and model.object == "model", model
-    assert {"gpt", "claude", "flaky-gpt", "flaky-claude", "house-model"} <= set(listed), listed
+    assert {"gpt", "claude", "lone-gpt-messages-cut", "house-model"} <= set(listed), listed
     async with served.openai() as client:
         alias = await client.models.retrieve("house-model")
         reply = await client.responses.create(model="house-model", input="Hi")
