@@ -133,6 +133,13 @@ async def test_responses_streamed_events_are_typed_numbered_and_terminated(
     assert deltas == final.output_text == expected_text("Stream me"), (deltas, final.output_text)
     assert final.usage is not None and final.usage.output_tokens > 0, final.usage
     assert all(event.response.id == final.id for event in events if hasattr(event, "response"))
+    assert events[0].response.status == "in_progress", events[0]
+    item = final.output[0]
+    for event in events:
+        if event.type.startswith("response.output_text") or "content_part" in event.type:
+            assert (event.item_id, event.output_index, event.content_index) == (item.id, 0, 0), (
+                event
+            )
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -348,6 +355,7 @@ async def test_messages_streamed_exact_event_order(served: Served, group: str, t
     assert_message_event_order(events)
     start = events[0].data["message"]
     assert start["role"] == "assistant" and start["content"] == [], start
+    assert start["id"].startswith("msg_") and start["usage"]["input_tokens"] > 0, start
     delta = next(e.data for e in events if e.name == "message_delta")
     assert delta["delta"]["stop_reason"] == ("tool_use" if tools else "end_turn"), delta
     assert delta["usage"]["output_tokens"] > 0, delta
