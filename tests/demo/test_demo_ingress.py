@@ -102,3 +102,32 @@ async def test_out_of_range_parameters_are_refused_in_each_routes_shape() -> Non
     assert body["type"] == "error"
     assert body["error"]["type"] == "invalid_request_error"
     assert "top_p" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_responses_logprobs_when_included(stream: bool) -> None:
+    ask: Any = {
+        "model": "gpt-4o-mini",
+        "input": "Hello",
+        "include": ["message.output_text.logprobs"],
+        "top_logprobs": 2,
+    }
+    async with _demo() as gateway, gateway.client() as client:
+        if stream:
+            events = [event async for event in await client.responses.create(**ask, stream=True)]
+            deltas = [e for e in events if e.type == "response.output_text.delta"]
+            assert all(delta.logprobs for delta in deltas)
+            (done,) = [e for e in events if e.type == "response.output_text.done"]
+            assert [p.token for p in done.logprobs] == [
+                p.token for delta in deltas for p in delta.logprobs
+            ]
+            answer = events[-1].response
+        else:
+            answer = await client.responses.create(**ask)
+        plain = await client.responses.create(model="gpt-4o-mini", input="Hello")
+    (part,) = answer.output[0].content
+    assert part.type == "output_text"
+    assert part.logprobs
+    assert "".join(p.token for p in part.logprobs) == part.text
+    assert all(len(p.top_logprobs) == 2 for p in part.logprobs)
+    assert plain.output[0].content[0].logprobs == []

@@ -22,6 +22,7 @@ from turnout.gateway.responses_output import (
     status_of,
     text_of,
     text_part,
+    token_logprobs,
 )
 from turnout.wire import StreamChunk, Usage
 
@@ -44,6 +45,8 @@ class ResponseEvents:
         self._part: str | None = None
         self._parts: list[dict[str, Any]] = []
         self._text: list[str] = []
+        #: The open text part's token logprobs, as the chunks brought them.
+        self._logprobs: list[Any] = []
         self._call_index: int | None = None
         #: The `response` object as it ended (None until then).
         self.final: dict[str, Any] | None = None
@@ -80,7 +83,8 @@ class ResponseEvents:
         for kind in _PART_EVENTS:
             piece = delta.get("content" if kind == "output_text" else kind)
             if isinstance(piece, str) and piece:
-                out += self._piece(kind, piece)
+                logprobs = token_logprobs(choice) if kind == "output_text" else []
+                out += self._piece(kind, piece, logprobs)
         calls = delta.get("tool_calls")
         if isinstance(calls, list):
             for call in calls:
@@ -113,7 +117,8 @@ class ResponseEvents:
             item["status"] = "incomplete"
             if item["type"] == "message":
                 kind = self._part
-                partial = [] if kind is None else [self._part_of(kind, "".join(self._text))]
+                text = "".join(self._text)
+                partial = [] if kind is None else [self._part_of(kind, text, self._logprobs)]
                 item["content"] = [*self._parts, *partial]
         self.final = self._draft.envelope("failed", self._output, model=self._model, error=problem)
         return self._opening() + self._event("response.failed", response=self.final)
@@ -125,15 +130,16 @@ class ResponseEvents:
 
     # ---- items -------------------------------------------------------------------------
 
-    def _piece(self, kind: str, piece: str) -> bytes:
+    def _piece(self, kind: str, piece: str, logprobs: list[Any]) -> bytes:
         out = b""
         if self._item is None or self._item["type"] != "message":
             out += self._close_item() + self._open_message()
         if self._part != kind:
             out += self._close_part() + self._open_part(kind)
         self._text.append(piece)
+        self._logprobs.extend(logprobs)
         name = _PART_EVENTS[kind]
-        extra: dict[str, Any] = {"logprobs": []} if kind == "output_text" else {}
+        extra: dict[str, Any] = {"logprobs": logprobs} if kind == "output_text" else {}
         return out + self._event(f"response.{name}.delta", **self._where(), delta=piece, **extra)
 
     def _call(self, call: dict[str, Any]) -> bytes:
@@ -207,8 +213,9 @@ class ResponseEvents:
     def _open_part(self, kind: str) -> bytes:
         self._part = kind
         self._text = []
+        self._logprobs = []
         return self._event(
-            "response.content_part.added", **self._where(), part=self._part_of(kind, "")
+            "response.content_part.added", **self._where(), part=self._part_of(kind, "", [])
         )
 
     def _close_part(self) -> bytes:
@@ -216,8 +223,8 @@ class ResponseEvents:
         if kind is None:
             return b""
         text = "".join(self._text)
-        part = self._part_of(kind, text)
-        fields: dict[str, Any] = {"text": text, "logprobs": []}
+        part = self._part_of(kind, text, self._logprobs)
+        fields: dict[str, Any] = {"text": text, "logprobs": self._logprobs}
         if kind == "refusal":
             fields = {"refusal": text}
         done = self._event(f"response.{_PART_EVENTS[kind]}.done", **self._where(), **fields)
@@ -226,8 +233,10 @@ class ResponseEvents:
         self._part = None
         return done
 
-    def _part_of(self, kind: str, text: str) -> dict[str, Any]:
-        return text_part(text) if kind == "output_text" else {"type": "refusal", "refusal": text}
+    def _part_of(self, kind: str, text: str, logprobs: list[Any]) -> dict[str, Any]:
+        if kind == "output_text":
+            return text_part(text, logprobs)
+        return {"type": "refusal", "refusal": text}
 
     def _where(self) -> dict[str, Any]:
         assert self._item is not None

@@ -112,8 +112,16 @@ def status_of(finish_reason: str | None) -> tuple[str, str | None]:
     return ("incomplete", reason) if reason is not None else ("completed", None)
 
 
-def text_part(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def text_part(text: str, logprobs: list[Any] | None = None) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
+
+
+def token_logprobs(choice: Mapping[str, Any]) -> list[Any]:
+    """A chat choice's token logprobs (``logprobs.content``, the shape the Responses API's
+    ``output_text.logprobs`` has too), or none."""
+    logprobs = choice.get("logprobs")
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    return content if isinstance(content, list) else []
 
 
 def message_item(item_id: str, parts: list[dict[str, Any]], status: str) -> dict[str, Any]:
@@ -137,14 +145,17 @@ def call_item(item_id: str, call_id: str, name: str, arguments: str, status: str
     }
 
 
-def output_items(message: Mapping[str, Any]) -> list[dict[str, Any]]:
+def output_items(
+    message: Mapping[str, Any], logprobs: list[Any] | None = None
+) -> list[dict[str, Any]]:
     """A chat answer's assistant message as output items: its text (or refusal) as one
-    message item, then one function_call item per tool call."""
+    message item, with its tokens' `logprobs` when asked, then one function_call item per
+    tool call."""
     items: list[dict[str, Any]] = []
     content, refusal = message.get("content"), message.get("refusal")
     parts: list[dict[str, Any]] = []
     if isinstance(content, str) and content:
-        parts.append(text_part(content))
+        parts.append(text_part(content, logprobs))
     if isinstance(refusal, str) and refusal:
         parts.append({"type": "refusal", "refusal": refusal})
     calls = message.get("tool_calls")
@@ -177,7 +188,7 @@ def whole_response(draft: Draft, answer: Mapping[str, Any]) -> dict[str, Any]:
     model = answer.get("model")
     return draft.envelope(
         status,
-        output_items(message if isinstance(message, dict) else {}),
+        output_items(message if isinstance(message, dict) else {}, token_logprobs(first)),
         model=model if isinstance(model, str) else None,
         usage=usage_of(answer.get("usage")),
         incomplete=incomplete,

@@ -44,8 +44,8 @@ _GATEWAY_FIELDS = frozenset(
         "include",
         "truncation",
         "stream_options",
-        # Ignored: logprobs are not rendered, and calls of hosted tools (which this counts)
-        # are refused.
+        # Asks for logprobs with `include` (`_settings`); calls of hosted tools, which
+        # max_tool_calls counts, are refused.
         "top_logprobs",
         "max_tool_calls",
         *_SAME_FIELDS,
@@ -111,12 +111,32 @@ def chat_body(
         if name not in _GATEWAY_FIELDS and name not in _UNSUPPORTED and value is not None:
             chat[name] = value
     _settings(body, chat)
+    _logprobs(body, chat)
     if body.get("stream") is True:
         chat["stream"] = True
         chat["stream_options"] = {"include_usage": True}
     elif body.get("stream") is not None and not isinstance(body.get("stream"), bool):
         raise InvalidRequestError("`stream` must be a boolean", param="stream")
     return chat, turn
+
+
+#: What `include` names to have each output text's token logprobs.
+LOGPROBS_INCLUDE = "message.output_text.logprobs"
+
+
+def _logprobs(body: Mapping[str, Any], chat: dict[str, Any]) -> None:
+    """Token logprobs asked for (`include` naming them, or `top_logprobs`) become chat's
+    ``logprobs`` and ``top_logprobs``: the upstream checks their range, as OpenAI does."""
+    include = body.get("include")
+    if include is not None and not (
+        isinstance(include, list) and all(isinstance(name, str) for name in include)
+    ):
+        raise InvalidRequestError("`include` must be a list of strings", param="include")
+    top = body.get("top_logprobs")
+    if (include is not None and LOGPROBS_INCLUDE in include) or top is not None:
+        chat["logprobs"] = True
+        if top is not None:
+            chat["top_logprobs"] = top
 
 
 def _check_echoed(body: Mapping[str, Any]) -> None:

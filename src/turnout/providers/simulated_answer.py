@@ -13,8 +13,9 @@ An answer has ``n`` choices, each either text or tool calls, as an OpenAI model 
 
 Every choice is drawn from a hash of the model, the prompt, ``seed`` and the choice's index:
 the same request gets the same answer, and the choices of one request differ. ``stop`` cuts
-the content before the first stop sequence (finish reason ``stop``); ``max_tokens`` or
-``max_completion_tokens`` cut every choice at that many tokens (finish reason ``length``).
+the content before the first stop sequence (finish reason ``stop``, and ``stop_reason`` naming
+the sequence, as vLLM does); ``max_tokens`` or ``max_completion_tokens`` cut every choice at
+that many tokens (finish reason ``length``).
 A stream sends each choice's tokens as OpenAI does: content deltas, or per tool call a first
 delta with its index, id and name, then its arguments in pieces; ``logprobs`` go with them.
 """
@@ -85,6 +86,8 @@ class Choice:
     calls: list[ToolCall] = field(default_factory=list)
     finish_reason: str = "stop"
     logprobs: Logprobs | None = None
+    #: The stop sequence the content was cut at, named as vLLM names it (``stop_reason``).
+    stop_sequence: str | None = None
 
     @property
     def tokens(self) -> int:
@@ -147,7 +150,9 @@ class Answer:
             return choice
         pieces = self._content(body, behaviour, key, canonical)
         stops = body.get("stop")
-        pieces = _before_stop(pieces, [stops] if isinstance(stops, str) else stops)
+        pieces, choice.stop_sequence = _before_stop(
+            pieces, [stops] if isinstance(stops, str) else stops
+        )
         if cap is not None and len(pieces) > cap:
             pieces = pieces[:cap]
             choice.finish_reason = "length"
@@ -199,6 +204,8 @@ class Answer:
             shaped["message"] = {"role": "assistant", "content": text}
         shaped["logprobs"] = self._logprobs(choice, choice.pieces)
         shaped["finish_reason"] = choice.finish_reason
+        if choice.stop_sequence is not None:
+            shaped["stop_reason"] = choice.stop_sequence
         return shaped
 
     def _logprobs(self, choice: Choice, pieces: list[str], start: int = 0) -> Any:
@@ -261,6 +268,8 @@ class Answer:
             else:
                 shaped["text"] = ""
             shaped["finish_reason"] = choice.finish_reason
+            if choice.stop_sequence is not None:
+                shaped["stop_reason"] = choice.stop_sequence
             finished.append((self._chunk(shaped), choice.finish_reason))
         return finished
 
@@ -314,15 +323,16 @@ def _logprobs(body: Mapping[str, Any], chat: bool, key: str) -> Logprobs | None:
     return None
 
 
-def _before_stop(pieces: list[str], stops: Any) -> list[str]:
-    """The tokens before the earliest stop sequence (the token it starts in cut short)."""
+def _before_stop(pieces: list[str], stops: Any) -> tuple[list[str], str | None]:
+    """The tokens before the earliest stop sequence (the token it starts in cut short), and
+    that sequence (None: none met)."""
     if not isinstance(stops, list):
-        return pieces
+        return pieces, None
     text = "".join(pieces)
-    found = [text.find(stop) for stop in stops if isinstance(stop, str) and stop]
-    cut = min((at for at in found if at >= 0), default=-1)
+    found = [(text.find(stop), stop) for stop in stops if isinstance(stop, str) and stop]
+    cut, matched = min(((at, stop) for at, stop in found if at >= 0), default=(-1, None))
     if cut < 0:
-        return pieces
+        return pieces, None
     kept: list[str] = []
     length = 0
     for piece in pieces:
@@ -332,7 +342,7 @@ def _before_stop(pieces: list[str], stops: Any) -> list[str]:
             break
         kept.append(piece)
         length += len(piece)
-    return kept
+    return kept, matched
 
 
 def _tool_calls(body: Mapping[str, Any], key: str) -> list[ToolCall]:
