@@ -125,9 +125,14 @@ async def test_responses_logprobs_when_included(stream: bool) -> None:
         else:
             answer = await client.responses.create(**ask)
         plain = await client.responses.create(model="gpt-4o-mini", input="Hello")
-    (part,) = answer.output[0].content
+    message = answer.output[0]
+    assert message.type == "message"
+    (part,) = message.content
     assert part.type == "output_text"
     assert part.logprobs
     assert "".join(p.token for p in part.logprobs) == part.text
     assert all(len(p.top_logprobs) == 2 for p in part.logprobs)
-    assert plain.output[0].content[0].logprobs == []
+    plain_message = plain.output[0]
+    assert plain_message.type == "message"
+    assert plain_message.content[0].type == "output_text"
+    assert plain_message.content[0].logprobs == []
