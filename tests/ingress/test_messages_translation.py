@@ -125,6 +125,10 @@ async def test_a_rich_request_reaches_an_openai_deployment_translated() -> None:
         ({"messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
         ({"messages": [{"role": "user", "content": [{"type": "image", "source": {}}]}]}, "source"),
         ({"tool_choice": {"type": "sometimes"}, "tools": [TOOL]}, "tool_choice"),
+        # Anthropic's own ranges, narrower than OpenAI's.
+        ({"extra_body": {"temperature": 1.5}}, "temperature"),
+        ({"extra_body": {"top_p": -0.1}}, "top_p"),
+        ({"extra_body": {"top_k": -1}}, "top_k"),
     ],
 )
 async def test_what_cannot_be_translated_is_refused_by_name(change: Any, named: str) -> None:

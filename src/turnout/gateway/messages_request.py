@@ -35,8 +35,12 @@ import msgspec
 from turnout.errors import InvalidRequestError
 
 _ENCODE = msgspec.json.Encoder().encode
-#: Fields that pass to the chat body unchanged.
-_SAME = ("temperature", "top_p", "top_k")
+#: Fields that pass to the chat body unchanged, with the range Anthropic's API accepts.
+_SAME = {
+    "temperature": (0.0, 1.0),
+    "top_p": (0.0, 1.0),
+    "top_k": (0.0, float("inf")),
+}
 _CHOICES = {"auto": "auto", "any": "required", "none": "none"}
 
 
@@ -101,12 +105,15 @@ def _max_tokens(value: Any) -> int:
 
 
 def _sampling(body: Mapping[str, Any], chat: dict[str, Any]) -> None:
-    for name in _SAME:
+    for name, (low, high) in _SAME.items():
         value = body.get(name)
         if value is None:
             continue
         if not isinstance(value, int | float) or isinstance(value, bool):
             raise InvalidRequestError(f"{name}: Input should be a valid number", param=name)
+        if not low <= value <= high:
+            bound = f"between {low:g} and {high:g}" if high != float("inf") else f">= {low:g}"
+            raise InvalidRequestError(f"{name}: Input should be {bound}", param=name)
         chat[name] = value
     stops = body.get("stop_sequences")
     if stops is not None:
