@@ -17,6 +17,7 @@ from aiohttp import HttpVersion11, web
 
 from turnout.errors import InvalidRequestError, ModelNotFoundError, TurnoutError
 from turnout.gateway import framing
+from turnout.gateway.admission import admitted, served_by
 from turnout.gateway.advice import retry_headers
 from turnout.gateway.body import check_declared_length, read_body
 from turnout.gateway.exchange import EXCHANGE, Exchange, exchange_of
@@ -32,10 +33,9 @@ from turnout.gateway.status import add_status_routes
 from turnout.gateway.status_peers import StatusPeers
 from turnout.gateway.stream_relay import relay_stream
 from turnout.gateway.tracing_middleware import tracing_middlewares
-from turnout.gateway.turnout_headers import error_headers, served_headers
-from turnout.gateway.virtual_keys import admit, visible_models
+from turnout.gateway.turnout_headers import error_headers
+from turnout.gateway.virtual_keys import visible_models
 from turnout.gateway.worker_health import EJECTION_PHASES, WorkerHealth
-from turnout.governance.ledger import rate_limit_headers
 from turnout.observe.events import HttpRequestFinished
 from turnout.router.limits import LimitsView
 from turnout.secrets import SHAPES_ONLY, Redactor
@@ -244,16 +244,8 @@ def _completion_route(operation: Operation) -> Handler:
         capture = gateway.capture_content
         if capture:
             exchange.messages = prompt_of(body)
+        headers = await admitted(gateway, exchange, caller, request, started)
         router = gateway.router
-        if caller.grant is not None:
-            admit(caller.grant, request, router.group_of)
-        limit = request.timeout if request.timeout is not None else router.config.timeout
-        exchange.deadline = started + limit
-        group = exchange.model_group = router.group_of(request.model)
-        ticket = await gateway.hold(caller, request, group)
-        headers = id_headers(ids)
-        if ticket is not None:
-            headers.update(rate_limit_headers(ticket.limits))
         try:
             if request.stream:
                 exchange.stream = True
@@ -269,16 +261,7 @@ def _completion_route(operation: Operation) -> Handler:
                 gateway.spend.never_routed(request.request_id)
         if capture:
             exchange.answer = answer.text
-        upstream = sum(attempt.duration for attempt in answer.attempts)
-        headers.update(
-            served_headers(
-                answer.deployment.name,
-                answer.deployment.model_name,
-                len(answer.attempts),
-                time.perf_counter() - started - upstream,
-                answer.cost,
-            )
-        )
+        headers.update(served_by(answer, started))
         return web.Response(body=answer.encode(), content_type=_JSON, headers=headers)
 
     return handle

@@ -28,10 +28,10 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from turnout.errors import TurnoutError
+from turnout.gateway.admission import admitted, served_by
 from turnout.gateway.body import read_body
 from turnout.gateway.exchange import EXCHANGE, Exchange
 from turnout.gateway.gateway import Gateway
-from turnout.gateway.request_ids import id_headers
 from turnout.gateway.requests import build_request, parse_body
 from turnout.gateway.stream_relay import (
     bound_send_buffer,
@@ -40,9 +40,6 @@ from turnout.gateway.stream_relay import (
     stream_broken,
     stream_response,
 )
-from turnout.gateway.turnout_headers import served_headers
-from turnout.gateway.virtual_keys import admit
-from turnout.governance.ledger import rate_limit_headers
 from turnout.router.result import Response
 from turnout.wire import Operation, Principal, Request, StreamChunk, Usage
 
@@ -138,21 +135,12 @@ def translated_route(
         capture = gateway.capture_content
         if capture:
             exchange.messages = translation.prompt
-        router = gateway.router
-        if caller.grant is not None:
-            admit(caller.grant, request, router.group_of)
-        limit = request.timeout if request.timeout is not None else router.config.timeout
-        exchange.deadline = started + limit
-        group = exchange.model_group = router.group_of(request.model)
-        ticket = await gateway.hold(caller, request, group)
-        headers = id_headers(ids)
-        if ticket is not None:
-            headers.update(rate_limit_headers(ticket.limits))
+        headers = await admitted(gateway, exchange, caller, request, started)
         try:
             if request.stream:
                 exchange.stream = True
                 return await _relay(http, gateway, request, translation, started, headers)
-            answer = await router.complete(request)
+            answer = await gateway.router.complete(request)
         finally:
             if gateway.spend is not None:
                 gateway.spend.never_routed(request.request_id)
@@ -160,16 +148,7 @@ def translated_route(
         translation.keep()
         if capture:
             exchange.answer = text
-        upstream = sum(attempt.duration for attempt in answer.attempts)
-        headers.update(
-            served_headers(
-                answer.deployment.name,
-                answer.deployment.model_name,
-                len(answer.attempts),
-                time.perf_counter() - started - upstream,
-                answer.cost,
-            )
-        )
+        headers.update(served_by(answer, started))
         return web.Response(body=body_out, content_type="application/json", headers=headers)
 
     return handle
