@@ -22,6 +22,8 @@ import math
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from turnout.providers.schema_parts import merge_all_of
+
 #: Nesting depth past which only what the schema requires is generated.
 MAX_DEPTH = 6
 #: Draws at an item that differs from the ones before it, for ``uniqueItems``.
@@ -110,22 +112,7 @@ class SchemaValues:
 
     def _merged(self, schema: Mapping[str, Any]) -> Mapping[str, Any]:
         """``allOf`` folded into one schema: properties united, requirements added up."""
-        parts = schema.get("allOf")
-        if not isinstance(parts, list):
-            return schema
-        merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
-        for part in parts:
-            if not isinstance(part, Mapping):
-                continue
-            part = self._merged(self._resolved(part))
-            for key, value in part.items():
-                if key == "properties" and isinstance(value, Mapping):
-                    merged["properties"] = {**merged.get("properties", {}), **value}
-                elif key == "required" and isinstance(value, list):
-                    merged["required"] = [*merged.get("required", []), *value]
-                else:
-                    merged.setdefault(key, value)
-        return merged
+        return merge_all_of(schema, lambda part: self._merged(self._resolved(part)))
 
     def _option(self, options: list[Any], path: str, depth: int) -> Any:
         """The branch of an ``anyOf``/``oneOf`` to follow: deep down, the null one if any."""

@@ -24,6 +24,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from turnout.errors import InvalidRequestError
+from turnout.providers.schema_parts import merge_all_of
 
 #: The fields of Gemini's ``Schema`` object (ai.google.dev/api/caching#Schema).
 _KEPT = frozenset(
@@ -148,21 +149,7 @@ def _type(value: Any) -> dict[str, Any]:
 
 def _merge_all_of(schema: Mapping[str, Any]) -> Mapping[str, Any]:
     """A schema whose ``allOf`` members are folded in (properties and required united)."""
-    parts = schema.get("allOf")
-    if not isinstance(parts, list):
-        return schema
-    merged: dict[str, Any] = _without(schema, "allOf")
-    for part in parts:
-        if not isinstance(part, Mapping):
-            continue
-        for key, value in part.items():
-            if key == "properties" and isinstance(value, Mapping):
-                merged["properties"] = {**merged.get("properties", {}), **value}
-            elif key == "required" and isinstance(value, list):
-                merged["required"] = [*merged.get("required", []), *value]
-            else:
-                merged.setdefault(key, value)
-    return merged
+    return merge_all_of(schema)
 
 
 def _without(schema: Mapping[str, Any], key: str) -> dict[str, Any]:
