@@ -87,6 +87,9 @@ class OpenAISettings(HttpSettings, frozen=True, kw_only=True, tag="openai"):
 
     #: Sent as the ``OpenAI-Organization`` header.
     organization: str | None = None
+    #: Whether the deployment takes the gateway's Responses API requests as they are, at its
+    #: ``/responses`` endpoint, rather than translated to chat (provider ``openai`` only).
+    native_responses: bool = False
 
 
 class AzureSettings(OpenAISettings, frozen=True, kw_only=True, tag="azure"):

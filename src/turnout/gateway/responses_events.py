@@ -5,6 +5,12 @@ Responses API frames the same answer as output items, each opened, filled and cl
 events, between ``response.created`` and one terminal event. `ResponseEvents` keeps the one open
 item and part and numbers every event from 0, so that the client sees a well-formed sequence
 whatever the chunks' shape. A stream that breaks ends with ``response.failed``, never silently.
+
+A deployment that speaks the Responses API natively streams these events itself
+(`NativeResponseEvent`): they are relayed as they came (their response objects with the caller's
+settings put back, `turnout.gateway.responses_native.as_sent`), and followed here, so that when
+such a stream breaks and another deployment continues it, the continuation's chunks go on in the
+item and part left open, under the same response id, with the numbering unbroken.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from typing import Any
 import msgspec
 
 from turnout.errors import TurnoutError
+from turnout.gateway.responses_native import as_sent
 from turnout.gateway.responses_output import (
     Draft,
     call_item,
@@ -24,11 +31,14 @@ from turnout.gateway.responses_output import (
     text_part,
     token_logprobs,
 )
+from turnout.providers.openai_responses_stream import TERMINAL, NativeResponseEvent
 from turnout.wire import StreamChunk, Usage
 
 _ENCODE = msgspec.json.Encoder().encode
 #: Each content part's kind: its delta field in a chat chunk, and its events' name.
 _PART_EVENTS = {"output_text": "output_text", "refusal": "refusal"}
+#: The native events that carry the response object, which is given back the caller's settings.
+_ENVELOPED = frozenset({"response.created", "response.in_progress", *TERMINAL})
 
 
 class ResponseEvents:
@@ -48,6 +58,8 @@ class ResponseEvents:
         #: The open text part's token logprobs, as the chunks brought them.
         self._logprobs: list[Any] = []
         self._call_index: int | None = None
+        #: Whether a native stream's own terminal event went out.
+        self._ended = False
         #: The `response` object as it ended (None until then).
         self.final: dict[str, Any] | None = None
 
@@ -62,6 +74,8 @@ class ResponseEvents:
         )
 
     def chunk(self, chunk: StreamChunk) -> bytes:
+        if isinstance(chunk, NativeResponseEvent):
+            return self._native(chunk)
         return self._opening() + self._said(chunk)
 
     def _said(self, chunk: StreamChunk) -> bytes:
@@ -93,7 +107,10 @@ class ResponseEvents:
         return out
 
     def closing(self, usage: Usage | None) -> bytes:
-        """Close what is open and end with ``response.completed`` or ``.incomplete``."""
+        """Close what is open and end with ``response.completed`` or ``.incomplete`` (nothing
+        when a native stream's own terminal event ended it)."""
+        if self._ended:
+            return b""
         out = self._opening()
         out += b"" if self._output else self._open_message()
         out += self._close_item()
@@ -196,7 +213,7 @@ class ResponseEvents:
             out += self._close_part()
             item["content"] = self._parts
             self._parts = []
-        else:
+        elif item["type"] == "function_call":
             out += self._event(
                 "response.function_call_arguments.done",
                 item_id=item["id"],
@@ -207,6 +224,55 @@ class ResponseEvents:
         item["status"] = "completed"
         self._item = None
         return out + self._event("response.output_item.done", output_index=index, item=item)
+
+    # ---- native events ----------------------------------------------------------------
+
+    def _native(self, chunk: NativeResponseEvent) -> bytes:
+        """Relay one native event, renumbered only if the numbering needs it, and follow it."""
+        event, kind = chunk.event, chunk.kind
+        response = event.get("response")
+        if kind in _ENVELOPED and isinstance(response, dict):
+            event["response"] = as_sent(response, self._draft.body)
+            if kind == "response.created":
+                self._draft.id = str(response.get("id") or self._draft.id)
+            model = response.get("model")
+            self._model = model if isinstance(model, str) else self._model
+            if kind in TERMINAL:
+                self.final, self._ended = response, True
+        else:
+            self._follow(kind, event)
+        if kind in _ENVELOPED or event.get("sequence_number") != self._sequence:
+            fields = {name: value for name, value in event.items() if name != "type"}
+            fields.pop("sequence_number", None)
+            return self._event(kind, **fields)
+        self._sequence += 1
+        return chunk.frame
+
+    def _follow(self, kind: str, event: dict[str, Any]) -> None:
+        """Keep the open item and part as a native event leaves them."""
+        item, part = event.get("item"), event.get("part")
+        delta = event.get("delta")
+        if kind == "response.output_item.added" and isinstance(item, dict):
+            self._item = dict(item)
+            self._output.append(self._item)
+            self._parts, self._part, self._call_index = [], None, None
+        elif kind == "response.output_item.done" and isinstance(item, dict):
+            if self._output:
+                self._output[-1] = item
+            self._item, self._parts, self._part = None, [], None
+        elif kind == "response.content_part.added" and isinstance(part, dict):
+            kind_of = part.get("type")
+            self._part = kind_of if kind_of in _PART_EVENTS else None
+            self._text, self._logprobs = [], []
+        elif kind == "response.content_part.done" and isinstance(part, dict):
+            self._parts.append(part)
+            self._part = None
+        elif kind in ("response.output_text.delta", "response.refusal.delta"):
+            self._text.append(delta if isinstance(delta, str) else "")
+        elif kind == "response.function_call_arguments.delta" and isinstance(delta, str):
+            item = self._item
+            if item is not None and item.get("type") == "function_call":
+                item["arguments"] = str(item.get("arguments") or "") + delta
 
     # ---- content parts -----------------------------------------------------------------
 

@@ -34,6 +34,9 @@ class Stored:
     input_items: list[dict[str, Any]]
     size: int
     expires: float
+    #: The conversation again, as the Responses items a native deployment is sent
+    #: (`turnout.gateway.responses_native`).
+    items: list[dict[str, Any]]
 
 
 def owner_of(principal: Principal | None) -> str:
@@ -64,9 +67,11 @@ class ResponseStore:
         response: dict[str, Any],
         conversation: list[dict[str, Any]],
         input_items: list[dict[str, Any]],
+        items: list[dict[str, Any]] | None = None,
     ) -> None:
         config = self._config
-        size = len(msgspec.json.encode((response, conversation, input_items)))
+        items = items or []
+        size = len(msgspec.json.encode((response, conversation, input_items, items)))
         if config.max_responses == 0 or size > config.max_bytes:
             return
         key = response["id"]
@@ -77,7 +82,9 @@ class ResponseStore:
             self._drop(next(iter(self._entries)))
         expires = now + config.ttl
         owner = owner_of(principal)
-        self._entries[key] = Stored(owner, response, conversation, input_items, size, expires)
+        self._entries[key] = Stored(
+            owner, response, conversation, input_items, size, expires, items
+        )
         self._bytes += size
         while len(self._entries) > config.max_responses or self._bytes > config.max_bytes:
             self._drop(next(iter(self._entries)))

@@ -18,6 +18,7 @@ import msgspec
 from turnout.errors import InvalidRequestError
 from turnout.gateway.requests import prompt_of
 from turnout.gateway.responses_events import ResponseEvents
+from turnout.gateway.responses_native import as_sent, native_body, replay_items, turn_items
 from turnout.gateway.responses_output import (
     Draft,
     conversation_of,
@@ -26,11 +27,13 @@ from turnout.gateway.responses_output import (
     whole_response,
 )
 from turnout.gateway.responses_request import chat_body
-from turnout.gateway.responses_store import ResponseStore
+from turnout.gateway.responses_store import ResponseStore, Stored
+from turnout.providers.openai_responses import carrying, speaks_responses
 from turnout.router.result import Response
 from turnout.wire import Principal, Request
 
 _ENCODE = msgspec.json.Encoder().encode
+_DECODE = msgspec.json.Decoder(type=dict[str, Any]).decode
 
 
 class ResponseNotFoundError(InvalidRequestError):
@@ -55,6 +58,7 @@ class ResponsesTranslation:
         "_conversation",
         "_draft",
         "_events",
+        "_items",
         "_store",
         "_whole",
         "chat",
@@ -62,7 +66,8 @@ class ResponsesTranslation:
     )
 
     def __init__(self, body: dict[str, Any], caller: Principal, store: ResponseStore) -> None:
-        history = _history(store, caller, body.get("previous_response_id"))
+        previous = _previous(store, caller, body.get("previous_response_id"))
+        history = [] if previous is None else previous.conversation
         self.chat, turn = chat_body(body, history)
         self.prompt = prompt_of(self.chat)
         self._body = body
@@ -70,16 +75,22 @@ class ResponsesTranslation:
         self._store = store
         #: The conversation the answer continues: the stored one and this request's turn.
         self._conversation = [*history, *turn]
+        #: The stored conversation as Responses items, for a native deployment.
+        self._items = [] if previous is None else previous.items
         self._draft = Draft(body)
         #: The whole answer's response, or the stream's events (whichever the request asked).
         self._whole: dict[str, Any] | None = None
         self._events: ResponseEvents | None = None
 
     def routed(self, request: Request, headers: Mapping[str, str]) -> Request:
-        return request
+        return carrying(request, native_body(self._body, self._items))
 
     def answer(self, response: Response, request: Request) -> tuple[bytes, str | None]:
-        whole = self._whole = whole_response(self._draft, response.body)
+        if response.raw is not None and speaks_responses(response.deployment):
+            # The upstream's own response object, with the caller's settings put back.
+            whole = self._whole = as_sent(_DECODE(response.raw), self._body)
+        else:
+            whole = self._whole = whole_response(self._draft, response.body)
         return _ENCODE(whole), text_of(whole)
 
     def events(self, request: Request) -> ResponseEvents:
@@ -91,13 +102,15 @@ class ResponsesTranslation:
         if final is None or self._body.get("store", True) is False:
             return
         whole = [*self._conversation, *conversation_of(final["output"])]
-        self._store.put(self._caller, final, whole, input_items(self._body["input"]))
+        items = [*self._items, *turn_items(self._body["input"]), *replay_items(final["output"])]
+        listed = input_items(self._body["input"])
+        self._store.put(self._caller, final, whole, listed, items)
 
 
-def _history(store: ResponseStore, caller: Principal, previous: Any) -> list[dict[str, Any]]:
-    """The conversation `previous_response_id` continues (none without one)."""
+def _previous(store: ResponseStore, caller: Principal, previous: Any) -> Stored | None:
+    """The stored response `previous_response_id` continues (none without one)."""
     if previous is None:
-        return []
+        return None
     if not isinstance(previous, str) or not previous:
         raise InvalidRequestError(
             "`previous_response_id` must be a string", param="previous_response_id"
@@ -107,4 +120,4 @@ def _history(store: ResponseStore, caller: Principal, previous: Any) -> list[dic
         raise PreviousResponseNotFoundError(
             f"Previous response with id '{previous}' not found.", param="previous_response_id"
         )
-    return entry.conversation
+    return entry

@@ -8,6 +8,9 @@ decoded, with msgspec views that skip everything else. For streams the adapter a
 for usage (``stream_options.include_usage``) so that streamed tokens are accounted too; when the
 caller did not ask for it, the usage-only chunk is not forwarded and its usage rides on the
 finish chunk instead.
+
+A request of the gateway's Responses route sent to a deployment that takes Responses bodies
+natively goes to its ``/responses`` endpoint as written (`turnout.providers.openai_responses`).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from turnout.errors import (
     ServerError,
     StreamInterruptedError,
 )
+from turnout.providers.adapter import StreamTranslator
 from turnout.providers.capabilities import (
     Capabilities,
     Capable,
@@ -40,6 +44,14 @@ from turnout.providers.capabilities import (
 )
 from turnout.providers.chunks import SSETranslator, UsagePolicy, wants_usage
 from turnout.providers.headers import openai_rate_limits, retry_after
+from turnout.providers.openai_responses import (
+    RESPONSES_PATH,
+    NativeResponsesRequest,
+    chat_completion,
+    native_body,
+    speaks_responses,
+)
+from turnout.providers.openai_responses_stream import ResponsesStreamTranslator
 from turnout.providers.statuses import by_status
 from turnout.upstream import UpstreamRequest
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request, StreamChunk, Usage
@@ -201,6 +213,8 @@ class OpenAICompatibleAdapter(Capable):
 
     def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
         settings = settings_of(deployment.settings, OpenAISettings)
+        if isinstance(request, NativeResponsesRequest) and speaks_responses(deployment):
+            return self._responses_call(deployment, request, settings)
         body, headers = prepare_call(
             deployment,
             request,
@@ -215,13 +229,35 @@ class OpenAICompatibleAdapter(Capable):
         url = self.base_url(deployment) + _PATHS[request.operation]
         return UpstreamRequest(url=url, body=_ENCODE(body), headers=headers)
 
+    def _responses_call(
+        self, deployment: Deployment, request: NativeResponsesRequest, settings: OpenAISettings
+    ) -> UpstreamRequest:
+        """The carried Responses body, to the deployment's ``/responses`` endpoint."""
+        headers = {"content-type": "application/json", **settings.extra_headers}
+        if settings.organization:
+            headers["openai-organization"] = settings.organization
+        key = deployment.api_key.reveal() if deployment.api_key else self._default_key
+        if key:
+            headers["authorization"] = f"Bearer {key}"
+        url = self.base_url(deployment) + RESPONSES_PATH
+        return UpstreamRequest(
+            url=url, body=_ENCODE(native_body(deployment, request)), headers=headers
+        )
+
     def parse(
         self, deployment: Deployment, request: Request, body: bytes, headers: Mapping[str, str]
     ) -> ProviderResponse:
+        hints = self.rate_limits(headers)
+        if isinstance(request, NativeResponsesRequest) and speaks_responses(deployment):
+            # Relayed as it came; its chat translation is for the router.
+            answer, counted = chat_completion(self.name, body)
+            return ProviderResponse(answer, counted, body, hints)
         usage = read_usage(body, self.name, cached_tokens=True)
-        return ProviderResponse(raw=body, usage=usage, rate_limits=self.rate_limits(headers))
+        return ProviderResponse(raw=body, usage=usage, rate_limits=hints)
 
-    def translator(self, deployment: Deployment, request: Request) -> OpenAIStreamTranslator:
+    def translator(self, deployment: Deployment, request: Request) -> StreamTranslator:
+        if isinstance(request, NativeResponsesRequest) and speaks_responses(deployment):
+            return ResponsesStreamTranslator(self.name, self._stream_error)
         return OpenAIStreamTranslator(
             self.name, wants_usage(request.body), self.preset.stream_usage, cached_tokens=True
         )
@@ -233,6 +269,11 @@ class OpenAICompatibleAdapter(Capable):
 
     def rate_limits(self, headers: Mapping[str, str]) -> RateLimitHints | None:
         return openai_rate_limits(headers)
+
+    def _stream_error(self, error: Mapping[str, Any]) -> ProviderError:
+        """The error an in-stream error object (a Responses ``error`` event's fields) says."""
+        message, code, kind, param = error_fields(error)
+        return classify_error(None, message, code, kind or code, param, self.name, None)
 
 
 def prepare_call(

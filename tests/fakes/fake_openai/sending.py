@@ -15,6 +15,7 @@ from aiohttp import web
 
 from fakes.fake_openai.answers import Answer
 from fakes.fake_openai.faults import Fault
+from fakes.fake_openai.responses import error_event
 from fakes.fake_server import sending
 from fakes.fake_server.server import Exchange
 
@@ -49,6 +50,26 @@ async def send_stream(
         garbage=MALFORMED_EVENT,
         error_event=lambda fault: _event(msgspec.json.encode(fault.body())),
         done=DONE_EVENT,
+    )
+
+
+async def send_events(
+    exchange: Exchange[Fault], framed: list[bytes], headers: dict[str, str], chunk_delay: float
+) -> web.StreamResponse:
+    """A Responses API stream: typed events, no ``[DONE]``; its error event is the Responses
+    API's own (`fakes.fake_openai.responses.error_event`)."""
+    headers.update(sending.SSE_HEADERS)
+    fault = exchange.fault
+    if fault is not None and fault.kind == "no_finish":
+        framed = framed[:-1]
+    return await sending.send_stream(
+        exchange.request,
+        headers,
+        framed,
+        fault,
+        chunk_delay,
+        garbage=MALFORMED_EVENT,
+        error_event=error_event,
     )
 
 

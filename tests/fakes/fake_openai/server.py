@@ -1,9 +1,10 @@
 """The aiohttp server: routing, authentication, fault scheduling and the record of requests.
 
-`FakeOpenAI` serves ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings`` and
-``/v1/models`` on a real socket. Each request draws its fault (oldest queued first, else the
-default), is recorded as a `ReceivedRequest`, checked, answered by `answers` and written by
-`sending`. The socket, the fault queue and the record are `FakeServer`'s.
+`FakeOpenAI` serves ``/v1/chat/completions``, ``/v1/completions``, ``/v1/embeddings``,
+``/v1/responses`` (`fakes.fake_openai.responses`) and ``/v1/models`` on a real socket. Each
+request draws its fault (oldest queued first, else the default), is recorded as a
+`ReceivedRequest`, checked, answered by `answers` and written by `sending`. The socket, the
+fault queue and the record are `FakeServer`'s.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 
+from fakes.fake_openai import responses
 from fakes.fake_openai.answers import (
     Answer,
     build_answer,
@@ -30,7 +32,7 @@ from fakes.fake_openai.answers import (
 from fakes.fake_openai.errors import ApiError, missing
 from fakes.fake_openai.faults import Fault
 from fakes.fake_openai.rate_limits import RateLimits
-from fakes.fake_openai.sending import send_stream, send_whole
+from fakes.fake_openai.sending import send_events, send_stream, send_whole
 from fakes.fake_server.sending import json_response
 from fakes.fake_server.server import Exchange, FakeServer, ReceivedRequest, received
 from turnout.tokens import estimate_prompt_tokens
@@ -87,6 +89,7 @@ class FakeOpenAI(FakeServer[Fault, ReceivedRequest]):
             ("POST", "/v1/chat/completions"): self._chat,
             ("POST", "/v1/completions"): self._completions,
             ("POST", "/v1/embeddings"): self._embeddings,
+            ("POST", "/v1/responses"): self._responses,
             ("GET", "/v1/models"): self._models,
         }
 
@@ -161,6 +164,15 @@ class FakeOpenAI(FakeServer[Fault, ReceivedRequest]):
         tool = tool_call(body, messages)
         answer = build_answer(body, model, text, cap, chat=True, tool=tool)
         return await self._complete(exchange, answer)
+
+    async def _responses(self, exchange: Exchange[Fault]) -> web.StreamResponse:
+        model, body = self._model_of(exchange.body), exchange.body
+        answer = responses.answer_of(body, model, self.reply)
+        headers = self._headers(exchange.arrived)
+        if body.get("stream") is True:
+            framed = responses.events(answer)
+            return await send_events(exchange, framed, headers, self.chunk_delay)
+        return await send_whole(exchange, responses.whole(answer), headers)
 
     async def _completions(self, exchange: Exchange[Fault]) -> web.StreamResponse:
         model, body = self._model_of(exchange.body), exchange.body
