@@ -137,7 +137,8 @@ def error_event(fault: Fault) -> bytes:
 
 
 def frame(event: dict[str, Any]) -> bytes:
-    return b"event: " + event["type"].encode() + b"\ndata: " + msgspec.json.encode(event) + b"\n\n"
+    kind = str(event["type"]).encode()
+    return b"event: " + kind + b"\ndata: " + msgspec.json.encode(event) + b"\n\n"
 
 
 def _status(answer: Answer) -> str:
