@@ -46,7 +46,7 @@ _Route = Callable[[Exchange[Fault]], Awaitable[web.StreamResponse]]
 _DEPLOYMENT_PATH = re.compile(
     r"/openai/deployments/([^/]+)/(chat/completions|completions|embeddings)"
 )
-_V1_PATH = re.compile(r"/openai/v1/(chat/completions|completions|embeddings|models)")
+_V1_PATH = re.compile(r"/openai/v1/(chat/completions|completions|embeddings|models|responses)")
 _DATED_VERSION = re.compile(r"\d{4}-\d{2}-\d{2}(-preview)?")
 _V1_VERSIONS = (None, "preview", "latest")
 #: Tokens between two annotations of the Asynchronous Filter.
@@ -141,6 +141,7 @@ class FakeAzure(FakeOpenAI):
             "chat/completions": self._chat,
             "completions": self._completions,
             "embeddings": self._embeddings,
+            "responses": self._responses,
         }
         return self._on_deployment(handlers[operation], deployment)
 

@@ -14,10 +14,11 @@ import pytest
 from responses_kit import WEATHER, events_of, respond
 
 from fakes.fake_anthropic import FakeAnthropic
+from fakes.fake_azure import FakeAzure
 from fakes.fake_openai import FakeOpenAI, Fault
 from gateway_harness import RunningGateway, gateway_config, running_gateway
 from turnout import Deployment, Secret
-from turnout.config.providers import OpenAISettings
+from turnout.config.providers import AzureSettings, OpenAISettings
 from turnout.config.router import FallbackConfig, RetryConfig
 
 NATIVE = OpenAISettings(native_responses=True)
@@ -160,3 +161,32 @@ async def test_a_native_stream_cut_midway_is_continued_by_a_translated_deploymen
     # One item, opened natively and closed by the continuation, under the native ids.
     assert {e.item_id for e in events if e.type == "response.output_text.delta"} == {item.id}
     assert final.id == events[0].response.id and stored.output_text == final.output_text
+
+
+@pytest.mark.parametrize("api_version", ["2024-10-21", "preview"])
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_azure_is_sent_its_v1_responses_endpoint(streamed: bool, api_version: str) -> None:
+    """The fake refuses a dated api-version on the v1 API, as Azure does: a dated deployment
+    must be sent none there."""
+    async with FakeAzure(deployments=("my-gpt",)) as fake:
+        native = Deployment(
+            model_name="azure",
+            provider="azure",
+            model="my-gpt",
+            base_url=fake.url,
+            api_key=Secret("azure-fake-key"),
+            api_version=api_version,
+            settings=AzureSettings(native_responses=True),
+        )
+        config = gateway_config(native)
+        async with running_gateway(config) as gateway, gateway.client() as client:
+            answer, _ = await respond(client, streamed, model="azure", input="Hello there")
+            stored = await client.responses.retrieve(answer.id)
+    [sent] = fake.requests
+    assert (sent.path, sent.headers["api-key"]) == ("/openai/v1/responses", "azure-fake-key")
+    assert (sent.json["model"], sent.json["store"], sent.json["input"][0]["content"]) == (
+        "my-gpt",
+        False,
+        "Hello there",
+    )
+    assert answer.output_text == stored.output_text == "Fake answer to: Hello there"

@@ -25,6 +25,10 @@ The body and the stream are OpenAI's, so the translation is the OpenAI-compatibl
   come as ``{"statusCode": 401, "message": ...}``; ``DeploymentNotFound`` is a 404; a 429 says
   when to retry in ``retry-after-ms``, ``retry-after``, ``x-ratelimit-reset-*`` or its message.
   A completion that the filter cut short is a success (``finish_reason: content_filter``).
+- The Responses API. A deployment with ``native_responses`` is sent the gateway's Responses
+  requests as they are (`turnout.providers.openai_responses`), at the v1 API's
+  ``{base}/openai/v1/responses``, the only place Azure serves it: dated api-versions have no
+  Responses path, so a dated deployment's version applies to its chat calls only.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from turnout.errors import (
     RateLimitError,
     UpstreamNotFoundError,
 )
+from turnout.providers.adapter import StreamTranslator
 from turnout.providers.capabilities import Capabilities, Capable
 from turnout.providers.chunks import wants_usage
 from turnout.providers.headers import openai_rate_limits, parse_duration, retry_after
@@ -58,6 +63,14 @@ from turnout.providers.openai import (
     prepare_call,
     read_usage,
 )
+from turnout.providers.openai_responses import (
+    RESPONSES_PATH,
+    NativeResponsesRequest,
+    chat_completion,
+    native_body,
+    speaks_responses,
+)
+from turnout.providers.openai_responses_stream import ResponsesStreamTranslator
 from turnout.upstream import UpstreamRequest
 from turnout.wire import Operation, ProviderResponse, RateLimitHints, Request
 
@@ -122,8 +135,15 @@ class AzureAdapter(Capable):
 
     def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
         base, version = self._endpoint(deployment)
-        modern = _modern(version)
         settings = settings_of(deployment.settings, AzureSettings)
+        if isinstance(request, NativeResponsesRequest) and speaks_responses(deployment):
+            query = V1_VERSIONS.get(version)
+            url = f"{base}/openai/v1{RESPONSES_PATH}" + (f"?api-version={query}" if query else "")
+            headers = {"content-type": "application/json", **settings.extra_headers}
+            headers.update(self._auth(deployment, settings))
+            native = _ENCODE(native_body(deployment, request))
+            return UpstreamRequest(url=url, body=native, headers=headers)
+        modern = _modern(version)
         capabilities = self.capabilities(deployment.model) if deployment.drop_params else None
         body, headers = prepare_call(
             deployment, request, settings, stream_usage=modern, capabilities=capabilities
@@ -143,10 +163,16 @@ class AzureAdapter(Capable):
     def parse(
         self, deployment: Deployment, request: Request, body: bytes, headers: Mapping[str, str]
     ) -> ProviderResponse:
+        if isinstance(request, NativeResponsesRequest) and speaks_responses(deployment):
+            # Relayed as it came; its chat translation is for the router.
+            answer, counted = chat_completion(NAME, body)
+            return ProviderResponse(answer, counted, body, self.rate_limits(headers))
         usage = read_usage(body, NAME, cached_tokens=True)
         return ProviderResponse(raw=body, usage=usage, rate_limits=self.rate_limits(headers))
 
-    def translator(self, deployment: Deployment, request: Request) -> OpenAIStreamTranslator:
+    def translator(self, deployment: Deployment, request: Request) -> StreamTranslator:
+        if isinstance(request, NativeResponsesRequest) and speaks_responses(deployment):
+            return ResponsesStreamTranslator(NAME, _stream_error)
         modern = _modern(self._endpoint(deployment)[1])
         asked = wants_usage(request.body)
         # On an older version the ask was refused or dropped by `build`: no usage will come.
@@ -264,6 +290,12 @@ def _carries(choice: _ChoiceView) -> bool:
 def create_adapter(name: str, environ: Mapping[str, str], clock: Clock) -> AzureAdapter:
     """The registry's factory (`turnout.providers.registry.NATIVE`)."""
     return AzureAdapter(environ, clock)
+
+
+def _stream_error(error: Mapping[str, Any]) -> ProviderError:
+    """The error an in-stream error object (a Responses ``error`` event's fields) says."""
+    message, code, kind, param = error_fields(error)
+    return classify_error(None, message, code, kind or code, param, NAME, None)
 
 
 def _first(environ: Mapping[str, str], names: tuple[str, ...]) -> str | None:

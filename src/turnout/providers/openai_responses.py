@@ -33,9 +33,9 @@ from turnout.config.router import Deployment
 from turnout.errors import ServerError
 from turnout.wire import Request, Usage
 
-#: The providers whose deployments may take a Responses body natively; Azure's Responses
-#: endpoint lives under another path and API version and is not passed through yet.
-PROVIDERS = frozenset({"openai"})
+#: The providers whose deployments may take a Responses body natively (Azure's through its v1
+#: API, ``{endpoint}/openai/v1/responses``, whatever the deployment's dated api-version).
+PROVIDERS = frozenset({"openai", "azure"})
 RESPONSES_PATH = "/responses"
 #: Why a response stopped early (``incomplete_details.reason``), as a chat finish reason.
 _FINISH = {"max_output_tokens": "length", "content_filter": "content_filter"}
@@ -57,8 +57,8 @@ def carrying(request: Request, native: dict[str, Any]) -> Request:
 
 
 def speaks_responses(deployment: Deployment) -> bool:
-    """Whether `deployment` is sent Responses bodies as they are: an OpenAI deployment that
-    says so (``native_responses``). Servers that copy OpenAI's chat API often lack
+    """Whether `deployment` is sent Responses bodies as they are: an OpenAI or Azure deployment
+    that says so (``native_responses``). Servers that copy OpenAI's chat API often lack
     ``/responses``, which is why the deployment, not the provider alone, decides."""
     if deployment.provider not in PROVIDERS:
         return False
