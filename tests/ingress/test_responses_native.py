@@ -26,8 +26,9 @@ NATIVE = OpenAISettings(native_responses=True)
 
 @asynccontextmanager
 async def serving() -> AsyncIterator[tuple[RunningGateway, FakeOpenAI, FakeAnthropic]]:
-    """Groups ``gpt`` (native OpenAI), ``claude`` (translated Anthropic) and ``mixed`` (the
-    native one first, the translated one next); ``gpt`` falls back to ``claude``."""
+    """Groups ``gpt`` (native OpenAI), ``claude`` (translated Anthropic), ``mixed`` (the
+    native one first, the translated one next) and ``solo`` (native, nothing to fall back to);
+    ``gpt`` falls back to ``claude``."""
     async with AsyncExitStack() as stack:
         fake_openai = await stack.enter_async_context(FakeOpenAI())
         fake_anthropic = await stack.enter_async_context(FakeAnthropic())
@@ -59,6 +60,7 @@ async def serving() -> AsyncIterator[tuple[RunningGateway, FakeOpenAI, FakeAnthr
             anthropic("claude"),
             openai("mixed"),
             anthropic("mixed", priority=1),
+            openai("solo"),
             retries=RetryConfig(num_retries=0),
             fallbacks=FallbackConfig(general={"gpt": ["claude"]}),
         )
@@ -190,3 +192,20 @@ async def test_azure_is_sent_its_v1_responses_endpoint(streamed: bool, api_versi
         "Hello there",
     )
     assert answer.output_text == stored.output_text == "Fake answer to: Hello there"
+
+
+@pytest.mark.parametrize("kind", ["cut", "error_event"])
+async def test_a_native_stream_nothing_can_continue_ends_in_response_failed(kind: Any) -> None:
+    async with serving() as (gateway, fake, _), gateway.client() as client:
+        fake.set_default(Fault(kind, after_chunks=6, path="/v1/responses"))
+        stream = await client.responses.create(model="solo", input="one two three", stream=True)
+        events = await events_of(stream)
+    kinds = [event.type for event in events]
+    assert kinds[:2] == ["response.created", "response.in_progress"]
+    assert kinds[-1] == "response.failed" and "response.completed" not in kinds
+    failed = events[-1].response
+    [item] = failed.output
+    sent = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert sent and (item.status, item.content[0].text) == ("incomplete", sent)
+    assert failed.id == events[0].response.id and failed.error.message
+    assert "sk-fake" not in str(failed.error)
