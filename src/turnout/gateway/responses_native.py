@@ -24,7 +24,7 @@ _GATEWAY_ONLY = ("previous_response_id", "tags", "timeout", "stream_timeout")
 _PLAIN_ITEMS = frozenset({"message", "function_call", "function_call_output"})
 
 
-def native_body(body: Mapping[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+def carried_body(body: Mapping[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
     """The Responses body for a native deployment: the caller's, its conversation expanded
     (`history`, then this turn's input) and not stored upstream."""
     native = {name: value for name, value in body.items() if name not in _GATEWAY_ONLY}

@@ -6,6 +6,10 @@ made knowing who calls: another caller's response id is as unknown as one never 
 answer is a ``response`` object, whole (`turnout.gateway.responses_output`) or as its event
 stream (`turnout.gateway.responses_events`), and unless the caller says ``store: false`` that
 response is kept, with the conversation it ends, once it is complete.
+
+The routed request also carries a Responses body (`turnout.gateway.responses_native`), which a
+deployment that speaks the Responses API is sent instead of the chat translation; its answer,
+whole or streamed, is relayed as it came.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import msgspec
 from turnout.errors import InvalidRequestError
 from turnout.gateway.requests import prompt_of
 from turnout.gateway.responses_events import ResponseEvents
-from turnout.gateway.responses_native import as_sent, native_body, replay_items, turn_items
+from turnout.gateway.responses_native import as_sent, carried_body, replay_items, turn_items
 from turnout.gateway.responses_output import (
     Draft,
     conversation_of,
@@ -83,7 +87,7 @@ class ResponsesTranslation:
         self._events: ResponseEvents | None = None
 
     def routed(self, request: Request, headers: Mapping[str, str]) -> Request:
-        return carrying(request, native_body(self._body, self._items))
+        return carrying(request, carried_body(self._body, self._items))
 
     def answer(self, response: Response, request: Request) -> tuple[bytes, str | None]:
         if response.raw is not None and speaks_responses(response.deployment):
