@@ -20,6 +20,7 @@ from gateway_harness import RunningGateway, gateway_config, running_gateway
 from turnout import Deployment, Secret
 from turnout.config.providers import AzureSettings, OpenAISettings
 from turnout.config.router import FallbackConfig, RetryConfig
+from turnout.providers.openai_responses import speaks_responses
 
 NATIVE = OpenAISettings(native_responses=True)
 
@@ -209,3 +210,25 @@ async def test_a_native_stream_nothing_can_continue_ends_in_response_failed(kind
     assert sent and (item.status, item.content[0].text) == ("incomplete", sent)
     assert failed.id == events[0].response.id and failed.error.message
     assert "sk-fake" not in str(failed.error)
+
+
+@pytest.mark.parametrize(
+    ("provider", "base_url", "setting", "native"),
+    [
+        ("openai", None, None, True),  # OpenAI's own API: native by default
+        ("openai", "http://vllm:8000/v1", None, False),  # a server of its own: translated
+        ("openai", None, False, False),
+        ("openai", "http://proxy/v1", True, True),
+        ("azure", "https://r.openai.azure.com", None, False),  # Azure: when asked
+        ("azure", "https://r.openai.azure.com", True, True),
+        ("groq", None, True, False),  # not a family that speaks it
+    ],
+)
+def test_which_deployments_are_sent_responses_natively(
+    provider: str, base_url: str | None, setting: bool | None, native: bool
+) -> None:
+    settings = (AzureSettings if provider == "azure" else OpenAISettings)(native_responses=setting)
+    deployment = Deployment(
+        model_name="chat", provider=provider, model="m", base_url=base_url, settings=settings
+    )
+    assert speaks_responses(deployment) is native

@@ -88,8 +88,10 @@ class OpenAISettings(HttpSettings, frozen=True, kw_only=True, tag="openai"):
     #: Sent as the ``OpenAI-Organization`` header.
     organization: str | None = None
     #: Whether the deployment takes the gateway's Responses API requests as they are, at its
-    #: ``/responses`` endpoint, rather than translated to chat (provider ``openai`` only).
-    native_responses: bool = False
+    #: ``/responses`` endpoint, rather than translated to chat (providers ``openai`` and
+    #: ``azure``). None: yes for OpenAI's own API (provider ``openai`` with no ``base_url``),
+    #: no for every other server, which may copy OpenAI's chat API without ``/responses``.
+    native_responses: bool | None = None
 
 
 class AzureSettings(OpenAISettings, frozen=True, kw_only=True, tag="azure"):

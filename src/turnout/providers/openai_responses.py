@@ -57,13 +57,18 @@ def carrying(request: Request, native: dict[str, Any]) -> Request:
 
 
 def speaks_responses(deployment: Deployment) -> bool:
-    """Whether `deployment` is sent Responses bodies as they are: an OpenAI or Azure deployment
-    that says so (``native_responses``). Servers that copy OpenAI's chat API often lack
-    ``/responses``, which is why the deployment, not the provider alone, decides."""
+    """Whether `deployment` is sent Responses bodies as they are: OpenAI's own API unless its
+    deployment says otherwise, and an OpenAI or Azure deployment that says so
+    (``native_responses``). Servers that copy OpenAI's chat API often lack ``/responses``,
+    which is why a ``base_url`` of its own turns the default off."""
     if deployment.provider not in PROVIDERS:
         return False
     settings = deployment.settings
-    return isinstance(settings, OpenAISettings) and settings.native_responses
+    if not isinstance(settings, OpenAISettings):
+        return False
+    if settings.native_responses is None:
+        return deployment.provider == "openai" and deployment.base_url is None
+    return settings.native_responses
 
 
 def native_body(deployment: Deployment, request: NativeResponsesRequest) -> dict[str, Any]:
