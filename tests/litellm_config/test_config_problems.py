@@ -240,3 +240,35 @@ def test_a_librarys_own_provider_is_kept_when_named_and_skipped_otherwise() -> N
     served = parse_config(data, environ={})
     assert [d.model_name for d in served.router.model_list] == ["other"]
     assert any("model_list[0]" in skipped and "'sim'" in skipped for skipped in served.skipped)
+
+
+def test_claude_and_partner_models_on_vertex_are_skipped_by_path_and_gemini_stays() -> None:
+    """turnout sends ``vertex_ai`` deployments Gemini's API: a Claude (or other partner) model
+    there would get requests it cannot read, so it is skipped, naming its path."""
+    data = {
+        "model_list": [
+            {
+                "model_name": "gemini",
+                "litellm_params": {
+                    "model": "vertex_ai/gemini-1.5-pro",
+                    "vertex_project": "p",
+                    "api_key": "token",
+                },
+            },
+            {
+                "model_name": "claude",
+                "litellm_params": {"model": "vertex_ai/claude-3-5-sonnet@20240620"},
+            },
+            {
+                "model_name": "llama",
+                "litellm_params": {"model": "vertex_ai/meta/llama3-405b-instruct-maas"},
+            },
+        ]
+    }
+    config = parse_config(data, environ={})
+    assert [d.model_name for d in config.router.model_list] == ["gemini"]
+    assert [skipped.split(":", 1)[0] for skipped in config.skipped] == [
+        "model_list[1].litellm_params.model",
+        "model_list[2].litellm_params.model",
+    ]
+    assert "Vertex AI" in config.skipped[0]

@@ -36,6 +36,10 @@ from turnout.errors import ConfigError
 
 #: What turnout's providers serve, by LiteLLM's prefixes, for the error that skips another.
 _SERVED = ", ".join(sorted(PROVIDERS))
+#: Partner models on Vertex AI (Anthropic's, Mistral's, AI21's...), which do not speak Gemini's
+#: API that turnout's ``vertex_ai`` deployments are sent; partners named ``<publisher>/<model>``
+#: (``meta/llama...``) are caught by their slash.
+_VERTEX_PARTNERS = ("claude", "mistral", "codestral", "jamba")
 
 
 @dataclass(slots=True)
@@ -185,6 +189,14 @@ class DeploymentReader(Problems):
             origin = f"{path}.litellm_params.custom_llm_provider"
         elif "/" in model:
             prefix = model.split("/", 1)[0]
+        if prefix == "vertex_ai":
+            served = model.split("/", 1)[1] if model.startswith("vertex_ai/") else model
+            if served.startswith(_VERTEX_PARTNERS) or "/" in served:
+                return (
+                    f"{origin}: {served!r} on Vertex AI is not supported: turnout serves "
+                    "Vertex AI's Gemini models, and Claude and the other partner models there "
+                    "take another API"
+                )
         if not isinstance(prefix, str) or prefix in PROVIDERS or prefix in self.extra_providers:
             return None
         return f"{origin}: provider {prefix!r} is not supported (turnout serves: {_SERVED})"
