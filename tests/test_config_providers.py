@@ -271,6 +271,11 @@ def test_families_are_chosen_by_provider_name() -> None:
             "params.simulate: Object contains unknown field",
         ),
         ("simulated", {"extra_headers": {}}, "params.extra_headers: a setting of openai and azure"),
+        (
+            "groq",
+            {"native_responses": True},
+            "params.native_responses: provider 'groq' is not sent Responses requests natively",
+        ),
     ],
 )
 def test_a_bad_setting_fails_at_load_naming_its_path(

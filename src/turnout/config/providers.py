@@ -212,6 +212,12 @@ def resolve_settings(
         else:
             _refuse_foreign(kind, provider, name)
             defaults[name] = value
+    if found.get("native_responses") is True and provider not in RESPONSES_PROVIDERS:
+        raise ConfigError(
+            f"provider {provider!r} is not sent Responses requests natively: only "
+            f"{' and '.join(RESPONSES_PROVIDERS)} deployments speak OpenAI's Responses API",
+            path="params.native_responses",
+        )
     if settings is None:
         if "extra_headers" in found:
             found["extra_headers"] = _header_texts(found["extra_headers"])
@@ -229,6 +235,9 @@ def resolve_settings(
         )
     return defaults, settings
 
+
+#: The providers whose deployments may take Responses requests natively (`native_responses`).
+RESPONSES_PROVIDERS = ("openai", "azure")
 
 S = TypeVar("S", bound=ProviderSettings)
 

@@ -28,14 +28,14 @@ from typing import Any
 
 import msgspec
 
-from turnout.config.providers import OpenAISettings, settings_of
+from turnout.config.providers import RESPONSES_PROVIDERS, OpenAISettings, settings_of
 from turnout.config.router import Deployment
 from turnout.errors import ServerError
 from turnout.wire import Request, Usage
 
 #: The providers whose deployments may take a Responses body natively (Azure's through its v1
 #: API, ``{endpoint}/openai/v1/responses``, whatever the deployment's dated api-version).
-PROVIDERS = frozenset({"openai", "azure"})
+PROVIDERS = frozenset(RESPONSES_PROVIDERS)
 RESPONSES_PATH = "/responses"
 #: Why a response stopped early (``incomplete_details.reason``), as a chat finish reason.
 _FINISH = {"max_output_tokens": "length", "content_filter": "content_filter"}
