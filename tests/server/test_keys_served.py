@@ -136,7 +136,7 @@ async def test_a_store_down_at_start_fails_virtual_keys_closed_not_the_master_ke
             fake.url,
             {"url": f"postgresql://postgres@127.0.0.1:{closed}/turnout"},
         )
-        async with _served("--config", str(config)) as (port, lines):
+        async with _served("--config", str(config), "--port", "0") as (port, lines):
             base = f"http://127.0.0.1:{port}/v1"
             async with openai.AsyncOpenAI(base_url=base, api_key=MASTER, timeout=10) as client:
                 answer = await client.chat.completions.create(model="chat", messages=MESSAGES)
