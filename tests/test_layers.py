@@ -16,7 +16,7 @@ PACKAGE = SRC / "turnout"
 
 #: Lowest first. A module imports only from its own layer or lower ones.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("turnout.errors", "turnout.secrets", "turnout.clock", "turnout.tokens"),
+    ("turnout.errors", "turnout.secrets", "turnout.clock", "turnout.tokens", "turnout.processes"),
     ("turnout.wire",),
     ("turnout.config",),
     ("turnout.pricing", "turnout.health", "turnout.redisio"),

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import msgspec
 
-from turnout.gateway.worker_files import WorkerFile, alive, cancel_quietly
+from turnout.gateway.worker_files import WorkerFile, cancel_quietly
 from turnout.observe.traffic import TrafficExport
+from turnout.processes import alive
 
 logger = logging.getLogger("turnout.gateway")
 

@@ -19,16 +19,7 @@ import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-
-def alive(pid: int) -> bool:
-    """Whether process `pid` still runs."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+from turnout.processes import alive
 
 
 class WorkerFile:

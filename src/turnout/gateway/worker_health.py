@@ -28,9 +28,10 @@ from typing import Any, Final
 
 import msgspec
 
-from turnout.gateway.worker_files import WorkerFile, alive, cancel_quietly
+from turnout.gateway.worker_files import WorkerFile, cancel_quietly
 from turnout.health.record import BreakerPhase
 from turnout.observe.events import BreakerTransition, CooldownEntered, CooldownLeft, Event
+from turnout.processes import alive
 from turnout.router.router import DeploymentHealth
 
 logger = logging.getLogger("turnout.gateway")

@@ -24,6 +24,7 @@ from pathlib import Path
 import msgspec
 
 from turnout.governance.records import SpendRow
+from turnout.processes import alive
 
 _SPILLED = "spend-*.jsonl"
 _CLAIMED = "claimed-*-spend-*.jsonl"
@@ -100,10 +101,4 @@ def _claimant_runs(path: Path) -> bool:
         return False
     if pid == os.getpid():
         return False  # this process claims anew only what it left itself (a restart in place)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return alive(pid)
