@@ -10,15 +10,33 @@ and the ``x-turnout-*`` headers of a whole answer.
 from __future__ import annotations
 
 import time
+from typing import Any
 
-from turnout.gateway.exchange import Exchange
+from aiohttp import web
+
+from turnout.gateway.body import read_body
+from turnout.gateway.exchange import EXCHANGE, Exchange
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.request_ids import id_headers
+from turnout.gateway.requests import parse_body
 from turnout.gateway.turnout_headers import served_headers
 from turnout.gateway.virtual_keys import Caller, admit
 from turnout.governance.ledger import rate_limit_headers
 from turnout.router.result import Response
 from turnout.wire import Request
+
+
+async def read_call(
+    http: web.Request, gateway: Gateway, route: str
+) -> tuple[Exchange, Caller, Any]:
+    """The request's exchange (told its route's name), who calls (authenticated first: a
+    caller without a valid key never has its body read) and the decoded JSON body."""
+    exchange = http[EXCHANGE]
+    exchange.route = route
+    caller = await gateway.identify(http.headers)
+    exchange.principal = caller.principal
+    body = parse_body(await read_body(http, gateway.config.server.max_body_bytes))
+    return exchange, caller, body
 
 
 async def admitted(

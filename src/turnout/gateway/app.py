@@ -17,17 +17,17 @@ from aiohttp import HttpVersion11, web
 
 from turnout.errors import InvalidRequestError, ModelNotFoundError, TurnoutError
 from turnout.gateway import framing
-from turnout.gateway.admission import admitted, served_by
+from turnout.gateway.admission import admitted, read_call, served_by
 from turnout.gateway.advice import retry_headers
-from turnout.gateway.body import check_declared_length, read_body
-from turnout.gateway.exchange import EXCHANGE, Exchange, exchange_of
+from turnout.gateway.body import check_declared_length
+from turnout.gateway.exchange import Exchange, exchange_of
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.ingress import ERROR_SHAPE, ErrorShape
 from turnout.gateway.ledger_errors import LedgerRefusal
 from turnout.gateway.management import add_management_routes
 from turnout.gateway.messages_routes import MESSAGES_PATH, add_messages_routes
 from turnout.gateway.request_ids import REQUEST_ID_HEADER, TRACE_ID, id_headers
-from turnout.gateway.requests import build_request, parse_body, prompt_of
+from turnout.gateway.requests import build_request, prompt_of
 from turnout.gateway.responses_routes import RESPONSES_PATHS, add_responses_routes
 from turnout.gateway.status import add_status_routes
 from turnout.gateway.status_peers import StatusPeers
@@ -230,12 +230,8 @@ def _completion_route(operation: Operation) -> Handler:
 
     async def handle(http: web.Request) -> web.StreamResponse:
         started = time.perf_counter()
-        exchange = http[EXCHANGE]
-        exchange.route = route
         gateway = http.app[GATEWAY]
-        caller = await gateway.identify(http.headers)
-        exchange.principal = caller.principal
-        body = parse_body(await read_body(http, gateway.config.server.max_body_bytes))
+        exchange, caller, body = await read_call(http, gateway, route)
         ids = exchange.ids
         request = build_request(
             body, operation, http.headers, caller.principal, ids=(ids.own, ids.given)

@@ -28,11 +28,10 @@ from typing import Any, Protocol
 from aiohttp import web
 
 from turnout.errors import TurnoutError
-from turnout.gateway.admission import admitted, served_by
-from turnout.gateway.body import read_body
+from turnout.gateway.admission import admitted, read_call, served_by
 from turnout.gateway.exchange import EXCHANGE, Exchange
 from turnout.gateway.gateway import Gateway
-from turnout.gateway.requests import build_request, parse_body
+from turnout.gateway.requests import build_request
 from turnout.gateway.stream_relay import (
     bound_send_buffer,
     end_summary,
@@ -115,12 +114,8 @@ def translated_route(
         if shape is not None:
             http[ERROR_SHAPE] = shape
         started = time.perf_counter()
-        exchange = http[EXCHANGE]
-        exchange.route = route
         gateway = http.app[key]
-        caller = await gateway.identify(http.headers)
-        exchange.principal = caller.principal
-        body = parse_body(await read_body(http, gateway.config.server.max_body_bytes))
+        exchange, caller, body = await read_call(http, gateway, route)
         translation = translate(body, caller.principal)
         ids = exchange.ids
         chat = build_request(

@@ -129,16 +129,20 @@ def _stop(value: Any) -> None:
         return
     if not isinstance(value, list):
         raise _wrong_type("stop", "a string or an array", value)
-    if len(value) > 4:
-        raise ParameterRejectedError(
-            "Invalid 'stop': array too long. Expected an array with maximum length 4, but got "
-            f"an array with length {len(value)} instead.",
-            param="stop",
-            code="array_above_max_length",
-        )
+    _at_most("stop", value, 4)
     for index, item in enumerate(value):
         if not isinstance(item, str):
             raise _wrong_type(f"stop[{index}]", "a string", item)
+
+
+def _at_most(param: str, value: list[Any], most: int) -> None:
+    if len(value) > most:
+        raise ParameterRejectedError(
+            f"Invalid '{param}': array too long. Expected an array with maximum length {most}, "
+            f"but got an array with length {len(value)} instead.",
+            param=param,
+            code="array_above_max_length",
+        )
 
 
 def _tools(value: Any) -> list[str]:
@@ -147,13 +151,7 @@ def _tools(value: Any) -> list[str]:
         return []
     if not isinstance(value, list):
         raise _wrong_type("tools", "an array", value)
-    if len(value) > 128:
-        raise ParameterRejectedError(
-            "Invalid 'tools': array too long. Expected an array with maximum length 128, but "
-            f"got an array with length {len(value)} instead.",
-            param="tools",
-            code="array_above_max_length",
-        )
+    _at_most("tools", value, 128)
     names: list[str] = []
     for index, tool in enumerate(value):
         where = f"tools[{index}]"
