@@ -60,15 +60,15 @@ from turnout.providers.openai import (
     OpenAIStreamTranslator,
     classify_error,
     error_fields,
+    family_headers,
     prepare_call,
     read_usage,
 )
 from turnout.providers.openai_responses import (
     RESPONSES_PATH,
-    NativeResponsesRequest,
     chat_completion,
     native_body,
-    speaks_responses,
+    native_request,
 )
 from turnout.providers.openai_responses_stream import ResponsesStreamTranslator
 from turnout.upstream import UpstreamRequest
@@ -136,13 +136,15 @@ class AzureAdapter(Capable):
     def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
         base, version = self._endpoint(deployment)
         settings = settings_of(deployment.settings, AzureSettings)
-        if isinstance(request, NativeResponsesRequest) and speaks_responses(deployment):
+        native = native_request(request, deployment)
+        if native is not None:
             query = V1_VERSIONS.get(version)
             url = f"{base}/openai/v1{RESPONSES_PATH}" + (f"?api-version={query}" if query else "")
-            headers = {"content-type": "application/json", **settings.extra_headers}
+            headers = family_headers(settings)
             headers.update(self._auth(deployment, settings))
-            native = _ENCODE(native_body(deployment, request))
-            return UpstreamRequest(url=url, body=native, headers=headers)
+            return UpstreamRequest(
+                url=url, body=_ENCODE(native_body(deployment, native)), headers=headers
+            )
         modern = _modern(version)
         capabilities = self.capabilities(deployment.model) if deployment.drop_params else None
         body, headers = prepare_call(
@@ -163,7 +165,7 @@ class AzureAdapter(Capable):
     def parse(
         self, deployment: Deployment, request: Request, body: bytes, headers: Mapping[str, str]
     ) -> ProviderResponse:
-        if isinstance(request, NativeResponsesRequest) and speaks_responses(deployment):
+        if native_request(request, deployment) is not None:
             # Relayed as it came; its chat translation is for the router.
             answer, counted = chat_completion(NAME, body)
             return ProviderResponse(answer, counted, body, self.rate_limits(headers))
@@ -171,7 +173,7 @@ class AzureAdapter(Capable):
         return ProviderResponse(raw=body, usage=usage, rate_limits=self.rate_limits(headers))
 
     def translator(self, deployment: Deployment, request: Request) -> StreamTranslator:
-        if isinstance(request, NativeResponsesRequest) and speaks_responses(deployment):
+        if native_request(request, deployment) is not None:
             return ResponsesStreamTranslator(NAME, _stream_error)
         modern = _modern(self._endpoint(deployment)[1])
         asked = wants_usage(request.body)

@@ -46,10 +46,9 @@ from turnout.providers.chunks import SSETranslator, UsagePolicy, wants_usage
 from turnout.providers.headers import openai_rate_limits, retry_after
 from turnout.providers.openai_responses import (
     RESPONSES_PATH,
-    NativeResponsesRequest,
     chat_completion,
     native_body,
-    speaks_responses,
+    native_request,
 )
 from turnout.providers.openai_responses_stream import ResponsesStreamTranslator
 from turnout.providers.statuses import by_status
@@ -213,42 +212,34 @@ class OpenAICompatibleAdapter(Capable):
 
     def build(self, deployment: Deployment, request: Request) -> UpstreamRequest:
         settings = settings_of(deployment.settings, OpenAISettings)
-        if isinstance(request, NativeResponsesRequest) and speaks_responses(deployment):
-            return self._responses_call(deployment, request, settings)
-        body, headers = prepare_call(
-            deployment,
-            request,
-            settings,
-            stream_usage=self.preset.stream_usage,
-            # Read only for a deployment that drops: nothing more per request otherwise.
-            capabilities=self.capabilities(deployment.model) if deployment.drop_params else None,
-        )
+        native = native_request(request, deployment)
+        if native is not None:
+            body, headers = native_body(deployment, native), family_headers(settings)
+            path = RESPONSES_PATH
+        else:
+            body, headers = prepare_call(
+                deployment,
+                request,
+                settings,
+                stream_usage=self.preset.stream_usage,
+                # Read only for a deployment that drops: nothing more per request otherwise.
+                capabilities=self.capabilities(deployment.model)
+                if deployment.drop_params
+                else None,
+            )
+            path = _PATHS[request.operation]
         key = deployment.api_key.reveal() if deployment.api_key else self._default_key
         if key:
             headers["authorization"] = f"Bearer {key}"
-        url = self.base_url(deployment) + _PATHS[request.operation]
-        return UpstreamRequest(url=url, body=_ENCODE(body), headers=headers)
-
-    def _responses_call(
-        self, deployment: Deployment, request: NativeResponsesRequest, settings: OpenAISettings
-    ) -> UpstreamRequest:
-        """The carried Responses body, to the deployment's ``/responses`` endpoint."""
-        headers = {"content-type": "application/json", **settings.extra_headers}
-        if settings.organization:
-            headers["openai-organization"] = settings.organization
-        key = deployment.api_key.reveal() if deployment.api_key else self._default_key
-        if key:
-            headers["authorization"] = f"Bearer {key}"
-        url = self.base_url(deployment) + RESPONSES_PATH
         return UpstreamRequest(
-            url=url, body=_ENCODE(native_body(deployment, request)), headers=headers
+            url=self.base_url(deployment) + path, body=_ENCODE(body), headers=headers
         )
 
     def parse(
         self, deployment: Deployment, request: Request, body: bytes, headers: Mapping[str, str]
     ) -> ProviderResponse:
         hints = self.rate_limits(headers)
-        if isinstance(request, NativeResponsesRequest) and speaks_responses(deployment):
+        if native_request(request, deployment) is not None:
             # Relayed as it came; its chat translation is for the router.
             answer, counted = chat_completion(self.name, body)
             return ProviderResponse(answer, counted, body, hints)
@@ -256,7 +247,7 @@ class OpenAICompatibleAdapter(Capable):
         return ProviderResponse(raw=body, usage=usage, rate_limits=hints)
 
     def translator(self, deployment: Deployment, request: Request) -> StreamTranslator:
-        if isinstance(request, NativeResponsesRequest) and speaks_responses(deployment):
+        if native_request(request, deployment) is not None:
             return ResponsesStreamTranslator(self.name, self._stream_error)
         return OpenAIStreamTranslator(
             self.name, wants_usage(request.body), self.preset.stream_usage, cached_tokens=True
@@ -274,6 +265,17 @@ class OpenAICompatibleAdapter(Capable):
         """The error an in-stream error object (a Responses ``error`` event's fields) says."""
         message, code, kind, param = error_fields(error)
         return classify_error(None, message, code, kind or code, param, self.name, None)
+
+
+def family_headers(settings: OpenAISettings) -> dict[str, str]:
+    """The headers every call of the family carries before auth: its ``extra_headers`` and
+    ``organization``."""
+    headers = {"content-type": "application/json"}
+    if settings.extra_headers:
+        headers.update(settings.extra_headers)
+    if settings.organization:
+        headers["openai-organization"] = settings.organization
+    return headers
 
 
 def prepare_call(
@@ -301,11 +303,7 @@ def prepare_call(
         body.setdefault(name, value)
     for name, value in settings.extra_body.items():
         body.setdefault(name, value)
-    headers = {"content-type": "application/json"}
-    if settings.extra_headers:
-        headers.update(settings.extra_headers)
-    if settings.organization:
-        headers["openai-organization"] = settings.organization
+    headers = family_headers(settings)
     body["model"] = deployment.model
     if request.stream and stream_usage:
         options = body.get("stream_options")

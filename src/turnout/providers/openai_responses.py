@@ -71,6 +71,14 @@ def speaks_responses(deployment: Deployment) -> bool:
     return settings.native_responses
 
 
+def native_request(request: Request, deployment: Deployment) -> NativeResponsesRequest | None:
+    """`request`, when it carries a Responses body and `deployment` is sent such bodies as
+    they are; else None (the chat translation goes)."""
+    if isinstance(request, NativeResponsesRequest) and speaks_responses(deployment):
+        return request
+    return None
+
+
 def native_body(deployment: Deployment, request: NativeResponsesRequest) -> dict[str, Any]:
     """The body a native deployment is sent: the carried one with the deployment's model, its
     default parameters where the body sets none, and its ``extra_body`` over all."""
