@@ -195,7 +195,8 @@ def _http_error(exc: web.HTTPException) -> web.Response:
     message = exc.reason
     if exc.status == 404:
         message = (
-            "Unknown path: see /v1/chat/completions, /v1/completions, /v1/embeddings, /v1/messages"
+            "Unknown path: see /v1/chat/completions, /v1/completions, /v1/embeddings, "
+            "/v1/responses, /v1/messages"
         )
     elif exc.status == 405:
         message = f"Method not allowed: {exc.reason}"
