@@ -72,6 +72,49 @@ def test_every_observer_gets_each_event_in_subscription_order_before_the_next() 
     ]
 
 
+def test_an_observer_naming_its_events_gets_only_those_through_their_handlers_in_order() -> None:
+    seen: list[tuple[str, Event]] = []
+
+    class Routed:
+        """Handles RequestStarted and BudgetExhausted only; its `on_event` must not be called."""
+
+        def __init__(self) -> None:
+            self.event_handlers = {
+                RequestStarted: lambda event: seen.append(("routed started", event)),
+                BudgetExhausted: self._budget,
+            }
+
+        def _budget(self, event: BudgetExhausted) -> None:
+            seen.append(("routed budget", event))
+            raise RuntimeError(f"handler bug while holding {SECRET}")
+
+        def on_event(self, event: Event) -> None:
+            raise AssertionError("the bus calls the handlers, not on_event")
+
+    class Plain:
+        def on_event(self, event: Event) -> None:
+            seen.append(("plain", event))
+
+    bus = Bus([Plain(), Routed()])
+    one, two, three = started(), budget(), RequestFinished("r1", "chat", None, 1.0)
+    for event in (one, two, three):
+        bus.emit(event)
+    late = Plain()
+    bus.subscribe(late)  # the routes are worked out again: the newcomer gets the next events
+    bus.emit(one)
+    assert seen == [
+        ("plain", one),
+        ("routed started", one),
+        ("plain", two),
+        ("routed budget", two),
+        ("plain", three),
+        ("plain", one),
+        ("routed started", one),
+        ("plain", one),
+    ]
+    assert bus.failures == 1  # the raising handler is isolated like any observer
+
+
 def test_an_empty_bus_is_inactive_until_an_observer_subscribes() -> None:
     assert [Bus().active, Bus([Recorder()]).active] == [False, True]
     bus = Bus()

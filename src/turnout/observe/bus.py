@@ -4,6 +4,10 @@ The router and the gateway emit through one `Bus`. It calls its observers inline
 they subscribed, each event to all of them before the next event; observers must be cheap, so
 anything slow (a network export, a database write) belongs behind a queue in the observer.
 
+An observer that handles only some kinds of event says which (`RoutedObserver.event_handlers`):
+the bus then calls the handler of each kind directly and skips the observer for the others, a
+call and a chain of type tests fewer per event, for every event of every request.
+
 Two promises keep observers from costing a request anything:
 
 - **No observers, no cost.** `Bus.active` is the one emptiness guard: hot paths test it before
@@ -18,8 +22,8 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Protocol
 
 from turnout.observe.events import Event
 
@@ -35,10 +39,22 @@ class Observer(Protocol):
     def on_event(self, event: Event) -> None: ...
 
 
+class RoutedObserver(Observer, Protocol):
+    """An observer that names the kinds of event it handles, and the handler of each; events
+    of other kinds never reach it. Its `on_event` must do what its handlers do."""
+
+    @property
+    def event_handlers(self) -> Mapping[type[Any], Callable[[Any], None]]: ...
+
+
+#: The handlers an event of one type goes to, each with its observer (to report failures).
+_Route = tuple[tuple[Observer, Callable[[Any], None]], ...]
+
+
 class Bus:
     """Fans events out to observers; see the module docstring for its promises."""
 
-    __slots__ = ("_observers", "_reported", "active", "content", "details", "failures")
+    __slots__ = ("_observers", "_reported", "_routes", "active", "content", "details", "failures")
 
     def __init__(self, observers: Iterable[Observer] = ()) -> None:
         self._observers: tuple[Observer, ...] = tuple(observers)
@@ -53,6 +69,8 @@ class Bus:
         #: Observer calls that raised, over the bus's life.
         self.failures = 0
         self._reported: set[tuple[type, type, type]] = set()
+        #: Event type -> its handlers, worked out at the first event of each type.
+        self._routes: dict[type[Any], _Route] = {}
 
     @property
     def observers(self) -> tuple[Observer, ...]:
@@ -61,15 +79,32 @@ class Bus:
     def subscribe(self, observer: Observer) -> None:
         """Add an observer after the others; it receives the events emitted from now on."""
         self._observers = (*self._observers, observer)
+        self._routes = {}
         self.active = True
 
     def emit(self, event: Event) -> None:
         """Hand `event` to every observer, in order; a failing observer fails nothing else."""
-        for observer in self._observers:
+        route = self._routes.get(type(event))
+        if route is None:
+            route = self._route(type(event))
+        for observer, handle in route:
             try:
-                observer.on_event(event)
+                handle(event)
             except Exception as exc:
                 self._failed(observer, event, exc)
+
+    def _route(self, kind: type[Any]) -> _Route:
+        found: list[tuple[Observer, Callable[[Any], None]]] = []
+        for observer in self._observers:
+            handlers: Mapping[type[Any], Callable[[Any], None]] | None = getattr(
+                observer, "event_handlers", None
+            )
+            if handlers is None:
+                found.append((observer, observer.on_event))
+            elif kind in handlers:
+                found.append((observer, handlers[kind]))
+        route = self._routes[kind] = tuple(found)
+        return route
 
     def emit_all(self, events: Sequence[Event]) -> None:
         for event in events:

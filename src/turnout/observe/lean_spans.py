@@ -46,6 +46,8 @@ _RANDOM = TraceFlags.RANDOM_TRACE_ID
 _UNSET = StatusCode.UNSET.value
 _ERROR = StatusCode.ERROR.value
 _OK = StatusCode.OK.value
+#: Every combination of the two flags a span carries, made once: not a new object per span.
+_FLAGS = [TraceFlags(bits) for bits in range((_SAMPLED | _RANDOM) + 1)]
 
 
 class SpanSink(Protocol):
@@ -67,19 +69,23 @@ class LeanSpan(Span):
         "_description",
         "_end",
         "_events",
+        "_flags",
         "_kind",
         "_links",
         "_name",
         "_parent",
         "_sink",
+        "_span_id",
         "_start",
         "_status",
+        "_trace_id",
     )
 
     def __init__(
         self,
         sink: SpanSink,
         context: SpanContext,
+        ids: tuple[int, int, int],
         parent: SpanContext | None,
         name: str,
         kind: SpanKind,
@@ -89,6 +95,8 @@ class LeanSpan(Span):
     ) -> None:
         self._sink = sink
         self._context = context
+        # Its trace id, span id and flags as plain ints (the span context's are properties).
+        self._trace_id, self._span_id, self._flags = ids
         self._parent = parent
         self._name = name
         self._kind = kind
@@ -167,16 +175,16 @@ class LeanSpan(Span):
         if self._end:
             return
         self._end = end_time or time.time_ns()
-        context = self._context
-        if not context.trace_flags & _SAMPLED:
+        flags = self._flags
+        if not flags & _SAMPLED:
             return  # recorded for samplers that ask only that, never exported
         parent = self._parent
-        state = context.trace_state
+        state = self._context.trace_state
         self._sink.submit(
             SpanRecord(
-                context.trace_id.to_bytes(16, "big"),
-                context.span_id,
-                int(context.trace_flags),
+                self._trace_id.to_bytes(16, "big"),
+                self._span_id,
+                flags,
                 state.to_header() if state else "",
                 0 if parent is None else parent.span_id,
                 False if parent is None else parent.is_remote,
@@ -218,6 +226,30 @@ class LeanTracer:
     ) -> Span:
         """A span, the child of the span current in `context` (or in the current context)."""
         parent: SpanContext | None = trace.get_current_span(context).get_span_context()
+        return self.start_child(
+            name,
+            parent,
+            kind,
+            dict(attributes) if attributes else {},
+            links=links,
+            context=context,
+            start_time=start_time,
+        )
+
+    def start_child(
+        self,
+        name: str,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: Attributes,
+        *,
+        links: Sequence[Link] | None = None,
+        context: Context | None = None,
+        start_time: int | None = None,
+    ) -> Span:
+        """`start_span` for turnout's own callers, which know the parent span's context and
+        hand over a fresh dict of `attributes` the span may keep: two lookups and a copy fewer,
+        on every request. `context` is only for a sampler other than the two decided here."""
         if parent is not None and parent.is_valid:
             trace_id = parent.trace_id
             flags = parent.trace_flags & _RANDOM
@@ -225,6 +257,7 @@ class LeanTracer:
             parent = None
             trace_id = random.getrandbits(128) or 1
             flags = _RANDOM
+        given: Attributes | None
         if self._always or (
             self._parent_based and (parent is None or parent.trace_flags & _SAMPLED)
         ):
@@ -232,34 +265,34 @@ class LeanTracer:
             # static and parent-based samplers answer.
             flags |= _SAMPLED
             state = parent.trace_state if parent is not None else None
-            given = dict(attributes) if attributes else {}
+            given = attributes
         elif self._parent_based:
             state, given = parent.trace_state if parent is not None else None, None
         else:
-            result = self.sampler.should_sample(context, trace_id, name, kind, attributes, links)
+            result = self.sampler.should_sample(
+                context, trace_id, name, kind, attributes or None, links
+            )
             if result.decision is Decision.RECORD_AND_SAMPLE:
                 flags |= _SAMPLED
             state = result.trace_state
             given = None
             if result.decision is not Decision.DROP:
                 given = dict(result.attributes) if result.attributes else {}
+        span_id = random.getrandbits(64) or 1
         span_context = SpanContext(
-            trace_id,
-            random.getrandbits(64) or 1,
-            is_remote=False,
-            trace_flags=TraceFlags(flags),
-            trace_state=state,
+            trace_id, span_id, is_remote=False, trace_flags=_FLAGS[flags], trace_state=state
         )
         if given is None:
             return NonRecordingSpan(span_context)
         return LeanSpan(
             self.sink,
             span_context,
+            (trace_id, span_id, flags),
             parent,
             name,
             kind,
             given,
-            [_link(link.context, link.attributes) for link in links or ()],
+            [_link(link.context, link.attributes) for link in links] if links else [],
             start_time or time.time_ns(),
         )
 

@@ -10,8 +10,9 @@ Fallbacks, retries, hedges, stream failovers and cooldowns become span events on
 Each span's parent is the context current when the request entered the router (the gateway's
 SERVER span, or a library caller's own span), kept per request until `RequestFinished`, so an
 attempt started from a hedge's task or while a stream is iterated finds the same parent. The
-observer runs inline and only creates, annotates and ends spans: the SDK's batch processor
-exports them from its own thread. No credential and no message content reaches a span, except
+observer runs inline and only creates, annotates and ends spans: the span pipe
+(`turnout.observe.span_pipe`) exports them from another process. The bus calls its handlers
+directly, by event type (`event_handlers`). No credential and no message content reaches a span, except
 content when capture was explicitly configured.
 """
 
@@ -52,10 +53,12 @@ _ABANDONED = frozenset({FailureKind.CANCELLED, FailureKind.DEADLINE})
 class _RequestTrace:
     """What a traced request's attempts need: their parent, and attempts per group."""
 
-    __slots__ = ("open", "parent", "per_group", "server")
+    __slots__ = ("open", "parent", "parent_span", "per_group", "server")
 
     def __init__(self, parent: otel_context.Context, server: Any) -> None:
         self.parent = parent
+        #: The context of the span current in `parent` (its attempts' parent span).
+        self.parent_span = trace.get_current_span(parent).get_span_context()
         #: The SERVER span, for span events (None for a library call).
         self.server = server
         self.per_group: dict[str, int] = {}
@@ -66,7 +69,7 @@ class _RequestTrace:
 class SpanObserver:
     """Builds attempt spans from the bus's events (an `Observer`)."""
 
-    __slots__ = ("_attempts", "_breakers", "_requests", "strategy", "tracer")
+    __slots__ = ("_attempts", "_breakers", "_handlers", "_requests", "strategy", "tracer")
 
     def __init__(self, tracer: LeanTracer, strategy: str = "") -> None:
         self.tracer = tracer
@@ -76,94 +79,121 @@ class SpanObserver:
         self._attempts: dict[tuple[str, int], AttemptTrace] = {}
         #: Deployment id -> its breaker's phase, as last reported (closed until then).
         self._breakers: dict[str, str] = {}
+        self._handlers: dict[type[Any], Callable[[Any], None]] = {
+            AttemptStarted: self._started,
+            AttemptFinished: self._finished,
+            RequestStarted: self._request_started,
+            RequestFinished: self._request_ended,
+            FallbackTaken: self._fallback,
+            RetryScheduled: self._retry,
+            HedgeFired: self._hedge,
+            HedgeSettled: self._hedge_settled,
+            StreamFailover: self._stream_failover,
+            BreakerTransition: self._breaker,
+            CooldownEntered: self._cooldown,
+        }
+
+    @property
+    def event_handlers(self) -> dict[type[Any], Callable[[Any], None]]:
+        """The events it handles, each with its handler (the bus calls them directly)."""
+        return self._handlers
 
     def on_event(self, event: Event) -> None:
-        match event:
-            case AttemptStarted():
-                self._started(event)
-            case AttemptFinished():
-                self._finished(event)
-            case RequestStarted():
-                server = SERVER_SPAN.get()
-                if server is not None:
-                    # The gateway's own id; its middleware names the span by the id the caller
-                    # knows when the answer is out.
-                    server.set_attribute("turnout.request_id", event.request_id)
-                self._requests[event.request_id] = _RequestTrace(otel_context.get_current(), server)
-            case RequestFinished():
-                self._request_finished(event.request_id)
-            case FallbackTaken():
-                self._mark(
-                    event.request_id,
-                    "turnout.fallback",
-                    {
-                        "turnout.fallback.from": event.from_group,
-                        "turnout.fallback.to": event.to_group,
-                        "turnout.fallback.kind": event.kind.value,
-                        "error.type": event.error.value,
-                    },
-                )
-            case RetryScheduled():
-                self._mark(
-                    event.request_id,
-                    "turnout.retry",
-                    {
-                        "turnout.model_group": event.model_group,
-                        "turnout.deployment.id": event.failed_deployment,
-                        "turnout.retry.delay": event.delay,
-                        "error.type": event.error.value,
-                    },
-                )
-            case HedgeFired():
-                self._mark(
-                    event.request_id,
-                    "turnout.hedge",
-                    {
-                        "turnout.model_group": event.model_group,
-                        "turnout.hedge.primary": event.primary,
-                        "turnout.hedge.duplicate": event.hedge,
-                        "turnout.hedge.delay": event.delay,
-                    },
-                )
-            case HedgeSettled():
-                attributes: dict[str, Any] = {"turnout.hedge.won": event.hedge_won}
-                if event.winner is not None:
-                    attributes["turnout.hedge.winner"] = event.winner
-                self._mark(event.request_id, "turnout.hedge_settled", attributes)
-            case StreamFailover():
-                self._mark(
-                    event.request_id,
-                    "turnout.stream_failover",
-                    {
-                        "turnout.model_group": event.model_group,
-                        "turnout.deployment.id": event.failed,
-                        "turnout.stream_failover.method": event.method,
-                        "turnout.stream_failover.sent_chars": event.sent_chars,
-                        "error.type": event.error.value,
-                    },
-                )
-            case BreakerTransition():
-                self._breakers[event.deployment_id] = _BREAKER[event.current]
-            case CooldownEntered():
-                # Emitted while the attempt that caused it settles, in the request's context.
-                server = SERVER_SPAN.get()
-                if server is not None:
-                    server.add_event(
-                        "turnout.cooldown",
-                        {
-                            "turnout.deployment.id": event.deployment_id,
-                            "turnout.cooldown.reason": event.reason.value,
-                            "turnout.cooldown.seconds": event.seconds,
-                        },
-                    )
-            case _:
-                return
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _request_started(self, event: RequestStarted) -> None:
+        server = SERVER_SPAN.get()
+        if server is not None:
+            # The gateway's own id; its middleware names the span by the id the caller knows
+            # when the answer is out.
+            server.set_attribute("turnout.request_id", event.request_id)
+        self._requests[event.request_id] = _RequestTrace(otel_context.get_current(), server)
+
+    def _request_ended(self, event: RequestFinished) -> None:
+        self._request_finished(event.request_id)
+
+    def _fallback(self, event: FallbackTaken) -> None:
+        self._mark(
+            event.request_id,
+            "turnout.fallback",
+            {
+                "turnout.fallback.from": event.from_group,
+                "turnout.fallback.to": event.to_group,
+                "turnout.fallback.kind": event.kind.value,
+                "error.type": event.error.value,
+            },
+        )
+
+    def _retry(self, event: RetryScheduled) -> None:
+        self._mark(
+            event.request_id,
+            "turnout.retry",
+            {
+                "turnout.model_group": event.model_group,
+                "turnout.deployment.id": event.failed_deployment,
+                "turnout.retry.delay": event.delay,
+                "error.type": event.error.value,
+            },
+        )
+
+    def _hedge(self, event: HedgeFired) -> None:
+        self._mark(
+            event.request_id,
+            "turnout.hedge",
+            {
+                "turnout.model_group": event.model_group,
+                "turnout.hedge.primary": event.primary,
+                "turnout.hedge.duplicate": event.hedge,
+                "turnout.hedge.delay": event.delay,
+            },
+        )
+
+    def _hedge_settled(self, event: HedgeSettled) -> None:
+        attributes: dict[str, Any] = {"turnout.hedge.won": event.hedge_won}
+        if event.winner is not None:
+            attributes["turnout.hedge.winner"] = event.winner
+        self._mark(event.request_id, "turnout.hedge_settled", attributes)
+
+    def _stream_failover(self, event: StreamFailover) -> None:
+        self._mark(
+            event.request_id,
+            "turnout.stream_failover",
+            {
+                "turnout.model_group": event.model_group,
+                "turnout.deployment.id": event.failed,
+                "turnout.stream_failover.method": event.method,
+                "turnout.stream_failover.sent_chars": event.sent_chars,
+                "error.type": event.error.value,
+            },
+        )
+
+    def _breaker(self, event: BreakerTransition) -> None:
+        self._breakers[event.deployment_id] = _BREAKER[event.current]
+
+    def _cooldown(self, event: CooldownEntered) -> None:
+        # Emitted while the attempt that caused it settles, in the request's context.
+        server = SERVER_SPAN.get()
+        if server is not None:
+            server.add_event(
+                "turnout.cooldown",
+                {
+                    "turnout.deployment.id": event.deployment_id,
+                    "turnout.cooldown.reason": event.reason.value,
+                    "turnout.cooldown.seconds": event.seconds,
+                },
+            )
 
     # ---- attempts ----------------------------------------------------------------------
 
     def _started(self, event: AttemptStarted) -> None:
         request = self._requests.get(event.request_id)
-        parent = request.parent if request is not None else otel_context.get_current()
+        if request is not None:
+            parent, parent_span = request.parent, request.parent_span
+        else:
+            parent = otel_context.get_current()
+            parent_span = trace.get_current_span(parent).get_span_context()
         operation = operation_name(event.operation)
         model = event.upstream_model
         attributes: dict[str, Any] = {
@@ -195,8 +225,8 @@ class SpanObserver:
                 attributes["http.request.resend_count"] = before
         if event.input_messages is not None:
             attributes["gen_ai.input.messages"] = event.input_messages
-        span = self.tracer.start_span(
-            f"{operation} {model}", context=parent, kind=SpanKind.CLIENT, attributes=attributes
+        span = self.tracer.start_child(
+            f"{operation} {model}", parent_span, SpanKind.CLIENT, attributes, context=parent
         )
         held = AttemptTrace(span, event.server_address is not None)
         self._attempts[event.request_id, event.attempt] = held

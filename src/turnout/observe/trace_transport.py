@@ -10,7 +10,6 @@ default endpoint). The upstream's own request id reaches the span with the attem
 
 from __future__ import annotations
 
-from dataclasses import replace
 from urllib.parse import urlsplit
 
 from turnout.config.router import Timeouts
@@ -56,10 +55,9 @@ def _traced(call: UpstreamRequest, attempt: AttemptTrace) -> UpstreamRequest:
             span.set_attribute("server.port", port)
     # W3C Trace Context, as its propagator writes it (the span's context is always valid).
     context = span.get_span_context()
-    headers = dict(call.headers)
-    headers["traceparent"] = (
-        f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
-    )
+    parent = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    headers = {**call.headers, "traceparent": parent}
     if context.trace_state:
         headers["tracestate"] = context.trace_state.to_header()
-    return replace(call, headers=headers)
+    # Built directly: `dataclasses.replace` costs more than the rest of this function.
+    return UpstreamRequest(call.url, call.body, headers, call.method)
