@@ -31,8 +31,7 @@ from turnout.gateway.messages_request import chat_body, stop_sequences
 from turnout.gateway.messages_stream import MessageEvents
 from turnout.gateway.requests import parse_body
 from turnout.gateway.virtual_keys import admit
-from turnout.providers.anthropic.native import PROVIDERS as NATIVE_PROVIDERS
-from turnout.providers.anthropic.native import carrying
+from turnout.providers.anthropic.native import carrying, takes_messages
 from turnout.router.result import Response
 from turnout.wire import Operation, Principal, Request
 
@@ -58,7 +57,7 @@ class MessagesTranslation:
 
     def answer(self, response: Response, request: Request) -> tuple[bytes, str | None]:
         raw = response.raw
-        if raw is not None and response.deployment.provider in NATIVE_PROVIDERS:
+        if raw is not None and takes_messages(response.deployment):
             return raw, response.text  # the upstream's own Message
         answer = message(
             response.body, response.usage, request.public_id, request.model, self._stops

@@ -12,8 +12,8 @@ SERVER span, or a library caller's own span), kept per request until `RequestFin
 attempt started from a hedge's task or while a stream is iterated finds the same parent. The
 observer runs inline and only creates, annotates and ends spans: the span pipe
 (`turnout.observe.span_pipe`) exports them from another process. The bus calls its handlers
-directly, by event type (`event_handlers`). No credential and no message content reaches a span, except
-content when capture was explicitly configured.
+directly, by event type (`event_handlers`). No credential and no message content reaches a span,
+except content when capture was explicitly configured.
 """
 
 from __future__ import annotations
