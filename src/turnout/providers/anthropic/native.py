@@ -33,14 +33,15 @@ FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 #: The providers whose deployments take a Messages body natively.
 PROVIDERS = frozenset({"anthropic"})
 
+_TYPE = msgspec.json.Decoder(type=dict[str, Any]).decode
+#: What a native event with no chat counterpart reads as to the router: no choices.
+_NOTHING: dict[str, Any] = {"object": "chat.completion.chunk", "choices": []}
+
 
 def takes_messages(deployment: Deployment) -> bool:
     """Whether `deployment` is sent a Messages request as the caller wrote it (and its answer
     relayed as it came), rather than the chat translation: Anthropic's own API."""
     return deployment.provider in PROVIDERS
-_TYPE = msgspec.json.Decoder(type=dict[str, Any]).decode
-#: What a native event with no chat counterpart reads as to the router: no choices.
-_NOTHING: dict[str, Any] = {"object": "chat.completion.chunk", "choices": []}
 
 
 @dataclass(slots=True)
