@@ -15,7 +15,7 @@ from typing import Any
 import msgspec
 from aiohttp import HttpVersion11, web
 
-from turnout.errors import InvalidRequestError, ModelNotFoundError, TurnoutError
+from turnout.errors import InvalidRequestError, TurnoutError
 from turnout.gateway import framing
 from turnout.gateway.admission import admitted, read_call, served_by
 from turnout.gateway.advice import retry_headers
@@ -26,6 +26,7 @@ from turnout.gateway.ingress import ERROR_SHAPE, ErrorShape
 from turnout.gateway.ledger_errors import LedgerRefusal
 from turnout.gateway.management import add_management_routes
 from turnout.gateway.messages_routes import MESSAGES_PATH, add_messages_routes
+from turnout.gateway.model_routes import add_model_routes
 from turnout.gateway.request_ids import REQUEST_ID_HEADER, TRACE_ID, id_headers
 from turnout.gateway.requests import build_request, prompt_of
 from turnout.gateway.responses_routes import RESPONSES_PATHS, add_responses_routes
@@ -34,7 +35,6 @@ from turnout.gateway.status_peers import StatusPeers
 from turnout.gateway.stream_relay import relay_stream
 from turnout.gateway.tracing_middleware import tracing_middlewares
 from turnout.gateway.turnout_headers import error_headers
-from turnout.gateway.virtual_keys import visible_models
 from turnout.gateway.worker_health import EJECTION_PHASES, WorkerHealth
 from turnout.observe.events import HttpRequestFinished
 from turnout.router.limits import LimitsView
@@ -69,10 +69,7 @@ def create_app(
     for path, operation in _PATHS:
         app.router.add_post(path, _completion_route(operation), expect_handler=_expect_continue)
     add_messages_routes(app, GATEWAY)
-    app.router.add_get("/v1/models", _models)
-    app.router.add_get("/models", _models)
-    app.router.add_get("/v1/models/{model:.+}", _model)
-    app.router.add_get("/models/{model:.+}", _model)
+    add_model_routes(app, GATEWAY)
     app.router.add_get("/health/live", _live)
     app.router.add_get("/health/ready", _ready)
     app.router.add_get("/health", _health)
@@ -284,33 +281,6 @@ async def _expect_continue(http: web.Request) -> web.StreamResponse | None:
 
 
 # ---- models, health, metrics, admin -------------------------------------------------------
-
-
-async def _models(http: web.Request) -> web.Response:
-    """Every model group and alias the caller may use, as OpenAI's model objects."""
-    gateway = http.app[GATEWAY]
-    caller = await gateway.identify(http.headers)
-    created = int(gateway.started_at)
-    names = visible_models(caller.grant, gateway.router.model_names(), gateway.router.group_of)
-    data = [_model_object(name, created) for name in names]
-    return web.Response(body=_ENCODE({"object": "list", "data": data}), content_type=_JSON)
-
-
-async def _model(http: web.Request) -> web.Response:
-    """One model group or alias the caller may use (`client.models.retrieve`); a name it may
-    not see is as unknown as one that does not exist, so the 404 names no other model."""
-    gateway = http.app[GATEWAY]
-    caller = await gateway.identify(http.headers)
-    name = http.match_info["model"]
-    names = visible_models(caller.grant, gateway.router.model_names(), gateway.router.group_of)
-    if name not in names:
-        raise ModelNotFoundError(name)
-    body = _ENCODE(_model_object(name, int(gateway.started_at)))
-    return web.Response(body=body, content_type=_JSON)
-
-
-def _model_object(name: str, created: int) -> dict[str, Any]:
-    return {"id": name, "object": "model", "created": created, "owned_by": "turnout"}
 
 
 async def _live(http: web.Request) -> web.Response:
