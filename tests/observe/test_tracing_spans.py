@@ -204,3 +204,34 @@ async def test_a_library_call_without_a_request_span_still_gets_one_trace(
         e.name for e in caller.events
     ]
     tracing.shutdown()
+
+
+async def test_an_attempt_left_open_when_its_request_ends_is_exported_as_lost(
+    exporter: InMemorySpanExporter,
+) -> None:
+    """An attempt whose end never came (its task died unseen) still leaves one span, ended
+    with the request and marked ``_OTHER``; a sampled-out request exports nothing."""
+    from turnout.observe.events import AttemptStarted, RequestFinished, RequestStarted
+    from turnout.observe.trace_context import ATTEMPT
+
+    tracing = build_tracing(
+        processor=SimpleSpanProcessor(exporter), metric_reader=InMemoryMetricReader()
+    )
+    observer = tracing.spans
+    with tracing.tracer.start_as_current_span("caller") as caller:
+        observer.on_event(RequestStarted("r1", "chat", None, 0.0, False))
+        observer.on_event(
+            AttemptStarted("r1", "chat", "dep-a", 1, 0.0, False, upstream_model="gpt-4o")
+        )
+        held = ATTEMPT.get()
+        observer.on_event(RequestFinished("r1", "chat", None, 1.0))
+    [attempt] = _attempts(exporter.get_finished_spans())
+    assert held is not None and attempt.context is not None
+    assert (attempt.context.trace_id, attempt.context.span_id) == (held.trace_id, held.span_id)
+    assert attempt.parent is not None
+    assert attempt.parent.span_id == caller.get_span_context().span_id
+    assert _a(attempt)["error.type"] == "_OTHER"
+    assert attempt.name == "chat gpt-4o" and attempt.kind is SpanKind.CLIENT
+    assert attempt.end_time is not None and attempt.start_time is not None
+    assert attempt.end_time >= attempt.start_time
+    tracing.shutdown()

@@ -21,7 +21,7 @@ import time
 import traceback
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -36,6 +36,7 @@ from opentelemetry.trace import (
     Status,
     StatusCode,
     TraceFlags,
+    TraceState,
 )
 from opentelemetry.util import types
 
@@ -201,6 +202,24 @@ class LeanSpan(Span):
         )
 
 
+class Decided(NamedTuple):
+    """A span's start, as `LeanTracer.decide` settles it."""
+
+    trace_id: int
+    span_id: int
+    #: W3C trace flags: sampled (exported) and random trace id.
+    flags: int
+    state: TraceState | None
+    #: The parent span's context (None for a root span).
+    parent: SpanContext | None
+    #: The attributes it starts with; None when it does not record.
+    attributes: Attributes | None
+
+    @property
+    def sampled(self) -> bool:
+        return bool(self.flags & _SAMPLED)
+
+
 class LeanTracer:
     """Starts `LeanSpan`s, sampled by `sampler`, ended into `sink`."""
 
@@ -250,6 +269,41 @@ class LeanTracer:
         """`start_span` for turnout's own callers, which know the parent span's context and
         hand over a fresh dict of `attributes` the span may keep: two lookups and a copy fewer,
         on every request. `context` is only for a sampler other than the two decided here."""
+        decided = self.decide(name, parent, kind, attributes, links=links, context=context)
+        span_context = SpanContext(
+            decided.trace_id,
+            decided.span_id,
+            is_remote=False,
+            trace_flags=_FLAGS[decided.flags],
+            trace_state=decided.state,
+        )
+        if decided.attributes is None:
+            return NonRecordingSpan(span_context)
+        return LeanSpan(
+            self.sink,
+            span_context,
+            (decided.trace_id, decided.span_id, decided.flags),
+            decided.parent,
+            name,
+            kind,
+            decided.attributes,
+            [_link(link.context, link.attributes) for link in links] if links else [],
+            start_time or time.time_ns(),
+        )
+
+    def decide(
+        self,
+        name: str,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: Attributes,
+        *,
+        links: Sequence[Link] | None = None,
+        context: Context | None = None,
+    ) -> Decided:
+        """A new span's ids, flags and trace state, and whether it records (with which
+        attributes), as the sampler decides: what `start_child` makes a span of, and what a
+        caller that keeps a span as plain values (`turnout.observe.trace_spans`) starts from."""
         if parent is not None and parent.is_valid:
             trace_id = parent.trace_id
             flags = parent.trace_flags & _RANDOM
@@ -278,23 +332,7 @@ class LeanTracer:
             given = None
             if result.decision is not Decision.DROP:
                 given = dict(result.attributes) if result.attributes else {}
-        span_id = random.getrandbits(64) or 1
-        span_context = SpanContext(
-            trace_id, span_id, is_remote=False, trace_flags=_FLAGS[flags], trace_state=state
-        )
-        if given is None:
-            return NonRecordingSpan(span_context)
-        return LeanSpan(
-            self.sink,
-            span_context,
-            (trace_id, span_id, flags),
-            parent,
-            name,
-            kind,
-            given,
-            [_link(link.context, link.attributes) for link in links] if links else [],
-            start_time or time.time_ns(),
-        )
+        return Decided(trace_id, random.getrandbits(64) or 1, flags, state, parent, given)
 
     @contextmanager
     def start_as_current_span(

@@ -18,12 +18,13 @@ except content when capture was explicitly configured.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode, TraceFlags
 
 from turnout.errors import FailureKind
 from turnout.health.record import BreakerPhase
@@ -43,11 +44,16 @@ from turnout.observe.events import (
 )
 from turnout.observe.genai_names import operation_name, provider_name
 from turnout.observe.lean_spans import LeanTracer
+from turnout.observe.span_records import SpanRecord
 from turnout.observe.trace_context import ATTEMPT, SERVER_SPAN, AttemptTrace
 
 _BREAKER: dict[BreakerPhase, str] = {phase: phase.name.lower() for phase in BreakerPhase}
 #: Abandoned attempts: cut off by the caller, a hedge's winner or the deadline, not failed.
 _ABANDONED = frozenset({FailureKind.CANCELLED, FailureKind.DEADLINE})
+_SAMPLED = TraceFlags.SAMPLED
+_UNSET = StatusCode.UNSET.value
+_ERROR = StatusCode.ERROR.value
+_CLIENT = SpanKind.CLIENT.value
 
 
 class _RequestTrace:
@@ -66,6 +72,21 @@ class _RequestTrace:
         self.open: set[int] = set()
 
 
+class _OpenAttempt:
+    """An attempt span between its start and its end: the values the transport reads and
+    adds to (`AttemptTrace`), and the rest of its record."""
+
+    __slots__ = ("name", "parent", "start", "trace")
+
+    def __init__(self, trace: AttemptTrace, name: str, parent: SpanContext | None, start: int):
+        self.trace = trace
+        self.name = name
+        #: The parent span's context (None for a root span).
+        self.parent = parent
+        #: Nanoseconds since the epoch.
+        self.start = start
+
+
 class SpanObserver:
     """Builds attempt spans from the bus's events (an `Observer`)."""
 
@@ -76,7 +97,7 @@ class SpanObserver:
         #: The routing strategy in force (``turnout.strategy``); the gateway updates it on reload.
         self.strategy = strategy
         self._requests: dict[str, _RequestTrace] = {}
-        self._attempts: dict[tuple[str, int], AttemptTrace] = {}
+        self._attempts: dict[tuple[str, int], _OpenAttempt] = {}
         #: Deployment id -> its breaker's phase, as last reported (closed until then).
         self._breakers: dict[str, str] = {}
         self._handlers: dict[type[Any], Callable[[Any], None]] = {
@@ -225,57 +246,69 @@ class SpanObserver:
                 attributes["http.request.resend_count"] = before
         if event.input_messages is not None:
             attributes["gen_ai.input.messages"] = event.input_messages
-        span = self.tracer.start_child(
-            f"{operation} {model}", parent_span, SpanKind.CLIENT, attributes, context=parent
+        name = f"{operation} {model}"
+        decided = self.tracer.decide(name, parent_span, SpanKind.CLIENT, attributes, context=parent)
+        state = decided.state
+        held = AttemptTrace(
+            decided.trace_id,
+            decided.span_id,
+            decided.flags,
+            state.to_header() if state else "",
+            decided.attributes,
+            event.server_address is not None,
         )
-        held = AttemptTrace(span, event.server_address is not None)
-        self._attempts[event.request_id, event.attempt] = held
+        self._attempts[event.request_id, event.attempt] = _OpenAttempt(
+            held, name, decided.parent, time.time_ns()
+        )
         # The provider is called next, in this task: the transport finds the span here.
         ATTEMPT.set(held)
 
     def _finished(self, event: AttemptFinished) -> None:
-        held = self._attempts.pop((event.request_id, event.attempt), None)
-        if held is None:
+        open_attempt = self._attempts.pop((event.request_id, event.attempt), None)
+        if open_attempt is None:
             return
+        held = open_attempt.trace
         if ATTEMPT.get() is held:
             ATTEMPT.set(None)
         request = self._requests.get(event.request_id)
         if request is not None:
             request.open.discard(event.attempt)
-        span = held.span
-        set_attribute: Callable[[str, Any], None] = span.set_attribute
+        attributes = held.attributes
+        if attributes is None or not held.flags & _SAMPLED:
+            return  # not recorded, or recorded for a sampler that asks only that: not exported
         if event.response_model is not None:
-            set_attribute("gen_ai.response.model", event.response_model)
+            attributes["gen_ai.response.model"] = event.response_model
         if event.response_id is not None:
-            set_attribute("gen_ai.response.id", event.response_id)
+            attributes["gen_ai.response.id"] = event.response_id
         if event.finish_reasons:
-            set_attribute("gen_ai.response.finish_reasons", list(event.finish_reasons))
+            attributes["gen_ai.response.finish_reasons"] = list(event.finish_reasons)
         elif event.error is not None and event.stream:
-            set_attribute("gen_ai.response.finish_reasons", ["error"])
+            attributes["gen_ai.response.finish_reasons"] = ["error"]
         usage = event.usage
         if usage is not None:
-            set_attribute("gen_ai.usage.input_tokens", usage.prompt_tokens)
-            set_attribute("gen_ai.usage.output_tokens", usage.completion_tokens)
+            attributes["gen_ai.usage.input_tokens"] = usage.prompt_tokens
+            attributes["gen_ai.usage.output_tokens"] = usage.completion_tokens
             if usage.cached_tokens:
-                set_attribute("gen_ai.usage.cache_read.input_tokens", usage.cached_tokens)
+                attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
         if event.ttft is not None:
-            set_attribute("gen_ai.response.time_to_first_chunk", event.ttft)
+            attributes["gen_ai.response.time_to_first_chunk"] = event.ttft
         if event.status is not None:
-            set_attribute("http.response.status_code", event.status)
+            attributes["http.response.status_code"] = event.status
         if event.upstream_request_id is not None:
-            set_attribute("turnout.upstream_request_id", event.upstream_request_id)
+            attributes["turnout.upstream_request_id"] = event.upstream_request_id
         if event.cost is not None:
-            set_attribute("turnout.cost", event.cost)
+            attributes["turnout.cost"] = event.cost
         if event.output_messages is not None:
-            set_attribute("gen_ai.output.messages", event.output_messages)
+            attributes["gen_ai.output.messages"] = event.output_messages
         error = event.error
+        status, description = _UNSET, None
         if error is not None:
-            set_attribute("error.type", error.value)
+            attributes["error.type"] = error.value
             if error in _ABANDONED:
-                set_attribute("turnout.attempt.outcome", error.value)
+                attributes["turnout.attempt.outcome"] = error.value
             else:
-                span.set_status(StatusCode.ERROR, error.value)
-        span.end()
+                status, description = _ERROR, error.value
+        self._submit(open_attempt, status, description)
 
     def _request_finished(self, request_id: str) -> None:
         request = self._requests.pop(request_id, None)
@@ -283,10 +316,37 @@ class SpanObserver:
             return
         # Every attempt settles before its request finishes; anything still open was lost.
         for number in request.open:
-            held = self._attempts.pop((request_id, number), None)
-            if held is not None:
-                held.span.set_attribute("error.type", "_OTHER")
-                held.span.end()
+            open_attempt = self._attempts.pop((request_id, number), None)
+            if open_attempt is None:
+                continue
+            held = open_attempt.trace
+            if held.attributes is not None and held.flags & _SAMPLED:
+                held.attributes["error.type"] = "_OTHER"
+                self._submit(open_attempt, _UNSET, None)
+
+    def _submit(self, open_attempt: _OpenAttempt, status: int, description: str | None) -> None:
+        """The ended attempt span, as the record a `LeanSpan` would have made of it."""
+        held, parent = open_attempt.trace, open_attempt.parent
+        assert held.attributes is not None
+        self.tracer.sink.submit(
+            SpanRecord(
+                held.trace_id.to_bytes(16, "big"),
+                held.span_id,
+                held.flags,
+                held.trace_state,
+                0 if parent is None else parent.span_id,
+                False if parent is None else parent.is_remote,
+                open_attempt.name,
+                _CLIENT,
+                open_attempt.start,
+                time.time_ns(),
+                held.attributes,
+                [],
+                status,
+                description,
+                [],
+            )
+        )
 
     def _mark(self, request_id: str, name: str, attributes: dict[str, Any]) -> None:
         request = self._requests.get(request_id)

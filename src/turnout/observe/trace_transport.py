@@ -42,7 +42,6 @@ class TracingTransport:
 
 
 def _traced(call: UpstreamRequest, attempt: AttemptTrace) -> UpstreamRequest:
-    span = attempt.span
     if not attempt.server_known:
         attempt.server_known = True
         try:
@@ -50,14 +49,14 @@ def _traced(call: UpstreamRequest, attempt: AttemptTrace) -> UpstreamRequest:
             port = parts.port or (443 if parts.scheme == "https" else 80)
         except ValueError:
             parts, port = None, None
-        if parts is not None and parts.hostname:
-            span.set_attribute("server.address", parts.hostname)
-            span.set_attribute("server.port", port)
+        attributes = attempt.attributes
+        if parts is not None and parts.hostname and attributes is not None:
+            attributes["server.address"] = parts.hostname
+            attributes["server.port"] = port
     # W3C Trace Context, as its propagator writes it (the span's context is always valid).
-    context = span.get_span_context()
-    parent = f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    parent = f"00-{attempt.trace_id:032x}-{attempt.span_id:016x}-{attempt.flags:02x}"
     headers = {**call.headers, "traceparent": parent}
-    if context.trace_state:
-        headers["tracestate"] = context.trace_state.to_header()
+    if attempt.trace_state:
+        headers["tracestate"] = attempt.trace_state
     # Built directly: `dataclasses.replace` costs more than the rest of this function.
     return UpstreamRequest(call.url, call.body, headers, call.method)
