@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import anthropic
 import msgspec
 import pytest
 from messages_kit import (
@@ -19,6 +20,9 @@ from messages_kit import (
     upstream_bodies,
 )
 
+from fakes.fake_anthropic import Fault as AnthropicFault
+from fakes.fake_anthropic.answers import prompt_tokens
+from fakes.fake_anthropic.server import COUNT_FRAMING
 from raw_upstream import RawReply, raw_upstream
 
 SIGNATURE = "EqQBCkYIBxgCKkB7c2lnbmF0dXJlIG9mIHRoZSB0aGlua2luZw=="
@@ -151,8 +155,58 @@ async def test_the_callers_body_and_headers_go_upstream_as_sent() -> None:
     assert headers["x-api-key"] == "sk-ant-fake" and MASTER not in headers.values()
 
 
-async def test_count_tokens_is_answered_without_an_upstream_call() -> None:
+async def test_count_tokens_is_anthropics_own_count_for_an_anthropic_group() -> None:
+    tools: Any = [{"name": "add", "description": "Adds", "input_schema": {"type": "object"}}]
     async with served("anthropic") as (fakes, client):
-        counted = await client.messages.count_tokens(**{k: ASK[k] for k in ("model", "messages")})
-    assert counted.input_tokens > 0
-    assert fakes.anthropic.requests == []
+        counted = await client.messages.with_raw_response.count_tokens(
+            model="claude",
+            messages=ASK["messages"],
+            system="Be brief.",
+            tools=tools,
+            extra_headers={"anthropic-beta": "token-counting-2024-11-01"},
+        )
+    [asked] = fakes.anthropic.requests
+    assert asked.path == "/v1/messages/count_tokens"
+    assert asked.json == {
+        "model": "claude-sonnet-4-5",
+        "messages": ASK["messages"],
+        "system": "Be brief.",
+        "tools": tools,
+    }
+    assert asked.headers["anthropic-beta"] == "token-counting-2024-11-01"
+    assert asked.headers["x-api-key"] == "sk-ant-fake"
+    assert counted.headers["x-turnout-token-count"] == "upstream"
+    answer = await counted.parse()
+    assert answer.input_tokens == prompt_tokens(asked.json) + COUNT_FRAMING
+
+
+async def test_count_tokens_falls_back_to_the_estimate_when_anthropic_cannot_count() -> None:
+    async with served("anthropic") as (fakes, client):
+        fakes.anthropic.enqueue(AnthropicFault.server_error())
+        counted = await client.messages.with_raw_response.count_tokens(
+            model="claude", messages=ASK["messages"]
+        )
+        again = await client.messages.count_tokens(model="claude", messages=ASK["messages"])
+    assert counted.headers["x-turnout-token-count"] == "estimate"
+    estimate = (await counted.parse()).input_tokens
+    assert estimate > 0 and again.input_tokens == estimate + COUNT_FRAMING
+
+
+async def test_count_tokens_relays_anthropics_verdict_on_a_malformed_request() -> None:
+    async with served("anthropic") as (fakes, client):
+        with pytest.raises(anthropic.BadRequestError) as refused:
+            await client.messages.count_tokens(
+                model="claude", messages=ASK["messages"], extra_body={"temperature": 0.5}
+            )
+    assert "temperature" in str(refused.value)
+    assert [r.path for r in fakes.anthropic.requests] == ["/v1/messages/count_tokens"]
+
+
+async def test_count_tokens_of_a_group_anthropic_does_not_serve_is_the_estimate() -> None:
+    async with served("openai") as (fakes, client):
+        counted = await client.messages.with_raw_response.count_tokens(
+            model="claude", messages=ASK["messages"]
+        )
+    assert counted.headers["x-turnout-token-count"] == "estimate"
+    assert (await counted.parse()).input_tokens > 0
+    assert fakes.anthropic.requests == [] and fakes.openai.requests == []

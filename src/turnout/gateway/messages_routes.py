@@ -10,8 +10,8 @@ instead of the translation, and whose answer is relayed as it came
 (`turnout.providers.anthropic.native`). The caller's key may come as ``x-api-key`` (the
 Anthropic SDKs' way) or as a bearer token.
 
-``count_tokens`` answers with the gateway's own estimate of the prompt, the one routing uses for
-context windows and token limits: it needs no upstream call and costs nothing.
+``count_tokens`` is answered by Anthropic itself when the model's group has an Anthropic
+deployment, else by the gateway's own estimate (`turnout.gateway.messages_count`).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from turnout.gateway.body import read_body
 from turnout.gateway.gateway import Gateway
 from turnout.gateway.ingress import ERROR_SHAPE, Handler, StreamEvents, translated_route
 from turnout.gateway.messages_answer import message
+from turnout.gateway.messages_count import COUNTED_BY_HEADER, count_input_tokens
 from turnout.gateway.messages_errors import error_body
 from turnout.gateway.messages_request import chat_body, stop_sequences
 from turnout.gateway.messages_stream import MessageEvents
@@ -95,8 +96,13 @@ def _count_tokens(key: web.AppKey[Gateway]) -> Handler:
         router = gateway.router
         if caller.grant is not None:
             admit(caller.grant, request, router.group_of)
-        router.group_of(request.model)
-        answer = {"input_tokens": request.prompt_tokens}
-        return web.Response(body=_ENCODE(answer), content_type="application/json")
+        group = router.group_of(request.model)
+        native = carrying(request, body, http.headers)
+        tokens, counted_by = await count_input_tokens(router, group, native)
+        return web.Response(
+            body=_ENCODE({"input_tokens": tokens}),
+            content_type="application/json",
+            headers={COUNTED_BY_HEADER: counted_by},
+        )
 
     return count_tokens

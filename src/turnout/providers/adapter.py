@@ -9,7 +9,7 @@ never opens a socket: `turnout.providers.http.HttpProvider` pairs an adapter wit
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from turnout.config.router import Deployment
 from turnout.errors import ProviderError
@@ -70,4 +70,18 @@ class Adapter(Protocol):
     def credentials(self) -> tuple[str, ...]:
         """The keys the adapter holds beyond its deployments' (read from the environment), so
         that the redactor removes them from upstream text too."""
+        ...
+
+
+@runtime_checkable
+class TokenCountingAdapter(Adapter, Protocol):
+    """An adapter whose upstream counts a request's input tokens itself (Anthropic's
+    ``/v1/messages/count_tokens``): exact where turnout's own count is an estimate."""
+
+    def count_request(self, deployment: Deployment, request: Request) -> UpstreamRequest:
+        """The upstream call that counts `request`'s input tokens on `deployment`."""
+        ...
+
+    def parse_count(self, body: bytes) -> int:
+        """The input tokens a successful count answered (a `ProviderError` if it is not one)."""
         ...

@@ -35,3 +35,13 @@ class Closable(Protocol):
     `turnout.Router.aclose` closes the providers that are."""
 
     async def aclose(self) -> None: ...
+
+
+@runtime_checkable
+class TokenCounter(Protocol):
+    """A provider that may ask its upstream to count a request's input tokens."""
+
+    async def count_tokens(self, deployment: Deployment, request: Request) -> int | None:
+        """The upstream's count of `request`'s input tokens on `deployment`; None when its
+        API has no such count. Raises a `turnout.errors.ProviderError` when the call fails."""
+        ...

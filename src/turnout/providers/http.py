@@ -24,7 +24,7 @@ from collections.abc import AsyncIterator
 
 from turnout.config.router import Deployment
 from turnout.errors import ProviderError
-from turnout.providers.adapter import Adapter
+from turnout.providers.adapter import Adapter, TokenCountingAdapter
 from turnout.providers.capabilities import Capabilities
 from turnout.providers.credentials import deployment_secrets
 from turnout.providers.headers import upstream_request_id
@@ -72,6 +72,26 @@ class HttpProvider:
             raise
 
     embed = complete
+
+    async def count_tokens(self, deployment: Deployment, request: Request) -> int | None:
+        """The upstream's own count of the request's input tokens, when the adapter's API
+        has one (`TokenCountingAdapter`); None otherwise."""
+        adapter = self._adapter
+        if not isinstance(adapter, TokenCountingAdapter):
+            return None
+        try:
+            reply = await self._transport.send(
+                _identified(adapter.count_request(deployment, request), request),
+                deployment.timeouts,
+            )
+            if reply.status >= 300:
+                error = adapter.error(reply.status, reply.body, reply.headers)
+                error.upstream_request_id = upstream_request_id(reply.headers)
+                raise error
+            return adapter.parse_count(reply.body)
+        except ProviderError as error:
+            self._redact(error, deployment)
+            raise
 
     def capabilities(self, deployment: Deployment) -> Capabilities:
         """What the deployment's model can do, as its adapter declares it."""

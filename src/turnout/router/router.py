@@ -136,6 +136,10 @@ class Router:
     def deployments(self) -> tuple[Deployment, ...]:
         return self._bundle.table.config.model_list
 
+    def provider_of(self, deployment: Deployment) -> Provider:
+        """The provider that calls `deployment`, in the configuration in force."""
+        return self._bundle.providers[deployment.provider]
+
     async def reload(
         self, config: RouterConfig, providers: Mapping[str, Provider] | None = None
     ) -> None:

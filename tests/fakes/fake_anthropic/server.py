@@ -1,10 +1,11 @@
 """The aiohttp server: routing, authentication, fault scheduling and the record of requests.
 
-`FakeAnthropic` serves ``POST /v1/messages`` (whole or streamed) and ``GET /v1/models`` on a
-real socket. Each request draws its fault (oldest queued first, else the default), is recorded
-as a `ReceivedRequest`, authenticated (``x-api-key``, then ``anthropic-version``), checked by
-`validation`, answered by `answers` and written by `sending`. The socket, the fault queue and
-the record are `FakeServer`'s.
+`FakeAnthropic` serves ``POST /v1/messages`` (whole or streamed),
+``POST /v1/messages/count_tokens`` and ``GET /v1/models`` on a real socket. Each request draws
+its fault (oldest queued first, else the default), is recorded as a `ReceivedRequest`,
+authenticated (``x-api-key``, then ``anthropic-version``), checked by `validation`, answered by
+`answers` and written by `sending`. The socket, the fault queue and the record are
+`FakeServer`'s.
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from typing import Any
 
 from aiohttp import web
 
-from fakes.fake_anthropic.answers import build_answer
+from fakes.fake_anthropic.answers import build_answer, prompt_tokens
 from fakes.fake_anthropic.faults import Fault, error_body
 from fakes.fake_anthropic.sending import send_stream
-from fakes.fake_anthropic.validation import ApiError, check, invalid
+from fakes.fake_anthropic.validation import ApiError, check, check_count, invalid
 from fakes.fake_server.sending import json_response, send_whole
 from fakes.fake_server.server import (
     NOT_JSON,
@@ -31,6 +32,8 @@ from fakes.fake_server.server import (
 )
 
 _MODELS_CREATED = "2025-01-01T00:00:00Z"
+#: Tokens a count adds to the fake's estimate of the input, for the framing of the message.
+COUNT_FRAMING = 7
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,6 +116,8 @@ class FakeAnthropic(FakeServer[Fault, ReceivedRequest]):
             self._authenticate(request)
             if (request.method, request.path) == ("POST", "/v1/messages"):
                 return await self._messages(exchange, headers)
+            if (request.method, request.path) == ("POST", "/v1/messages/count_tokens"):
+                return self._count_tokens(exchange, headers)
             if (request.method, request.path) == ("GET", "/v1/models"):
                 return json_response(self._model_list(), headers)
             raise ApiError(404, "not_found_error", "Not Found")
@@ -143,6 +148,15 @@ class FakeAnthropic(FakeServer[Fault, ReceivedRequest]):
         ]
         first, last = (data[0]["id"], data[-1]["id"]) if data else (None, None)
         return {"data": data, "has_more": False, "first_id": first, "last_id": last}
+
+    def _count_tokens(self, exchange: Exchange[Fault], headers: dict[str, str]) -> web.Response:
+        """Anthropic's exact count, here the fake's estimate plus the message framing
+        (`COUNT_FRAMING`), so that a test can tell it from the gateway's own estimate."""
+        body = exchange.body
+        if body is NOT_JSON:
+            raise invalid("There was an error parsing the body of your request: not JSON")
+        check_count(body, self.models)
+        return json_response({"input_tokens": prompt_tokens(body) + COUNT_FRAMING}, headers)
 
     async def _messages(
         self, exchange: Exchange[Fault], headers: dict[str, str]

@@ -87,6 +87,29 @@ def check(body: Any, models: Sequence[str] | None) -> None:
     _check_tools(body.get("tools"), body.get("tool_choice"))
 
 
+#: What ``POST /v1/messages/count_tokens`` takes: a message's input, without sampling fields.
+COUNT_FIELDS = frozenset(
+    {"model", "messages", "system", "tools", "tool_choice", "thinking", "mcp_servers"}
+)
+
+
+def check_count(body: Any, models: Sequence[str] | None) -> None:
+    """Raise the `ApiError` Anthropic would answer this token count request with, if any."""
+    if not isinstance(body, dict):
+        raise invalid("There was an error parsing the body of your request: expected an object")
+    for name in body:
+        if name not in COUNT_FIELDS:
+            raise invalid(f"{name}: Extra inputs are not permitted")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise invalid("model: Field required")
+    if models is not None and model not in models:
+        raise ApiError(404, "not_found_error", f"model: {model}")
+    _check_system(body.get("system"))
+    _check_messages(body.get("messages"))
+    _check_tools(body.get("tools"), body.get("tool_choice"))
+
+
 def _check_system(system: Any) -> None:
     if system is None or isinstance(system, str):
         return

@@ -42,6 +42,13 @@ DEFAULT_BASE_URL = "https://api.anthropic.com"
 API_VERSION = "2023-06-01"
 KEY_VARIABLE = "ANTHROPIC_API_KEY"
 
+
+class _Count(msgspec.Struct):
+    input_tokens: int
+
+
+_COUNT = msgspec.json.Decoder(_Count).decode
+
 #: What the Messages API has no counterpart for. JSON mode and structured output are honoured
 #: through a forced tool, ``parallel_tool_calls: false`` as ``disable_parallel_tool_use`` and a
 #: ``metadata`` of only ``user_id`` as Anthropic's own metadata.
@@ -106,23 +113,52 @@ class AnthropicAdapter(Capable):
                 param="model",
             )
         settings = settings_of(deployment.settings, AnthropicSettings)
-        headers = {"content-type": "application/json"}
-        for name, value in settings.extra_headers.items():
-            headers[name.lower()] = value
-        headers["anthropic-version"] = deployment.api_version or API_VERSION
         if isinstance(request, NativeMessagesRequest):
             native = {**request.native, "model": deployment.model, **settings.extra_body}
-            _forward(headers, request.native_headers)
         else:
             body: dict[str, Any] = dict(request.body)
             for name, value in deployment.params.items():
                 body.setdefault(name, value)
             native = {"model": deployment.model}
             native.update(RequestTranslator(self.name, deployment).body(body, settings.extra_body))
+        headers = self._headers(deployment, settings, request)
+        return UpstreamRequest(self.url(deployment), msgspec.json.encode(native), headers)
+
+    def count_request(self, deployment: Deployment, request: Request) -> UpstreamRequest:
+        """``POST /v1/messages/count_tokens`` with the caller's Messages body (a count takes
+        the same fields a message does, less the sampling ones, which the caller's SDK has
+        left out), on the deployment's model, with the same headers as a message."""
+        if not isinstance(request, NativeMessagesRequest):
+            raise InvalidRequestError(
+                f"{self.name}: only a Messages request can be counted upstream", param="model"
+            )
+        settings = settings_of(deployment.settings, AnthropicSettings)
+        body = msgspec.json.encode({**request.native, "model": deployment.model})
+        url = f"{self.url(deployment)}/count_tokens"
+        return UpstreamRequest(url, body, self._headers(deployment, settings, request))
+
+    def parse_count(self, body: bytes) -> int:
+        try:
+            answer = _COUNT(body)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ProviderError(f"{self.name}: not a token count: {exc}") from None
+        return answer.input_tokens
+
+    def _headers(
+        self, deployment: Deployment, settings: AnthropicSettings, request: Request
+    ) -> dict[str, str]:
+        """Every call's headers: the deployment's own, the API version, a native request's
+        forwarded Anthropic headers, and the key."""
+        headers = {"content-type": "application/json"}
+        for name, value in settings.extra_headers.items():
+            headers[name.lower()] = value
+        headers["anthropic-version"] = deployment.api_version or API_VERSION
+        if isinstance(request, NativeMessagesRequest):
+            _forward(headers, request.native_headers)
         key = deployment.api_key.reveal() if deployment.api_key else self._default_key
         if key:
             headers["x-api-key"] = key
-        return UpstreamRequest(self.url(deployment), msgspec.json.encode(native), headers)
+        return headers
 
     def parse(
         self, deployment: Deployment, request: Request, body: bytes, headers: Mapping[str, str]
