@@ -49,9 +49,10 @@ APART: tuple[tuple[str, str], ...] = (
     ("turnout.upstream", "turnout.governance"),
 )
 
-#: Provider families: none imports another, except Azure, which speaks the OpenAI family's API.
+#: Provider families: none imports another, except Azure, which speaks the OpenAI family's API,
+#: and Bedrock, whose Claude models speak Anthropic's Messages API.
 FAMILIES = ("openai", "azure", "anthropic", "gemini", "bedrock")
-FAMILY_ALLOWED = {("azure", "openai")}
+FAMILY_ALLOWED = {("azure", "openai"), ("bedrock", "anthropic")}
 
 #: Lines per module: the median and the largest allowed.
 MEDIAN_LINES = 200

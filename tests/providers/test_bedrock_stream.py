@@ -37,7 +37,9 @@ def _translator(include_usage: bool = False) -> ConverseStreamTranslator:
     if include_usage:
         body["stream_options"] = {"include_usage": True}
     adapter = create_adapter("bedrock", {}, ManualClock())
-    return adapter.translator(DEPLOYMENT, Request(model="chat", body=body))
+    translator = adapter.translator(DEPLOYMENT, Request(model="chat", body=body))
+    assert isinstance(translator, ConverseStreamTranslator)
+    return translator
 
 
 def _text_stream(*words: str, stop: str = "end_turn") -> bytes:

@@ -3,8 +3,10 @@ command.
 
 It serves what turnout's bedrock provider calls: ``POST /model/{modelId}/converse`` (a Converse
 reply), ``/converse-stream`` (AWS's binary event-stream frames: ``messageStart``,
-``contentBlockStart``/``Delta``/``Stop``, ``messageStop``, ``metadata``) and ``/invoke`` for
-Amazon Titan Text Embeddings (``inputText``, one per call) and Cohere Embed (``texts``). It
+``contentBlockStart``/``Delta``/``Stop``, ``messageStop``, ``metadata``), ``/invoke`` for
+Amazon Titan Text Embeddings (``inputText``, one per call) and Cohere Embed (``texts``), and
+``/invoke`` and ``/invoke-with-response-stream`` for Claude models (Anthropic's Messages API,
+its stream as ``chunk`` frames; see `claude`). It
 checks credentials as Bedrock does, a bearer API key or a SigV4 signature recomputed with
 botocore, answers errors in Bedrock's shape (``{"message"}`` with the exception in
 ``x-amzn-ErrorType``), and records every request::
@@ -15,7 +17,8 @@ botocore, answers errors in Bedrock's shape (``{"message"}`` with the exception 
 
 Answers follow the conventions of every turnout fake (see `answers`). The modules: `faults` (the
 `Fault` type and Bedrock's usual errors), `eventstream` (the binary framing), `auth` (API keys
-and SigV4), `answers` (what to answer) and `server` (the aiohttp app and `FakeBedrock`).
+and SigV4), `answers` (what to answer), `claude` (Claude's Messages API) and `server` (the
+aiohttp app and `FakeBedrock`).
 """
 
 from fakes.fake_bedrock.faults import GUARDRAIL_MESSAGE, Fault, FaultKind

@@ -2,9 +2,11 @@
 
 Kinds as in `fakes.fake_openai`: before the headers ``delay`` (then answer),
 ``status`` (a Bedrock error: JSON ``{"message"}`` with the exception in ``x-amzn-ErrorType``),
-``reset`` (TCP reset) and ``hang``; after them, on a ConverseStream, ``slow_first_token``,
-``cut`` (close mid-stream), ``stall`` (silence, connection kept), ``malformed`` (a frame whose
-checksum fails, then the rest), ``no_finish`` (no ``messageStop`` nor ``metadata``) and
+``reset`` (TCP reset) and ``hang``; after them, on a ConverseStream or a Claude model's
+InvokeModelWithResponseStream, ``slow_first_token``, ``cut`` (close mid-stream), ``stall``
+(silence, connection kept), ``malformed`` (a frame whose checksum fails, then the rest),
+``no_finish`` (no ``messageStop`` nor ``metadata``; for Claude, no ``message_delta`` nor
+``message_stop``) and
 ``error_event`` (an exception frame, then a clean end). ``guardrail`` answers normally but as a
 guardrail that intervened: its blocked message and stop reason ``guardrail_intervened``.
 """
@@ -19,7 +21,7 @@ from fakes.fake_server.faults import CommonKind, FaultBase
 FaultKind = Literal[CommonKind, "guardrail"]
 FAULT_KINDS: tuple[FaultKind, ...] = get_args(FaultKind)
 #: The operations a fault may wait for (the last segment of the request's path).
-Action = Literal["converse", "converse-stream", "invoke"]
+Action = Literal["converse", "converse-stream", "invoke", "invoke-with-response-stream"]
 
 _INTERNAL = "The system encountered an unexpected error during processing. Try your request again."
 #: A guardrail's default "blocked input" message, which Bedrock returns as the answer's text.

@@ -1,10 +1,11 @@
 """The aiohttp server: routing, authentication, fault scheduling and the record of requests.
 
 `FakeBedrock` serves ``POST /model/{modelId}/converse``, ``/converse-stream`` (AWS event-stream
-frames) and ``/invoke`` (Titan and Cohere embedding models) on a real socket. Each request draws
-its fault (oldest queued first, else the default), is recorded as a `ReceivedRequest`,
-authenticated, answered by `answers` and written here, broken as its fault says. The socket,
-the fault queue, the record and the breaking of answers are `fakes.fake_server`'s.
+frames), ``/invoke`` (Titan and Cohere embedding models, and Claude's Messages API) and
+``/invoke-with-response-stream`` (Claude's, event-stream framed) on a real socket. Each request
+draws its fault (oldest queued first, else the default), is recorded as a `ReceivedRequest`,
+authenticated, answered by `answers` (or `claude`) and written here, broken as its fault says.
+The socket, the fault queue, the record and the breaking of answers are `fakes.fake_server`'s.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from fakes.fake_bedrock.answers import (
     titan_embedding,
 )
 from fakes.fake_bedrock.auth import AuthFailure, SigningKeys, check
+from fakes.fake_bedrock.claude import check_body, chunk_payload, claude_answer, is_claude
 from fakes.fake_bedrock.faults import Fault
 from fakes.fake_server import server as fake_server
 from fakes.fake_server.sending import (
@@ -39,7 +41,9 @@ from fakes.fake_server.sending import (
 )
 from fakes.fake_server.server import NOT_JSON, Exchange, FakeServer, lowered_headers
 
-_PATH = re.compile(r"/model/(?P<model>[^/]+)/(?P<action>converse|converse-stream|invoke)")
+_PATH = re.compile(
+    r"/model/(?P<model>[^/]+)/(?P<action>converse|converse-stream|invoke|invoke-with-response-stream)"
+)
 #: Why a request failed to authenticate, kept from its arrival to its answer.
 _REFUSED = web.RequestKey("refused", AuthFailure)
 
@@ -132,8 +136,14 @@ class FakeBedrock(FakeServer[Fault, ReceivedRequest]):
                 raise BedrockError(
                     400, "ValidationException", "The provided model identifier is invalid."
                 )
+            if match["action"].startswith("invoke") and is_claude(model):
+                return await self._claude(exchange, model, match["action"] != "invoke")
             if match["action"] == "invoke":
                 return self._invoke(model, body, exchange.arrived)
+            if match["action"] == "invoke-with-response-stream":
+                raise BedrockError(
+                    400, "ValidationException", f"The fake streams no InvokeModel model {model!r}."
+                )
             answer = converse_answer(
                 body, self.reply, guardrail=fault is not None and fault.kind == "guardrail"
             )
@@ -174,6 +184,19 @@ class FakeBedrock(FakeServer[Fault, ReceivedRequest]):
         headers["x-amzn-bedrock-invocation-latency"] = str(_millis(arrived))
         return json_response(answer, headers)
 
+    async def _claude(
+        self, exchange: Exchange[Fault], model: str, streamed: bool
+    ) -> web.StreamResponse:
+        request, fault = exchange.request, exchange.fault
+        answer = claude_answer(check_body(exchange.body), model, self.reply)
+        if not streamed:
+            return await self._whole(request, answer.body(), fault)
+        content, closing = answer.events(_millis(exchange.arrived))
+        if fault is None or fault.kind != "no_finish":
+            content = content + closing
+        frames = [eventstream.event("chunk", chunk_payload(data)) for _, data in content]
+        return await self._send_frames(request, frames, fault)
+
     async def _whole(
         self, request: web.Request, answer: dict[str, Any], fault: Fault | None
     ) -> web.StreamResponse:
@@ -185,12 +208,17 @@ class FakeBedrock(FakeServer[Fault, ReceivedRequest]):
     async def _stream(
         self, request: web.Request, answer: Answer, fault: Fault | None, arrived: float
     ) -> web.StreamResponse:
-        headers = _headers()
-        headers["Content-Type"] = "application/vnd.amazon.eventstream"
         content, closing = answer.events(_millis(arrived))
         if fault is None or fault.kind != "no_finish":
             content = content + closing
         frames = [eventstream.event(name, payload) for name, payload in content]
+        return await self._send_frames(request, frames, fault)
+
+    async def _send_frames(
+        self, request: web.Request, frames: list[bytes], fault: Fault | None
+    ) -> web.StreamResponse:
+        headers = _headers()
+        headers["Content-Type"] = "application/vnd.amazon.eventstream"
         garbage = b""
         if fault is not None and fault.kind == "malformed":
             # The frame before the fault (else the first) again, its checksum broken.

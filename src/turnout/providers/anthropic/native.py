@@ -40,7 +40,12 @@ _NOTHING: dict[str, Any] = {"object": "chat.completion.chunk", "choices": []}
 
 def takes_messages(deployment: Deployment) -> bool:
     """Whether `deployment` is sent a Messages request as the caller wrote it (and its answer
-    relayed as it came), rather than the chat translation: Anthropic's own API."""
+    relayed as it came), rather than the chat translation: Anthropic's own API, and a Claude
+    model on Bedrock (a model id containing ``anthropic.claude``, unless a ``converse/`` route
+    prefix asks for Converse; see `turnout.providers.bedrock.native`)."""
+    if deployment.provider == "bedrock":
+        model = deployment.model
+        return "anthropic.claude" in model and not model.startswith("converse/")
     return deployment.provider in PROVIDERS
 
 

@@ -1,13 +1,14 @@
 """Amazon Bedrock: chat through the Converse and ConverseStream APIs, embeddings through
-InvokeModel (Amazon Titan Text Embeddings and Cohere Embed).
+InvokeModel (Amazon Titan Text Embeddings and Cohere Embed), and a request of the gateway's
+Messages route for a Claude model through InvokeModel as the caller wrote it.
 
 Calls go to ``https://bedrock-runtime.{region}.amazonaws.com`` (or the deployment's
 ``base_url``, or its ``aws_bedrock_runtime_endpoint`` setting): ``POST /model/{modelId}/converse``,
-``/converse-stream`` and ``/invoke``. The model id may be an ARN or an inference-profile id, so
-it is percent-encoded into one path segment (``/`` as ``%2F``), except ``:``, which is legal in
-a path and which turnout's HTTP client (aiohttp, through yarl) would decode back to ``:``
-anyway: the SigV4 signature must cover the path exactly as sent. A LiteLLM-style ``converse/``
-(or ``invoke/``) route prefix on the model is dropped.
+``/converse-stream``, ``/invoke`` and ``/invoke-with-response-stream``. The model id may be an
+ARN or an inference-profile id, so it is percent-encoded into one path segment (``/`` as
+``%2F``), except ``:``, which is legal in a path and which turnout's HTTP client (aiohttp,
+through yarl) would decode back to ``:`` anyway: the SigV4 signature must cover the path exactly
+as sent. A LiteLLM-style ``converse/`` (or ``invoke/``) route prefix on the model is dropped.
 
 The region is the ``aws_region_name`` setting, else ``AWS_REGION`` or ``AWS_DEFAULT_REGION``.
 Auth is a Bedrock API key when there is one (the deployment's ``api_key``, else
@@ -18,9 +19,17 @@ the way to pass Converse fields turnout does not map (``guardrailConfig``,
 ``additionalModelRequestFields``...); ``params`` are default OpenAI request fields, translated
 like the caller's own. The settings are checked at load (`turnout.config.providers`).
 
+A Messages request (`turnout.providers.anthropic.native`) for a deployment whose model id
+contains ``anthropic.claude`` (a foundation model such as ``anthropic.claude-sonnet-4-5-...``,
+a cross-region inference profile such as ``us.anthropic.claude-...``, or an ARN naming either)
+is not translated: its body goes to InvokeModel in Anthropic's own shape and the answer comes
+back as Claude gave it, thinking signatures included (`turnout.providers.bedrock.native`). A
+``converse/`` route prefix keeps such a deployment on Converse; an application inference
+profile's ARN names no model, so it does too.
+
 The modules: `bedrock_messages` and `bedrock_request` (requests), `bedrock_response` (answers),
-`bedrock_stream` (event-stream decoding), `bedrock_errors` (the error mapping) and
-`bedrock_signing` (credentials and SigV4).
+`bedrock_stream` (event-stream decoding), `bedrock_native` (Claude's Messages API through
+InvokeModel), `bedrock_errors` (the error mapping) and `bedrock_signing` (credentials and SigV4).
 """
 
 from __future__ import annotations
@@ -36,8 +45,10 @@ from turnout.clock import Clock
 from turnout.config.providers import BedrockSettings, settings_of
 from turnout.config.router import Deployment
 from turnout.errors import AuthenticationError, ConfigError, InvalidRequestError, ProviderError
+from turnout.providers.anthropic.response import completion
 from turnout.providers.bedrock.errors import http_error
 from turnout.providers.bedrock.messages import PROVIDER
+from turnout.providers.bedrock.native import InvokeStreamTranslator, invoke_body, native_request
 from turnout.providers.bedrock.request import (
     COHERE_INPUT_TYPE,
     JSON_TOOL,
@@ -137,7 +148,12 @@ class BedrockAdapter(Capable):
         settings = settings_of(deployment.settings, BedrockSettings)
         model = model_id(deployment.model)
         body = _with_defaults(request.body, deployment.params)
-        if request.operation is Operation.EMBEDDING:
+        messages = native_request(deployment, request)
+        if messages is not None:
+            native = invoke_body(messages, settings.extra_body)
+            action = "invoke-with-response-stream" if request.stream else "invoke"
+            headers = {"content-type": "application/json", "accept": "application/json"}
+        elif request.operation is Operation.EMBEDDING:
             native, action = self._embedding_body(deployment, settings, model, body), "invoke"
             headers = {"content-type": "application/json", "accept": "application/json"}
         elif request.operation is Operation.CHAT:
@@ -232,13 +248,22 @@ class BedrockAdapter(Capable):
             encoding = request.body.get("encoding_format")
             answer = embedding_list(vectors, deployment.model, tokens, encoding)
             return ProviderResponse(body=answer, usage=Usage(prompt_tokens=tokens))
-        response_id = f"chatcmpl-{headers.get('x-amzn-requestid') or uuid.uuid4().hex}"
         created = int(self._clock.wall())
+        if native_request(deployment, request) is not None:
+            # Claude's own Message, relayed as it came; its translation is for the router.
+            answer, usage = completion(PROVIDER, deployment.model, created, body)
+            return ProviderResponse(body=answer, usage=usage, raw=body)
+        response_id = f"chatcmpl-{headers.get('x-amzn-requestid') or uuid.uuid4().hex}"
         json_tool = self._json_tool(deployment, request)
         answer, usage = chat_completion(body, deployment.model, response_id, created, json_tool)
         return ProviderResponse(body=answer, usage=usage)
 
-    def translator(self, deployment: Deployment, request: Request) -> ConverseStreamTranslator:
+    def translator(
+        self, deployment: Deployment, request: Request
+    ) -> ConverseStreamTranslator | InvokeStreamTranslator:
+        if native_request(deployment, request) is not None:
+            created = int(self._clock.wall())
+            return InvokeStreamTranslator(deployment.model, created, self._clock.wall)
         response_id = f"chatcmpl-{uuid.uuid4().hex}"
         created = int(self._clock.wall())
         return ConverseStreamTranslator(

@@ -117,13 +117,25 @@ def http_error(status: int, body: bytes, headers: Mapping[str, str], now: Now) -
 
 
 def stream_exception(exception_type: str, payload: bytes) -> ProviderError:
-    """The error of an ``exception`` frame in a ConverseStream body."""
+    """The error of an ``exception`` frame in a streamed body."""
     try:
         view = _ERROR.decode(payload) if payload else _ErrorView()
         message = view.message or view.Message or ""
     except (msgspec.DecodeError, msgspec.ValidationError):
         message = payload.decode("utf-8", "replace").strip()
     return classify(_name(exception_type), message or "no error message", None, None)
+
+
+def frame_error(headers: Mapping[str, object], payload: bytes) -> ProviderError | None:
+    """The error an event-stream frame stands for (an ``exception`` or ``error`` frame), if
+    any: the same for a ConverseStream and an InvokeModelWithResponseStream."""
+    kind = headers.get(":message-type")
+    if kind == "exception":
+        return stream_exception(str(headers.get(":exception-type", "")), payload)
+    if kind == "error":
+        message = str(headers.get(":error-message") or "no error message")
+        return classify(str(headers.get(":error-code", "")), message, None, None)
+    return None
 
 
 def classify(kind: str, message: str, status: int | None, wait: float | None) -> ProviderError:

@@ -32,7 +32,7 @@ import msgspec
 from botocore.eventstream import EventStreamBuffer, ParserError  # type: ignore[import-untyped]
 
 from turnout.errors import ProviderError, StreamInterruptedError
-from turnout.providers.bedrock.errors import classify, stream_exception
+from turnout.providers.bedrock.errors import frame_error
 from turnout.providers.bedrock.messages import PROVIDER
 from turnout.providers.bedrock.response import UsageView, finish_reason, usage_of
 from turnout.providers.chunks import ChunkBuilder, Translator, UsagePolicy
@@ -102,12 +102,9 @@ class ConverseStreamTranslator(Translator):
         return out
 
     def _frame(self, headers: dict[str, Any], payload: bytes, out: list[StreamChunk]) -> None:
-        kind = headers.get(":message-type")
-        if kind == "exception":
-            raise stream_exception(str(headers.get(":exception-type", "")), payload)
-        if kind == "error":
-            message = str(headers.get(":error-message") or "no error message")
-            raise classify(str(headers.get(":error-code", "")), message, None, None)
+        failure = frame_error(headers, payload)
+        if failure is not None:
+            raise failure
         try:
             event = _EVENT.decode(payload) if payload else _EventView()
         except (msgspec.DecodeError, msgspec.ValidationError):
