@@ -31,7 +31,7 @@ from turnout.wire import Request, StreamChunk
 #: The caller's headers an Anthropic upstream reads, forwarded as they came.
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 #: The providers whose deployments take a Messages body natively.
-PROVIDERS = frozenset({"anthropic"})
+PROVIDERS = frozenset({"anthropic", "vertex_anthropic"})
 
 _TYPE = msgspec.json.Decoder(type=dict[str, Any]).decode
 #: What a native event with no chat counterpart reads as to the router: no choices.
@@ -40,7 +40,8 @@ _NOTHING: dict[str, Any] = {"object": "chat.completion.chunk", "choices": []}
 
 def takes_messages(deployment: Deployment) -> bool:
     """Whether `deployment` is sent a Messages request as the caller wrote it (and its answer
-    relayed as it came), rather than the chat translation: Anthropic's own API."""
+    relayed as it came), rather than the chat translation: Anthropic's own API, and Claude on
+    Vertex AI."""
     return deployment.provider in PROVIDERS
 
 
