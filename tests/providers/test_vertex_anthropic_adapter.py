@@ -90,7 +90,7 @@ def test_a_turnout_config_loads_typed_settings_and_the_provider_is_registered() 
 
 @pytest.mark.parametrize("missing", ["vertex_project", "vertex_location"])
 def test_project_and_location_are_required_at_load(missing: str) -> None:
-    params = {"vertex_project": "acme-ml", "vertex_location": "us-east5"}
+    params: dict[str, Any] = {"vertex_project": "acme-ml", "vertex_location": "us-east5"}
     del params[missing]
     entry = {
         "model_name": "c",
