@@ -242,9 +242,9 @@ def test_a_librarys_own_provider_is_kept_when_named_and_skipped_otherwise() -> N
     assert any("model_list[0]" in skipped and "'sim'" in skipped for skipped in served.skipped)
 
 
-def test_claude_and_partner_models_on_vertex_are_skipped_by_path_and_gemini_stays() -> None:
-    """turnout sends ``vertex_ai`` deployments Gemini's API: a Claude (or other partner) model
-    there would get requests it cannot read, so it is skipped, naming its path."""
+def test_partner_models_on_vertex_are_skipped_by_path_and_gemini_and_claude_stay() -> None:
+    """turnout sends ``vertex_ai`` deployments Gemini's API, or Anthropic's for Claude: another
+    partner model there would get requests it cannot read, so it is skipped, naming its path."""
     data = {
         "model_list": [
             {
@@ -257,18 +257,29 @@ def test_claude_and_partner_models_on_vertex_are_skipped_by_path_and_gemini_stay
             },
             {
                 "model_name": "claude",
-                "litellm_params": {"model": "vertex_ai/claude-3-5-sonnet@20240620"},
+                "litellm_params": {
+                    "model": "vertex_ai/claude-3-5-sonnet@20240620",
+                    "vertex_project": "p",
+                    "vertex_location": "us-east5",
+                },
             },
             {
                 "model_name": "llama",
                 "litellm_params": {"model": "vertex_ai/meta/llama3-405b-instruct-maas"},
             },
+            {
+                "model_name": "mistral",
+                "litellm_params": {"model": "vertex_ai/mistral-large@2407"},
+            },
         ]
     }
     config = parse_config(data, environ={})
-    assert [d.model_name for d in config.router.model_list] == ["gemini"]
+    assert [(d.model_name, d.provider) for d in config.router.model_list] == [
+        ("gemini", "gemini"),
+        ("claude", "vertex_anthropic"),
+    ]
     assert [skipped.split(":", 1)[0] for skipped in config.skipped] == [
-        "model_list[1].litellm_params.model",
         "model_list[2].litellm_params.model",
+        "model_list[3].litellm_params.model",
     ]
     assert "Vertex AI" in config.skipped[0]

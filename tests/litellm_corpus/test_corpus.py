@@ -12,6 +12,7 @@ import pytest
 from turnout import Secret
 from turnout.cli import main
 from turnout.config.load import load_config
+from turnout.config.providers import VertexAnthropicSettings
 from turnout.config.server import GatewayConfig
 
 CORPUS = Path(__file__).parent
@@ -42,6 +43,7 @@ def _providers(config: GatewayConfig) -> None:
         ("claude-sonnet", "anthropic", "claude-3-5-sonnet-20241022"),
         ("gemini-flash", "gemini", "gemini-1.5-flash"),
         ("gemini-pro", "gemini", "gemini-1.5-pro"),
+        ("claude-vertex", "vertex_anthropic", "claude-sonnet-4@20250514"),
         ("claude-bedrock", "bedrock", "anthropic.claude-3-sonnet-20240229-v1:0"),
         ("llama", "groq", "llama-3.1-70b-versatile"),
         ("llama", "ollama", "llama3.1"),
@@ -56,8 +58,11 @@ def _providers(config: GatewayConfig) -> None:
         "2024-10-21",
     )
     assert deployments[2].params == {"max_tokens": 1024}
-    assert deployments[7].base_url == "http://127.0.0.1:11434"
-    assert _ignored(config) == {"model_list[10].model_info.mode"}
+    assert deployments[5].settings == VertexAnthropicSettings(
+        vertex_project="corpus-project", vertex_location="us-east5"
+    )
+    assert deployments[8].base_url == "http://127.0.0.1:11434"
+    assert _ignored(config) == {"model_list[11].model_info.mode"}
 
 
 def _load_balancing(config: GatewayConfig) -> None:
@@ -162,7 +167,7 @@ def _credentials(config: GatewayConfig) -> None:
 
 #: file -> (deployments, model groups, strategy as check-config reports them, what it maps to)
 EXPECTED: dict[str, tuple[int, int, str, Callable[[GatewayConfig], None]]] = {
-    "providers.yaml": (11, 8, "weighted-random", _providers),
+    "providers.yaml": (12, 9, "weighted-random", _providers),
     "load_balancing.yaml": (3, 1, "priority", _load_balancing),
     "latency_routing.yaml": (2, 1, "latency-based-routing", _latency),
     "reliability.yaml": (4, 4, "weighted-random", _reliability),
@@ -184,6 +189,7 @@ NEEDED: dict[str, list[str]] = {
         "AZURE_API_KEY",
         "ANTHROPIC_API_KEY",
         "GEMINI_API_KEY",
+        "VERTEX_TOKEN",
         "VERTEX_TOKEN",
         "AWS_ACCESS_KEY_ID",
         "AWS_SECRET_ACCESS_KEY",

@@ -36,10 +36,12 @@ from turnout.errors import ConfigError
 
 #: What turnout's providers serve, by LiteLLM's prefixes, for the error that skips another.
 _SERVED = ", ".join(sorted(PROVIDERS))
-#: Partner models on Vertex AI (Anthropic's, Mistral's, AI21's...), which do not speak Gemini's
-#: API that turnout's ``vertex_ai`` deployments are sent; partners named ``<publisher>/<model>``
-#: (``meta/llama...``) are caught by their slash.
-_VERTEX_PARTNERS = ("claude", "mistral", "codestral", "jamba")
+#: Partner models on Vertex AI (Mistral's, AI21's...), which speak neither Gemini's API nor
+#: Anthropic's, the two turnout sends ``vertex_ai`` deployments; partners named
+#: ``<publisher>/<model>`` (``meta/llama...``) are caught by their slash.
+_VERTEX_PARTNERS = ("mistral", "codestral", "jamba")
+#: Anthropic's models on Vertex AI, served by provider ``vertex_anthropic`` (not ``gemini``).
+_VERTEX_CLAUDE = "claude"
 
 
 @dataclass(slots=True)
@@ -194,7 +196,7 @@ class DeploymentReader(Problems):
             if served.startswith(_VERTEX_PARTNERS) or "/" in served:
                 return (
                     f"{origin}: {served!r} on Vertex AI is not supported: turnout serves "
-                    "Vertex AI's Gemini models, and Claude and the other partner models there "
+                    "Vertex AI's Gemini and Claude models, and the other partner models there "
                     "take another API"
                 )
         if not isinstance(prefix, str) or prefix in PROVIDERS or prefix in self.extra_providers:
@@ -344,10 +346,12 @@ class DeploymentReader(Problems):
         provider = PROVIDERS.get(prefix, prefix if prefix in self.extra_providers else None)
         if provider is None:  # `skip_reason` leaves such an entry out before it gets here
             raise ConfigError(f"provider {prefix!r} is not supported", path=origin)
+        if prefix == "vertex_ai" and model.startswith(_VERTEX_CLAUDE):
+            provider = "vertex_anthropic"
         if prefix == "vertex_ai" and "api_base" not in params and "base_url" not in params:
             self.warn(
                 origin,
-                "vertex_ai is served by turnout's gemini provider through Vertex AI "
+                f"vertex_ai is served by turnout's {provider} provider through Vertex AI "
                 "(vertex_project, vertex_location); api_key must be an OAuth access token, "
                 "as vertex_credentials are not supported",
             )

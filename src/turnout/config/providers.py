@@ -53,6 +53,8 @@ class ProviderSettings(
     PREFIXES: ClassVar[tuple[str, ...]] = ()
     #: Why such a key is refused.
     UNSUPPORTED: ClassVar[str] = ""
+    #: Settings the family cannot do without: a deployment lacking one is refused at load.
+    REQUIRED: ClassVar[tuple[str, ...]] = ()
 
     def given(self) -> dict[str, Any]:
         """The settings that differ from the defaults, secrets revealed: what a config's
@@ -114,6 +116,21 @@ class GeminiSettings(HttpSettings, frozen=True, kw_only=True, tag="gemini"):
     vertex_location: str | None = None
 
 
+class VertexAnthropicSettings(AnthropicSettings, frozen=True, kw_only=True, tag="vertex_anthropic"):
+    """Claude on Vertex AI: Anthropic's extra headers and body, and where Vertex AI serves it.
+
+    Both are required: Claude is served only in some locations (``global`` among them), so
+    no default would be right for most projects.
+    """
+
+    REQUIRED = ("vertex_project", "vertex_location")
+
+    #: The Google Cloud project whose Vertex AI serves the model.
+    vertex_project: str | None = None
+    #: The Vertex AI location (``us-east5``, ``europe-west1``, ``global``...).
+    vertex_location: str | None = None
+
+
 class BedrockSettings(HttpSettings, frozen=True, kw_only=True, tag="bedrock"):
     """Amazon Bedrock: region, endpoint and static credentials (else the environment's)."""
 
@@ -158,6 +175,7 @@ Settings = (
     | AzureSettings
     | AnthropicSettings
     | GeminiSettings
+    | VertexAnthropicSettings
     | BedrockSettings
     | SimulatedSettings
 )
@@ -167,6 +185,7 @@ FAMILIES: Mapping[str, type[Settings]] = {
     "azure": AzureSettings,
     "anthropic": AnthropicSettings,
     "gemini": GeminiSettings,
+    "vertex_anthropic": VertexAnthropicSettings,
     "bedrock": BedrockSettings,
     "simulated": SimulatedSettings,
 }
@@ -221,7 +240,7 @@ def resolve_settings(
     if settings is None:
         if "extra_headers" in found:
             found["extra_headers"] = _header_texts(found["extra_headers"])
-        return defaults, convert(found, kind, at="params")
+        return defaults, _complete(convert(found, kind, at="params"), "params")
     if type(settings) is not kind:
         raise ConfigError(
             f"provider {provider!r} takes {kind.__name__}, not {type(settings).__name__}",
@@ -233,7 +252,7 @@ def resolve_settings(
             "also given in settings: give each setting in one place",
             path=f"params.{name}",
         )
-    return defaults, settings
+    return defaults, _complete(settings, "settings")
 
 
 #: The providers whose deployments may take Responses requests natively (`native_responses`).
@@ -248,6 +267,15 @@ def settings_of(settings: ProviderSettings | None, kind: type[S]) -> S:
     if isinstance(settings, kind):
         return settings
     raise TypeError(f"expected {kind.__name__}, got {type(settings).__name__}")
+
+
+def _complete(settings: S, at: str) -> S:
+    """`settings`, once each of its family's `REQUIRED` settings is known to be given."""
+    for name in settings.REQUIRED:
+        if not getattr(settings, name):
+            family = settings.__struct_config__.tag
+            raise ConfigError(f"missing: {family} deployments need it", path=f"{at}.{name}")
+    return settings
 
 
 def _refuse_foreign(kind: type[Settings], provider: str, name: str) -> None:
@@ -283,6 +311,7 @@ __all__ = [
     "ProviderSettings",
     "Settings",
     "SimulatedSettings",
+    "VertexAnthropicSettings",
     "is_setting",
     "resolve_settings",
     "setting_names",

@@ -78,8 +78,9 @@ class TokenCountingAdapter(Adapter, Protocol):
     """An adapter whose upstream counts a request's input tokens itself (Anthropic's
     ``/v1/messages/count_tokens``): exact where turnout's own count is an estimate."""
 
-    def count_request(self, deployment: Deployment, request: Request) -> UpstreamRequest:
-        """The upstream call that counts `request`'s input tokens on `deployment`."""
+    def count_request(self, deployment: Deployment, request: Request) -> UpstreamRequest | None:
+        """The upstream call that counts `request`'s input tokens on `deployment`; None when
+        this deployment's endpoint has no count (a subclass serving another host's API)."""
         ...
 
     def parse_count(self, body: bytes) -> int:

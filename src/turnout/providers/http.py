@@ -79,11 +79,11 @@ class HttpProvider:
         adapter = self._adapter
         if not isinstance(adapter, TokenCountingAdapter):
             return None
+        call = adapter.count_request(deployment, request)
+        if call is None:
+            return None
         try:
-            reply = await self._transport.send(
-                _identified(adapter.count_request(deployment, request), request),
-                deployment.timeouts,
-            )
+            reply = await self._transport.send(_identified(call, request), deployment.timeouts)
             if reply.status >= 300:
                 error = adapter.error(reply.status, reply.body, reply.headers)
                 error.upstream_request_id = upstream_request_id(reply.headers)

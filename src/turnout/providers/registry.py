@@ -28,6 +28,7 @@ NATIVE: dict[str, str] = {
     "anthropic": "turnout.providers.anthropic.adapter",
     "gemini": "turnout.providers.gemini.adapter",
     "bedrock": "turnout.providers.bedrock.adapter",
+    "vertex_anthropic": "turnout.providers.vertex_anthropic",
 }
 
 

@@ -6,7 +6,9 @@ named events: ``message_start``, ``content_block_start``, ``ping``, ``content_bl
 ``content_block_stop``, ``message_delta``, ``message_stop``) and ``GET /v1/models``, checks
 ``x-api-key`` and ``anthropic-version``, rejects malformed requests as Anthropic does (extra
 fields, a ``system`` role, unpaired ``tool_use``/``tool_result``, a missing ``max_tokens``), and
-records every request it receives::
+records every request it receives. It also serves Claude as Vertex AI does, at the model's
+``:rawPredict`` and ``:streamRawPredict`` paths, with a bearer token and Google's error shape
+(see `server`)::
 
     async with FakeAnthropic() as fake:
         fake.enqueue(Fault.overloaded(), Fault("cut", after_chunks=5))

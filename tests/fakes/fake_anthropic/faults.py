@@ -9,6 +9,8 @@ the rest), ``no_stop`` (no ``message_stop``), ``no_finish`` (neither ``message_d
 ``slow_first_token`` delays the body, ``cut`` sends half of it, ``stall`` none of it and
 ``malformed`` garbage; the others change nothing there.
 
+On the Vertex AI paths a ``status`` fault may answer in Google's shape (`Fault.vertex_error`).
+
 ``refusal`` is Anthropic's safety refusal: a 200 answer whose ``stop_reason`` is ``"refusal"``,
 with ``stop_details``, after ``after_chunks`` words of text (by default none at all).
 """
@@ -48,9 +50,22 @@ class Fault(FaultBase):
     message: str = _SERVER_ERROR
     #: Seconds sent as ``retry-after`` with a ``status`` fault; None sends no such header.
     retry_after: float | None = None
+    #: A ``status`` fault's body in Google's shape instead, with this canonical status name
+    #: (``RESOURCE_EXHAUSTED``...), as Vertex AI answers its own refusals.
+    google_status: str | None = None
 
     def body(self, request_id: str | None = None) -> dict[str, Any]:
+        if self.google_status is not None:
+            return google_error_body(self.status, self.google_status, self.message)
         return error_body(self.error_type, self.message, request_id)
+
+    @classmethod
+    def vertex_error(
+        cls, status: int, google_status: str, message: str, *, path: str | None = None
+    ) -> Fault:
+        """An error Vertex AI answers itself, in Google's shape (authentication, quota, a model
+        the project may not use), rather than the model's in Anthropic's."""
+        return cls("status", status=status, message=message, google_status=google_status, path=path)
 
     @classmethod
     def http_error(
@@ -118,3 +133,8 @@ def error_body(error_type: str, message: str, request_id: str | None = None) -> 
     if request_id is not None:
         body["request_id"] = request_id
     return body
+
+
+def google_error_body(code: int, status: str, message: str) -> dict[str, Any]:
+    """Google's error object (``google.rpc.Status``), as Vertex AI answers its own errors."""
+    return {"error": {"code": code, "message": message, "status": status}}

@@ -6,10 +6,18 @@ its fault (oldest queued first, else the default), is recorded as a `ReceivedReq
 authenticated (``x-api-key``, then ``anthropic-version``), checked by `validation`, answered by
 `answers` and written by `sending`. The socket, the fault queue and the record are
 `FakeServer`'s.
+
+It also serves Claude as Vertex AI does, at ``POST /v1/projects/{project}/locations/{location}/
+publishers/anthropic/models/{model}:rawPredict`` (and ``:streamRawPredict``): the caller is
+authenticated by ``Authorization: Bearer`` (`FakeAnthropic.vertex_token`) and refused in
+Google's error shape, the model comes from the path, the body must carry
+``"anthropic_version": "vertex-2023-10-16"`` and no ``model``, and a stream must be asked for at
+``:streamRawPredict``. The answers are the Messages API's.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +27,7 @@ from typing import Any
 from aiohttp import web
 
 from fakes.fake_anthropic.answers import build_answer, prompt_tokens
-from fakes.fake_anthropic.faults import Fault, error_body
+from fakes.fake_anthropic.faults import Fault, error_body, google_error_body
 from fakes.fake_anthropic.sending import send_stream
 from fakes.fake_anthropic.validation import ApiError, check, check_count, invalid
 from fakes.fake_server.sending import json_response, send_whole
@@ -34,6 +42,12 @@ from fakes.fake_server.server import (
 _MODELS_CREATED = "2025-01-01T00:00:00Z"
 #: Tokens a count adds to the fake's estimate of the input, for the framing of the message.
 COUNT_FRAMING = 7
+#: Claude's endpoints on Vertex AI.
+_VERTEX_PATH = re.compile(
+    r"/v1/projects/(?P<project>[^/]+)/locations/(?P<location>[^/]+)"
+    r"/publishers/anthropic/models/(?P<model>[^/:]+):(?P<method>rawPredict|streamRawPredict)"
+)
+VERTEX_VERSION = "vertex-2023-10-16"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,8 +82,9 @@ class RateLimits:
 class FakeAnthropic(FakeServer[Fault, ReceivedRequest]):
     """Anthropic's Messages API on 127.0.0.1 with scripted faults; see the package docstring.
 
-    ``api_key`` None accepts any caller and ``models`` None any model; ``record=False`` keeps
-    no `requests`. The settings are attributes, free to change between calls.
+    ``api_key`` None accepts any caller and ``models`` None any model; ``vertex_token`` is the
+    bearer token of the Vertex AI paths (None: any); ``record=False`` keeps no `requests`. The
+    settings are attributes, free to change between calls.
     """
 
     provider = "Anthropic"
@@ -82,6 +97,7 @@ class FakeAnthropic(FakeServer[Fault, ReceivedRequest]):
         reply: str | None = None,
         chunk_delay: float = 0.0,
         rate_limits: RateLimits | None = None,
+        vertex_token: str | None = "ya29.fake-vertex-token",
         record: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -96,6 +112,7 @@ class FakeAnthropic(FakeServer[Fault, ReceivedRequest]):
             port=port,
         )
         self.rate_limits = rate_limits
+        self.vertex_token = vertex_token
 
     def _receive(self, request: web.Request, raw: bytes, body: Any, arrived: float) -> str:
         if self.record:
@@ -112,6 +129,9 @@ class FakeAnthropic(FakeServer[Fault, ReceivedRequest]):
     async def _answer(self, exchange: Exchange[Fault]) -> web.StreamResponse:
         request, request_id = exchange.request, _request_id()
         headers = self._headers(request_id)
+        vertex = _VERTEX_PATH.fullmatch(request.path)
+        if vertex is not None and request.method == "POST":
+            return await self._vertex(exchange, headers, request_id, vertex)
         try:
             self._authenticate(request)
             if (request.method, request.path) == ("POST", "/v1/messages"):
@@ -124,6 +144,52 @@ class FakeAnthropic(FakeServer[Fault, ReceivedRequest]):
         except ApiError as error:
             body = error_body(error.error_type, error.message, request_id)
             return json_response(body, headers, status=error.status)
+
+    async def _vertex(
+        self,
+        exchange: Exchange[Fault],
+        headers: dict[str, str],
+        request_id: str,
+        path: re.Match[str],
+    ) -> web.StreamResponse:
+        """A Messages request as Vertex AI takes it: Google's authentication and errors around
+        Anthropic's body checks and answers."""
+        given = exchange.request.headers.get("authorization", "")
+        if self.vertex_token is not None and given != f"Bearer {self.vertex_token}":
+            message = (
+                "Request had invalid authentication credentials. Expected OAuth 2 access token."
+            )
+            body = google_error_body(401, "UNAUTHENTICATED", message)
+            return json_response(body, headers, status=401)
+        model = path["model"]
+        if self.models is not None and model not in self.models:
+            name = path.group(0).rsplit(":", 1)[0].removeprefix("/v1/")
+            message = f"Publisher Model `{name}` not found."
+            return json_response(google_error_body(404, "NOT_FOUND", message), headers, status=404)
+        try:
+            native = exchange.body
+            if not isinstance(native, dict):
+                raise invalid("There was an error parsing the body of your request")
+            if "model" in native:
+                raise invalid("model: Extra inputs are not permitted")
+            if native.get("anthropic_version") != VERTEX_VERSION:
+                raise invalid(f"anthropic_version: Input should be '{VERTEX_VERSION}'")
+            streamed = path["method"] == "streamRawPredict"
+            if (native.get("stream") is True) != streamed:
+                raise invalid("stream: streamRawPredict streams, and rawPredict does not")
+            body = {k: v for k, v in native.items() if k != "anthropic_version"}
+            check({**body, "model": model}, None)
+        except ApiError as error:
+            body = error_body(error.error_type, error.message, request_id)
+            return json_response(body, headers, status=error.status)
+        fault = exchange.fault
+        refusal = None
+        if fault is not None and fault.kind == "refusal":
+            refusal = (fault.after_chunks, fault.message)
+        answer = build_answer(body, model, self.reply, refusal)
+        if streamed:
+            return await send_stream(exchange, answer, headers, self.chunk_delay)
+        return await send_whole(exchange.request, answer.body(), headers, exchange.fault)
 
     def _authenticate(self, request: web.Request) -> None:
         if self.api_key is not None:

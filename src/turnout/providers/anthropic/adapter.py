@@ -124,7 +124,7 @@ class AnthropicAdapter(Capable):
         headers = self._headers(deployment, settings, request)
         return UpstreamRequest(self.url(deployment), msgspec.json.encode(native), headers)
 
-    def count_request(self, deployment: Deployment, request: Request) -> UpstreamRequest:
+    def count_request(self, deployment: Deployment, request: Request) -> UpstreamRequest | None:
         """``POST /v1/messages/count_tokens`` with the caller's Messages body (a count takes
         the same fields a message does, less the sampling ones, which the caller's SDK has
         left out), on the deployment's model, with the same headers as a message."""

@@ -31,7 +31,7 @@ from turnout.wire import Request, StreamChunk
 #: The caller's headers an Anthropic upstream reads, forwarded as they came.
 FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 #: The providers whose deployments take a Messages body natively.
-PROVIDERS = frozenset({"anthropic"})
+PROVIDERS = frozenset({"anthropic", "vertex_anthropic"})
 
 _TYPE = msgspec.json.Decoder(type=dict[str, Any]).decode
 #: What a native event with no chat counterpart reads as to the router: no choices.
@@ -40,9 +40,9 @@ _NOTHING: dict[str, Any] = {"object": "chat.completion.chunk", "choices": []}
 
 def takes_messages(deployment: Deployment) -> bool:
     """Whether `deployment` is sent a Messages request as the caller wrote it (and its answer
-    relayed as it came), rather than the chat translation: Anthropic's own API, and a Claude
-    model on Bedrock (a model id containing ``anthropic.claude``, unless a ``converse/`` route
-    prefix asks for Converse; see `turnout.providers.bedrock.native`)."""
+    relayed as it came), rather than the chat translation: Anthropic's own API, Claude on
+    Vertex AI, and a Claude model on Bedrock (a model id containing ``anthropic.claude``, unless
+    a ``converse/`` route prefix asks for Converse; see `turnout.providers.bedrock.native`)."""
     if deployment.provider == "bedrock":
         model = deployment.model
         return "anthropic.claude" in model and not model.startswith("converse/")
