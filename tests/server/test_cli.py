@@ -182,6 +182,7 @@ PROVIDER_KEYS = {
         "TOGETHER_API_KEY",
         "FIREWORKS_API_KEY",
         "OPENROUTER_API_KEY",
+        "VERTEX_ACCESS_TOKEN",
     )
 }
 
@@ -190,7 +191,7 @@ async def test_a_config_naming_every_provider_loads_and_serves() -> None:
     example = str(EXAMPLES / "providers.yaml")
     code, out, err = await _run("check-config", example, env=PROVIDER_KEYS)
     assert code == 0, err
-    assert "15 deployments in 2 model groups" in out
+    assert "16 deployments in 2 model groups" in out
     async with serving("--config", example, "--port", "0", env=PROVIDER_KEYS) as (
         process,
         port,

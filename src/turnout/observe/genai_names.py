@@ -25,6 +25,7 @@ PROVIDERS: Final = {
     "gemini": "gcp.gemini",
     "vertex": "gcp.vertex_ai",
     "vertex_ai": "gcp.vertex_ai",
+    "vertex_anthropic": "gcp.vertex_ai",
     "groq": "groq",
     "mistral": "mistral_ai",
     "deepseek": "deepseek",
