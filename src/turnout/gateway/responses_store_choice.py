@@ -22,7 +22,6 @@ from turnout.gateway.responses_store import ResponseStore
 from turnout.gateway.responses_store_file import FileResponseStore
 from turnout.gateway.responses_store_guard import GuardedStore
 from turnout.gateway.responses_store_memory import MemoryResponseStore
-from turnout.redisio.link import describe
 
 logger = logging.getLogger("turnout.gateway")
 
@@ -71,10 +70,11 @@ def response_store(config: GatewayConfig, shared_dir: str | None) -> GuardedStor
     backend = choose(settings, state, shared_dir is not None)
     store: ResponseStore
     if backend == "redis":
+        # Imported only when asked for: the Redis client loads much (OpenTelemetry among it).
         from turnout.gateway.responses_store_redis import RedisResponseStore
 
-        store = RedisResponseStore(settings, state)
-        where = f"Redis at {describe(state)}"
+        redis = RedisResponseStore(settings, state)
+        store, where = redis, f"Redis at {redis.where}"
     elif backend == "file":
         path = settings.path
         if path is None:

@@ -11,10 +11,10 @@ expiring with the store's TTL: Redis bounds the store by age, and its own memory
 an entry larger than `max_response_bytes` is not kept. A read checks the owner, so another
 caller's id is as unknown as one never issued.
 
-Redis down or slow: each command is bounded (at least the state's timeout, longer for large
-entries), and a failure makes the store skip Redis for the state's ``retry_interval`` instead
-of making every request wait for it again; either way the call is a `StoreFailure`, and the
-request goes on without the store.
+Redis down or slow: each call is bounded (by the state's timeout, but at least `MIN_TIMEOUT`:
+an entry may be megabytes, where routing's commands are a few bytes), and a failure makes the
+store skip Redis for the state's ``retry_interval`` instead of making every request wait for it
+again; either way the call is a `StoreFailure`, and the request goes on without the store.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from turnout.wire import Principal
 
 T = TypeVar("T")
 
-#: Least time a command may take (seconds): an entry holds a whole conversation.
+#: Least time a call may take, connecting included (seconds): an entry holds a whole
+#: conversation.
 MIN_TIMEOUT = 2.0
 
 
@@ -95,9 +96,9 @@ class RedisResponseStore:
         if time.monotonic() < self._down_until:
             raise StoreFailure(f"Redis at {self.where}: skipped since it last failed")
         if self._client is None:
-            self._client, _ = connect(self._state, self._timeout, max(1.0, 2 * self._timeout))
+            self._client, _ = connect(self._state, self._timeout, self._timeout)
         try:
-            async with asyncio.timeout(2 * self._timeout):
+            async with asyncio.timeout(self._timeout):
                 return await command(self._client)
         except Exception as exc:
             if not is_redis_failure(exc):
