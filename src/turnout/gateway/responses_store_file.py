@@ -80,6 +80,7 @@ class FileResponseStore:
         self._clock = clock
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="turnout-responses")
         self._db: sqlite3.Connection | None = None
+        self._closed = False
 
     async def put(
         self,
@@ -116,6 +117,10 @@ class FileResponseStore:
         return await self._run(delete)
 
     async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
         def close() -> None:
             if self._db is not None:
                 self._db.close()
