@@ -1,6 +1,6 @@
 """Stored responses: ``previous_response_id`` over several turns served by different providers,
 GET and DELETE, ``store: false``, unknown ids, the store's bound, and each caller seeing only
-its own responses."""
+its own responses (each backend's own contract: test_responses_store.py)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from responses_kit import WEATHER, respond, serving
 
 from key_harness import keyed_gateway
 from turnout.config.server import ResponsesStoreConfig
-from turnout.gateway.responses_store import ResponseStore
-from turnout.wire import Principal
 
 
 def _contents(messages: list[dict[str, object]]) -> list[tuple[object, str]]:
@@ -153,23 +151,3 @@ async def test_a_key_reads_only_its_own_responses(tmp_path: Path) -> None:
                 await other.responses.delete(made.id)
         async with gateway.client(api_key=keys[0]) as owner:
             assert (await owner.responses.retrieve(made.id)).id == made.id
-
-
-def test_the_store_forgets_by_age_and_by_size() -> None:
-    now = [0.0]
-    store = ResponseStore(ResponsesStoreConfig(ttl=60, max_bytes=400), clock=lambda: now[0])
-    ada, bob = Principal("key:1", key_id="1"), Principal("key:2", key_id="2")
-    store.put(ada, {"id": "resp_a", "output": []}, [{"role": "user", "content": "a"}], [])
-    assert store.get(bob, "resp_a") is None
-    assert store.delete(bob, "resp_a") is False
-    now[0] = 59.0
-    assert store.get(ada, "resp_a") is not None
-    now[0] = 60.0
-    assert store.get(ada, "resp_a") is None
-    # Past the size bound the least recently used go first; one too large is not kept.
-    for name in ("b", "c", "d"):
-        store.put(ada, {"id": f"resp_{name}", "pad": "x" * 150}, [], [])
-    assert [store.get(ada, f"resp_{n}") is not None for n in "bcd"] == [False, True, True]
-    store.put(ada, {"id": "resp_big", "pad": "x" * 500}, [], [])
-    assert store.get(ada, "resp_big") is None
-    assert len(store) == 2

@@ -38,14 +38,40 @@ class RequestLogConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 
 
 class ResponsesStoreConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Responses kept in memory for ``previous_response_id`` and ``GET /v1/responses/{id}``
-    (`turnout.gateway.responses_store`): the least recently used go first past either bound."""
+    """Where Responses API answers are kept for ``previous_response_id`` and
+    ``GET /v1/responses/{id}`` (`turnout.gateway.responses_store`), and how many.
 
+    A follow-up turn may reach any worker or instance, so by default (``auto``) the store is
+    shared as widely as the gateway runs: Redis when routing state is in Redis (``state``), a
+    SQLite file in the workers' shared directory with several workers, memory otherwise.
+    """
+
+    #: ``auto`` (as above), ``memory`` (this process only), ``file`` (a SQLite file: `path`,
+    #: else one in the workers' shared directory) or ``redis`` (``state``'s Redis).
+    backend: Literal["auto", "memory", "file", "redis"] = "auto"
+    #: The SQLite file of the ``file`` backend, kept across restarts (None: a file in the
+    #: workers' shared directory, gone when the gateway stops). Setting it with ``auto``
+    #: chooses ``file``.
+    path: str | None = None
+    #: How many are kept in memory or in the file (Redis: bounded by `ttl` alone); the least
+    #: recently used go first past this or `max_bytes`. 0: none kept.
     max_responses: Annotated[int, Meta(ge=0)] = 10_000
-    #: Bound on their JSON size together, in bytes.
+    #: Bound on their JSON size together, in bytes (memory and file).
     max_bytes: Annotated[int, Meta(ge=0)] = 256 * _MiB
+    #: Bound on one response's JSON size, its whole conversation included: a larger one is
+    #: answered but not kept.
+    max_response_bytes: Annotated[int, Meta(ge=0)] = 32 * _MiB
     #: Seconds a response is kept after it was stored.
     ttl: Annotated[float, Meta(gt=0)] = 24 * 3600.0
+
+    def __post_init__(self) -> None:
+        if self.path is not None:
+            if not self.path.strip():
+                raise ConfigError("must not be empty (leave it out for none)", path="path")
+            if self.backend in ("memory", "redis"):
+                raise ConfigError(
+                    f"a path is for the file backend, not {self.backend!r}", path="path"
+                )
 
 
 class ServerConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

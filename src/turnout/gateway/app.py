@@ -52,11 +52,15 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def create_app(
-    gateway: Gateway, workers: WorkerHealth | None = None, peers: StatusPeers | None = None
+    gateway: Gateway,
+    workers: WorkerHealth | None = None,
+    peers: StatusPeers | None = None,
+    shared_dir: str | None = None,
 ) -> web.Application:
     """The application serving `gateway`; with `workers`, `/health` merges every worker's view
     (`turnout.gateway.worker_health`), and with `peers`, `/status` every worker's traffic
-    (`turnout.gateway.status_peers`)."""
+    (`turnout.gateway.status_peers`); `shared_dir`: the directory a gateway's workers share
+    (where stored responses are kept unless they are in Redis)."""
     # Bodies are read by `server.body.read_body`, against the limit in force at each request
     # (a reload changes it), so aiohttp's own fixed `client_max_size` is not used.
     traced = tracing_middlewares(
@@ -76,7 +80,7 @@ def create_app(
     app.router.add_get("/metrics", _metrics)
     app.router.add_post("/admin/reload", _reload)
     add_management_routes(app, GATEWAY)
-    add_responses_routes(app, GATEWAY, _expect_continue)
+    add_responses_routes(app, GATEWAY, _expect_continue, shared_dir)
     add_status_routes(app, gateway, workers, peers)
     return app
 

@@ -90,14 +90,15 @@ class Translation(Protocol):
 
     def events(self, request: Request) -> StreamEvents: ...
 
-    def keep(self) -> None:
+    async def keep(self) -> None:
         """The answer is complete (sent whole, or its stream closed well, just before its
         closing events go out): keep what the ingress keeps of it."""
         ...
 
 
-#: Makes the `Translation` of a request's decoded body, for the caller it names.
-Translate = Callable[[dict[str, Any], Principal], Translation]
+#: Makes the `Translation` of a request's decoded body, for the caller it names (it may read
+#: what the ingress keeps: the stored response a follow-up continues).
+Translate = Callable[[dict[str, Any], Principal], Awaitable[Translation]]
 
 
 def translated_route(
@@ -116,7 +117,7 @@ def translated_route(
         started = time.perf_counter()
         gateway = http.app[key]
         exchange, caller, body = await read_call(http, gateway, route)
-        translation = translate(body, caller.principal)
+        translation = await translate(body, caller.principal)
         ids = exchange.ids
         chat = build_request(
             translation.chat,
@@ -140,7 +141,7 @@ def translated_route(
             if gateway.spend is not None:
                 gateway.spend.never_routed(request.request_id)
         body_out, text = translation.answer(answer, request)
-        translation.keep()
+        await translation.keep()
         if capture:
             exchange.answer = text
         headers.update(served_by(answer, started))
@@ -178,7 +179,7 @@ async def _relay(
             await response.write(end_summary(request, stream) + failure)
             return response
         closing = events.closing(stream.usage)
-        translation.keep()
+        await translation.keep()
         await response.write(end_summary(request, stream) + closing)
     except ConnectionError:
         exchange.error = "cancelled"  # the client went away: write nothing more

@@ -69,7 +69,7 @@ class MessagesTranslation:
     def events(self, request: Request) -> StreamEvents:
         return MessageEvents(self._stops, request.public_id, request.model, request.prompt_tokens)
 
-    def keep(self) -> None:
+    async def keep(self) -> None:
         """The Messages API is stateless: nothing of an answer outlives its request."""
 
 
@@ -80,7 +80,7 @@ def add_messages_routes(app: web.Application, key: web.AppKey[Gateway]) -> None:
     app.router.add_post(COUNT_TOKENS_PATH, _count_tokens(key))
 
 
-def _translate(body: dict[str, Any], _caller: Principal) -> MessagesTranslation:
+async def _translate(body: dict[str, Any], _caller: Principal) -> MessagesTranslation:
     """A Messages request's translation, the same whoever calls (the API keeps no state)."""
     return MessagesTranslation(body)
 

@@ -7,7 +7,9 @@ through the chat route's own machinery (`turnout.gateway.ingress`), and answered
 `response` object (`turnout.gateway.responses_output`) or its event stream
 (`turnout.gateway.responses_events`). Unless the caller says ``store: false``, the response and
 its conversation are kept (`turnout.gateway.responses_store`) for ``previous_response_id`` and
-for reading back; see docs/responses-api.md for why state, not deployment affinity.
+for reading back, in the store every worker and instance shares
+(`turnout.gateway.responses_store_choice`); see docs/responses-api.md for why state, not
+deployment affinity.
 """
 
 from __future__ import annotations
@@ -22,26 +24,40 @@ from turnout.gateway.gateway import Gateway
 from turnout.gateway.ingress import translated_route
 from turnout.gateway.responses_listing import page
 from turnout.gateway.responses_store import ResponseStore, Stored
-from turnout.gateway.responses_translation import ResponseNotFoundError, ResponsesTranslation
+from turnout.gateway.responses_store_choice import response_store
+from turnout.gateway.responses_translation import (
+    ResponseNotFoundError,
+    ResponsesTranslation,
+    translation,
+)
 from turnout.wire import Principal
 
 #: The paths a client posts a Responses request to (traced like the chat paths).
 RESPONSES_PATHS = ("/v1/responses", "/responses")
-STORE = web.AppKey("responses_store", ResponseStore)
+STORE: web.AppKey[ResponseStore] = web.AppKey("responses_store")
 _ENCODE = msgspec.json.Encoder().encode
 ExpectHandler = Callable[[web.Request], Awaitable[web.StreamResponse | None]]
 _JSON = "application/json"
 
 
 def add_responses_routes(
-    app: web.Application, key: web.AppKey[Gateway], expect: ExpectHandler
+    app: web.Application,
+    key: web.AppKey[Gateway],
+    expect: ExpectHandler,
+    shared_dir: str | None = None,
 ) -> None:
-    """Serve the Responses API from the gateway at `app[key]`, with its own store; `expect`
-    answers a client's ``Expect: 100-continue`` as on the chat route."""
-    app[STORE] = ResponseStore(app[key].config.server.responses_store)
+    """Serve the Responses API from the gateway at `app[key]`, with its store (closed with the
+    application); `expect` answers a client's ``Expect: 100-continue`` as on the chat route;
+    `shared_dir`: the directory the gateway's workers share, when it runs several."""
+    app[STORE] = response_store(app[key].config, shared_dir)
 
-    def translate(body: dict[str, Any], caller: Principal) -> ResponsesTranslation:
-        return ResponsesTranslation(body, caller, app[STORE])
+    async def close_store(_app: web.Application) -> None:
+        await app[STORE].aclose()
+
+    app.on_cleanup.append(close_store)
+
+    async def translate(body: dict[str, Any], caller: Principal) -> ResponsesTranslation:
+        return await translation(body, caller, app[STORE])
 
     create = translated_route("responses", translate, key)
 
@@ -52,7 +68,7 @@ def add_responses_routes(
     async def delete(http: web.Request) -> web.StreamResponse:
         response_id = http.match_info["response_id"]
         principal = (await app[key].identify(http.headers)).principal
-        if not app[STORE].delete(principal, response_id):
+        if not await app[STORE].delete(principal, response_id):
             raise _not_found(response_id)
         body = {"id": response_id, "object": "response.deleted", "deleted": True}
         return web.Response(body=_ENCODE(body), content_type=_JSON)
@@ -71,7 +87,7 @@ def add_responses_routes(
 async def _entry(http: web.Request, gateway: Gateway, store: ResponseStore) -> Stored:
     response_id = http.match_info["response_id"]
     principal = (await gateway.identify(http.headers)).principal
-    entry = store.get(principal, response_id)
+    entry = await store.get(principal, response_id)
     if entry is None:
         raise _not_found(response_id)
     return entry

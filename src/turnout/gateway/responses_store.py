@@ -1,24 +1,27 @@
-"""Responses kept in memory, per caller, for ``previous_response_id`` and GET/DELETE.
+"""Responses kept per caller, for ``previous_response_id`` and GET/DELETE: what a store is.
 
 A follow-up turn names the response it continues; the gateway replays that conversation (its
 input and output as chat messages) to whichever deployment serves the new turn, so the turn does
-not depend on the deployment, or even the provider, that answered the one before it. The store is
-bounded three ways (a count, a total size and an age), dropping the least recently used first,
-so memory cannot grow with traffic. Each entry belongs to the caller that created it: another
-caller asking for it is told it does not exist, exactly as for an id that never did.
+not depend on the deployment, or even the provider, that answered the one before it. For the
+same reason it must not depend on the process that answered it either: a follow-up lands on any
+worker of ``turnout serve --workers N``, or any instance behind a load balancer. So a store is
+an interface with three backends (`turnout.gateway.responses_store_choice` picks one): memory,
+for a single process (`turnout.gateway.responses_store_memory`); a SQLite file the workers of
+one gateway share (`turnout.gateway.responses_store_file`); and Redis, when routing state is
+there already, shared by every instance (`turnout.gateway.responses_store_redis`).
+
+Each entry belongs to the caller that created it: another caller asking for it is told it does
+not exist, exactly as for an id that never did. What is kept is the response as answered and
+its conversation; the owner is a virtual key's id or the caller's name, never a key itself.
 """
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
-from turnout.config.server import ResponsesStoreConfig
 from turnout.wire import Principal
 
 
@@ -32,11 +35,44 @@ class Stored:
     conversation: list[dict[str, Any]]
     #: This turn's input, as Responses items with ids (``GET .../input_items``).
     input_items: list[dict[str, Any]]
+    #: Bytes it takes, as encoded (`encode`).
     size: int
+    #: When it expires, on the backend's own clock (infinity: the backend keeps it, as Redis
+    #: does, and returns only entries that have not expired).
     expires: float
     #: The conversation again, as the Responses items a native deployment is sent
     #: (`turnout.gateway.responses_native`).
     items: list[dict[str, Any]]
+
+
+class StoreFailure(Exception):
+    """The backend could not be used (Redis unreachable, the file unwritable): the request goes
+    on without it (`turnout.gateway.responses_store_guard`). Its text names no secret."""
+
+
+class ResponseStore(Protocol):
+    """Where responses are kept: every backend answers the same, owner checks included."""
+
+    async def put(
+        self,
+        principal: Principal | None,
+        response: dict[str, Any],
+        conversation: list[dict[str, Any]],
+        input_items: list[dict[str, Any]],
+        items: list[dict[str, Any]],
+    ) -> None:
+        """Keep a response under its ``id`` (not kept: too large, or the store keeps none)."""
+        ...
+
+    async def get(self, principal: Principal | None, response_id: str) -> Stored | None:
+        """The caller's stored response (None: unknown, expired or another caller's)."""
+        ...
+
+    async def delete(self, principal: Principal | None, response_id: str) -> bool:
+        """Forget the caller's response; whether there was one."""
+        ...
+
+    async def aclose(self) -> None: ...
 
 
 def owner_of(principal: Principal | None) -> str:
@@ -47,66 +83,43 @@ def owner_of(principal: Principal | None) -> str:
     return f"key:{principal.key_id}" if principal.key_id is not None else principal.name
 
 
-class ResponseStore:
-    """An LRU of stored responses, bounded by count, bytes and age."""
+class _Entry(msgspec.Struct, array_like=True):
+    """A stored response as a shared backend keeps it (one blob, owner included)."""
 
-    def __init__(
-        self, config: ResponsesStoreConfig, clock: Callable[[], float] = time.monotonic
-    ) -> None:
-        self._config = config
-        self._clock = clock
-        self._entries: OrderedDict[str, Stored] = OrderedDict()
-        self._bytes = 0
+    owner: str
+    response: dict[str, Any]
+    conversation: list[dict[str, Any]]
+    input_items: list[dict[str, Any]]
+    items: list[dict[str, Any]]
 
-    def __len__(self) -> int:
-        return len(self._entries)
 
-    def put(
-        self,
-        principal: Principal | None,
-        response: dict[str, Any],
-        conversation: list[dict[str, Any]],
-        input_items: list[dict[str, Any]],
-        items: list[dict[str, Any]] | None = None,
-    ) -> None:
-        config = self._config
-        items = items or []
-        size = len(msgspec.json.encode((response, conversation, input_items, items)))
-        if config.max_responses == 0 or size > config.max_bytes:
-            return
-        key = response["id"]
-        self._drop(key)
-        now = self._clock()
-        # Oldest-used first: an expired one there costs memory until something reads it.
-        while self._entries and next(iter(self._entries.values())).expires <= now:
-            self._drop(next(iter(self._entries)))
-        expires = now + config.ttl
-        owner = owner_of(principal)
-        self._entries[key] = Stored(
-            owner, response, conversation, input_items, size, expires, items
-        )
-        self._bytes += size
-        while len(self._entries) > config.max_responses or self._bytes > config.max_bytes:
-            self._drop(next(iter(self._entries)))
+_ENCODE = msgspec.json.Encoder().encode
+_DECODE = msgspec.json.Decoder(_Entry).decode
 
-    def get(self, principal: Principal | None, response_id: str) -> Stored | None:
-        """The caller's stored response (None: unknown, expired or another caller's)."""
-        entry = self._entries.get(response_id)
-        if entry is None or entry.owner != owner_of(principal):
-            return None
-        if entry.expires <= self._clock():
-            self._drop(response_id)
-            return None
-        self._entries.move_to_end(response_id)
-        return entry
 
-    def delete(self, principal: Principal | None, response_id: str) -> bool:
-        if self.get(principal, response_id) is None:
-            return False
-        self._drop(response_id)
-        return True
+def encode(
+    owner: str,
+    response: dict[str, Any],
+    conversation: list[dict[str, Any]],
+    input_items: list[dict[str, Any]],
+    items: list[dict[str, Any]],
+) -> bytes:
+    """One entry as bytes (JSON: what the response was decoded from, so it always encodes)."""
+    return _ENCODE(_Entry(owner, response, conversation, input_items, items))
 
-    def _drop(self, key: str) -> None:
-        entry = self._entries.pop(key, None)
-        if entry is not None:
-            self._bytes -= entry.size
+
+def decode(blob: bytes, expires: float) -> Stored:
+    """An entry `encode` wrote (one that does not decode is the backend failing)."""
+    try:
+        entry = _DECODE(blob)
+    except msgspec.DecodeError:
+        raise StoreFailure("a stored entry does not decode") from None
+    return Stored(
+        entry.owner,
+        entry.response,
+        entry.conversation,
+        entry.input_items,
+        len(blob),
+        expires,
+        entry.items,
+    )

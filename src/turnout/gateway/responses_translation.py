@@ -53,8 +53,9 @@ class PreviousResponseNotFoundError(ResponseNotFoundError):
 
 
 class ResponsesTranslation:
-    """One Responses request of `caller`, translated to chat; its response is kept in `store`
-    once complete (unless the request says ``store: false``)."""
+    """One Responses request of `caller`, translated to chat, continuing `previous` (made by
+    `translation`, which reads it from `store`); its response is kept in `store` once complete
+    (unless the request says ``store: false``)."""
 
     __slots__ = (
         "_body",
@@ -69,8 +70,13 @@ class ResponsesTranslation:
         "prompt",
     )
 
-    def __init__(self, body: dict[str, Any], caller: Principal, store: ResponseStore) -> None:
-        previous = _previous(store, caller, body.get("previous_response_id"))
+    def __init__(
+        self,
+        body: dict[str, Any],
+        caller: Principal,
+        store: ResponseStore,
+        previous: Stored | None = None,
+    ) -> None:
         history = [] if previous is None else previous.conversation
         self.chat, turn = chat_body(body, history)
         self.prompt = prompt_of(self.chat)
@@ -101,17 +107,25 @@ class ResponsesTranslation:
         events = self._events = ResponseEvents(self._draft)
         return events
 
-    def keep(self) -> None:
+    async def keep(self) -> None:
         final = self._whole if self._events is None else self._events.final
         if final is None or self._body.get("store", True) is False:
             return
         whole = [*self._conversation, *conversation_of(final["output"])]
         items = [*self._items, *turn_items(self._body["input"]), *replay_items(final["output"])]
         listed = input_items(self._body["input"])
-        self._store.put(self._caller, final, whole, listed, items)
+        await self._store.put(self._caller, final, whole, listed, items)
 
 
-def _previous(store: ResponseStore, caller: Principal, previous: Any) -> Stored | None:
+async def translation(
+    body: dict[str, Any], caller: Principal, store: ResponseStore
+) -> ResponsesTranslation:
+    """The translation of `caller`'s request `body`, continuing the stored response it names."""
+    previous = await _previous(store, caller, body.get("previous_response_id"))
+    return ResponsesTranslation(body, caller, store, previous)
+
+
+async def _previous(store: ResponseStore, caller: Principal, previous: Any) -> Stored | None:
     """The stored response `previous_response_id` continues (none without one)."""
     if previous is None:
         return None
@@ -119,7 +133,7 @@ def _previous(store: ResponseStore, caller: Principal, previous: Any) -> Stored 
         raise InvalidRequestError(
             "`previous_response_id` must be a string", param="previous_response_id"
         )
-    entry = store.get(caller, previous)
+    entry = await store.get(caller, previous)
     if entry is None:
         raise PreviousResponseNotFoundError(
             f"Previous response with id '{previous}' not found.", param="previous_response_id"

@@ -27,9 +27,10 @@ from multiprocessing.connection import wait
 from aiohttp import web
 
 from turnout.config.server import GatewayConfig
-from turnout.errors import TurnoutError
+from turnout.errors import ConfigError, TurnoutError
 from turnout.gateway.app import create_app
 from turnout.gateway.gateway import Gateway
+from turnout.gateway.responses_store_choice import check as check_responses_store
 from turnout.gateway.site import GatewaySite
 from turnout.gateway.status_peers import StatusPeers
 from turnout.gateway.worker_health import WorkerHealth
@@ -71,7 +72,7 @@ async def serve(
         peers = StatusPeers(os.path.join(workers_dir, "status"), gateway.traffic.export)
         peers.start()
     runner = web.AppRunner(
-        create_app(gateway, health, peers),
+        create_app(gateway, health, peers, workers_dir),
         access_log=None,
         shutdown_timeout=server.shutdown_timeout,
     )
@@ -183,6 +184,10 @@ def _bound_port(runner: web.AppRunner) -> int | None:
 
 def run(config: GatewayConfig, *, routing_detail: bool = False) -> None:
     """Run the gateway in this process, or in `workers` processes sharing the port."""
+    try:
+        check_responses_store(config)
+    except ConfigError as error:
+        raise SystemExit(f"turnout: {error.message}") from None
     workers = config.server.workers
     if workers == 1:
         _run_loop(config, reuse_port=False, routing_detail=routing_detail)
@@ -248,8 +253,9 @@ def _run_workers(config: GatewayConfig, routing_detail: bool, directory: WorkerD
 
 class WorkerDirectory:
     """A gateway run's private directory (mode 0700): the workers' metric files under
-    ``metrics/``, health snapshots under ``health/`` and traffic for the status page under
-    ``status/``. Removed when the gateway stops."""
+    ``metrics/``, health snapshots under ``health/``, traffic for the status page under
+    ``status/``, and the stored Responses API answers unless they are kept elsewhere
+    (`turnout.gateway.responses_store_choice`). Removed when the gateway stops."""
 
     def __init__(self) -> None:
         self.root = tempfile.mkdtemp(prefix="turnout-workers-")
