@@ -13,21 +13,40 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import anthropic
 import pytest
-from fault_rig import ANSWER, QUESTION, SDK_TIMEOUT, SHAPES, Rig, Shape, chats, rig, within
+from fault_rig import (
+    ANSWER,
+    CLAUDE,
+    GPT,
+    QUESTION,
+    SDK_TIMEOUT,
+    SHAPES,
+    Rig,
+    Shape,
+    chats,
+    rig,
+    sdk_client,
+    within,
+)
 
 from fakes import fake_anthropic
-from fakes.fake_openai import Fault
+from fakes.fake_anthropic import FakeAnthropic
+from fakes.fake_openai import FakeOpenAI, Fault
+from gateway_harness import running_gateway
+from turnout.config.load import parse_config
 
 Route = Literal["messages", "responses"]
 ROUTES: tuple[Route, ...] = ("messages", "responses")
-pytestmark = [pytest.mark.parametrize("shape", SHAPES), pytest.mark.parametrize("route", ROUTES)]
+#: Every scenario runs on both routes.
+on_both_routes = pytest.mark.parametrize("route", ROUTES)
+#: The rig's scenarios run in both its shapes.
+in_both_shapes = pytest.mark.parametrize("shape", SHAPES)
 
 #: Seconds within which any scenario here must end: the faults are all quick to see.
 BOUND = 10.0
@@ -76,18 +95,13 @@ class Read:
         return self.events[-1] if self.events else ""
 
 
-def _anthropic_client(r: Rig) -> anthropic.AsyncAnthropic:
-    return anthropic.AsyncAnthropic(
-        base_url=r.gateway.url, api_key="sk-anything", timeout=SDK_TIMEOUT
-    )
-
-
-async def _read_messages(r: Rig, tools: bool, headers: dict[str, str]) -> Read:
+async def _read_messages(url: str, tools: bool, headers: dict[str, str]) -> Read:
     fields: dict[str, Any] = {"model": "chat", "max_tokens": 256, "messages": QUESTION}
     if tools:
         fields["tools"] = [{"name": LOOKUP["name"], "input_schema": LOOKUP["parameters"]}]
     started = time.monotonic()
-    async with _anthropic_client(r) as client:
+    client = anthropic.AsyncAnthropic(base_url=url, api_key="sk-anything", timeout=SDK_TIMEOUT)
+    async with client:
         create: Any = client.messages.with_raw_response.create
         raw = await create(stream=True, extra_headers=headers, **fields)
         read = Read([], "", set(), None, raw.headers["x-turnout-deployment"], 0.0)
@@ -115,16 +129,18 @@ async def _read_messages(r: Rig, tools: bool, headers: dict[str, str]) -> Read:
     return read
 
 
-async def _read_responses(r: Rig, tools: bool, headers: dict[str, str]) -> Read:
+async def _read_responses(url: str, tools: bool, headers: dict[str, str]) -> Read:
     fields: dict[str, Any] = {"model": "chat", "input": QUESTION[0]["content"]}
     if tools:
         fields["tools"] = [{"type": "function", **LOOKUP}]
     started = time.monotonic()
-    create: Any = r.client.responses.with_raw_response.create
-    raw = await create(stream=True, extra_headers=headers, **fields)
-    read = Read([], "", set(), None, raw.headers["x-turnout-deployment"], 0.0)
+    async with sdk_client(url) as client:
+        create: Any = client.responses.with_raw_response.create
+        raw = await create(stream=True, extra_headers=headers, **fields)
+        read = Read([], "", set(), None, raw.headers["x-turnout-deployment"], 0.0)
+        events = [event async for event in raw.parse()]
     numbers: list[int] = []
-    async for event in raw.parse():
+    for event in events:
         read.events.append(event.type)
         numbers.append(event.sequence_number)
         response = getattr(event, "response", None)
@@ -147,11 +163,13 @@ async def _read_responses(r: Rig, tools: bool, headers: dict[str, str]) -> Read:
 
 
 async def read_stream(
-    r: Rig, route: Route, *, tools: bool = False, headers: dict[str, str] | None = None
+    at: Rig | str, route: Route, *, tools: bool = False, headers: dict[str, str] | None = None
 ) -> Read:
-    """The question streamed on `route`, read to its end; a hang fails the scenario."""
+    """The question streamed on `route` of the rig's gateway (or the one at a URL), read to its
+    end; a hang fails the scenario."""
+    url = at if isinstance(at, str) else at.gateway.url
     reader = _read_messages if route == "messages" else _read_responses
-    return await within(BOUND, reader(r, tools, headers or {}), f"a {route} stream")
+    return await within(BOUND, reader(url, tools, headers or {}), f"a {route} stream")
 
 
 def assert_one_whole_answer(read: Read, route: Route) -> None:
@@ -189,17 +207,13 @@ def assert_ends_in_error(read: Read, route: Route) -> None:
     assert "sk-fake" not in str(read.error)
 
 
-@asynccontextmanager
-async def rig_for(shape: Shape, tmp_path: Path, **options: Any) -> AsyncIterator[Rig]:
-    async with rig(shape, tmp_path, **options) as r:
-        yield r
-
-
 @pytest.mark.parametrize("fault", BROKEN, ids=lambda fault: fault.kind)
+@in_both_shapes
+@on_both_routes
 async def test_a_broken_stream_continues_as_one_stream(
     shape: Shape, route: Route, tmp_path: Path, fault: Fault
 ) -> None:
-    async with rig_for(shape, tmp_path) as r:
+    async with rig(shape, tmp_path) as r:
         r.primary.enqueue(fault)
         read = await read_stream(r, route)
         assert_one_whole_answer(read, route)
@@ -214,10 +228,12 @@ async def test_a_broken_stream_continues_as_one_stream(
         await r.healthy(stream=True)
 
 
+@in_both_shapes
+@on_both_routes
 async def test_a_stream_stalled_midway_is_left_and_continued(
     shape: Shape, route: Route, tmp_path: Path
 ) -> None:
-    async with rig_for(shape, tmp_path) as r:
+    async with rig(shape, tmp_path) as r:
         r.primary.enqueue(Fault("stall", after_chunks=3))
         read = await read_stream(r, route, headers={"x-turnout-idle-timeout-ms": "400"})
         assert_one_whole_answer(read, route)
@@ -225,20 +241,24 @@ async def test_a_stream_stalled_midway_is_left_and_continued(
         assert len(chats(r.spare)) == 1
 
 
+@in_both_shapes
+@on_both_routes
 async def test_a_stream_without_done_but_finished_is_complete(
     shape: Shape, route: Route, tmp_path: Path
 ) -> None:
-    async with rig_for(shape, tmp_path) as r:
+    async with rig(shape, tmp_path) as r:
         r.primary.enqueue(Fault("no_done"))
         read = await read_stream(r, route)
         assert_one_whole_answer(read, route)
         assert chats(r.spare) == []
 
 
+@in_both_shapes
+@on_both_routes
 async def test_when_nothing_can_continue_the_client_gets_an_error_event(
     shape: Shape, route: Route, tmp_path: Path
 ) -> None:
-    async with rig_for(shape, tmp_path) as r:
+    async with rig(shape, tmp_path) as r:
         r.primary.enqueue(Fault("cut", after_chunks=3))
         r.spare.set_default(Fault.server_error())
         read = await read_stream(r, route)
@@ -250,10 +270,12 @@ async def test_when_nothing_can_continue_the_client_gets_an_error_event(
         await r.healthy(stream=True)
 
 
+@in_both_shapes
+@on_both_routes
 async def test_with_nothing_to_continue_on_a_broken_stream_ends_in_an_error_event(
     shape: Shape, route: Route, tmp_path: Path
 ) -> None:
-    async with rig_for(shape, tmp_path, alone=True) as r:
+    async with rig(shape, tmp_path, alone=True) as r:
         r.primary.enqueue(Fault("cut", after_chunks=4))
         read = await read_stream(r, route)
         assert read.text and ANSWER.startswith(read.text)
@@ -263,10 +285,12 @@ async def test_with_nothing_to_continue_on_a_broken_stream_ends_in_an_error_even
         await r.healthy(stream=True)
 
 
+@in_both_shapes
+@on_both_routes
 async def test_a_tool_call_cut_halfway_ends_in_an_error_event(
     shape: Shape, route: Route, tmp_path: Path
 ) -> None:
-    async with rig_for(shape, tmp_path) as r:
+    async with rig(shape, tmp_path) as r:
         r.primary.enqueue(Fault("cut", after_chunks=2))
         read = await read_stream(r, route, tools=True)
         assert read.tools == ["lookup"]
@@ -276,10 +300,12 @@ async def test_a_tool_call_cut_halfway_ends_in_an_error_event(
         await r.healthy()
 
 
+@in_both_shapes
+@on_both_routes
 async def test_a_broken_stream_continues_on_claude_by_prefill(
     shape: Shape, route: Route, tmp_path: Path
 ) -> None:
-    async with rig_for(shape, tmp_path, claude_spare=True) as r:
+    async with rig(shape, tmp_path, claude_spare=True) as r:
         r.primary.enqueue(Fault("cut", after_chunks=3))
         read = await read_stream(r, route)
         assert_one_whole_answer(read, route)
@@ -287,10 +313,12 @@ async def test_a_broken_stream_continues_on_claude_by_prefill(
         assert continuation.json["messages"][-1]["role"] == "assistant"  # Claude goes on
 
 
+@in_both_shapes
+@on_both_routes
 async def test_claude_refusing_the_prefill_is_asked_by_instruction(
     shape: Shape, route: Route, tmp_path: Path
 ) -> None:
-    async with rig_for(shape, tmp_path, claude_spare=True) as r:
+    async with rig(shape, tmp_path, claude_spare=True) as r:
         r.primary.enqueue(Fault("cut", after_chunks=3))
         r.claude.enqueue(
             fake_anthropic.Fault.http_error(
@@ -316,10 +344,12 @@ BEFORE_HEADERS = [
 @pytest.mark.parametrize(
     "fault", BEFORE_HEADERS, ids=["429-retry-after", "429", "500", "503", "reset"]
 )
+@in_both_shapes
+@on_both_routes
 async def test_a_fault_before_the_first_byte_goes_elsewhere_unseen(
     shape: Shape, route: Route, tmp_path: Path, fault: Fault
 ) -> None:
-    async with rig_for(shape, tmp_path) as r:
+    async with rig(shape, tmp_path) as r:
         r.primary.enqueue(fault)
         read = await read_stream(r, route)
         assert_one_whole_answer(read, route)
@@ -332,10 +362,12 @@ async def test_a_fault_before_the_first_byte_goes_elsewhere_unseen(
         await r.healthy(stream=True)
 
 
+@in_both_shapes
+@on_both_routes
 async def test_a_slow_first_token_is_left_before_anything_is_sent(
     shape: Shape, route: Route, tmp_path: Path
 ) -> None:
-    async with rig_for(shape, tmp_path) as r:
+    async with rig(shape, tmp_path) as r:
         r.primary.enqueue(Fault("slow_first_token", seconds=20))
         read = await read_stream(r, route, headers={"x-turnout-first-token-timeout-ms": "400"})
         assert_one_whole_answer(read, route)
@@ -343,13 +375,146 @@ async def test_a_slow_first_token_is_left_before_anything_is_sent(
         assert (len(chats(r.primary)), len(chats(r.spare))) == (1, 1)
 
 
+@in_both_shapes
+@on_both_routes
 async def test_context_window_exceeded_on_a_stream_goes_to_its_fallback(
     shape: Shape, route: Route, tmp_path: Path
 ) -> None:
-    async with rig_for(shape, tmp_path) as r:
+    async with rig(shape, tmp_path) as r:
         r.primary.enqueue(Fault.context_length_exceeded())
         read = await read_stream(r, route)
         assert_one_whole_answer(read, route)
         assert read.deployment == "long"
         assert len(chats(r.primary)) == 1
         assert chats(r.spare) == []
+
+
+# ---- native deployments: Anthropic's own Messages stream, OpenAI's own Responses stream -------
+
+
+@dataclass
+class Native:
+    """A LiteLLM config of one deployment per model: ``chat``, served natively on `route`
+    (Anthropic for Messages, OpenAI with ``native_responses`` for Responses), falling back to
+    ``spare`` (an OpenAI-compatible server, translated) unless it is ``alone``."""
+
+    url: str
+    native: FakeAnthropic | FakeOpenAI
+    spare: FakeOpenAI
+    #: The path the native deployment is called at.
+    path: str
+
+    def calls(self) -> tuple[int, int]:
+        native = [r for r in self.native.requests if r.path == self.path]
+        return len(native), len(chats(self.spare))
+
+
+@asynccontextmanager
+async def native(route: Route, *, alone: bool = False) -> AsyncIterator[Native]:
+    async with AsyncExitStack() as stack:
+        spare = await stack.enter_async_context(FakeOpenAI(chunk_delay=0.005))
+        first: FakeAnthropic | FakeOpenAI
+        if route == "messages":
+            first = await stack.enter_async_context(FakeAnthropic(chunk_delay=0.005))
+            params: dict[str, Any] = {"model": f"anthropic/{CLAUDE}", "api_key": "sk-ant-fake"}
+        else:
+            first = await stack.enter_async_context(FakeOpenAI(chunk_delay=0.005))
+            params = {"model": f"openai/{GPT}", "api_key": "sk-fake", "native_responses": True}
+        model_list = [
+            {
+                "model_name": "chat",
+                "litellm_params": {**params, "api_base": first.url},
+                "model_info": {"id": "chat"},
+            },
+            {
+                "model_name": "spare",
+                "litellm_params": {
+                    "model": f"openai/{GPT}",
+                    "api_base": spare.url,
+                    "api_key": "sk-fake",
+                },
+                "model_info": {"id": "spare"},
+            },
+        ]
+        settings: dict[str, Any] = {"num_retries": 2, "timeout": 30}
+        if not alone:
+            settings["fallbacks"] = [{"chat": ["spare"]}]
+        config = parse_config({"model_list": model_list, "router_settings": settings})
+        gateway = await stack.enter_async_context(running_gateway(config))
+        path = "/v1/messages" if route == "messages" else "/v1/responses"
+        yield Native(gateway.url, first, spare, path)
+
+
+def _native_fault(route: Route, kind: str, after: int, **options: Any) -> Any:
+    """`kind` after `after` events of the native stream (Anthropic's count message_start and
+    ping; OpenAI's, response.created and response.in_progress)."""
+    if route == "messages":
+        return fake_anthropic.Fault(kind, after_chunks=after, **options)  # type: ignore[arg-type]
+    return Fault(kind, after_chunks=after, path="/v1/responses", **options)  # type: ignore[arg-type]
+
+
+#: Events each native fake sends before its first text: Anthropic's message_start,
+#: content_block_start and ping; OpenAI's created, in_progress, output_item.added and
+#: content_part.added. A fault after them and one or two words has sent some of the answer.
+OPENING = {"messages": 3, "responses": 4}
+
+
+@pytest.mark.parametrize("kind", ["cut", "error_event"])
+@on_both_routes
+async def test_a_native_stream_broken_after_some_text_is_continued_as_one_stream(
+    route: Route, kind: str
+) -> None:
+    async with native(route) as n:
+        n.native.enqueue(_native_fault(route, kind, OPENING[route] + 2))
+        read = await read_stream(n.url, route)
+        assert_one_whole_answer(read, route)
+        assert n.calls() == (1, 1)
+
+
+@pytest.mark.parametrize("kind", ["cut", "error_event"])
+@on_both_routes
+async def test_a_native_stream_broken_before_any_text_falls_back_unseen(
+    route: Route, kind: str
+) -> None:
+    """Only the stream's opening events were sent (no content): the fallback's answer is the
+    whole answer, in the one message or response the client was already reading."""
+    async with native(route) as n:
+        n.native.enqueue(_native_fault(route, kind, 1))
+        read = await read_stream(n.url, route)
+        assert_one_whole_answer(read, route)
+        assert n.calls()[1] == 1
+
+
+@on_both_routes
+async def test_a_native_stream_nothing_can_continue_ends_in_an_error_event(route: Route) -> None:
+    async with native(route, alone=True) as n:
+        n.native.enqueue(_native_fault(route, "cut", OPENING[route] + 2))
+        read = await read_stream(n.url, route)
+        assert read.text and ANSWER.startswith(read.text) and read.text != ANSWER
+        assert_ends_in_error(read, route)
+        assert n.calls() == (1, 0)
+
+
+@in_both_shapes
+async def test_a_continued_response_is_stored_whole_for_the_next_turn(
+    shape: Shape, tmp_path: Path
+) -> None:
+    """The stored conversation holds the answer the client saw, not the broken attempt's part
+    of it: the follow-up turn sends the whole of it back upstream."""
+    async with rig(shape, tmp_path) as r:
+        r.primary.enqueue(Fault("cut", after_chunks=3))
+        read = await read_stream(r, "responses")
+        assert_one_whole_answer(read, "responses")
+        [response_id] = read.ids
+        stored = await r.client.responses.retrieve(response_id)
+        assert (stored.status, stored.output_text) == ("completed", ANSWER)
+        follow_up = await r.client.responses.create(
+            model="chat", input="And then?", previous_response_id=response_id
+        )
+        assert follow_up.output_text == "Fake answer to: And then?"
+        last = max([*chats(r.primary), *chats(r.spare)], key=lambda call: call.received_at)
+        assert last.json["messages"] == [
+            QUESTION[0],
+            {"role": "assistant", "content": ANSWER},
+            {"role": "user", "content": "And then?"},
+        ]
