@@ -270,19 +270,35 @@ async def test_when_nothing_can_continue_the_client_gets_an_error_event(
         await r.healthy(stream=True)
 
 
+@pytest.mark.parametrize("fault", BROKEN, ids=lambda fault: fault.kind)
 @in_both_shapes
 @on_both_routes
 async def test_with_nothing_to_continue_on_a_broken_stream_ends_in_an_error_event(
-    shape: Shape, route: Route, tmp_path: Path
+    shape: Shape, route: Route, tmp_path: Path, fault: Fault
 ) -> None:
     async with rig(shape, tmp_path, alone=True) as r:
-        r.primary.enqueue(Fault("cut", after_chunks=4))
+        r.primary.enqueue(fault)
         read = await read_stream(r, route)
         assert read.text and ANSWER.startswith(read.text)
         assert_ends_in_error(read, route)
         assert len(chats(r.primary)) == 1  # nothing retried blindly
         assert chats(r.spare) == []
         await r.healthy(stream=True)
+
+
+@in_both_shapes
+@on_both_routes
+async def test_usage_and_spend_after_a_continuation_are_accounted(
+    shape: Shape, route: Route, tmp_path: Path
+) -> None:
+    async with rig(shape, tmp_path) as r:
+        r.primary.enqueue(Fault("cut", after_chunks=4))
+        read = await read_stream(r, route)
+        assert_one_whole_answer(read, route)
+        body, _ = r.gateway.gateway.metrics.render()
+        metrics = body.decode()
+    assert 'turnout_stream_failovers_total{error="stream_interrupted"' in metrics
+    assert 'turnout_tokens_total{deployment="spare",kind="completion"' in metrics
 
 
 @in_both_shapes
