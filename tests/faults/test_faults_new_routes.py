@@ -50,9 +50,10 @@ in_both_shapes = pytest.mark.parametrize("shape", SHAPES)
 
 #: Seconds within which any scenario here must end: the faults are all quick to see.
 BOUND = 10.0
-#: Seconds an answer rescued without waiting takes at most: no backoff, no timeout waited out
-#: (the SDK's first parse of the Responses API's event types alone takes a good part of one).
-QUICK = 4.0
+#: Seconds from the first model call to the last when the gateway moves on at once (no backoff,
+#: no timeout waited out), as the chat suite bounds it. Measured at the fakes: the SDK's first
+#: parse of the Responses API's event types alone can take seconds on a loaded machine.
+AT_ONCE = 2.0
 BROKEN = [
     Fault("cut", after_chunks=3),
     Fault("malformed", after_chunks=3),
@@ -87,7 +88,8 @@ class Read:
     #: The error the stream ended with (an ``error`` event's, or ``response.failed``'s).
     error: Any = None
     usage: Any = None
-    tool_arguments: str = ""
+    #: On Responses: the response as the last event that carried it said.
+    final: Any = None
     tools: list[str] = field(default_factory=list)
 
     @property
@@ -116,8 +118,6 @@ async def _read_messages(url: str, tools: bool, headers: dict[str, str]) -> Read
                     read.tools.append(event.content_block.name)
                 elif event.type == "content_block_delta" and event.delta.type == "text_delta":
                     read.text += event.delta.text
-                elif event.type == "content_block_delta" and event.delta.type == "input_json_delta":
-                    read.tool_arguments += event.delta.partial_json
                 elif event.type == "message_delta":
                     read.ending = event.delta.stop_reason
                     read.usage = event.usage
@@ -149,14 +149,11 @@ async def _read_responses(url: str, tools: bool, headers: dict[str, str]) -> Rea
             read.ending = response.status
             read.usage = response.usage
             read.error = response.error
+            read.final = response
         if event.type == "response.output_text.delta":
             read.text += event.delta
         elif event.type == "response.output_item.added" and event.item.type == "function_call":
             read.tools.append(event.item.name)
-        elif event.type == "response.function_call_arguments.delta":
-            read.tool_arguments += event.delta
-        elif event.type == "error":
-            read.error = event
     assert numbers == list(range(len(numbers))), numbers
     read.elapsed = time.monotonic() - started
     return read
@@ -170,6 +167,12 @@ async def read_stream(
     url = at if isinstance(at, str) else at.gateway.url
     reader = _read_messages if route == "messages" else _read_responses
     return await within(BOUND, reader(url, tools, headers or {}), f"a {route} stream")
+
+
+def moved_on(r: Rig) -> float:
+    """Seconds from the first model call any fake received to the last one."""
+    arrived = [call.received_at for fake in r.fakes.values() for call in chats(fake)]
+    return max(arrived) - min(arrived)
 
 
 def assert_one_whole_answer(read: Read, route: Route) -> None:
@@ -199,11 +202,20 @@ def assert_ends_in_error(read: Read, route: Route) -> None:
         assert read.error["error"]["type"] in ("api_error", "overloaded_error")
         assert read.error["error"]["message"]
     else:
-        assert read.tail in ("response.failed", "error"), read.events
+        # What docs/responses-api.md promises: ``response.failed``, its error saying why and
+        # its output holding what was sent.
+        assert read.tail == "response.failed", read.events
         assert "response.completed" not in read.events
-        if read.tail == "response.failed":
-            assert read.ending == "failed"
-            assert read.error is not None and read.error.message
+        assert read.ending == "failed"
+        assert read.error is not None and read.error.message
+        sent = "".join(
+            part.text
+            for item in read.final.output
+            if item.type == "message"
+            for part in item.content
+            if part.type == "output_text"
+        )
+        assert sent == read.text
     assert "sk-fake" not in str(read.error)
 
 
@@ -217,7 +229,7 @@ async def test_a_broken_stream_continues_as_one_stream(
         r.primary.enqueue(fault)
         read = await read_stream(r, route)
         assert_one_whole_answer(read, route)
-        assert read.elapsed < QUICK
+        assert moved_on(r) < AT_ONCE
         assert len(chats(r.primary)) == 1
         [continuation] = chats(r.spare)
         messages = continuation.json["messages"]
@@ -264,7 +276,7 @@ async def test_when_nothing_can_continue_the_client_gets_an_error_event(
         read = await read_stream(r, route)
         assert read.text and ANSWER.startswith(read.text) and read.text != ANSWER
         assert_ends_in_error(read, route)
-        assert read.elapsed < QUICK
+        assert moved_on(r) < 3.0  # the spare's own retries included, as on the chat route
         assert len(chats(r.primary)) == 1
         r.spare.set_default(None)
         await r.healthy(stream=True)
@@ -369,7 +381,7 @@ async def test_a_fault_before_the_first_byte_goes_elsewhere_unseen(
         r.primary.enqueue(fault)
         read = await read_stream(r, route)
         assert_one_whole_answer(read, route)
-        assert read.elapsed < QUICK
+        assert moved_on(r) < AT_ONCE
         # Answered by the other deployment, or (one deployment per model, a fault the router
         # retries in place) by the same one again: two calls in all, as on the chat route.
         assert read.deployment in ("chat", "spare")
