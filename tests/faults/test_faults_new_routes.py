@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import anthropic
+import openai
 import pytest
 from fault_rig import (
     ANSWER,
@@ -546,3 +547,45 @@ async def test_a_continued_response_is_stored_whole_for_the_next_turn(
             {"role": "assistant", "content": ANSWER},
             {"role": "user", "content": "And then?"},
         ]
+
+
+@in_both_shapes
+@on_both_routes
+async def test_429_on_a_deployment_alone_is_a_clean_bounded_429(
+    shape: Shape, route: Route, tmp_path: Path
+) -> None:
+    """Both SDKs at their default retries: the gateway's ``x-should-retry: false`` keeps them
+    from repeating a wait past the caller's deadline."""
+    async with rig(shape, tmp_path, alone=True) as r:
+        r.primary.set_default(Fault.rate_limited(retry_after=45))
+        started = time.monotonic()
+        with pytest.raises((anthropic.RateLimitError, openai.RateLimitError)) as caught:
+            await read_stream(r, route)
+        assert time.monotonic() - started < 5.0  # 45 s is not waited out
+        error: Any = caught.value  # either SDK's RateLimitError
+        assert error.status_code == 429
+        assert error.response.headers["x-should-retry"] == "false"
+        body = error.body
+        if route == "messages":
+            assert body["type"] == "error"
+            assert body["error"]["type"] == "rate_limit_error"
+        else:
+            assert body["code"] == "rate_limit_exceeded"
+        assert len(chats(r.primary)) == 1  # never hammered
+        assert chats(r.spare) == []
+
+
+@in_both_shapes
+@on_both_routes
+async def test_429_on_a_stream_with_nothing_else_up_waits_only_as_asked(
+    shape: Shape, route: Route, tmp_path: Path
+) -> None:
+    """A wait that ends well before the answer must begin is still worth it on a stream."""
+    async with rig(shape, tmp_path) as r:
+        await r.gateway.gateway.router.cool_down("spare", 60)
+        r.primary.enqueue(Fault.rate_limited(retry_after=1))
+        read = await read_stream(r, route)
+        assert_one_whole_answer(read, route)
+        assert read.deployment == "chat"
+        assert 0.95 <= moved_on(r) < 2.0  # the provider's 1 s, not the 5 s default
+        assert chats(r.spare) == []
