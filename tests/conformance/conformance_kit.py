@@ -14,12 +14,15 @@ required parameters; after a tool result the answer is text again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+import importlib
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
-from turnout import Deployment
+from gateway_harness import RunningGateway, gateway_config, running_gateway
+from turnout import Deployment, HealthConfig, RetryConfig
 
 #: The ways a provider fails that every adapter must map, in provider-neutral words.
 Failure = Literal[
@@ -67,3 +70,45 @@ class ProviderSetup:
     fail_next: Callable[[Any, Failure], None]
     #: Whether image parts given by https URL are supported (else a 400 naming the parameter).
     image_urls: bool = True
+
+
+def all_setups() -> list[ProviderSetup]:
+    """Every family's `SETUP`, one per ``setup_<name>.py`` of this folder, in name order: a new
+    family joins every suite that runs over them by adding its file."""
+    return [
+        importlib.import_module(path.stem).SETUP
+        for path in sorted(Path(__file__).parent.glob("setup_*.py"))
+    ]
+
+
+@dataclass
+class Served:
+    """One family's fake behind a running gateway that serves it as model group ``chat``."""
+
+    setup: ProviderSetup
+    fake: Any
+    gateway: RunningGateway
+
+    def body(self) -> dict[str, Any]:
+        """The provider-native body of the last generation request the fake received."""
+        return self.setup.last_body(self.fake)
+
+    def reset(self) -> None:
+        """Forget the fake's queued faults and recorded requests, between scenarios."""
+        self.fake.reset()
+
+
+@asynccontextmanager
+async def serving(setup: ProviderSetup) -> AsyncIterator[Served]:
+    """`setup`'s fake and a gateway in front of it, with no retries and no cooldowns, so that
+    each failure reaches the client as it happened and the next scenario finds the deployment
+    ready."""
+    async with AsyncExitStack() as stack:
+        fake = await stack.enter_async_context(setup.start())
+        config = gateway_config(
+            setup.chat(fake, "chat"),
+            retries=RetryConfig(num_retries=0),
+            health=HealthConfig(disable_cooldowns=True),
+        )
+        gateway = await stack.enter_async_context(running_gateway(config))
+        yield Served(setup, fake, gateway)

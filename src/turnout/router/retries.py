@@ -184,7 +184,9 @@ async def _retry_delay(
                 raise error
             delay = max(delay, wait)
             other_states = list(states)  # the ones coming back after the wait
-    if not can_finish(other_states, run.deadline - now - delay):
+    # A wait that ends after the answer must have begun (a stream's caller reads with a
+    # timeout) only delays the same failure.
+    if delay >= run.open_by - now or not can_finish(other_states, run.deadline - now - delay):
         raise error
     return delay
 
