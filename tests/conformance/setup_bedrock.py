@@ -33,7 +33,9 @@ def _chat(fake: FakeBedrock, group: str) -> Deployment:
     return Deployment(
         model_name=group,
         provider="bedrock",
-        model="anthropic.claude-3-5-sonnet-20240620-v1:0",
+        # Converse, which the suite checks: a Claude model without the route prefix would take
+        # a Messages request natively (tests/ingress/test_messages_bedrock_native.py).
+        model="converse/anthropic.claude-3-5-sonnet-20240620-v1:0",
         id=f"bedrock-{group}",
         base_url=fake.url,
         params={

@@ -196,11 +196,13 @@ async def test_a_streamed_tool_use(env: tuple[Served, anthropic.AsyncAnthropic])
     assert ending.delta.stop_reason == "tool_use"
 
 
-async def test_count_tokens_answers_without_calling_the_provider(
+async def test_count_tokens_is_anthropics_own_count_or_the_estimate(
     env: tuple[Served, anthropic.AsyncAnthropic],
 ) -> None:
+    """Anthropic counts for its own deployments (`turnout.gateway.messages_count`); every
+    other family gets the gateway's estimate, without a call to its provider."""
     served, client = env
-    short = await client.messages.count_tokens(
+    short = await client.messages.with_raw_response.count_tokens(
         model="chat", messages=[{"role": "user", "content": "Hello"}]
     )
     longer = await client.messages.count_tokens(
@@ -209,8 +211,14 @@ async def test_count_tokens_answers_without_calling_the_provider(
         messages=[{"role": "user", "content": "Hello " * 200}],
         tools=[WEATHER],
     )
-    assert 0 < short.input_tokens < longer.input_tokens
-    assert served.fake.requests == []
+    assert 0 < (await short.parse()).input_tokens < longer.input_tokens
+    paths = [request.path for request in served.fake.requests]
+    if served.setup.name == "anthropic":
+        assert short.headers["x-turnout-token-count"] == "upstream"
+        assert paths == ["/v1/messages/count_tokens"] * 2
+    else:
+        assert short.headers["x-turnout-token-count"] == "estimate"
+        assert paths == []
 
 
 #: The SDK's class, the status and Anthropic's ``error.type`` for each failure; ``overloaded``

@@ -502,16 +502,17 @@ async def test_a_native_stream_broken_after_some_text_is_continued_as_one_stream
 
 @pytest.mark.parametrize("kind", ["cut", "error_event"])
 @on_both_routes
-async def test_a_native_stream_broken_before_any_text_falls_back_unseen(
+async def test_a_native_stream_broken_before_any_text_is_answered_unseen(
     route: Route, kind: str
 ) -> None:
-    """Only the stream's opening events were sent (no content): the fallback's answer is the
-    whole answer, in the one message or response the client was already reading."""
+    """Only the stream's opening events came (no content): another attempt's answer is the
+    whole answer, in the one message or response the client reads (on /v1/messages the
+    opening events are held until content, so the break is a failure to open: retried)."""
     async with native(route) as n:
         n.native.enqueue(_native_fault(route, kind, 1))
         read = await read_stream(n.url, route)
         assert_one_whole_answer(read, route)
-        assert n.calls()[1] == 1
+        assert n.calls() in ((2, 0), (1, 1))  # retried, or fallen back: either way unseen
 
 
 @on_both_routes

@@ -18,7 +18,7 @@ the upstream's event itself, as it came, which the gateway writes to the caller.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,6 +34,8 @@ FORWARDED_HEADERS = ("anthropic-version", "anthropic-beta")
 PROVIDERS = frozenset({"anthropic", "vertex_anthropic"})
 
 _TYPE = msgspec.json.Decoder(type=dict[str, Any]).decode
+#: The events a stream opens with, before its first content block.
+_PREAMBLE = frozenset({"message_start", "ping"})
 #: What a native event with no chat counterpart reads as to the router: no choices.
 _NOTHING: dict[str, Any] = {"object": "chat.completion.chunk", "choices": []}
 
@@ -94,9 +96,30 @@ class NativeEvent(StreamChunk):
 
 class NativeStreamTranslator(AnthropicStreamTranslator):
     """Anthropic's stream events as `NativeEvent`s: each translated as the chat stream
-    translates it (without a separate usage chunk), each relayable as it came."""
+    translates it (without a separate usage chunk), each relayable as it came.
 
-    __slots__ = ()
+    The events before the first content block (``message_start``, ``ping``) are held until the
+    next event, and handed over with it: a stream that fails before any content (a refusal
+    with no block, an ``error`` event such as ``overloaded_error``) then fails before the
+    gateway has answered, so the attempt can be retried or fall back, or its error can take the
+    status it has whole, exactly as for the chat translation (which sends nothing for
+    ``message_start`` either). Content is never held."""
+
+    __slots__ = ("_held",)
+
+    def __init__(
+        self,
+        name: str,
+        model: str,
+        created: int,
+        wants_usage: bool,
+        now: Callable[[], float],
+        json_tool: str | None = None,
+    ) -> None:
+        super().__init__(name, model, created, wants_usage, now, json_tool)
+        #: The events held until the first that is neither ``message_start`` nor ``ping``
+        #: (None once they were handed over).
+        self._held: list[StreamChunk] | None = []
 
     def _event(self, data: bytes, out: list[StreamChunk]) -> None:
         translated: list[StreamChunk] = []
@@ -109,4 +132,18 @@ class NativeStreamTranslator(AnthropicStreamTranslator):
             for more in translated[1:]:
                 first.usage = more.usage or first.usage
                 first.finish_reason = more.finish_reason or first.finish_reason
-        out.append(NativeEvent(first, frame, kind, event.get("index"), event.get("content_block")))
+        native = NativeEvent(first, frame, kind, event.get("index"), event.get("content_block"))
+        held = self._held
+        if held is not None:
+            if kind in _PREAMBLE:
+                held.append(native)
+                return
+            out.extend(held)
+            self._held = None
+        out.append(native)
+
+    def _end(self, out: list[StreamChunk]) -> None:
+        if self._held:
+            out.extend(self._held)
+        self._held = None
+        super()._end(out)
