@@ -47,8 +47,8 @@ class RoutedObserver(Observer, Protocol):
     def event_handlers(self) -> Mapping[type[Any], Callable[[Any], None]]: ...
 
 
-#: The handlers an event of one type goes to, each with its observer (to report failures).
-_Route = tuple[tuple[Observer, Callable[[Any], None]], ...]
+#: The handlers an event of one type goes to, in the observers' order.
+_Route = tuple[Callable[[Any], None], ...]
 
 
 class Bus:
@@ -87,24 +87,21 @@ class Bus:
         route = self._routes.get(type(event))
         if route is None:
             route = self._route(type(event))
-        for observer, handle in route:
+        for handle in route:
             try:
                 handle(event)
             except Exception as exc:
-                self._failed(observer, event, exc)
+                self._failed(self._owner(handle, type(event)), event, exc)
 
     def _route(self, kind: type[Any]) -> _Route:
-        found: list[tuple[Observer, Callable[[Any], None]]] = []
-        for observer in self._observers:
-            handlers: Mapping[type[Any], Callable[[Any], None]] | None = getattr(
-                observer, "event_handlers", None
-            )
-            if handlers is None:
-                found.append((observer, observer.on_event))
-            elif kind in handlers:
-                found.append((observer, handlers[kind]))
-        route = self._routes[kind] = tuple(found)
+        route = self._routes[kind] = tuple(
+            handle for observer in self._observers if (handle := _handler(observer, kind))
+        )
         return route
+
+    def _owner(self, handle: Callable[[Any], None], kind: type[Any]) -> Observer:
+        """The observer whose handler `handle` is (looked up on failures only)."""
+        return next(o for o in self._observers if _handler(o, kind) == handle)
 
     def emit_all(self, events: Sequence[Event]) -> None:
         for event in events:
@@ -125,3 +122,14 @@ class Bus:
             type(exc).__qualname__,
             where or "?",
         )
+
+
+def _handler(observer: Observer, kind: type[Any]) -> Callable[[Any], None] | None:
+    """What `observer` is called with for an event of type `kind`: the handler it names for
+    it, none when it names handlers but not for it, else its `on_event`."""
+    handlers: Mapping[type[Any], Callable[[Any], None]] | None = getattr(
+        observer, "event_handlers", None
+    )
+    if handlers is None:
+        return observer.on_event
+    return handlers.get(kind)
