@@ -19,22 +19,21 @@ ConverseStream (`turnout.providers.bedrock.errors`).
 
 from __future__ import annotations
 
-import binascii
-import struct
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
-from botocore.eventstream import EventStreamBuffer, ParserError  # type: ignore[import-untyped]
+from botocore.eventstream import EventStreamBuffer  # type: ignore[import-untyped]
 
 from turnout.config.router import Deployment
-from turnout.errors import ProviderError, StreamInterruptedError
+from turnout.errors import StreamInterruptedError
 from turnout.providers.anthropic.native import (
     NativeMessagesRequest,
     NativeStreamTranslator,
     takes_messages,
 )
 from turnout.providers.bedrock.errors import frame_error
+from turnout.providers.bedrock.frames import read_frames
 from turnout.providers.bedrock.messages import PROVIDER
 from turnout.wire import Request, StreamChunk
 
@@ -104,21 +103,13 @@ class InvokeStreamTranslator(NativeStreamTranslator):
         out: list[StreamChunk] = []
         if self._failure is not None or self._done:
             return out
-        self._frames.add_data(piece)
-        try:
-            for frame in self._frames:
-                data = self._payload(frame.headers, frame.payload)
-                if data is not None and not self._take(data, out):
-                    break
-                if self.done:  # the rest, if any, is past the end of the answer
-                    break
-        except (ParserError, KeyError, ValueError, struct.error, binascii.Error):
-            # botocore checks both CRCs; a frame that passes them with impossible headers is
-            # as broken as one that fails them.
-            self._failure = StreamInterruptedError(
-                f"{PROVIDER} sent a malformed event-stream frame"
-            )
-        except ProviderError as failure:
+
+        def take(headers: dict[str, Any], payload: bytes) -> bool:
+            data = self._payload(headers, payload)
+            return data is None or self._take(data, out)
+
+        failure = read_frames(self._frames, piece, take, lambda: self.done)
+        if failure is not None:
             self._failure = failure
         return out
 

@@ -25,14 +25,14 @@ already sent, so there it is only the finish reason ``content_filter``.
 
 from __future__ import annotations
 
-import struct
 from typing import Any
 
 import msgspec
-from botocore.eventstream import EventStreamBuffer, ParserError  # type: ignore[import-untyped]
+from botocore.eventstream import EventStreamBuffer  # type: ignore[import-untyped]
 
 from turnout.errors import ProviderError, StreamInterruptedError
 from turnout.providers.bedrock.errors import frame_error
+from turnout.providers.bedrock.frames import read_frames
 from turnout.providers.bedrock.messages import PROVIDER
 from turnout.providers.bedrock.response import UsageView, finish_reason, usage_of
 from turnout.providers.chunks import ChunkBuilder, Translator, UsagePolicy
@@ -79,19 +79,13 @@ class ConverseStreamTranslator(Translator):
         out: list[StreamChunk] = []
         if self._failure is not None or self._done:
             return out
-        self._buffer.add_data(piece)
-        try:
-            for frame in self._buffer:
-                self._frame(frame.headers, frame.payload, out)
-                if self.done:  # the rest, if any, is past the end of the answer
-                    break
-        except (ParserError, KeyError, ValueError, struct.error):
-            # botocore checks both CRCs; a frame that passes them with impossible headers is
-            # as broken as one that fails them.
-            self._failure = StreamInterruptedError(
-                f"{PROVIDER} sent a malformed event-stream frame"
-            )
-        except ProviderError as failure:
+
+        def take(headers: dict[str, Any], payload: bytes) -> bool:
+            self._frame(headers, payload, out)
+            return True
+
+        failure = read_frames(self._buffer, piece, take, lambda: self.done)
+        if failure is not None:
             self._failure = failure
         return out
 
