@@ -1,4 +1,5 @@
-"""The observability benchmark keeps working (its figures are not checked: timing belongs to it)."""
+"""The observability benchmarks keep working (their figures are not checked: timing belongs to
+them)."""
 
 from __future__ import annotations
 
@@ -34,3 +35,17 @@ def test_observability_benchmark_runs_and_reports_its_ratio() -> None:
     # The traced gateway exported its spans to the receiver.
     [received] = [line for line in result.stdout.splitlines() if line.startswith("spans received")]
     assert int(received.rsplit(" ", 1)[1]) > 0
+
+
+def test_tracing_path_benchmark_runs_and_encodes_two_spans_a_request() -> None:
+    script = SCRIPT.parent / "bench_tracing_path.py"
+    result = subprocess.run(
+        [sys.executable, str(script), "--smoke"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "traced request path:" in result.stdout
+    assert "(400 spans encoded per loop)" in result.stdout
