@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import msgspec
 
+from turnout.config.server import ResponsesStoreConfig
 from turnout.wire import Principal
 
 
@@ -106,6 +107,26 @@ def encode(
 ) -> bytes:
     """One entry as bytes (JSON: what the response was decoded from, so it always encodes)."""
     return _ENCODE(_Entry(owner, response, conversation, input_items, items))
+
+
+def to_keep(
+    config: ResponsesStoreConfig,
+    principal: Principal | None,
+    response: dict[str, Any],
+    conversation: list[dict[str, Any]],
+    input_items: list[dict[str, Any]],
+    items: list[dict[str, Any]],
+) -> tuple[str, bytes] | None:
+    """The owner and bytes of a response to keep, or None when it is not kept: the store keeps
+    none (``max_responses: 0``), or it is larger than one response or the whole store may be.
+    Every backend keeps by this one rule."""
+    if config.max_responses == 0:
+        return None
+    owner = owner_of(principal)
+    entry = encode(owner, response, conversation, input_items, items)
+    if len(entry) > min(config.max_bytes, config.max_response_bytes):
+        return None
+    return owner, entry
 
 
 def decode(blob: bytes, expires: float) -> Stored:

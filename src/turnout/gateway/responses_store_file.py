@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from turnout.config.server import ResponsesStoreConfig
-from turnout.gateway.responses_store import Stored, StoreFailure, decode, encode, owner_of
+from turnout.gateway.responses_store import Stored, StoreFailure, decode, owner_of, to_keep
 from turnout.wire import Principal
 
 T = TypeVar("T")
@@ -90,15 +90,11 @@ class FileResponseStore:
         input_items: list[dict[str, Any]],
         items: list[dict[str, Any]],
     ) -> None:
-        if self._config.max_responses == 0:
+        kept = to_keep(self._config, principal, response, conversation, input_items, items)
+        if kept is None:
             return
-        owner = owner_of(principal)
-
-        def put(db: sqlite3.Connection) -> None:
-            entry = encode(owner, response, conversation, input_items, items)
-            self._put(db, response["id"], owner, entry)
-
-        await self._run(put)
+        owner, entry = kept
+        await self._run(lambda db: self._put(db, response["id"], owner, entry))
 
     async def get(self, principal: Principal | None, response_id: str) -> Stored | None:
         owner = owner_of(principal)
@@ -166,8 +162,6 @@ class FileResponseStore:
     def _put(self, db: sqlite3.Connection, key: str, owner: str, entry: bytes) -> None:
         config = self._config
         size = len(entry)
-        if size > min(config.max_bytes, config.max_response_bytes):
-            return
         now = self._clock()
         db.execute("BEGIN IMMEDIATE")
         try:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from turnout.config.server import ResponsesStoreConfig
-from turnout.gateway.responses_store import Stored, encode, owner_of
+from turnout.gateway.responses_store import Stored, owner_of, to_keep
 from turnout.wire import Principal
 
 
@@ -41,12 +41,10 @@ class MemoryResponseStore:
         items: list[dict[str, Any]],
     ) -> None:
         config = self._config
-        if config.max_responses == 0:
+        kept = to_keep(config, principal, response, conversation, input_items, items)
+        if kept is None:
             return
-        owner = owner_of(principal)
-        size = len(encode(owner, response, conversation, input_items, items))
-        if size > min(config.max_bytes, config.max_response_bytes):
-            return
+        owner, size = kept[0], len(kept[1])
         key = response["id"]
         self._drop(key)
         now = self._clock()

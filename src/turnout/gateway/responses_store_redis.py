@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 from turnout.config.server import ResponsesStoreConfig
 from turnout.config.state import StateConfig
-from turnout.gateway.responses_store import Stored, StoreFailure, decode, encode, owner_of
+from turnout.gateway.responses_store import Stored, StoreFailure, decode, owner_of, to_keep
 from turnout.redisio.link import connect, describe, is_redis_failure
 from turnout.wire import Principal
 
@@ -59,11 +59,10 @@ class RedisResponseStore:
         items: list[dict[str, Any]],
     ) -> None:
         config = self._config
-        if config.max_responses == 0:
+        kept = to_keep(config, principal, response, conversation, input_items, items)
+        if kept is None:
             return
-        entry = encode(owner_of(principal), response, conversation, input_items, items)
-        if len(entry) > min(config.max_bytes, config.max_response_bytes):
-            return
+        entry = kept[1]
         key = self._prefix + response["id"]
         ttl = max(1, math.ceil(config.ttl * 1000))
         await self._call(lambda client: client.set(key, entry, px=ttl))
