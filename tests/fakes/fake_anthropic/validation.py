@@ -53,16 +53,7 @@ def invalid(message: str) -> ApiError:
 
 def check(body: Any, models: Sequence[str] | None) -> None:
     """Raise the `ApiError` Anthropic would answer this body with, if any."""
-    if not isinstance(body, dict):
-        raise invalid("There was an error parsing the body of your request: expected an object")
-    for name in body:
-        if name not in FIELDS:
-            raise invalid(f"{name}: Extra inputs are not permitted")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise invalid("model: Field required")
-    if models is not None and model not in models:
-        raise ApiError(404, "not_found_error", f"model: {model}")
+    _check_fields(body, models, FIELDS)
     tokens = body.get("max_tokens")
     if tokens is None:
         raise invalid("max_tokens: Field required")
@@ -95,19 +86,24 @@ COUNT_FIELDS = frozenset(
 
 def check_count(body: Any, models: Sequence[str] | None) -> None:
     """Raise the `ApiError` Anthropic would answer this token count request with, if any."""
+    _check_fields(body, models, COUNT_FIELDS)
+    _check_system(body.get("system"))
+    _check_messages(body.get("messages"))
+    _check_tools(body.get("tools"), body.get("tool_choice"))
+
+
+def _check_fields(body: Any, models: Sequence[str] | None, fields: frozenset[str]) -> None:
+    """The body is an object of known `fields` naming a model this fake serves."""
     if not isinstance(body, dict):
         raise invalid("There was an error parsing the body of your request: expected an object")
     for name in body:
-        if name not in COUNT_FIELDS:
+        if name not in fields:
             raise invalid(f"{name}: Extra inputs are not permitted")
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise invalid("model: Field required")
     if models is not None and model not in models:
         raise ApiError(404, "not_found_error", f"model: {model}")
-    _check_system(body.get("system"))
-    _check_messages(body.get("messages"))
-    _check_tools(body.get("tools"), body.get("tool_choice"))
 
 
 def _check_system(system: Any) -> None:
